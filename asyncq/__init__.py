@@ -1,0 +1,64 @@
+"""asyncq: an asyncio-native task queue on Redis Streams and RabbitMQ."""
+
+from __future__ import annotations
+
+import logging
+
+from asyncq.app import App
+from asyncq.errors import (
+    AsyncqError,
+    BrokerError,
+    BrokerUnavailable,
+    ConfigurationError,
+    DecodeError,
+    MessageTooLarge,
+    PublishError,
+    ResultError,
+    ResultTimeout,
+    ResultUnavailable,
+    SerializationError,
+    TaskCancelled,
+    TaskFailed,
+    TaskNotRegistered,
+    TaskRejected,
+)
+from asyncq.message import Message
+from asyncq.result import TaskResult
+from asyncq.results import ResultRecord
+from asyncq.states import TaskState
+from asyncq.task import BoundTask, CallOptions, Signature, Task
+from asyncq.worker import Worker, WorkerStats
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "App",
+    "AsyncqError",
+    "BoundTask",
+    "BrokerError",
+    "BrokerUnavailable",
+    "CallOptions",
+    "ConfigurationError",
+    "DecodeError",
+    "Message",
+    "MessageTooLarge",
+    "PublishError",
+    "ResultError",
+    "ResultRecord",
+    "ResultTimeout",
+    "ResultUnavailable",
+    "SerializationError",
+    "Signature",
+    "Task",
+    "TaskCancelled",
+    "TaskFailed",
+    "TaskNotRegistered",
+    "TaskRejected",
+    "TaskResult",
+    "TaskState",
+    "Worker",
+    "WorkerStats",
+    "__version__",
+]
+
+logging.getLogger("asyncq").addHandler(logging.NullHandler())

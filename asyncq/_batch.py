@@ -1,0 +1,83 @@
+"""Coalescing of concurrent calls into batches (one round trip for many callers)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+__all__ = ["Coalescer"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+logger = logging.getLogger("asyncq.batch")
+
+Flush = Callable[[Sequence[T]], Awaitable[Sequence[R | BaseException]]]
+
+
+class Coalescer(Generic[T, R]):
+    """Callers ``submit`` one item each; a single flusher sends whatever has gathered.
+
+    While one batch is on the wire the next one gathers, so a lone caller pays one
+    round trip and many concurrent callers share round trips. Order is preserved.
+    ``flush`` returns one result or exception per item.
+    """
+
+    def __init__(self, flush: Flush[T, R], *, max_batch: int = 1000) -> None:
+        self._flush = flush
+        self._max_batch = max_batch
+        self._pending: list[tuple[T, asyncio.Future[R]]] = []
+        self._runner: asyncio.Task[None] | None = None
+
+    async def submit(self, item: T) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.get_running_loop().create_task(self._run())
+        return await future
+
+    async def _run(self) -> None:
+        while self._pending:
+            batch = self._pending[: self._max_batch]
+            del self._pending[: self._max_batch]
+            live = [(item, fut) for item, fut in batch if not fut.done()]
+            if live:
+                await self._send(live)
+
+    async def _send(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        try:
+            results = await self._flush([item for item, _ in batch])
+        except BaseException as exc:  # every caller of this batch gets the error
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(_copy_error(exc))
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        for (_, fut), result in zip(batch, results, strict=True):
+            if fut.done():
+                continue
+            if isinstance(result, BaseException):
+                fut.set_exception(result)
+            else:
+                fut.set_result(result)
+
+    async def aclose(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None and not runner.done():
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
+        pending, self._pending = self._pending, []
+        for _, fut in pending:
+            if not fut.done():
+                fut.set_exception(RuntimeError("closed before the batch was sent"))
+
+
+def _copy_error(exc: BaseException) -> BaseException:
+    if isinstance(exc, asyncio.CancelledError):
+        return asyncio.CancelledError()
+    return exc

@@ -1,0 +1,75 @@
+"""Shared Redis plumbing for the Redis broker and result backend."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from importlib import resources
+from urllib.parse import urlsplit
+
+import redis.asyncio as aioredis
+from redis import exceptions as rexc
+
+from asyncq._urls import mask_url
+from asyncq.errors import BrokerUnavailable, ConfigurationError
+
+__all__ = [
+    "connection_errors",
+    "load_lua",
+    "make_client",
+    "mapped_errors",
+    "server_id",
+    "unavailable",
+]
+
+#: Errors that mean "the server is not reachable right now".
+connection_errors: tuple[type[BaseException], ...] = (
+    rexc.ConnectionError,
+    rexc.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+)
+
+
+def make_client(url: str, *, socket_timeout: float = 15.0,
+                connect_timeout: float = 5.0, max_connections: int = 64) -> aioredis.Redis:
+    """A client whose every network wait has a deadline."""
+    if urlsplit(url).scheme not in {"redis", "rediss", "unix"}:
+        raise ConfigurationError(f"not a Redis URL: {mask_url(url)}")
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=connect_timeout,
+        socket_keepalive=True,
+        health_check_interval=30,
+        max_connections=max_connections,
+        timeout=socket_timeout,
+        decode_responses=False,
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
+def server_id(url: str) -> str:
+    """Identity of the server + database a URL points at (for co-located writes)."""
+    parts = urlsplit(url)
+    db = parts.path.strip("/") or "0"
+    return f"redis://{parts.hostname or 'localhost'}:{parts.port or 6379}/{db}"
+
+
+def load_lua(name: str) -> str:
+    return (resources.files("asyncq.brokers") / "lua" / f"{name}.lua").read_text()
+
+
+def unavailable(what: str, url: str, exc: BaseException) -> BrokerUnavailable:
+    detail = str(exc).replace(url, mask_url(url)) or type(exc).__name__
+    return BrokerUnavailable(f"{what} at {mask_url(url)} is unavailable: {detail}")
+
+
+@contextlib.contextmanager
+def mapped_errors(what: str, url: str) -> Iterator[None]:
+    """Turn connection failures into :class:`BrokerUnavailable` with a masked URL."""
+    try:
+        yield
+    except connection_errors as exc:
+        raise unavailable(what, url, exc) from None

@@ -1,0 +1,240 @@
+"""The App: task registry, configuration, and the broker and backend it owns."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import importlib
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, ParamSpec, TypeVar, overload
+
+from asyncq._urls import mask_url, scheme_of
+from asyncq.brokers import Broker, Outgoing
+from asyncq.codec import DEFAULT_MAX_SIZE
+from asyncq.errors import ConfigurationError, SerializationError, TaskNotRegistered
+from asyncq.message import Message, new_id, valid_id
+from asyncq.result import TaskResult
+from asyncq.results import DEFAULT_RESULT_TTL, ResultBackend
+from asyncq.task import CallOptions, Signature, Task, TaskConfig
+
+__all__ = ["App"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_BROKERS = {
+    "memory": "asyncq.brokers.memory:MemoryBroker",
+    "redis": "asyncq.brokers.redis:RedisBroker",
+    "rediss": "asyncq.brokers.redis:RedisBroker",
+    "amqp": "asyncq.brokers.amqp:AmqpBroker",
+    "amqps": "asyncq.brokers.amqp:AmqpBroker",
+}
+_BACKENDS = {
+    "memory": "asyncq.results.memory:MemoryResultBackend",
+    "redis": "asyncq.results.redis:RedisResultBackend",
+    "rediss": "asyncq.results.redis:RedisResultBackend",
+    "amqp": "asyncq.results.amqp:AmqpResultBackend",
+    "amqps": "asyncq.results.amqp:AmqpResultBackend",
+}
+
+
+def _load(table: dict[str, str], url: str, what: str) -> Any:
+    path = table.get(scheme_of(url))
+    if path is None:
+        raise ConfigurationError(f"no {what} for URL {mask_url(url)} "
+                                 f"(schemes: {', '.join(sorted(table))})")
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+class App:
+    """An asyncq application.
+
+    ``broker`` and ``backend`` take URLs or instances; without ``broker`` the
+    ``ASYNCQ_BROKER`` environment variable is used, else ``memory://``. Without
+    ``backend`` results go to the broker's server (Redis, memory) or back over
+    AMQP (RabbitMQ).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        broker: str | Broker | None = None,
+        backend: str | ResultBackend | None = None,
+        *,
+        default_queue: str = "default",
+        result_ttl: float = DEFAULT_RESULT_TTL,
+        max_message_size: int = DEFAULT_MAX_SIZE,
+    ) -> None:
+        if not name or not valid_id(name):
+            raise ConfigurationError(f"invalid app name {name!r}")
+        self.name = name
+        self.default_queue = default_queue
+        self.max_message_size = max_message_size
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        if isinstance(broker, Broker):
+            self.broker: Broker = broker
+        else:
+            url = broker or os.environ.get("ASYNCQ_BROKER", "memory://")
+            self.broker = _load(_BROKERS, url, "broker")(url)
+        self.backend: ResultBackend = self._make_backend(backend, result_ttl)
+        self._users = 0
+        self._connected = False
+        self._lock: asyncio.Lock | None = None
+
+    def _make_backend(self, backend: str | ResultBackend | None, ttl: float) -> ResultBackend:
+        if isinstance(backend, ResultBackend):
+            return backend
+        url = backend or self.broker.url
+        cls = _load(_BACKENDS, url, "result backend")
+        if scheme_of(url).startswith("amqp"):
+            return cls(url, ttl=ttl, broker=self.broker)  # type: ignore[no-any-return]
+        return cls(url, ttl=ttl, max_size=self.max_message_size)  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return f"<App {self.name} broker={self.broker.safe_url} backend={self.backend.safe_url}>"
+
+    # -- registration ----------------------------------------------------------------
+    @overload
+    def task(self, fn: Callable[P, Awaitable[R]], /) -> Task[P, R]: ...
+
+    @overload
+    def task(
+        self, fn: None = None, /, *, name: str | None = None, queue: str | None = None,
+        timeout: float | None = None, ignore_result: bool = False, track_started: bool = False,
+    ) -> Callable[[Callable[P, Awaitable[R]]], Task[P, R]]: ...
+
+    def task(
+        self, fn: Callable[..., Awaitable[Any]] | None = None, /, *, name: str | None = None,
+        queue: str | None = None, timeout: float | None = None,
+        ignore_result: bool = False, track_started: bool = False,
+    ) -> Any:
+        """Register a coroutine function as a task: ``@app.task`` or ``@app.task(queue=...)``."""
+
+        def register(func: Callable[..., Awaitable[Any]]) -> Task[Any, Any]:
+            config = TaskConfig(
+                name=name or f"{func.__module__}.{func.__qualname__}",
+                queue=queue or self.default_queue, timeout=timeout,
+                ignore_result=ignore_result, track_started=track_started,
+            )
+            if config.name in self.tasks:
+                raise ConfigurationError(f"a task named {config.name!r} is already registered")
+            task = Task(self, func, config)
+            self.tasks[config.name] = task
+            return task
+
+        return register if fn is None else register(fn)
+
+    # -- lifecycle -------------------------------------------------------------------
+    async def connect(self) -> None:
+        """Connect broker and backend (idempotent); raises BrokerUnavailable."""
+        if self._connected:
+            return
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self._connected:
+                return
+            await self.broker.connect()
+            await self.backend.connect()
+            await self.broker.ping()
+            self._connected = True
+
+    async def close(self) -> None:
+        if not self._connected:
+            return
+        self._connected = False
+        await self.backend.close()
+        await self.broker.close()
+
+    async def __aenter__(self) -> App:
+        self._users += 1
+        try:
+            await self.connect()
+        except BaseException:
+            self._users -= 1
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._users -= 1
+        if self._users <= 0:
+            self._users = 0
+            await self.close()
+
+    # -- sending ---------------------------------------------------------------------
+    def result(self, task_id: str) -> TaskResult[Any]:
+        """A handle for ``task_id``, in any process."""
+        if not valid_id(task_id):
+            raise ValueError(f"invalid task id {task_id!r}")
+        return TaskResult(self.backend, task_id)
+
+    async def send_signature(self, sig: Signature[R]) -> TaskResult[R]:
+        outgoing, handle = self._prepare(sig)
+        await self.connect()
+        await self.broker.publish(outgoing)
+        return handle
+
+    async def enqueue_many(self, signatures: Iterable[Signature[Any]]) -> list[TaskResult[Any]]:
+        """Send many calls in as few round trips as the broker allows."""
+        prepared = [self._prepare(sig) for sig in signatures]
+        await self.connect()
+        await self.broker.publish_many([outgoing for outgoing, _ in prepared])
+        return [handle for _, handle in prepared]
+
+    async def send_task(self, name: str, args: Sequence[Any] = (),
+                        kwargs: dict[str, Any] | None = None,
+                        **options: Any) -> TaskResult[Any]:
+        """Send by name, for producers that do not import the task's code."""
+        task = self.tasks.get(name)
+        if task is None:
+            raise TaskNotRegistered(f"no task named {name!r} on app {self.name!r}")
+        return await self.send_signature(
+            Signature(task, tuple(args), kwargs or {}, CallOptions(**options)))
+
+    def _prepare(self, sig: Signature[R]) -> tuple[Outgoing, TaskResult[R]]:
+        task, opts = sig.task, sig.options
+        try:
+            task.signature.bind(*sig.args, **sig.kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{task.name}: {exc}") from None
+        task_id = opts.task_id or new_id()
+        if not valid_id(task_id):
+            raise ValueError(f"invalid task id {task_id!r}")
+        queue = opts.queue or task.config.queue
+        eta = _eta(opts)
+        wire_opts: dict[str, Any] = {}
+        if eta is not None:
+            wire_opts["eta"] = eta
+        if opts.expires is not None:
+            wire_opts["expires"] = _unix(opts.expires, relative=True)
+        body = Message(task_id, task.name, sig.args, sig.kwargs, wire_opts,
+                       dict(opts.headers)).encode()
+        if len(body) > self.max_message_size:
+            raise SerializationError(f"task {task.name!r}: message of {len(body)} bytes exceeds "
+                                     f"the {self.max_message_size} byte limit")
+        outgoing = Outgoing(task_id, queue, body, eta, opts.routing_key, opts.exchange,
+                            opts.priority)
+        handle: TaskResult[R] = TaskResult(self.backend, task_id, task.name,
+                                           ignored=task.config.ignore_result)
+        return outgoing, handle
+
+
+def _unix(value: dt.datetime | float, *, relative: bool = False) -> float:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise ValueError("eta/expires datetimes must be timezone-aware")
+        return value.timestamp()
+    return time.time() + float(value) if relative else float(value)
+
+
+def _eta(opts: CallOptions) -> float | None:
+    if opts.countdown is not None and opts.eta is not None:
+        raise ValueError("give countdown or eta, not both")
+    if opts.countdown is not None:
+        return time.time() + float(opts.countdown)
+    if opts.eta is not None:
+        return _unix(opts.eta)
+    return None

@@ -1,0 +1,190 @@
+"""The broker seam: move opaque message bytes, nothing more.
+
+A broker publishes :class:`Outgoing` messages and hands a worker's
+:class:`Consumer` :class:`Delivery` objects, which the worker settles (ack,
+requeue, dead-letter). Brokers know nothing of tasks, codecs or results; a broker
+that shares a server with the result backend may apply the backend's
+:class:`KeyWrite` in the same atomic step as the ack.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from asyncq._urls import mask_url
+
+__all__ = [
+    "Broker",
+    "Consumer",
+    "DeadItem",
+    "DeadLetter",
+    "Delivery",
+    "KeyWrite",
+    "Outgoing",
+    "Settlement",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message to publish. ``eta`` is a unix time; ``None`` means now."""
+
+    id: str
+    queue: str
+    body: bytes
+    eta: float | None = None
+    routing_key: str | None = None
+    exchange: str | None = None
+    priority: int | None = None
+
+    def delay(self, now: float | None = None) -> float:
+        if self.eta is None:
+            return 0.0
+        return max(0.0, self.eta - (time.time() if now is None else now))
+
+
+@dataclass(slots=True, eq=False)
+class Delivery:
+    """A message handed to a consumer; ``tag`` is the broker's own handle."""
+
+    body: bytes
+    queue: str
+    delivery_count: int = 1
+    tag: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyWrite:
+    """A key/value write a co-located broker applies atomically with an ack.
+
+    ``final`` writes follow first-writer-wins: they never replace a final record.
+    ``channel`` (if set) is published the value after the write.
+    """
+
+    key: str
+    value: bytes
+    ttl_ms: int
+    channel: str | None = None
+    final: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    delivery: Delivery
+    write: KeyWrite | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadItem:
+    """A delivery to move to its queue's dead-letter store, with why."""
+
+    delivery: Delivery
+    reason: str
+    task_id: str | None = None
+    task: str | None = None
+    write: KeyWrite | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A stored dead letter, as listed by :meth:`Broker.dead_letters`."""
+
+    ref: str
+    queue: str
+    body: bytes
+    reason: str
+    task_id: str | None
+    task: str | None
+    deliveries: int
+    dead_at: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Consumer(abc.ABC):
+    """One worker's view of a set of queues."""
+
+    #: Identifies the server when ack-with-write is supported; ``None`` otherwise.
+    server_id: str | None = None
+
+    @abc.abstractmethod
+    async def fetch(self, limit: int, timeout: float) -> Sequence[Delivery]:
+        """Up to ``limit`` deliveries, waiting at most ``timeout`` seconds for the first."""
+
+    @abc.abstractmethod
+    async def ack(self, items: Sequence[Settlement]) -> None:
+        """Acknowledge (and delete) deliveries, applying their writes first when supported."""
+
+    @abc.abstractmethod
+    async def requeue(self, deliveries: Sequence[Delivery]) -> None:
+        """Hand deliveries back to the queue at once (shutdown)."""
+
+    @abc.abstractmethod
+    async def dead_letter(self, items: Sequence[DeadItem]) -> None:
+        """Move deliveries to the dead-letter store with a reason, and ack them."""
+
+    async def renew(self, deliveries: Sequence[Delivery]) -> None:  # noqa: B027
+        """Extend the lease of running deliveries (brokers with visibility timeouts)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Stop consuming; anything still unacked goes back to the broker."""
+
+
+class Broker(abc.ABC):
+    """A message transport for a set of named queues."""
+
+    scheme: str = ""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    @property
+    def safe_url(self) -> str:
+        return mask_url(self.url)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.safe_url}>"
+
+    async def connect(self) -> None:  # noqa: B027
+        """Open connections (idempotent)."""
+
+    async def close(self) -> None:  # noqa: B027
+        """Close connections."""
+
+    @abc.abstractmethod
+    async def publish(self, message: Outgoing) -> None:
+        """Durably enqueue one message; return only once the broker has it."""
+
+    async def publish_many(self, messages: Sequence[Outgoing]) -> None:
+        """Durably enqueue many messages (brokers override with one round trip)."""
+        for message in messages:
+            await self.publish(message)
+
+    @abc.abstractmethod
+    def consumer(
+        self, queues: Sequence[str], *, group: str, prefetch: int, lease: float
+    ) -> Consumer:
+        """A consumer of ``queues``; ``prefetch`` caps unacked deliveries it holds."""
+
+    @abc.abstractmethod
+    async def queue_size(self, queue: str) -> int:
+        """Messages waiting (not counting delayed or in-flight ones), for operators."""
+
+    @abc.abstractmethod
+    async def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
+        """Stored dead letters of ``queue``, oldest first."""
+
+    @abc.abstractmethod
+    async def purge_dead(self, queue: str) -> int:
+        """Delete every dead letter of ``queue``; return how many."""
+
+    @abc.abstractmethod
+    async def requeue_dead(self, queue: str, refs: Sequence[str]) -> int:
+        """Put dead letters back on their queue; return how many moved."""
+
+    async def ping(self) -> None:  # noqa: B027
+        """Raise :class:`~asyncq.errors.BrokerUnavailable` when the server does not answer."""

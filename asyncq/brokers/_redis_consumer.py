@@ -1,0 +1,223 @@
+"""The consuming side of the Redis Streams broker."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from redis import exceptions as rexc
+
+from asyncq import _redis
+from asyncq.brokers import Consumer, DeadItem, Delivery, KeyWrite, Settlement
+from asyncq.brokers.redis import dead_key, delayed_key, stream_key
+
+if TYPE_CHECKING:
+    from asyncq.brokers.redis import RedisBroker
+
+__all__ = ["RedisConsumer"]
+
+logger = logging.getLogger("asyncq.brokers.redis")
+
+CHUNK = 500
+PROMOTE_INTERVAL = 0.25
+
+
+def _consumer_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+
+
+class RedisConsumer(Consumer):
+    """Reads with XREADGROUP, recovers crashed peers' entries with XAUTOCLAIM."""
+
+    def __init__(self, broker: RedisBroker, queues: list[str], *, group: str,
+                 lease: float) -> None:
+        self._broker = broker
+        self._client = broker.client
+        self._queues = queues
+        self._streams = {stream_key(q): q for q in queues}
+        self._group = group
+        self._lease_ms = max(1, int(lease * 1000))
+        self._name = _consumer_name()
+        self._ready = False
+        self._next_promote = 0.0
+        self._next_reclaim = 0.0
+        self.server_id = broker.server_id
+        self.max_deliveries_seen = 0
+
+    # -- setup ---------------------------------------------------------------------
+    async def _ensure_groups(self) -> None:
+        if self._ready:
+            return
+        for stream in self._streams:
+            try:
+                await self._client.xgroup_create(stream, self._group, id="0", mkstream=True)
+            except rexc.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+        self._ready = True
+
+    # -- fetching ------------------------------------------------------------------
+    async def fetch(self, limit: int, timeout: float) -> Sequence[Delivery]:
+        with _redis.mapped_errors("Redis broker", self._broker.url):
+            try:
+                return await self._fetch(limit, timeout)
+            except rexc.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                self._ready = False  # the stream or group was deleted under us
+                return []
+
+    async def _fetch(self, limit: int, timeout: float) -> Sequence[Delivery]:
+        await self._ensure_groups()
+        now = time.monotonic()
+        if now >= self._next_promote:
+            self._next_promote = now + PROMOTE_INTERVAL
+            await self._promote()
+        if now >= self._next_reclaim:
+            self._next_reclaim = now + self._lease_ms / 2000
+            reclaimed = await self._reclaim(limit)
+            if reclaimed:
+                return reclaimed
+        block = min(timeout, max(0.0, self._next_promote - time.monotonic()))
+        return await self._read(limit, block)
+
+    async def _read(self, limit: int, block: float) -> list[Delivery]:
+        per_stream = max(1, limit // len(self._streams))
+        block_ms = int(block * 1000)
+        reply: Any = await self._client.xreadgroup(
+            self._group, self._name, dict.fromkeys(self._streams, ">"),
+            count=per_stream, block=block_ms if block_ms > 0 else None,
+        )
+        out: list[Delivery] = []
+        for stream, entries in reply or []:
+            queue = self._streams[_redis_text(stream)]
+            for entry_id, fields in entries:
+                out.append(Delivery(fields.get(b"d", b""), queue, 1, entry_id))
+        return out
+
+    async def _promote(self) -> None:
+        now_ms = int(time.time() * 1000)
+        pipe = self._client.pipeline(transaction=False)
+        for queue in self._queues:
+            await self._broker.scripts["promote"](
+                keys=[delayed_key(queue), stream_key(queue)], args=[now_ms, 1000], client=pipe
+            )
+        await pipe.execute()
+
+    async def _reclaim(self, limit: int) -> list[Delivery]:
+        out: list[Delivery] = []
+        for stream, queue in self._streams.items():
+            if len(out) >= limit:
+                break
+            reply = await self._client.xautoclaim(
+                stream, self._group, self._name, self._lease_ms, "0-0", count=limit - len(out)
+            )
+            entries = [e for e in reply[1] if e and e[1] is not None]
+            if entries:
+                counts = await self._delivery_counts(stream, [e[0] for e in entries])
+                out.extend(Delivery(f.get(b"d", b""), queue, counts.get(i, 2), i)
+                           for i, f in entries)
+        if out:
+            logger.warning("recovered %d message(s) from workers whose lease expired", len(out))
+        return out
+
+    async def _delivery_counts(self, stream: str, ids: list[Any]) -> dict[Any, int]:
+        rows = await self._client.xpending_range(
+            stream, self._group, min=ids[0], max=ids[-1], count=len(ids) * 2,
+            consumername=self._name,
+        )
+        return {row["message_id"]: int(row["times_delivered"]) for row in rows}
+
+    # -- settling ------------------------------------------------------------------
+    async def ack(self, items: Sequence[Settlement]) -> None:
+        by_stream: dict[str, list[Settlement]] = {}
+        for item in items:
+            by_stream.setdefault(stream_key(item.delivery.queue), []).append(item)
+        with _redis.mapped_errors("Redis broker", self._broker.url):
+            pipe = self._client.pipeline(transaction=False)
+            for stream, group in by_stream.items():
+                for start in range(0, len(group), CHUNK):
+                    await self._queue_settle(pipe, stream, group[start : start + CHUNK])
+            await pipe.execute()
+
+    async def _queue_settle(self, pipe: Any, stream: str, items: list[Settlement]) -> None:
+        writes = [item.write for item in items if item.write is not None]
+        args: list[Any] = [self._group, len(items)]
+        args.extend(item.delivery.tag for item in items)
+        for write in writes:
+            args.extend(_write_args(write))
+        keys = [stream, *(write.key for write in writes)]
+        await self._broker.scripts["settle"](keys=keys, args=args, client=pipe)
+
+    async def requeue(self, deliveries: Sequence[Delivery]) -> None:
+        by_stream: dict[str, list[Any]] = {}
+        for delivery in deliveries:
+            by_stream.setdefault(stream_key(delivery.queue), []).append(delivery.tag)
+        with _redis.mapped_errors("Redis broker", self._broker.url):
+            for stream, ids in by_stream.items():
+                await self._requeue_ids(stream, ids)
+
+    async def _requeue_ids(self, stream: str, ids: list[Any]) -> None:
+        for start in range(0, len(ids), CHUNK):
+            await self._broker.scripts["requeue"](
+                keys=[stream], args=[self._group, *ids[start : start + CHUNK]]
+            )
+
+    async def dead_letter(self, items: Sequence[DeadItem]) -> None:
+        with _redis.mapped_errors("Redis broker", self._broker.url):
+            pipe = self._client.pipeline(transaction=False)
+            for item in items:
+                await self._queue_dead(pipe, item)
+            await pipe.execute()
+
+    async def _queue_dead(self, pipe: Any, item: DeadItem) -> None:
+        d = item.delivery
+        keys = [stream_key(d.queue), dead_key(d.queue)]
+        args: list[Any] = [self._group, d.tag, d.body, item.reason, item.task_id or "",
+                           item.task or "", d.delivery_count, f"{time.time():.3f}"]
+        if item.write is not None:
+            keys.append(item.write.key)
+            args.extend([item.write.ttl_ms, item.write.channel or "", item.write.value])
+        await self._broker.scripts["dead"](keys=keys, args=args, client=pipe)
+
+    async def renew(self, deliveries: Sequence[Delivery]) -> None:
+        by_stream: dict[str, list[Any]] = {}
+        for delivery in deliveries:
+            by_stream.setdefault(stream_key(delivery.queue), []).append(delivery.tag)
+        with _redis.mapped_errors("Redis broker", self._broker.url):
+            pipe = self._client.pipeline(transaction=False)
+            for stream, ids in by_stream.items():
+                for start in range(0, len(ids), CHUNK):
+                    pipe.xclaim(stream, self._group, self._name, 0,
+                                ids[start : start + CHUNK], justid=True)
+            await pipe.execute()
+
+    async def close(self) -> None:
+        """Hand back whatever this consumer still holds, then leave the group."""
+        if not self._ready:
+            return
+        with _redis.mapped_errors("Redis broker", self._broker.url):
+            for stream in self._streams:
+                await self._sweep(stream)
+
+    async def _sweep(self, stream: str) -> None:
+        while True:
+            rows = await self._client.xpending_range(
+                stream, self._group, min="-", max="+", count=CHUNK, consumername=self._name
+            )
+            if not rows:
+                break
+            await self._requeue_ids(stream, [row["message_id"] for row in rows])
+        await self._client.xgroup_delconsumer(stream, self._group, self._name)
+
+
+def _write_args(write: KeyWrite) -> list[Any]:
+    return [write.ttl_ms, "1" if write.final else "0", write.channel or "", write.value]
+
+
+def _redis_text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,171 @@
+"""In-process broker (``memory://``): the product's fake, for users' own tests.
+
+Messages still travel as encoded bytes, so serialization bugs show up in tests.
+Brokers created with the same URL in one process share their queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from asyncq.brokers import (
+    Broker,
+    Consumer,
+    DeadItem,
+    DeadLetter,
+    Delivery,
+    Outgoing,
+    Settlement,
+)
+
+__all__ = ["MemoryBroker"]
+
+
+@dataclass
+class _Hub:
+    queues: dict[str, deque[tuple[bytes, int]]] = field(default_factory=dict)
+    delayed: list[tuple[float, int, str, bytes]] = field(default_factory=list)
+    dead: dict[str, list[DeadLetter]] = field(default_factory=dict)
+    watchers: set[asyncio.Event] = field(default_factory=set)
+    seq: itertools.count[int] = field(default_factory=itertools.count)
+
+    def queue(self, name: str) -> deque[tuple[bytes, int]]:
+        return self.queues.setdefault(name, deque())
+
+    def wake(self) -> None:
+        for event in self.watchers:
+            event.set()
+
+    def promote_due(self) -> float | None:
+        """Move due delayed messages to their queues; return seconds to the next one."""
+        now = time.time()
+        while self.delayed and self.delayed[0][0] <= now:
+            _, _, queue, body = heapq.heappop(self.delayed)
+            self.queue(queue).append((body, 0))
+        return self.delayed[0][0] - now if self.delayed else None
+
+
+_HUBS: dict[str, _Hub] = {}
+
+
+class MemoryBroker(Broker):
+    """Queues in this process's memory; nothing survives the process."""
+
+    scheme = "memory"
+
+    def __init__(self, url: str = "memory://") -> None:
+        super().__init__(url)
+        self._hub = _HUBS.setdefault(url, _Hub())
+
+    async def publish(self, message: Outgoing) -> None:
+        if message.delay() > 0:
+            assert message.eta is not None
+            entry = (message.eta, next(self._hub.seq), message.queue, message.body)
+            heapq.heappush(self._hub.delayed, entry)
+        else:
+            self._hub.queue(message.queue).append((message.body, 0))
+        self._hub.wake()
+
+    def consumer(
+        self, queues: Sequence[str], *, group: str, prefetch: int, lease: float
+    ) -> Consumer:
+        return _MemoryConsumer(self._hub, list(queues))
+
+    async def queue_size(self, queue: str) -> int:
+        return len(self._hub.queue(queue))
+
+    async def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
+        return list(self._hub.dead.get(queue, [])[:limit])
+
+    async def purge_dead(self, queue: str) -> int:
+        return len(self._hub.dead.pop(queue, []))
+
+    async def requeue_dead(self, queue: str, refs: Sequence[str]) -> int:
+        wanted = set(refs)
+        kept: list[DeadLetter] = []
+        moved = 0
+        for letter in self._hub.dead.get(queue, []):
+            if letter.ref in wanted:
+                self._hub.queue(queue).append((letter.body, 0))
+                moved += 1
+            else:
+                kept.append(letter)
+        self._hub.dead[queue] = kept
+        self._hub.wake()
+        return moved
+
+    def pending(self, queue: str) -> int:
+        """Messages waiting plus delayed ones for ``queue`` (test helper)."""
+        delayed = sum(1 for entry in self._hub.delayed if entry[2] == queue)
+        return len(self._hub.queue(queue)) + delayed
+
+
+class _MemoryConsumer(Consumer):
+    def __init__(self, hub: _Hub, queues: list[str]) -> None:
+        self._hub = hub
+        self._queues = queues
+        self._held: dict[int, Delivery] = {}
+
+    async def fetch(self, limit: int, timeout: float) -> Sequence[Delivery]:
+        deadline = time.monotonic() + timeout
+        while True:
+            out = self._take(limit)
+            remaining = deadline - time.monotonic()
+            if out or remaining <= 0:
+                return out
+            await self._wait_change(remaining)
+
+    async def _wait_change(self, remaining: float) -> None:
+        changed = asyncio.Event()
+        self._hub.watchers.add(changed)
+        next_due = self._hub.promote_due()
+        wait = remaining if next_due is None else min(remaining, next_due)
+        try:
+            async with asyncio.timeout(max(wait, 0.001)):
+                await changed.wait()
+        except TimeoutError:
+            pass
+        finally:
+            self._hub.watchers.discard(changed)
+
+    def _take(self, limit: int) -> list[Delivery]:
+        self._hub.promote_due()
+        out: list[Delivery] = []
+        for name in self._queues:
+            queue = self._hub.queue(name)
+            while queue and len(out) < limit:
+                body, count = queue.popleft()
+                delivery = Delivery(body, name, count + 1)
+                self._held[id(delivery)] = delivery
+                out.append(delivery)
+        return out
+
+    async def ack(self, items: Sequence[Settlement]) -> None:
+        for item in items:
+            self._held.pop(id(item.delivery), None)
+
+    async def requeue(self, deliveries: Sequence[Delivery]) -> None:
+        for delivery in deliveries:
+            if self._held.pop(id(delivery), None) is not None:
+                self._hub.queue(delivery.queue).appendleft((delivery.body, delivery.delivery_count))
+        self._hub.wake()
+
+    async def dead_letter(self, items: Sequence[DeadItem]) -> None:
+        for item in items:
+            delivery = item.delivery
+            self._held.pop(id(delivery), None)
+            letter = DeadLetter(
+                ref=str(next(self._hub.seq)), queue=delivery.queue, body=delivery.body,
+                reason=item.reason, task_id=item.task_id, task=item.task,
+                deliveries=delivery.delivery_count, dead_at=time.time(),
+            )
+            self._hub.dead.setdefault(delivery.queue, []).append(letter)
+
+    async def close(self) -> None:
+        await self.requeue(list(self._held.values()))

@@ -1,0 +1,143 @@
+"""Redis Streams broker.
+
+Layout (every key of a queue shares the ``{queue}`` hash tag)::
+
+    asyncq:{queue}:stream    entries with field d = message bytes; one consumer group per app
+    asyncq:{queue}:delayed   sorted set of message bytes scored by due time (ms)
+    asyncq:{queue}:dead      dead-letter stream (d, reason, id, task, deliveries, at)
+
+Acked entries are deleted (XACK + XDEL in one script); the stream is never trimmed,
+so nothing pending can be trimmed away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from asyncq import _redis
+from asyncq._batch import Coalescer
+from asyncq.brokers import Broker, Consumer, DeadLetter, Outgoing
+
+__all__ = ["RedisBroker", "dead_key", "delayed_key", "stream_key"]
+
+
+def stream_key(queue: str) -> str:
+    return f"asyncq:{{{queue}}}:stream"
+
+
+def delayed_key(queue: str) -> str:
+    return f"asyncq:{{{queue}}}:delayed"
+
+
+def dead_key(queue: str) -> str:
+    return f"asyncq:{{{queue}}}:dead"
+
+
+class RedisBroker(Broker):
+    """Redis Streams transport (``redis://`` or ``rediss://``)."""
+
+    scheme = "redis"
+
+    def __init__(self, url: str, *, publish_timeout: float = 10.0) -> None:
+        super().__init__(url)
+        self.publish_timeout = publish_timeout
+        self.client: aioredis.Redis = _redis.make_client(url)
+        self.server_id = _redis.server_id(url)
+        self.scripts = {
+            name: self.client.register_script(_redis.load_lua(name))
+            for name in ("settle", "dead", "requeue", "promote", "undead")
+        }
+        self._publisher: Coalescer[Outgoing, None] = Coalescer(self._flush)
+
+    async def close(self) -> None:
+        await self._publisher.aclose()
+        await self.client.aclose()
+
+    async def ping(self) -> None:
+        with _redis.mapped_errors("Redis broker", self.url):
+            await self.client.ping()
+
+    async def publish(self, message: Outgoing) -> None:
+        with _redis.mapped_errors("Redis broker", self.url):
+            await self._publisher.submit(message)
+
+    async def publish_many(self, messages: Sequence[Outgoing]) -> None:
+        with _redis.mapped_errors("Redis broker", self.url):
+            for start in range(0, len(messages), 1000):
+                results = await self._flush(messages[start : start + 1000])
+                for result in results:
+                    if isinstance(result, BaseException):
+                        raise result
+
+    async def _flush(self, batch: Sequence[Outgoing]) -> Sequence[BaseException | None]:
+        now = time.time()
+        pipe = self.client.pipeline(transaction=False)
+        for message in batch:
+            if message.delay(now) > 0:
+                assert message.eta is not None
+                pipe.zadd(delayed_key(message.queue), {message.body: int(message.eta * 1000)})
+            else:
+                pipe.xadd(stream_key(message.queue), {"d": message.body})
+        async with asyncio.timeout(self.publish_timeout):
+            replies = await pipe.execute(raise_on_error=False)
+        return [reply if isinstance(reply, BaseException) else None for reply in replies]
+
+    def consumer(
+        self, queues: Sequence[str], *, group: str, prefetch: int, lease: float
+    ) -> Consumer:
+        from asyncq.brokers._redis_consumer import RedisConsumer
+
+        return RedisConsumer(self, list(queues), group=group, lease=lease)
+
+    async def queue_size(self, queue: str) -> int:
+        with _redis.mapped_errors("Redis broker", self.url):
+            return int(await self.client.xlen(stream_key(queue)))
+
+    async def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
+        with _redis.mapped_errors("Redis broker", self.url):
+            entries: Any = await self.client.xrange(dead_key(queue), count=limit)
+        return [_dead_letter(queue, ref, fields) for ref, fields in entries]
+
+    async def purge_dead(self, queue: str) -> int:
+        with _redis.mapped_errors("Redis broker", self.url):
+            pipe = self.client.pipeline(transaction=True)
+            pipe.xlen(dead_key(queue))
+            pipe.delete(dead_key(queue))
+            count, _ = await pipe.execute()
+        return int(count)
+
+    async def requeue_dead(self, queue: str, refs: Sequence[str]) -> int:
+        if not refs:
+            return 0
+        with _redis.mapped_errors("Redis broker", self.url):
+            moved = await self.scripts["undead"](
+                keys=[dead_key(queue), stream_key(queue)], args=list(refs)
+            )
+        return int(moved)
+
+
+def _text(value: Any) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def _dead_letter(queue: str, ref: Any, fields: dict[bytes, bytes]) -> DeadLetter:
+    def field(name: str) -> str | None:
+        raw = fields.get(name.encode())
+        return None if raw is None or raw == b"" else _text(raw)
+
+    return DeadLetter(
+        ref=_text(ref),
+        queue=queue,
+        body=fields.get(b"d", b""),
+        reason=field("reason") or "",
+        task_id=field("id"),
+        task=field("task"),
+        deliveries=int(field("deliveries") or 0),
+        dead_at=float(field("at") or 0),
+        extra={"source_entry": field("src")},
+    )

@@ -1,0 +1,152 @@
+"""The ``asyncq`` command line (typer)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Coroutine
+from typing import Annotated, Any
+
+import typer
+
+from asyncq.app import App
+from asyncq.cli.banner import banner
+from asyncq.cli.discover import load_app
+from asyncq.errors import AsyncqError
+from asyncq.worker import Worker
+
+__all__ = ["cli", "main"]
+
+cli = typer.Typer(
+    name="asyncq",
+    help="asyncq: an asyncio-native task queue. Run workers, send tasks, inspect queues.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+AppPath = Annotated[str, typer.Argument(help="The app, as package.module:attribute.",
+                                        metavar="MODULE:ATTR")]
+LOG_FORMAT = "[%(asctime)s %(levelname)s/%(processName)s] %(name)s: %(message)s"
+
+
+def fail(message: str) -> typer.Exit:
+    typer.echo(f"asyncq: error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def run_async(coro: Coroutine[Any, Any, None]) -> None:
+    """Run on uvloop when it is installed."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coro)
+    else:
+        uvloop.run(coro)
+
+
+def _load(path: str) -> App:
+    try:
+        return load_app(path)
+    except AsyncqError as exc:
+        raise fail(str(exc)) from None
+
+
+@cli.command()
+def worker(
+    app_path: AppPath,
+    queues: Annotated[str | None, typer.Option(
+        "-Q", "--queues", help="Comma-separated queues (default: every queue a task uses).")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(
+        "-c", "--concurrency", min=1, help="Most tasks running at once.")] = 100,
+    log_level: Annotated[str, typer.Option(
+        "-l", "--log-level", help="debug, info, warning or error.")] = "info",
+    prefetch: Annotated[int | None, typer.Option(
+        "--prefetch", min=0, help="Messages held beyond running ones (default: concurrency).")
+    ] = None,
+    shutdown_timeout: Annotated[float, typer.Option(
+        "--shutdown-timeout", min=0, help="Seconds running tasks get to finish on SIGTERM.")
+    ] = 30.0,
+    lease: Annotated[float, typer.Option(
+        "--lease", min=0.1, help="Seconds before a silent worker's messages are recovered.")
+    ] = 60.0,
+    max_deliveries: Annotated[int, typer.Option(
+        "--max-deliveries", min=1, help="Deliveries before a message is dead-lettered.")] = 5,
+) -> None:
+    """Run a worker: consume QUEUES and run tasks of MODULE:ATTR."""
+    logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
+    app = _load(app_path)
+    names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
+    instance = Worker(app, names, concurrency=concurrency, prefetch=prefetch,
+                      shutdown_timeout=shutdown_timeout, lease=lease,
+                      max_deliveries=max_deliveries)
+    typer.echo(banner(app, queues=instance.queues, concurrency=concurrency,
+                      prefetch=instance.prefetch), err=True)
+    try:
+        run_async(_serve(instance))
+    except AsyncqError as exc:
+        raise fail(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
+
+
+async def _serve(instance: Worker) -> None:
+    loop = asyncio.get_running_loop()
+    signals = {"count": 0}
+
+    def on_signal(signum: int) -> None:
+        signals["count"] += 1
+        if signals["count"] == 1:
+            logging.getLogger("asyncq.worker").warning(
+                "%s received: finishing running tasks (again to abort them)",
+                signal.Signals(signum).name)
+            instance.stop()
+        else:
+            instance.abort()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    await instance.run()
+    logging.getLogger("asyncq.worker").info("worker stopped")
+
+
+@cli.command()
+def enqueue(
+    app_path: AppPath,
+    task: Annotated[str, typer.Argument(help="The registered task name.")],
+    args: Annotated[str, typer.Option("--args", help="Positional arguments as a JSON array.")]
+    = "[]",
+    kwargs: Annotated[str, typer.Option("--kwargs", help="Keyword arguments as a JSON object.")]
+    = "{}",
+    wait: Annotated[float | None, typer.Option(
+        "--wait", help="Wait up to this many seconds and print the result.")] = None,
+) -> None:
+    """Send one task by name and print its id (and result with --wait)."""
+    app = _load(app_path)
+    if task not in app.tasks:
+        raise fail(f"no task named {task!r} in {app_path} (known: {', '.join(sorted(app.tasks))})")
+    try:
+        call_args, call_kwargs = json.loads(args), json.loads(kwargs)
+    except json.JSONDecodeError as exc:
+        raise fail(f"--args/--kwargs must be JSON: {exc}") from None
+    try:
+        run_async(_enqueue(app, task, call_args, call_kwargs, wait))
+    except (AsyncqError, TypeError) as exc:
+        raise fail(str(exc)) from None
+
+
+async def _enqueue(app: App, task: str, args: list[Any], kwargs: dict[str, Any],
+                   wait: float | None) -> None:
+    async with app:
+        handle = await app.send_task(task, args, kwargs)
+        typer.echo(handle.id)
+        if wait is not None:
+            typer.echo(json.dumps(await handle.get(timeout=wait), default=str))
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,30 @@
+"""The worker's startup banner (credentials masked)."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from asyncq import __version__
+from asyncq.app import App
+
+__all__ = ["banner"]
+
+
+def banner(app: App, *, queues: list[str], concurrency: int, prefetch: int,
+           processes: int = 1) -> str:
+    tasks = sorted(app.tasks)
+    lines = [
+        f" -------------- asyncq@{socket.gethostname()} v{__version__} (pid {os.getpid()})",
+        f" app:          {app.name}",
+        f" broker:       {app.broker.safe_url}",
+        f" results:      {app.backend.safe_url}",
+        f" concurrency:  {concurrency} (prefetch {prefetch})"
+        + (f" x {processes} processes" if processes > 1 else ""),
+        f" queues:       {', '.join(queues)}",
+        " tasks:",
+        *(f"   . {name}  [{app.tasks[name].config.queue}]" for name in tasks),
+    ]
+    if not tasks:
+        lines.append("   (none registered)")
+    return "\n".join(lines)

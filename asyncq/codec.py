@@ -1,0 +1,120 @@
+"""msgpack codec: ext types for datetime, date, UUID and Decimal; nothing else.
+
+Decoding never imports or resolves anything named in the data: the only types it
+can produce are msgpack's own plus the four ext types below. Size is checked
+before unpacking.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
+
+import msgpack
+
+from asyncq.errors import DecodeError, MessageTooLarge, SerializationError
+
+__all__ = ["DEFAULT_MAX_SIZE", "dumps", "loads", "name_unpackable"]
+
+DEFAULT_MAX_SIZE: Final = 1024 * 1024
+
+EXT_DATETIME: Final = 1
+EXT_DATE: Final = 2
+EXT_UUID: Final = 3
+EXT_DECIMAL: Final = 4
+
+
+def _default(obj: object) -> msgpack.ExtType:
+    # datetime is checked before date: it is a subclass
+    if isinstance(obj, dt.datetime):
+        return msgpack.ExtType(EXT_DATETIME, obj.isoformat().encode())
+    if isinstance(obj, dt.date):
+        return msgpack.ExtType(EXT_DATE, obj.isoformat().encode())
+    if isinstance(obj, uuid.UUID):
+        return msgpack.ExtType(EXT_UUID, obj.bytes)
+    if isinstance(obj, decimal.Decimal):
+        return msgpack.ExtType(EXT_DECIMAL, str(obj).encode())
+    raise TypeError(f"cannot serialize object of type {type(obj).__name__}")
+
+
+def _decode_datetime(data: bytes) -> object:
+    return dt.datetime.fromisoformat(data.decode())
+
+
+def _decode_date(data: bytes) -> object:
+    return dt.date.fromisoformat(data.decode())
+
+
+def _decode_uuid(data: bytes) -> object:
+    return uuid.UUID(bytes=data)
+
+
+def _decode_decimal(data: bytes) -> object:
+    return decimal.Decimal(data.decode())
+
+
+_EXT_DECODERS: Final[Mapping[int, Callable[[bytes], object]]] = {
+    EXT_DATETIME: _decode_datetime,
+    EXT_DATE: _decode_date,
+    EXT_UUID: _decode_uuid,
+    EXT_DECIMAL: _decode_decimal,
+}
+
+
+def _ext_hook(code: int, data: bytes) -> object:
+    decoder = _EXT_DECODERS.get(code)
+    if decoder is None:
+        raise DecodeError(f"unknown msgpack ext type {code}")
+    try:
+        return decoder(data)
+    except (ValueError, TypeError, decimal.InvalidOperation, UnicodeDecodeError) as exc:
+        raise DecodeError(f"bad payload for ext type {code}: {exc}") from None
+
+
+def dumps(obj: object) -> bytes:
+    """Pack ``obj``; raise :class:`SerializationError` for unsupported values."""
+    try:
+        packed: bytes = msgpack.packb(obj, default=_default, use_bin_type=True, datetime=False)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise SerializationError(str(exc)) from None
+    return packed
+
+
+def loads(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Any:
+    """Unpack bytes produced by :func:`dumps`; every failure is a :class:`DecodeError`."""
+    if len(data) > max_size:
+        raise MessageTooLarge(f"payload of {len(data)} bytes exceeds the {max_size} byte limit")
+    try:
+        return msgpack.unpackb(
+            data,
+            raw=False,
+            strict_map_key=True,
+            ext_hook=_ext_hook,
+            timestamp=0,
+        )
+    except DecodeError:
+        raise
+    except Exception as exc:  # msgpack raises many unrelated types on bad input
+        raise DecodeError(f"undecodable msgpack: {type(exc).__name__}: {exc}") from None
+
+
+def name_unpackable(args: Sequence[object], kwargs: Mapping[str, object]) -> str | None:
+    """Return a human name for the first argument that cannot be packed, if any."""
+    for index, value in enumerate(args):
+        if not _packable(value):
+            return f"positional argument {index} ({type(value).__name__})"
+    for key, value in kwargs.items():
+        if not _packable(value):
+            return f"argument {key!r} ({type(value).__name__})"
+    return None
+
+
+def _packable(value: object) -> bool:
+    try:
+        dumps(value)
+    except SerializationError:
+        return False
+    return True

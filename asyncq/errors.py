@@ -1,0 +1,115 @@
+"""The asyncq error tree.
+
+Every error asyncq raises on purpose derives from :class:`AsyncqError`::
+
+    AsyncqError
+    ├── ConfigurationError          bad URL, bad option, unknown scheme
+    ├── SerializationError          an argument or result msgpack cannot carry
+    ├── DecodeError                 bytes that are not a valid asyncq message/record
+    │   └── MessageTooLarge         over the configured size limit
+    ├── BrokerError                 the broker refused or could not be reached
+    │   ├── BrokerUnavailable       connect/publish failed within its deadline
+    │   └── PublishError            the broker did not confirm a publish
+    ├── ResultError                 about a result handle
+    │   ├── ResultTimeout           (also a builtin TimeoutError) no result in time
+    │   ├── ResultUnavailable       the task ignores results / the backend cannot answer
+    │   ├── TaskFailed              the task raised; carries the remote type, message, traceback
+    │   │   └── TaskRejected        the message never ran (unknown task, bad arguments, ...)
+    │   └── TaskCancelled           the task was cancelled
+    └── TaskNotRegistered           a name the app does not know (lookup on the producer side)
+
+Control-flow exceptions raised *inside* tasks are not errors and are not logged as such.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AsyncqError",
+    "BrokerError",
+    "BrokerUnavailable",
+    "ConfigurationError",
+    "DecodeError",
+    "MessageTooLarge",
+    "PublishError",
+    "ResultError",
+    "ResultTimeout",
+    "ResultUnavailable",
+    "SerializationError",
+    "TaskCancelled",
+    "TaskFailed",
+    "TaskNotRegistered",
+    "TaskRejected",
+]
+
+
+class AsyncqError(Exception):
+    """Root of every error asyncq raises."""
+
+
+class ConfigurationError(AsyncqError):
+    """An option, URL or name is not usable."""
+
+
+class SerializationError(AsyncqError):
+    """A value cannot be serialized with asyncq's msgpack codec."""
+
+
+class DecodeError(AsyncqError):
+    """Bytes could not be decoded into an asyncq message or result record."""
+
+
+class MessageTooLarge(DecodeError):
+    """A payload is larger than the configured limit (checked before unpacking)."""
+
+
+class BrokerError(AsyncqError):
+    """The broker failed an operation."""
+
+
+class BrokerUnavailable(BrokerError):
+    """The broker could not be reached within the deadline."""
+
+
+class PublishError(BrokerError):
+    """A publish was not confirmed by the broker."""
+
+
+class ResultError(AsyncqError):
+    """Base for errors about a task result."""
+
+
+class ResultTimeout(ResultError, TimeoutError):
+    """No result arrived within the timeout."""
+
+
+class ResultUnavailable(ResultError):
+    """The result cannot be known (ignored results, no backend)."""
+
+
+class TaskFailed(ResultError):
+    """The remote task failed.
+
+    The remote exception is never re-imported: only its type name, message and
+    formatted traceback travel back.
+    """
+
+    def __init__(
+        self, task_id: str, exc_type: str, exc_message: str, traceback: str | None = None
+    ) -> None:
+        self.task_id = task_id
+        self.exc_type = exc_type
+        self.exc_message = exc_message
+        self.traceback = traceback
+        super().__init__(f"task {task_id} failed: {exc_type}: {exc_message}")
+
+
+class TaskRejected(TaskFailed):
+    """The message was dead-lettered before running (unknown task, bad arguments...)."""
+
+
+class TaskCancelled(ResultError):
+    """The task was cancelled."""
+
+
+class TaskNotRegistered(AsyncqError, LookupError):
+    """No task with this name is registered on the app."""

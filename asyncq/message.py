@@ -1,0 +1,105 @@
+"""The task envelope and its wire form (a versioned msgpack array)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from asyncq import codec
+from asyncq.errors import DecodeError, SerializationError
+
+__all__ = ["ENVELOPE_VERSION", "Message", "new_id", "peek_id", "valid_id"]
+
+ENVELOPE_VERSION: Final = 1
+_FIELDS: Final = 8
+_ID_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}")
+
+
+def new_id() -> str:
+    """A random 128-bit task id, hex encoded."""
+    return os.urandom(16).hex()
+
+
+def valid_id(value: object) -> bool:
+    """Task ids are 1-128 chars of ``[A-Za-z0-9_.:-]``, starting alphanumeric."""
+    return isinstance(value, str) and _ID_RE.fullmatch(value) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One task invocation.
+
+    ``options`` carries delivery options (``eta``, ``expires`` as unix times,
+    ``queue``...). ``headers`` carries cross-cutting data (signing, tracing).
+    """
+
+    id: str
+    task: str
+    args: tuple[Any, ...] | list[Any] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+    headers: Mapping[str, Any] = field(default_factory=dict)
+    attempt: int = 0
+
+    def encode(self) -> bytes:
+        """msgpack bytes; :class:`SerializationError` names an argument it cannot carry."""
+        wire = [
+            ENVELOPE_VERSION,
+            self.id,
+            self.task,
+            self.args,
+            self.kwargs,
+            self.options,
+            self.headers,
+            self.attempt,
+        ]
+        try:
+            return codec.dumps(wire)
+        except SerializationError as exc:
+            culprit = codec.name_unpackable(self.args, self.kwargs)
+            where = culprit or "options or headers"
+            raise SerializationError(f"task {self.task!r}: {where}: {exc}") from None
+
+    @classmethod
+    def decode(cls, data: bytes, *, max_size: int = codec.DEFAULT_MAX_SIZE) -> Message:
+        """Parse and validate; every failure is a :class:`DecodeError`."""
+        return _from_wire(codec.loads(data, max_size=max_size))
+
+
+def _from_wire(wire: object) -> Message:
+    if not isinstance(wire, list) or len(wire) != _FIELDS:
+        raise DecodeError("envelope is not an asyncq message")
+    version, msg_id, task, args, kwargs, options, headers, attempt = wire
+    if version != ENVELOPE_VERSION:
+        raise DecodeError(f"unsupported envelope version {version!r}")
+    if not valid_id(msg_id):
+        raise DecodeError("envelope has an invalid task id")
+    if not isinstance(task, str) or not task:
+        raise DecodeError("envelope has no task name")
+    _check_shapes(args, kwargs, options, headers, attempt)
+    return Message(msg_id, task, args, kwargs, options, headers, attempt)
+
+
+def _check_shapes(args: object, kwargs: object, options: object, headers: object,
+                  attempt: object) -> None:
+    if not isinstance(args, list):
+        raise DecodeError("envelope args is not an array")
+    for name, value in (("kwargs", kwargs), ("options", options), ("headers", headers)):
+        if not isinstance(value, dict):
+            raise DecodeError(f"envelope {name} is not a map")
+    if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 0:
+        raise DecodeError("envelope attempt is not a non-negative integer")
+
+
+def peek_id(data: bytes, *, max_size: int = codec.DEFAULT_MAX_SIZE) -> str | None:
+    """Best effort: the task id of a message that failed to decode, if one can be read."""
+    try:
+        wire = codec.loads(data, max_size=max_size)
+    except DecodeError:
+        return None
+    if isinstance(wire, list) and len(wire) > 1 and valid_id(wire[1]):
+        return str(wire[1])
+    return None

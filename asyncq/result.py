@@ -1,0 +1,89 @@
+"""The awaitable result handle."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+
+from asyncq.errors import ResultUnavailable, TaskCancelled, TaskFailed, TaskRejected
+from asyncq.results import ResultRecord
+from asyncq.states import TaskState
+
+if TYPE_CHECKING:
+    from asyncq.results import ResultBackend
+
+__all__ = ["REJECTED", "TaskResult"]
+
+R = TypeVar("R")
+
+#: ``error_type`` of records written for messages that never ran.
+REJECTED = "asyncq.TaskRejected"
+
+
+class TaskResult(Generic[R]):
+    """A handle on one task's outcome: ``await handle`` gives the task's return value.
+
+    Built by ``enqueue`` or, from an id alone, by ``app.result(task_id)``.
+    """
+
+    __slots__ = ("_backend", "_ignored", "id", "task")
+
+    def __init__(self, backend: ResultBackend, task_id: str, task: str | None = None,
+                 *, ignored: bool = False) -> None:
+        self._backend = backend
+        self._ignored = ignored
+        self.id = task_id
+        self.task = task
+
+    def __repr__(self) -> str:
+        return f"<TaskResult {self.task or '?'}[{self.id}]>"
+
+    def __await__(self) -> Generator[Any, None, R]:
+        return self.get().__await__()
+
+    async def get(self, timeout: float | None = None) -> R:
+        """Wait for the outcome; raise :class:`~asyncq.ResultTimeout` after ``timeout`` s.
+
+        A failed task raises :class:`~asyncq.TaskFailed` with the remote type name,
+        message and traceback text.
+        """
+        if self._ignored:
+            raise ResultUnavailable(f"task {self.task} ignores its results")
+        record = await self._backend.wait(self.id, timeout)
+        return cast(R, unwrap(self.id, record))
+
+    async def info(self) -> ResultRecord | None:
+        """The stored record, or ``None`` while nothing is known."""
+        return await self._backend.get(self.id)
+
+    async def state(self) -> TaskState:
+        record = await self.info()
+        return TaskState.PENDING if record is None else record.state
+
+    async def ready(self) -> bool:
+        return (await self.state()).ready
+
+    async def successful(self) -> bool:
+        return await self.state() is TaskState.SUCCESS
+
+    async def failed(self) -> bool:
+        return await self.state() is TaskState.FAILURE
+
+    async def traceback(self) -> str | None:
+        record = await self.info()
+        return None if record is None else record.traceback
+
+    async def forget(self) -> None:
+        """Delete the stored result."""
+        await self._backend.forget(self.id)
+
+
+def unwrap(task_id: str, record: ResultRecord) -> Any:
+    """The value of a final record, or the error it stands for."""
+    if record.state is TaskState.SUCCESS:
+        return record.value
+    if record.state is TaskState.CANCELLED:
+        raise TaskCancelled(f"task {task_id} was cancelled: {record.error_message or ''}")
+    error = TaskRejected if record.error_type == REJECTED else TaskFailed
+    raise error(task_id, record.error_type or "Error", record.error_message or "",
+                record.traceback)

@@ -1,0 +1,238 @@
+"""Redis result backend: ``asyncq:result:<id>`` with a TTL, completion over pub/sub.
+
+Waiting uses one shared pub/sub connection per backend (per process): each waited
+id subscribes its own channel on that connection, confirmed before the key is read,
+so a result that lands in between is never missed. After a reconnect every waiter
+re-reads its key; a slow recheck (``recheck_interval``) is a safety net only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from redis.asyncio.client import PubSub
+
+from asyncq import _redis
+from asyncq._batch import Coalescer
+from asyncq.brokers import KeyWrite
+from asyncq.codec import DEFAULT_MAX_SIZE
+from asyncq.results import DEFAULT_RESULT_TTL, ResultBackend, is_final_raw
+
+__all__ = ["RedisResultBackend", "result_channel", "result_key"]
+
+logger = logging.getLogger("asyncq.results.redis")
+
+_FIRST_FINAL_WINS = """
+local cur = redis.call('GET', KEYS[1])
+local tag = cur and string.sub(cur, 1, 1) or ''
+if ARGV[2] == '1' and (tag == 'S' or tag == 'F' or tag == 'C') then return 0 end
+redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[1])
+if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
+return 1
+"""
+
+
+def result_key(task_id: str) -> str:
+    return f"asyncq:result:{task_id}"
+
+
+def result_channel(task_id: str) -> str:
+    return f"asyncq:done:{task_id}"
+
+
+class RedisResultBackend(ResultBackend):
+    def __init__(self, url: str, *, ttl: float = DEFAULT_RESULT_TTL,
+                 max_size: int = DEFAULT_MAX_SIZE, recheck_interval: float = 30.0) -> None:
+        super().__init__(url, ttl=ttl, max_size=max_size)
+        self.client = _redis.make_client(url)
+        self.server_id = _redis.server_id(url)
+        self._store_script = self.client.register_script(_FIRST_FINAL_WINS)
+        self._listener = _Listener(self, recheck_interval)
+        self._reader: Coalescer[str, bytes | None] = Coalescer(self._get_batch)
+
+    def key_for(self, task_id: str) -> str:
+        return result_key(task_id)
+
+    def channel_for(self, task_id: str) -> str | None:
+        return result_channel(task_id)
+
+    async def close(self) -> None:
+        await self._listener.aclose()
+        await self._reader.aclose()
+        await self.client.aclose()
+
+    async def _get(self, task_id: str) -> bytes | None:
+        with _redis.mapped_errors("Redis result backend", self.url):
+            return await self._reader.submit(result_key(task_id))
+
+    async def _get_batch(self, keys: Sequence[str]) -> Sequence[bytes | BaseException | None]:
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.get(key)
+        replies: list[bytes | BaseException | None] = await pipe.execute(raise_on_error=False)
+        return replies
+
+    async def _set_many(self, writes: Sequence[KeyWrite]) -> None:
+        with _redis.mapped_errors("Redis result backend", self.url):
+            pipe = self.client.pipeline(transaction=False)
+            for w in writes:
+                args = [w.ttl_ms, "1" if w.final else "0", w.channel or "", w.value]
+                await self._store_script(keys=[w.key], args=args, client=pipe)
+            await pipe.execute()
+
+    async def _delete(self, task_id: str) -> None:
+        with _redis.mapped_errors("Redis result backend", self.url):
+            await self.client.delete(result_key(task_id))
+
+    async def _wait_raw(self, task_id: str) -> bytes:
+        return await self._listener.wait(task_id)
+
+
+class _Listener:
+    """One pub/sub connection shared by every waiter of a backend."""
+
+    def __init__(self, backend: RedisResultBackend, recheck_interval: float) -> None:
+        self._backend = backend
+        self._recheck_interval = recheck_interval
+        self._pubsub: PubSub | None = None
+        self._waiters: dict[str, tuple[str, list[asyncio.Future[bytes]]]] = {}
+        self._confirm: dict[str, list[asyncio.Future[None]]] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self._subscriber: Coalescer[str, None] = Coalescer(self._subscribe_batch)
+        self._unsubscriber: Coalescer[str, None] = Coalescer(self._unsubscribe_batch)
+
+    async def wait(self, task_id: str) -> bytes:
+        channel = result_channel(task_id)
+        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        entry = self._waiters.setdefault(channel, (task_id, []))
+        entry[1].append(fut)
+        try:
+            if len(entry[1]) == 1:
+                await self._subscribe(channel)
+            raw = await self._backend._get(task_id)
+            if is_final_raw(raw):
+                assert raw is not None
+                return raw
+            return await fut
+        finally:
+            await self._drop(channel, fut)
+
+    async def _subscribe(self, channel: str) -> None:
+        confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._confirm.setdefault(channel, []).append(confirmed)
+        try:
+            with _redis.mapped_errors("Redis result backend", self._backend.url):
+                await self._subscriber.submit(channel)
+            await confirmed
+        finally:
+            waiting = self._confirm.get(channel)
+            if waiting and confirmed in waiting:
+                waiting.remove(confirmed)
+                if not waiting:
+                    del self._confirm[channel]
+
+    async def _subscribe_batch(self, channels: Sequence[str]) -> Sequence[None]:
+        async with self._lock:
+            pubsub = self._ensure_pubsub()
+            await pubsub.subscribe(*channels)
+            self._ensure_reader()
+        return [None] * len(channels)
+
+    def _ensure_pubsub(self) -> PubSub:
+        if self._pubsub is None:
+            self._pubsub = self._backend.client.pubsub()
+        return self._pubsub
+
+    def _ensure_reader(self) -> None:
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.get_running_loop().create_task(self._read_loop())
+
+    async def _drop(self, channel: str, fut: asyncio.Future[bytes]) -> None:
+        entry = self._waiters.get(channel)
+        if entry is None:
+            return
+        if fut in entry[1]:
+            entry[1].remove(fut)
+        if entry[1]:
+            return
+        del self._waiters[channel]
+        if self._pubsub is not None:
+            # on a connection error the channel is gone with the connection anyway
+            with contextlib.suppress(*_redis.connection_errors):
+                await self._unsubscriber.submit(channel)
+
+    async def _unsubscribe_batch(self, channels: Sequence[str]) -> Sequence[None]:
+        idle = [ch for ch in channels if ch not in self._waiters]
+        if idle and self._pubsub is not None:
+            async with self._lock:
+                await self._pubsub.unsubscribe(*idle)
+        return [None] * len(channels)
+
+    async def _read_loop(self) -> None:
+        recheck_due = False
+        loop = asyncio.get_running_loop()
+        next_recheck = loop.time() + self._recheck_interval
+        while self._pubsub is not None and (self._waiters or self._confirm):
+            try:
+                message = await self._pubsub.get_message(timeout=1.0)
+            except _redis.connection_errors as exc:
+                logger.warning("result listener lost its connection (%s); reconnecting",
+                               type(exc).__name__)
+                recheck_due = True
+                await asyncio.sleep(0.5)
+                continue
+            if message is not None:
+                self._dispatch(message)
+            if recheck_due or loop.time() >= next_recheck:
+                recheck_due = not await self._recheck()
+                next_recheck = loop.time() + self._recheck_interval
+
+    def _dispatch(self, message: dict[str, object]) -> None:
+        channel = _text(message.get("channel"))
+        kind = message.get("type")
+        if kind == "subscribe":
+            for fut in self._confirm.pop(channel, []):
+                if not fut.done():
+                    fut.set_result(None)
+        elif kind == "message":
+            data = message.get("data")
+            if isinstance(data, bytes):
+                self._resolve(channel, data)
+
+    def _resolve(self, channel: str, raw: bytes) -> None:
+        entry = self._waiters.get(channel)
+        for fut in entry[1] if entry else []:
+            if not fut.done():
+                fut.set_result(raw)
+
+    async def _recheck(self) -> bool:
+        """Re-read every waited key (after a reconnect); False if the server is still away."""
+        try:
+            for channel, (task_id, _) in list(self._waiters.items()):
+                raw = await self._backend._get(task_id)
+                if is_final_raw(raw):
+                    assert raw is not None
+                    self._resolve(channel, raw)
+        except Exception:  # BrokerUnavailable: try again on the next turn
+            return False
+        return True
+
+    async def aclose(self) -> None:
+        await self._subscriber.aclose()
+        await self._unsubscriber.aclose()
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+        if self._pubsub is not None:
+            pubsub, self._pubsub = self._pubsub, None
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,121 @@
+"""Typed tasks: ``Task[P, R]`` wraps a coroutine function registered on an App."""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+from asyncq.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from asyncq.app import App
+    from asyncq.result import TaskResult
+
+__all__ = ["BoundTask", "CallOptions", "Signature", "Task", "TaskConfig"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskConfig:
+    """Per-task defaults, set in ``@app.task(...)``."""
+
+    name: str
+    queue: str = "default"
+    timeout: float | None = None
+    ignore_result: bool = False
+    track_started: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CallOptions:
+    """Per-call options (Celery's ``apply_async`` keywords)."""
+
+    queue: str | None = None
+    countdown: float | None = None
+    eta: dt.datetime | float | None = None
+    expires: dt.datetime | float | None = None
+    task_id: str | None = None
+    priority: int | None = None
+    routing_key: str | None = None
+    exchange: str | None = None
+    headers: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Signature(Generic[R]):
+    """A task call ready to send: ``add.s(2, 3)``, used by ``app.enqueue_many``."""
+
+    task: Task[..., R]
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any]
+    options: CallOptions = field(default_factory=CallOptions)
+
+    async def enqueue(self) -> TaskResult[R]:
+        return await self.task.app.send_signature(self)
+
+
+class Task(Generic[P, R]):
+    """A coroutine function registered on an :class:`~asyncq.App`.
+
+    ``await task(*args)`` runs it here and now; ``await task.enqueue(*args)`` sends it
+    to a worker and returns a :class:`~asyncq.TaskResult`.
+    """
+
+    def __init__(self, app: App, fn: Callable[P, Awaitable[R]], config: TaskConfig) -> None:
+        if not inspect.iscoroutinefunction(fn):
+            raise ConfigurationError(f"task {config.name!r} must be an async def function")
+        self.app = app
+        self.fn = fn
+        self.config = config
+        self.signature = inspect.signature(fn)
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name} queue={self.config.queue}>"
+
+    async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return await self.fn(*args, **kwargs)
+
+    async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> TaskResult[R]:
+        """Send to a worker; returns once the broker has the message."""
+        return await self.app.send_signature(Signature(self, args, kwargs))
+
+    def s(self, *args: P.args, **kwargs: P.kwargs) -> Signature[R]:
+        """A signature of this call, for ``app.enqueue_many`` and later canvas use."""
+        return Signature(self, args, kwargs)
+
+    def options(self, **options: Any) -> BoundTask[P, R]:
+        """Per-call options: ``await add.options(countdown=5, queue="slow").enqueue(2, 3)``.
+
+        Accepts the fields of :class:`CallOptions`.
+        """
+        return BoundTask(self, CallOptions(**options))
+
+
+class BoundTask(Generic[P, R]):
+    """A task with per-call options applied."""
+
+    def __init__(self, task: Task[P, R], options: CallOptions) -> None:
+        self.task = task
+        self.call_options = options
+
+    def options(self, **options: Any) -> BoundTask[P, R]:
+        return BoundTask(self.task, replace(self.call_options, **options))
+
+    async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> TaskResult[R]:
+        return await self.task.app.send_signature(
+            Signature(self.task, args, kwargs, self.call_options)
+        )
+
+    def s(self, *args: P.args, **kwargs: P.kwargs) -> Signature[R]:
+        return Signature(self.task, args, kwargs, self.call_options)

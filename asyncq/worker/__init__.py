@@ -1,0 +1,264 @@
+"""The worker: fetch (bounded by free slots), run (bounded by a semaphore), settle."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from asyncq.brokers import Consumer, Delivery
+from asyncq.message import Message
+from asyncq.worker.execute import Dead, Executor, Outcome, Requeue
+from asyncq.worker.settle import Settler
+
+if TYPE_CHECKING:
+    from asyncq.app import App
+    from asyncq.task import Task
+
+__all__ = ["Worker", "WorkerStats"]
+
+logger = logging.getLogger("asyncq.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerStats:
+    """A snapshot from :meth:`Worker.statistics`."""
+
+    running: int
+    buffered: int
+    held: int
+    settled: int
+    stopping: bool
+
+
+class Worker:
+    """Consumes ``queues`` of ``app`` with at most ``concurrency`` tasks running.
+
+    ``prefetch`` caps messages held beyond the running ones (default: ``concurrency``);
+    ``lease`` is how long a silent worker keeps its messages before peers recover
+    them (renewed while tasks run); ``shutdown_timeout`` is the grace period running
+    tasks get on :meth:`stop`.
+    """
+
+    def __init__(self, app: App, queues: Sequence[str] | None = None, *,
+                 concurrency: int = 100, prefetch: int | None = None,
+                 shutdown_timeout: float = 30.0, lease: float = 60.0,
+                 max_deliveries: int = 5, fetch_timeout: float = 1.0) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.app = app
+        self.queues = list(queues or _default_queues(app))
+        self.concurrency = concurrency
+        self.prefetch = concurrency if prefetch is None else max(0, prefetch)
+        self.shutdown_timeout = shutdown_timeout
+        self.lease = lease
+        self.fetch_timeout = fetch_timeout
+        self.executor = Executor(app, max_deliveries=max_deliveries)
+        self._slots = asyncio.Semaphore(concurrency)
+        self._buffer: deque[tuple[Delivery, Message, Task[Any, Any]]] = deque()
+        self._buffered = asyncio.Event()
+        self._room = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._abort = asyncio.Event()
+        self._running: dict[asyncio.Task[None], Delivery] = {}
+        self._held = 0
+        self._abandoning = False
+        self._settled = 0
+        self._consumer: Consumer | None = None
+        self._settler: Settler | None = None
+        self.started = asyncio.Event()
+
+    # -- public --------------------------------------------------------------------
+    def statistics(self) -> WorkerStats:
+        return WorkerStats(len(self._running), len(self._buffer), self._held, self._settled,
+                           self._stop.is_set())
+
+    def stop(self) -> None:
+        """Stop fetching; running tasks get ``shutdown_timeout`` to finish."""
+        self._stop.set()
+
+    def abort(self) -> None:
+        """Stop now: running tasks are cancelled and their messages handed back."""
+        self._abort.set()
+        self._stop.set()
+
+    async def join(self, timeout: float | None = 30.0) -> None:
+        """Wait until the worker's queues are empty and nothing is held (for tests)."""
+        async with asyncio.timeout(timeout):
+            while True:
+                sizes = [await self.app.broker.queue_size(q) for q in self.queues]
+                if not any(sizes) and self._held == 0 and self.started.is_set():
+                    return
+                await asyncio.sleep(0.01)
+
+    async def run(self) -> None:
+        """Run until :meth:`stop`; the app is connected for the duration."""
+        async with self.app:
+            consumer = self.app.broker.consumer(
+                self.queues, group=self.app.name, prefetch=self.concurrency + self.prefetch,
+                lease=self.lease)
+            self._consumer = consumer
+            self._settler = Settler(consumer, self.app.backend, self._on_settled)
+            try:
+                await self._serve(consumer, self._settler)
+            finally:
+                await consumer.close()
+
+    async def __aenter__(self) -> Worker:
+        self._task = asyncio.get_running_loop().create_task(self.run())
+        started = asyncio.ensure_future(self.started.wait())
+        await asyncio.wait({self._task, started}, return_when=asyncio.FIRST_COMPLETED)
+        started.cancel()
+        if self._task.done():
+            self._task.result()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop()
+        await self._task
+
+    # -- stages --------------------------------------------------------------------
+    async def _serve(self, consumer: Consumer, settler: Settler) -> None:
+        loops = [
+            asyncio.create_task(self._fetch_loop(consumer), name="asyncq-fetch"),
+            asyncio.create_task(self._dispatch_loop(), name="asyncq-dispatch"),
+            asyncio.create_task(settler.run(), name="asyncq-settle"),
+            asyncio.create_task(self._renew_loop(consumer), name="asyncq-renew"),
+        ]
+        self.started.set()
+        try:
+            stopped = asyncio.create_task(self._stop.wait())
+            await asyncio.wait([stopped, *loops], return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+        finally:
+            await self._shutdown(loops, settler)
+
+    async def _fetch_loop(self, consumer: Consumer) -> None:
+        backoff = 0.1
+        while True:
+            free = self.concurrency + self.prefetch - self._held
+            if free <= 0:
+                self._room.clear()
+                await self._room.wait()
+                continue
+            try:
+                batch = await consumer.fetch(free, self.fetch_timeout)
+            except Exception as exc:
+                logger.warning("fetch failed (%s); retrying in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            backoff = 0.1
+            if batch:
+                self._accept(batch)
+
+    def _accept(self, batch: Sequence[Delivery]) -> None:
+        assert self._settler is not None
+        self._held += len(batch)
+        for delivery in batch:
+            prepared = self.executor.prepare(delivery)
+            if isinstance(prepared, Dead):
+                self._settler.add(prepared)
+            else:
+                self._buffer.append((delivery, *prepared))
+        self._buffered.set()
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            await self._slots.acquire()
+            while not self._buffer:
+                self._buffered.clear()
+                await self._buffered.wait()
+            delivery, message, task = self._buffer.popleft()
+            handler = asyncio.create_task(self._handle(delivery, message, task))
+            self._running[handler] = delivery
+            handler.add_done_callback(self._running.pop)
+
+    async def _handle(self, delivery: Delivery, message: Message, task: Task[Any, Any]) -> None:
+        assert self._settler is not None
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("%s[%s] received", message.task, message.id)
+        try:
+            outcome: Outcome = (await self.executor.skip_reason(message, delivery)
+                                or await self.executor.run(message, task, delivery))
+        except asyncio.CancelledError:
+            if not self._abandoning:
+                raise
+            logger.warning("%s[%s] did not finish within the shutdown timeout; handed back",
+                           message.task, message.id)
+            outcome = Requeue(delivery)
+        except Exception:
+            logger.exception("%s[%s] could not be processed; handed back", message.task,
+                             message.id)
+            outcome = Requeue(delivery)
+        finally:
+            self._slots.release()
+        self._settler.add(outcome)
+
+    async def _renew_loop(self, consumer: Consumer) -> None:
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            held = [*self._running.values(), *(item[0] for item in self._buffer)]
+            if not held:
+                continue
+            try:
+                await consumer.renew(held)
+            except Exception as exc:
+                logger.warning("could not renew the lease of %d message(s): %s", len(held), exc)
+
+    def _on_settled(self, count: int) -> None:
+        self._held -= count
+        self._settled += count
+        self._room.set()
+
+    # -- shutdown ------------------------------------------------------------------
+    async def _shutdown(self, loops: list[asyncio.Task[None]], settler: Settler) -> None:
+        fetch, dispatch, settle, renew = loops
+        await _cancel(fetch, dispatch)
+        for delivery, *_ in self._buffer:
+            settler.add(Requeue(delivery))
+        self._buffer.clear()
+        await self._drain_running()
+        settler.close()
+        try:
+            async with asyncio.timeout(self.shutdown_timeout + 10):
+                await settle
+        except TimeoutError:
+            logger.error("could not settle %d message(s) before exiting; the broker will "
+                         "redeliver them", settler.pending)
+        await _cancel(renew)
+
+    async def _drain_running(self) -> None:
+        if not self._running:
+            return
+        logger.info("waiting up to %gs for %d running task(s)", self.shutdown_timeout,
+                    len(self._running))
+        aborted = asyncio.create_task(self._abort.wait())
+        finished = asyncio.ensure_future(asyncio.wait(set(self._running)))
+        await asyncio.wait([aborted, finished], timeout=self.shutdown_timeout,
+                           return_when=asyncio.FIRST_COMPLETED)
+        aborted.cancel()
+        finished.cancel()
+        pending = set(self._running)
+        if pending:
+            self._abandoning = True
+            for handler in pending:
+                handler.cancel()
+            await asyncio.wait(pending)
+
+
+async def _cancel(*tasks: asyncio.Task[Any]) -> None:
+    for task in tasks:
+        task.cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    for result in results:
+        if isinstance(result, Exception):
+            logger.error("worker loop failed: %r", result)
+
+
+def _default_queues(app: App) -> list[str]:
+    queues = {task.config.queue for task in app.tasks.values()}
+    return sorted(queues or {app.default_queue})

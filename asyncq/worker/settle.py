@@ -1,0 +1,98 @@
+"""Settling outcomes in batches: results stored and messages acked together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+
+from asyncq.brokers import Consumer, DeadItem, Settlement
+from asyncq.results import ResultBackend
+from asyncq.worker.execute import Ack, Dead, Outcome, Requeue, rejection
+
+__all__ = ["Settler"]
+
+logger = logging.getLogger("asyncq.worker")
+
+
+class Settler:
+    """Gathers outcomes and settles each gathered batch in as few round trips as possible.
+
+    When the consumer and the result backend share a server, results are written by
+    the broker in the same atomic step as the ack; otherwise results are stored first
+    and acked after. A failed batch is retried, never dropped.
+    """
+
+    def __init__(self, consumer: Consumer, backend: ResultBackend,
+                 on_settled: Callable[[int], None]) -> None:
+        self._consumer = consumer
+        self._backend = backend
+        self._fused = consumer.server_id is not None and consumer.server_id == backend.server_id
+        self._on_settled = on_settled
+        self._pending: list[Outcome] = []
+        self._wake = asyncio.Event()
+        self._closing = False
+
+    def add(self, outcome: Outcome) -> None:
+        self._pending.append(outcome)
+        self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def close(self) -> None:
+        """Let :meth:`run` return once everything gathered so far is settled."""
+        self._closing = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        while not (self._closing and not self._pending):
+            await self._wake.wait()
+            self._wake.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        delay = 0.1
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                await self._settle(batch)
+            except Exception as exc:
+                self._pending[:0] = batch
+                logger.warning("could not settle %d message(s) (%s); retrying in %.1fs",
+                               len(batch), exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            self._on_settled(len(batch))
+
+    async def _settle(self, batch: Sequence[Outcome]) -> None:
+        acks = [o for o in batch if isinstance(o, Ack)]
+        dead = [o for o in batch if isinstance(o, Dead)]
+        requeue = [o.delivery for o in batch if isinstance(o, Requeue)]
+        if acks:
+            await self._ack(acks)
+        if dead:
+            await self._dead(dead)
+        if requeue:
+            await self._consumer.requeue(requeue)
+
+    async def _ack(self, acks: Sequence[Ack]) -> None:
+        if self._fused:
+            await self._consumer.ack([Settlement(a.delivery, a.write) for a in acks])
+            return
+        await self._backend.store_writes([a.write for a in acks if a.write is not None])
+        await self._consumer.ack([Settlement(a.delivery) for a in acks])
+
+    async def _dead(self, dead: Sequence[Dead]) -> None:
+        items = []
+        for d in dead:
+            logger.error("dead-lettered a message from %r: %s", d.delivery.queue, d.reason)
+            write = (self._backend.key_write(d.task_id, rejection(d))
+                     if d.task_id is not None else None)
+            if write is not None and not self._fused:
+                await self._backend.store_writes([write])
+                write = None
+            items.append(DeadItem(d.delivery, d.reason, d.task_id, d.task, write))
+        await self._consumer.dead_letter(items)

@@ -1,0 +1,16 @@
+"""Tasks for the benchmarks; broker from ASYNCQ_BENCH_BROKER, queue from ASYNCQ_BENCH_QUEUE."""
+
+from __future__ import annotations
+
+import os
+
+from asyncq import App
+
+app = App("bench", broker=os.environ.get("ASYNCQ_BENCH_BROKER", "redis://127.0.0.1:6379/0"),
+          backend=os.environ.get("ASYNCQ_BENCH_BACKEND") or None)
+QUEUE = os.environ.get("ASYNCQ_BENCH_QUEUE", "bench")
+
+
+@app.task(queue=QUEUE)
+async def noop(n: int) -> int:
+    return n

@@ -1,0 +1,146 @@
+"""The core figures: round trip, drain through one worker process, concurrent enqueue.
+
+    python benchmarks/core.py --broker redis://127.0.0.1:6379/0 [--json out.json]
+
+Workers are real processes started through the CLI (``asyncq worker``), logging at
+WARNING so that log I/O is not what we measure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+
+def _env(broker: str, queue: str, backend: str | None) -> dict[str, str]:
+    env = dict(os.environ, ASYNCQ_BENCH_BROKER=broker, ASYNCQ_BENCH_QUEUE=queue,
+               PYTHONPATH=str(HERE))
+    if backend:
+        env["ASYNCQ_BENCH_BACKEND"] = backend
+    return env
+
+
+@contextlib.contextmanager
+def worker(broker: str, queue: str, backend: str | None, concurrency: int,
+           processes: int = 1) -> Iterator[list[subprocess.Popen[bytes]]]:
+    cmd = [sys.executable, "-m", "asyncq", "worker", "bench_tasks:app", "-Q", queue,
+           "-c", str(concurrency), "-l", "warning"]
+    procs = [subprocess.Popen(cmd, env=_env(broker, queue, backend), cwd=HERE,
+                              stderr=subprocess.DEVNULL) for _ in range(processes)]
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(30)
+
+
+def _load(broker: str, queue: str, backend: str | None) -> Any:
+    os.environ.update(_env(broker, queue, backend))
+    sys.path.insert(0, str(HERE))
+    import bench_tasks
+
+    return bench_tasks
+
+
+async def round_trip(mod: Any, n: int) -> dict[str, float]:
+    for i in range(50):  # warm up connections and subscriptions
+        await (await mod.noop.enqueue(i))
+    samples = []
+    for i in range(n):
+        start = time.perf_counter()
+        assert await (await mod.noop.enqueue(i)) == i
+        samples.append(time.perf_counter() - start)
+    samples.sort()
+    return {"p50_ms": samples[n // 2] * 1e3, "p99_ms": samples[int(n * 0.99) - 1] * 1e3}
+
+
+async def enqueue_concurrent(mod: Any, n: int) -> dict[str, float]:
+    start = time.perf_counter()
+    await asyncio.gather(*(mod.noop.enqueue(i) for i in range(n)))
+    elapsed = time.perf_counter() - start
+    return {"tasks": n, "seconds": elapsed, "per_s": n / elapsed}
+
+
+async def enqueue_batch(mod: Any, n: int) -> dict[str, float]:
+    start = time.perf_counter()
+    await mod.app.enqueue_many([mod.noop.s(i) for i in range(n)])
+    elapsed = time.perf_counter() - start
+    return {"tasks": n, "seconds": elapsed, "per_s": n / elapsed}
+
+
+async def drain(mod: Any, args: argparse.Namespace, n: int, processes: int = 1) -> dict[str, float]:
+    handles = await mod.app.enqueue_many([mod.noop.s(i) for i in range(n)])
+    last = handles[-1]
+    size = mod.app.broker.queue_size
+    with worker(args.broker, mod.QUEUE, args.backend, args.concurrency, processes):
+        while await size(mod.QUEUE) >= n:  # wait for the first ack: excludes start-up
+            await asyncio.sleep(0.005)
+        start = time.perf_counter()
+        while await size(mod.QUEUE) > 0:
+            await asyncio.sleep(0.005)
+        elapsed = time.perf_counter() - start
+    assert await last.get(timeout=10) == n - 1
+    return {"tasks": n, "seconds": elapsed, "per_s": n / elapsed, "processes": processes}
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    mod = _load(args.broker, queue, args.backend)
+    out: dict[str, Any] = {"broker": args.broker.split("@")[-1], "queue": queue}
+    async with mod.app:
+        out["enqueue_concurrent"] = await enqueue_concurrent(mod, args.enqueue)
+        out["enqueue_batch"] = await enqueue_batch(mod, args.enqueue)
+        out["drain_backlog_first"] = await drain_existing(mod, args)
+        out["drain"] = await drain(mod, args, args.drain)
+        with worker(args.broker, queue, args.backend, args.concurrency):
+            out["round_trip"] = await round_trip(mod, args.round_trip)
+    return out
+
+
+async def drain_existing(mod: Any, args: argparse.Namespace) -> dict[str, float]:
+    """Consume what the enqueue runs left behind (and time it, as a second drain sample)."""
+    n = await mod.app.broker.queue_size(mod.QUEUE)
+    size = mod.app.broker.queue_size
+    with worker(args.broker, mod.QUEUE, args.backend, args.concurrency):
+        while await size(mod.QUEUE) >= n:
+            await asyncio.sleep(0.005)
+        start = time.perf_counter()
+        while await size(mod.QUEUE) > 0:
+            await asyncio.sleep(0.005)
+        elapsed = time.perf_counter() - start
+    return {"tasks": n, "seconds": elapsed, "per_s": n / elapsed}
+
+
+def parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--broker", default="redis://127.0.0.1:6379/0")
+    p.add_argument("--backend", default=None)
+    p.add_argument("--concurrency", type=int, default=100)
+    p.add_argument("--round-trip", type=int, default=1000)
+    p.add_argument("--drain", type=int, default=20000)
+    p.add_argument("--enqueue", type=int, default=20000)
+    p.add_argument("--json", type=Path)
+    return p.parse_args()
+
+
+if __name__ == "__main__":
+    arguments = parse()
+    result = asyncio.run(main(arguments))
+    text = json.dumps(result, indent=2)
+    print(text)
+    if arguments.json:
+        arguments.json.write_text(text + "\n")
