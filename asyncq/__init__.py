@@ -16,12 +16,15 @@ from asyncq.errors import (
     ResultError,
     ResultTimeout,
     ResultUnavailable,
+    Retry,
     SerializationError,
+    SignatureError,
     TaskCancelled,
     TaskFailed,
     TaskNotRegistered,
     TaskRejected,
 )
+from asyncq.context import Request, current_request
 from asyncq.message import Message
 from asyncq.result import TaskResult
 from asyncq.results import ResultRecord
@@ -46,8 +49,11 @@ __all__ = [
     "ResultError",
     "ResultRecord",
     "ResultTimeout",
+    "Request",
     "ResultUnavailable",
+    "Retry",
     "SerializationError",
+    "SignatureError",
     "Signature",
     "Task",
     "TaskCancelled",
@@ -59,6 +65,7 @@ __all__ = [
     "Worker",
     "WorkerStats",
     "__version__",
+    "current_request",
 ]
 
 logging.getLogger("asyncq").addHandler(logging.NullHandler())

@@ -7,22 +7,33 @@ import datetime as dt
 import importlib
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar, overload
 
 from asyncq._urls import mask_url, scheme_of
 from asyncq.brokers import Broker, Outgoing
 from asyncq.codec import DEFAULT_MAX_SIZE
-from asyncq.errors import ConfigurationError, SerializationError, TaskNotRegistered
+from asyncq.errors import (
+    ConfigurationError,
+    MessageTooLarge,
+    SerializationError,
+    SignatureError,
+    TaskNotRegistered,
+)
 from asyncq.message import Message, new_id, valid_id
 from asyncq.result import TaskResult
 from asyncq.results import DEFAULT_RESULT_TTL, ResultBackend
-from asyncq.task import CallOptions, Signature, Task, TaskConfig
+from asyncq.routing import Route, Router, RouteSpec
+from asyncq.signing import MAGIC as SIGNED_MAGIC
+from asyncq.signing import Signer
+from asyncq.task import CallOptions, Hook, Signature, Task, TaskConfig
 
 __all__ = ["App"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+_NO_ROUTE = Route()
 
 _BROKERS = {
     "memory": "asyncq.brokers.memory:MemoryBroker",
@@ -67,6 +78,9 @@ class App:
         default_queue: str = "default",
         result_ttl: float = DEFAULT_RESULT_TTL,
         max_message_size: int = DEFAULT_MAX_SIZE,
+        task_routes: Mapping[str, RouteSpec] | None = None,
+        signing_keys: Mapping[str, bytes | str] | None = None,
+        signing_key_id: str | None = None,
     ) -> None:
         if not name or not valid_id(name):
             raise ConfigurationError(f"invalid app name {name!r}")
@@ -74,6 +88,8 @@ class App:
         self.default_queue = default_queue
         self.max_message_size = max_message_size
         self.tasks: dict[str, Task[Any, Any]] = {}
+        self.router = Router(task_routes)
+        self.signer = Signer(signing_keys, signing_key_id) if signing_keys else None
         if isinstance(broker, Broker):
             self.broker: Broker = broker
         else:
@@ -103,22 +119,32 @@ class App:
     @overload
     def task(
         self, fn: None = None, /, *, name: str | None = None, queue: str | None = None,
-        timeout: float | None = None, ignore_result: bool = False, track_started: bool = False,
+        timeout: float | None = None, soft_timeout: float | None = None,
+        retries: int = 0, retry_on: tuple[type[BaseException], ...] = (),
+        retry_backoff: float = 1.0, retry_backoff_max: float = 600.0,
+        retry_jitter: bool = True, ignore_result: bool = False, track_started: bool = False,
+        on_success: Hook | None = None, on_failure: Hook | None = None,
+        on_retry: Hook | None = None,
     ) -> Callable[[Callable[P, Awaitable[R]]], Task[P, R]]: ...
 
     def task(
         self, fn: Callable[..., Awaitable[Any]] | None = None, /, *, name: str | None = None,
-        queue: str | None = None, timeout: float | None = None,
-        ignore_result: bool = False, track_started: bool = False,
+        queue: str | None = None, **options: Any,
     ) -> Any:
-        """Register a coroutine function as a task: ``@app.task`` or ``@app.task(queue=...)``."""
+        """Register a coroutine function as a task: ``@app.task`` or ``@app.task(queue=...)``.
+
+        Options are the fields of :class:`~asyncq.task.TaskConfig`: ``timeout``,
+        ``soft_timeout``, ``retries``, ``retry_on``, ``retry_backoff``,
+        ``retry_backoff_max``, ``retry_jitter``, ``ignore_result``, ``track_started``,
+        ``on_success``, ``on_failure``, ``on_retry``.
+        """
 
         def register(func: Callable[..., Awaitable[Any]]) -> Task[Any, Any]:
-            config = TaskConfig(
-                name=name or f"{func.__module__}.{func.__qualname__}",
-                queue=queue or self.default_queue, timeout=timeout,
-                ignore_result=ignore_result, track_started=track_started,
-            )
+            try:
+                config = TaskConfig(name=name or f"{func.__module__}.{func.__qualname__}",
+                                    queue=queue or self.default_queue, **options)
+            except TypeError as exc:
+                raise ConfigurationError(f"@app.task: {exc}") from None
             if config.name in self.tasks:
                 raise ConfigurationError(f"a task named {config.name!r} is already registered")
             task = Task(self, func, config)
@@ -164,6 +190,27 @@ class App:
             self._users = 0
             await self.close()
 
+    def queue_for(self, task: Task[Any, Any]) -> str:
+        """The queue a task goes to when a call does not say otherwise."""
+        route = self.router.route(task.name)
+        return (route.queue if route else None) or task.config.queue
+
+    # -- wire --------------------------------------------------------------------------
+    def encode_message(self, message: Message) -> bytes:
+        body = message.encode()
+        return self.signer.sign(body) if self.signer is not None else body
+
+    def decode_message(self, data: bytes) -> Message:
+        """Verify (when signing is on) before decoding; every failure is a DecodeError."""
+        if len(data) > self.max_message_size:
+            raise MessageTooLarge(f"message of {len(data)} bytes exceeds the "
+                                  f"{self.max_message_size} byte limit")
+        if self.signer is not None:
+            data = self.signer.verify(data)
+        elif data.startswith(SIGNED_MAGIC):
+            raise SignatureError("message is signed but this app has no signing keys")
+        return Message.decode(data, max_size=self.max_message_size)
+
     # -- sending ---------------------------------------------------------------------
     def result(self, task_id: str) -> TaskResult[Any]:
         """A handle for ``task_id``, in any process."""
@@ -203,20 +250,21 @@ class App:
         task_id = opts.task_id or new_id()
         if not valid_id(task_id):
             raise ValueError(f"invalid task id {task_id!r}")
-        queue = opts.queue or task.config.queue
+        route = self.router.route(task.name) or _NO_ROUTE
+        queue = opts.queue or route.queue or task.config.queue
         eta = _eta(opts)
         wire_opts: dict[str, Any] = {}
         if eta is not None:
             wire_opts["eta"] = eta
         if opts.expires is not None:
             wire_opts["expires"] = _unix(opts.expires, relative=True)
-        body = Message(task_id, task.name, sig.args, sig.kwargs, wire_opts,
-                       dict(opts.headers)).encode()
+        body = self.encode_message(Message(task_id, task.name, sig.args, sig.kwargs, wire_opts,
+                                           dict(opts.headers)))
         if len(body) > self.max_message_size:
             raise SerializationError(f"task {task.name!r}: message of {len(body)} bytes exceeds "
                                      f"the {self.max_message_size} byte limit")
-        outgoing = Outgoing(task_id, queue, body, eta, opts.routing_key, opts.exchange,
-                            opts.priority)
+        outgoing = Outgoing(task_id, queue, body, eta, opts.routing_key or route.routing_key,
+                            opts.exchange or route.exchange, opts.priority)
         handle: TaskResult[R] = TaskResult(self.backend, task_id, task.name,
                                            ignored=task.config.ignore_result)
         return outgoing, handle

@@ -18,7 +18,9 @@ Every error asyncq raises on purpose derives from :class:`AsyncqError`::
     │   └── TaskCancelled           the task was cancelled
     └── TaskNotRegistered           a name the app does not know (lookup on the producer side)
 
-Control-flow exceptions raised *inside* tasks are not errors and are not logged as such.
+Control-flow exceptions raised *inside* tasks are not errors and are not logged as such::
+
+    Retry                           ``raise asyncq.Retry(delay=5)``: run again later
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ __all__ = [
     "ResultError",
     "ResultTimeout",
     "ResultUnavailable",
+    "Retry",
     "SerializationError",
+    "SignatureError",
     "TaskCancelled",
     "TaskFailed",
     "TaskNotRegistered",
@@ -60,6 +64,10 @@ class DecodeError(AsyncqError):
 
 class MessageTooLarge(DecodeError):
     """A payload is larger than the configured limit (checked before unpacking)."""
+
+
+class SignatureError(DecodeError):
+    """A message's HMAC signature is missing, unknown or wrong (checked before decoding)."""
 
 
 class BrokerError(AsyncqError):
@@ -113,3 +121,19 @@ class TaskCancelled(ResultError):
 
 class TaskNotRegistered(AsyncqError, LookupError):
     """No task with this name is registered on the app."""
+
+
+class Retry(Exception):
+    """Raise inside a task to run it again after ``delay`` seconds.
+
+    Without ``delay`` the task's backoff decides. ``max_retries`` overrides the
+    task's ``retries`` (default 3 when the task sets none). The task fails with
+    ``cause`` (or this exception) once retries are used up.
+    """
+
+    def __init__(self, delay: float | None = None, *, max_retries: int | None = None,
+                 cause: BaseException | None = None) -> None:
+        self.delay = delay
+        self.max_retries = max_retries
+        self.cause = cause
+        super().__init__(f"retry requested (delay={delay})")

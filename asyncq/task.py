@@ -20,15 +20,35 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+Hook = Callable[..., Awaitable[None]]
+
+
 @dataclass(frozen=True, slots=True)
 class TaskConfig:
-    """Per-task defaults, set in ``@app.task(...)``."""
+    """Per-task defaults, set in ``@app.task(...)``.
+
+    ``timeout`` is the hard time limit and ``soft_timeout`` the soft one (see
+    docs/reliability.md); ``retries`` with ``retry_on`` retry on those exception
+    types with exponential backoff (``retry_backoff`` base seconds, capped at
+    ``retry_backoff_max``, full jitter unless ``retry_jitter=False``).
+    Hooks are ``async def on_success(request, value)``,
+    ``on_failure(request, exc)`` and ``on_retry(request, exc, delay)``.
+    """
 
     name: str
     queue: str = "default"
     timeout: float | None = None
+    soft_timeout: float | None = None
     ignore_result: bool = False
     track_started: bool = False
+    retries: int = 0
+    retry_on: tuple[type[BaseException], ...] = ()
+    retry_backoff: float = 1.0
+    retry_backoff_max: float = 600.0
+    retry_jitter: bool = True
+    on_success: Hook | None = None
+    on_failure: Hook | None = None
+    on_retry: Hook | None = None
 
 
 @dataclass(frozen=True, slots=True)

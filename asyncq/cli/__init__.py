@@ -15,6 +15,7 @@ import typer
 from asyncq.app import App
 from asyncq.cli.banner import banner
 from asyncq.cli.discover import load_app
+from asyncq.cli.supervise import supervise
 from asyncq.errors import AsyncqError
 from asyncq.worker import Worker
 
@@ -76,6 +77,8 @@ def worker(
     ] = 60.0,
     max_deliveries: Annotated[int, typer.Option(
         "--max-deliveries", min=1, help="Deliveries before a message is dead-lettered.")] = 5,
+    workers: Annotated[int, typer.Option(
+        "-w", "--workers", min=1, help="Worker processes (restarted if they die).")] = 1,
 ) -> None:
     """Run a worker: consume QUEUES and run tasks of MODULE:ATTR."""
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
@@ -85,7 +88,9 @@ def worker(
                       shutdown_timeout=shutdown_timeout, lease=lease,
                       max_deliveries=max_deliveries)
     typer.echo(banner(app, queues=instance.queues, concurrency=concurrency,
-                      prefetch=instance.prefetch), err=True)
+                      prefetch=instance.prefetch, processes=workers), err=True)
+    if workers > 1:
+        raise typer.Exit(supervise(workers, sys.argv[1:]))
     try:
         run_async(_serve(instance))
     except AsyncqError as exc:

@@ -23,7 +23,7 @@ def banner(app: App, *, queues: list[str], concurrency: int, prefetch: int,
         + (f" x {processes} processes" if processes > 1 else ""),
         f" queues:       {', '.join(queues)}",
         " tasks:",
-        *(f"   . {name}  [{app.tasks[name].config.queue}]" for name in tasks),
+        *(f"   . {name}  [{app.queue_for(app.tasks[name])}]" for name in tasks),
     ]
     if not tasks:
         lines.append("   (none registered)")

@@ -101,7 +101,8 @@ class Worker:
                 self.queues, group=self.app.name, prefetch=self.concurrency + self.prefetch,
                 lease=self.lease)
             self._consumer = consumer
-            self._settler = Settler(consumer, self.app.backend, self._on_settled)
+            self._settler = Settler(consumer, self.app.backend, self.app.broker.publish_many,
+                                    self._on_settled)
             try:
                 await self._serve(consumer, self._settler)
             finally:
@@ -260,5 +261,5 @@ async def _cancel(*tasks: asyncio.Task[Any]) -> None:
 
 
 def _default_queues(app: App) -> list[str]:
-    queues = {task.config.queue for task in app.tasks.values()}
+    queues = {app.queue_for(task) for task in app.tasks.values()}
     return sorted(queues or {app.default_queue})

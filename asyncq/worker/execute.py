@@ -2,29 +2,32 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from asyncq.brokers import Delivery, KeyWrite
-from asyncq.errors import DecodeError, SerializationError
+from asyncq.backoff import retry_delay
+from asyncq.brokers import Delivery, KeyWrite, Outgoing
+from asyncq.context import Request, reset_request, set_request
+from asyncq.errors import DecodeError, Retry, SerializationError
 from asyncq.message import Message, peek_id
 from asyncq.result import REJECTED
 from asyncq.results import ResultRecord
 from asyncq.states import TaskState
+from asyncq.worker.limits import TimeLimitExceeded, call_with_limits
 
 if TYPE_CHECKING:
     from asyncq.app import App
     from asyncq.task import Task
 
-__all__ = ["Ack", "Dead", "Executor", "Outcome", "Requeue"]
+__all__ = ["Ack", "Dead", "Executor", "Outcome", "Requeue", "RetryLater"]
 
 logger = logging.getLogger("asyncq.worker")
 
 MAX_TRACEBACK = 64 * 1024
+DEFAULT_RETRY_LIMIT = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +49,16 @@ class Requeue:
     delivery: Delivery
 
 
-Outcome = Ack | Dead | Requeue
+@dataclass(frozen=True, slots=True)
+class RetryLater:
+    """Publish ``again`` (the next attempt, delayed), then ack with a RETRY record."""
+
+    delivery: Delivery
+    again: Outgoing
+    write: KeyWrite
+
+
+Outcome = Ack | Dead | Requeue | RetryLater
 
 
 class Executor:
@@ -61,7 +73,7 @@ class Executor:
     def prepare(self, delivery: Delivery) -> tuple[Message, Task[Any, Any]] | Dead:
         """Validate a delivery before it takes a slot; bad input becomes a dead letter."""
         try:
-            message = Message.decode(delivery.body, max_size=self.max_size)
+            message = self.app.decode_message(delivery.body)
         except DecodeError as exc:
             return Dead(delivery, f"undecodable message: {exc}",
                         peek_id(delivery.body, max_size=self.max_size))
@@ -87,32 +99,79 @@ class Executor:
                                   task=message.task, finished_at=time.time())
             return Ack(delivery, self.backend.key_write(message.id, record))
         if delivery.delivery_count > 1:
-            existing = await self.app.backend.get(message.id)
+            existing = await self.backend.get(message.id)
             if existing is not None and existing.ready:
                 logger.info("%s[%s] already has a result; acking the redelivery",
                             message.task, message.id)
                 return Ack(delivery)
         return None
 
-    async def run(self, message: Message, task: Task[Any, Any], delivery: Delivery) -> Ack:
-        """Run the task under its timeout; exceptions become FAILURE records."""
-        if task.config.track_started:
+    async def run(self, message: Message, task: Task[Any, Any],
+                  delivery: Delivery) -> Ack | RetryLater:
+        """Run the task under its limits; exceptions become RETRY or FAILURE records."""
+        cfg = task.config
+        request = Request(message.id, message.task, delivery.queue, message.attempt,
+                          cfg.retries, delivery.delivery_count, message.headers)
+        if cfg.track_started:
             await self.backend.store(message.id, ResultRecord(
                 TaskState.STARTED, attempt=message.attempt, task=message.task))
         started = time.perf_counter()
+        token = set_request(request)
         try:
-            async with asyncio.timeout(task.config.timeout):
-                value = await task.fn(*message.args, **message.kwargs)
-        except TimeoutError as exc:
-            write = self._failure(message, exc, started, timeout=task.config.timeout)
+            value = await call_with_limits(
+                lambda: task.fn(*message.args, **message.kwargs), cfg.soft_timeout, cfg.timeout)
         except Exception as exc:
-            write = self._failure(message, exc, started)
+            return await self._failed(request, message, task, delivery, exc, started)
+        finally:
+            reset_request(token)
+        await _hook(cfg.on_success, request, value)
+        if cfg.ignore_result:
+            self._log_success(message, started)
+            return Ack(delivery)
+        return Ack(delivery, self._success(message, value, started))
+
+    async def _failed(self, request: Request, message: Message, task: Task[Any, Any],
+                      delivery: Delivery, exc: Exception, started: float) -> Ack | RetryLater:
+        delay = self._retry_delay(task, message.attempt, exc)
+        if delay is not None:
+            cause = exc.cause if isinstance(exc, Retry) and exc.cause is not None else exc
+            await _hook(task.config.on_retry, request, cause, delay)
+            return self._retry(message, delivery, cause, delay)
+        if isinstance(exc, Retry) and exc.cause is not None:
+            exc = exc.cause if isinstance(exc.cause, Exception) else exc
+        await _hook(task.config.on_failure, request, exc)
+        return Ack(delivery, self._failure(message, exc, started))
+
+    @staticmethod
+    def _retry_delay(task: Task[Any, Any], attempt: int, exc: Exception) -> float | None:
+        cfg = task.config
+        if isinstance(exc, Retry):
+            limit = exc.max_retries if exc.max_retries is not None else (
+                cfg.retries or DEFAULT_RETRY_LIMIT)
+        elif cfg.retries and isinstance(exc, cfg.retry_on):
+            limit = cfg.retries
         else:
-            if task.config.ignore_result:
-                self._log_success(message, started)
-                return Ack(delivery)
-            write = self._success(message, value, started)
-        return Ack(delivery, write)
+            return None
+        if attempt >= limit:
+            return None
+        if isinstance(exc, Retry) and exc.delay is not None:
+            return max(0.0, exc.delay)
+        return retry_delay(attempt, base=cfg.retry_backoff, cap=cfg.retry_backoff_max,
+                           jitter=cfg.retry_jitter)
+
+    def _retry(self, message: Message, delivery: Delivery, exc: BaseException,
+               delay: float) -> RetryLater:
+        eta = time.time() + delay
+        options = {**message.options, "eta": eta}
+        nxt = Message(message.id, message.task, message.args, message.kwargs, options,
+                      message.headers, message.attempt + 1)
+        again = Outgoing(message.id, delivery.queue, self.app.encode_message(nxt), eta)
+        etype, text, tb = describe(exc)
+        logger.warning("%s[%s] will retry in %.2fs (attempt %d): %s: %s", message.task,
+                       message.id, delay, message.attempt + 1, etype, text)
+        record = ResultRecord(TaskState.RETRY, None, etype, text, tb, message.attempt + 1,
+                              message.task, None)
+        return RetryLater(delivery, again, self.backend.key_write(message.id, record))
 
     def _success(self, message: Message, value: Any, started: float) -> KeyWrite:
         record = ResultRecord(TaskState.SUCCESS, value, attempt=message.attempt,
@@ -135,12 +194,11 @@ class Executor:
             logger.info("%s[%s] succeeded in %.4fs", message.task, message.id,
                         time.perf_counter() - started)
 
-    def _failure(self, message: Message, exc: BaseException, started: float,
-                 timeout: float | None = None) -> KeyWrite:
+    def _failure(self, message: Message, exc: BaseException, started: float) -> KeyWrite:
         elapsed = time.perf_counter() - started
         etype, text, tb = describe(exc)
-        if timeout is not None:
-            etype, text = "TimeoutError", f"the task exceeded its {timeout:g} s time limit"
+        if isinstance(exc, TimeLimitExceeded):
+            etype = "TimeoutError"
         logger.error("%s[%s] failed in %.4fs: %s: %s", message.task, message.id, elapsed,
                      etype, text)
         return self._error(message, etype, text, tb)
@@ -149,6 +207,16 @@ class Executor:
         record = ResultRecord(TaskState.FAILURE, None, etype, text, tb, message.attempt,
                               message.task, time.time())
         return self.backend.key_write(message.id, record)
+
+
+async def _hook(hook: Any, *args: Any) -> None:
+    """Run a user hook; its failure is logged and never changes the task's outcome."""
+    if hook is None:
+        return
+    try:
+        await hook(*args)
+    except Exception:
+        logger.exception("hook %s failed", getattr(hook, "__qualname__", hook))
 
 
 def rejection(dead: Dead) -> ResultRecord:

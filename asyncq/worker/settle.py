@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
-from asyncq.brokers import Consumer, DeadItem, Settlement
+from asyncq.brokers import Consumer, DeadItem, Outgoing, Settlement
 from asyncq.results import ResultBackend
-from asyncq.worker.execute import Ack, Dead, Outcome, Requeue, rejection
+from asyncq.worker.execute import Ack, Dead, Outcome, Requeue, RetryLater, rejection
 
 __all__ = ["Settler"]
 
@@ -24,8 +24,10 @@ class Settler:
     """
 
     def __init__(self, consumer: Consumer, backend: ResultBackend,
+                 publish: Callable[[Sequence[Outgoing]], Awaitable[None]],
                  on_settled: Callable[[int], None]) -> None:
         self._consumer = consumer
+        self._publish = publish
         self._backend = backend
         self._fused = consumer.server_id is not None and consumer.server_id == backend.server_id
         self._on_settled = on_settled
@@ -68,7 +70,11 @@ class Settler:
             self._on_settled(len(batch))
 
     async def _settle(self, batch: Sequence[Outcome]) -> None:
+        retries = [o for o in batch if isinstance(o, RetryLater)]
+        if retries:  # the next attempt is safely queued before the current one is acked
+            await self._publish([r.again for r in retries])
         acks = [o for o in batch if isinstance(o, Ack)]
+        acks += [Ack(r.delivery, r.write) for r in retries]
         dead = [o for o in batch if isinstance(o, Dead)]
         requeue = [o.delivery for o in batch if isinstance(o, Requeue)]
         if acks:

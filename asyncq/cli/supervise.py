@@ -1,0 +1,63 @@
+"""``asyncq worker -w N``: N worker processes under one supervisor.
+
+The supervisor starts N copies of the same command with ``-w 1``, forwards
+SIGTERM/SIGINT to them, and restarts a child that dies while it is not stopping
+(a crash or SIGKILL); the child's unacked messages are recovered by the lease.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import time
+from types import FrameType
+
+__all__ = ["supervise"]
+
+logger = logging.getLogger("asyncq.supervisor")
+
+RESTART_DELAY = 0.5
+
+
+def _child_argv(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in ("-w", "--workers"):
+            skip = True
+            continue
+        if arg.startswith("--workers="):
+            continue
+        out.append(arg)
+    return [sys.executable, "-m", "asyncq", *out, "-w", "1"]
+
+
+def supervise(processes: int, argv: list[str]) -> int:
+    """Run ``processes`` workers until a signal; return the exit code."""
+    cmd = _child_argv(argv)
+    children = [subprocess.Popen(cmd) for _ in range(processes)]
+    stopping: list[int] = []
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stopping.append(signum)
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    while not stopping:
+        for index, child in enumerate(children):
+            code = child.poll()
+            if code is not None and not stopping:
+                logger.warning("worker process %d exited with %d; restarting", child.pid, code)
+                time.sleep(RESTART_DELAY)
+                children[index] = subprocess.Popen(cmd)
+        time.sleep(0.2)
+    codes = [child.wait() for child in children]
+    return max((abs(code) for code in codes), default=0) if any(codes) else 0
