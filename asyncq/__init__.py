@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from asyncq.app import App
+from asyncq.context import Request, current_request
 from asyncq.errors import (
     AsyncqError,
     BrokerError,
@@ -24,7 +25,6 @@ from asyncq.errors import (
     TaskNotRegistered,
     TaskRejected,
 )
-from asyncq.context import Request, current_request
 from asyncq.message import Message
 from asyncq.result import TaskResult
 from asyncq.results import ResultRecord
@@ -46,15 +46,15 @@ __all__ = [
     "Message",
     "MessageTooLarge",
     "PublishError",
+    "Request",
     "ResultError",
     "ResultRecord",
     "ResultTimeout",
-    "Request",
     "ResultUnavailable",
     "Retry",
     "SerializationError",
-    "SignatureError",
     "Signature",
+    "SignatureError",
     "Task",
     "TaskCancelled",
     "TaskFailed",

@@ -188,3 +188,7 @@ class Broker(abc.ABC):
 
     async def ping(self) -> None:  # noqa: B027
         """Raise :class:`~asyncq.errors.BrokerUnavailable` when the server does not answer."""
+
+    async def safety_warnings(self) -> list[str]:
+        """Server settings that could lose queued messages (checked at worker start)."""
+        return []

@@ -13,6 +13,7 @@ so nothing pending can be trimmed away.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -22,8 +23,12 @@ import redis.asyncio as aioredis
 from asyncq import _redis
 from asyncq._batch import Coalescer
 from asyncq.brokers import Broker, Consumer, DeadLetter, Outgoing
+from asyncq.errors import BrokerError
 
 __all__ = ["RedisBroker", "dead_key", "delayed_key", "stream_key"]
+
+
+_STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
 
 
 def stream_key(queue: str) -> str:
@@ -61,6 +66,17 @@ class RedisBroker(Broker):
     async def ping(self) -> None:
         with _redis.mapped_errors("Redis broker", self.url):
             await self.client.ping()
+
+    async def safety_warnings(self) -> list[str]:
+        try:
+            reply: dict[Any, Any] = await self.client.config_get("maxmemory-policy")
+        except Exception:  # CONFIG may be disabled on managed Redis: nothing to say
+            return []
+        policy = _text(reply.get(b"maxmemory-policy") or reply.get("maxmemory-policy") or "")
+        if policy.startswith("allkeys-"):
+            return [f"Redis maxmemory-policy is {policy}: under memory pressure Redis may "
+                    "evict queued tasks; set it to noeviction (or a volatile-* policy)"]
+        return []
 
     async def publish(self, message: Outgoing) -> None:
         with _redis.mapped_errors("Redis broker", self.url):
@@ -114,6 +130,9 @@ class RedisBroker(Broker):
     async def requeue_dead(self, queue: str, refs: Sequence[str]) -> int:
         if not refs:
             return 0
+        bad = [ref for ref in refs if not _STREAM_ID.fullmatch(ref)]
+        if bad:
+            raise BrokerError(f"not dead-letter references: {', '.join(map(repr, bad))}")
         with _redis.mapped_errors("Redis broker", self.url):
             moved = await self.scripts["undead"](
                 keys=[dead_key(queue), stream_key(queue)], args=list(refs)

@@ -7,14 +7,14 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Coroutine
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
 from asyncq.app import App
+from asyncq.cli._common import AppPath, fail, load_or_fail, run_async
 from asyncq.cli.banner import banner
-from asyncq.cli.discover import load_app
+from asyncq.cli.dlq import dlq
 from asyncq.cli.supervise import supervise
 from asyncq.errors import AsyncqError
 from asyncq.worker import Worker
@@ -29,31 +29,7 @@ cli = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-AppPath = Annotated[str, typer.Argument(help="The app, as package.module:attribute.",
-                                        metavar="MODULE:ATTR")]
 LOG_FORMAT = "[%(asctime)s %(levelname)s/%(processName)s] %(name)s: %(message)s"
-
-
-def fail(message: str) -> typer.Exit:
-    typer.echo(f"asyncq: error: {message}", err=True)
-    return typer.Exit(2)
-
-
-def run_async(coro: Coroutine[Any, Any, None]) -> None:
-    """Run on uvloop when it is installed."""
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(coro)
-    else:
-        uvloop.run(coro)
-
-
-def _load(path: str) -> App:
-    try:
-        return load_app(path)
-    except AsyncqError as exc:
-        raise fail(str(exc)) from None
 
 
 @cli.command()
@@ -79,14 +55,21 @@ def worker(
         "--max-deliveries", min=1, help="Deliveries before a message is dead-lettered.")] = 5,
     workers: Annotated[int, typer.Option(
         "-w", "--workers", min=1, help="Worker processes (restarted if they die).")] = 1,
+    unsafe_server: Annotated[str, typer.Option(
+        "--unsafe-server", help="When the server could lose tasks (e.g. Redis allkeys-* "
+        "eviction): warn, refuse or ignore.")] = "warn",
+    loop_lag: Annotated[float, typer.Option(
+        "--loop-lag", min=0, help="Warn when a task blocks the event loop this long (0: off).")
+    ] = 1.0,
 ) -> None:
     """Run a worker: consume QUEUES and run tasks of MODULE:ATTR."""
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
-    app = _load(app_path)
+    app = load_or_fail(app_path)
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     instance = Worker(app, names, concurrency=concurrency, prefetch=prefetch,
                       shutdown_timeout=shutdown_timeout, lease=lease,
-                      max_deliveries=max_deliveries)
+                      max_deliveries=max_deliveries, loop_lag_threshold=loop_lag or None,
+                      unsafe_server=_choice(unsafe_server))
     typer.echo(banner(app, queues=instance.queues, concurrency=concurrency,
                       prefetch=instance.prefetch, processes=workers), err=True)
     if workers > 1:
@@ -97,6 +80,14 @@ def worker(
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
         pass
+
+
+def _choice(value: str) -> Literal["warn", "refuse", "ignore"]:
+    choices: dict[str, Literal["warn", "refuse", "ignore"]] = {
+        "warn": "warn", "refuse": "refuse", "ignore": "ignore"}
+    if value in choices:
+        return choices[value]
+    raise fail(f"--unsafe-server takes warn, refuse or ignore, not {value!r}")
 
 
 async def _serve(instance: Worker) -> None:
@@ -131,7 +122,7 @@ def enqueue(
         "--wait", help="Wait up to this many seconds and print the result.")] = None,
 ) -> None:
     """Send one task by name and print its id (and result with --wait)."""
-    app = _load(app_path)
+    app = load_or_fail(app_path)
     if task not in app.tasks:
         raise fail(f"no task named {task!r} in {app_path} (known: {', '.join(sorted(app.tasks))})")
     try:
@@ -151,6 +142,9 @@ async def _enqueue(app: App, task: str, args: list[Any], kwargs: dict[str, Any],
         typer.echo(handle.id)
         if wait is not None:
             typer.echo(json.dumps(await handle.get(timeout=wait), default=str))
+
+
+cli.add_typer(dlq, name="dlq")
 
 
 def main() -> None:

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from types import CodeType
+from typing import TYPE_CHECKING, Any, Literal
 
 from asyncq.brokers import Consumer, Delivery
+from asyncq.errors import ConfigurationError
 from asyncq.message import Message
 from asyncq.worker.execute import Dead, Executor, Outcome, Requeue
 from asyncq.worker.settle import Settler
+from asyncq.worker.watchdog import LoopWatchdog
 
 if TYPE_CHECKING:
     from asyncq.app import App
@@ -46,7 +50,9 @@ class Worker:
     def __init__(self, app: App, queues: Sequence[str] | None = None, *,
                  concurrency: int = 100, prefetch: int | None = None,
                  shutdown_timeout: float = 30.0, lease: float = 60.0,
-                 max_deliveries: int = 5, fetch_timeout: float = 1.0) -> None:
+                 max_deliveries: int = 5, fetch_timeout: float = 1.0,
+                 loop_lag_threshold: float | None = 1.0,
+                 unsafe_server: Literal["warn", "refuse", "ignore"] = "warn") -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.app = app
@@ -56,6 +62,9 @@ class Worker:
         self.shutdown_timeout = shutdown_timeout
         self.lease = lease
         self.fetch_timeout = fetch_timeout
+        self.unsafe_server = unsafe_server
+        self.watchdog = (LoopWatchdog(_task_codes(app), threshold=loop_lag_threshold)
+                         if loop_lag_threshold else None)
         self.executor = Executor(app, max_deliveries=max_deliveries)
         self._slots = asyncio.Semaphore(concurrency)
         self._buffer: deque[tuple[Delivery, Message, Task[Any, Any]]] = deque()
@@ -97,6 +106,7 @@ class Worker:
     async def run(self) -> None:
         """Run until :meth:`stop`; the app is connected for the duration."""
         async with self.app:
+            await self._check_server()
             consumer = self.app.broker.consumer(
                 self.queues, group=self.app.name, prefetch=self.concurrency + self.prefetch,
                 lease=self.lease)
@@ -107,6 +117,14 @@ class Worker:
                 await self._serve(consumer, self._settler)
             finally:
                 await consumer.close()
+
+    async def _check_server(self) -> None:
+        if self.unsafe_server == "ignore":
+            return
+        for warning in await self.app.broker.safety_warnings():
+            if self.unsafe_server == "refuse":
+                raise ConfigurationError(f"refusing to start: {warning}")
+            logger.warning("%s", warning)
 
     async def __aenter__(self) -> Worker:
         self._task = asyncio.get_running_loop().create_task(self.run())
@@ -129,6 +147,8 @@ class Worker:
             asyncio.create_task(settler.run(), name="asyncq-settle"),
             asyncio.create_task(self._renew_loop(consumer), name="asyncq-renew"),
         ]
+        if self.watchdog is not None:
+            self.watchdog.start(asyncio.get_running_loop())
         self.started.set()
         try:
             stopped = asyncio.create_task(self._stop.wait())
@@ -136,6 +156,8 @@ class Worker:
             stopped.cancel()
         finally:
             await self._shutdown(loops, settler)
+            if self.watchdog is not None:
+                self.watchdog.stop()
 
     async def _fetch_loop(self, consumer: Consumer) -> None:
         backoff = 0.1
@@ -258,6 +280,11 @@ async def _cancel(*tasks: asyncio.Task[Any]) -> None:
     for result in results:
         if isinstance(result, Exception):
             logger.error("worker loop failed: %r", result)
+
+
+def _task_codes(app: App) -> dict[CodeType, str]:
+    return {inspect.unwrap(task.fn).__code__: name for name, task in app.tasks.items()
+            if hasattr(inspect.unwrap(task.fn), "__code__")}
 
 
 def _default_queues(app: App) -> list[str]:
