@@ -1,0 +1,310 @@
+"""The consuming side of the RabbitMQ broker: a push consumer behind ``fetch``.
+
+``basic.consume`` (manual ack, ``basic.qos`` prefetch) feeds an asyncio queue that
+``fetch`` drains. Before a message reaches that queue, the consumer handles two cases
+itself: a delayed message that arrived early goes back to a delay bucket, and (on a
+classic queue) a redelivered message is republished with a delivery counter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustQueue
+from aio_pika.exceptions import ChannelInvalidStateError, MessageProcessError
+
+from asyncq.brokers import Consumer, DeadItem, Delivery, Settlement
+from asyncq.brokers._amqp_dead import dead_properties
+from asyncq.brokers._amqp_layout import (
+    DEAD_EXCHANGE,
+    ETA_HEADER,
+    REDELIVERIES_HEADER,
+    copy_properties,
+    header_int,
+)
+from asyncq.brokers.amqp import Returned
+
+if TYPE_CHECKING:
+    from asyncq.brokers.amqp import AmqpBroker
+
+__all__ = ["AmqpConsumer"]
+
+logger = logging.getLogger("asyncq.brokers.amqp")
+
+_MAX_PREFETCH = 65535
+Callback = Callable[[AbstractIncomingMessage], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Tag:
+    """``Delivery.tag``: the message and the task id its reply route is held under."""
+
+    message: AbstractIncomingMessage
+    route: str | None
+
+
+def _stale(delivery: Delivery) -> bool:
+    """True when the delivery's channel died: it can no longer be acked."""
+    try:
+        delivery.tag.message.channel  # noqa: B018 - raises once the channel is closed
+    except ChannelInvalidStateError:
+        return True
+    return False
+
+
+class AmqpConsumer(Consumer):
+    """One worker's consumer on its own channel; see the broker's docstring."""
+
+    server_id = None
+
+    def __init__(self, broker: AmqpBroker, queues: list[str], *, prefetch: int) -> None:
+        self._broker = broker
+        self._queues = queues
+        self._prefetch = max(1, min(prefetch, _MAX_PREFETCH))
+        self._inbox: asyncio.Queue[Delivery] = asyncio.Queue()
+        self._held: dict[int, Delivery] = {}
+        self._channel: AbstractRobustChannel | None = None
+        self._consuming: list[tuple[AbstractRobustQueue, str]] = []
+        self._copies: dict[str, asyncio.Event] = {}
+        self._busy = 0
+        self._closed = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # -- starting ------------------------------------------------------------------
+    async def _start(self) -> None:
+        if self._channel is not None:
+            return
+        broker = self._broker
+        await broker.connect()
+        with broker.errors("start consuming"):
+            for queue in self._queues:
+                await broker.layout.queue(queue)
+            async with asyncio.timeout(broker.timeout):
+                channel = await broker.connection().channel(publisher_confirms=False)
+            try:
+                async with asyncio.timeout(broker.timeout):
+                    await self._subscribe(channel)
+            except BaseException:
+                self._consuming.clear()
+                await self._close_channel(channel)
+                raise
+        self._channel = channel
+
+    async def _subscribe(self, channel: AbstractRobustChannel) -> None:
+        # per consumer (global QoS is deprecated and quorum queues refuse it)
+        await channel.set_qos(prefetch_count=self._prefetch)
+        for name in self._queues:
+            queue = await channel.declare_queue(
+                name, durable=True, arguments=self._broker.layout.kind.main_args(name))
+            tag = await queue.consume(self._callback(name), no_ack=False)
+            self._consuming.append((queue, tag))
+
+    def _callback(self, queue: str) -> Callback:
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            await self._on_message(queue, message)
+
+        return on_message
+
+    # -- receiving -----------------------------------------------------------------
+    async def _on_message(self, queue: str, message: AbstractIncomingMessage) -> None:
+        self._busy += 1
+        self._idle.clear()
+        try:
+            original_settled = self._copies.get(message.message_id or "")
+            if original_settled is not None:
+                await original_settled.wait()
+            if await self._divert(queue, message):
+                return
+        except Exception as exc:
+            logger.warning("could not republish a redelivered message of %r (%s); "
+                           "handing it over as is", queue, self._broker.describe(exc))
+        finally:
+            self._busy -= 1
+            if self._busy == 0:
+                self._idle.set()
+        if self._closed:  # arrived after close() handed everything back
+            await _settle(message, ack=False)
+            return
+        self._accept(queue, message)
+
+    async def _divert(self, queue: str, message: AbstractIncomingMessage) -> bool:
+        """Handle early and (classic-queue) redelivered messages; True if handled."""
+        remaining = header_int(message.headers, ETA_HEADER) - int(time.time() * 1000)
+        if remaining > 0:
+            await self._redelay(queue, message, remaining)
+            return True
+        if message.redelivered and not self._broker.quorum:
+            await self._recount(queue, message)
+            return True
+        return False
+
+    async def _recount(self, queue: str, message: AbstractIncomingMessage) -> None:
+        """Republish a redelivered message with its counter raised, then ack it.
+
+        RabbitMQ may deliver the copy before the original's ack is on the wire; the copy
+        waits for it (in ``_on_message``), so a task that kills its worker cannot leave
+        both behind and keep the counter from growing.
+        """
+        count = header_int(message.headers, REDELIVERIES_HEADER) + 1
+        properties = copy_properties(message, {REDELIVERIES_HEADER: count})
+        key = properties.message_id or ""
+        self._copies[key] = settled = asyncio.Event()
+        try:
+            await self._broker.send("", queue, message.body, properties)
+            await _settle(message, ack=True)
+        finally:
+            settled.set()
+            del self._copies[key]
+
+    async def _redelay(self, queue: str, message: AbstractIncomingMessage,
+                       remaining: int) -> None:
+        try:
+            await self._broker.redelay(queue, message.body, copy_properties(message, {}),
+                                       remaining)
+        except Exception as exc:
+            logger.warning("could not send an early message of %r back to wait (%s); "
+                           "returning it to the queue", queue, self._broker.describe(exc))
+            await asyncio.sleep(min(remaining / 1000, 1.0))
+            await _settle(message, ack=False)
+            return
+        await _settle(message, ack=True)
+
+    def _accept(self, queue: str, message: AbstractIncomingMessage) -> None:
+        route = message.correlation_id if message.reply_to else None
+        if route is not None and message.reply_to is not None:
+            self._broker.replies.hold(route, message.reply_to)
+        delivery = Delivery(message.body, queue, self._count(message), _Tag(message, route))
+        self._held[id(delivery)] = delivery
+        self._inbox.put_nowait(delivery)
+
+    def _count(self, message: AbstractIncomingMessage) -> int:
+        earlier = header_int(message.headers, REDELIVERIES_HEADER)
+        if self._broker.quorum:
+            earlier += header_int(message.headers, "x-delivery-count")
+        elif message.redelivered:
+            earlier += 1  # the counting republish failed; at least this one
+        return earlier + 1
+
+    # -- the Consumer protocol -------------------------------------------------------
+    async def fetch(self, limit: int, timeout: float) -> Sequence[Delivery]:
+        await self._start()
+        out: list[Delivery] = []
+        if limit <= 0:
+            return out
+        if self._inbox.empty():
+            try:
+                async with asyncio.timeout(timeout):
+                    self._take(await self._inbox.get(), out)
+            except TimeoutError:
+                return out
+        while len(out) < limit and not self._inbox.empty():
+            self._take(self._inbox.get_nowait(), out)
+        return out
+
+    def _take(self, delivery: Delivery, out: list[Delivery]) -> None:
+        if _stale(delivery):  # its channel died: RabbitMQ redelivers it
+            self._forget(delivery)
+            return
+        out.append(delivery)
+
+    def _forget(self, delivery: Delivery) -> bool:
+        if self._held.pop(id(delivery), None) is None:
+            return False
+        if delivery.tag.route is not None:
+            self._broker.replies.release(delivery.tag.route)
+        return True
+
+    async def ack(self, items: Sequence[Settlement]) -> None:
+        await self._finish([item.delivery for item in items], ack=True)
+
+    async def requeue(self, deliveries: Sequence[Delivery]) -> None:
+        await self._finish(deliveries, ack=False)
+
+    async def _finish(self, deliveries: Sequence[Delivery], *, ack: bool) -> None:
+        failed = 0
+        for delivery in deliveries:
+            if self._forget(delivery) and not await _settle(delivery.tag.message, ack=ack):
+                failed += 1
+        if failed:
+            logger.warning("could not %s %d message(s): their channel closed; RabbitMQ "
+                           "redelivers them", "ack" if ack else "requeue", failed)
+
+    async def dead_letter(self, items: Sequence[DeadItem]) -> None:
+        live = [item for item in items if id(item.delivery) in self._held]
+        for item in [item for item in live if _stale(item.delivery)]:
+            self._forget(item.delivery)  # RabbitMQ redelivers it; dead-lettered next time
+            live.remove(item)
+        results = await asyncio.gather(*(self._publish_dead(item) for item in live),
+                                       return_exceptions=True)
+        await self._finish([item.delivery for item, result in zip(live, results, strict=True)
+                            if result is None], ack=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _publish_dead(self, item: DeadItem) -> None:
+        broker, queue = self._broker, item.delivery.queue
+        properties = dead_properties(item, item.delivery.tag.message)
+        with broker.errors("dead-letter"):
+            try:
+                await broker.send(DEAD_EXCHANGE, queue, item.delivery.body, properties)
+            except Returned:  # the dead-letter queue was deleted: declare it again
+                broker.layout.forget(queue)
+                await broker.layout.queue(queue)
+                await broker.send(DEAD_EXCHANGE, queue, item.delivery.body, properties)
+
+    async def close(self) -> None:
+        """Cancel consumption, hand back whatever is held, close the channel."""
+        channel, self._channel = self._channel, None
+        self._closed = True
+        if channel is None:
+            return
+        timeout = self._broker.timeout
+        for queue, tag in self._consuming:
+            try:
+                async with asyncio.timeout(timeout):
+                    await queue.cancel(tag)
+            except Exception as exc:
+                logger.debug("cancelling consumer %s: %s", tag, exc)
+        self._consuming.clear()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+        except TimeoutError:
+            logger.warning("gave up waiting for %d message callback(s)", self._busy)
+        await self._finish(list(self._held.values()), ack=False)
+        while not self._inbox.empty():
+            self._inbox.get_nowait()
+        await self._close_channel(channel)
+
+    async def _close_channel(self, channel: AbstractRobustChannel) -> None:
+        try:
+            async with asyncio.timeout(self._broker.timeout):
+                await channel.close()
+        except Exception as exc:
+            logger.debug("closing the consumer channel: %s", self._broker.describe(exc))
+
+
+async def _settle(message: AbstractIncomingMessage, *, ack: bool, timeout: float = 5.0) -> bool:
+    """Ack (or requeue) without ever raising; False when the channel is gone."""
+    try:
+        async with asyncio.timeout(timeout):
+            if ack:
+                await message.ack()
+            else:
+                await message.nack(requeue=True)
+    except MessageProcessError:
+        return True  # settled before
+    except (ChannelInvalidStateError, TimeoutError, ConnectionError, OSError):
+        return False
+    except Exception as exc:
+        logger.warning("settling a message failed: %s: %s", type(exc).__name__, exc)
+        return False
+    return True
+
