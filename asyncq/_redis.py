@@ -47,7 +47,7 @@ def make_client(url: str, *, socket_timeout: float = 15.0,
         timeout=socket_timeout,
         decode_responses=False,
     )
-    return aioredis.Redis(connection_pool=pool)
+    return aioredis.Redis.from_pool(pool)  # the client owns (and closes) its pool
 
 
 def server_id(url: str) -> str:

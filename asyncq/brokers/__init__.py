@@ -175,6 +175,10 @@ class Broker(abc.ABC):
         """Messages waiting (not counting delayed or in-flight ones), for operators."""
 
     @abc.abstractmethod
+    async def delete_queue(self, queue: str) -> None:
+        """Delete a queue with everything in it: waiting, delayed and dead messages."""
+
+    @abc.abstractmethod
     async def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
         """Stored dead letters of ``queue``, oldest first."""
 

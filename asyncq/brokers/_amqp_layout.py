@@ -263,6 +263,13 @@ class Layout:
             self._delays[name] = declared_at
         return name
 
+    async def delete(self, queue: str) -> None:
+        """Delete ``queue`` and its dead-letter queue, messages included."""
+        async with self._open() as ch:
+            await ch.queue_delete(queue)
+            await ch.queue_delete(dead_queue(queue))
+        self.forget(queue)
+
     async def message_count(self, queue: str) -> int:
         """Ready messages in ``queue``; 0 when it does not exist (nothing is created)."""
         try:

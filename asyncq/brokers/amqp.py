@@ -371,6 +371,11 @@ class AmqpBroker(Broker):
         with self.errors("queue size"):
             return await self.layout.message_count(queue)
 
+    async def delete_queue(self, queue: str) -> None:
+        await self.connect()
+        with self.errors("delete queue"):
+            await self.layout.delete(queue)
+
     async def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
         from asyncq.brokers import _amqp_dead
 

@@ -80,6 +80,12 @@ class MemoryBroker(Broker):
     async def queue_size(self, queue: str) -> int:
         return len(self._hub.queue(queue))
 
+    async def delete_queue(self, queue: str) -> None:
+        self._hub.queues.pop(queue, None)
+        self._hub.dead.pop(queue, None)
+        self._hub.delayed = [e for e in self._hub.delayed if e[2] != queue]
+        heapq.heapify(self._hub.delayed)
+
     async def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
         return list(self._hub.dead.get(queue, [])[:limit])
 

@@ -114,6 +114,10 @@ class RedisBroker(Broker):
         with _redis.mapped_errors("Redis broker", self.url):
             return int(await self.client.xlen(stream_key(queue)))
 
+    async def delete_queue(self, queue: str) -> None:
+        with _redis.mapped_errors("Redis broker", self.url):
+            await self.client.delete(stream_key(queue), delayed_key(queue), dead_key(queue))
+
     async def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
         with _redis.mapped_errors("Redis broker", self.url):
             entries: Any = await self.client.xrange(dead_key(queue), count=limit)
