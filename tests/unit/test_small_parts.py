@@ -1,0 +1,109 @@
+"""Pure helpers: URL masking, backoff, routing, signing, the public surface."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+import asyncq
+from asyncq._urls import mask_url
+from asyncq.backoff import retry_delay
+from asyncq.routing import Route, Router
+from asyncq.signing import Signer
+
+
+@pytest.mark.parametrize(("url", "masked"), [
+    ("redis://:s3cret@host:6379/0", "redis://:***@host:6379/0"),
+    ("amqp://user:p%40ss@host:5672/vh", "amqp://user:***@host:5672/vh"),
+    ("rediss://token@host/0", "rediss://***@host/0"),
+    ("redis://host:6379/0", "redis://host:6379/0"),
+    ("memory://", "memory://"),
+])
+def test_mask_url(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+
+
+def test_app_repr_and_errors_never_show_the_password() -> None:
+    app = asyncq.App("masked", broker="redis://:hunter2hunter2@127.0.0.1:1/0")
+    assert "hunter2" not in repr(app)
+    assert "hunter2" not in repr(app.broker)
+    assert "hunter2" not in repr(app.backend)
+
+
+def test_backoff_grows_is_capped_and_jitters() -> None:
+    assert [retry_delay(n, base=1, cap=10, jitter=False) for n in range(6)] == [
+        1, 2, 4, 8, 10, 10]
+    rng = random.Random(7)
+    draws = [retry_delay(3, base=1, cap=10, jitter=True, rng=rng) for _ in range(200)]
+    assert all(0 <= d <= 8 for d in draws)
+    assert len({round(d, 6) for d in draws}) > 150
+    with pytest.raises(ValueError, match="non-negative"):
+        retry_delay(-1)
+
+
+def test_router_exact_beats_pattern_and_patterns_keep_order() -> None:
+    router = Router({
+        "shop.tasks.*": "shop",
+        "shop.tasks.send_email": {"queue": "emails", "routing_key": "mail.out"},
+        "shop.*": {"queue": "other", "exchange": "events"},
+    })
+    assert router.route("shop.tasks.send_email") == Route("emails", "mail.out", None)
+    assert router.route("shop.tasks.add") == Route("shop")
+    assert router.route("shop.images.resize") == Route("other", None, "events")
+    assert router.route("billing.charge") is None
+    with pytest.raises(asyncq.ConfigurationError, match="unknown keys"):
+        Router({"x": {"queue": "q", "colour": "red"}})
+
+
+async def test_routes_apply_with_call_options_winning() -> None:
+    app = asyncq.App("routes", broker="memory://routes",
+                     task_routes={"mail.*": "emails"})
+
+    @app.task(name="mail.send", queue="ignored-by-route")
+    async def send() -> None: ...
+
+    @app.task(name="math.add", queue="math")
+    async def add() -> None: ...
+
+    assert app.queue_for(send) == "emails"
+    assert app.queue_for(add) == "math"
+    async with app:
+        await send.enqueue()
+        await send.options(queue="urgent").enqueue()
+        await add.enqueue()
+        sizes = {q: await app.broker.queue_size(q) for q in ("emails", "urgent", "math")}
+    assert sizes == {"emails": 1, "urgent": 1, "math": 1}
+
+
+def test_signing_round_trip_rotation_and_refusals() -> None:
+    old = Signer({"k1": "0123456789abcdef-one"})
+    both = Signer({"k2": "0123456789abcdef-two", "k1": "0123456789abcdef-one"}, "k2")
+    signed_old = old.sign(b"payload")
+    assert both.verify(signed_old) == b"payload"  # workers accept the old key while rotating
+    assert both.verify(both.sign(b"new")) == b"new"
+    with pytest.raises(asyncq.SignatureError, match="unknown signing key id 'k2'"):
+        old.verify(both.sign(b"new"))
+    tampered = signed_old[:-1] + b"X"
+    with pytest.raises(asyncq.SignatureError, match="bad signature"):
+        old.verify(tampered)
+    with pytest.raises(asyncq.SignatureError, match="not signed"):
+        old.verify(b"payload")
+    with pytest.raises(asyncq.ConfigurationError, match="shorter"):
+        Signer({"k": "short"})
+    assert "0123456789" not in repr(both)
+
+
+def test_public_names_are_sorted_and_importable() -> None:
+    assert asyncq.__all__ == sorted(asyncq.__all__)
+    for name in asyncq.__all__:
+        assert getattr(asyncq, name) is not None
+
+
+def test_error_tree() -> None:
+    for name in ("BrokerUnavailable", "PublishError", "DecodeError", "SignatureError",
+                 "MessageTooLarge", "SerializationError", "ResultTimeout", "TaskFailed",
+                 "TaskRejected", "TaskCancelled", "ConfigurationError", "TaskNotRegistered"):
+        assert issubclass(getattr(asyncq, name), asyncq.AsyncqError), name
+    assert issubclass(asyncq.ResultTimeout, TimeoutError)
+    assert not issubclass(asyncq.Retry, asyncq.AsyncqError)
