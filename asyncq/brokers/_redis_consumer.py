@@ -45,6 +45,7 @@ class RedisConsumer(Consumer):
         self._ready = False
         self._next_promote = 0.0
         self._next_reclaim = 0.0
+        self._cursors: dict[str, str] = {}
         self.server_id = broker.server_id
         self.max_deliveries_seen = 0
 
@@ -78,8 +79,9 @@ class RedisConsumer(Consumer):
             self._next_promote = now + PROMOTE_INTERVAL
             await self._promote()
         if now >= self._next_reclaim:
-            self._next_reclaim = now + self._lease_ms / 2000
-            reclaimed = await self._reclaim(limit)
+            reclaimed = await self._reclaim()
+            # after a find, look again at once: a dead worker's messages come back one by one
+            self._next_reclaim = now if reclaimed else now + self._lease_ms / 2000
             if reclaimed:
                 return reclaimed
         block = min(timeout, max(0.0, self._next_promote - time.monotonic()))
@@ -108,22 +110,22 @@ class RedisConsumer(Consumer):
             )
         await pipe.execute()
 
-    async def _reclaim(self, limit: int) -> list[Delivery]:
-        out: list[Delivery] = []
+    async def _reclaim(self) -> list[Delivery]:
+        """One message whose lease expired, if any (it may be what killed its worker)."""
         for stream, queue in self._streams.items():
-            if len(out) >= limit:
-                break
+            cursor = self._cursors.get(stream, "0-0")
             reply = await self._client.xautoclaim(
-                stream, self._group, self._name, self._lease_ms, "0-0", count=limit - len(out)
-            )
+                stream, self._group, self._name, self._lease_ms, cursor, count=1)
+            self._cursors[stream] = _redis_text(reply[0])
             entries = [e for e in reply[1] if e and e[1] is not None]
             if entries:
-                counts = await self._delivery_counts(stream, [e[0] for e in entries])
-                out.extend(Delivery(f.get(b"d", b""), queue, counts.get(i, 2), i)
-                           for i, f in entries)
-        if out:
-            logger.warning("recovered %d message(s) from workers whose lease expired", len(out))
-        return out
+                entry_id, fields = entries[0]
+                counts = await self._delivery_counts(stream, [entry_id])
+                logger.warning("recovered a message from a worker whose lease expired "
+                               "(delivery %d)", counts.get(entry_id, 2))
+                return [Delivery(fields.get(b"d", b""), queue, counts.get(entry_id, 2),
+                                 entry_id)]
+        return []
 
     async def _delivery_counts(self, stream: str, ids: list[Any]) -> dict[Any, int]:
         rows = await self._client.xpending_range(

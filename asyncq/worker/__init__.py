@@ -69,6 +69,9 @@ class Worker:
         self._slots = asyncio.Semaphore(concurrency)
         self._buffer: deque[tuple[Delivery, Message, Task[Any, Any]]] = deque()
         self._buffered = asyncio.Event()
+        self._suspects: deque[tuple[Delivery, Message, Task[Any, Any]]] = deque()
+        self._idle = asyncio.Event()
+        self._calm = asyncio.Event()
         self._room = asyncio.Event()
         self._stop = asyncio.Event()
         self._abort = asyncio.Event()
@@ -82,8 +85,8 @@ class Worker:
 
     # -- public --------------------------------------------------------------------
     def statistics(self) -> WorkerStats:
-        return WorkerStats(len(self._running), len(self._buffer), self._held, self._settled,
-                           self._stop.is_set())
+        return WorkerStats(len(self._running), len(self._buffer) + len(self._suspects),
+                           self._held, self._settled, self._stop.is_set())
 
     def stop(self) -> None:
         """Stop fetching; running tasks get ``shutdown_timeout`` to finish."""
@@ -161,7 +164,11 @@ class Worker:
 
     async def _fetch_loop(self, consumer: Consumer) -> None:
         backoff = 0.1
-        while True:
+        while not self._stop.is_set():
+            if self._suspects:  # hold nothing new while redelivered messages run alone
+                self._calm.clear()
+                await self._calm.wait()
+                continue
             free = self.concurrency + self.prefetch - self._held
             if free <= 0:
                 self._room.clear()
@@ -185,6 +192,8 @@ class Worker:
             prepared = self.executor.prepare(delivery)
             if isinstance(prepared, Dead):
                 self._settler.add(prepared)
+            elif delivery.delivery_count > 1:
+                self._suspects.append((delivery, *prepared))
             else:
                 self._buffer.append((delivery, *prepared))
         self._buffered.set()
@@ -192,13 +201,40 @@ class Worker:
     async def _dispatch_loop(self) -> None:
         while True:
             await self._slots.acquire()
-            while not self._buffer:
+            while not self._buffer and not self._suspects:
                 self._buffered.clear()
                 await self._buffered.wait()
-            delivery, message, task = self._buffer.popleft()
-            handler = asyncio.create_task(self._handle(delivery, message, task))
-            self._running[handler] = delivery
-            handler.add_done_callback(self._running.pop)
+            if self._buffer:
+                self._start(*self._buffer.popleft())
+            else:
+                await self._run_suspect()
+
+    def _start(self, delivery: Delivery, message: Message,
+               task: Task[Any, Any]) -> asyncio.Task[None]:
+        handler = asyncio.create_task(self._handle(delivery, message, task))
+        self._running[handler] = delivery
+        handler.add_done_callback(self._finished)
+        return handler
+
+    def _finished(self, handler: asyncio.Task[None]) -> None:
+        self._running.pop(handler, None)
+        if not self._running:
+            self._idle.set()
+
+    async def _run_suspect(self) -> None:
+        """Run a redelivered message alone, holding nothing else.
+
+        A message that comes back after its worker died may be what killed it. Run
+        alone, a crash it causes again counts against it only, not against innocent
+        messages that happened to share its worker.
+        """
+        while self._running:
+            self._idle.clear()
+            await self._idle.wait()
+        handler = self._start(*self._suspects.popleft())
+        await asyncio.wait({handler})
+        if not self._suspects:
+            self._calm.set()
 
     async def _handle(self, delivery: Delivery, message: Message, task: Task[Any, Any]) -> None:
         assert self._settler is not None
@@ -224,7 +260,8 @@ class Worker:
     async def _renew_loop(self, consumer: Consumer) -> None:
         while True:
             await asyncio.sleep(self.lease / 3)
-            held = [*self._running.values(), *(item[0] for item in self._buffer)]
+            held = [*self._running.values(), *(item[0] for item in self._buffer),
+                    *(item[0] for item in self._suspects)]
             if not held:
                 continue
             try:
@@ -240,10 +277,12 @@ class Worker:
     # -- shutdown ------------------------------------------------------------------
     async def _shutdown(self, loops: list[asyncio.Task[None]], settler: Settler) -> None:
         fetch, dispatch, settle, renew = loops
-        await _cancel(fetch, dispatch)
-        for delivery, *_ in self._buffer:
+        await _cancel(dispatch)
+        await self._stop_fetching(fetch)
+        for delivery, *_ in (*self._buffer, *self._suspects):
             settler.add(Requeue(delivery))
         self._buffer.clear()
+        self._suspects.clear()
         await self._drain_running()
         settler.close()
         try:
@@ -253,6 +292,24 @@ class Worker:
             logger.error("could not settle %d message(s) before exiting; the broker will "
                          "redeliver them", settler.pending)
         await _cancel(renew)
+
+    async def _stop_fetching(self, fetch: asyncio.Task[None]) -> None:
+        """Let the fetch loop return by itself (a read ends within ``fetch_timeout``).
+
+        Cancelling a blocking read is a last resort: a cancellation that lands while
+        the client library handles its own read timeout can be lost. Whatever a
+        stranded read delivered is handed back when the consumer closes.
+        """
+        self._room.set()
+        self._calm.set()
+        done, _ = await asyncio.wait({fetch}, timeout=self.fetch_timeout + 2)
+        if not done:
+            fetch.cancel()
+            done, _ = await asyncio.wait({fetch}, timeout=2)
+        if not done:
+            logger.warning("the fetch loop did not stop; leaving it behind")
+        elif not fetch.cancelled() and fetch.exception() is not None:
+            logger.error("worker loop failed: %r", fetch.exception())
 
     async def _drain_running(self) -> None:
         if not self._running:
