@@ -19,7 +19,7 @@ from asyncq import _redis
 from asyncq._batch import Coalescer
 from asyncq.brokers import KeyWrite
 from asyncq.codec import DEFAULT_MAX_SIZE
-from asyncq.results import DEFAULT_RESULT_TTL, ResultBackend, is_final_raw
+from asyncq.results import DEFAULT_RESULT_TTL, ResultBackend, decode_record, is_final_raw
 
 __all__ = ["RedisResultBackend", "result_channel", "result_key"]
 
@@ -117,6 +117,8 @@ class _Listener:
             if is_final_raw(raw):
                 assert raw is not None
                 return raw
+            if raw is not None:  # a record that is not final must at least be one
+                decode_record(raw, max_size=self._backend.max_size)
             return await fut
         finally:
             await self._drop(channel, fut)

@@ -1,0 +1,176 @@
+"""Fault-injection suite: `./scripts/test tests/faults -m faults` (not in the default run).
+
+Every scenario gets its own throwaway redis-server (AOF on, fsync always) so that it
+can crash and restart the broker; a ledger written by the tasks and the producer,
+independent of the broker, counts lost and duplicated work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import redis
+
+RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if "faults" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="fault-injection run: use -m faults")
+    for item in items:
+        if item.get_closest_marker("faults"):
+            item.add_marker(skip)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RedisServer:
+    """A redis-server of the test's own, which the test may kill and restart."""
+
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        program = shutil.which("redis-server")
+        if program is None:
+            pytest.fail("the fault suite needs redis-server on PATH (apt-get install "
+                        "redis-server)")
+        self.proc = subprocess.Popen(
+            [program, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if client.ping():
+                    client.close()
+                    return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        pytest.fail("throwaway redis-server did not start")
+
+    def crash(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis")
+    server.workdir.mkdir()
+    server.start()
+    yield server
+    if server.proc is not None and server.proc.poll() is None:
+        server.crash()
+
+
+TASKS = '''
+import asyncio, os, signal, time
+from asyncq import App
+
+app = App("faults", broker=os.environ["F_BROKER"])
+LEDGER = os.environ["F_LEDGER"]
+_fd = None
+
+
+def note(event, n):
+    global _fd
+    if _fd is None:
+        _fd = os.open(f"{LEDGER}.{os.getpid()}", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    os.write(_fd, f"{event} {n} {os.getpid()} {time.time():.4f}\\n".encode())
+
+
+@app.task(queue="work")
+async def work(n: int, seconds: float = 0.0) -> int:
+    note("start", n)
+    if seconds:
+        await asyncio.sleep(seconds)
+    note("done", n)
+    return n * 2
+
+
+@app.task(queue="work")
+async def poison() -> None:
+    note("poison", 0)
+    os.kill(os.getpid(), signal.SIGKILL)
+'''
+
+
+@dataclass
+class Ledger:
+    base: Path
+
+    def rows(self) -> list[tuple[str, int, int, float]]:
+        out = []
+        for path in self.base.parent.glob(self.base.name + "*"):
+            for line in path.read_text().splitlines():
+                event, n, pid, ts = line.split()
+                out.append((event, int(n), int(pid), float(ts)))
+        return out
+
+    def counts(self, event: str) -> Counter[int]:
+        return Counter(n for e, n, _, _ in self.rows() if e == event)
+
+    def producer_note(self, ns: list[int]) -> None:
+        with open(f"{self.base}.producer", "a") as f:
+            f.writelines(f"enq {n} {os.getpid()} {time.time():.4f}\n" for n in ns)
+
+
+@pytest.fixture
+def fault_env(tmp_path: Path) -> tuple[Path, Ledger]:
+    (tmp_path / "ftasks.py").write_text(textwrap.dedent(TASKS))
+    return tmp_path, Ledger(tmp_path / "ledger")
+
+
+def start_worker(workdir: Path, broker: str, ledger: Ledger, *args: str,
+                 name: str = "worker") -> subprocess.Popen[bytes]:
+    env = {**os.environ, "F_BROKER": broker, "F_LEDGER": str(ledger.base)}
+    with (workdir / f"{name}.log").open("ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "asyncq", "worker", "ftasks:app", "-Q",
+                                 "work", "-l", "warning", *args], cwd=workdir, env=env,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait(5)
+
+
+def record(scenario: str, figures: dict[str, object]) -> None:
+    RESULTS.parent.mkdir(exist_ok=True)
+    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    data[scenario] = figures
+    RESULTS.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,217 @@
+"""F1 chaos, F2 poison, F3 long tasks (Redis). Run: ./scripts/test tests/faults -m faults"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import random
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import asyncq
+from tests.faults.conftest import Ledger, RedisServer, record, start_worker, stop
+
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
+
+CONCURRENCY, PREFETCH = 50, 50
+
+
+def load_tasks(workdir: Path, broker: str, ledger: Ledger,
+               monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("F_BROKER", broker)
+    monkeypatch.setenv("F_LEDGER", str(ledger.base))
+    monkeypatch.syspath_prepend(str(workdir))
+    sys.modules.pop("ftasks", None)
+    return importlib.import_module("ftasks")
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+async def enqueue_all(mod: Any, ledger: Ledger, n: int, batch: int, pause: float) -> int:
+    """Enqueue with fixed ids, retrying a failed batch with the same ids; count retries."""
+    retries = 0
+    for start in range(0, n, batch):
+        numbers = list(range(start, min(n, start + batch)))
+        sigs = [mod.work.options(task_id=f"t{i}").s(i) for i in numbers]
+        while True:
+            try:
+                await mod.app.enqueue_many(sigs)
+                break
+            except asyncq.AsyncqError:
+                retries += 1
+                await asyncio.sleep(0.2)
+        ledger.producer_note(numbers)
+        await asyncio.sleep(pause)
+    return retries
+
+
+async def wait_done(ledger: Ledger, wanted: set[int], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if wanted <= set(ledger.counts("done")):
+            return
+        await asyncio.sleep(0.5)
+    missing = wanted - set(ledger.counts("done"))
+    raise AssertionError(f"{len(missing)} tasks never completed, e.g. {sorted(missing)[:10]}")
+
+
+def recovery_times(ledger: Ledger, faults: list[tuple[float, str]]) -> list[dict[str, Any]]:
+    """Seconds from each fault until completions are back at half the pre-fault rate."""
+    done = sorted(ts for e, _, _, ts in ledger.rows() if e == "done")
+    out = []
+    for at, kind in faults:
+        before = sum(1 for ts in done if at - 2 <= ts < at) / 2
+        recovered = None
+        t = at
+        while before and t < at + 120:
+            if sum(1 for ts in done if t <= ts < t + 0.5) * 2 >= before / 2:
+                recovered = round(t - at, 2)
+                break
+            t += 0.1
+        out.append({"fault": kind, "at": round(at, 2), "pre_rate_per_s": before,
+                    "recovery_s": recovered})
+    return out
+
+
+def leftovers(server: RedisServer) -> dict[str, int]:
+    client = server.client()
+    try:
+        pending = client.xpending("asyncq:{work}:stream", "faults")
+        return {"stream": client.xlen("asyncq:{work}:stream"), "pending": pending["pending"],
+                "delayed": client.zcard("asyncq:{work}:delayed")}
+    finally:
+        client.close()
+
+
+async def chaos(sup: Any, server: RedisServer, rng: random.Random, kills: int,
+                window: float, faults: list[tuple[float, str]]) -> None:
+    plan = sorted([(rng.uniform(0.5, window), "kill worker") for _ in range(kills)]
+                  + [(rng.uniform(1.0, window), "broker crash")])
+    started = time.monotonic()
+    for at, kind in plan:
+        await asyncio.sleep(max(0.0, at - (time.monotonic() - started)))
+        faults.append((time.time(), kind))
+        if kind == "kill worker":
+            victims = children(sup.pid)
+            if victims:
+                os.kill(rng.choice(victims), signal.SIGKILL)
+        else:
+            server.crash()
+            await asyncio.sleep(2.0)
+            server.start()
+
+
+async def test_f1_chaos(redis_server: RedisServer, fault_env: tuple[Path, Ledger],
+                        monkeypatch: pytest.MonkeyPatch) -> None:
+    workdir, ledger = fault_env
+    n = int(os.environ.get("F1_TASKS", "50000"))
+    rng = random.Random(int(os.environ.get("F1_SEED", "20261124")))
+    mod = load_tasks(workdir, redis_server.url, ledger, monkeypatch)
+    sup = start_worker(workdir, redis_server.url, ledger, "-w", "2", "-c", str(CONCURRENCY),
+                       "--prefetch", str(PREFETCH), "--lease", "2", name="f1")
+    faults: list[tuple[float, str]] = []
+    started = time.time()
+    try:
+        async with mod.app:
+            window = max(6.0, n / 6000)  # the producer enqueues throughout the chaos
+            producer = asyncio.create_task(enqueue_all(mod, ledger, n, 500, window / (n / 500)))
+            await chaos(sup, redis_server, rng, 5, window, faults)
+            enqueue_retries = await producer
+            await wait_done(ledger, set(range(n)), 300)
+            elapsed = time.time() - started
+            sample = rng.sample(range(n), 200)
+            results = [await mod.app.result(f"t{i}").get(timeout=30) for i in sample]
+            assert results == [2 * i for i in sample]
+            await asyncio.sleep(1.0)  # the last acks
+            left = leftovers(redis_server)
+    finally:
+        stop(sup)
+    done, started_counts = ledger.counts("done"), ledger.counts("start")
+    duplicates = sum(c - 1 for c in done.values() if c > 1)
+    kills = sum(1 for _, kind in faults if kind == "kill worker")
+    bound = (kills + 2) * (CONCURRENCY + PREFETCH) + 500  # + in flight at the crash + a batch
+    figures = {"tasks_enqueued": len(ledger.counts("enq")), "completed": len(done),
+               "lost": n - len(set(done) & set(range(n))), "duplicate_executions": duplicates,
+               "duplicate_bound": bound, "starts_beyond_first": sum(started_counts.values()) - n,
+               "worker_kills": kills, "broker_crashes": 1,
+               "producer_batch_retries": enqueue_retries, "seconds": round(elapsed, 1),
+               "leftover": left, "recovery": recovery_times(ledger, faults)}
+    record("F1_chaos_redis", figures)
+    assert figures["lost"] == 0
+    assert duplicates <= bound
+    assert left == {"stream": 0, "pending": 0, "delayed": 0}
+
+
+async def test_f2_poison(redis_server: RedisServer, fault_env: tuple[Path, Ledger],
+                         monkeypatch: pytest.MonkeyPatch) -> None:
+    workdir, ledger = fault_env
+    mod = load_tasks(workdir, redis_server.url, ledger, monkeypatch)
+    args = ("-c", "20", "--lease", "1", "--max-deliveries", "3")
+    procs = [start_worker(workdir, redis_server.url, ledger, *args, name="f2")]
+
+    async def restart_when_dead() -> None:  # what systemd or a supervisor would do
+        while True:
+            await asyncio.sleep(0.2)
+            if procs[-1].poll() is not None:
+                procs.append(start_worker(workdir, redis_server.url, ledger, *args, name="f2"))
+
+    keeper = asyncio.create_task(restart_when_dead())
+    try:
+        async with mod.app:
+            await mod.app.enqueue_many([mod.work.s(i) for i in range(250)])
+            bad = await mod.poison.enqueue()
+            await mod.app.enqueue_many([mod.work.s(i) for i in range(250, 500)])
+            await wait_done(ledger, set(range(500)), 180)
+            with pytest.raises(asyncq.TaskRejected, match="delivered 4 times"):
+                await bad.get(timeout=60)
+            letters = await mod.app.broker.dead_letters("work")
+    finally:
+        keeper.cancel()
+        for proc in procs:
+            stop(proc)
+    assert [letter.task_id for letter in letters] == [bad.id]
+    poison_runs = ledger.counts("poison")[0]
+    duplicates = sum(c - 1 for c in ledger.counts("done").values() if c > 1)
+    record("F2_poison_redis", {"normal_tasks": 500, "completed": len(ledger.counts("done")),
+                               "poison_deliveries_run": poison_runs,
+                               "dead_letter_reason": letters[0].reason,
+                               "duplicate_executions": duplicates})
+    assert poison_runs == 3
+    assert duplicates <= 3 * 40
+
+
+async def test_f3_long_tasks_run_exactly_once(redis_server: RedisServer,
+                                              fault_env: tuple[Path, Ledger],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    workdir, ledger = fault_env
+    mod = load_tasks(workdir, redis_server.url, ledger, monkeypatch)
+    workers = [start_worker(workdir, redis_server.url, ledger, "-c", "10", "--lease", "1",
+                            name=f"f3-{k}") for k in range(2)]
+    try:
+        async with mod.app:
+            handles = [await mod.work.enqueue(i, 3.0) for i in range(20)]
+            assert [await h.get(timeout=120) for h in handles] == [2 * i for i in range(20)]
+    finally:
+        for worker in workers:
+            stop(worker)
+    starts = ledger.counts("start")
+    record("F3_long_tasks_redis", {"tasks": 20, "lease_s": 1, "task_s": 3,
+                                   "max_runs_per_task": max(starts.values())})
+    assert all(starts[i] == 1 for i in range(20))
