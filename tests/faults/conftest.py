@@ -96,7 +96,7 @@ TASKS = '''
 import asyncio, os, signal, time
 from asyncq import App
 
-app = App("faults", broker=os.environ["F_BROKER"])
+app = App("faults", broker=os.environ["F_BROKER"], default_queue=os.environ.get("F_QUEUE", "work"))
 LEDGER = os.environ["F_LEDGER"]
 _fd = None
 
@@ -108,7 +108,7 @@ def note(event, n):
     os.write(_fd, f"{event} {n} {os.getpid()} {time.time():.4f}\\n".encode())
 
 
-@app.task(queue="work")
+@app.task
 async def work(n: int, seconds: float = 0.0) -> int:
     note("start", n)
     if seconds:
@@ -117,7 +117,7 @@ async def work(n: int, seconds: float = 0.0) -> int:
     return n * 2
 
 
-@app.task(queue="work")
+@app.task
 async def poison() -> None:
     note("poison", 0)
     os.kill(os.getpid(), signal.SIGKILL)
@@ -144,6 +144,35 @@ class Ledger:
             f.writelines(f"enq {n} {os.getpid()} {time.time():.4f}\n" for n in ns)
 
 
+@dataclass
+class Target:
+    """Where a scenario runs: a throwaway Redis, or RabbitMQ with a queue of its own."""
+
+    kind: str
+    url: str
+    queue: str
+
+
+@pytest.fixture(params=["redis", "amqp"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
+    if request.param == "redis":
+        server = request.getfixturevalue("redis_server")
+        yield Target("redis", server.url, "work")
+        return
+    queue = f"faults-{os.getpid()}-{int(time.time() * 1000)}"
+    yield Target("amqp", str(request.getfixturevalue("amqp_url")), queue)
+    import asyncio
+
+    import asyncq
+
+    async def drop() -> None:
+        app = asyncq.App("faults-cleanup", broker=str(request.getfixturevalue("amqp_url")))
+        async with app:
+            await app.broker.delete_queue(queue)
+
+    asyncio.run(drop())
+
+
 @pytest.fixture
 def fault_env(tmp_path: Path) -> tuple[Path, Ledger]:
     (tmp_path / "ftasks.py").write_text(textwrap.dedent(TASKS))
@@ -151,11 +180,11 @@ def fault_env(tmp_path: Path) -> tuple[Path, Ledger]:
 
 
 def start_worker(workdir: Path, broker: str, ledger: Ledger, *args: str,
-                 name: str = "worker") -> subprocess.Popen[bytes]:
-    env = {**os.environ, "F_BROKER": broker, "F_LEDGER": str(ledger.base)}
+                 name: str = "worker", queue: str = "work") -> subprocess.Popen[bytes]:
+    env = {**os.environ, "F_BROKER": broker, "F_LEDGER": str(ledger.base), "F_QUEUE": queue}
     with (workdir / f"{name}.log").open("ab") as log:
         return subprocess.Popen([sys.executable, "-m", "asyncq", "worker", "ftasks:app", "-Q",
-                                 "work", "-l", "warning", *args], cwd=workdir, env=env,
+                                 queue, "-l", "warning", *args], cwd=workdir, env=env,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import asyncq
-from tests.faults.conftest import Ledger, RedisServer, record, start_worker, stop
+from tests.faults.conftest import Ledger, RedisServer, Target, record, start_worker, stop
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
 
@@ -23,8 +23,9 @@ CONCURRENCY, PREFETCH = 50, 50
 
 
 def load_tasks(workdir: Path, broker: str, ledger: Ledger,
-               monkeypatch: pytest.MonkeyPatch) -> Any:
+               monkeypatch: pytest.MonkeyPatch, queue: str = "work") -> Any:
     monkeypatch.setenv("F_BROKER", broker)
+    monkeypatch.setenv("F_QUEUE", queue)
     monkeypatch.setenv("F_LEDGER", str(ledger.base))
     monkeypatch.syspath_prepend(str(workdir))
     sys.modules.pop("ftasks", None)
@@ -159,18 +160,28 @@ async def test_f1_chaos(redis_server: RedisServer, fault_env: tuple[Path, Ledger
     assert left == {"stream": 0, "pending": 0, "delayed": 0}
 
 
-async def test_f2_poison(redis_server: RedisServer, fault_env: tuple[Path, Ledger],
-                         monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_f2_poison(target: Target, fault_env: tuple[Path, Ledger],
+                         monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    if target.kind == "amqp":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "known defect: RabbitMQ pushes up to `prefetch` messages to a worker while a "
+            "redelivered suspect runs alone; when the poison kills the worker again they are "
+            "redelivered too, and after --max-deliveries some innocent messages are "
+            "dead-lettered with it (recoverable with `asyncq dlq requeue`)")))
     workdir, ledger = fault_env
-    mod = load_tasks(workdir, redis_server.url, ledger, monkeypatch)
+    mod = load_tasks(workdir, target.url, ledger, monkeypatch, target.queue)
     args = ("-c", "20", "--lease", "1", "--max-deliveries", "3")
-    procs = [start_worker(workdir, redis_server.url, ledger, *args, name="f2")]
+
+    def start() -> Any:
+        return start_worker(workdir, target.url, ledger, *args, name="f2", queue=target.queue)
+
+    procs = [start()]
 
     async def restart_when_dead() -> None:  # what systemd or a supervisor would do
         while True:
             await asyncio.sleep(0.2)
             if procs[-1].poll() is not None:
-                procs.append(start_worker(workdir, redis_server.url, ledger, *args, name="f2"))
+                procs.append(start())
 
     keeper = asyncio.create_task(restart_when_dead())
     try:
@@ -181,7 +192,7 @@ async def test_f2_poison(redis_server: RedisServer, fault_env: tuple[Path, Ledge
             await wait_done(ledger, set(range(500)), 180)
             with pytest.raises(asyncq.TaskRejected, match="delivered 4 times"):
                 await bad.get(timeout=60)
-            letters = await mod.app.broker.dead_letters("work")
+            letters = await mod.app.broker.dead_letters(target.queue)
     finally:
         keeper.cancel()
         for proc in procs:
@@ -189,21 +200,20 @@ async def test_f2_poison(redis_server: RedisServer, fault_env: tuple[Path, Ledge
     assert [letter.task_id for letter in letters] == [bad.id]
     poison_runs = ledger.counts("poison")[0]
     duplicates = sum(c - 1 for c in ledger.counts("done").values() if c > 1)
-    record("F2_poison_redis", {"normal_tasks": 500, "completed": len(ledger.counts("done")),
-                               "poison_deliveries_run": poison_runs,
-                               "dead_letter_reason": letters[0].reason,
-                               "duplicate_executions": duplicates})
+    record(f"F2_poison_{target.kind}", {
+        "normal_tasks": 500, "completed": len(ledger.counts("done")),
+        "poison_deliveries_run": poison_runs, "dead_letter_reason": letters[0].reason,
+        "duplicate_executions": duplicates})
     assert poison_runs == 3
     assert duplicates <= 3 * 40
 
 
-async def test_f3_long_tasks_run_exactly_once(redis_server: RedisServer,
-                                              fault_env: tuple[Path, Ledger],
+async def test_f3_long_tasks_run_exactly_once(target: Target, fault_env: tuple[Path, Ledger],
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     workdir, ledger = fault_env
-    mod = load_tasks(workdir, redis_server.url, ledger, monkeypatch)
-    workers = [start_worker(workdir, redis_server.url, ledger, "-c", "10", "--lease", "1",
-                            name=f"f3-{k}") for k in range(2)]
+    mod = load_tasks(workdir, target.url, ledger, monkeypatch, target.queue)
+    workers = [start_worker(workdir, target.url, ledger, "-c", "10", "--lease", "1",
+                            name=f"f3-{k}", queue=target.queue) for k in range(2)]
     try:
         async with mod.app:
             handles = [await mod.work.enqueue(i, 3.0) for i in range(20)]
@@ -212,6 +222,6 @@ async def test_f3_long_tasks_run_exactly_once(redis_server: RedisServer,
         for worker in workers:
             stop(worker)
     starts = ledger.counts("start")
-    record("F3_long_tasks_redis", {"tasks": 20, "lease_s": 1, "task_s": 3,
+    record(f"F3_long_tasks_{target.kind}", {"tasks": 20, "lease_s": 1, "task_s": 3,
                                    "max_runs_per_task": max(starts.values())})
     assert all(starts[i] == 1 for i in range(20))
