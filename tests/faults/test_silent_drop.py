@@ -1,0 +1,128 @@
+"""F4 silent drop: a 30 s black hole between the clients and Redis (an in-process proxy
+that stops forwarding without closing anything) is detected and survived, 0 lost."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import asyncq
+from tests.faults.conftest import Ledger, RedisServer, free_port, record, start_worker, stop
+from tests.faults.test_chaos import load_tasks, wait_done
+
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
+
+HOLE_SECONDS = float(os.environ.get("F4_HOLE_SECONDS", "30"))
+
+
+class BlackHoleProxy:
+    """Forwards TCP to Redis; `hole()` silently stops every connection open at that time
+    for good, and stalls new ones until `mend()`."""
+
+    def __init__(self, upstream: int) -> None:
+        self.upstream = upstream
+        self.port = free_port()
+        self.epoch = 0
+        self.open = asyncio.Event()
+        self.open.set()
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+
+    def hole(self) -> None:
+        self.epoch += 1
+        self.open.clear()
+
+    def mend(self) -> None:
+        self.open.set()
+
+    async def close(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for writer in self._writers:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+        await self._server.wait_closed()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self.open.wait()
+        epoch = self.epoch
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream)
+        self._writers += [writer, up_writer]
+        for src, dst in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(self._pump(src, dst, epoch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter,
+                    epoch: int) -> None:
+        while data := await src.read(65536):
+            if epoch != self.epoch:
+                continue  # swallowed: nothing closes, nothing arrives
+            dst.write(data)
+            await dst.drain()
+        dst.close()
+
+
+async def enqueue(mod: Any, ledger: Ledger, numbers: range) -> tuple[list[Any], int]:
+    sigs = [mod.work.options(task_id=f"f4-{n}").s(n) for n in numbers]
+    failures = 0
+    while True:
+        try:
+            handles = await mod.app.enqueue_many(sigs)
+        except asyncq.AsyncqError:
+            failures += 1
+            await asyncio.sleep(0.5)
+            continue
+        ledger.producer_note(list(numbers))
+        return handles, failures
+
+
+async def test_f4_black_hole(redis_server: RedisServer, fault_env: tuple[Path, Ledger],
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    workdir, ledger = fault_env
+    proxy = BlackHoleProxy(redis_server.port)
+    await proxy.start()
+    url = f"redis://127.0.0.1:{proxy.port}/0"
+    mod = load_tasks(workdir, url, ledger, monkeypatch)
+    worker = start_worker(workdir, url, ledger, "-c", "20", "--lease", "2", name="f4")
+    try:
+        async with mod.app:
+            before, _ = await enqueue(mod, ledger, range(0, 100))
+            await wait_done(ledger, set(range(100)), 60)
+            proxy.hole()
+            hole_at = time.time()
+            during_task = asyncio.create_task(enqueue(mod, ledger, range(100, 200)))
+            await asyncio.sleep(HOLE_SECONDS)
+            proxy.mend()
+            mended_at = time.time()
+            during, failures = await during_task
+            after, _ = await enqueue(mod, ledger, range(200, 300))
+            await wait_done(ledger, set(range(300)), 180)
+            results = [await h.get(timeout=120) for h in (*before, *during, *after)]
+            first_after = min(ts for e, n, _, ts in ledger.rows() if e == "done" and n >= 100)
+    finally:
+        stop(worker)
+        await proxy.close()
+    assert results == [2 * n for n in range(300)]
+    done = ledger.counts("done")
+    figures = {"tasks": 300, "completed": len(done), "lost": 300 - len(done),
+               "duplicate_executions": sum(c - 1 for c in done.values() if c > 1),
+               "hole_s": HOLE_SECONDS, "producer_enqueue_failures_during_hole": failures,
+               "first_completion_after_mend_s": round(first_after - mended_at, 2),
+               "since_hole_start_s": round(first_after - hole_at, 2)}
+    record("F4_silent_drop_redis", figures)
+    assert figures["lost"] == 0
