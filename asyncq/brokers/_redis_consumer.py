@@ -156,11 +156,8 @@ class RedisConsumer(Consumer):
         await self._broker.scripts["settle"](keys=keys, args=args, client=pipe)
 
     async def requeue(self, deliveries: Sequence[Delivery]) -> None:
-        by_stream: dict[str, list[Any]] = {}
-        for delivery in deliveries:
-            by_stream.setdefault(stream_key(delivery.queue), []).append(delivery.tag)
         with _redis.mapped_errors("Redis broker", self._broker.url):
-            for stream, ids in by_stream.items():
+            for stream, ids in _ids_by_stream(deliveries).items():
                 await self._requeue_ids(stream, ids)
 
     async def _requeue_ids(self, stream: str, ids: list[Any]) -> None:
@@ -187,12 +184,9 @@ class RedisConsumer(Consumer):
         await self._broker.scripts["dead"](keys=keys, args=args, client=pipe)
 
     async def renew(self, deliveries: Sequence[Delivery]) -> None:
-        by_stream: dict[str, list[Any]] = {}
-        for delivery in deliveries:
-            by_stream.setdefault(stream_key(delivery.queue), []).append(delivery.tag)
         with _redis.mapped_errors("Redis broker", self._broker.url):
             pipe = self._client.pipeline(transaction=False)
-            for stream, ids in by_stream.items():
+            for stream, ids in _ids_by_stream(deliveries).items():
                 for start in range(0, len(ids), CHUNK):
                     pipe.xclaim(stream, self._group, self._name, 0,
                                 ids[start : start + CHUNK], justid=True)
@@ -215,6 +209,13 @@ class RedisConsumer(Consumer):
                 break
             await self._requeue_ids(stream, [row["message_id"] for row in rows])
         await self._client.xgroup_delconsumer(stream, self._group, self._name)
+
+
+def _ids_by_stream(deliveries: Sequence[Delivery]) -> dict[str, list[Any]]:
+    by_stream: dict[str, list[Any]] = {}
+    for delivery in deliveries:
+        by_stream.setdefault(stream_key(delivery.queue), []).append(delivery.tag)
+    return by_stream
 
 
 def _write_args(write: KeyWrite) -> list[Any]:
