@@ -130,9 +130,22 @@ def tasks_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
+#: Worker processes of the running test, so fixtures that clean up a broker can stop
+#: them first (a live worker would declare its queue again).
+LIVE_WORKERS: list[subprocess.Popen[bytes]] = []
+
+
+def kill_live_workers() -> None:
+    while LIVE_WORKERS:
+        proc = LIVE_WORKERS.pop()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+
+
 @pytest.fixture
 def start_worker(tasks_dir: Path) -> Iterator[Callable[..., WorkerProcess]]:
-    procs: list[subprocess.Popen[bytes]] = []
+    procs = LIVE_WORKERS
 
     def start(env: dict[str, str], *args: str, name: str = "w") -> WorkerProcess:
         log = tasks_dir / f"{name}-{len(procs)}.log"
@@ -144,7 +157,4 @@ def start_worker(tasks_dir: Path) -> Iterator[Callable[..., WorkerProcess]]:
         return WorkerProcess(proc, log)
 
     yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
+    kill_live_workers()

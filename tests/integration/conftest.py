@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import kill_live_workers
+
 REAL_BROKERS = ["redis", "amqp"]
 
 
@@ -39,6 +41,7 @@ async def producer(worker_env: dict[str, str], tasks_dir: Path,
     module = importlib.import_module("wtasks")
     async with module.app:
         yield module
+        kill_live_workers()
         await module.app.broker.delete_queue(worker_env["T_QUEUE"])
     sys.modules.pop("wtasks", None)
 
