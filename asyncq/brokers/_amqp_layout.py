@@ -263,6 +263,11 @@ class Layout:
             self._delays[name] = declared_at
         return name
 
+    async def delete_exchange(self, name: str) -> None:
+        async with self._open() as ch:
+            await ch.exchange_delete(name)
+        self._exchanges.discard(name)
+
     async def delete(self, queue: str) -> None:
         """Delete ``queue`` and its dead-letter queue, messages included."""
         async with self._open() as ch:

@@ -371,6 +371,14 @@ class AmqpBroker(Broker):
         with self.errors("queue size"):
             return await self.layout.message_count(queue)
 
+    async def delete_exchange(self, name: str) -> None:
+        """Delete an exchange this app declared (and stop declaring it on connect)."""
+        self._exchanges.pop(name, None)
+        self._bindings = [b for b in self._bindings if b[1] != name]
+        await self.connect()
+        with self.errors("delete exchange"):
+            await self.layout.delete_exchange(name)
+
     async def delete_queue(self, queue: str) -> None:
         await self.connect()
         with self.errors("delete queue"):
