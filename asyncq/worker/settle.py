@@ -92,13 +92,14 @@ class Settler:
         await self._consumer.ack([Settlement(a.delivery) for a in acks])
 
     async def _dead(self, dead: Sequence[Dead]) -> None:
-        items = []
+        writes = {d.task_id: self._backend.key_write(d.task_id, rejection(d))
+                  for d in dead if d.task_id is not None}
+        if not self._fused:  # the handles' FAILURE records first, then the dead letters
+            await self._backend.store_writes(list(writes.values()))
+            writes = {}
         for d in dead:
             logger.error("dead-lettered a message from %r: %s", d.delivery.queue, d.reason)
-            write = (self._backend.key_write(d.task_id, rejection(d))
-                     if d.task_id is not None else None)
-            if write is not None and not self._fused:
-                await self._backend.store_writes([write])
-                write = None
-            items.append(DeadItem(d.delivery, d.reason, d.task_id, d.task, write))
-        await self._consumer.dead_letter(items)
+        await self._consumer.dead_letter([
+            DeadItem(d.delivery, d.reason, d.task_id, d.task,
+                     writes.get(d.task_id) if d.task_id is not None else None)
+            for d in dead])
