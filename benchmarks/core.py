@@ -108,6 +108,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         out["drain"] = await drain(mod, args, args.drain)
         with worker(args.broker, queue, args.backend, args.concurrency):
             out["round_trip"] = await round_trip(mod, args.round_trip)
+        await mod.app.broker.delete_queue(queue)
     return out
 
 
