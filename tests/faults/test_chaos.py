@@ -101,10 +101,13 @@ def leftovers(server: RedisServer) -> dict[str, int]:
         client.close()
 
 
-async def chaos(sup: Any, server: RedisServer, rng: random.Random, kills: int,
+async def chaos(sup: Any, server: RedisServer | None, rng: random.Random, kills: int,
                 window: float, faults: list[tuple[float, str]]) -> None:
-    plan = sorted([(rng.uniform(0.5, window), "kill worker") for _ in range(kills)]
-                  + [(rng.uniform(1.0, window), "broker crash")])
+    """Kill worker children at seeded moments; crash the broker once when it is ours."""
+    plan = [(rng.uniform(0.5, window), "kill worker") for _ in range(kills)]
+    if server is not None:
+        plan.append((rng.uniform(1.0, window), "broker crash"))
+    plan.sort()
     started = time.monotonic()
     for at, kind in plan:
         await asyncio.sleep(max(0.0, at - (time.monotonic() - started)))
@@ -113,7 +116,7 @@ async def chaos(sup: Any, server: RedisServer, rng: random.Random, kills: int,
             victims = children(sup.pid)
             if victims:
                 os.kill(rng.choice(victims), signal.SIGKILL)
-        else:
+        elif server is not None:
             server.crash()
             await asyncio.sleep(2.0)
             server.start()
@@ -158,6 +161,44 @@ async def test_f1_chaos(redis_server: RedisServer, fault_env: tuple[Path, Ledger
     assert figures["lost"] == 0
     assert duplicates <= bound
     assert left == {"stream": 0, "pending": 0, "delayed": 0}
+
+
+async def test_f1_worker_kills_rabbitmq(amqp_url: str, fault_env: tuple[Path, Ledger],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """F1 on RabbitMQ, worker kills only: the shared node is not ours to restart."""
+    workdir, ledger = fault_env
+    n = int(os.environ.get("F1_AMQP_TASKS", "20000"))
+    rng = random.Random(int(os.environ.get("F1_SEED", "20261124")))
+    queue = f"f1-{os.getpid()}-{int(time.time())}"
+    mod = load_tasks(workdir, amqp_url, ledger, monkeypatch, queue)
+    sup = start_worker(workdir, amqp_url, ledger, "-w", "2", "-c", str(CONCURRENCY),
+                       "--prefetch", str(PREFETCH), name="f1-amqp", queue=queue)
+    faults: list[tuple[float, str]] = []
+    try:
+        async with mod.app:
+            window = max(6.0, n / 3000)
+            producer = asyncio.create_task(enqueue_all(mod, ledger, n, 500, window / (n / 500)))
+            await chaos(sup, None, rng, 5, window, faults)
+            await producer
+            await wait_done(ledger, set(range(n)), 300)
+            sample = rng.sample(range(n), 200)
+            assert [await mod.app.result(f"t{i}").get(timeout=60) for i in sample] == [
+                2 * i for i in sample]
+            left = await mod.app.broker.queue_size(queue)
+            await mod.app.broker.delete_queue(queue)
+    finally:
+        stop(sup)
+    done = ledger.counts("done")
+    duplicates = sum(c - 1 for c in done.values() if c > 1)
+    kills = sum(1 for _, kind in faults if kind == "kill worker")
+    figures = {"tasks_enqueued": len(ledger.counts("enq")), "completed": len(done),
+               "lost": n - len(set(done) & set(range(n))), "duplicate_executions": duplicates,
+               "worker_kills": kills, "leftover_ready": left,
+               "recovery": recovery_times(ledger, faults)}
+    record("F1_worker_kills_rabbitmq", figures)
+    assert figures["lost"] == 0
+    assert duplicates <= kills * 2 * (CONCURRENCY + PREFETCH)  # prefetch is per queue
+    assert left == 0
 
 
 async def test_f2_poison(target: Target, fault_env: tuple[Path, Ledger],
