@@ -185,9 +185,10 @@ async def test_f1_worker_kills_rabbitmq(amqp_url: str, fault_env: tuple[Path, Le
             assert [await mod.app.result(f"t{i}").get(timeout=60) for i in sample] == [
                 2 * i for i in sample]
             left = await mod.app.broker.queue_size(queue)
-            await mod.app.broker.delete_queue(queue)
     finally:
-        stop(sup)
+        stop(sup)  # before deleting the queue, which a live worker would declare again
+        async with mod.app:
+            await mod.app.broker.delete_queue(queue)
     done = ledger.counts("done")
     duplicates = sum(c - 1 for c in done.values() if c > 1)
     kills = sum(1 for _, kind in faults if kind == "kill worker")
