@@ -18,6 +18,7 @@ async def add(x: int, y: int) -> int:
 
 @app.task(queue="emails", timeout=30)
 async def send_email(to: str, body: str) -> str:
+    await asyncio.sleep(0.01)  # stands in for talking to a mail server
     return f"sent {len(body)} characters to {to}"
 
 
@@ -28,10 +29,11 @@ async def fail() -> None:
 
 async def main() -> None:
     async with app, Worker(app, queues=["default", "emails"], concurrency=10):
-        handle = await add.enqueue(2, 3)
+        handle = await add.enqueue(2, 3)                     # returns once the broker has it
         print("add:", await handle)                          # 5
         print("state:", await handle.state())                # SUCCESS
-        print("email:", await (await send_email.enqueue("a@example.test", "hi")).get(timeout=5))
+        email = await send_email.enqueue("a@example.test", "hi")
+        print("email:", await email.get(timeout=5))
         try:
             await (await fail.enqueue())
         except TaskFailed as exc:

@@ -1,13 +1,20 @@
 """Testing your own tasks without a server: memory:// and an in-process worker.
 
-Run with pytest (pytest-asyncio in auto mode) or directly.
+A pytest module (pytest-asyncio in auto mode). Run it with pytest, or directly:
+`python docs/examples/testing_your_tasks.py` runs pytest on itself.
 """
 
-import asyncio
+import sys
+from collections.abc import AsyncIterator
+
+import pytest
 
 import asyncq
 
+# In your project this is your real app; point it at memory in tests with
+# ASYNCQ_BROKER=memory:// (App() reads it when no broker is given).
 app = asyncq.App("mytests", broker="memory://mytests")
+sent: list[str] = []
 
 
 @app.task(retries=2, retry_on=(ConnectionError,), retry_backoff=0.01)
@@ -17,15 +24,46 @@ async def fetch(url: str) -> int:
     return len(url)
 
 
-async def test_fetch_retries_then_succeeds() -> None:
-    async with app, asyncq.Worker(app, concurrency=5):
-        handle = await fetch.enqueue("https://example.test")
-        assert await handle.get(timeout=5) == 20
-        record = await handle.info()
-        assert record is not None
-        assert record.attempt == 1
+@app.task
+async def send_welcome(email: str) -> None:
+    sent.append(email)
+
+
+@app.task
+async def store(payload: object) -> None: ...
+
+
+@pytest.fixture
+async def worker() -> AsyncIterator[asyncq.Worker]:
+    # fetch_timeout: how long one fetch may block; short, so the worker stops at once
+    async with app, asyncq.Worker(app, concurrency=10, fetch_timeout=0.05) as running:
+        yield running
+
+
+async def test_fetch_retries_then_succeeds(worker: asyncq.Worker) -> None:
+    handle = await fetch.enqueue("https://example.test")
+    assert await handle.get(timeout=5) == 20
+    record = await handle.info()
+    assert record is not None
+    assert record.attempt == 1
+
+
+async def test_side_effects_after_join(worker: asyncq.Worker) -> None:
+    sent.clear()
+    await app.enqueue_many([send_welcome.s(f"user{n}@example.test") for n in range(50)])
+    await worker.join()  # until the queues are empty and nothing is held
+    assert len(sent) == 50
+
+
+async def test_arguments_go_through_the_codec(worker: asyncq.Worker) -> None:
+    with pytest.raises(asyncq.SerializationError, match="positional argument 0"):
+        await store.enqueue({1, 2, 3})  # a set: msgpack cannot carry it
+
+
+async def test_call_the_coroutine_directly() -> None:
+    await send_welcome("direct@example.test")  # no queue, no worker
+    assert sent[-1] == "direct@example.test"
 
 
 if __name__ == "__main__":
-    asyncio.run(test_fetch_retries_then_succeeds())
-    print("ok")
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider", "-o", "asyncio_mode=auto"]))
