@@ -120,11 +120,28 @@ class Consumer(abc.ABC):
 
     @abc.abstractmethod
     async def requeue(self, deliveries: Sequence[Delivery]) -> None:
-        """Hand deliveries back to the queue at once (shutdown)."""
+        """Hand deliveries back to the queue at once (shutdown, isolation).
+
+        A hand-back is not a failed delivery: brokers that can keep the count do, so
+        the next delivery of the message has the same ``delivery_count``.
+        """
 
     @abc.abstractmethod
     async def dead_letter(self, items: Sequence[DeadItem]) -> None:
         """Move deliveries to the dead-letter store with a reason, and ack them."""
+
+    async def pause(self) -> None:  # noqa: B027
+        """Hold nothing new until :meth:`resume`.
+
+        The worker pauses while a redelivered message (a suspect: it may be what
+        killed its last worker) runs alone, so that a crash it causes again catches no
+        other message. Pull consumers need nothing (the worker stops fetching); push
+        consumers stop deliveries and hand back what they received but did not hand
+        out, without counting a delivery.
+        """
+
+    async def resume(self) -> None:  # noqa: B027
+        """Receive again after :meth:`pause`."""
 
     async def renew(self, deliveries: Sequence[Delivery]) -> None:  # noqa: B027
         """Extend the lease of running deliveries (brokers with visibility timeouts)."""

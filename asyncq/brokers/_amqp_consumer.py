@@ -99,6 +99,9 @@ class AmqpConsumer(Consumer):
     async def _subscribe(self, channel: AbstractRobustChannel) -> None:
         # per consumer (global QoS is deprecated and quorum queues refuse it)
         await channel.set_qos(prefetch_count=self._prefetch)
+        await self._consume(channel)
+
+    async def _consume(self, channel: AbstractRobustChannel) -> None:
         for name in self._queues:
             queue = await channel.declare_queue(
                 name, durable=True, arguments=self._broker.layout.kind.main_args(name))
@@ -128,10 +131,9 @@ class AmqpConsumer(Consumer):
             self._busy -= 1
             if self._busy == 0:
                 self._idle.set()
-        if self._closed:  # arrived after close() handed everything back
-            await _settle(message, ack=False)
-            return
-        self._accept(queue, message)
+        delivery = self._accept(queue, message)
+        if self._closed:  # arrived while close() hands everything back: this one too
+            await self.requeue([delivery])
 
     async def _divert(self, queue: str, message: AbstractIncomingMessage) -> bool:
         """Handle early and (classic-queue) redelivered messages; True if handled."""
@@ -175,13 +177,14 @@ class AmqpConsumer(Consumer):
             return
         await _settle(message, ack=True)
 
-    def _accept(self, queue: str, message: AbstractIncomingMessage) -> None:
+    def _accept(self, queue: str, message: AbstractIncomingMessage) -> Delivery:
         route = message.correlation_id if message.reply_to else None
         if route is not None and message.reply_to is not None:
             self._broker.replies.hold(route, message.reply_to)
         delivery = Delivery(message.body, queue, self._count(message), _Tag(message, route))
         self._held[id(delivery)] = delivery
         self._inbox.put_nowait(delivery)
+        return delivery
 
     def _count(self, message: AbstractIncomingMessage) -> int:
         earlier = header_int(message.headers, REDELIVERIES_HEADER)
@@ -224,7 +227,52 @@ class AmqpConsumer(Consumer):
         await self._finish([item.delivery for item in items], ack=True)
 
     async def requeue(self, deliveries: Sequence[Delivery]) -> None:
-        await self._finish(deliveries, ack=False)
+        """Hand back with the count kept: republish a copy, then ack the original.
+
+        A plain ``nack(requeue=True)`` would mark the message redelivered, and a hand-back
+        (shutdown, a suspect running alone) is not a failed delivery. Where the copy
+        cannot be published, the message is nacked instead.
+        """
+        failed = 0
+        for delivery in deliveries:
+            # claim it first: close() and a late callback may both try to hand it back
+            if self._forget(delivery) and not await self._hand_back(delivery):
+                failed += 1
+        if failed:
+            logger.warning("could not hand back %d message(s): their channel closed; "
+                           "RabbitMQ redelivers them", failed)
+
+    async def _hand_back(self, delivery: Delivery) -> bool:
+        message = delivery.tag.message
+        if not _stale(delivery):
+            properties = copy_properties(message, {
+                REDELIVERIES_HEADER: delivery.delivery_count - 1, "x-delivery-count": None})
+            try:
+                await self._broker.send("", delivery.queue, message.body, properties)
+            except Exception as exc:
+                logger.debug("handing back a message of %r by copy failed: %s",
+                             delivery.queue, self._broker.describe(exc))
+            else:
+                return await _settle(message, ack=True)
+        return await _settle(message, ack=False)
+
+    async def pause(self) -> None:
+        """Stop deliveries (``basic.cancel``) and hand back the ones not handed out."""
+        if self._channel is None or not self._consuming:
+            return
+        await self._cancel_consuming()
+        await self._wait_callbacks()
+        waiting = []
+        while not self._inbox.empty():
+            waiting.append(self._inbox.get_nowait())
+        await self.requeue(waiting)
+
+    async def resume(self) -> None:
+        if self._channel is None or self._consuming or self._closed:
+            return
+        with self._broker.errors("resume consuming"):
+            async with asyncio.timeout(self._broker.timeout):
+                await self._consume(self._channel)
 
     async def _finish(self, deliveries: Sequence[Delivery], *, ack: bool) -> None:
         failed = 0
@@ -265,23 +313,28 @@ class AmqpConsumer(Consumer):
         self._closed = True
         if channel is None:
             return
-        timeout = self._broker.timeout
+        await self._cancel_consuming()
+        await self._wait_callbacks()
+        await self.requeue(list(self._held.values()))
+        while not self._inbox.empty():
+            self._inbox.get_nowait()
+        await self._close_channel(channel)
+
+    async def _cancel_consuming(self) -> None:
         for queue, tag in self._consuming:
             try:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout(self._broker.timeout):
                     await queue.cancel(tag)
             except Exception as exc:
                 logger.debug("cancelling consumer %s: %s", tag, exc)
         self._consuming.clear()
+
+    async def _wait_callbacks(self) -> None:
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(self._broker.timeout):
                 await self._idle.wait()
         except TimeoutError:
             logger.warning("gave up waiting for %d message callback(s)", self._busy)
-        await self._finish(list(self._held.values()), ack=False)
-        while not self._inbox.empty():
-            self._inbox.get_nowait()
-        await self._close_channel(channel)
 
     async def _close_channel(self, channel: AbstractRobustChannel) -> None:
         try:

@@ -26,6 +26,12 @@ CHUNK = 500
 PROMOTE_INTERVAL = 0.25
 
 
+def _earlier(fields: dict[bytes, bytes]) -> int:
+    """Deliveries before the entry was handed back (requeue.lua's field ``n``)."""
+    raw = fields.get(b"n")
+    return int(raw) if raw else 0
+
+
 def _consumer_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
 
@@ -98,7 +104,8 @@ class RedisConsumer(Consumer):
         for stream, entries in reply or []:
             queue = self._streams[_redis_text(stream)]
             for entry_id, fields in entries:
-                out.append(Delivery(fields.get(b"d", b""), queue, 1, entry_id))
+                out.append(Delivery(fields.get(b"d", b""), queue, _earlier(fields) + 1,
+                                    entry_id))
         return out
 
     async def _promote(self) -> None:
@@ -121,10 +128,10 @@ class RedisConsumer(Consumer):
             if entries:
                 entry_id, fields = entries[0]
                 counts = await self._delivery_counts(stream, [entry_id])
+                count = _earlier(fields) + counts.get(entry_id, 2)
                 logger.warning("recovered a message from a worker whose lease expired "
-                               "(delivery %d)", counts.get(entry_id, 2))
-                return [Delivery(fields.get(b"d", b""), queue, counts.get(entry_id, 2),
-                                 entry_id)]
+                               "(delivery %d)", count)
+                return [Delivery(fields.get(b"d", b""), queue, count, entry_id)]
         return []
 
     async def _delivery_counts(self, stream: str, ids: list[Any]) -> dict[Any, int]:

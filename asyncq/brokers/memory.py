@@ -157,9 +157,14 @@ class _MemoryConsumer(Consumer):
             self._held.pop(id(item.delivery), None)
 
     async def requeue(self, deliveries: Sequence[Delivery]) -> None:
-        for delivery in deliveries:
+        # a hand-back keeps the count: the next delivery has the same one
+        self._return(deliveries, counted=False)
+
+    def _return(self, deliveries: Sequence[Delivery], *, counted: bool) -> None:
+        for delivery in reversed(deliveries):  # back to the front, in their order
             if self._held.pop(id(delivery), None) is not None:
-                self._hub.queue(delivery.queue).appendleft((delivery.body, delivery.delivery_count))
+                earlier = delivery.delivery_count - (0 if counted else 1)
+                self._hub.queue(delivery.queue).appendleft((delivery.body, earlier))
         self._hub.wake()
 
     async def dead_letter(self, items: Sequence[DeadItem]) -> None:
@@ -174,4 +179,5 @@ class _MemoryConsumer(Consumer):
             self._hub.dead.setdefault(delivery.queue, []).append(letter)
 
     async def close(self) -> None:
-        await self.requeue(list(self._held.values()))
+        """Return what is still held as a lost connection would: as a failed delivery."""
+        self._return(list(self._held.values()), counted=True)

@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from types import CodeType
 from typing import TYPE_CHECKING, Any, Literal
@@ -228,13 +228,20 @@ class Worker:
         alone, a crash it causes again counts against it only, not against innocent
         messages that happened to share its worker.
         """
+        assert self._consumer is not None
+        assert self._settler is not None
+        await _quietly("pause the consumer", self._consumer.pause())
         while self._running:
             self._idle.clear()
             await self._idle.wait()
-        handler = self._start(*self._suspects.popleft())
+        suspect = self._suspects.popleft()
+        for delivery, *_ in self._suspects:  # each comes back and runs alone in turn
+            self._settler.add(Requeue(delivery))
+        self._suspects.clear()
+        handler = self._start(*suspect)
         await asyncio.wait({handler})
-        if not self._suspects:
-            self._calm.set()
+        await _quietly("resume the consumer", self._consumer.resume())
+        self._calm.set()
 
     async def _handle(self, delivery: Delivery, message: Message, task: Task[Any, Any]) -> None:
         assert self._settler is not None
@@ -328,6 +335,14 @@ class Worker:
             for handler in pending:
                 handler.cancel()
             await asyncio.wait(pending)
+
+
+async def _quietly(what: str, step: Awaitable[None]) -> None:
+    """Run a best-effort step; its failure is logged and the worker goes on."""
+    try:
+        await step
+    except Exception as exc:
+        logger.warning("could not %s: %s", what, exc)
 
 
 async def _cancel(*tasks: asyncio.Task[Any]) -> None:

@@ -276,3 +276,33 @@ async def _crash(app: asyncq.App, consumer: Any, broker_url: str) -> None:
     elif broker_url.startswith("amqp"):
         await app.broker.close()  # the channel dies with its unacked delivery
     # Redis: the entry stays pending under a consumer that never comes back
+
+
+async def test_hand_back_keeps_the_delivery_count(make_app: MakeApp, queue: str,
+                                                  broker_url: str) -> None:
+    """A hand-back (shutdown, a suspect running alone) is not a failed delivery."""
+    crashed, app = make_app(), make_app()
+    seen: list[int] = []
+
+    @app.task(name="handback.work")
+    async def work(n: int) -> int:
+        seen.append(asyncq.current_request().delivery_count)
+        return n
+
+    async with app:
+        handle = await work.enqueue(7)
+        await crashed.connect()
+        consumer = crashed.broker.consumer([queue], group=app.name, prefetch=1, lease=0.5)
+        taken = await _fetch_one(consumer)
+        assert taken.delivery_count == 1
+        await consumer.requeue([taken])
+        assert (await _fetch_one(consumer)).delivery_count == 1
+        await _crash(crashed, consumer, broker_url)  # a failed delivery: this one counts
+        survivor = app.broker.consumer([queue], group=app.name, prefetch=1, lease=0.5)
+        again = await _fetch_one(survivor)
+        assert again.delivery_count == 2
+        await survivor.requeue([again])
+        await survivor.close()
+        async with asyncq.Worker(app, concurrency=2, lease=0.5):
+            assert await handle.get(timeout=30) == 7
+    assert seen == [2]
