@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from importlib import resources
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import redis.asyncio as aioredis
 from redis import exceptions as rexc
@@ -35,7 +35,8 @@ connection_errors: tuple[type[BaseException], ...] = (
 def make_client(url: str, *, socket_timeout: float = 15.0,
                 connect_timeout: float = 5.0, max_connections: int = 64) -> aioredis.Redis:
     """A client whose every network wait has a deadline."""
-    if urlsplit(url).scheme not in {"redis", "rediss", "unix"}:
+    parts = urlsplit(url)
+    if parts.scheme not in {"redis", "rediss", "unix"}:
         raise ConfigurationError(f"not a Redis URL: {mask_url(url)}")
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
@@ -46,8 +47,20 @@ def make_client(url: str, *, socket_timeout: float = 15.0,
         max_connections=max_connections,
         timeout=socket_timeout,
         decode_responses=False,
+        **(_tls_defaults(parts.query) if parts.scheme == "rediss" else {}),
     )
     return aioredis.Redis.from_pool(pool)  # the client owns (and closes) its pool
+
+
+def _tls_defaults(query: str) -> dict[str, bool]:
+    """Check the server's host name, as redis-py >= 6 does by default (5.x does not).
+
+    Parameters in the URL win (redis-py applies them over these). Python refuses a
+    host name check without certificate verification, so ``ssl_cert_reqs=none`` turns
+    it off.
+    """
+    options = dict(parse_qsl(query))
+    return {"ssl_check_hostname": options.get("ssl_cert_reqs", "required").lower() != "none"}
 
 
 def server_id(url: str) -> str:

@@ -17,7 +17,7 @@ import msgpack
 
 from asyncq.errors import DecodeError, MessageTooLarge, SerializationError
 
-__all__ = ["DEFAULT_MAX_SIZE", "dumps", "loads", "name_unpackable"]
+__all__ = ["DEFAULT_MAX_SIZE", "check_keys", "dumps", "loads", "name_unpackable"]
 
 DEFAULT_MAX_SIZE: Final = 1024 * 1024
 
@@ -83,6 +83,30 @@ def dumps(obj: object) -> bytes:
     return packed
 
 
+_SCALARS: Final = frozenset((int, str, float, bool, bytes, type(None)))
+
+
+def check_keys(value: object) -> None:
+    """Refuse map keys other than str and bytes, which :func:`loads` would not accept.
+
+    msgpack can pack ``{1: "a"}``, but decoding allows only str and bytes keys (hash
+    flooding protection): refusing at the source keeps such values out of queues.
+    """
+    if type(value) in _SCALARS:
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if type(key) is not str and not isinstance(key, str | bytes):
+                raise SerializationError(
+                    f"map key {key!r} is a {type(key).__name__}: keys must be str or bytes")
+            if type(item) not in _SCALARS:
+                check_keys(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            if type(item) not in _SCALARS:
+                check_keys(item)
+
+
 def loads(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Any:
     """Unpack bytes produced by :func:`dumps`; every failure is a :class:`DecodeError`."""
     if len(data) > max_size:
@@ -114,6 +138,7 @@ def name_unpackable(args: Sequence[object], kwargs: Mapping[str, object]) -> str
 
 def _packable(value: object) -> bool:
     try:
+        check_keys(value)
         dumps(value)
     except SerializationError:
         return False

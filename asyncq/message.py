@@ -57,6 +57,9 @@ class Message:
             self.attempt,
         ]
         try:
+            for part in (self.args, self.kwargs, self.headers):
+                if part:
+                    codec.check_keys(part)
             return codec.dumps(wire)
         except SerializationError as exc:
             culprit = codec.name_unpackable(self.args, self.kwargs)

@@ -320,24 +320,30 @@ def write(path: Path, text: str) -> str:
     return str(path)
 
 
-def rabbitmq_files(workdir: Path) -> dict[str, str]:
-    """Point every file and directory RabbitMQ uses into ``workdir``."""
+def rabbitmq_files(workdir: Path, config: str = "") -> dict[str, str]:
+    """Point every file and directory RabbitMQ uses into ``workdir``.
+
+    ``config`` is appended to rabbitmq.conf (the TLS tests add an SSL listener with it).
+    """
     return {
         "HOME": str(workdir),  # the Erlang cookie goes to $HOME/.erlang.cookie
         "RABBITMQ_MNESIA_BASE": str(workdir / "mnesia"),
         "RABBITMQ_LOG_BASE": str(workdir / "log"),
         "RABBITMQ_PID_FILE": str(workdir / "rabbitmq.pid"),
         "RABBITMQ_ENABLED_PLUGINS_FILE": write(workdir / "enabled_plugins", "[].\n"),
-        "RABBITMQ_CONFIG_FILE": write(workdir / "rabbitmq.conf", "log.console = false\n"),
+        "RABBITMQ_CONFIG_FILE": write(workdir / "rabbitmq.conf",
+                                       "log.console = false\n" + config),
         "RABBITMQ_ADVANCED_CONFIG_FILE": str(workdir / "advanced.config"),
         "RABBITMQ_CONF_ENV_FILE": write(workdir / "rabbitmq-env.conf", ""),
     }
 
 
-def rabbitmq_env(workdir: Path, node: str, port: int, epmd: dict[str, str]) -> dict[str, str]:
+def rabbitmq_env(
+    workdir: Path, node: str, port: int, epmd: dict[str, str], config: str = ""
+) -> dict[str, str]:
     ignored = ("RABBITMQ_", "ERL_EPMD_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(ignored)}
-    env.update(rabbitmq_files(workdir))
+    env.update(rabbitmq_files(workdir, config))
     env.update(epmd)
     env.update(
         RABBITMQ_NODENAME=node,
@@ -349,12 +355,13 @@ def rabbitmq_env(workdir: Path, node: str, port: int, epmd: dict[str, str]) -> d
     return env
 
 
-def start_rabbitmq(program: str, stack: Stack) -> str:
+def start_rabbitmq(program: str, stack: Stack, config: str = "") -> str:
+    """Start a node; ``config`` (rabbitmq.conf lines) is added to its configuration."""
     workdir = make_workdir(stack, "rabbitmq")
     addr = (LOOPBACK, free_port())
     node = f"asyncq-test-{addr[1]}@localhost"
     url = f"amqp://guest:guest@{addr[0]}:{addr[1]}/"
-    env = rabbitmq_env(workdir, node, addr[1], start_epmd(workdir, stack))
+    env = rabbitmq_env(workdir, node, addr[1], start_epmd(workdir, stack), config)
     log = workdir / "rabbitmq-server.log"
     say(f"RabbitMQ: starting a throwaway node {node} at {mask(url)} ...", end="")
     proc = spawn([program], workdir, log, stack, env)

@@ -64,6 +64,7 @@ class ResultRecord:
 
 
 def encode_record(record: ResultRecord) -> bytes:
+    codec.check_keys(record.value)
     body = codec.dumps([
         _RECORD_VERSION,
         record.value,

@@ -7,9 +7,12 @@ independent of the broker, counts lost and duplicated work.
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +22,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import redis
@@ -92,11 +96,102 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         server.crash()
 
 
+def _servers_script() -> ModuleType:
+    """scripts/servers.py, which knows how to run a throwaway RabbitMQ node."""
+    name = "asyncq_test_servers"
+    if name not in sys.modules:
+        path = Path(__file__).resolve().parents[2] / "scripts" / "servers.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up there
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@dataclass
+class RabbitNode:
+    """A RabbitMQ node of the test's own (private epmd, files in ``workdir``), which the
+    test may SIGKILL and start again on the same ports and data directory."""
+
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    env: dict[str, str] = field(default_factory=dict)
+    program: str = ""
+    starts: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/"
+
+    def start(self, timeout: float = 90.0) -> float:
+        """Start (or start again) the node; return the seconds until it answered AMQP."""
+        servers = _servers_script()
+        if not self.env:
+            program = servers.find_program(servers.RABBITMQ)
+            if program is None:
+                pytest.fail("the fault suite needs rabbitmq-server (apt-get install "
+                            "rabbitmq-server)")
+            self.env = servers.rabbitmq_env(self.workdir, f"asyncq-faults-{self.port}@localhost",
+                                            self.port, servers.start_epmd(self.workdir,
+                                                                          self.stack))
+            self.program = program
+        self.starts += 1
+        log = (self.workdir / f"rabbitmq-server.{self.starts}.log").open("wb")
+        with log:
+            self.proc = subprocess.Popen([self.program], cwd=self.workdir, env=self.env,
+                                         stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        started = time.monotonic()
+        while not servers.amqp_answers(("127.0.0.1", self.port)):
+            if self.proc.poll() is not None or time.monotonic() - started > timeout:
+                pytest.fail(f"throwaway rabbitmq-server did not start; see {log.name}")
+            time.sleep(0.1)
+        return time.monotonic() - started
+
+    def crash(self) -> None:
+        """SIGKILL every process of the node (beam.smp and its helpers), no clean stop."""
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def queues(self) -> dict[str, tuple[int, int]]:
+        """Every queue of the node: name -> (messages ready, unacknowledged)."""
+        ctl = Path(self.program).with_name("rabbitmqctl")
+        out = subprocess.run([str(ctl), "list_queues", "-q", "--no-table-headers", "name",
+                              "messages_ready", "messages_unacknowledged"], env=self.env,
+                             capture_output=True, text=True, timeout=60, check=True).stdout
+        rows = (line.split() for line in out.splitlines() if line.strip())
+        return {name: (int(ready), int(unacked)) for name, ready, unacked in rows}
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()  # a clean stop, so that nothing is left behind
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(30)
+            self.crash()
+        self.stack.close()  # the private epmd
+
+
+@pytest.fixture
+def rabbit_node(tmp_path: Path) -> Iterator[RabbitNode]:
+    node = RabbitNode(tmp_path / "rabbitmq")
+    node.workdir.mkdir()
+    node.start()
+    yield node
+    node.close()
+
+
 TASKS = '''
 import asyncio, os, signal, time
 from asyncq import App
 
-app = App("faults", broker=os.environ["F_BROKER"], default_queue=os.environ.get("F_QUEUE", "work"))
+app = App("faults", broker=os.environ["F_BROKER"], backend=os.environ.get("F_BACKEND") or None,
+          default_queue=os.environ.get("F_QUEUE", "work"))
 LEDGER = os.environ["F_LEDGER"]
 _fd = None
 

@@ -105,13 +105,24 @@ async def test_unserializable_values_and_unprintable_errors(app: asyncq.App) -> 
     @app.task
     async def takes(value: object) -> None: ...
 
+    @app.task
+    async def returns_int_keys() -> dict[int, str]:
+        return {1: "one"}
+
     async with app, asyncq.Worker(app, concurrency=2):
         before = await app.broker.queue_size(app.default_queue)
         with pytest.raises(asyncq.SerializationError, match="positional argument 0"):
             await takes.enqueue({1, 2})
+        # msgpack could pack these, but no decoder here would accept them: refused at once
+        with pytest.raises(asyncq.SerializationError, match="map key 1 is a int"):
+            await takes.enqueue({1: "one"})
+        with pytest.raises(asyncq.SerializationError, match="map key"):
+            await takes.enqueue([{"ok": {(1, 2): "tuple key"}}])
         assert await app.broker.queue_size(app.default_queue) == before
         with pytest.raises(asyncq.TaskFailed, match="cannot be serialized"):
             await (await returns_object.enqueue()).get(timeout=20)
+        with pytest.raises(asyncq.TaskFailed, match="map key 1 is a int"):
+            await (await returns_int_keys.enqueue()).get(timeout=20)
         with pytest.raises(asyncq.TaskFailed) as caught:
             await (await raises_unprintable.enqueue()).get(timeout=20)
     assert caught.value.exc_message.startswith("<unprintable ")
