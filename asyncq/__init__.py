@@ -24,6 +24,7 @@ from asyncq.errors import (
     TaskFailed,
     TaskNotRegistered,
     TaskRejected,
+    TimeLimitExceeded,
 )
 from asyncq.message import Message
 from asyncq.result import TaskResult
@@ -62,6 +63,7 @@ __all__ = [
     "TaskRejected",
     "TaskResult",
     "TaskState",
+    "TimeLimitExceeded",
     "Worker",
     "WorkerStats",
     "__version__",

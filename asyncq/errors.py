@@ -6,7 +6,8 @@ Every error asyncq raises on purpose derives from :class:`AsyncqError`::
     ├── ConfigurationError          bad URL, bad option, unknown scheme
     ├── SerializationError          an argument or result msgpack cannot carry
     ├── DecodeError                 bytes that are not a valid asyncq message/record
-    │   └── MessageTooLarge         over the configured size limit
+    │   ├── MessageTooLarge         over the configured size limit
+    │   └── SignatureError          signature missing, unknown key id, or wrong
     ├── BrokerError                 the broker refused or could not be reached
     │   ├── BrokerUnavailable       connect/publish failed within its deadline
     │   └── PublishError            the broker did not confirm a publish
@@ -16,7 +17,10 @@ Every error asyncq raises on purpose derives from :class:`AsyncqError`::
     │   ├── TaskFailed              the task raised; carries the remote type, message, traceback
     │   │   └── TaskRejected        the message never ran (unknown task, bad arguments, ...)
     │   └── TaskCancelled           the task was cancelled
-    └── TaskNotRegistered           a name the app does not know (lookup on the producer side)
+    ├── TaskNotRegistered           a name the app does not know (lookup on the producer side)
+    └── TimeLimitExceeded           (also a builtin TimeoutError) raised in the worker when a
+                                    task runs past its time limit; ``retry_on=(TimeoutError,)``
+                                    retries it, and ``on_failure`` hooks receive it
 
 Control-flow exceptions raised *inside* tasks are not errors and are not logged as such::
 
@@ -43,6 +47,7 @@ __all__ = [
     "TaskFailed",
     "TaskNotRegistered",
     "TaskRejected",
+    "TimeLimitExceeded",
 ]
 
 
@@ -137,3 +142,12 @@ class Retry(Exception):
         self.max_retries = max_retries
         self.cause = cause
         super().__init__(f"retry requested (delay={delay})")
+
+
+class TimeLimitExceeded(AsyncqError, TimeoutError):
+    """A task ran past its soft or hard time limit (raised in the worker)."""
+
+    def __init__(self, kind: str, seconds: float) -> None:
+        self.kind = kind
+        self.seconds = seconds
+        super().__init__(f"the task exceeded its {kind}time limit of {seconds:g} s")

@@ -251,11 +251,12 @@ class Worker:
             outcome: Outcome = (await self.executor.skip_reason(message, delivery)
                                 or await self.executor.run(message, task, delivery))
         except asyncio.CancelledError:
+            self._settler.add(Requeue(delivery))  # the message is never left held
             if not self._abandoning:
                 raise
             logger.warning("%s[%s] did not finish within the shutdown timeout; handed back",
                            message.task, message.id)
-            outcome = Requeue(delivery)
+            return
         except Exception:
             logger.exception("%s[%s] could not be processed; handed back", message.task,
                              message.id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import traceback
@@ -11,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 from asyncq.backoff import retry_delay
 from asyncq.brokers import Delivery, KeyWrite, Outgoing
 from asyncq.context import Request, reset_request, set_request
-from asyncq.errors import DecodeError, Retry, SerializationError
+from asyncq.errors import DecodeError, Retry, SerializationError, TimeLimitExceeded
 from asyncq.message import Message, peek_id
 from asyncq.result import REJECTED
 from asyncq.results import ResultRecord
 from asyncq.states import TaskState
-from asyncq.worker.limits import TimeLimitExceeded, call_with_limits
+from asyncq.worker.limits import call_with_limits
 
 if TYPE_CHECKING:
     from asyncq.app import App
@@ -27,6 +28,12 @@ __all__ = ["Ack", "Dead", "Executor", "Outcome", "Requeue", "RetryLater"]
 logger = logging.getLogger("asyncq.worker")
 
 MAX_TRACEBACK = 64 * 1024
+
+
+def _being_cancelled() -> bool:
+    """True when this handler was cancelled (not merely its task's code raising)."""
+    current = asyncio.current_task()
+    return current is not None and current.cancelling() > 0
 DEFAULT_RETRY_LIMIT = 3
 
 
@@ -122,6 +129,12 @@ class Executor:
                 lambda: task.fn(*message.args, **message.kwargs), cfg.soft_timeout, cfg.timeout)
         except Exception as exc:
             return await self._failed(request, message, task, delivery, exc, started)
+        except asyncio.CancelledError as exc:
+            if _being_cancelled():
+                raise  # the worker is stopping: the handler hands the message back
+            # the task raised CancelledError itself (an inner task it awaited was
+            # cancelled, say): a failure of the task like any other exception
+            return await self._failed(request, message, task, delivery, exc, started)
         finally:
             reset_request(token)
         await _hook(cfg.on_success, request, value)
@@ -131,7 +144,8 @@ class Executor:
         return Ack(delivery, self._success(message, value, started))
 
     async def _failed(self, request: Request, message: Message, task: Task[Any, Any],
-                      delivery: Delivery, exc: Exception, started: float) -> Ack | RetryLater:
+                      delivery: Delivery, exc: BaseException, started: float
+                      ) -> Ack | RetryLater:
         delay = self._retry_delay(task, message.attempt, exc)
         if delay is not None:
             cause = exc.cause if isinstance(exc, Retry) and exc.cause is not None else exc
@@ -143,7 +157,7 @@ class Executor:
         return Ack(delivery, self._failure(message, exc, started))
 
     @staticmethod
-    def _retry_delay(task: Task[Any, Any], attempt: int, exc: Exception) -> float | None:
+    def _retry_delay(task: Task[Any, Any], attempt: int, exc: BaseException) -> float | None:
         cfg = task.config
         if isinstance(exc, Retry):
             limit = exc.max_retries if exc.max_retries is not None else (

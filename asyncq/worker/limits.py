@@ -13,19 +13,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from asyncq.errors import TimeLimitExceeded
+
 __all__ = ["HARD_GRACE", "TimeLimitExceeded", "call_with_limits"]
 
 logger = logging.getLogger("asyncq.worker")
 
 #: Without a soft limit, cancellation happens at the hard limit and clean-up gets this long.
 HARD_GRACE = 1.0
-
-
-class TimeLimitExceeded(Exception):
-    def __init__(self, kind: str, seconds: float) -> None:
-        self.kind = kind
-        self.seconds = seconds
-        super().__init__(f"the task exceeded its {kind}time limit of {seconds:g} s")
 
 
 async def call_with_limits(call: Callable[[], Awaitable[Any]], soft: float | None,
@@ -36,7 +31,7 @@ async def call_with_limits(call: Callable[[], Awaitable[Any]], soft: float | Non
     try:
         return await _limit(task, soft, hard)
     except asyncio.CancelledError:
-        task.cancel()  # the worker is aborting: take the task down with us
+        task.cancel()  # the worker is aborting, or the task raised it: end it either way
         raise
 
 

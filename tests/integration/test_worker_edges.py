@@ -1,0 +1,71 @@
+"""Edge cases of running tasks in an in-process worker, on a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+import asyncq
+
+
+@pytest.fixture
+async def app(redis_url: str, unique: Callable[[str], str],
+              redis_cleanup: Callable[[str], None]) -> AsyncIterator[asyncq.App]:
+    queue = unique("edges")
+    redis_cleanup(queue)
+    app = asyncq.App(unique("edges"), broker=redis_url, default_queue=queue)
+    yield app
+    await app.close()
+
+
+async def test_a_task_raising_cancelled_error_fails_and_frees_its_slot(
+        app: asyncq.App) -> None:
+    @app.task
+    async def cancels_itself() -> None:
+        inner = asyncio.create_task(asyncio.sleep(10))
+        inner.cancel()
+        await inner  # raises CancelledError in the task, which nobody cancelled
+
+    @app.task
+    async def double(n: int) -> int:
+        return 2 * n
+
+    async with app, asyncq.Worker(app, concurrency=1, prefetch=0) as worker:
+        handles = [await cancels_itself.enqueue() for _ in range(3)]
+        for handle in handles:
+            with pytest.raises(asyncq.TaskFailed) as caught:
+                await handle.get(timeout=20)
+            assert caught.value.exc_type.endswith("CancelledError")
+        # the one slot came back every time: later work still runs
+        assert await (await double.enqueue(21)).get(timeout=20) == 42
+        await worker.join(timeout=20)
+        assert worker.statistics().held == 0
+
+
+async def test_time_limits_are_timeout_errors_for_retry_on_and_hooks(app: asyncq.App) -> None:
+    seen: list[Any] = []
+
+    async def on_failure(request: Any, exc: BaseException) -> None:
+        seen.append(exc)
+
+    attempts: list[int] = []
+
+    @app.task(retries=2, retry_on=(TimeoutError,), retry_backoff=0.01, timeout=0.2,
+              on_failure=on_failure)
+    async def slow() -> None:
+        attempts.append(asyncq.current_request().attempt)
+        await asyncio.sleep(5)
+
+    async with app, asyncq.Worker(app, concurrency=2):
+        with pytest.raises(asyncq.TaskFailed) as caught:
+            await (await slow.enqueue()).get(timeout=30)
+    assert attempts == [0, 1, 2]  # retried twice, as retry_on=(TimeoutError,) asks
+    assert caught.value.exc_type == "TimeoutError"
+    assert "time limit of 0.2 s" in caught.value.exc_message
+    [exc] = seen
+    assert isinstance(exc, asyncq.TimeLimitExceeded)
+    assert isinstance(exc, TimeoutError)
+    assert isinstance(exc, asyncq.AsyncqError)
