@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import msgpack
+
 from asyncq import codec
 from asyncq.errors import DecodeError, SerializationError
 
@@ -15,6 +17,8 @@ __all__ = ["ENVELOPE_VERSION", "Message", "new_id", "peek_id", "valid_id"]
 
 ENVELOPE_VERSION: Final = 1
 _FIELDS: Final = 8
+#: peek_id reads no further than this: the version and a valid id fit well within it.
+_PEEK: Final = 512
 _ID_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}")
 
 
@@ -97,12 +101,19 @@ def _check_shapes(args: object, kwargs: object, options: object, headers: object
         raise DecodeError("envelope attempt is not a non-negative integer")
 
 
-def peek_id(data: bytes, *, max_size: int = codec.DEFAULT_MAX_SIZE) -> str | None:
-    """Best effort: the task id of a message that failed to decode, if one can be read."""
+def peek_id(data: bytes) -> str | None:
+    """Best effort: the task id of a message that failed to decode, if one can be read.
+
+    Reads only the start of the envelope (its array header, version and id), so it
+    also finds the id of an oversized message or one whose later fields are broken.
+    """
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=True, max_buffer_size=_PEEK)
+    unpacker.feed(data[:_PEEK])
     try:
-        wire = codec.loads(data, max_size=max_size)
-    except DecodeError:
+        if unpacker.read_array_header() != _FIELDS:
+            return None
+        unpacker.skip()  # the version
+        msg_id = unpacker.unpack()
+    except Exception:  # msgpack raises many types on bad input; there is no id then
         return None
-    if isinstance(wire, list) and len(wire) > 1 and valid_id(wire[1]):
-        return str(wire[1])
-    return None
+    return msg_id if valid_id(msg_id) else None

@@ -6,7 +6,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from asyncq.errors import ResultUnavailable, TaskCancelled, TaskFailed, TaskRejected
-from asyncq.results import ResultRecord
+from asyncq.results import REJECTED, ResultRecord
 from asyncq.states import TaskState
 
 if TYPE_CHECKING:
@@ -15,10 +15,6 @@ if TYPE_CHECKING:
 __all__ = ["REJECTED", "TaskResult"]
 
 R = TypeVar("R")
-
-#: ``error_type`` of records written for messages that never ran.
-REJECTED = "asyncq.TaskRejected"
-
 
 class TaskResult(Generic[R]):
     """A handle on one task's outcome: ``await handle`` gives the task's return value.

@@ -23,6 +23,7 @@ from asyncq.states import FINAL_STATES, TaskState
 
 __all__ = [
     "DEFAULT_RESULT_TTL",
+    "REJECTED",
     "ResultBackend",
     "ResultRecord",
     "decode_record",
@@ -40,9 +41,17 @@ _STATE_CODES: Final = {
     TaskState.FAILURE: b"F",
     TaskState.CANCELLED: b"C",
 }
+#: A dead letter's FAILURE: final for waiters, but a later outcome replaces it (the
+#: message may be requeued from the dead-letter store and run after all).
+_REJECTED_CODE: Final = b"X"
 _CODE_STATES: Final = {code[0]: state for state, code in _STATE_CODES.items()}
+_CODE_STATES[_REJECTED_CODE[0]] = TaskState.FAILURE
+#: ``error_type`` of a rejection record: the message never ran (it was dead-lettered).
+REJECTED: Final = "asyncq.TaskRejected"
 #: Tag bytes of final states (server-side scripts test for these).
-FINAL_TAGS: Final = b"SFC"
+FINAL_TAGS: Final = b"SFCX"
+#: Final tags that no later final record replaces (first final writer wins).
+SETTLED_TAGS: Final = b"SFC"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +84,8 @@ def encode_record(record: ResultRecord) -> bytes:
         record.task,
         record.finished_at,
     ])
+    if record.error_type == REJECTED and record.state is TaskState.FAILURE:
+        return _REJECTED_CODE + body
     return _STATE_CODES[record.state] + body
 
 
@@ -182,3 +193,8 @@ def now() -> float:
 
 def is_final_raw(raw: bytes | None) -> bool:
     return raw is not None and len(raw) > 0 and raw[0] in FINAL_TAGS
+
+
+def is_settled_raw(raw: bytes | None) -> bool:
+    """A final record that a later final record must not replace (not a rejection)."""
+    return raw is not None and len(raw) > 0 and raw[0] in SETTLED_TAGS

@@ -43,7 +43,7 @@ from asyncq.brokers._amqp_layout import new_properties
 from asyncq.brokers.amqp import AmqpBroker, Returned
 from asyncq.codec import DEFAULT_MAX_SIZE
 from asyncq.errors import ConfigurationError, ResultUnavailable
-from asyncq.results import DEFAULT_RESULT_TTL, ResultBackend, is_final_raw
+from asyncq.results import DEFAULT_RESULT_TTL, ResultBackend, is_final_raw, is_settled_raw
 
 __all__ = ["AmqpResultBackend"]
 
@@ -133,8 +133,8 @@ class AmqpResultBackend(ResultBackend):
         entry = self._entries.get(task_id)
         if entry is None:
             entry = self._entries[task_id] = _Entry()
-        elif is_final_raw(entry.raw):
-            return  # the first final record wins
+        elif is_settled_raw(entry.raw):
+            return  # the first final record wins (a rejection gives way)
         entry.raw = raw
         entry.expires = time.monotonic() + self.ttl
         self._entries.move_to_end(task_id)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from asyncq.brokers import KeyWrite
 from asyncq.codec import DEFAULT_MAX_SIZE
-from asyncq.results import DEFAULT_RESULT_TTL, ResultBackend, is_final_raw
+from asyncq.results import DEFAULT_RESULT_TTL, ResultBackend, is_final_raw, is_settled_raw
 
 __all__ = ["MemoryResultBackend"]
 
@@ -28,8 +28,8 @@ class _Store:
         return item[0]
 
     def set(self, write: KeyWrite) -> None:
-        if write.final and is_final_raw(self.get(write.key)):
-            return  # first final writer wins
+        if write.final and is_settled_raw(self.get(write.key)):
+            return  # first final writer wins (a rejection gives way)
         self.values[write.key] = (write.value, time.monotonic() + write.ttl_ms / 1000)
         if write.final:
             for fut in self.waiters.pop(write.key, []):

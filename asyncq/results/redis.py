@@ -25,14 +25,6 @@ __all__ = ["RedisResultBackend", "result_channel", "result_key"]
 
 logger = logging.getLogger("asyncq.results.redis")
 
-_FIRST_FINAL_WINS = """
-local cur = redis.call('GET', KEYS[1])
-local tag = cur and string.sub(cur, 1, 1) or ''
-if ARGV[2] == '1' and (tag == 'S' or tag == 'F' or tag == 'C') then return 0 end
-redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[1])
-if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
-return 1
-"""
 
 
 def result_key(task_id: str) -> str:
@@ -49,7 +41,7 @@ class RedisResultBackend(ResultBackend):
         super().__init__(url, ttl=ttl, max_size=max_size)
         self.client = _redis.make_client(url)
         self.server_id = _redis.server_id(url)
-        self._store_script = self.client.register_script(_FIRST_FINAL_WINS)
+        self._store_script = self.client.register_script(_redis.load_lua("store_result"))
         self._listener = _Listener(self, recheck_interval)
         self._reader: Coalescer[str, bytes | None] = Coalescer(self._get_batch)
 

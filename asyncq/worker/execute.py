@@ -12,10 +12,15 @@ from typing import TYPE_CHECKING, Any
 from asyncq.backoff import retry_delay
 from asyncq.brokers import Delivery, KeyWrite, Outgoing
 from asyncq.context import Request, reset_request, set_request
-from asyncq.errors import DecodeError, Retry, SerializationError, TimeLimitExceeded
+from asyncq.errors import (
+    DecodeError,
+    Retry,
+    SerializationError,
+    SignatureError,
+    TimeLimitExceeded,
+)
 from asyncq.message import Message, peek_id
-from asyncq.result import REJECTED
-from asyncq.results import ResultRecord
+from asyncq.results import REJECTED, ResultRecord
 from asyncq.states import TaskState
 from asyncq.worker.limits import call_with_limits
 
@@ -82,8 +87,7 @@ class Executor:
         try:
             message = self.app.decode_message(delivery.body)
         except DecodeError as exc:
-            return Dead(delivery, f"undecodable message: {exc}",
-                        peek_id(delivery.body, max_size=self.max_size))
+            return Dead(delivery, f"undecodable message: {exc}", self._trusted_id(delivery, exc))
         task = self.app.tasks.get(message.task)
         if task is None:
             return Dead(delivery, f"unknown task {message.task!r}", message.id, message.task)
@@ -97,6 +101,23 @@ class Executor:
                         "(the task may crash its worker)", message.id, message.task)
         return message, task
 
+    def _trusted_id(self, delivery: Delivery, exc: DecodeError) -> str | None:
+        """The id a rejection record may be stored under, if the message can be trusted.
+
+        With signing on, only a verified message's id is used: an id read from a
+        message nobody can vouch for could be a forgery aimed at another task's result.
+        """
+        body = delivery.body
+        signer = self.app.signer
+        if isinstance(exc, SignatureError):
+            return None
+        if signer is not None:
+            try:
+                body = signer.verify(body)
+            except SignatureError:
+                return None
+        return peek_id(body)
+
     async def skip_reason(self, message: Message, delivery: Delivery) -> Ack | None:
         """An outcome without running: expired, or already recorded by an earlier delivery."""
         expires = message.options.get("expires")
@@ -107,7 +128,7 @@ class Executor:
             return Ack(delivery, self.backend.key_write(message.id, record))
         if delivery.delivery_count > 1:
             existing = await self.backend.get(message.id)
-            if existing is not None and existing.ready:
+            if existing is not None and existing.ready and existing.error_type != REJECTED:
                 logger.info("%s[%s] already has a result; acking the redelivery",
                             message.task, message.id)
                 return Ack(delivery)

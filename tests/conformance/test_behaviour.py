@@ -306,3 +306,38 @@ async def test_hand_back_keeps_the_delivery_count(make_app: MakeApp, queue: str,
         async with asyncq.Worker(app, concurrency=2, lease=0.5):
             assert await handle.get(timeout=30) == 7
     assert seen == [2]
+
+
+async def test_a_requeued_dead_letter_runs_and_its_result_replaces_the_rejection(
+        make_app: MakeApp, queue: str) -> None:
+    old, new = make_app(), make_app()  # a deploy: the old worker lacks the task
+
+    @old.task(name="deploy.ok")
+    async def unused() -> str:
+        return "never"
+
+    @new.task(name="deploy.new")
+    async def brand_new(n: int) -> int:
+        return n + 1
+
+    async with old, new:
+        handle = await brand_new.enqueue(41)  # the new producer ships first...
+        async with asyncq.Worker(old, concurrency=2):  # ...and an old worker rejects it
+            with pytest.raises(asyncq.TaskRejected, match=r"unknown task 'deploy\.new'"):
+                await handle.get(timeout=20)
+            [letter] = await _wait_dead(old, queue, 1)
+        assert await new.broker.requeue_dead(queue, [letter.ref]) == 1
+        async with asyncq.Worker(new, concurrency=2):
+            assert await _until_value(handle) == 42
+        assert await handle.successful()
+    del unused
+
+
+async def _until_value(handle: Any, timeout: float = 20.0) -> Any:
+    """The value once the handle's record is a success (a rejection came first)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                return await handle.get(timeout=timeout)
+            except asyncq.TaskRejected:
+                await asyncio.sleep(0.05)

@@ -87,6 +87,41 @@ async def test_bad_messages_are_dead_lettered_and_the_worker_goes_on(app: asyncq
         assert expected in reasons, expected
 
 
+async def test_rejections_are_recorded_only_under_ids_the_worker_can_trust(
+        app: asyncq.App) -> None:
+    queue = app.default_queue
+
+    @app.task
+    async def echo(text: str) -> str:
+        return text
+
+    big = raw(app, echo.name, ["x" * (1024 * 1024)], msg_id="f5-big")
+    trailing = app.signer.sign(msgpack.packb(
+        [1, "f5-trail", echo.name, ["a"], {}, {}, {}, 0]) + b"\x00") if app.signer else b""
+    forged = msgpack.packb([1, "f5-victim", echo.name, ["a"], {}, {}, {}, 0])  # unsigned
+    async with app, asyncq.Worker(app, concurrency=2):
+        for n, body in enumerate((big, trailing, forged)):
+            await app.broker.publish(Outgoing(f"trust-{n}", queue, body))
+        # signed and verified, so their ids are trusted: the handles fail at once
+        with pytest.raises(asyncq.TaskRejected, match="exceeds the 1048576 byte limit"):
+            await app.result("f5-big").get(timeout=20)
+        with pytest.raises(asyncq.TaskRejected, match="undecodable"):
+            await app.result("f5-trail").get(timeout=20)
+        # an unsigned message could be a forgery aimed at another task's result
+        assert len(await _dead(app, queue, 3)) == 3
+        assert await app.result("f5-victim").state() is asyncq.TaskState.PENDING
+
+
+async def _dead(app: asyncq.App, queue: str, count: int) -> list[object]:
+    letters: list[object] = []
+    for _ in range(200):
+        letters = list(await app.broker.dead_letters(queue, 100))
+        if len(letters) >= count:
+            break
+        await asyncq_sleep()
+    return letters
+
+
 async def asyncq_sleep() -> None:
     import asyncio
 

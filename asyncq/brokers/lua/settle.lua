@@ -2,7 +2,8 @@
 -- KEYS[1]   the stream; KEYS[2..] one result key per write
 -- ARGV[1]   consumer group; ARGV[2] n = number of entry ids; ARGV[3..2+n] entry ids
 -- then for each write, 4 args: ttl_ms, final ('1'/'0'), channel ('' for none), value
--- A final write never replaces a final record (first final writer wins).
+-- A final write never replaces a settled final record (S, F, C: first final writer wins);
+-- X, a dead letter's rejection, gives way to a later outcome.
 local group = ARGV[1]
 local n = tonumber(ARGV[2])
 local base = 2 + n
