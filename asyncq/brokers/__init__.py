@@ -13,11 +13,12 @@ import abc
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from asyncq._urls import mask_url
 
 __all__ = [
+    "WORKER_GROUP",
     "Broker",
     "Consumer",
     "DeadItem",
@@ -27,6 +28,9 @@ __all__ = [
     "Outgoing",
     "Settlement",
 ]
+
+#: The consumer group workers join (Redis): every worker of a queue shares its messages.
+WORKER_GROUP: Final = "asyncq"
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,13 +187,22 @@ class Broker(abc.ABC):
 
     @abc.abstractmethod
     def consumer(
-        self, queues: Sequence[str], *, group: str, prefetch: int, lease: float
+        self, queues: Sequence[str], *, prefetch: int, lease: float, group: str = WORKER_GROUP
     ) -> Consumer:
-        """A consumer of ``queues``; ``prefetch`` caps unacked deliveries it holds."""
+        """A consumer of ``queues``; ``prefetch`` caps unacked deliveries it holds.
+
+        Consumers share a queue's messages, each going to one of them, whatever app
+        they belong to (on Redis: one consumer group, ``group``, per stream).
+        """
 
     @abc.abstractmethod
     async def queue_size(self, queue: str) -> int:
         """Messages waiting (not counting delayed or in-flight ones), for operators."""
+
+    async def scheduled_size(self, queue: str) -> int:
+        """Delayed messages (countdown, eta, retries waiting), where the broker can count
+        them; RabbitMQ's delay buckets are shared by all queues, so it reports 0."""
+        return 0
 
     @abc.abstractmethod
     async def delete_queue(self, queue: str) -> None:

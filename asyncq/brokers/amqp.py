@@ -91,7 +91,7 @@ from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
 from aiormq import exceptions as amqp_errors
 from aiormq import spec
 
-from asyncq.brokers import Broker, Consumer, DeadLetter, Outgoing
+from asyncq.brokers import WORKER_GROUP, Broker, Consumer, DeadLetter, Outgoing
 from asyncq.brokers._amqp_layout import (
     ETA_HEADER,
     EXCHANGE_TYPES,
@@ -360,7 +360,7 @@ class AmqpBroker(Broker):
 
     # -- consuming and operating ---------------------------------------------------------
     def consumer(
-        self, queues: Sequence[str], *, group: str, prefetch: int, lease: float
+        self, queues: Sequence[str], *, prefetch: int, lease: float, group: str = WORKER_GROUP
     ) -> Consumer:
         from asyncq.brokers._amqp_consumer import AmqpConsumer
 

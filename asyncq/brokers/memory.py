@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from asyncq.brokers import (
+    WORKER_GROUP,
     Broker,
     Consumer,
     DeadItem,
@@ -73,7 +74,7 @@ class MemoryBroker(Broker):
         self._hub.wake()
 
     def consumer(
-        self, queues: Sequence[str], *, group: str, prefetch: int, lease: float
+        self, queues: Sequence[str], *, prefetch: int, lease: float, group: str = WORKER_GROUP
     ) -> Consumer:
         return _MemoryConsumer(self._hub, list(queues))
 
@@ -105,6 +106,9 @@ class MemoryBroker(Broker):
         self._hub.dead[queue] = kept
         self._hub.wake()
         return moved
+
+    async def scheduled_size(self, queue: str) -> int:
+        return sum(1 for entry in self._hub.delayed if entry[2] == queue)
 
     def pending(self, queue: str) -> int:
         """Messages waiting plus delayed ones for ``queue`` (test helper)."""

@@ -2,7 +2,7 @@
 
 Layout (every key of a queue shares the ``{queue}`` hash tag)::
 
-    asyncq:{queue}:stream    entries with field d = message bytes; one consumer group per app
+    asyncq:{queue}:stream    entries with field d = message bytes; one consumer group, "asyncq"
     asyncq:{queue}:delayed   sorted set of message bytes scored by due time (ms)
     asyncq:{queue}:dead      dead-letter stream (d, reason, id, task, deliveries, at)
 
@@ -19,10 +19,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis import exceptions as rexc
 
 from asyncq import _redis
 from asyncq._batch import Coalescer
-from asyncq.brokers import Broker, Consumer, DeadLetter, Outgoing
+from asyncq.brokers import WORKER_GROUP, Broker, Consumer, DeadLetter, Outgoing
 from asyncq.errors import BrokerError
 
 __all__ = ["RedisBroker", "dead_key", "delayed_key", "stream_key"]
@@ -104,15 +105,28 @@ class RedisBroker(Broker):
         return [reply if isinstance(reply, BaseException) else None for reply in replies]
 
     def consumer(
-        self, queues: Sequence[str], *, group: str, prefetch: int, lease: float
+        self, queues: Sequence[str], *, prefetch: int, lease: float, group: str = WORKER_GROUP
     ) -> Consumer:
         from asyncq.brokers._redis_consumer import RedisConsumer
 
         return RedisConsumer(self, list(queues), group=group, lease=lease)
 
     async def queue_size(self, queue: str) -> int:
+        """Entries in the stream not yet delivered to a worker (acked ones are deleted)."""
+        stream = stream_key(queue)
         with _redis.mapped_errors("Redis broker", self.url):
-            return int(await self.client.xlen(stream_key(queue)))
+            length = int(await self.client.xlen(stream))
+            if length == 0:
+                return 0
+            try:
+                in_flight = int((await self.client.xpending(stream, WORKER_GROUP))["pending"])
+            except rexc.ResponseError:  # no worker has joined yet: nothing is in flight
+                in_flight = 0
+            return max(0, length - in_flight)
+
+    async def scheduled_size(self, queue: str) -> int:
+        with _redis.mapped_errors("Redis broker", self.url):
+            return int(await self.client.zcard(delayed_key(queue)))
 
     async def delete_queue(self, queue: str) -> None:
         with _redis.mapped_errors("Redis broker", self.url):

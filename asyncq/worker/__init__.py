@@ -98,10 +98,16 @@ class Worker:
         self._stop.set()
 
     async def join(self, timeout: float | None = 30.0) -> None:
-        """Wait until the worker's queues are empty and nothing is held (for tests)."""
+        """Wait until the worker's queues are empty and nothing is held (for tests).
+
+        Delayed messages (countdown, eta, retries waiting) count as not done yet, where
+        the broker can count them (memory and Redis; not RabbitMQ).
+        """
+        broker = self.app.broker
         async with asyncio.timeout(timeout):
             while True:
-                sizes = [await self.app.broker.queue_size(q) for q in self.queues]
+                sizes = [await broker.queue_size(q) + await broker.scheduled_size(q)
+                         for q in self.queues]
                 if not any(sizes) and self._held == 0 and self.started.is_set():
                     return
                 await asyncio.sleep(0.01)
@@ -111,7 +117,7 @@ class Worker:
         async with self.app:
             await self._check_server()
             consumer = self.app.broker.consumer(
-                self.queues, group=self.app.name, prefetch=self.concurrency + self.prefetch,
+                self.queues, prefetch=self.concurrency + self.prefetch,
                 lease=self.lease)
             self._consumer = consumer
             self._settler = Settler(consumer, self.app.backend, self.app.broker.publish_many,

@@ -29,7 +29,7 @@ async def main() -> None:
         try:
             handle = await ship.enqueue(42)
             # the "crashed" worker: it read the message, then died before settling it
-            doomed = app.broker.consumer([QUEUE], group=app.name, prefetch=10, lease=0.5)
+            doomed = app.broker.consumer([QUEUE], prefetch=10, lease=0.5)
             print("taken by the doomed worker:", len(await doomed.fetch(10, 1.0)))
 
             started = time.monotonic()

@@ -212,7 +212,7 @@ async def test_crashed_consumer_messages_are_redelivered(make_app: MakeApp, queu
     async with survivor:
         handle = await work.enqueue(4)
         await crashed.connect()
-        consumer = crashed.broker.consumer([queue], group=survivor.name, prefetch=1, lease=0.5)
+        consumer = crashed.broker.consumer([queue], prefetch=1, lease=0.5)
         taken = await _fetch_one(consumer)
         assert taken.queue == queue
         await _crash(crashed, consumer, broker_url)
@@ -292,13 +292,13 @@ async def test_hand_back_keeps_the_delivery_count(make_app: MakeApp, queue: str,
     async with app:
         handle = await work.enqueue(7)
         await crashed.connect()
-        consumer = crashed.broker.consumer([queue], group=app.name, prefetch=1, lease=0.5)
+        consumer = crashed.broker.consumer([queue], prefetch=1, lease=0.5)
         taken = await _fetch_one(consumer)
         assert taken.delivery_count == 1
         await consumer.requeue([taken])
         assert (await _fetch_one(consumer)).delivery_count == 1
         await _crash(crashed, consumer, broker_url)  # a failed delivery: this one counts
-        survivor = app.broker.consumer([queue], group=app.name, prefetch=1, lease=0.5)
+        survivor = app.broker.consumer([queue], prefetch=1, lease=0.5)
         again = await _fetch_one(survivor)
         assert again.delivery_count == 2
         await survivor.requeue([again])
@@ -341,3 +341,45 @@ async def _until_value(handle: Any, timeout: float = 20.0) -> Any:
                 return await handle.get(timeout=timeout)
             except asyncq.TaskRejected:
                 await asyncio.sleep(0.05)
+
+
+async def test_queue_size_counts_waiting_messages_only(make_app: MakeApp, queue: str) -> None:
+    app = make_app()
+
+    @app.task
+    async def later(n: int) -> int:
+        return n
+
+    async with app:
+        for n in range(3):
+            await later.enqueue(n)
+        await later.options(countdown=60).enqueue(9)
+        consumer = app.broker.consumer([queue], prefetch=1, lease=30)
+        await _fetch_one(consumer)  # in flight: no longer waiting
+        await _until_async(lambda: app.broker.queue_size(queue), 2)
+        await consumer.close()
+
+
+async def test_workers_of_different_apps_share_a_queue(make_app: MakeApp) -> None:
+    runs: list[int] = []
+    apps = [make_app(), make_app()]
+    for app in apps:
+        @app.task(name="shared.work")
+        async def work(n: int) -> int:
+            runs.append(n)
+            await asyncio.sleep(0.01)
+            return n
+
+    producer = apps[0]
+    async with apps[0], apps[1]:
+        handles = [await producer.send_task("shared.work", args=(n,)) for n in range(40)]
+        async with asyncq.Worker(apps[0], concurrency=4), asyncq.Worker(apps[1], concurrency=4):
+            assert [await h.get(timeout=30) for h in handles] == list(range(40))
+    assert sorted(runs) == list(range(40))  # each message ran once, not once per app
+
+
+async def _until_async(read: Callable[[], Any], expected: Any, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while (value := await read()) != expected:  # noqa: ASYNC110 - polls the broker
+            await asyncio.sleep(0.02)
+    assert value == expected
