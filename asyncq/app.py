@@ -3,27 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import importlib
 import os
-import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar, overload
 
+from asyncq._outgoing import Preparer
 from asyncq._urls import mask_url, scheme_of
 from asyncq.brokers import Broker, Outgoing
 from asyncq.codec import DEFAULT_MAX_SIZE
 from asyncq.errors import (
     ConfigurationError,
     MessageTooLarge,
-    SerializationError,
     SignatureError,
     TaskNotRegistered,
 )
-from asyncq.message import Message, new_id, valid_id
+from asyncq.message import Message, valid_id
 from asyncq.result import TaskResult
-from asyncq.results import DEFAULT_RESULT_TTL, ResultBackend
-from asyncq.routing import Route, Router, RouteSpec
+from asyncq.results import DEFAULT_RESULT_TTL, REJECTED, ResultBackend
+from asyncq.routing import Router, RouteSpec
 from asyncq.signing import MAGIC as SIGNED_MAGIC
 from asyncq.signing import Signer
 from asyncq.task import CallOptions, Hook, Signature, Task, TaskConfig
@@ -32,8 +30,6 @@ __all__ = ["App"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-_NO_ROUTE = Route()
 
 _BROKERS = {
     "memory": "asyncq.brokers.memory:MemoryBroker",
@@ -89,6 +85,7 @@ class App:
         self.max_message_size = max_message_size
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.router = Router(task_routes)
+        self._preparer = Preparer(self)
         self.signer = Signer(signing_keys, signing_key_id) if signing_keys else None
         if isinstance(broker, Broker):
             self.broker: Broker = broker
@@ -219,17 +216,34 @@ class App:
         return TaskResult(self.backend, task_id)
 
     async def send_signature(self, sig: Signature[R]) -> TaskResult[R]:
-        outgoing, handle = self._prepare(sig)
-        await self.connect()
+        outgoing, handle = self._preparer.prepare(sig)
+        if not self._connected:
+            await self.connect()
         await self.broker.publish(outgoing)
         return handle
 
     async def enqueue_many(self, signatures: Iterable[Signature[Any]]) -> list[TaskResult[Any]]:
         """Send many calls in as few round trips as the broker allows."""
-        prepared = [self._prepare(sig) for sig in signatures]
+        prepare = self._preparer.prepare
+        prepared = [prepare(sig) for sig in signatures]
         await self.connect()
         await self.broker.publish_many([outgoing for outgoing, _ in prepared])
         return [handle for _, handle in prepared]
+
+    async def requeue_dead(self, queue: str, refs: Sequence[str]) -> int:
+        """Put dead letters back on ``queue``, clearing the rejections they left.
+
+        A handle awaited after this waits for the rerun instead of reporting the old
+        ``TaskRejected`` (the broker's own ``requeue_dead`` moves messages only).
+        """
+        await self.connect()
+        wanted = set(refs)
+        for letter in await self.broker.dead_letters(queue, 1_000_000):
+            if letter.ref in wanted and letter.task_id is not None:
+                record = await self.backend.get(letter.task_id)
+                if record is not None and record.error_type == REJECTED:
+                    await self.backend.forget(letter.task_id)
+        return await self.broker.requeue_dead(queue, list(refs))
 
     async def send_task(self, name: str, args: Sequence[Any] = (),
                         kwargs: dict[str, Any] | None = None,
@@ -242,47 +256,4 @@ class App:
             Signature(task, tuple(args), kwargs or {}, CallOptions(**options)))
 
     def _prepare(self, sig: Signature[R]) -> tuple[Outgoing, TaskResult[R]]:
-        task, opts = sig.task, sig.options
-        try:
-            task.signature.bind(*sig.args, **sig.kwargs)
-        except TypeError as exc:
-            raise TypeError(f"{task.name}: {exc}") from None
-        task_id = opts.task_id or new_id()
-        if not valid_id(task_id):
-            raise ValueError(f"invalid task id {task_id!r}")
-        route = self.router.route(task.name) or _NO_ROUTE
-        queue = opts.queue or route.queue or task.config.queue
-        eta = _eta(opts)
-        wire_opts: dict[str, Any] = {}
-        if eta is not None:
-            wire_opts["eta"] = eta
-        if opts.expires is not None:
-            wire_opts["expires"] = _unix(opts.expires, relative=True)
-        body = self.encode_message(Message(task_id, task.name, sig.args, sig.kwargs, wire_opts,
-                                           dict(opts.headers)))
-        if len(body) > self.max_message_size:
-            raise SerializationError(f"task {task.name!r}: message of {len(body)} bytes exceeds "
-                                     f"the {self.max_message_size} byte limit")
-        outgoing = Outgoing(task_id, queue, body, eta, opts.routing_key or route.routing_key,
-                            opts.exchange or route.exchange, opts.priority)
-        handle: TaskResult[R] = TaskResult(self.backend, task_id, task.name,
-                                           ignored=task.config.ignore_result)
-        return outgoing, handle
-
-
-def _unix(value: dt.datetime | float, *, relative: bool = False) -> float:
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            raise ValueError("eta/expires datetimes must be timezone-aware")
-        return value.timestamp()
-    return time.time() + float(value) if relative else float(value)
-
-
-def _eta(opts: CallOptions) -> float | None:
-    if opts.countdown is not None and opts.eta is not None:
-        raise ValueError("give countdown or eta, not both")
-    if opts.countdown is not None:
-        return time.time() + float(opts.countdown)
-    if opts.eta is not None:
-        return _unix(opts.eta)
-    return None
+        return self._preparer.prepare(sig)

@@ -13,7 +13,7 @@ import msgpack
 from asyncq import codec
 from asyncq.errors import DecodeError, SerializationError
 
-__all__ = ["ENVELOPE_VERSION", "Message", "new_id", "peek_id", "valid_id"]
+__all__ = ["ENVELOPE_VERSION", "Message", "encode_fields", "new_id", "peek_id", "valid_id"]
 
 ENVELOPE_VERSION: Final = 1
 _FIELDS: Final = 8
@@ -50,30 +50,28 @@ class Message:
 
     def encode(self) -> bytes:
         """msgpack bytes; :class:`SerializationError` names an argument it cannot carry."""
-        wire = [
-            ENVELOPE_VERSION,
-            self.id,
-            self.task,
-            self.args,
-            self.kwargs,
-            self.options,
-            self.headers,
-            self.attempt,
-        ]
-        try:
-            for part in (self.args, self.kwargs, self.headers):
-                if part:
-                    codec.check_keys(part)
-            return codec.dumps(wire)
-        except SerializationError as exc:
-            culprit = codec.name_unpackable(self.args, self.kwargs)
-            where = culprit or "options or headers"
-            raise SerializationError(f"task {self.task!r}: {where}: {exc}") from None
+        return encode_fields(self.id, self.task, self.args, self.kwargs, self.options,
+                             self.headers, self.attempt)
 
     @classmethod
     def decode(cls, data: bytes, *, max_size: int = codec.DEFAULT_MAX_SIZE) -> Message:
         """Parse and validate; every failure is a :class:`DecodeError`."""
         return _from_wire(codec.loads(data, max_size=max_size))
+
+
+def encode_fields(msg_id: str, task: str, args: tuple[Any, ...] | list[Any],
+                  kwargs: Mapping[str, Any], options: Mapping[str, Any],
+                  headers: Mapping[str, Any], attempt: int = 0) -> bytes:
+    """The wire form of a message (``Message.encode`` without building a Message)."""
+    try:
+        for part in (args, kwargs, headers):
+            if part:
+                codec.check_keys(part)
+        return codec.dumps([ENVELOPE_VERSION, msg_id, task, args, kwargs, options, headers,
+                            attempt])
+    except SerializationError as exc:
+        where = codec.name_unpackable(args, kwargs) or "options or headers"
+        raise SerializationError(f"task {task!r}: {where}: {exc}") from None
 
 
 def _from_wire(wire: object) -> Message:

@@ -6,7 +6,7 @@ import datetime as dt
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, ParamSpec, TypeVar
 
 from asyncq.errors import ConfigurationError
 
@@ -66,6 +66,10 @@ class CallOptions:
     headers: Mapping[str, Any] = field(default_factory=dict)
 
 
+#: The options of a plain call, shared (CallOptions is frozen and never mutated).
+NO_OPTIONS: Final = CallOptions()
+
+
 @dataclass(frozen=True, slots=True)
 class Signature(Generic[R]):
     """A task call ready to send: ``add.s(2, 3)``, used by ``app.enqueue_many``."""
@@ -73,7 +77,7 @@ class Signature(Generic[R]):
     task: Task[..., R]
     args: tuple[Any, ...]
     kwargs: Mapping[str, Any]
-    options: CallOptions = field(default_factory=CallOptions)
+    options: CallOptions = NO_OPTIONS
 
     async def enqueue(self) -> TaskResult[R]:
         return await self.task.app.send_signature(self)
@@ -93,6 +97,7 @@ class Task(Generic[P, R]):
         self.fn = fn
         self.config = config
         self.signature = inspect.signature(fn)
+        self.plain_arity = _plain_arity(self.signature)
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
 
@@ -139,3 +144,16 @@ class BoundTask(Generic[P, R]):
 
     def s(self, *args: P.args, **kwargs: P.kwargs) -> Signature[R]:
         return Signature(self.task, args, kwargs, self.call_options)
+
+
+def _plain_arity(signature: inspect.Signature) -> int | None:
+    """The parameter count when every parameter is required and positional-capable.
+
+    Then a call with that many positional arguments and no keywords binds, and the
+    per-call ``Signature.bind`` can be skipped (it costs more than the rest of enqueue).
+    """
+    plain = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    params = signature.parameters.values()
+    if all(p.kind in plain and p.default is inspect.Parameter.empty for p in params):
+        return len(signature.parameters)
+    return None

@@ -35,7 +35,7 @@ EXPECTED: dict[str, list[str]] = {
     "dead_letters.py": [
         "rejected: unknown task 'shop.export'",
         "rejected: arguments do not match shop.resize(): got an unexpected keyword argument",
-        "too big: PENDING",
+        "too big: FAILURE",
         "requeued: 1 -> report 7 exported",
         "purged: 2",
         "left: 0",
@@ -124,7 +124,7 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "security_signing.py": [
         "refunded order 1",
-        "rejected: undecodable message: message is not signed",
+        "unsigned: PENDING",
         "unknown key: PENDING",
         "dead letter: undecodable message: unknown signing key id '2099-01'",
         "refused: signing key 'k' is shorter than 16 bytes",

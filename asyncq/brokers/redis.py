@@ -56,7 +56,7 @@ class RedisBroker(Broker):
         self.server_id = _redis.server_id(url)
         self.scripts = {
             name: self.client.register_script(_redis.load_lua(name))
-            for name in ("settle", "dead", "requeue", "promote", "undead")
+            for name in ("publish", "settle", "dead", "requeue", "promote", "undead")
         }
         self._publisher: Coalescer[Outgoing, None] = Coalescer(self._flush)
 
@@ -80,8 +80,10 @@ class RedisBroker(Broker):
         return []
 
     async def publish(self, message: Outgoing) -> None:
-        with _redis.mapped_errors("Redis broker", self.url):
+        try:  # not `with mapped_errors(...)`: a context manager costs more than the rest
             await self._publisher.submit(message)
+        except _redis.connection_errors as exc:
+            raise _redis.unavailable("Redis broker", self.url, exc) from None
 
     async def publish_many(self, messages: Sequence[Outgoing]) -> None:
         with _redis.mapped_errors("Redis broker", self.url):
@@ -92,17 +94,28 @@ class RedisBroker(Broker):
                         raise result
 
     async def _flush(self, batch: Sequence[Outgoing]) -> Sequence[BaseException | None]:
+        """One command per stream (a script appends all its bodies) and per delay set."""
         now = time.time()
+        groups: dict[tuple[bool, str], list[int]] = {}
+        for index, message in enumerate(batch):
+            delayed = message.delay(now) > 0
+            groups.setdefault((delayed, message.queue), []).append(index)
         pipe = self.client.pipeline(transaction=False)
-        for message in batch:
-            if message.delay(now) > 0:
-                assert message.eta is not None
-                pipe.zadd(delayed_key(message.queue), {message.body: int(message.eta * 1000)})
+        for (delayed, queue), indexes in groups.items():
+            if delayed:
+                pipe.zadd(delayed_key(queue), {batch[i].body: int((batch[i].eta or now) * 1000)
+                                               for i in indexes})
             else:
-                pipe.xadd(stream_key(message.queue), {"d": message.body})
+                await self.scripts["publish"](keys=[stream_key(queue)],
+                                              args=[batch[i].body for i in indexes], client=pipe)
         async with asyncio.timeout(self.publish_timeout):
             replies = await pipe.execute(raise_on_error=False)
-        return [reply if isinstance(reply, BaseException) else None for reply in replies]
+        out: list[BaseException | None] = [None] * len(batch)
+        for indexes, reply in zip(groups.values(), replies, strict=True):
+            if isinstance(reply, BaseException):
+                for i in indexes:
+                    out[i] = reply
+        return out
 
     def consumer(
         self, queues: Sequence[str], *, prefetch: int, lease: float, group: str = WORKER_GROUP

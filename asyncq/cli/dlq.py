@@ -104,7 +104,7 @@ def requeue(app_path: AppPath, queue: Queue,
         wanted = list(refs or [])
         if all_:
             wanted = [d.ref for d in await app.broker.dead_letters(queue, 1_000_000)]
-        return await app.broker.requeue_dead(queue, wanted)
+        return await app.requeue_dead(queue, wanted)
 
     if not refs and not all_:
         raise fail("name dead-letter references, or pass --all")

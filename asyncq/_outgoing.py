@@ -1,0 +1,126 @@
+"""Turning a task call into the message to publish and the handle to return.
+
+This is the producer's hot path (every ``enqueue``). What depends only on the task
+(its queue and route, the arity check it needs) is worked out once per task; a plain
+call (no per-call options) then costs an id, one msgpack pass and two small objects.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from asyncq.brokers import Outgoing
+from asyncq.errors import SerializationError
+from asyncq.message import encode_fields, new_id, valid_id
+from asyncq.result import TaskResult
+from asyncq.routing import Route
+from asyncq.task import NO_OPTIONS, CallOptions, Signature, Task
+
+if TYPE_CHECKING:
+    from asyncq.app import App
+
+__all__ = ["Preparer"]
+
+R = TypeVar("R")
+
+_NO_ROUTE = Route()
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What every call of one task shares."""
+
+    name: str
+    queue: str
+    routing_key: str | None
+    exchange: str | None
+    arity: int | None
+    ignored: bool
+
+
+class Preparer:
+    """Builds ``(Outgoing, TaskResult)`` pairs for one app."""
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+        self._plans: dict[Task[Any, Any], _Plan] = {}
+
+    def _plan(self, task: Task[Any, Any]) -> _Plan:
+        plan = self._plans.get(task)
+        if plan is None:
+            route = self._app.router.route(task.name) or _NO_ROUTE
+            plan = self._plans[task] = _Plan(
+                task.name, route.queue or task.config.queue, route.routing_key,
+                route.exchange, task.plain_arity, task.config.ignore_result)
+        return plan
+
+    def prepare(self, sig: Signature[R]) -> tuple[Outgoing, TaskResult[R]]:
+        task = sig.task
+        plan = self._plan(task)
+        if sig.kwargs or len(sig.args) != plan.arity:
+            _check_binds(task, sig)
+        opts = sig.options
+        if opts is NO_OPTIONS:
+            task_id = new_id()
+            body = self._body(plan, task_id, sig, {}, opts)
+            outgoing = Outgoing(task_id, plan.queue, body, None, plan.routing_key,
+                                plan.exchange)
+        else:
+            outgoing = self._with_options(plan, sig, opts)
+        handle: TaskResult[R] = TaskResult(self._app.backend, outgoing.id, plan.name,
+                                           ignored=plan.ignored)
+        return outgoing, handle
+
+    def _with_options(self, plan: _Plan, sig: Signature[Any], opts: CallOptions) -> Outgoing:
+        task_id = opts.task_id or new_id()
+        if opts.task_id is not None and not valid_id(task_id):
+            raise ValueError(f"invalid task id {task_id!r}")
+        eta = _eta(opts)
+        wire_opts: dict[str, Any] = {}
+        if eta is not None:
+            wire_opts["eta"] = eta
+        if opts.expires is not None:
+            wire_opts["expires"] = _unix(opts.expires, relative=True)
+        body = self._body(plan, task_id, sig, wire_opts, opts)
+        return Outgoing(task_id, opts.queue or plan.queue, body, eta,
+                        opts.routing_key or plan.routing_key, opts.exchange or plan.exchange,
+                        opts.priority)
+
+    def _body(self, plan: _Plan, task_id: str, sig: Signature[Any],
+              wire_opts: dict[str, Any], opts: CallOptions) -> bytes:
+        app = self._app
+        body = encode_fields(task_id, plan.name, sig.args, sig.kwargs, wire_opts, opts.headers)
+        if app.signer is not None:
+            body = app.signer.sign(body)
+        if len(body) > app.max_message_size:
+            raise SerializationError(f"task {plan.name!r}: message of {len(body)} bytes "
+                                     f"exceeds the {app.max_message_size} byte limit")
+        return body
+
+
+def _check_binds(task: Task[Any, Any], sig: Signature[Any]) -> None:
+    try:
+        task.signature.bind(*sig.args, **sig.kwargs)
+    except TypeError as exc:
+        raise TypeError(f"{task.name}: {exc}") from None
+
+
+def _unix(value: dt.datetime | float, *, relative: bool = False) -> float:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise ValueError("eta/expires datetimes must be timezone-aware")
+        return value.timestamp()
+    return time.time() + float(value) if relative else float(value)
+
+
+def _eta(opts: CallOptions) -> float | None:
+    if opts.countdown is not None and opts.eta is not None:
+        raise ValueError("give countdown or eta, not both")
+    if opts.countdown is not None:
+        return time.time() + float(opts.countdown)
+    if opts.eta is not None:
+        return _unix(opts.eta)
+    return None
