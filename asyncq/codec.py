@@ -18,7 +18,7 @@ import msgpack
 
 from asyncq.errors import DecodeError, MessageTooLarge, SerializationError
 
-__all__ = ["DEFAULT_MAX_SIZE", "check_keys", "dumps", "loads", "name_unpackable"]
+__all__ = ["DEFAULT_MAX_SIZE", "check_keys", "dumps", "dumps_for_lua", "loads", "name_unpackable"]
 
 DEFAULT_MAX_SIZE: Final = 1024 * 1024
 
@@ -86,6 +86,16 @@ def _packer() -> Any:
         packer = _local.packer = msgpack.Packer(default=_default, use_bin_type=True,
                                                 datetime=False)
         return packer
+
+
+def dumps_for_lua(obj: object) -> bytes:
+    """Pack plain data for a Redis script: Redis's Lua cmsgpack knows no bin type, so
+    bytes go as (binary-safe) raw strings. Only for ints, bools, str, bytes and lists."""
+    try:
+        return _local.lua_packer.pack(obj)  # type: ignore[no-any-return]
+    except AttributeError:
+        _local.lua_packer = msgpack.Packer(use_bin_type=False, autoreset=True)
+        return dumps_for_lua(obj)
 
 
 def dumps(obj: object) -> bytes:

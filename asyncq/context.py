@@ -27,22 +27,30 @@ class Request:
         return self.attempt >= self.retries
 
 
-_current: contextvars.ContextVar[Request | None] = contextvars.ContextVar(
+#: The fields of a Request, in order: what the worker sets for each task. The Request
+#: itself is built only when asked for (most tasks never call current_request()).
+RequestFields = tuple[str, str, str, int, int, int, Mapping[str, Any]]
+
+_current: contextvars.ContextVar[Request | RequestFields | None] = contextvars.ContextVar(
     "asyncq_request", default=None
 )
 
 
 def current_request() -> Request:
     """The running task's request; raises ``LookupError`` outside a task."""
-    request = _current.get()
-    if request is None:
+    value = _current.get()
+    if value is None:
         raise LookupError("current_request() called outside a running asyncq task")
+    if isinstance(value, Request):
+        return value
+    request = Request(*value)
+    _current.set(request)  # the task's own context: later calls reuse it
     return request
 
 
-def set_request(request: Request) -> contextvars.Token[Request | None]:
+def set_request(request: Request | RequestFields) -> contextvars.Token[Any]:
     return _current.set(request)
 
 
-def reset_request(token: contextvars.Token[Request | None]) -> None:
+def reset_request(token: contextvars.Token[Any]) -> None:
     _current.reset(token)

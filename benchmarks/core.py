@@ -25,8 +25,9 @@ HERE = Path(__file__).resolve().parent
 
 
 def _env(broker: str, queue: str, backend: str | None) -> dict[str, str]:
+    path = os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH", "")) if p)
     env = dict(os.environ, ASYNCQ_BENCH_BROKER=broker, ASYNCQ_BENCH_QUEUE=queue,
-               PYTHONPATH=str(HERE))
+               PYTHONPATH=path)
     if backend:
         env["ASYNCQ_BENCH_BACKEND"] = backend
     return env

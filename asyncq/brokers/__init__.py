@@ -65,7 +65,7 @@ class Delivery:
     tag: Any = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class KeyWrite:
     """A key/value write a co-located broker applies atomically with an ack.
 
@@ -80,7 +80,7 @@ class KeyWrite:
     final: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class Settlement:
     delivery: Delivery
     write: KeyWrite | None = None

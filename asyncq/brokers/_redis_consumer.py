@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from redis import exceptions as rexc
 
-from asyncq import _redis
-from asyncq.brokers import Consumer, DeadItem, Delivery, KeyWrite, Settlement
+from asyncq import _redis, codec
+from asyncq.brokers import Consumer, DeadItem, Delivery, Settlement
 from asyncq.brokers.redis import dead_key, delayed_key, stream_key
 
 if TYPE_CHECKING:
@@ -154,13 +154,15 @@ class RedisConsumer(Consumer):
             await pipe.execute()
 
     async def _queue_settle(self, pipe: Any, stream: str, items: list[Settlement]) -> None:
-        writes = [item.write for item in items if item.write is not None]
-        args: list[Any] = [self._group, len(items)]
-        args.extend(item.delivery.tag for item in items)
-        for write in writes:
-            args.extend(_write_args(write))
-        keys = [stream, *(write.key for write in writes)]
-        await self._broker.scripts["settle"](keys=keys, args=args, client=pipe)
+        keys = [stream]
+        flat: list[Any] = []
+        for item in items:
+            write = item.write
+            if write is not None:
+                keys.append(write.key)
+                flat += (write.ttl_ms, write.final, write.channel or "", write.value)
+        blob = codec.dumps_for_lua([[item.delivery.tag for item in items], flat])
+        await self._broker.scripts["settle"](keys=keys, args=[self._group, blob], client=pipe)
 
     async def requeue(self, deliveries: Sequence[Delivery]) -> None:
         with _redis.mapped_errors("Redis broker", self._broker.url):
@@ -223,10 +225,6 @@ def _ids_by_stream(deliveries: Sequence[Delivery]) -> dict[str, list[Any]]:
     for delivery in deliveries:
         by_stream.setdefault(stream_key(delivery.queue), []).append(delivery.tag)
     return by_stream
-
-
-def _write_args(write: KeyWrite) -> list[Any]:
-    return [write.ttl_ms, "1" if write.final else "0", write.channel or "", write.value]
 
 
 def _redis_text(value: Any) -> str:

@@ -44,6 +44,7 @@ _STATE_CODES: Final = {
 #: A dead letter's FAILURE: final for waiters, but a later outcome replaces it (the
 #: message may be requeued from the dead-letter store and run after all).
 _REJECTED_CODE: Final = b"X"
+_SUCCESS_CODE: Final = _STATE_CODES[TaskState.SUCCESS]
 _CODE_STATES: Final = {code[0]: state for state, code in _STATE_CODES.items()}
 _CODE_STATES[_REJECTED_CODE[0]] = TaskState.FAILURE
 #: ``error_type`` of a rejection record: the message never ran (it was dead-lettered).
@@ -87,6 +88,13 @@ def encode_record(record: ResultRecord) -> bytes:
     if record.error_type == REJECTED and record.state is TaskState.FAILURE:
         return _REJECTED_CODE + body
     return _STATE_CODES[record.state] + body
+
+
+def encode_success(value: Any, attempt: int, task: str | None, finished_at: float) -> bytes:
+    """``encode_record`` of a SUCCESS record, without building the record (worker hot path)."""
+    codec.check_keys(value)
+    return _SUCCESS_CODE + codec.dumps([_RECORD_VERSION, value, None, None, None, attempt,
+                                        task, finished_at])
 
 
 def decode_record(data: bytes, *, max_size: int = codec.DEFAULT_MAX_SIZE) -> ResultRecord:
@@ -162,6 +170,12 @@ class ResultBackend(abc.ABC):
             channel=self.channel_for(task_id) if record.ready else None,
             final=record.ready,
         )
+
+    def success_write(self, task_id: str, value: Any, attempt: int, task: str | None
+                      ) -> KeyWrite:
+        """``key_write`` of a SUCCESS record (the common case, built directly)."""
+        return KeyWrite(self.key_for(task_id), encode_success(value, attempt, task, time.time()),
+                        int(self.ttl * 1000), self.channel_for(task_id), True)
 
     async def store(self, task_id: str, record: ResultRecord) -> None:
         await self._set_many([self.key_write(task_id, record)])

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from asyncq.backoff import retry_delay
 from asyncq.brokers import Delivery, KeyWrite, Outgoing
-from asyncq.context import Request, reset_request, set_request
+from asyncq.context import Request, RequestFields, reset_request, set_request
 from asyncq.errors import (
     DecodeError,
     Retry,
@@ -42,13 +42,13 @@ def _being_cancelled() -> bool:
 DEFAULT_RETRY_LIMIT = 3
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class Ack:
     delivery: Delivery
     write: KeyWrite | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class Dead:
     delivery: Delivery
     reason: str
@@ -56,12 +56,12 @@ class Dead:
     task: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class Requeue:
     delivery: Delivery
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class RetryLater:
     """Publish ``again`` (the next attempt, delayed), then ack with a RETRY record."""
 
@@ -92,7 +92,8 @@ class Executor:
         if task is None:
             return Dead(delivery, f"unknown task {message.task!r}", message.id, message.task)
         try:
-            task.signature.bind(*message.args, **message.kwargs)
+            if message.kwargs or len(message.args) != task.plain_arity:
+                task.signature.bind(*message.args, **message.kwargs)
         except TypeError as exc:
             return Dead(delivery, f"arguments do not match {message.task}(): {exc}",
                         message.id, message.task)
@@ -138,43 +139,49 @@ class Executor:
                   delivery: Delivery) -> Ack | RetryLater:
         """Run the task under its limits; exceptions become RETRY or FAILURE records."""
         cfg = task.config
-        request = Request(message.id, message.task, delivery.queue, message.attempt,
-                          cfg.retries, delivery.delivery_count, message.headers)
+        fields = (message.id, message.task, delivery.queue, message.attempt, cfg.retries,
+                  delivery.delivery_count, message.headers)
         if cfg.track_started:
             await self.backend.store(message.id, ResultRecord(
                 TaskState.STARTED, attempt=message.attempt, task=message.task))
         started = time.perf_counter()
-        token = set_request(request)
+        token = set_request(fields)
         try:
-            value = await call_with_limits(
-                lambda: task.fn(*message.args, **message.kwargs), cfg.soft_timeout, cfg.timeout)
+            if cfg.soft_timeout is None and cfg.timeout is None:
+                value = await task.fn(*message.args, **message.kwargs)
+            else:
+                value = await call_with_limits(lambda: task.fn(*message.args, **message.kwargs),
+                                               cfg.soft_timeout, cfg.timeout)
         except Exception as exc:
-            return await self._failed(request, message, task, delivery, exc, started)
+            return await self._failed(fields, message, task, delivery, exc, started)
         except asyncio.CancelledError as exc:
             if _being_cancelled():
                 raise  # the worker is stopping: the handler hands the message back
             # the task raised CancelledError itself (an inner task it awaited was
             # cancelled, say): a failure of the task like any other exception
-            return await self._failed(request, message, task, delivery, exc, started)
+            return await self._failed(fields, message, task, delivery, exc, started)
         finally:
             reset_request(token)
-        await _hook(cfg.on_success, request, value)
+        if cfg.on_success is not None:
+            await _hook(cfg.on_success, Request(*fields), value)
         if cfg.ignore_result:
             self._log_success(message, started)
             return Ack(delivery)
         return Ack(delivery, self._success(message, value, started))
 
-    async def _failed(self, request: Request, message: Message, task: Task[Any, Any],
+    async def _failed(self, fields: RequestFields, message: Message, task: Task[Any, Any],
                       delivery: Delivery, exc: BaseException, started: float
                       ) -> Ack | RetryLater:
         delay = self._retry_delay(task, message.attempt, exc)
         if delay is not None:
             cause = exc.cause if isinstance(exc, Retry) and exc.cause is not None else exc
-            await _hook(task.config.on_retry, request, cause, delay)
+            if task.config.on_retry is not None:
+                await _hook(task.config.on_retry, Request(*fields), cause, delay)
             return self._retry(message, delivery, cause, delay)
         if isinstance(exc, Retry) and exc.cause is not None:
             exc = exc.cause if isinstance(exc.cause, Exception) else exc
-        await _hook(task.config.on_failure, request, exc)
+        if task.config.on_failure is not None:
+            await _hook(task.config.on_failure, Request(*fields), exc)
         return Ack(delivery, self._failure(message, exc, started))
 
     @staticmethod
@@ -209,10 +216,8 @@ class Executor:
         return RetryLater(delivery, again, self.backend.key_write(message.id, record))
 
     def _success(self, message: Message, value: Any, started: float) -> KeyWrite:
-        record = ResultRecord(TaskState.SUCCESS, value, attempt=message.attempt,
-                              task=message.task, finished_at=time.time())
         try:
-            write = self.backend.key_write(message.id, record)
+            write = self.backend.success_write(message.id, value, message.attempt, message.task)
         except SerializationError as exc:
             return self._error(message, "asyncq.SerializationError",
                                f"the return value cannot be serialized: {exc}")

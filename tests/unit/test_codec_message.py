@@ -151,3 +151,17 @@ def test_mutated_envelopes_only_raise_decode_error(position: int, patch: bytes) 
     data[position : position + len(patch)] = patch
     with contextlib.suppress(asyncq.DecodeError):
         Message.decode(bytes(data))
+
+
+def test_the_fast_success_encoding_is_the_record_encoding() -> None:
+    from asyncq.results import ResultRecord, decode_record, encode_record, encode_success
+    from asyncq.states import TaskState
+
+    for value in (None, 5, "text", {"a": [1, b"x"]}):
+        record = ResultRecord(TaskState.SUCCESS, value, attempt=2, task="t.x",
+                              finished_at=1700000000.5)
+        fast = encode_success(value, 2, "t.x", 1700000000.5)
+        assert fast == encode_record(record)
+        assert decode_record(fast) == record
+    with pytest.raises(asyncq.SerializationError, match="map key"):
+        encode_success({1: "x"}, 0, "t.x", 0.0)
