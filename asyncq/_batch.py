@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 __all__ = ["Coalescer"]
 
@@ -38,6 +38,15 @@ class Coalescer(Generic[T, R]):
         if self._runner is None or self._runner.done():
             self._runner = asyncio.get_running_loop().create_task(self._run())
         return await future
+
+    def post(self, item: T) -> None:
+        """Submit without waiting: for clean-up nobody needs to wait for (failures are
+        logged at DEBUG, and the next batch goes on)."""
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_log_failure)
+        self._pending.append((item, future))
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
         while self._pending:
@@ -81,3 +90,8 @@ def _copy_error(exc: BaseException) -> BaseException:
     if isinstance(exc, asyncio.CancelledError):
         return asyncio.CancelledError()
     return exc
+
+
+def _log_failure(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.debug("a posted batch item failed: %r", future.exception())

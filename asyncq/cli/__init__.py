@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import multiprocessing
+import os
 import signal
 import sys
 from typing import Annotated, Any, Literal
@@ -15,7 +17,7 @@ from asyncq.app import App
 from asyncq.cli._common import AppPath, fail, load_or_fail, run_async
 from asyncq.cli.banner import banner
 from asyncq.cli.dlq import dlq
-from asyncq.cli.supervise import supervise
+from asyncq.cli.supervise import CHILD_ENV, supervise
 from asyncq.errors import AsyncqError
 from asyncq.worker import Worker
 
@@ -70,8 +72,12 @@ def worker(
                       shutdown_timeout=shutdown_timeout, lease=lease,
                       max_deliveries=max_deliveries, loop_lag_threshold=loop_lag or None,
                       unsafe_server=_choice(unsafe_server))
-    typer.echo(banner(app, queues=instance.queues, concurrency=concurrency,
-                      prefetch=instance.prefetch, processes=workers), err=True)
+    child = os.environ.get(CHILD_ENV)
+    if child:  # one of `-w N`'s processes: the supervisor printed the banner
+        multiprocessing.current_process().name = f"Worker-{child}"
+    else:
+        typer.echo(banner(app, queues=instance.queues, concurrency=concurrency,
+                          prefetch=instance.prefetch, processes=workers), err=True)
     if workers > 1:
         raise typer.Exit(supervise(workers, sys.argv[1:]))
     try:

@@ -113,7 +113,7 @@ class _Listener:
                 decode_record(raw, max_size=self._backend.max_size)
             return await fut
         finally:
-            await self._drop(channel, fut)
+            self._drop(channel, fut)
 
     async def _subscribe(self, channel: str) -> None:
         confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -145,7 +145,7 @@ class _Listener:
         if self._reader is None or self._reader.done():
             self._reader = asyncio.get_running_loop().create_task(self._read_loop())
 
-    async def _drop(self, channel: str, fut: asyncio.Future[bytes]) -> None:
+    def _drop(self, channel: str, fut: asyncio.Future[bytes]) -> None:
         entry = self._waiters.get(channel)
         if entry is None:
             return
@@ -155,9 +155,9 @@ class _Listener:
             return
         del self._waiters[channel]
         if self._pubsub is not None:
-            # on a connection error the channel is gone with the connection anyway
-            with contextlib.suppress(*_redis.connection_errors):
-                await self._unsubscriber.submit(channel)
+            # not awaited: the caller has its result; a failed unsubscribe (the
+            # connection is gone, and the channel with it) is only logged
+            self._unsubscriber.post(channel)
 
     async def _unsubscribe_batch(self, channels: Sequence[str]) -> Sequence[None]:
         idle = [ch for ch in channels if ch not in self._waiters]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -126,3 +127,38 @@ def test_unreachable_broker_is_one_line_with_the_password_masked(
         result.stderr)
     assert "topsecret" not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+
+
+async def test_ctrl_c_on_a_supervisor_stops_its_workers_gracefully(
+        tasks_dir: Path, worker_env: dict[str, str], producer: Any) -> None:
+    """A terminal's Ctrl-C reaches the whole foreground process group; the supervisor
+    forwards one SIGINT to each worker, which finishes its running task (one signal
+    means "finish", a second would mean "abort")."""
+    queue = worker_env["T_QUEUE"]
+    log = tasks_dir / "supervisor.log"
+    supervisor = _start_in_own_group(
+        ["wtasks:app", "-l", "info", "-Q", queue, "-c", "1", "-w", "2",
+         "--shutdown-timeout", "20"], tasks_dir, worker_env, log)
+    handles = [await producer.slow.enqueue(n, 2.0) for n in range(2)]
+    await _until(lambda: count(worker_env, "start", 0) + count(worker_env, "start", 1) == 2)
+    os.killpg(supervisor.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+    assert supervisor.wait(30) == 0
+    assert [await h.get(timeout=5) for h in handles] == [0, 1]  # both finished
+    text = log.read_text()
+    assert text.count("SIGINT received: finishing running tasks") == 2, text
+    assert "Worker-1" in text
+    assert "Worker-2" in text
+    assert text.count("asyncq@") == 1  # one banner, from the supervisor
+
+
+def _start_in_own_group(args: list[str], cwd: Path, env: dict[str, str],
+                        log: Path) -> subprocess.Popen[bytes]:
+    """``asyncq worker ARGS`` as a shell's foreground job: in its own process group."""
+    from tests.conftest import LIVE_WORKERS
+
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "asyncq", "worker", *args], cwd=cwd,
+                                env={**os.environ, **env}, stdout=out,
+                                stderr=subprocess.STDOUT, process_group=0)
+    LIVE_WORKERS.append(proc)
+    return proc
