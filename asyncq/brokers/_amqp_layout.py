@@ -143,13 +143,21 @@ class QueueKind:
                 "x-dead-letter-exchange": exchange, "x-dead-letter-routing-key": routing_key}
 
 
+#: Seconds between AMQP heartbeats unless the URL says (``?heartbeat=N``). RabbitMQ
+#: suggests 5-20 s; a silently dropped connection is noticed after about three of them
+#: (the server's own default, 60 s, would take over three minutes).
+DEFAULT_HEARTBEAT = 10
+
+
 def split_url(url: str) -> tuple[str, dict[str, str]]:
-    """The URL for aio-pika (without our options) and our options."""
+    """The URL for aio-pika (without our options, with a heartbeat) and our options."""
     parts = urlsplit(url)
     pairs = parse_qsl(parts.query, keep_blank_values=True)
     ours = {k: v for k, v in pairs if k in _OWN_QUERY}
-    rest = urlencode([(k, v) for k, v in pairs if k not in _OWN_QUERY])
-    return urlunsplit(parts._replace(query=rest)), ours
+    kept = [(k, v) for k, v in pairs if k not in _OWN_QUERY]
+    if not any(k == "heartbeat" for k, _ in kept):
+        kept.append(("heartbeat", str(DEFAULT_HEARTBEAT)))
+    return urlunsplit(parts._replace(query=urlencode(kept))), ours
 
 
 def _int_option(options: Mapping[str, str], name: str, given: int | None) -> int | None:

@@ -110,12 +110,12 @@ class RedisConsumer(Consumer):
 
     async def _promote(self) -> None:
         now_ms = int(time.time() * 1000)
-        pipe = self._client.pipeline(transaction=False)
-        for queue in self._queues:
-            await self._broker.scripts["promote"](
-                keys=[delayed_key(queue), stream_key(queue)], args=[now_ms, 1000], client=pipe
-            )
-        await pipe.execute()
+        async with self._client.pipeline(transaction=False) as pipe:
+            for queue in self._queues:
+                await self._broker.scripts["promote"](
+                    keys=[delayed_key(queue), stream_key(queue)], args=[now_ms, 1000], client=pipe
+                )
+            await pipe.execute()
 
     async def _reclaim(self) -> list[Delivery]:
         """One message whose lease expired, if any (it may be what killed its worker)."""
@@ -147,11 +147,11 @@ class RedisConsumer(Consumer):
         for item in items:
             by_stream.setdefault(stream_key(item.delivery.queue), []).append(item)
         with _redis.mapped_errors("Redis broker", self._broker.url):
-            pipe = self._client.pipeline(transaction=False)
-            for stream, group in by_stream.items():
-                for start in range(0, len(group), CHUNK):
-                    await self._queue_settle(pipe, stream, group[start : start + CHUNK])
-            await pipe.execute()
+            async with self._client.pipeline(transaction=False) as pipe:
+                for stream, group in by_stream.items():
+                    for start in range(0, len(group), CHUNK):
+                        await self._queue_settle(pipe, stream, group[start : start + CHUNK])
+                await pipe.execute()
 
     async def _queue_settle(self, pipe: Any, stream: str, items: list[Settlement]) -> None:
         keys = [stream]
@@ -177,10 +177,10 @@ class RedisConsumer(Consumer):
 
     async def dead_letter(self, items: Sequence[DeadItem]) -> None:
         with _redis.mapped_errors("Redis broker", self._broker.url):
-            pipe = self._client.pipeline(transaction=False)
-            for item in items:
-                await self._queue_dead(pipe, item)
-            await pipe.execute()
+            async with self._client.pipeline(transaction=False) as pipe:
+                for item in items:
+                    await self._queue_dead(pipe, item)
+                await pipe.execute()
 
     async def _queue_dead(self, pipe: Any, item: DeadItem) -> None:
         d = item.delivery
@@ -194,12 +194,12 @@ class RedisConsumer(Consumer):
 
     async def renew(self, deliveries: Sequence[Delivery]) -> None:
         with _redis.mapped_errors("Redis broker", self._broker.url):
-            pipe = self._client.pipeline(transaction=False)
-            for stream, ids in _ids_by_stream(deliveries).items():
-                for start in range(0, len(ids), CHUNK):
-                    pipe.xclaim(stream, self._group, self._name, 0,
-                                ids[start : start + CHUNK], justid=True)
-            await pipe.execute()
+            async with self._client.pipeline(transaction=False) as pipe:
+                for stream, ids in _ids_by_stream(deliveries).items():
+                    for start in range(0, len(ids), CHUNK):
+                        pipe.xclaim(stream, self._group, self._name, 0,
+                                    ids[start : start + CHUNK], justid=True)
+                await pipe.execute()
 
     async def close(self) -> None:
         """Hand back whatever this consumer still holds, then leave the group."""

@@ -348,6 +348,13 @@ class AmqpBroker(Broker):
         except amqp_errors.AMQPChannelError as exc:
             raise PublishError(f"the publishing channel closed before {routing_key!r} was "
                                f"confirmed: {self.describe(exc)}") from None
+        except asyncio.CancelledError:
+            if _cancelled_by_caller():
+                raise
+            # aiormq cancels a pending confirm when it finds the connection dead
+            raise BrokerUnavailable(f"the connection to RabbitMQ at {self.safe_url} was lost "
+                                    f"before {routing_key!r} was confirmed; the message may "
+                                    "or may not be queued") from None
         except TimeoutError:
             if self._conn is None or not self._conn.connected.is_set():
                 raise BrokerUnavailable(f"RabbitMQ at {self.safe_url} is unreachable; "
@@ -406,3 +413,8 @@ class AmqpBroker(Broker):
         await self.connect()
         with self.errors("requeue dead letters"):
             return await _amqp_dead.requeue_dead(self, queue, refs)
+
+
+def _cancelled_by_caller() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

@@ -100,16 +100,17 @@ class RedisBroker(Broker):
         for index, message in enumerate(batch):
             delayed = message.delay(now) > 0
             groups.setdefault((delayed, message.queue), []).append(index)
-        pipe = self.client.pipeline(transaction=False)
-        for (delayed, queue), indexes in groups.items():
-            if delayed:
-                pipe.zadd(delayed_key(queue), {batch[i].body: int((batch[i].eta or now) * 1000)
-                                               for i in indexes})
-            else:
-                await self.scripts["publish"](keys=[stream_key(queue)],
-                                              args=[batch[i].body for i in indexes], client=pipe)
-        async with asyncio.timeout(self.publish_timeout):
-            replies = await pipe.execute(raise_on_error=False)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for (delayed, queue), indexes in groups.items():
+                bodies = [batch[i].body for i in indexes]
+                if delayed:
+                    scores = [int((batch[i].eta or now) * 1000) for i in indexes]
+                    pipe.zadd(delayed_key(queue), dict(zip(bodies, scores, strict=True)))
+                else:
+                    await self.scripts["publish"](keys=[stream_key(queue)], args=bodies,
+                                                  client=pipe)
+            async with asyncio.timeout(self.publish_timeout):
+                replies = await pipe.execute(raise_on_error=False)
         out: list[BaseException | None] = [None] * len(batch)
         for indexes, reply in zip(groups.values(), replies, strict=True):
             if isinstance(reply, BaseException):
@@ -152,10 +153,10 @@ class RedisBroker(Broker):
 
     async def purge_dead(self, queue: str) -> int:
         with _redis.mapped_errors("Redis broker", self.url):
-            pipe = self.client.pipeline(transaction=True)
-            pipe.xlen(dead_key(queue))
-            pipe.delete(dead_key(queue))
-            count, _ = await pipe.execute()
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.xlen(dead_key(queue))
+                pipe.delete(dead_key(queue))
+                count, _ = await pipe.execute()
         return int(count)
 
     async def requeue_dead(self, queue: str, refs: Sequence[str]) -> int:

@@ -61,19 +61,19 @@ class RedisResultBackend(ResultBackend):
             return await self._reader.submit(result_key(task_id))
 
     async def _get_batch(self, keys: Sequence[str]) -> Sequence[bytes | BaseException | None]:
-        pipe = self.client.pipeline(transaction=False)
-        for key in keys:
-            pipe.get(key)
-        replies: list[bytes | BaseException | None] = await pipe.execute(raise_on_error=False)
-        return replies
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.get(key)
+            replies: list[bytes | BaseException | None] = await pipe.execute(raise_on_error=False)
+            return replies
 
     async def _set_many(self, writes: Sequence[KeyWrite]) -> None:
         with _redis.mapped_errors("Redis result backend", self.url):
-            pipe = self.client.pipeline(transaction=False)
-            for w in writes:
-                args = [w.ttl_ms, "1" if w.final else "0", w.channel or "", w.value]
-                await self._store_script(keys=[w.key], args=args, client=pipe)
-            await pipe.execute()
+            async with self.client.pipeline(transaction=False) as pipe:
+                for w in writes:
+                    args = [w.ttl_ms, "1" if w.final else "0", w.channel or "", w.value]
+                    await self._store_script(keys=[w.key], args=args, client=pipe)
+                await pipe.execute()
 
     async def _delete(self, task_id: str) -> None:
         with _redis.mapped_errors("Redis result backend", self.url):

@@ -66,6 +66,11 @@ class Worker:
         self.watchdog = (LoopWatchdog(_task_codes(app), threshold=loop_lag_threshold)
                          if loop_lag_threshold else None)
         self.executor = Executor(app, max_deliveries=max_deliveries)
+        # A first redelivery is usually a bystander of a crash (or of a broker restart,
+        # which can flag every recovered message redelivered): it runs as usual. A
+        # message back a second time runs alone (see _run_suspect), and so does one on
+        # its last allowed delivery.
+        self._isolate_from = max(2, min(3, max_deliveries))
         self._slots = asyncio.Semaphore(concurrency)
         self._buffer: deque[tuple[Delivery, Message, Task[Any, Any]]] = deque()
         self._buffered = asyncio.Event()
@@ -198,7 +203,7 @@ class Worker:
             prepared = self.executor.prepare(delivery)
             if isinstance(prepared, Dead):
                 self._settler.add(prepared)
-            elif delivery.delivery_count > 1:
+            elif delivery.delivery_count >= self._isolate_from:
                 self._suspects.append((delivery, *prepared))
             else:
                 self._buffer.append((delivery, *prepared))
@@ -228,10 +233,10 @@ class Worker:
             self._idle.set()
 
     async def _run_suspect(self) -> None:
-        """Run a redelivered message alone, holding nothing else.
+        """Run a message that came back twice alone, holding nothing else.
 
-        A message that comes back after its worker died may be what killed it. Run
-        alone, a crash it causes again counts against it only, not against innocent
+        A message that keeps coming back after its worker died may be what kills it.
+        Run alone, a crash it causes again counts against it only, not against innocent
         messages that happened to share its worker.
         """
         assert self._consumer is not None
