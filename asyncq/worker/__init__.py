@@ -249,6 +249,9 @@ class Worker:
         for delivery, *_ in self._suspects:  # each comes back and runs alone in turn
             self._settler.add(Requeue(delivery))
         self._suspects.clear()
+        # everything else settled or handed back first: if the suspect kills this
+        # process, nothing but the suspect is left to be redelivered (and counted)
+        await self._settler.wait_settled()
         handler = self._start(*suspect)
         await asyncio.wait({handler})
         await _quietly("resume the consumer", self._consumer.resume())

@@ -33,11 +33,18 @@ class Settler:
         self._on_settled = on_settled
         self._pending: list[Outcome] = []
         self._wake = asyncio.Event()
+        self._settled = asyncio.Event()  # set when nothing is pending or in flight
+        self._settled.set()
         self._closing = False
 
     def add(self, outcome: Outcome) -> None:
         self._pending.append(outcome)
+        self._settled.clear()
         self._wake.set()
+
+    async def wait_settled(self) -> None:
+        """Until everything added so far is settled (retried until it is)."""
+        await self._settled.wait()
 
     @property
     def pending(self) -> int:
@@ -68,6 +75,7 @@ class Settler:
                 delay = min(delay * 2, 5.0)
                 continue
             self._on_settled(len(batch))
+        self._settled.set()
 
     async def _settle(self, batch: Sequence[Outcome]) -> None:
         retries = [o for o in batch if isinstance(o, RetryLater)]
