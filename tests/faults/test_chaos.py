@@ -16,6 +16,7 @@ import aio_pika
 import pytest
 
 import asyncq
+from asyncq.brokers import WORKER_GROUP
 from tests.faults.conftest import (
     Ledger,
     RabbitNode,
@@ -103,7 +104,7 @@ def recovery_times(ledger: Ledger, faults: list[tuple[float, str]]) -> list[dict
 def leftovers(server: RedisServer) -> dict[str, int]:
     client = server.client()
     try:
-        pending = client.xpending("asyncq:{work}:stream", "faults")
+        pending = client.xpending("asyncq:{work}:stream", WORKER_GROUP)
         return {"stream": client.xlen("asyncq:{work}:stream"), "pending": pending["pending"],
                 "delayed": client.zcard("asyncq:{work}:delayed")}
     finally:
@@ -169,7 +170,10 @@ async def test_f1_chaos(redis_server: RedisServer, fault_env: tuple[Path, Ledger
                "duplicate_bound": bound, "starts_beyond_first": sum(started_counts.values()) - n,
                "worker_kills": kills, "broker_crashes": 1,
                "producer_batch_retries": enqueue_retries, "seconds": round(elapsed, 1),
-               "leftover": left, "recovery": recovery_times(ledger, faults)}
+               "leftover": left, "recovery": recovery_times(ledger, faults),
+               "first_completion_s": round(min(ts for e, _, _, ts in ledger.rows()
+                                               if e == "done") - started, 2),
+               "faults_at_s": [(round(at - started, 2), kind) for at, kind in faults]}
     record("F1_chaos_redis", figures)
     assert figures["lost"] == 0
     assert duplicates <= bound
