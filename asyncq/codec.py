@@ -112,7 +112,11 @@ def dumps(obj: object) -> bytes:
 _SCALARS: Final = frozenset((int, str, float, bool, bytes, type(None)))
 
 
-def check_keys(value: object) -> None:
+#: msgpack's own nesting limit when packing: deeper values cannot be sent anyway.
+_MAX_DEPTH: Final = 511
+
+
+def check_keys(value: object, depth: int = 0) -> None:
     """Refuse map keys other than str and bytes, which :func:`loads` would not accept.
 
     msgpack can pack ``{1: "a"}``, but decoding allows only str and bytes keys (hash
@@ -120,17 +124,19 @@ def check_keys(value: object) -> None:
     """
     if type(value) in _SCALARS:
         return
+    if depth > _MAX_DEPTH:
+        raise SerializationError(f"value is nested deeper than {_MAX_DEPTH} levels")
     if isinstance(value, dict):
         for key, item in value.items():
             if type(key) is not str and not isinstance(key, str | bytes):
                 raise SerializationError(
                     f"map key {key!r} is a {type(key).__name__}: keys must be str or bytes")
             if type(item) not in _SCALARS:
-                check_keys(item)
+                check_keys(item, depth + 1)
     elif isinstance(value, list | tuple):
         for item in value:
             if type(item) not in _SCALARS:
-                check_keys(item)
+                check_keys(item, depth + 1)
 
 
 def loads(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Any:

@@ -67,8 +67,8 @@ def encode_fields(msg_id: str, task: str, args: tuple[Any, ...] | list[Any],
         for part in (args, kwargs, headers):
             if part:
                 codec.check_keys(part)
-        return codec.dumps([ENVELOPE_VERSION, msg_id, task, args, kwargs, options, headers,
-                            attempt])
+        return codec.dumps([ENVELOPE_VERSION, msg_id, task, args, kwargs, options,
+                            dict(headers) if headers else {}, attempt])
     except SerializationError as exc:
         where = codec.name_unpackable(args, kwargs) or "options or headers"
         raise SerializationError(f"task {task!r}: {where}: {exc}") from None

@@ -6,6 +6,7 @@ import datetime as dt
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Generic, ParamSpec, TypeVar
 
 from asyncq.errors import ConfigurationError
@@ -66,8 +67,8 @@ class CallOptions:
     headers: Mapping[str, Any] = field(default_factory=dict)
 
 
-#: The options of a plain call, shared (CallOptions is frozen and never mutated).
-NO_OPTIONS: Final = CallOptions()
+#: The options of a plain call, shared (CallOptions is frozen; its headers are read-only).
+NO_OPTIONS: Final = CallOptions(headers=MappingProxyType({}))
 
 
 @dataclass(frozen=True, slots=True)

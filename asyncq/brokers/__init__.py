@@ -127,11 +127,12 @@ class Consumer(abc.ABC):
         """Acknowledge (and delete) deliveries, applying their writes first when supported."""
 
     @abc.abstractmethod
-    async def requeue(self, deliveries: Sequence[Delivery]) -> None:
-        """Hand deliveries back to the queue at once (shutdown, isolation).
+    async def requeue(self, deliveries: Sequence[Delivery], *, counted: bool = False) -> None:
+        """Hand deliveries back to the queue at once.
 
-        A hand-back is not a failed delivery: brokers that can keep the count do, so
-        the next delivery of the message has the same ``delivery_count``.
+        A hand-back (shutdown, isolation) is not a failed delivery: the next delivery
+        of the message has the same ``delivery_count``. With ``counted`` (the worker
+        could not process it) it counts as one, so ``max_deliveries`` still applies.
         """
 
     @abc.abstractmethod

@@ -28,6 +28,7 @@ from asyncq.brokers._amqp_layout import (
     header_int,
 )
 from asyncq.brokers.amqp import Returned
+from asyncq.brokers.amqp import cancelled_by_caller as _cancelled_by_caller
 
 if TYPE_CHECKING:
     from asyncq.brokers.amqp import AmqpBroker
@@ -69,7 +70,9 @@ class AmqpConsumer(Consumer):
         self._inbox: asyncio.Queue[Delivery] = asyncio.Queue()
         self._held: dict[int, Delivery] = {}
         self._channel: AbstractRobustChannel | None = None
-        self._consuming: list[tuple[AbstractRobustQueue, str]] = []
+        self._declared: dict[str, AbstractRobustQueue] = {}
+        self._consuming: dict[str, str] = {}  # queue name -> consumer tag
+        self._paused = False
         self._copies: dict[str, asyncio.Event] = {}
         self._busy = 0
         self._closed = False
@@ -102,11 +105,15 @@ class AmqpConsumer(Consumer):
         await self._consume(channel)
 
     async def _consume(self, channel: AbstractRobustChannel) -> None:
+        """Consume every queue not consumed yet (idempotent; each queue declared once)."""
         for name in self._queues:
-            queue = await channel.declare_queue(
-                name, durable=True, arguments=self._broker.layout.kind.main_args(name))
-            tag = await queue.consume(self._callback(name), no_ack=False)
-            self._consuming.append((queue, tag))
+            if name in self._consuming:
+                continue
+            queue = self._declared.get(name)
+            if queue is None:
+                queue = self._declared[name] = await channel.declare_queue(
+                    name, durable=True, arguments=self._broker.layout.kind.main_args(name))
+            self._consuming[name] = await queue.consume(self._callback(name), no_ack=False)
 
     def _callback(self, queue: str) -> Callback:
         async def on_message(message: AbstractIncomingMessage) -> None:
@@ -197,6 +204,8 @@ class AmqpConsumer(Consumer):
     # -- the Consumer protocol -------------------------------------------------------
     async def fetch(self, limit: int, timeout: float) -> Sequence[Delivery]:
         await self._start()
+        if not self._paused and len(self._consuming) < len(self._queues):
+            await self.resume()  # an earlier resume failed: every fetch tries again
         out: list[Delivery] = []
         if limit <= 0:
             return out
@@ -226,21 +235,22 @@ class AmqpConsumer(Consumer):
     async def ack(self, items: Sequence[Settlement]) -> None:
         await self._finish([item.delivery for item in items], ack=True)
 
-    async def requeue(self, deliveries: Sequence[Delivery]) -> None:
-        """Hand back with the count kept: republish a copy, then ack the original.
+    async def requeue(self, deliveries: Sequence[Delivery], *, counted: bool = False) -> None:
+        """Hand back; without ``counted``, keep the count: republish a copy, then ack.
 
-        A plain ``nack(requeue=True)`` would mark the message redelivered, and a hand-back
-        (shutdown, a suspect running alone) is not a failed delivery. Where the copy
-        cannot be published, the message is nacked instead.
+        A plain ``nack(requeue=True)`` marks the message redelivered, right for a counted
+        hand-back but not for one that is not a failed delivery (shutdown, a suspect
+        running alone). Where the copy cannot be published, the message is nacked.
         """
-        failed = 0
-        for delivery in deliveries:
-            # claim it first: close() and a late callback may both try to hand it back
-            if self._forget(delivery) and not await self._hand_back(delivery):
-                failed += 1
-        if failed:
+        if counted:
+            await self._finish(deliveries, ack=False)
+            return
+        # claim each first: close() and a late callback may both try to hand it back
+        claimed = [delivery for delivery in deliveries if self._forget(delivery)]
+        done = await asyncio.gather(*(self._hand_back(d) for d in claimed))
+        if not all(done):
             logger.warning("could not hand back %d message(s): their channel closed; "
-                           "RabbitMQ redelivers them", failed)
+                           "RabbitMQ redelivers them", done.count(False))
 
     async def _hand_back(self, delivery: Delivery) -> bool:
         message = delivery.tag.message
@@ -258,6 +268,7 @@ class AmqpConsumer(Consumer):
 
     async def pause(self) -> None:
         """Stop deliveries (``basic.cancel``) and hand back the ones not handed out."""
+        self._paused = True
         if self._channel is None or not self._consuming:
             return
         await self._cancel_consuming()
@@ -268,11 +279,18 @@ class AmqpConsumer(Consumer):
         await self.requeue(waiting)
 
     async def resume(self) -> None:
-        if self._channel is None or self._consuming or self._closed:
+        """Consume again; if it fails, the next :meth:`fetch` tries again."""
+        self._paused = False
+        if self._channel is None or self._closed:
             return
         with self._broker.errors("resume consuming"):
-            async with asyncio.timeout(self._broker.timeout):
-                await self._consume(self._channel)
+            try:
+                async with asyncio.timeout(self._broker.timeout):
+                    await self._consume(self._channel)
+            except asyncio.CancelledError:
+                if _cancelled_by_caller():
+                    raise
+                raise ConnectionError("the channel closed while consuming resumed") from None
 
     async def _finish(self, deliveries: Sequence[Delivery], *, ack: bool) -> None:
         failed = 0
@@ -321,10 +339,14 @@ class AmqpConsumer(Consumer):
         await self._close_channel(channel)
 
     async def _cancel_consuming(self) -> None:
-        for queue, tag in self._consuming:
+        for name, tag in list(self._consuming.items()):
             try:
                 async with asyncio.timeout(self._broker.timeout):
-                    await queue.cancel(tag)
+                    await self._declared[name].cancel(tag)
+            except asyncio.CancelledError:
+                if _cancelled_by_caller():
+                    raise
+                logger.debug("cancelling consumer %s: the channel closed", tag)
             except Exception as exc:
                 logger.debug("cancelling consumer %s: %s", tag, exc)
         self._consuming.clear()

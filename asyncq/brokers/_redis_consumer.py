@@ -29,7 +29,10 @@ PROMOTE_INTERVAL = 0.25
 def _earlier(fields: dict[bytes, bytes]) -> int:
     """Deliveries before the entry was handed back (requeue.lua's field ``n``)."""
     raw = fields.get(b"n")
-    return int(raw) if raw else 0
+    try:
+        return max(0, int(raw)) if raw else 0
+    except ValueError:  # not written by requeue.lua: count from here
+        return 0
 
 
 def _consumer_name() -> str:
@@ -164,15 +167,15 @@ class RedisConsumer(Consumer):
         blob = codec.dumps_for_lua([[item.delivery.tag for item in items], flat])
         await self._broker.scripts["settle"](keys=keys, args=[self._group, blob], client=pipe)
 
-    async def requeue(self, deliveries: Sequence[Delivery]) -> None:
+    async def requeue(self, deliveries: Sequence[Delivery], *, counted: bool = False) -> None:
         with _redis.mapped_errors("Redis broker", self._broker.url):
             for stream, ids in _ids_by_stream(deliveries).items():
-                await self._requeue_ids(stream, ids)
+                await self._requeue_ids(stream, ids, counted)
 
-    async def _requeue_ids(self, stream: str, ids: list[Any]) -> None:
+    async def _requeue_ids(self, stream: str, ids: list[Any], counted: bool) -> None:
         for start in range(0, len(ids), CHUNK):
             await self._broker.scripts["requeue"](
-                keys=[stream], args=[self._group, *ids[start : start + CHUNK]]
+                keys=[stream], args=[self._group, int(counted), *ids[start : start + CHUNK]]
             )
 
     async def dead_letter(self, items: Sequence[DeadItem]) -> None:
@@ -216,7 +219,7 @@ class RedisConsumer(Consumer):
             )
             if not rows:
                 break
-            await self._requeue_ids(stream, [row["message_id"] for row in rows])
+            await self._requeue_ids(stream, [row["message_id"] for row in rows], False)
         await self._client.xgroup_delconsumer(stream, self._group, self._name)
 
 

@@ -110,7 +110,7 @@ from asyncq.errors import (
     PublishError,
 )
 
-__all__ = ["AmqpBroker", "ReplyRoutes", "Returned"]
+__all__ = ["AmqpBroker", "ReplyRoutes", "Returned", "cancelled_by_caller"]
 
 logger = logging.getLogger("asyncq.brokers.amqp")
 logger.addHandler(logging.NullHandler())
@@ -349,7 +349,7 @@ class AmqpBroker(Broker):
             raise PublishError(f"the publishing channel closed before {routing_key!r} was "
                                f"confirmed: {self.describe(exc)}") from None
         except asyncio.CancelledError:
-            if _cancelled_by_caller():
+            if cancelled_by_caller():
                 raise
             # aiormq cancels a pending confirm when it finds the connection dead
             raise BrokerUnavailable(f"the connection to RabbitMQ at {self.safe_url} was lost "
@@ -415,6 +415,8 @@ class AmqpBroker(Broker):
             return await _amqp_dead.requeue_dead(self, queue, refs)
 
 
-def _cancelled_by_caller() -> bool:
+def cancelled_by_caller() -> bool:
+    """True when the current task itself is being cancelled (not a CancelledError that a
+    library raised because its connection died)."""
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0

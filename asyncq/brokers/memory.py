@@ -160,9 +160,8 @@ class _MemoryConsumer(Consumer):
         for item in items:
             self._held.pop(id(item.delivery), None)
 
-    async def requeue(self, deliveries: Sequence[Delivery]) -> None:
-        # a hand-back keeps the count: the next delivery has the same one
-        self._return(deliveries, counted=False)
+    async def requeue(self, deliveries: Sequence[Delivery], *, counted: bool = False) -> None:
+        self._return(deliveries, counted=counted)
 
     def _return(self, deliveries: Sequence[Delivery], *, counted: bool) -> None:
         for delivery in reversed(deliveries):  # back to the front, in their order
@@ -183,5 +182,5 @@ class _MemoryConsumer(Consumer):
             self._hub.dead.setdefault(delivery.queue, []).append(letter)
 
     async def close(self) -> None:
-        """Return what is still held as a lost connection would: as a failed delivery."""
-        self._return(list(self._held.values()), counted=True)
+        """Hand back whatever is still held, keeping the counts (as the others do)."""
+        self._return(list(self._held.values()), counted=False)

@@ -17,7 +17,7 @@ from asyncq.app import App
 from asyncq.cli._common import AppPath, fail, load_or_fail, run_async
 from asyncq.cli.banner import banner
 from asyncq.cli.dlq import dlq
-from asyncq.cli.supervise import CHILD_ENV, supervise
+from asyncq.cli.supervise import CHILD_ENV, stop_with_parent, supervise
 from asyncq.errors import AsyncqError
 from asyncq.worker import Worker
 
@@ -75,6 +75,7 @@ def worker(
     child = os.environ.get(CHILD_ENV)
     if child:  # one of `-w N`'s processes: the supervisor printed the banner
         multiprocessing.current_process().name = f"Worker-{child}"
+        stop_with_parent()
     else:
         typer.echo(banner(app, queues=instance.queues, concurrency=concurrency,
                           prefetch=instance.prefetch, processes=workers), err=True)

@@ -7,6 +7,7 @@ SIGTERM/SIGINT to them, and restarts a child that dies while it is not stopping
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -15,7 +16,7 @@ import sys
 import time
 from types import FrameType
 
-__all__ = ["CHILD_ENV", "supervise"]
+__all__ = ["CHILD_ENV", "stop_with_parent", "supervise"]
 
 #: Set in each child: its number (1..N), for its process name in logs.
 CHILD_ENV = "ASYNCQ_WORKER_PROCESS"
@@ -23,6 +24,7 @@ CHILD_ENV = "ASYNCQ_WORKER_PROCESS"
 logger = logging.getLogger("asyncq.supervisor")
 
 RESTART_DELAY = 0.5
+_PR_SET_PDEATHSIG = 1
 
 
 def _child_argv(argv: list[str]) -> list[str]:
@@ -51,17 +53,19 @@ def _start(cmd: list[str], index: int) -> subprocess.Popen[bytes]:
 def supervise(processes: int, argv: list[str]) -> int:
     """Run ``processes`` workers until a signal; return the exit code."""
     cmd = _child_argv(argv)
-    children = [_start(cmd, index) for index in range(processes)]
+    children: list[subprocess.Popen[bytes]] = []
     stopping: list[int] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         stopping.append(signum)
+        forward = signal.SIGTERM if signum == signal.SIGHUP else signum  # terminal closed
         for child in children:
             if child.poll() is None:
-                child.send_signal(signum)
+                child.send_signal(forward)
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # before any child runs
+        signal.signal(signum, on_signal)
+    children.extend(_start(cmd, index) for index in range(processes))
     while not stopping:
         for index, child in enumerate(children):
             code = child.poll()
@@ -72,3 +76,18 @@ def supervise(processes: int, argv: list[str]) -> int:
         time.sleep(0.2)
     codes = [child.wait() for child in children]
     return max((abs(code) for code in codes), default=0) if any(codes) else 0
+
+
+def stop_with_parent() -> None:
+    """In a child: get SIGTERM when the supervisor dies, even by SIGKILL (Linux only;
+    elsewhere a child outlives a killed supervisor)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError) as exc:
+        logger.debug("cannot ask to stop with the supervisor: %s", exc)
+        return
+    if os.getppid() == 1:  # the supervisor died before we asked
+        os.kill(os.getpid(), signal.SIGTERM)

@@ -245,14 +245,12 @@ class Worker:
         while self._running:
             self._idle.clear()
             await self._idle.wait()
-        suspect = self._suspects.popleft()
-        for delivery, *_ in self._suspects:  # each comes back and runs alone in turn
-            self._settler.add(Requeue(delivery))
-        self._suspects.clear()
+        while len(self._suspects) > 1:  # each comes back and runs alone in turn
+            self._settler.add(Requeue(self._suspects.pop()[0]))
         # everything else settled or handed back first: if the suspect kills this
         # process, nothing but the suspect is left to be redelivered (and counted)
         await self._settler.wait_settled()
-        handler = self._start(*suspect)
+        handler = self._start(*self._suspects.popleft())
         await asyncio.wait({handler})
         await _quietly("resume the consumer", self._consumer.resume())
         self._calm.set()
@@ -274,7 +272,7 @@ class Worker:
         except Exception:
             logger.exception("%s[%s] could not be processed; handed back", message.task,
                              message.id)
-            outcome = Requeue(delivery)
+            outcome = Requeue(delivery, counted=True)  # max_deliveries ends a loop of these
         finally:
             self._slots.release()
         self._settler.add(outcome)
@@ -353,9 +351,18 @@ class Worker:
 
 
 async def _quietly(what: str, step: Awaitable[None]) -> None:
-    """Run a best-effort step; its failure is logged and the worker goes on."""
+    """Run a best-effort step; its failure is logged and the worker goes on.
+
+    A ``CancelledError`` that a client library raised (its connection died), rather
+    than a cancellation of this task, is such a failure too.
+    """
     try:
         await step
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+        logger.warning("could not %s: the connection closed", what)
     except Exception as exc:
         logger.warning("could not %s: %s", what, exc)
 

@@ -58,7 +58,10 @@ class Dead:
 
 @dataclass(slots=True, eq=False)
 class Requeue:
+    """Hand back; ``counted`` when the worker failed it (it then counts as a delivery)."""
+
     delivery: Delivery
+    counted: bool = False
 
 
 @dataclass(slots=True, eq=False)

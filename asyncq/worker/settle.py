@@ -84,13 +84,15 @@ class Settler:
         acks = [o for o in batch if isinstance(o, Ack)]
         acks += [Ack(r.delivery, r.write) for r in retries]
         dead = [o for o in batch if isinstance(o, Dead)]
-        requeue = [o.delivery for o in batch if isinstance(o, Requeue)]
         if acks:
             await self._ack(acks)
         if dead:
             await self._dead(dead)
-        if requeue:
-            await self._consumer.requeue(requeue)
+        for counted in (False, True):
+            requeue = [o.delivery for o in batch if isinstance(o, Requeue)
+                       and o.counted is counted]
+            if requeue:
+                await self._consumer.requeue(requeue, counted=counted)
 
     async def _ack(self, acks: Sequence[Ack]) -> None:
         if self._fused:

@@ -215,7 +215,7 @@ async def test_crashed_consumer_messages_are_redelivered(make_app: MakeApp, queu
         consumer = crashed.broker.consumer([queue], prefetch=1, lease=0.5)
         taken = await _fetch_one(consumer)
         assert taken.queue == queue
-        await _crash(crashed, consumer, broker_url)
+        await _crash(crashed, consumer, broker_url, [taken])
         async with asyncq.Worker(survivor, concurrency=2, lease=0.5):
             assert await handle.get(timeout=30) == 40
     assert seen
@@ -269,10 +269,10 @@ async def _fetch_one(consumer: Any) -> Any:
     raise AssertionError("nothing to fetch")
 
 
-async def _crash(app: asyncq.App, consumer: Any, broker_url: str) -> None:
+async def _crash(app: asyncq.App, consumer: Any, broker_url: str, held: list[Any]) -> None:
     """Lose the consumer without acking, as a killed worker would."""
-    if broker_url.startswith("memory"):
-        await consumer.close()  # in one process, the closest thing to dying
+    if broker_url.startswith("memory"):  # in one process, the closest thing to dying
+        await consumer.requeue(held, counted=True)
     elif broker_url.startswith("amqp"):
         await app.broker.close()  # the channel dies with its unacked delivery
     # Redis: the entry stays pending under a consumer that never comes back
@@ -296,16 +296,20 @@ async def test_hand_back_keeps_the_delivery_count(make_app: MakeApp, queue: str,
         taken = await _fetch_one(consumer)
         assert taken.delivery_count == 1
         await consumer.requeue([taken])
-        assert (await _fetch_one(consumer)).delivery_count == 1
-        await _crash(crashed, consumer, broker_url)  # a failed delivery: this one counts
+        again = await _fetch_one(consumer)
+        assert again.delivery_count == 1
+        await _crash(crashed, consumer, broker_url, [again])  # a failed delivery: it counts
         survivor = app.broker.consumer([queue], prefetch=1, lease=0.5)
-        again = await _fetch_one(survivor)
-        assert again.delivery_count == 2
-        await survivor.requeue([again])
+        third = await _fetch_one(survivor)
+        assert third.delivery_count == 2
+        await survivor.requeue([third])
+        fourth = await _fetch_one(survivor)
+        assert fourth.delivery_count == 2
+        await survivor.requeue([fourth], counted=True)  # the worker failed it: it counts
         await survivor.close()
         async with asyncq.Worker(app, concurrency=2, lease=0.5):
             assert await handle.get(timeout=30) == 7
-    assert seen == [2]
+    assert seen == [3]
 
 
 async def test_a_requeued_dead_letter_runs_and_its_result_replaces_the_rejection(
