@@ -113,12 +113,11 @@ class RedisConsumer(Consumer):
 
     async def _promote(self) -> None:
         now_ms = int(time.time() * 1000)
-        async with self._client.pipeline(transaction=False) as pipe:
-            for queue in self._queues:
-                await self._broker.scripts["promote"](
-                    keys=[delayed_key(queue), stream_key(queue)], args=[now_ms, 1000], client=pipe
-                )
-            await pipe.execute()
+        batch = _redis.ScriptBatch(self._client)
+        for queue in self._queues:
+            batch.script(self._broker.scripts["promote"], [delayed_key(queue), stream_key(queue)],
+                         [now_ms, 1000])
+        await batch.execute()
 
     async def _reclaim(self) -> list[Delivery]:
         """One message whose lease expired, if any (it may be what killed its worker)."""
@@ -150,13 +149,14 @@ class RedisConsumer(Consumer):
         for item in items:
             by_stream.setdefault(stream_key(item.delivery.queue), []).append(item)
         with _redis.mapped_errors("Redis broker", self._broker.url):
-            async with self._client.pipeline(transaction=False) as pipe:
-                for stream, group in by_stream.items():
-                    for start in range(0, len(group), CHUNK):
-                        await self._queue_settle(pipe, stream, group[start : start + CHUNK])
-                await pipe.execute()
+            batch = _redis.ScriptBatch(self._client)
+            for stream, group in by_stream.items():
+                for start in range(0, len(group), CHUNK):
+                    self._queue_settle(batch, stream, group[start : start + CHUNK])
+            await batch.execute()
 
-    async def _queue_settle(self, pipe: Any, stream: str, items: list[Settlement]) -> None:
+    def _queue_settle(self, batch: _redis.ScriptBatch, stream: str,
+                      items: list[Settlement]) -> None:
         keys = [stream]
         flat: list[Any] = []
         for item in items:
@@ -165,7 +165,7 @@ class RedisConsumer(Consumer):
                 keys.append(write.key)
                 flat += (write.ttl_ms, write.final, write.channel or "", write.value)
         blob = codec.dumps_for_lua([[item.delivery.tag for item in items], flat])
-        await self._broker.scripts["settle"](keys=keys, args=[self._group, blob], client=pipe)
+        batch.script(self._broker.scripts["settle"], keys, [self._group, blob])
 
     async def requeue(self, deliveries: Sequence[Delivery], *, counted: bool = False) -> None:
         with _redis.mapped_errors("Redis broker", self._broker.url):
@@ -180,12 +180,12 @@ class RedisConsumer(Consumer):
 
     async def dead_letter(self, items: Sequence[DeadItem]) -> None:
         with _redis.mapped_errors("Redis broker", self._broker.url):
-            async with self._client.pipeline(transaction=False) as pipe:
-                for item in items:
-                    await self._queue_dead(pipe, item)
-                await pipe.execute()
+            batch = _redis.ScriptBatch(self._client)
+            for item in items:
+                self._queue_dead(batch, item)
+            await batch.execute()
 
-    async def _queue_dead(self, pipe: Any, item: DeadItem) -> None:
+    def _queue_dead(self, batch: _redis.ScriptBatch, item: DeadItem) -> None:
         d = item.delivery
         keys = [stream_key(d.queue), dead_key(d.queue)]
         args: list[Any] = [self._group, d.tag, d.body, item.reason, item.task_id or "",
@@ -193,7 +193,7 @@ class RedisConsumer(Consumer):
         if item.write is not None:
             keys.append(item.write.key)
             args.extend([item.write.ttl_ms, item.write.channel or "", item.write.value])
-        await self._broker.scripts["dead"](keys=keys, args=args, client=pipe)
+        batch.script(self._broker.scripts["dead"], keys, args)
 
     async def renew(self, deliveries: Sequence[Delivery]) -> None:
         with _redis.mapped_errors("Redis broker", self._broker.url):

@@ -100,17 +100,16 @@ class RedisBroker(Broker):
         for index, message in enumerate(batch):
             delayed = message.delay(now) > 0
             groups.setdefault((delayed, message.queue), []).append(index)
-        async with self.client.pipeline(transaction=False) as pipe:
-            for (delayed, queue), indexes in groups.items():
-                bodies = [batch[i].body for i in indexes]
-                if delayed:
-                    scores = [int((batch[i].eta or now) * 1000) for i in indexes]
-                    pipe.zadd(delayed_key(queue), dict(zip(bodies, scores, strict=True)))
-                else:
-                    await self.scripts["publish"](keys=[stream_key(queue)], args=bodies,
-                                                  client=pipe)
-            async with asyncio.timeout(self.publish_timeout):
-                replies = await pipe.execute(raise_on_error=False)
+        batch_ = _redis.ScriptBatch(self.client)
+        for (delayed, queue), indexes in groups.items():
+            bodies = [batch[i].body for i in indexes]
+            if delayed:
+                scores = [int((batch[i].eta or now) * 1000) for i in indexes]
+                batch_.pipe.zadd(delayed_key(queue), dict(zip(bodies, scores, strict=True)))
+            else:
+                batch_.script(self.scripts["publish"], [stream_key(queue)], bodies)
+        async with asyncio.timeout(self.publish_timeout):
+            replies = await batch_.execute(raise_on_error=False)
         out: list[BaseException | None] = [None] * len(batch)
         for indexes, reply in zip(groups.values(), replies, strict=True):
             if isinstance(reply, BaseException):

@@ -69,11 +69,11 @@ class RedisResultBackend(ResultBackend):
 
     async def _set_many(self, writes: Sequence[KeyWrite]) -> None:
         with _redis.mapped_errors("Redis result backend", self.url):
-            async with self.client.pipeline(transaction=False) as pipe:
-                for w in writes:
-                    args = [w.ttl_ms, "1" if w.final else "0", w.channel or "", w.value]
-                    await self._store_script(keys=[w.key], args=args, client=pipe)
-                await pipe.execute()
+            batch = _redis.ScriptBatch(self.client)
+            for w in writes:
+                batch.script(self._store_script,
+                             [w.key], [w.ttl_ms, "1" if w.final else "0", w.channel or "", w.value])
+            await batch.execute()
 
     async def _delete(self, task_id: str) -> None:
         with _redis.mapped_errors("Redis result backend", self.url):

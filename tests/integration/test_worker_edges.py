@@ -69,3 +69,19 @@ async def test_time_limits_are_timeout_errors_for_retry_on_and_hooks(app: asyncq
     assert isinstance(exc, asyncq.TimeLimitExceeded)
     assert isinstance(exc, TimeoutError)
     assert isinstance(exc, asyncq.AsyncqError)
+
+
+async def test_scripts_flushed_from_the_server_are_loaded_again(app: asyncq.App,
+                                                               redis_client: Any) -> None:
+    """Batches run scripts by EVALSHA without asking first; NOSCRIPT reloads them."""
+    @app.task
+    async def double(n: int) -> int:
+        return 2 * n
+
+    async with app, asyncq.Worker(app, concurrency=4):
+        assert await (await double.enqueue(1)).get(timeout=20) == 2
+        redis_client.script_flush()  # as after a server restart
+        handles = await app.enqueue_many([double.s(n) for n in range(20)])  # publish.lua
+        later = await double.options(countdown=0.3).enqueue(50)  # promote.lua
+        assert [await h.get(timeout=20) for h in handles] == [2 * n for n in range(20)]
+        assert await later.get(timeout=20) == 100
