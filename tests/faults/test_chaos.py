@@ -83,6 +83,12 @@ async def wait_done(ledger: Ledger, wanted: set[int], timeout: float) -> None:
     raise AssertionError(f"{len(missing)} tasks never completed, e.g. {sorted(missing)[:10]}")
 
 
+async def first_completion(ledger: Ledger, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not ledger.counts("done") and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.1)
+
+
 def recovery_times(ledger: Ledger, faults: list[tuple[float, str]]) -> list[dict[str, Any]]:
     """Seconds from each fault until completions are back at half the pre-fault rate."""
     done = sorted(ts for e, _, _, ts in ledger.rows() if e == "done")
@@ -234,6 +240,7 @@ async def test_f1_chaos_rabbitmq(queue_type: str, rabbit_node: RabbitNode,
         async with mod.app:
             window = max(6.0, n / 3000)  # the producer enqueues throughout the chaos
             producer = asyncio.create_task(enqueue_all(mod, ledger, n, 500, window / (n / 500)))
+            await first_completion(ledger, 60)  # faults hit running workers, not starting ones
             await chaos(sup, rabbit_node, rng, 5, window, faults, back)
             enqueue_retries = await producer
             try:
