@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustQueue
 from aio_pika.exceptions import ChannelInvalidStateError, MessageProcessError
 
+from asyncq._cancel import cancelled_by_caller
 from asyncq.brokers import Consumer, DeadItem, Delivery, Settlement
 from asyncq.brokers._amqp_dead import dead_properties
 from asyncq.brokers._amqp_layout import (
@@ -28,7 +29,6 @@ from asyncq.brokers._amqp_layout import (
     header_int,
 )
 from asyncq.brokers.amqp import Returned
-from asyncq.brokers.amqp import cancelled_by_caller as _cancelled_by_caller
 
 if TYPE_CHECKING:
     from asyncq.brokers.amqp import AmqpBroker
@@ -288,7 +288,7 @@ class AmqpConsumer(Consumer):
                 async with asyncio.timeout(self._broker.timeout):
                     await self._consume(self._channel)
             except asyncio.CancelledError:
-                if _cancelled_by_caller():
+                if cancelled_by_caller():
                     raise
                 raise ConnectionError("the channel closed while consuming resumed") from None
 
@@ -344,7 +344,7 @@ class AmqpConsumer(Consumer):
                 async with asyncio.timeout(self._broker.timeout):
                     await self._declared[name].cancel(tag)
             except asyncio.CancelledError:
-                if _cancelled_by_caller():
+                if cancelled_by_caller():
                     raise
                 logger.debug("cancelling consumer %s: the channel closed", tag)
             except Exception as exc:

@@ -91,6 +91,7 @@ from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
 from aiormq import exceptions as amqp_errors
 from aiormq import spec
 
+from asyncq._cancel import cancelled_by_caller
 from asyncq.brokers import WORKER_GROUP, Broker, Consumer, DeadLetter, Outgoing
 from asyncq.brokers._amqp_layout import (
     ETA_HEADER,
@@ -110,7 +111,7 @@ from asyncq.errors import (
     PublishError,
 )
 
-__all__ = ["AmqpBroker", "ReplyRoutes", "Returned", "cancelled_by_caller"]
+__all__ = ["AmqpBroker", "ReplyRoutes", "Returned"]
 
 logger = logging.getLogger("asyncq.brokers.amqp")
 logger.addHandler(logging.NullHandler())
@@ -414,9 +415,3 @@ class AmqpBroker(Broker):
         with self.errors("requeue dead letters"):
             return await _amqp_dead.requeue_dead(self, queue, refs)
 
-
-def cancelled_by_caller() -> bool:
-    """True when the current task itself is being cancelled (not a CancelledError that a
-    library raised because its connection died)."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0

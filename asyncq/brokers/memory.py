@@ -39,6 +39,9 @@ class _Hub:
     def queue(self, name: str) -> deque[tuple[bytes, int]]:
         return self.queues.setdefault(name, deque())
 
+    def delayed_count(self, queue: str) -> int:
+        return sum(1 for entry in self.delayed if entry[2] == queue)
+
     def wake(self) -> None:
         for event in self.watchers:
             event.set()
@@ -108,12 +111,11 @@ class MemoryBroker(Broker):
         return moved
 
     async def scheduled_size(self, queue: str) -> int:
-        return sum(1 for entry in self._hub.delayed if entry[2] == queue)
+        return self._hub.delayed_count(queue)
 
     def pending(self, queue: str) -> int:
         """Messages waiting plus delayed ones for ``queue`` (test helper)."""
-        delayed = sum(1 for entry in self._hub.delayed if entry[2] == queue)
-        return len(self._hub.queue(queue)) + delayed
+        return len(self._hub.queue(queue)) + self._hub.delayed_count(queue)
 
 
 class _MemoryConsumer(Consumer):

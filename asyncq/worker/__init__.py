@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from types import CodeType
 from typing import TYPE_CHECKING, Any, Literal
 
+from asyncq._cancel import cancelled_by_caller
 from asyncq.brokers import Consumer, Delivery
 from asyncq.errors import ConfigurationError
 from asyncq.message import Message
@@ -359,8 +360,7 @@ async def _quietly(what: str, step: Awaitable[None]) -> None:
     try:
         await step
     except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
+        if cancelled_by_caller():
             raise
         logger.warning("could not %s: the connection closed", what)
     except Exception as exc:

@@ -9,6 +9,7 @@ import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from asyncq._cancel import cancelled_by_caller
 from asyncq.backoff import retry_delay
 from asyncq.brokers import Delivery, KeyWrite, Outgoing
 from asyncq.context import Request, RequestFields, reset_request, set_request
@@ -34,11 +35,6 @@ logger = logging.getLogger("asyncq.worker")
 
 MAX_TRACEBACK = 64 * 1024
 
-
-def _being_cancelled() -> bool:
-    """True when this handler was cancelled (not merely its task's code raising)."""
-    current = asyncio.current_task()
-    return current is not None and current.cancelling() > 0
 DEFAULT_RETRY_LIMIT = 3
 
 
@@ -158,7 +154,7 @@ class Executor:
         except Exception as exc:
             return await self._failed(fields, message, task, delivery, exc, started)
         except asyncio.CancelledError as exc:
-            if _being_cancelled():
+            if cancelled_by_caller():
                 raise  # the worker is stopping: the handler hands the message back
             # the task raised CancelledError itself (an inner task it awaited was
             # cancelled, say): a failure of the task like any other exception
