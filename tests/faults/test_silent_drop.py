@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,40 @@ async def enqueue(mod: Any, ledger: Ledger, numbers: range) -> tuple[list[Any], 
         return handles, failures, leaked
 
 
+@dataclass
+class HoleRun:
+    """What one black-hole scenario saw (times are unix times)."""
+
+    results: list[Any]
+    failures: int
+    leaked: int
+    hole_at: float
+    mended_at: float
+    enqueued_at: float
+    first_after: float
+
+
+async def through_the_hole(mod: Any, ledger: Ledger, proxy: BlackHoleProxy,
+                           drain_s: float) -> HoleRun:
+    """100 tasks before the hole, 100 enqueued while it lasts, 100 after it closes."""
+    before, _, _ = await enqueue(mod, ledger, range(0, 100))
+    await wait_done(ledger, set(range(100)), 60)
+    proxy.hole()
+    hole_at = time.time()
+    during_task = asyncio.create_task(enqueue(mod, ledger, range(100, 200)))
+    await asyncio.sleep(HOLE_SECONDS)
+    proxy.mend()
+    mended_at = time.time()
+    during, failures, leaked = await during_task
+    enqueued_at = time.time()
+    after, _, leaked_after = await enqueue(mod, ledger, range(200, 300))
+    await wait_done(ledger, set(range(300)), drain_s)
+    results = [await h.get(timeout=120) for h in (*before, *during, *after)]
+    first_after = min(ts for e, n, _, ts in ledger.rows() if e == "done" and n >= 100)
+    return HoleRun(results, failures, leaked + leaked_after, hole_at, mended_at, enqueued_at,
+                   first_after)
+
+
 async def test_f4_black_hole(redis_server: RedisServer, fault_env: tuple[Path, Ledger],
                              monkeypatch: pytest.MonkeyPatch) -> None:
     workdir, ledger = fault_env
@@ -129,29 +164,17 @@ async def test_f4_black_hole(redis_server: RedisServer, fault_env: tuple[Path, L
     worker = start_worker(workdir, url, ledger, "-c", "20", "--lease", "2", name="f4")
     try:
         async with mod.app:
-            before, _, _ = await enqueue(mod, ledger, range(0, 100))
-            await wait_done(ledger, set(range(100)), 60)
-            proxy.hole()
-            hole_at = time.time()
-            during_task = asyncio.create_task(enqueue(mod, ledger, range(100, 200)))
-            await asyncio.sleep(HOLE_SECONDS)
-            proxy.mend()
-            mended_at = time.time()
-            during, failures, _ = await during_task
-            after, _, _ = await enqueue(mod, ledger, range(200, 300))
-            await wait_done(ledger, set(range(300)), 180)
-            results = [await h.get(timeout=120) for h in (*before, *during, *after)]
-            first_after = min(ts for e, n, _, ts in ledger.rows() if e == "done" and n >= 100)
+            run = await through_the_hole(mod, ledger, proxy, 180)
     finally:
         stop(worker)
         await proxy.close()
-    assert results == [2 * n for n in range(300)]
+    assert run.results == [2 * n for n in range(300)]
     done = ledger.counts("done")
     figures = {"tasks": 300, "completed": len(done), "lost": 300 - len(done),
                "duplicate_executions": sum(c - 1 for c in done.values() if c > 1),
-               "hole_s": HOLE_SECONDS, "producer_enqueue_failures_during_hole": failures,
-               "first_completion_after_mend_s": round(first_after - mended_at, 2),
-               "since_hole_start_s": round(first_after - hole_at, 2)}
+               "hole_s": HOLE_SECONDS, "producer_enqueue_failures_during_hole": run.failures,
+               "first_completion_after_mend_s": round(run.first_after - run.mended_at, 2),
+               "since_hole_start_s": round(run.first_after - run.hole_at, 2)}
     record("F4_silent_drop_redis", figures)
     assert figures["lost"] == 0
 
@@ -176,41 +199,28 @@ async def test_f4_black_hole_rabbitmq(heartbeat: int | None, rabbit_node: Rabbit
     worker = start_worker(workdir, url, ledger, "-c", "20", name="f4-amqp", queue=queue)
     try:
         async with mod.app:
-            before, _, _ = await enqueue(mod, ledger, range(0, 100))
-            await wait_done(ledger, set(range(100)), 60)
-            proxy.hole()
-            hole_at = time.time()
-            during_task = asyncio.create_task(enqueue(mod, ledger, range(100, 200)))
-            await asyncio.sleep(HOLE_SECONDS)
-            proxy.mend()
-            mended_at = time.time()
-            during, failures, leaked = await during_task
-            enqueued_at = time.time()
-            after, _, leaked_after = await enqueue(mod, ledger, range(200, 300))
-            await wait_done(ledger, set(range(300)), 240)
-            results = [await h.get(timeout=120) for h in (*before, *during, *after)]
-            first_after = min(ts for e, n, _, ts in ledger.rows() if e == "done" and n >= 100)
+            run = await through_the_hole(mod, ledger, proxy, 240)
             await wait_empty(rabbit_node, queue, 60)
     finally:
         stop(worker)
         await proxy.close()
     left = {name: ready + unacked for name, (ready, unacked) in rabbit_node.queues().items()}
-    assert results == [2 * n for n in range(300)]
+    assert run.results == [2 * n for n in range(300)]
     done = ledger.counts("done")
-    reconnects = [at for at in proxy.accepted if at > hole_at]
+    reconnects = [at for at in proxy.accepted if at > run.hole_at]
     figures = {"tasks": 300, "completed": len(done), "lost": 300 - len(done),
                "duplicate_executions": sum(c - 1 for c in done.values() if c > 1),
                "hole_s": HOLE_SECONDS, "heartbeat_s": heartbeat or "asyncq default (10)",
                "first_reconnect_after_hole_start_s":
-                   round(reconnects[0] - hole_at, 2) if reconnects else None,
-               "producer_enqueue_failures_during_hole": failures,
-               "producer_leaked_cancelled_errors": leaked + leaked_after,
-               "producer_enqueued_after_hole_start_s": round(enqueued_at - hole_at, 2),
-               "first_completion_after_mend_s": round(first_after - mended_at, 2),
-               "since_hole_start_s": round(first_after - hole_at, 2), "leftover": left}
+                   round(reconnects[0] - run.hole_at, 2) if reconnects else None,
+               "producer_enqueue_failures_during_hole": run.failures,
+               "producer_leaked_cancelled_errors": run.leaked,
+               "producer_enqueued_after_hole_start_s": round(run.enqueued_at - run.hole_at, 2),
+               "first_completion_after_mend_s": round(run.first_after - run.mended_at, 2),
+               "since_hole_start_s": round(run.first_after - run.hole_at, 2), "leftover": left}
     record(f"F4_silent_drop_rabbitmq_{'heartbeat_' + str(heartbeat) if heartbeat else 'default'}",
            figures)
     assert figures["lost"] == 0
     assert not any(left.values()), left
-    if leaked + leaked_after:
-        raise LeakedCancel(f"{leaked + leaked_after} CancelledError(s) from enqueue_many")
+    if run.leaked:
+        raise LeakedCancel(f"{run.leaked} CancelledError(s) from enqueue_many")
