@@ -35,9 +35,29 @@ class Coalescer(Generic[T, R]):
     async def submit(self, item: T) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
+        self._start()
+        return await future
+
+    async def submit_many(self, items: Sequence[T]) -> list[R | BaseException]:
+        """Submit ``items`` in order and wait for all: one outcome each, an exception
+        as a value. Cancelling the caller skips the items not yet sent."""
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[R]] = [loop.create_future() for _ in items]
+        self._pending.extend(zip(items, futures, strict=True))
+        self._start()
+        try:
+            if futures:
+                await asyncio.wait(futures)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+        return [f.exception() or f.result() if not f.cancelled() else asyncio.CancelledError()
+                for f in futures]
+
+    def _start(self) -> None:
         if self._runner is None or self._runner.done():
             self._runner = asyncio.get_running_loop().create_task(self._run())
-        return await future
 
     def post(self, item: T) -> None:
         """Submit without waiting: for clean-up nobody needs to wait for (failures are
@@ -45,8 +65,7 @@ class Coalescer(Generic[T, R]):
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         future.add_done_callback(_log_failure)
         self._pending.append((item, future))
-        if self._runner is None or self._runner.done():
-            self._runner = asyncio.get_running_loop().create_task(self._run())
+        self._start()
 
     async def _run(self) -> None:
         while self._pending:

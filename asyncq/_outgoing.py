@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from asyncq import codec
 from asyncq.brokers import Outgoing
 from asyncq.errors import SerializationError
-from asyncq.message import encode_fields, new_id, valid_id
+from asyncq.message import ENVELOPE_VERSION, encode_fields, new_id, new_ids, valid_id
 from asyncq.result import TaskResult
 from asyncq.routing import Route
 from asyncq.task import NO_OPTIONS, CallOptions, Signature, Task
@@ -27,6 +29,8 @@ __all__ = ["Preparer"]
 R = TypeVar("R")
 
 _NO_ROUTE = Route()
+#: kwargs, options and headers of a plain call (never mutated; only packed)
+_EMPTY: Final[dict[str, Any]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,19 +64,47 @@ class Preparer:
     def prepare(self, sig: Signature[R]) -> tuple[Outgoing, TaskResult[R]]:
         task = sig.task
         plan = self._plan(task)
-        if sig.kwargs or len(sig.args) != plan.arity:
-            _check_binds(task, sig)
         opts = sig.options
         if opts is NO_OPTIONS:
             task_id = new_id()
-            body = self._body(plan, task_id, sig, {}, opts)
+            body = _plain_body(codec.packer(), plan, task_id, sig)
+            if body is None or not self._fits(body):
+                _check_call(task, plan, sig)
+                body = self._body(plan, task_id, sig, {}, opts)
             outgoing = Outgoing(task_id, plan.queue, body, None, plan.routing_key,
                                 plan.exchange)
         else:
+            _check_call(task, plan, sig)
             outgoing = self._with_options(plan, sig, opts)
         handle: TaskResult[R] = TaskResult(self._app.backend, outgoing.id, plan.name,
                                            ignored=plan.ignored)
         return outgoing, handle
+
+    def prepare_many(self, sigs: Iterable[Signature[Any]]
+                     ) -> tuple[list[Outgoing], list[TaskResult[Any]]]:
+        """``prepare`` for a batch: ids from one random read, one packer, and plain
+        calls (positional scalars, no options) packed inline; the bytes are the same."""
+        sigs = list(sigs)
+        outgoing: list[Outgoing] = []
+        handles: list[TaskResult[Any]] = []
+        packer = codec.packer()
+        backend = self._app.backend
+        for sig, task_id in zip(sigs, new_ids(len(sigs)), strict=True):
+            plan = self._plan(sig.task)
+            body = _plain_body(packer, plan, task_id, sig)
+            if body is None or not self._fits(body):
+                out, handle = self.prepare(sig)  # the general path (and its errors)
+            else:
+                out = Outgoing(task_id, plan.queue, body, None, plan.routing_key,
+                               plan.exchange)
+                handle = TaskResult(backend, task_id, plan.name, ignored=plan.ignored)
+            outgoing.append(out)
+            handles.append(handle)
+        return outgoing, handles
+
+    def _fits(self, body: bytes) -> bool:
+        """Whether a plain body can go as it is (no signing, within the size limit)."""
+        return self._app.signer is None and len(body) <= self._app.max_message_size
 
     def _with_options(self, plan: _Plan, sig: Signature[Any], opts: CallOptions) -> Outgoing:
         task_id = opts.task_id or new_id()
@@ -99,6 +131,28 @@ class Preparer:
             raise SerializationError(f"task {plan.name!r}: message of {len(body)} bytes "
                                      f"exceeds the {app.max_message_size} byte limit")
         return body
+
+
+def _plain_body(packer: Any, plan: _Plan, task_id: str, sig: Signature[Any]) -> bytes | None:
+    """The envelope of a plain call, or None when the call needs the general path."""
+    args = sig.args
+    if sig.options is not NO_OPTIONS or sig.kwargs or len(args) != plan.arity:
+        return None
+    for arg in args:
+        if type(arg) not in codec.SCALARS:
+            return None
+    try:
+        body: bytes = packer.pack([ENVELOPE_VERSION, task_id, plan.name, args, _EMPTY, _EMPTY,
+                            _EMPTY, 0])
+    except (TypeError, ValueError, OverflowError):
+        packer.reset()  # drop whatever was half written
+        return None  # the general path names the argument
+    return body
+
+
+def _check_call(task: Task[Any, Any], plan: _Plan, sig: Signature[Any]) -> None:
+    if sig.kwargs or len(sig.args) != plan.arity:
+        _check_binds(task, sig)
 
 
 def _check_binds(task: Task[Any, Any], sig: Signature[Any]) -> None:

@@ -224,11 +224,10 @@ class App:
 
     async def enqueue_many(self, signatures: Iterable[Signature[Any]]) -> list[TaskResult[Any]]:
         """Send many calls in as few round trips as the broker allows."""
-        prepare = self._preparer.prepare
-        prepared = [prepare(sig) for sig in signatures]
+        outgoing, handles = self._preparer.prepare_many(signatures)
         await self.connect()
-        await self.broker.publish_many([outgoing for outgoing, _ in prepared])
-        return [handle for _, handle in prepared]
+        await self.broker.publish_many(outgoing)
+        return handles
 
     async def requeue_dead(self, queue: str, refs: Sequence[str]) -> int:
         """Put dead letters back on ``queue``, clearing the rejections they left.

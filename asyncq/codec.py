@@ -18,7 +18,10 @@ import msgpack
 
 from asyncq.errors import DecodeError, MessageTooLarge, SerializationError
 
-__all__ = ["DEFAULT_MAX_SIZE", "check_keys", "dumps", "dumps_for_lua", "loads", "name_unpackable"]
+__all__ = [
+    "DEFAULT_MAX_SIZE", "SCALARS", "check_keys", "dumps", "dumps_for_lua", "loads",
+    "name_unpackable", "packer",
+]
 
 DEFAULT_MAX_SIZE: Final = 1024 * 1024
 
@@ -78,6 +81,11 @@ def _ext_hook(code: int, data: bytes) -> object:
 _local = threading.local()
 
 
+def packer() -> Any:
+    """This thread's Packer (``pack`` raises msgpack's own errors; prefer :func:`dumps`)."""
+    return _packer()
+
+
 def _packer() -> Any:
     """This thread's Packer: reusing one is three times faster than ``packb`` per call."""
     try:
@@ -109,7 +117,8 @@ def dumps(obj: object) -> bytes:
     return packed
 
 
-_SCALARS: Final = frozenset((int, str, float, bool, bytes, type(None)))
+#: Types that need no map-key check.
+SCALARS: Final = frozenset((int, str, float, bool, bytes, type(None)))
 
 
 #: msgpack's own nesting limit when packing: deeper values cannot be sent anyway.
@@ -122,7 +131,7 @@ def check_keys(value: object, depth: int = 0) -> None:
     msgpack can pack ``{1: "a"}``, but decoding allows only str and bytes keys (hash
     flooding protection): refusing at the source keeps such values out of queues.
     """
-    if type(value) in _SCALARS:
+    if type(value) in SCALARS:
         return
     if depth > _MAX_DEPTH:
         raise SerializationError(f"value is nested deeper than {_MAX_DEPTH} levels")
@@ -131,11 +140,11 @@ def check_keys(value: object, depth: int = 0) -> None:
             if type(key) is not str and not isinstance(key, str | bytes):
                 raise SerializationError(
                     f"map key {key!r} is a {type(key).__name__}: keys must be str or bytes")
-            if type(item) not in _SCALARS:
+            if type(item) not in SCALARS:
                 check_keys(item, depth + 1)
     elif isinstance(value, list | tuple):
         for item in value:
-            if type(item) not in _SCALARS:
+            if type(item) not in SCALARS:
                 check_keys(item, depth + 1)
 
 

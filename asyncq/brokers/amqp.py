@@ -78,11 +78,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import socket
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import aio_pika
@@ -91,24 +89,15 @@ from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
 from aiormq import exceptions as amqp_errors
 from aiormq import spec
 
-from asyncq._cancel import cancelled_by_caller
 from asyncq.brokers import WORKER_GROUP, Broker, Consumer, DeadLetter, Outgoing
-from asyncq.brokers._amqp_layout import (
-    ETA_HEADER,
-    EXCHANGE_TYPES,
-    Layout,
-    bucket_ms,
-    new_properties,
-    queue_kind,
-    split_url,
-)
+from asyncq.brokers._amqp_layout import EXCHANGE_TYPES, Layout, bucket_ms, queue_kind, split_url
+from asyncq.brokers._amqp_publisher import Publisher, Returned
 from asyncq.brokers._amqp_replies import ReplyRoutes
 from asyncq.errors import (
     AsyncqError,
     BrokerError,
     BrokerUnavailable,
     ConfigurationError,
-    PublishError,
 )
 
 __all__ = ["AmqpBroker", "ReplyRoutes", "Returned"]
@@ -120,11 +109,6 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     amqp_errors.AMQPConnectionError, amqp_errors.ChannelInvalidStateError,
     ConnectionError, OSError, TimeoutError,
 )
-_CHUNK = 1000
-
-
-class Returned(PublishError):
-    """RabbitMQ returned a mandatory message: nothing is bound for its routing key."""
 
 
 class AmqpBroker(Broker):
@@ -155,6 +139,7 @@ class AmqpBroker(Broker):
         self._conn: AbstractRobustConnection | None = None
         self._publisher: AbstractRobustChannel | None = None
         self._lock: asyncio.Lock | None = None
+        self.publisher = Publisher(self)
 
     @property
     def exchange(self) -> str:
@@ -195,6 +180,7 @@ class AmqpBroker(Broker):
             raise
 
     async def close(self) -> None:
+        await self.publisher.close()
         conn, self._conn, self._publisher = self._conn, None, None
         self.layout.reset()
         if conn is not None:
@@ -248,14 +234,20 @@ class AmqpBroker(Broker):
         """Connection failures become BrokerUnavailable; other AMQP errors BrokerError."""
         try:
             yield
-        except AsyncqError:
-            raise
-        except _UNAVAILABLE as exc:
-            raise BrokerUnavailable(f"RabbitMQ at {self.safe_url} is unavailable ({what}): "
-                                    f"{self.describe(exc)}") from None
-        except amqp_errors.AMQPError as exc:
-            raise BrokerError(f"RabbitMQ at {self.safe_url}: {what} failed: "
-                              f"{self.describe(exc)}") from None
+        except Exception as exc:
+            raise self.mapped(exc, what) from None
+
+    def mapped(self, exc: Exception, what: str) -> Exception:
+        """``exc`` as :meth:`errors` raises it."""
+        if isinstance(exc, AsyncqError):
+            return exc
+        if isinstance(exc, _UNAVAILABLE):
+            return BrokerUnavailable(f"RabbitMQ at {self.safe_url} is unavailable ({what}): "
+                                     f"{self.describe(exc)}")
+        if isinstance(exc, amqp_errors.AMQPError):
+            return BrokerError(f"RabbitMQ at {self.safe_url}: {what} failed: "
+                               f"{self.describe(exc)}")
+        return exc
 
     # -- routing -----------------------------------------------------------------------
     async def declare_exchange(self, name: str, type: str = "direct") -> None:
@@ -273,51 +265,18 @@ class AmqpBroker(Broker):
         with self.errors("bind"):
             await self.layout.bind(queue, exchange, routing_key)
 
-    async def _destination(self, message: Outgoing) -> tuple[str, str]:
-        exchange = message.exchange or self.exchange
-        routing_key = message.routing_key or message.queue
-        if exchange == self.exchange:
-            await self.layout.queue(message.queue)
-        elif not await self.layout.exchange_exists(exchange):
-            raise PublishError(f"exchange {exchange!r} does not exist: declare it with "
-                               "AmqpBroker(exchanges=...) or broker.declare_exchange()")
-        return exchange, routing_key
-
-    # -- publishing ----------------------------------------------------------------------
+    # -- publishing (asyncq/brokers/_amqp_publisher.py) -----------------------------------
     async def publish(self, message: Outgoing) -> None:
-        await self.connect()
-        with self.errors("publish"):
-            try:
-                await self._publish(message)
-            except Returned:  # a queue deleted under us: declare again, once
-                self.layout.forget(message.queue)
-                await self._publish(message)
+        await self.publisher.publish(message)
 
     async def publish_many(self, messages: Sequence[Outgoing]) -> None:
-        for start in range(0, len(messages), _CHUNK):
-            chunk = messages[start : start + _CHUNK]
-            results = await asyncio.gather(*(self.publish(m) for m in chunk),
-                                           return_exceptions=True)
-            for result in results:
-                if isinstance(result, BaseException):
-                    raise result
+        await self.publisher.publish_many(messages)
 
-    async def _publish(self, message: Outgoing) -> None:
-        exchange, routing_key = await self._destination(message)
-        headers: dict[str, Any] = {}
-        delay_ms = math.ceil(message.delay() * 1000)
-        if delay_ms > 0:
-            assert message.eta is not None
-            headers[ETA_HEADER] = math.ceil(message.eta * 1000)
-            if exchange == self.exchange and routing_key == message.queue:
-                exchange = ""  # straight to the queue when due, via the default exchange
-            routing_key = await self.layout.delay_queue(bucket_ms(delay_ms), exchange,
-                                                        routing_key)
-            exchange = ""
-        properties = new_properties(headers=headers, correlation_id=message.id,
-                                    reply_to=self.replies.reply_to_for(message.id),
-                                    priority=message.priority)
-        await self.send(exchange, routing_key, message.body, properties)
+    async def send(self, exchange: str, routing_key: str, body: bytes,
+                   properties: spec.Basic.Properties) -> None:
+        """Publish one message (mandatory) and wait for its confirm; failures raise
+        PublishError or BrokerUnavailable."""
+        await self.publisher.send(exchange, routing_key, body, properties)
 
     async def redelay(self, queue: str, body: bytes, properties: spec.Basic.Properties,
                       remaining_ms: int) -> None:
@@ -325,46 +284,13 @@ class AmqpBroker(Broker):
         name = await self.layout.delay_queue(bucket_ms(remaining_ms), "", queue)
         await self.send("", name, body, properties)
 
-    async def send(self, exchange: str, routing_key: str, body: bytes,
-                   properties: spec.Basic.Properties) -> None:
-        """Publish (mandatory) and wait for the confirm; failures raise PublishError."""
-        channel = self._publisher
-        if channel is None:
-            raise BrokerUnavailable(f"RabbitMQ broker at {self.safe_url} is not connected")
-        try:
-            async with asyncio.timeout(self.timeout):
-                await channel.ready()
-                raw = await channel.get_underlay_channel()
-                confirm = await raw.basic_publish(body, exchange=exchange,
-                                                  routing_key=routing_key,
-                                                  properties=properties, mandatory=True)
-        except amqp_errors.PublishError as exc:
-            text = getattr(exc.frame, "reply_text", "NO_ROUTE")
-            raise Returned(f"RabbitMQ returned the message ({text}): nothing is bound to "
-                           f"exchange {exchange or '(default)'!r} with routing key "
-                           f"{routing_key!r}") from None
-        except amqp_errors.DeliveryError:
-            raise PublishError(f"RabbitMQ refused (nacked) a message for {routing_key!r}"
-                               ) from None
-        except amqp_errors.AMQPChannelError as exc:
-            raise PublishError(f"the publishing channel closed before {routing_key!r} was "
-                               f"confirmed: {self.describe(exc)}") from None
-        except asyncio.CancelledError:
-            if cancelled_by_caller():
-                raise
-            # aiormq cancels a pending confirm when it finds the connection dead
-            raise BrokerUnavailable(f"the connection to RabbitMQ at {self.safe_url} was lost "
-                                    f"before {routing_key!r} was confirmed; the message may "
-                                    "or may not be queued") from None
-        except TimeoutError:
-            if self._conn is None or not self._conn.connected.is_set():
-                raise BrokerUnavailable(f"RabbitMQ at {self.safe_url} is unreachable; "
-                                        f"publish gave up after {self.timeout}s") from None
-            raise PublishError(f"no publisher confirm within {self.timeout}s for "
-                               f"{routing_key!r}; the message may or may not be queued"
-                               ) from None
-        if not isinstance(confirm, spec.Basic.Ack):
-            raise PublishError(f"RabbitMQ did not confirm a message for {routing_key!r}")
+    @property
+    def publishing_channel(self) -> AbstractRobustChannel | None:
+        return self._publisher
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None and self._conn.connected.is_set()
 
     # -- consuming and operating ---------------------------------------------------------
     def consumer(

@@ -21,7 +21,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis import exceptions as rexc
 
-from asyncq import _redis
+from asyncq import _redis, codec
 from asyncq._batch import Coalescer
 from asyncq.brokers import WORKER_GROUP, Broker, Consumer, DeadLetter, Outgoing
 from asyncq.errors import BrokerError
@@ -101,17 +101,21 @@ class RedisBroker(Broker):
             delayed = message.delay(now) > 0
             groups.setdefault((delayed, message.queue), []).append(index)
         batch_ = _redis.ScriptBatch(self.client)
+        owners: list[list[int]] = []  # per command: the messages it carries
         for (delayed, queue), indexes in groups.items():
-            bodies = [batch[i].body for i in indexes]
             if delayed:
-                scores = [int((batch[i].eta or now) * 1000) for i in indexes]
-                batch_.pipe.zadd(delayed_key(queue), dict(zip(bodies, scores, strict=True)))
-            else:
-                batch_.script(self.scripts["publish"], [stream_key(queue)], bodies)
+                scores = {batch[i].body: int((batch[i].eta or now) * 1000) for i in indexes}
+                batch_.pipe.zadd(delayed_key(queue), scores)
+                owners.append(indexes)
+                continue
+            for part in _parts(batch, indexes):
+                blob = codec.dumps_for_lua([batch[i].body for i in part])
+                batch_.script(self.scripts["publish"], [stream_key(queue)], [blob])
+                owners.append(part)
         async with asyncio.timeout(self.publish_timeout):
             replies = await batch_.execute(raise_on_error=False)
         out: list[BaseException | None] = [None] * len(batch)
-        for indexes, reply in zip(groups.values(), replies, strict=True):
+        for indexes, reply in zip(owners, replies, strict=True):
             if isinstance(reply, BaseException):
                 for i in indexes:
                     out[i] = reply
@@ -169,6 +173,24 @@ class RedisBroker(Broker):
                 keys=[dead_key(queue), stream_key(queue)], args=list(refs)
             )
         return int(moved)
+
+
+#: bytes of message bodies per publish.lua call (Redis caps one argument at 512 MB)
+_BLOB_BYTES = 4 * 1024 * 1024
+
+
+def _parts(batch: Sequence[Outgoing], indexes: list[int]) -> list[list[int]]:
+    """``indexes`` split, in order, into runs whose bodies total at most ~4 MB."""
+    parts: list[list[int]] = [[]]
+    size = 0
+    for i in indexes:
+        length = len(batch[i].body)
+        if parts[-1] and size + length > _BLOB_BYTES:
+            parts.append([])
+            size = 0
+        parts[-1].append(i)
+        size += length
+    return parts
 
 
 def _text(value: Any) -> str:

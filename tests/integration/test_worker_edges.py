@@ -85,3 +85,20 @@ async def test_scripts_flushed_from_the_server_are_loaded_again(app: asyncq.App,
         later = await double.options(countdown=0.3).enqueue(50)  # promote.lua
         assert [await h.get(timeout=20) for h in handles] == [2 * n for n in range(20)]
         assert await later.get(timeout=20) == 100
+
+
+async def test_a_batch_larger_than_one_script_argument_keeps_its_order(
+        app: asyncq.App, redis_client: Any) -> None:
+    """enqueue_many splits a stream's bodies into ~4 MB script arguments, in order."""
+    @app.task
+    async def echo(n: int, pad: bytes) -> int:
+        return n
+
+    pad = b"x" * 700_000
+    async with app:
+        handles = await app.enqueue_many([echo.s(n, pad) for n in range(14)])
+        entries = redis_client.xrange(f"asyncq:{{{app.default_queue}}}:stream")
+        assert [asyncq.message.Message.decode(f[b"d"]).id for _, f in entries] == \
+            [h.id for h in handles]
+        async with asyncq.Worker(app, concurrency=4):
+            assert [await h.get(timeout=30) for h in handles] == list(range(14))

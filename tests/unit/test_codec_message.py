@@ -165,3 +165,35 @@ def test_the_fast_success_encoding_is_the_record_encoding() -> None:
         assert decode_record(fast) == record
     with pytest.raises(asyncq.SerializationError, match="map key"):
         encode_success({1: "x"}, 0, "t.x", 0.0)
+
+
+def test_batch_preparation_sends_the_bytes_of_the_general_path() -> None:
+    """enqueue_many's inlined plain calls pack exactly what encode_fields packs, and
+    every other call (keywords, options, non-scalars, bad values) takes the general
+    path with its checks and errors."""
+    from asyncq.message import encode_fields
+
+    app = asyncq.App("prep", broker="memory://")
+
+    @app.task
+    async def pair(a: object, b: object) -> None: ...
+
+    @app.task
+    async def opt(a: int, b: int = 2) -> None: ...
+
+    sigs = [pair.s(1, "x"), pair.s(b"\0", None), pair.s(2.5, True), opt.s(1),
+            pair.s([1, {"k": 2}], {"m": dt.date(2024, 1, 2)}), pair.s(a=1, b=2),
+            pair.options(countdown=5).s(1, 2)]
+    outgoing, handles = app._preparer.prepare_many(sigs)
+    assert [h.id for h in handles] == [o.id for o in outgoing]
+    assert len({o.id for o in outgoing}) == len(sigs)
+    assert all(valid_id(o.id) for o in outgoing)
+    for sig, out in zip(sigs[:6], outgoing[:6], strict=True):
+        assert out.body == encode_fields(out.id, sig.task.name, sig.args, sig.kwargs, {}, {})
+        assert Message.decode(out.body).args == list(sig.args)
+    assert Message.decode(outgoing[6].body).options["eta"] == outgoing[6].eta
+    with pytest.raises(asyncq.SerializationError, match="positional argument 1"):
+        app._preparer.prepare_many([pair.s(1, 2), pair.s(1, 2**70)])
+    with pytest.raises(TypeError, match="pair"):
+        app._preparer.prepare_many([pair.s(1)])
+    assert app._preparer.prepare_many([pair.s(1, 2)])[0][0].body  # the packer was reset

@@ -1,0 +1,202 @@
+"""Publishing a batch of messages on one channel: one write, confirms awaited together.
+
+aiormq's ``basic_publish`` marshals, locks, writes and waits one message at a time:
+about 150 µs of Python per message, the whole cost of an enqueue. Here a batch is
+marshalled with pamqp (the ``basic.publish`` method frame once per destination), written
+as one buffer under the channel's lock, and registered for publisher confirms and
+returns the way ``basic_publish`` registers a message (delivery tag, confirmation
+future, message id), so aiormq's own confirm and return handling settles it. One
+future per batch comes from the channel's future store: when the channel or its
+connection closes aiormq fails it, and the batch's unconfirmed messages fail with it.
+Every message is still mandatory, persistent and confirmed one by one.
+
+That registration uses attributes of aiormq's ``Channel`` (6.8 to 7.x);
+:func:`supported` checks for them, and the broker publishes one by one through
+``basic_publish`` on a channel without them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import pamqp.frame
+from aiormq.abc import ChannelFrame
+from pamqp import commands as spec
+from pamqp.body import ContentBody
+from pamqp.header import ContentHeader
+
+__all__ = ["Item", "Written", "confirmed", "supported", "write"]
+
+_ATTRIBUTES: Final = ("lock", "delivery_tag", "confirmations", "message_id_delivery_tag",
+                      "write_queue", "create_future", "number", "max_content_size")
+#: frame bytes per write (a batch of large messages goes in several writes)
+_WRITE_BYTES: Final = 4 * 1024 * 1024
+
+
+def supported(channel: Any) -> bool:
+    """Whether ``channel`` (an aiormq Channel with confirms) has what :func:`publish` uses."""
+    return bool(getattr(channel, "publisher_confirms", False)) and all(
+        hasattr(channel, name) for name in _ATTRIBUTES)
+
+
+@dataclass(slots=True)
+class Item:
+    """One message to publish; ``properties.message_id`` must be set and unique."""
+
+    exchange: str
+    routing_key: str
+    body: bytes
+    properties: spec.Basic.Properties
+
+
+@functools.lru_cache(maxsize=1024)
+def _method_frame(channel_number: int, exchange: str, routing_key: str) -> bytes:
+    """``basic.publish`` (mandatory) as frame bytes; pamqp validates the names."""
+    if len(routing_key.encode()) > 255:
+        raise ValueError("routing key longer than 255 bytes")
+    method = spec.Basic.Publish(exchange=exchange, routing_key=routing_key, mandatory=True)
+    return pamqp.frame.marshal(method, channel_number)
+
+
+def _frames(channel: Any, item: Item) -> bytes:
+    number, body, step = channel.number, item.body, channel.max_content_size
+    parts = [_method_frame(number, item.exchange, item.routing_key),
+             pamqp.frame.marshal(ContentHeader(0, len(body), item.properties), number)]
+    parts.extend(pamqp.frame.marshal(ContentBody(body[start : start + step]), number)
+                 for start in range(0, len(body), step))
+    return b"".join(parts)
+
+
+@dataclass(slots=True)
+class Written:
+    """A batch on the wire: marshalling failures, and the messages awaiting confirms."""
+
+    channel: Any
+    outcomes: list[BaseException | None]
+    waiting: list[tuple[int, asyncio.Future[Any], Any]]
+
+
+async def write(channel: Any, items: Sequence[Item], timeout: float) -> Written:
+    """Register ``items`` for confirms and write them, in order, under the channel's
+    lock. A message pamqp cannot marshal (a bad name or header value) is not sent: its
+    outcome is that error."""
+    outcomes: list[BaseException | None] = [None] * len(items)
+    framed: list[tuple[int, bytes, Any]] = []
+    for index, item in enumerate(items):
+        try:
+            framed.append((index, _frames(channel, item), item.properties.message_id))
+        except Exception as exc:
+            outcomes[index] = exc
+    async with asyncio.timeout(timeout):
+        waiting = await _write(channel, framed)
+    return Written(channel, outcomes, waiting)
+
+
+async def confirmed(written: Written, timeout: float) -> list[BaseException | None]:
+    """Wait for the confirms of a written batch; one outcome per item: ``None`` once
+    confirmed, else aiormq's ``PublishError`` (returned), ``DeliveryError`` (nacked),
+    ``CancelledError`` (lost with the channel or connection), ``TimeoutError`` (no
+    confirm within ``timeout`` s) or the marshalling error of a message not sent."""
+    try:
+        await _settle(written.channel, written.waiting, written.outcomes, timeout)
+    finally:
+        for _, future, message_id in written.waiting:
+            if future.done():  # else aiormq may still match a return to it
+                written.channel.message_id_delivery_tag.pop(message_id, None)
+    return written.outcomes
+
+
+async def _write(channel: Any, framed: list[tuple[int, bytes, Any]]
+                 ) -> list[tuple[int, asyncio.Future[Any], Any]]:
+    """Register and write the frames in order, under the channel's lock."""
+    waiting: list[tuple[int, asyncio.Future[Any], Any]] = []
+    loop = asyncio.get_running_loop()
+    async with channel.lock:
+        for chunk in _chunks(framed):
+            first = channel.delivery_tag + 1
+            for index, _, message_id in chunk:
+                channel.delivery_tag += 1
+                future = loop.create_future()
+                channel.confirmations[channel.delivery_tag] = future
+                channel.message_id_delivery_tag[message_id] = channel.delivery_tag
+                waiting.append((index, future, message_id))
+            payload = b"".join(data for _, data, _ in chunk)
+            try:
+                await channel.write_queue.put(ChannelFrame(payload=payload, should_close=False))
+            except BaseException:  # not written: give the tags back, as basic_publish does
+                _unregister(channel, first, waiting[-len(chunk):])
+                del waiting[-len(chunk):]
+                raise
+    return waiting
+
+
+def _chunks(framed: list[tuple[int, bytes, Any]]) -> list[list[tuple[int, bytes, Any]]]:
+    chunks: list[list[tuple[int, bytes, Any]]] = [[]]
+    size = 0
+    for entry in framed:
+        if chunks[-1] and size + len(entry[1]) > _WRITE_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(entry)
+        size += len(entry[1])
+    return chunks if chunks[0] else []
+
+
+def _unregister(channel: Any, first: int, entries: list[tuple[int, asyncio.Future[Any], Any]]
+                ) -> None:
+    channel.delivery_tag = first - 1
+    for offset, (_, future, message_id) in enumerate(entries):
+        channel.confirmations.pop(first + offset, None)
+        channel.message_id_delivery_tag.pop(message_id, None)
+        future.cancel()
+
+
+async def _settle(channel: Any, waiting: list[tuple[int, asyncio.Future[Any], Any]],
+                  outcomes: list[BaseException | None], timeout: float) -> None:
+    if not waiting:
+        return
+    closed = channel.create_future()  # failed by aiormq if the channel or connection closes
+    try:
+        await asyncio.wait([_all_done([f for _, f, _ in waiting]), closed], timeout=timeout,
+                           return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        lost = closed.done()
+        closed.cancel()
+    for index, future, _ in waiting:
+        if not future.done():
+            future.cancel()  # aiormq drops a late confirm for a cancelled future
+            # lost with the channel, as aiormq's basic_publish reports it (cancelled)
+            outcomes[index] = asyncio.CancelledError() if lost else TimeoutError()
+        elif future.cancelled():
+            outcomes[index] = asyncio.CancelledError()
+        else:
+            outcomes[index] = _confirm_outcome(future)
+
+
+def _all_done(futures: list[asyncio.Future[Any]]) -> asyncio.Future[None]:
+    """A future done once every one of ``futures`` is (one callback each, no Task)."""
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    remaining = len(futures)
+
+    def one_more(_: asyncio.Future[Any]) -> None:
+        nonlocal remaining
+        remaining -= 1
+        if remaining == 0 and not done.done():
+            done.set_result(None)
+
+    for future in futures:
+        future.add_done_callback(one_more)
+    return done
+
+
+def _confirm_outcome(future: asyncio.Future[Any]) -> BaseException | None:
+    error = future.exception()
+    if error is not None:
+        return error
+    if isinstance(future.result(), spec.Basic.Ack):
+        return None
+    return RuntimeError(f"unexpected confirmation {future.result()!r}")

@@ -1,0 +1,254 @@
+"""Publishing to RabbitMQ for :class:`~asyncq.brokers.amqp.AmqpBroker`.
+
+Concurrent ``publish`` calls are gathered (:class:`~asyncq._batch.Coalescer`) and
+written in one go by :mod:`asyncq.brokers._amqp_publish`; each caller then waits for
+its own message's publisher confirm. A batch is written while earlier ones still await
+their confirms (up to ``_WINDOW`` batches), in order on one channel. Every message is
+mandatory and persistent, and a caller returns only once RabbitMQ confirmed it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from aiormq import exceptions as amqp_errors
+from aiormq import spec
+
+from asyncq._batch import Coalescer
+from asyncq._cancel import cancelled_by_caller
+from asyncq.brokers import Outgoing, _amqp_publish
+from asyncq.brokers._amqp_layout import ETA_HEADER, bucket_ms, new_properties
+from asyncq.errors import BrokerUnavailable, PublishError
+
+if TYPE_CHECKING:
+    from asyncq.brokers.amqp import AmqpBroker
+
+__all__ = ["Publisher", "Returned"]
+
+
+class Returned(PublishError):
+    """RabbitMQ returned a mandatory message: nothing is bound for its routing key."""
+
+
+#: written batches awaiting their confirms at once, per broker
+_WINDOW = 8
+
+
+def _quiet(future: asyncio.Future[None]) -> asyncio.Future[None]:
+    """A confirm future whose failure nobody may read (its caller was cancelled)."""
+    future.add_done_callback(lambda f: f.cancelled() or f.exception())
+    return future
+
+
+def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
+async def _confirmed(outcomes: Sequence[BaseException | asyncio.Future[None]]
+                     ) -> list[BaseException | None]:
+    """The confirm outcome of each message of a submitted batch."""
+    futures = [out for out in outcomes if isinstance(out, asyncio.Future)]
+    if futures:
+        await asyncio.wait(futures)
+    return [out if isinstance(out, BaseException)
+            else (asyncio.CancelledError() if out.cancelled() else out.exception())
+            for out in outcomes]
+
+
+def _raise_first(outcomes: Iterable[BaseException | None]) -> None:
+    for outcome in outcomes:
+        if outcome is not None:
+            raise outcome
+
+
+class Publisher:
+    """The publishing side of one :class:`AmqpBroker` (its ``publish``, ``publish_many``
+    and ``send``)."""
+
+    def __init__(self, broker: AmqpBroker) -> None:
+        self._broker = broker
+        self._batcher: Coalescer[Outgoing, asyncio.Future[None]] = Coalescer(self._flush)
+        self._window = asyncio.Semaphore(_WINDOW)
+        self._settling: set[asyncio.Task[None]] = set()
+
+    async def close(self) -> None:
+        """Fail what is still gathering or awaiting confirms (the connection is closing)."""
+        await self._batcher.aclose()
+        for task in list(self._settling):
+            task.cancel()
+        await asyncio.gather(*self._settling, return_exceptions=True)
+        self._window = asyncio.Semaphore(_WINDOW)  # the next connect may be on another loop
+
+    async def _destination(self, message: Outgoing) -> tuple[str, str]:
+        exchange = message.exchange or self._broker.exchange
+        routing_key = message.routing_key or message.queue
+        if exchange == self._broker.exchange:
+            await self._broker.layout.queue(message.queue)
+        elif not await self._broker.layout.exchange_exists(exchange):
+            raise PublishError(f"exchange {exchange!r} does not exist: declare it with "
+                               "AmqpBroker(exchanges=...) or broker.declare_exchange()")
+        return exchange, routing_key
+
+    # -- publishing ----------------------------------------------------------------------
+    async def publish(self, message: Outgoing) -> None:
+        await self._broker.connect()
+        try:  # not `with self._broker.errors(...)`: a context manager costs more than the rest
+            try:
+                await (await self._batcher.submit(message))
+            except Returned:  # a queue deleted under us: declare again, once
+                self._broker.layout.forget(message.queue)
+                await (await self._batcher.submit(message))
+        except Exception as exc:
+            raise self._broker.mapped(exc, "publish") from None
+
+    async def publish_many(self, messages: Sequence[Outgoing]) -> None:
+        await self._broker.connect()
+        with self._broker.errors("publish"):
+            outcomes = await _confirmed(await self._batcher.submit_many(messages))
+            returned = [m for m, out in zip(messages, outcomes, strict=True)
+                        if isinstance(out, Returned)]
+            _raise_first(out for out in outcomes if not isinstance(out, Returned))
+            if returned:  # queues deleted under us: declare again, once
+                for message in returned:
+                    self._broker.layout.forget(message.queue)
+                _raise_first(await _confirmed(await self._batcher.submit_many(returned)))
+
+    async def _flush(self, batch: Sequence[Outgoing]
+                     ) -> list[BaseException | asyncio.Future[None]]:
+        """Write what concurrent publishes gathered, in one write (``_amqp_publish``);
+        each gets a future of its confirm, settled by a task while the next batch is
+        written (up to ``_WINDOW`` batches await their confirms at once)."""
+        loop = asyncio.get_running_loop()
+        outcomes = [_quiet(loop.create_future()) for _ in batch]
+        items: list[tuple[int, _amqp_publish.Item]] = []
+        for index, message in enumerate(batch):
+            try:
+                items.append((index, await self._item(message)))
+            except Exception as exc:  # its queue could not be declared: that message fails
+                outcomes[index].set_exception(exc)
+        channel = await self.channel()
+        if not _amqp_publish.supported(channel):
+            await self._one_by_one(items, outcomes)
+            return list(outcomes)
+        await self._window.acquire()
+        try:
+            written = await _amqp_publish.write(channel, [item for _, item in items],
+                                                self._broker.timeout)
+        except BaseException:
+            self._window.release()
+            raise
+        task = loop.create_task(self._settle(written, items, outcomes))
+        self._settling.add(task)
+        task.add_done_callback(self._settled)
+        return list(outcomes)
+
+    async def _settle(self, written: _amqp_publish.Written,
+                      items: list[tuple[int, _amqp_publish.Item]],
+                      outcomes: list[asyncio.Future[None]]) -> None:
+        try:
+            results = await _amqp_publish.confirmed(written, self._broker.timeout)
+        except BaseException:  # closing: the confirms will not be read
+            results = [asyncio.CancelledError()] * len(items)
+        for (index, item), result in zip(items, results, strict=True):
+            if result is None:
+                _resolve(outcomes[index], None)
+            else:
+                _resolve(outcomes[index], self.publish_error(result, item.exchange,
+                                                             item.routing_key))
+
+    def _settled(self, task: asyncio.Task[None]) -> None:
+        self._settling.discard(task)
+        self._window.release()
+
+    async def _one_by_one(self, items: list[tuple[int, _amqp_publish.Item]],
+                          outcomes: list[asyncio.Future[None]]) -> None:
+        for index, item in items:
+            try:
+                await self.send(item.exchange, item.routing_key, item.body, item.properties)
+            except Exception as exc:
+                _resolve(outcomes[index], exc)
+            else:
+                _resolve(outcomes[index], None)
+
+    async def _item(self, message: Outgoing) -> _amqp_publish.Item:
+        exchange, routing_key = await self._destination(message)
+        headers: dict[str, Any] = {}
+        delay_ms = math.ceil(message.delay() * 1000)
+        if delay_ms > 0:
+            assert message.eta is not None
+            headers[ETA_HEADER] = math.ceil(message.eta * 1000)
+            if exchange == self._broker.exchange and routing_key == message.queue:
+                exchange = ""  # straight to the queue when due, via the default exchange
+            routing_key = await self._broker.layout.delay_queue(bucket_ms(delay_ms),
+                                                                exchange, routing_key)
+            exchange = ""
+        properties = new_properties(headers=headers, correlation_id=message.id,
+                                    reply_to=self._broker.replies.reply_to_for(message.id),
+                                    priority=message.priority)
+        return _amqp_publish.Item(exchange, routing_key, message.body, properties)
+
+    async def channel(self) -> Any:
+        """The publishing channel's aiormq channel, once it is open."""
+        channel = self._broker.publishing_channel
+        if channel is None:
+            raise BrokerUnavailable(f"RabbitMQ broker at {self._broker.safe_url} is not connected")
+        try:
+            async with asyncio.timeout(self._broker.timeout):
+                await channel.ready()
+                return await channel.get_underlay_channel()
+        except TimeoutError:
+            raise BrokerUnavailable(f"RabbitMQ at {self._broker.safe_url} is unreachable; "
+                                    f"publish gave up after {self._broker.timeout}s") from None
+
+    async def send(self, exchange: str, routing_key: str, body: bytes,
+                   properties: spec.Basic.Properties) -> None:
+        """Publish one message (mandatory) and wait for the confirm; failures raise
+        PublishError or BrokerUnavailable."""
+        raw = await self.channel()
+        try:
+            async with asyncio.timeout(self._broker.timeout):
+                confirm = await raw.basic_publish(body, exchange=exchange,
+                                                  routing_key=routing_key,
+                                                  properties=properties, mandatory=True)
+        except (amqp_errors.AMQPError, asyncio.CancelledError, TimeoutError) as exc:
+            if isinstance(exc, asyncio.CancelledError) and cancelled_by_caller():
+                raise
+            raise self.publish_error(exc, exchange, routing_key) from None
+        if not isinstance(confirm, spec.Basic.Ack):
+            raise PublishError(f"RabbitMQ did not confirm a message for {routing_key!r}")
+
+    def publish_error(self, exc: BaseException, exchange: str, routing_key: str
+                      ) -> BaseException:
+        """What a publish that failed with ``exc`` (aiormq's) raises."""
+        if isinstance(exc, amqp_errors.PublishError):
+            text = getattr(exc.frame, "reply_text", "NO_ROUTE")
+            return Returned(f"RabbitMQ returned the message ({text}): nothing is bound to "
+                            f"exchange {exchange or '(default)'!r} with routing key "
+                            f"{routing_key!r}")
+        if isinstance(exc, amqp_errors.DeliveryError):
+            return PublishError(f"RabbitMQ refused (nacked) a message for {routing_key!r}")
+        if isinstance(exc, amqp_errors.AMQPChannelError):
+            return PublishError(f"the publishing channel closed before {routing_key!r} was "
+                                f"confirmed: {self._broker.describe(exc)}")
+        if isinstance(exc, asyncio.CancelledError | amqp_errors.AMQPConnectionError):
+            # aiormq cancels or fails a pending confirm when it finds the connection dead
+            return BrokerUnavailable(f"the connection to RabbitMQ at {self._broker.safe_url} "
+                                     f"was lost before {routing_key!r} was confirmed; the "
+                                     "message may or may not be queued")
+        if isinstance(exc, TimeoutError):
+            if not self._broker.connected:
+                return BrokerUnavailable(f"RabbitMQ at {self._broker.safe_url} is unreachable; "
+                                         f"publish gave up after {self._broker.timeout}s")
+            return PublishError(f"no publisher confirm within {self._broker.timeout}s for "
+                                f"{routing_key!r}; the message may or may not be queued")
+        return exc
+
+    # -- consuming and operating ---------------------------------------------------------
