@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 
 from peers import ledger
 from peers.base import PREFIX, REDIS_URL
-from peers.procs import RssSampler, workers
+from peers.procs import CpuSampler, RssSampler, workers
 
 #: tasks per preload round (not timed): batches of 10,000, or 1,000 single enqueues
 #: in flight at once (10,000 concurrent taskiq kiqs outwait its Redis pool's timeout)
@@ -89,15 +89,22 @@ async def w_drain(mod: ModuleType, client: Any, args: argparse.Namespace) -> dic
     """Queue n tasks, then time first start → last finish over ``--procs`` workers."""
     await preload(client, args.task, args.n)
     argv = mod.worker_argv(args.concurrency)
+    cpu = CpuSampler(REDIS_URL)
+    cpu.start()
     with workers(argv, args.procs, worker_env(args)) as group:
         sampler = RssSampler([p.pid for p in group.procs])
         if args.rss:
             sampler.start()
-        first, last, _ = await wait_ledger(group, args.n, args.timeout)
-        sampler.done.set()
+        try:
+            first, last, _ = await wait_ledger(group, args.n, args.timeout)
+        finally:
+            sampler.done.set()
+            cpu.done.set()
+    cpu.join(2)
     seconds = max(last - first, 1e-6)
     out = {"tasks": args.n, "seconds": round(seconds, 4), "per_s": round(args.n / seconds, 1),
-           "processes": args.procs, "concurrency": args.concurrency}
+           "processes": args.procs, "concurrency": args.concurrency,
+           "cpu": cpu.window(first, last)}
     if args.rss:
         out.update(peak_rss_mb=round(sampler.peak / 2**20, 1), rss_samples=sampler.samples)
     return out

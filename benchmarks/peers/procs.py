@@ -102,3 +102,48 @@ class RssSampler(threading.Thread):
         while not self.done.wait(self.interval):
             total = sum(rss_bytes(p) for root in self.pids for p in tree(root))
             self.peak, self.samples = max(self.peak, total), self.samples + 1
+
+
+def _machine_jiffies() -> tuple[int, int]:
+    """(busy, total) CPU jiffies of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+class CpuSampler(threading.Thread):
+    """Machine CPU use and the Redis server's own CPU seconds, every ``interval``.
+
+    ``window(first, last)`` gives the shares between two wall-clock times (the ledger's
+    first start and last finish): how busy the machine's cores were and how many cores
+    Redis used, to tell "Redis or the CPU is saturated" from "the library is slow".
+    """
+
+    def __init__(self, redis_url: str, interval: float = 0.1) -> None:
+        super().__init__(daemon=True)
+        import redis  # every venv that runs the driver has redis-py
+
+        self.client, self.interval = redis.Redis.from_url(redis_url), interval
+        self.rows: list[tuple[float, int, int, float]] = []
+        self.done = threading.Event()
+
+    def _redis_cpu(self) -> float:
+        info = self.client.info("cpu")
+        return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+    def run(self) -> None:
+        while True:
+            self.rows.append((time.time(), *_machine_jiffies(), self._redis_cpu()))
+            if self.done.wait(self.interval):
+                break
+        self.client.close()
+
+    def window(self, first: float, last: float) -> dict[str, float] | None:
+        inside = [r for r in self.rows if first <= r[0] <= last]
+        if len(inside) < 2:
+            return None
+        (t0, b0, a0, r0), (t1, b1, a1, r1) = inside[0], inside[-1]
+        return {"machine_busy": round((b1 - b0) / max(a1 - a0, 1), 3),
+                "cores": os.cpu_count() or 1,
+                "redis_cores": round((r1 - r0) / max(t1 - t0, 1e-6), 3)}

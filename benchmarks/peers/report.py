@@ -114,6 +114,24 @@ def markdown(doc: dict[str, Any]) -> str:
         if r["value"] is not None:
             lines.append(f"- {key}: **{r['value']}** ({r['asyncq']} vs {r['peer']} "
                          f"{r['peer_value']})")
+    lines += ["", "CPU during the drains (machine busy, all cores / cores used by Redis):", "",
+              cpu_table(doc)]
+    return "\n".join(lines)
+
+
+def cpu_cell(row: dict[str, Any], step: str) -> str:
+    cpu = get(row, step, "cpu")
+    if not isinstance(cpu, dict):
+        return "—"
+    return f"{cpu['machine_busy']:.0%} / {cpu['redis_cores']:.2f}"
+
+
+def cpu_table(doc: dict[str, Any]) -> str:
+    """How busy the machine and Redis were during the drains (W2 = 1 process, W5)."""
+    lines = ["| library | 1 proc | 2 procs | 4 procs |", "|---|---|---|---|"]
+    for name, row in doc["rows"].items():
+        lines.append(f"| {name} | " + " | ".join(
+            cpu_cell(row, step) for step in ("drain", "scale_2", "scale_4")) + " |")
     return "\n".join(lines)
 
 
