@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Coalescer"]
+__all__ = ["Coalescer", "runs_by_size"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -52,8 +52,7 @@ class Coalescer(Generic[T, R]):
             for future in futures:
                 future.cancel()
             raise
-        return [f.exception() or f.result() if not f.cancelled() else asyncio.CancelledError()
-                for f in futures]
+        return [_outcome(f) for f in futures]
 
     def _start(self) -> None:
         if self._runner is None or self._runner.done():
@@ -105,10 +104,32 @@ class Coalescer(Generic[T, R]):
                 fut.set_exception(RuntimeError("closed before the batch was sent"))
 
 
+def runs_by_size(sizes: Sequence[int], limit: int) -> list[slice]:
+    """Positions ``0..len(sizes)-1`` cut, in order, into runs whose sizes add up to at
+    most ``limit`` (an item larger than ``limit`` is a run of its own)."""
+    runs: list[slice] = []
+    start, total = 0, 0
+    for index, size in enumerate(sizes):
+        if index > start and total + size > limit:
+            runs.append(slice(start, index))
+            start, total = index, 0
+        total += size
+    if start < len(sizes):
+        runs.append(slice(start, len(sizes)))
+    return runs
+
+
 def _copy_error(exc: BaseException) -> BaseException:
     if isinstance(exc, asyncio.CancelledError):
         return asyncio.CancelledError()
     return exc
+
+
+def _outcome(future: asyncio.Future[Any]) -> Any:
+    """A done future's result, or its exception (a cancelled one: CancelledError)."""
+    if future.cancelled():
+        return asyncio.CancelledError()
+    return future.exception() or future.result()
 
 
 def _log_failure(future: asyncio.Future[Any]) -> None:

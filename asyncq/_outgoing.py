@@ -142,8 +142,8 @@ def _plain_body(packer: Any, plan: _Plan, task_id: str, sig: Signature[Any]) -> 
         if type(arg) not in codec.SCALARS:
             return None
     try:
-        body: bytes = packer.pack([ENVELOPE_VERSION, task_id, plan.name, args, _EMPTY, _EMPTY,
-                            _EMPTY, 0])
+        body: bytes = packer.pack(
+            [ENVELOPE_VERSION, task_id, plan.name, args, _EMPTY, _EMPTY, _EMPTY, 0])
     except (TypeError, ValueError, OverflowError):
         packer.reset()  # drop whatever was half written
         return None  # the general path names the argument

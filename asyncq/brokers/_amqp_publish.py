@@ -29,6 +29,8 @@ from pamqp import commands as spec
 from pamqp.body import ContentBody
 from pamqp.header import ContentHeader
 
+from asyncq._batch import runs_by_size
+
 __all__ = ["Item", "Written", "confirmed", "supported", "write"]
 
 _ATTRIBUTES: Final = ("lock", "delivery_tag", "confirmations", "message_id_delivery_tag",
@@ -116,7 +118,8 @@ async def _write(channel: Any, framed: list[tuple[int, bytes, Any]]
     waiting: list[tuple[int, asyncio.Future[Any], Any]] = []
     loop = asyncio.get_running_loop()
     async with channel.lock:
-        for chunk in _chunks(framed):
+        for run in runs_by_size([len(data) for _, data, _ in framed], _WRITE_BYTES):
+            chunk = framed[run]
             first = channel.delivery_tag + 1
             for index, _, message_id in chunk:
                 channel.delivery_tag += 1
@@ -132,18 +135,6 @@ async def _write(channel: Any, framed: list[tuple[int, bytes, Any]]
                 del waiting[-len(chunk):]
                 raise
     return waiting
-
-
-def _chunks(framed: list[tuple[int, bytes, Any]]) -> list[list[tuple[int, bytes, Any]]]:
-    chunks: list[list[tuple[int, bytes, Any]]] = [[]]
-    size = 0
-    for entry in framed:
-        if chunks[-1] and size + len(entry[1]) > _WRITE_BYTES:
-            chunks.append([])
-            size = 0
-        chunks[-1].append(entry)
-        size += len(entry[1])
-    return chunks if chunks[0] else []
 
 
 def _unregister(channel: Any, first: int, entries: list[tuple[int, asyncio.Future[Any], Any]]

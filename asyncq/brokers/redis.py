@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 from redis import exceptions as rexc
 
 from asyncq import _redis, codec
-from asyncq._batch import Coalescer
+from asyncq._batch import Coalescer, runs_by_size
 from asyncq.brokers import WORKER_GROUP, Broker, Consumer, DeadLetter, Outgoing
 from asyncq.errors import BrokerError
 
@@ -108,7 +108,8 @@ class RedisBroker(Broker):
                 batch_.pipe.zadd(delayed_key(queue), scores)
                 owners.append(indexes)
                 continue
-            for part in _parts(batch, indexes):
+            for run in runs_by_size([len(batch[i].body) for i in indexes], _BLOB_BYTES):
+                part = indexes[run]
                 blob = codec.dumps_for_lua([batch[i].body for i in part])
                 batch_.script(self.scripts["publish"], [stream_key(queue)], [blob])
                 owners.append(part)
@@ -177,20 +178,6 @@ class RedisBroker(Broker):
 
 #: bytes of message bodies per publish.lua call (Redis caps one argument at 512 MB)
 _BLOB_BYTES = 4 * 1024 * 1024
-
-
-def _parts(batch: Sequence[Outgoing], indexes: list[int]) -> list[list[int]]:
-    """``indexes`` split, in order, into runs whose bodies total at most ~4 MB."""
-    parts: list[list[int]] = [[]]
-    size = 0
-    for i in indexes:
-        length = len(batch[i].body)
-        if parts[-1] and size + length > _BLOB_BYTES:
-            parts.append([])
-            size = 0
-        parts[-1].append(i)
-        size += length
-    return parts
 
 
 def _text(value: Any) -> str:

@@ -107,3 +107,13 @@ def test_error_tree() -> None:
         assert issubclass(getattr(asyncq, name), asyncq.AsyncqError), name
     assert issubclass(asyncq.ResultTimeout, TimeoutError)
     assert not issubclass(asyncq.Retry, asyncq.AsyncqError)
+
+
+def test_runs_by_size_cut_in_order_within_the_limit() -> None:
+    from asyncq._batch import runs_by_size
+
+    sizes = [5, 5, 5, 20, 1, 1, 9, 0]
+    runs = runs_by_size(sizes, 10)
+    assert [sizes[r] for r in runs] == [[5, 5], [5], [20], [1, 1], [9, 0]]
+    assert runs_by_size([], 10) == []
+    assert runs_by_size([3], 10) == [slice(0, 1)]
