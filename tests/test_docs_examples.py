@@ -7,8 +7,9 @@
 - every example is shown or linked from some page, relative links resolve, and every
   page is in the mkdocs nav.
 
-Examples that read ``ASYNCQ_TEST_REDIS_URL`` need Redis (the ``redis_url`` fixture fails
-with instructions when it is not reachable); the others run on ``memory://``.
+Examples that read ``ASYNCQ_TEST_REDIS_URL`` need Redis, and those that read
+``ASYNCQ_TEST_AMQP_URL`` need RabbitMQ (the ``redis_url`` and ``amqp_url`` fixtures fail
+with instructions when a server is not reachable); the others run on ``memory://``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ MAX_SECONDS = 10.0
 
 #: What each example must print (fragments of its stdout).
 EXPECTED: dict[str, list[str]] = {
+    "brokers_rabbitmq.py": [
+        "results in Redis: 5",
+        "results over AMQP: 42",
+        "cat.png resized from queue images",
+        "clip 7 transcoded from queue video",
+        "refused: RabbitMQ returned the message (NO_ROUTE)",
+    ],
     "celery_port.py": [": compressing cat.png", "success SUCCESS"],
     "dead_letters.py": [
         "rejected: unknown task 'shop.export'",
@@ -187,6 +195,10 @@ def _needs_redis(path: Path) -> bool:
     return "ASYNCQ_TEST_REDIS_URL" in path.read_text()
 
 
+def _needs_amqp(path: Path) -> bool:
+    return "ASYNCQ_TEST_AMQP_URL" in path.read_text()
+
+
 def test_every_example_is_checked() -> None:
     assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(EXPECTED)
 
@@ -197,6 +209,8 @@ def test_example_runs(name: str, request: pytest.FixtureRequest) -> None:
     env = {k: v for k, v in os.environ.items() if k != "ASYNCQ_BROKER"}
     if _needs_redis(path):
         env["ASYNCQ_TEST_REDIS_URL"] = request.getfixturevalue("redis_url")
+    if _needs_amqp(path):
+        env["ASYNCQ_TEST_AMQP_URL"] = request.getfixturevalue("amqp_url")
     started = time.monotonic()
     result = subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
                             timeout=60, check=False, cwd=ROOT, env=env)
@@ -240,9 +254,7 @@ def _is_excerpt(block: str, source: str) -> bool:
 
 #: Pages whose snippets are not runnable yet, with why (strict: fixing them fails the
 #: xfail, so the entry is removed together with the fix).
-NOT_YET_RUNNABLE = {
-    "brokers.md": "RabbitMQ snippets, owned with asyncq/brokers/amqp.py: no examples yet",
-}
+NOT_YET_RUNNABLE: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("page", [
