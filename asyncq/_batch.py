@@ -23,12 +23,16 @@ class Coalescer(Generic[T, R]):
 
     While one batch is on the wire the next one gathers, so a lone caller pays one
     round trip and many concurrent callers share round trips. Order is preserved.
-    ``flush`` returns one result or exception per item.
+    ``flush`` returns one result or exception per item. Callers still waiting when
+    :meth:`aclose` runs get ``closed()``, an error of the owner's choosing.
     """
 
-    def __init__(self, flush: Flush[T, R], *, max_batch: int = 1000) -> None:
+    def __init__(self, flush: Flush[T, R], *, max_batch: int = 1000,
+                 closed: Callable[[], BaseException] = lambda: RuntimeError(
+                     "closed before the batch was sent")) -> None:
         self._flush = flush
         self._max_batch = max_batch
+        self._closed = closed
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._runner: asyncio.Task[None] | None = None
 
@@ -77,12 +81,15 @@ class Coalescer(Generic[T, R]):
     async def _send(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:
             results = await self._flush([item for item, _ in batch])
+        except asyncio.CancelledError:  # aclose: nobody cancelled the callers themselves
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(self._closed())
+            raise
         except BaseException as exc:  # every caller of this batch gets the error
             for _, fut in batch:
                 if not fut.done():
-                    fut.set_exception(_copy_error(exc))
-            if isinstance(exc, asyncio.CancelledError):
-                raise
+                    fut.set_exception(exc)
             return
         for (_, fut), result in zip(batch, results, strict=True):
             if fut.done():
@@ -101,7 +108,7 @@ class Coalescer(Generic[T, R]):
         pending, self._pending = self._pending, []
         for _, fut in pending:
             if not fut.done():
-                fut.set_exception(RuntimeError("closed before the batch was sent"))
+                fut.set_exception(self._closed())
 
 
 def runs_by_size(sizes: Sequence[int], limit: int) -> list[slice]:
@@ -117,12 +124,6 @@ def runs_by_size(sizes: Sequence[int], limit: int) -> list[slice]:
     if start < len(sizes):
         runs.append(slice(start, len(sizes)))
     return runs
-
-
-def _copy_error(exc: BaseException) -> BaseException:
-    if isinstance(exc, asyncio.CancelledError):
-        return asyncio.CancelledError()
-    return exc
 
 
 def _outcome(future: asyncio.Future[Any]) -> Any:

@@ -5,10 +5,11 @@ about 150 µs of Python per message, the whole cost of an enqueue. Here a batch 
 marshalled with pamqp (the ``basic.publish`` method frame once per destination), written
 as one buffer under the channel's lock, and registered for publisher confirms and
 returns the way ``basic_publish`` registers a message (delivery tag, confirmation
-future, message id), so aiormq's own confirm and return handling settles it. One
-future per batch comes from the channel's future store: when the channel or its
-connection closes aiormq fails it, and the batch's unconfirmed messages fail with it.
-Every message is still mandatory, persistent and confirmed one by one.
+future, message id), so aiormq's own confirm and return handling settles it. One future
+per batch comes from the channel's future store (a store per message costs a fifth of
+the throughput): aiormq fails it with the reason when the channel or connection
+closes, and the batch's unconfirmed messages fail with that reason. Every message is
+still mandatory, persistent and confirmed one by one.
 
 That registration uses attributes of aiormq's ``Channel`` (6.8 to 7.x);
 :func:`supported` checks for them, and the broker publishes one by one through
@@ -31,7 +32,7 @@ from pamqp.header import ContentHeader
 
 from asyncq._batch import runs_by_size
 
-__all__ = ["Item", "Written", "confirmed", "supported", "write"]
+__all__ = ["Item", "Unsendable", "Written", "confirmed", "supported", "write"]
 
 _ATTRIBUTES: Final = ("lock", "delivery_tag", "confirmations", "message_id_delivery_tag",
                       "write_queue", "create_future", "number", "max_content_size")
@@ -41,8 +42,13 @@ _WRITE_BYTES: Final = 4 * 1024 * 1024
 
 def supported(channel: Any) -> bool:
     """Whether ``channel`` (an aiormq Channel with confirms) has what :func:`publish` uses."""
-    return bool(getattr(channel, "publisher_confirms", False)) and all(
-        hasattr(channel, name) for name in _ATTRIBUTES)
+    return (bool(getattr(channel, "publisher_confirms", False))
+            and bool(getattr(channel, "on_return_raises", False))
+            and all(hasattr(channel, name) for name in _ATTRIBUTES))
+
+
+class Unsendable(Exception):
+    """pamqp could not marshal a message (a name or header value): it was not sent."""
 
 
 @dataclass(slots=True)
@@ -79,7 +85,7 @@ class Written:
 
     channel: Any
     outcomes: list[BaseException | None]
-    waiting: list[tuple[int, asyncio.Future[Any], Any]]
+    waiting: list[tuple[int, asyncio.Future[Any]]]
 
 
 async def write(channel: Any, items: Sequence[Item], timeout: float) -> Written:
@@ -92,7 +98,7 @@ async def write(channel: Any, items: Sequence[Item], timeout: float) -> Written:
         try:
             framed.append((index, _frames(channel, item), item.properties.message_id))
         except Exception as exc:
-            outcomes[index] = exc
+            outcomes[index] = Unsendable(f"{type(exc).__name__}: {exc}")
     async with asyncio.timeout(timeout):
         waiting = await _write(channel, framed)
     return Written(channel, outcomes, waiting)
@@ -101,21 +107,37 @@ async def write(channel: Any, items: Sequence[Item], timeout: float) -> Written:
 async def confirmed(written: Written, timeout: float) -> list[BaseException | None]:
     """Wait for the confirms of a written batch; one outcome per item: ``None`` once
     confirmed, else aiormq's ``PublishError`` (returned), ``DeliveryError`` (nacked),
-    ``CancelledError`` (lost with the channel or connection), ``TimeoutError`` (no
-    confirm within ``timeout`` s) or the marshalling error of a message not sent."""
+    the reason aiormq gave when the channel or connection closed (or ``CancelledError``),
+    ``TimeoutError`` (no confirm within ``timeout`` s) or :class:`Unsendable`."""
+    outcomes, waiting = written.outcomes, written.waiting
+    if not waiting:
+        return outcomes
+    closed = written.channel.create_future()  # aiormq fails it when the channel closes
     try:
-        await _settle(written.channel, written.waiting, written.outcomes, timeout)
+        await asyncio.wait([_all_done([future for _, future in waiting]), closed],
+                           timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for _, future, message_id in written.waiting:
-            if future.done():  # else aiormq may still match a return to it
-                written.channel.message_id_delivery_tag.pop(message_id, None)
-    return written.outcomes
+        reason = _close_reason(closed)
+        closed.cancel()
+    for index, future in waiting:
+        if not future.done():
+            future.cancel()  # aiormq drops a late confirm for a cancelled future
+            outcomes[index] = reason or TimeoutError()
+        elif future.cancelled():
+            outcomes[index] = asyncio.CancelledError()
+        else:
+            outcomes[index] = _confirm_outcome(future)
+    return outcomes
 
 
 async def _write(channel: Any, framed: list[tuple[int, bytes, Any]]
-                 ) -> list[tuple[int, asyncio.Future[Any], Any]]:
-    """Register and write the frames in order, under the channel's lock."""
-    waiting: list[tuple[int, asyncio.Future[Any], Any]] = []
+                 ) -> list[tuple[int, asyncio.Future[Any]]]:
+    """Register and write the frames in order, under the channel's lock.
+
+    A message's id is forgotten, and its exception marked as read (nobody may wait for
+    it after a failed write), once its future is done.
+    """
+    waiting: list[tuple[int, asyncio.Future[Any]]] = []
     loop = asyncio.get_running_loop()
     async with channel.lock:
         for run in runs_by_size([len(data) for _, data, _ in framed], _WRITE_BYTES):
@@ -126,46 +148,42 @@ async def _write(channel: Any, framed: list[tuple[int, bytes, Any]]
                 future = loop.create_future()
                 channel.confirmations[channel.delivery_tag] = future
                 channel.message_id_delivery_tag[message_id] = channel.delivery_tag
-                waiting.append((index, future, message_id))
+                future.add_done_callback(_forget(channel, message_id, channel.delivery_tag))
+                waiting.append((index, future))
             payload = b"".join(data for _, data, _ in chunk)
             try:
                 await channel.write_queue.put(ChannelFrame(payload=payload, should_close=False))
             except BaseException:  # not written: give the tags back, as basic_publish does
-                _unregister(channel, first, waiting[-len(chunk):])
+                _unregister(channel, first, [f for _, f in waiting[-len(chunk):]])
                 del waiting[-len(chunk):]
                 raise
     return waiting
 
 
-def _unregister(channel: Any, first: int, entries: list[tuple[int, asyncio.Future[Any], Any]]
-                ) -> None:
+def _forget(channel: Any, message_id: Any, tag: int) -> Any:
+    def forget(future: asyncio.Future[Any]) -> None:
+        if channel.message_id_delivery_tag.get(message_id) == tag:
+            del channel.message_id_delivery_tag[message_id]
+        if not future.cancelled():
+            future.exception()  # read: no "exception was never retrieved" for a return
+
+    return forget
+
+
+def _close_reason(closed: asyncio.Future[Any]) -> BaseException | None:
+    """Why the channel closed, if it did: aiormq's exception, else CancelledError."""
+    if not closed.done():
+        return None
+    if closed.cancelled():
+        return asyncio.CancelledError()
+    return closed.exception()
+
+
+def _unregister(channel: Any, first: int, futures: list[asyncio.Future[Any]]) -> None:
     channel.delivery_tag = first - 1
-    for offset, (_, future, message_id) in enumerate(entries):
+    for offset, future in enumerate(futures):
         channel.confirmations.pop(first + offset, None)
-        channel.message_id_delivery_tag.pop(message_id, None)
-        future.cancel()
-
-
-async def _settle(channel: Any, waiting: list[tuple[int, asyncio.Future[Any], Any]],
-                  outcomes: list[BaseException | None], timeout: float) -> None:
-    if not waiting:
-        return
-    closed = channel.create_future()  # failed by aiormq if the channel or connection closes
-    try:
-        await asyncio.wait([_all_done([f for _, f, _ in waiting]), closed], timeout=timeout,
-                           return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        lost = closed.done()
-        closed.cancel()
-    for index, future, _ in waiting:
-        if not future.done():
-            future.cancel()  # aiormq drops a late confirm for a cancelled future
-            # lost with the channel, as aiormq's basic_publish reports it (cancelled)
-            outcomes[index] = asyncio.CancelledError() if lost else TimeoutError()
-        elif future.cancelled():
-            outcomes[index] = asyncio.CancelledError()
-        else:
-            outcomes[index] = _confirm_outcome(future)
+        future.cancel()  # forgets its message id
 
 
 def _all_done(futures: list[asyncio.Future[Any]]) -> asyncio.Future[None]:

@@ -21,7 +21,7 @@ from asyncq._batch import Coalescer
 from asyncq._cancel import cancelled_by_caller
 from asyncq.brokers import Outgoing, _amqp_publish
 from asyncq.brokers._amqp_layout import ETA_HEADER, bucket_ms, new_properties
-from asyncq.errors import BrokerUnavailable, PublishError
+from asyncq.errors import AsyncqError, BrokerUnavailable, PublishError
 
 if TYPE_CHECKING:
     from asyncq.brokers.amqp import AmqpBroker
@@ -75,7 +75,8 @@ class Publisher:
 
     def __init__(self, broker: AmqpBroker) -> None:
         self._broker = broker
-        self._batcher: Coalescer[Outgoing, asyncio.Future[None]] = Coalescer(self._flush)
+        self._batcher: Coalescer[Outgoing, asyncio.Future[None]] = Coalescer(
+            self._flush, closed=lambda: self._lost("the broker closed before it was sent"))
         self._window = asyncio.Semaphore(_WINDOW)
         self._settling: set[asyncio.Task[None]] = set()
 
@@ -138,25 +139,23 @@ class Publisher:
         if not _amqp_publish.supported(channel):
             await self._one_by_one(items, outcomes)
             return list(outcomes)
-        await self._window.acquire()
+        window = self._window
+        await window.acquire()
         try:
             written = await _amqp_publish.write(channel, [item for _, item in items],
                                                 self._broker.timeout)
         except BaseException:
-            self._window.release()
+            window.release()
             raise
         task = loop.create_task(self._settle(written, items, outcomes))
         self._settling.add(task)
-        task.add_done_callback(self._settled)
+        task.add_done_callback(lambda done: self._settled(done, window, outcomes))
         return list(outcomes)
 
     async def _settle(self, written: _amqp_publish.Written,
                       items: list[tuple[int, _amqp_publish.Item]],
                       outcomes: list[asyncio.Future[None]]) -> None:
-        try:
-            results = await _amqp_publish.confirmed(written, self._broker.timeout)
-        except BaseException:  # closing: the confirms will not be read
-            results = [asyncio.CancelledError()] * len(items)
+        results = await _amqp_publish.confirmed(written, self._broker.timeout)
         for (index, item), result in zip(items, results, strict=True):
             if result is None:
                 _resolve(outcomes[index], None)
@@ -164,9 +163,17 @@ class Publisher:
                 _resolve(outcomes[index], self.publish_error(result, item.exchange,
                                                              item.routing_key))
 
-    def _settled(self, task: asyncio.Task[None]) -> None:
+    def _settled(self, task: asyncio.Task[None], window: asyncio.Semaphore,
+                 outcomes: list[asyncio.Future[None]]) -> None:
+        """A settle task ended, however (cancelled by ``close``, even before it ran)."""
         self._settling.discard(task)
-        self._window.release()
+        window.release()
+        for future in outcomes:  # what it did not settle was not confirmed
+            _resolve(future, self._lost("the broker closed before RabbitMQ confirmed it"))
+
+    def _lost(self, why: str) -> BrokerUnavailable:
+        return BrokerUnavailable(f"RabbitMQ broker at {self._broker.safe_url}: {why}; the "
+                                 "message may or may not be queued")
 
     async def _one_by_one(self, items: list[tuple[int, _amqp_publish.Item]],
                           outcomes: list[asyncio.Future[None]]) -> None:
@@ -249,6 +256,15 @@ class Publisher:
                                          f"publish gave up after {self._broker.timeout}s")
             return PublishError(f"no publisher confirm within {self._broker.timeout}s for "
                                 f"{routing_key!r}; the message may or may not be queued")
-        return exc
+        return self._other_error(exc, routing_key)
+
+    def _other_error(self, exc: BaseException, routing_key: str) -> BaseException:
+        if isinstance(exc, AsyncqError):
+            return exc
+        if isinstance(exc, _amqp_publish.Unsendable):
+            return PublishError(f"cannot publish to {routing_key!r}: {exc}")
+        # what aiormq failed a confirm with when its channel closed without a reason
+        return self._lost(f"the channel closed before {routing_key!r} was confirmed "
+                          f"({self._broker.describe(exc)})")
 
     # -- consuming and operating ---------------------------------------------------------

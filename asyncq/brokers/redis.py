@@ -23,8 +23,9 @@ from redis import exceptions as rexc
 
 from asyncq import _redis, codec
 from asyncq._batch import Coalescer, runs_by_size
+from asyncq._urls import mask_url
 from asyncq.brokers import WORKER_GROUP, Broker, Consumer, DeadLetter, Outgoing
-from asyncq.errors import BrokerError
+from asyncq.errors import BrokerError, BrokerUnavailable
 
 __all__ = ["RedisBroker", "dead_key", "delayed_key", "stream_key"]
 
@@ -58,7 +59,9 @@ class RedisBroker(Broker):
             name: self.client.register_script(_redis.load_lua(name))
             for name in ("publish", "settle", "dead", "requeue", "promote", "undead")
         }
-        self._publisher: Coalescer[Outgoing, None] = Coalescer(self._flush)
+        self._publisher: Coalescer[Outgoing, None] = Coalescer(
+            self._flush, closed=lambda: BrokerUnavailable(
+                f"Redis broker at {mask_url(url)} closed before the message was sent"))
 
     async def close(self) -> None:
         await self._publisher.aclose()

@@ -141,3 +141,79 @@ async def test_nacked_messages_raise_publish_error_and_the_accepted_ones_arrive(
     finally:
         await channel.queue_delete(full)
         await connection.close()
+
+
+async def test_closing_with_publishes_in_flight_ends_every_one_with_an_asyncq_error(
+        app: asyncq.App) -> None:
+    """No caller hangs and none gets a bare CancelledError or RuntimeError: each
+    publish either completed or raised BrokerUnavailable ("may or may not be queued")."""
+    @app.task
+    async def echo(n: int) -> int:
+        return n
+
+    for delay in (0, 0.001, 0.01):
+        await app.connect()
+        calls = [asyncio.ensure_future(echo.enqueue(n)) for n in range(3000)]
+        await asyncio.sleep(delay)
+        await app.broker.close()
+        async with asyncio.timeout(30):
+            outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        assert all(isinstance(e, asyncq.BrokerUnavailable) for e in errors), \
+            {type(e).__name__ for e in errors}
+    async with app:
+        assert (await (await echo.enqueue(1)).info()) is None  # the broker works again
+
+
+async def test_a_channel_closed_by_rabbitmq_fails_its_messages_with_publish_error(
+        app: asyncq.App) -> None:
+    """An exchange deleted behind the producer's back: RabbitMQ closes the publishing
+    channel (404). That is a PublishError naming the reason, not "connection lost", and
+    the channel comes back for the next publish."""
+    exchange, queue = f"pub-x-{uuid.uuid4().hex[:6]}", f"pub-q-{uuid.uuid4().hex[:6]}"
+
+    @app.task
+    async def echo(n: int) -> int:
+        return n
+
+    async with app:
+        await broker(app).declare_exchange(exchange, "direct")
+        await broker(app).bind(queue, exchange, "k")
+        routed = echo.options(exchange=exchange, routing_key="k")
+        await routed.enqueue(1)
+        async with broker(app).raw_channel() as channel:
+            await channel.exchange_delete(exchange)
+        try:
+            with pytest.raises(asyncq.PublishError, match="NOT_FOUND"):
+                await asyncio.gather(*(routed.enqueue(n) for n in range(20)))
+            async with asyncio.timeout(30):
+                while True:  # the robust channel reopens
+                    try:
+                        await echo.enqueue(2)
+                        break
+                    except asyncq.AsyncqError:
+                        await asyncio.sleep(0.2)
+            assert await broker(app).queue_size(app.default_queue) >= 1
+        finally:
+            await broker(app).delete_queue(queue)
+            await broker(app).delete_exchange(exchange)
+
+
+async def test_single_sends_and_batches_share_the_channel(app: asyncq.App) -> None:
+    """AmqpBroker.send (consumers' republish, dead letters) uses aiormq's basic_publish
+    on the same channel while batches register their own delivery tags."""
+    from asyncq.brokers._amqp_layout import new_properties
+
+    @app.task
+    async def echo(n: int) -> int:
+        return n
+
+    async with app:
+        await echo.enqueue(0)  # declares the queue
+        sends = [broker(app).send("", app.default_queue, b"raw",
+                                  new_properties(headers={}, correlation_id=None, reply_to=None))
+                 for _ in range(100)]
+        enqueues = [echo.enqueue(n) for n in range(1, 601)]
+        outcomes = await asyncio.gather(*sends, *enqueues, return_exceptions=True)
+        assert [o for o in outcomes if isinstance(o, BaseException)] == []
+        assert await broker(app).queue_size(app.default_queue) == 701

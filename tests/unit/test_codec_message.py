@@ -196,4 +196,22 @@ def test_batch_preparation_sends_the_bytes_of_the_general_path() -> None:
         app._preparer.prepare_many([pair.s(1, 2), pair.s(1, 2**70)])
     with pytest.raises(TypeError, match="pair"):
         app._preparer.prepare_many([pair.s(1)])
-    assert app._preparer.prepare_many([pair.s(1, 2)])[0][0].body  # the packer was reset
+    (after,), _ = app._preparer.prepare_many([pair.s(1, 2)])  # nothing half-written left
+    assert after.body == encode_fields(after.id, pair.name, (1, 2), {}, {}, {})
+
+
+def test_batch_preparation_signs_and_checks_the_size_as_the_general_path() -> None:
+    from asyncq.message import encode_fields
+
+    signed = asyncq.App("prep", broker="memory://", signing_keys={"k1": b"0123456789abcdef"},
+                        max_message_size=200)
+
+    @signed.task
+    async def echo(a: object) -> None: ...
+
+    (out,), _ = signed._preparer.prepare_many([echo.s("x")])
+    assert signed.signer is not None
+    assert signed.signer.verify(out.body) == encode_fields(out.id, echo.name, ("x",), {}, {}, {})
+    assert signed.decode_message(out.body).args == ["x"]
+    with pytest.raises(asyncq.SerializationError, match="exceeds the 200 byte limit"):
+        signed._preparer.prepare_many([echo.s("y" * 300)])
