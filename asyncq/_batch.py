@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Coalescer", "runs_by_size"]
+__all__ = ["Coalescer", "raise_first", "runs_by_size"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -109,6 +109,13 @@ class Coalescer(Generic[T, R]):
         for _, fut in pending:
             if not fut.done():
                 fut.set_exception(self._closed())
+
+
+def raise_first(outcomes: Iterable[object]) -> None:
+    """Raise the first exception among a batch's outcomes, if there is one."""
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 def runs_by_size(sizes: Sequence[int], limit: int) -> list[slice]:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustQueue
 from aio_pika.exceptions import ChannelInvalidStateError, MessageProcessError
 
+from asyncq._batch import raise_first
 from asyncq._cancel import cancelled_by_caller
 from asyncq.brokers import Consumer, DeadItem, Delivery, Settlement
 from asyncq.brokers._amqp_dead import dead_properties
@@ -310,9 +311,7 @@ class AmqpConsumer(Consumer):
                                        return_exceptions=True)
         await self._finish([item.delivery for item, result in zip(live, results, strict=True)
                             if result is None], ack=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+        raise_first(results)
 
     async def _publish_dead(self, item: DeadItem) -> None:
         broker, queue = self._broker, item.delivery.queue

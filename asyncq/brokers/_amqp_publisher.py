@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from aiormq import exceptions as amqp_errors
 from aiormq import spec
 
-from asyncq._batch import Coalescer
+from asyncq._batch import Coalescer, raise_first
 from asyncq._cancel import cancelled_by_caller
 from asyncq.brokers import Outgoing, _amqp_publish
 from asyncq.brokers._amqp_layout import ETA_HEADER, bucket_ms, new_properties
@@ -61,12 +61,6 @@ async def _confirmed(outcomes: Sequence[BaseException | asyncio.Future[None]]
     return [out if isinstance(out, BaseException)
             else (asyncio.CancelledError() if out.cancelled() else out.exception())
             for out in outcomes]
-
-
-def _raise_first(outcomes: Iterable[BaseException | None]) -> None:
-    for outcome in outcomes:
-        if outcome is not None:
-            raise outcome
 
 
 class Publisher:
@@ -116,11 +110,11 @@ class Publisher:
             outcomes = await _confirmed(await self._batcher.submit_many(messages))
             returned = [m for m, out in zip(messages, outcomes, strict=True)
                         if isinstance(out, Returned)]
-            _raise_first(out for out in outcomes if not isinstance(out, Returned))
+            raise_first(out for out in outcomes if not isinstance(out, Returned))
             if returned:  # queues deleted under us: declare again, once
                 for message in returned:
                     self._broker.layout.forget(message.queue)
-                _raise_first(await _confirmed(await self._batcher.submit_many(returned)))
+                raise_first(await _confirmed(await self._batcher.submit_many(returned)))
 
     async def _flush(self, batch: Sequence[Outgoing]
                      ) -> list[BaseException | asyncio.Future[None]]:

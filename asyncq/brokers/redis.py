@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 from redis import exceptions as rexc
 
 from asyncq import _redis, codec
-from asyncq._batch import Coalescer, runs_by_size
+from asyncq._batch import Coalescer, raise_first, runs_by_size
 from asyncq._urls import mask_url
 from asyncq.brokers import WORKER_GROUP, Broker, Consumer, DeadLetter, Outgoing
 from asyncq.errors import BrokerError, BrokerUnavailable
@@ -91,10 +91,7 @@ class RedisBroker(Broker):
     async def publish_many(self, messages: Sequence[Outgoing]) -> None:
         with _redis.mapped_errors("Redis broker", self.url):
             for start in range(0, len(messages), 1000):
-                results = await self._flush(messages[start : start + 1000])
-                for result in results:
-                    if isinstance(result, BaseException):
-                        raise result
+                raise_first(await self._flush(messages[start : start + 1000]))
 
     async def _flush(self, batch: Sequence[Outgoing]) -> Sequence[BaseException | None]:
         """One command per stream (a script appends all its bodies) and per delay set."""
