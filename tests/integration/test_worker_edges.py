@@ -102,3 +102,49 @@ async def test_a_batch_larger_than_one_script_argument_keeps_its_order(
             [h.id for h in handles]
         async with asyncq.Worker(app, concurrency=4):
             assert [await h.get(timeout=30) for h in handles] == list(range(14))
+
+
+
+async def test_a_settled_final_record_is_never_replaced_but_a_rejection_is(
+        app: asyncq.App, redis_client: Any, unique: Callable[[str], str]) -> None:
+    """settle.lua: results written with the ack follow first-final-writer-wins."""
+    from asyncq.brokers import KeyWrite, Outgoing, Settlement
+    from asyncq.message import encode_fields, new_id
+
+    keys = [f"asyncq:result:{unique(name)}" for name in ("settled", "rejected", "unset")]
+    redis_client.set(keys[0], b"S-first", px=5_000)
+    redis_client.set(keys[1], b"X-rejection", px=5_000)
+    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(*(f"done:{key}" for key in keys))
+    try:
+        async with app:
+            await app.broker.publish_many([
+                Outgoing(msg_id, app.default_queue, encode_fields(msg_id, "noop", [], {}, {}, {}))
+                for msg_id in (new_id() for _ in keys)])
+            consumer = app.broker.consumer([app.default_queue], prefetch=3, lease=30)
+            deliveries = await consumer.fetch(3, 1.0)
+            assert len(deliveries) == 3
+            await consumer.ack([
+                Settlement(d, KeyWrite(key, b"F-second", 60_000, f"done:{key}", final=True))
+                for d, key in zip(deliveries, keys, strict=True)])
+            assert await app.broker.queue_size(app.default_queue) == 0
+            await consumer.close()
+        values = [redis_client.get(key) for key in keys]
+        settled_ttl = redis_client.pttl(keys[0])
+        published = _published(pubsub)
+    finally:
+        pubsub.close()
+        redis_client.delete(*keys)
+    assert values == [b"S-first", b"F-second", b"F-second"]
+    assert 0 < settled_ttl <= 60_000  # the kept record still expires
+    assert published == {f"done:{keys[1]}": b"F-second", f"done:{keys[2]}": b"F-second"}
+
+
+def _published(pubsub: Any) -> dict[str, bytes]:
+    """Everything the subscription received within about a second."""
+    out: dict[str, bytes] = {}
+    for _ in range(10):
+        message = pubsub.get_message(timeout=0.1)
+        if message is not None:
+            out[message["channel"].decode()] = message["data"]
+    return out

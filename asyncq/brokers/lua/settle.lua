@@ -12,17 +12,14 @@ local ids, writes = data[1], data[2]
 for i = 2, #KEYS do
   local a = (i - 2) * 4
   local ttl, final, channel, value = writes[a + 1], writes[a + 2], writes[a + 3], writes[a + 4]
-  local write = true
-  if final then
-    local current = redis.call('GET', KEYS[i])
-    if current then
-      local tag = string.sub(current, 1, 1)
-      if tag == 'S' or tag == 'F' or tag == 'C' then write = false end
-    end
-  end
-  if write then
-    redis.call('SET', KEYS[i], value, 'PX', ttl)
-    if channel ~= '' then redis.call('PUBLISH', channel, value) end
+  -- write first and look at what was there (one call instead of GET then SET); the
+  -- rare final-over-final write is undone (the kept record's TTL restarts at ttl)
+  local old = redis.call('SET', KEYS[i], value, 'PX', ttl, 'GET')
+  local tag = old and string.sub(old, 1, 1)
+  if final and (tag == 'S' or tag == 'F' or tag == 'C') then
+    redis.call('SET', KEYS[i], old, 'PX', ttl)
+  elseif channel ~= '' then
+    redis.call('PUBLISH', channel, value)
   end
 end
 if #ids > 0 then
