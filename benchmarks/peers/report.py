@@ -126,12 +126,24 @@ def cpu_cell(row: dict[str, Any], step: str) -> str:
     return f"{cpu['machine_busy']:.0%} / {cpu['redis_cores']:.2f}"
 
 
+def redis_cost_cell(row: dict[str, Any]) -> str:
+    """Redis CPU per task in the 1-process drain, and what one Redis core could serve
+    (Redis brokers only: on RabbitMQ rows Redis holds results, and RabbitMQ is not sampled)."""
+    cpu, per_s = get(row, "drain", "cpu"), get(row, "drain", "per_s")
+    if row["broker"] != "redis" or not isinstance(cpu, dict) or not per_s or not cpu["redis_cores"]:
+        return "—"
+    micros = cpu["redis_cores"] / per_s * 1e6
+    return f"{micros:.0f} µs → {1e6 / micros:,.0f}/s"
+
+
 def cpu_table(doc: dict[str, Any]) -> str:
     """How busy the machine and Redis were during the drains (W2 = 1 process, W5)."""
-    lines = ["| library | 1 proc | 2 procs | 4 procs |", "|---|---|---|---|"]
+    lines = ["| library | 1 proc | 2 procs | 4 procs | Redis CPU per task → tasks/s per "
+             "Redis core |", "|---|---|---|---|---|"]
     for name, row in doc["rows"].items():
         lines.append(f"| {name} | " + " | ".join(
-            cpu_cell(row, step) for step in ("drain", "scale_2", "scale_4")) + " |")
+            cpu_cell(row, step) for step in ("drain", "scale_2", "scale_4"))
+            + f" | {redis_cost_cell(row)} |")
     return "\n".join(lines)
 
 
