@@ -148,3 +148,32 @@ def _published(pubsub: Any) -> dict[str, bytes]:
         if message is not None:
             out[message["channel"].decode()] = message["data"]
     return out
+
+
+async def test_acked_entries_leave_the_stream_in_any_order(
+        app: asyncq.App, redis_client: Any) -> None:
+    """settle.lua trims acked entries from the head and deletes the others one by one."""
+    from asyncq.brokers import Outgoing, Settlement
+    from asyncq.message import encode_fields, new_id
+
+    def outgoing() -> Outgoing:
+        msg_id = new_id()
+        return Outgoing(msg_id, app.default_queue, encode_fields(msg_id, "noop", [], {}, {}, {}))
+
+    stream = f"asyncq:{{{app.default_queue}}}:stream"
+    async with app:
+        await app.broker.publish_many([outgoing() for _ in range(5)])
+        consumer = app.broker.consumer([app.default_queue], prefetch=5, lease=30)
+        held = list(await consumer.fetch(5, 1.0))
+        await app.broker.publish_many([outgoing() for _ in range(2)])  # waiting, not fetched
+        await consumer.ack([Settlement(d) for d in held[3:]])  # later ones first
+        assert redis_client.xlen(stream) == 3 + 2
+        await consumer.ack([Settlement(held[0])])  # the oldest: trimmed from the head
+        assert [e[0] for e in redis_client.xrange(stream, count=2)] == [d.tag for d in held[1:3]]
+        await consumer.ack([Settlement(d) for d in held[1:3]])
+        assert redis_client.xlen(stream) == 2
+        assert await app.broker.queue_size(app.default_queue) == 2
+        rest = await consumer.fetch(5, 1.0)
+        await consumer.ack([Settlement(d) for d in rest])
+        assert redis_client.xlen(stream) == 0
+        await consumer.close()

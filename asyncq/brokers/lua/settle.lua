@@ -22,8 +22,30 @@ for i = 2, #KEYS do
     redis.call('PUBLISH', channel, value)
   end
 end
-if #ids > 0 then
-  redis.call('XACK', KEYS[1], group, unpack(ids))
+if #ids == 0 then return 0 end
+redis.call('XACK', KEYS[1], group, unpack(ids))
+
+-- Acked entries are deleted, so XLEN minus pending is what waits. Every entry older
+-- than the oldest one the group still needs (its oldest pending entry, or its last
+-- delivered one when none is pending) is acked: one XTRIM drops those from the head
+-- of the stream. When some of the batch is at or after that point (tasks that finished
+-- before an older one did), XDEL, which looks each id up within its node, takes the rest.
+local function oldest_needed()
+  local pending = redis.call('XPENDING', KEYS[1], group)
+  if pending[1] > 0 then return pending[2] end
+  for _, info in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+    local name, last
+    for j = 1, #info, 2 do
+      if info[j] == 'name' then name = info[j + 1] end
+      if info[j] == 'last-delivered-id' then last = info[j + 1] end
+    end
+    if name == group then return last end
+  end
+  return '0-0'
+end
+
+-- (XTRIM returns how many it dropped: all of them were in this batch)
+if redis.call('XTRIM', KEYS[1], 'MINID', oldest_needed()) < #ids then
   redis.call('XDEL', KEYS[1], unpack(ids))
 end
 return #ids

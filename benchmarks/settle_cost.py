@@ -1,0 +1,105 @@
+"""Redis CPU per task of the worker's Redis side: XREADGROUP, then settle.lua.
+
+    python benchmarks/settle_cost.py                      # asyncq's settle.lua
+    python benchmarks/settle_cost.py --compare old.lua    # alternated with another version
+    git show 51fa76c:asyncq/brokers/lua/settle.lua > /tmp/old.lua   # e.g. the one before
+
+Fills a scratch stream with N entries, reads them through a consumer group in batches
+of 100 (as a worker does), then settles them 100 at a time with one result write per
+task, and reports Redis's own CPU (``INFO cpu``) per task for each step. Only Redis's
+CPU is counted, so the client's speed does not matter; other load on Redis does.
+Scratch keys (``asyncq-bench-cost:*``) are deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import redis.asyncio as aioredis
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "asyncq" / "brokers" / "lua" / "settle.lua"
+PREFIX = "asyncq-bench-cost"
+BATCH = 100
+
+
+async def _cpu(client: Any) -> float:
+    info = await client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+async def _fill(client: Any, stream: str, n: int) -> None:
+    await client.delete(stream)
+    for start in range(0, n, 1000):
+        async with client.pipeline(transaction=False) as pipe:
+            for _ in range(start, min(n, start + 1000)):
+                pipe.xadd(stream, {"d": os.urandom(60)})
+            await pipe.execute()
+    await client.xgroup_create(stream, "g", id="0")
+
+
+async def _read(client: Any, stream: str) -> list[Any]:
+    ids: list[Any] = []
+    while reply := await client.xreadgroup("g", "c", {stream: ">"}, count=BATCH):
+        ids += [entry_id for entry_id, _ in reply[0][1]]
+    return ids
+
+
+async def _settle(client: Any, sha: str, stream: str, ids: list[Any]) -> None:
+    value = b"S" + os.urandom(24)  # a result record's size, roughly
+    for start in range(0, len(ids), BATCH):
+        chunk = ids[start : start + BATCH]
+        keys = [f"{PREFIX}:result:{start + i}" for i in range(len(chunk))]
+        flat: list[Any] = []
+        for key in keys:
+            flat += [86_400_000, True, f"{PREFIX}:done:{key}", value]
+        blob = msgpack.packb([chunk, flat], use_bin_type=False)
+        await client.evalsha(sha, 1 + len(keys), stream, *keys, "g", blob)
+
+
+async def measure(client: Any, script: str, n: int) -> tuple[float, float]:
+    """(XREADGROUP µs per task, settle.lua µs per task) of Redis CPU."""
+    stream = f"{PREFIX}:stream"
+    sha = await client.script_load(script)
+    await _fill(client, stream, n)
+    before = await _cpu(client)
+    ids = await _read(client, stream)
+    read = await _cpu(client)
+    await _settle(client, sha, stream, ids)
+    settled = await _cpu(client)
+    assert await client.xlen(stream) == 0, "settle.lua left entries behind"
+    keys = [k async for k in client.scan_iter(f"{PREFIX}:*", count=10_000)]
+    for start in range(0, len(keys), 1000):
+        await client.unlink(*keys[start : start + 1000])
+    return (read - before) / n * 1e6, (settled - read) / n * 1e6
+
+
+async def main(args: argparse.Namespace) -> None:
+    client = aioredis.Redis.from_url(args.redis_url)
+    scripts = {"settle.lua": SCRIPT.read_text()}
+    if args.compare:
+        scripts[f"{args.compare.name} (compare)"] = args.compare.read_text()
+    try:
+        for round_ in range(1, args.rounds + 1):
+            for name, script in scripts.items():
+                read, settle = await measure(client, script, args.n)
+                print(f"round {round_} {name:>24}: XREADGROUP {read:5.2f} µs/task, "
+                      f"settle {settle:5.2f} µs/task (Redis CPU)")
+    finally:
+        await client.aclose()
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=50_000)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--compare", type=Path, help="another settle.lua, alternated with ours")
+    p.add_argument("--redis-url", default=os.environ.get("ASYNCQ_TEST_REDIS_URL",
+                                                         "redis://127.0.0.1:6379/0"))
+    asyncio.run(main(p.parse_args()))
