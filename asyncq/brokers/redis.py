@@ -6,8 +6,9 @@ Layout (every key of a queue shares the ``{queue}`` hash tag)::
     asyncq:{queue}:delayed   sorted set of message bytes scored by due time (ms)
     asyncq:{queue}:dead      dead-letter stream (d, reason, id, task, deliveries, at)
 
-Acked entries are deleted (XACK + XDEL in one script); the stream is never trimmed,
-so nothing pending can be trimmed away.
+Acked entries are deleted in the script that acks them: settle.lua trims them from the
+head (XTRIM MINID to the oldest entry the group still needs, so never a pending or
+waiting one) and XDELs the rest; nothing else trims a stream.
 """
 
 from __future__ import annotations

@@ -111,9 +111,11 @@ async def test_a_settled_final_record_is_never_replaced_but_a_rejection_is(
     from asyncq.brokers import KeyWrite, Outgoing, Settlement
     from asyncq.message import encode_fields, new_id
 
-    keys = [f"asyncq:result:{unique(name)}" for name in ("settled", "rejected", "unset")]
+    keys = [f"asyncq:result:{unique(name)}"
+            for name in ("settled", "rejected", "unset", "retrying")]
     redis_client.set(keys[0], b"S-first", px=5_000)
     redis_client.set(keys[1], b"X-rejection", px=5_000)
+    redis_client.set(keys[3], b"S-first", px=5_000)  # a non-final write replaces anything
     pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(*(f"done:{key}" for key in keys))
     try:
@@ -121,12 +123,14 @@ async def test_a_settled_final_record_is_never_replaced_but_a_rejection_is(
             await app.broker.publish_many([
                 Outgoing(msg_id, app.default_queue, encode_fields(msg_id, "noop", [], {}, {}, {}))
                 for msg_id in (new_id() for _ in keys)])
-            consumer = app.broker.consumer([app.default_queue], prefetch=3, lease=30)
-            deliveries = await consumer.fetch(3, 1.0)
-            assert len(deliveries) == 3
-            await consumer.ack([
-                Settlement(d, KeyWrite(key, b"F-second", 60_000, f"done:{key}", final=True))
-                for d, key in zip(deliveries, keys, strict=True)])
+            consumer = app.broker.consumer([app.default_queue], prefetch=4, lease=30)
+            deliveries = await consumer.fetch(4, 1.0)
+            assert len(deliveries) == 4
+            writes = [KeyWrite(key, b"F-second", 60_000, f"done:{key}", final=True)
+                      for key in keys[:3]]
+            writes.append(KeyWrite(keys[3], b"R-retrying", 60_000, None, final=False))
+            await consumer.ack([Settlement(d, w)
+                                for d, w in zip(deliveries, writes, strict=True)])
             assert await app.broker.queue_size(app.default_queue) == 0
             await consumer.close()
         values = [redis_client.get(key) for key in keys]
@@ -135,7 +139,7 @@ async def test_a_settled_final_record_is_never_replaced_but_a_rejection_is(
     finally:
         pubsub.close()
         redis_client.delete(*keys)
-    assert values == [b"S-first", b"F-second", b"F-second"]
+    assert values == [b"S-first", b"F-second", b"F-second", b"R-retrying"]
     assert 0 < settled_ttl <= 60_000  # the kept record still expires
     assert published == {f"done:{keys[1]}": b"F-second", f"done:{keys[2]}": b"F-second"}
 
@@ -177,3 +181,28 @@ async def test_acked_entries_leave_the_stream_in_any_order(
         await consumer.ack([Settlement(d) for d in rest])
         assert redis_client.xlen(stream) == 0
         await consumer.close()
+
+
+async def test_a_settle_after_the_queue_was_deleted_still_stores_the_result(
+        app: asyncq.App, redis_client: Any, unique: Callable[[str], str]) -> None:
+    """With the stream or its group gone, settle.lua has nothing to trim and goes on."""
+    from asyncq.brokers import KeyWrite, Outgoing, Settlement
+    from asyncq.message import encode_fields, new_id
+
+    key = f"asyncq:result:{unique('orphan')}"
+    msg_id = new_id()
+    try:
+        async with app:
+            await app.broker.publish_many([Outgoing(
+                msg_id, app.default_queue, encode_fields(msg_id, "noop", [], {}, {}, {}))])
+            consumer = app.broker.consumer([app.default_queue], prefetch=1, lease=30)
+            [delivery] = await consumer.fetch(1, 1.0)
+            await app.broker.delete_queue(app.default_queue)
+            await consumer.ack([Settlement(delivery, KeyWrite(key, b"S-done", 60_000))])
+            assert redis_client.get(key) == b"S-done"
+            await app.broker.publish_many([Outgoing(  # the stream again, without the group
+                msg_id, app.default_queue, encode_fields(msg_id, "noop", [], {}, {}, {}))])
+            await consumer.ack([Settlement(delivery)])
+            assert await app.broker.queue_size(app.default_queue) == 1
+    finally:
+        redis_client.delete(key)

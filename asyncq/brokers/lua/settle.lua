@@ -31,7 +31,10 @@ redis.call('XACK', KEYS[1], group, unpack(ids))
 -- of the stream. When some of the batch is at or after that point (tasks that finished
 -- before an older one did), XDEL, which looks each id up within its node, takes the rest.
 local function oldest_needed()
-  local pending = redis.call('XPENDING', KEYS[1], group)
+  -- pcall: the stream or the group may be gone (queue deleted, server flushed); then
+  -- nothing is trimmed and the ids go to XDEL, as they all did before the trim
+  local pending = redis.pcall('XPENDING', KEYS[1], group)
+  if pending.err then return nil end
   if pending[1] > 0 then return pending[2] end
   for _, info in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
     local name, last
@@ -41,11 +44,12 @@ local function oldest_needed()
     end
     if name == group then return last end
   end
-  return '0-0'
+  return nil
 end
 
 -- (XTRIM returns how many it dropped: all of them were in this batch)
-if redis.call('XTRIM', KEYS[1], 'MINID', oldest_needed()) < #ids then
+local floor = oldest_needed()
+if not floor or redis.call('XTRIM', KEYS[1], 'MINID', floor) < #ids then
   redis.call('XDEL', KEYS[1], unpack(ids))
 end
 return #ids
