@@ -108,8 +108,7 @@ async def test_a_batch_larger_than_one_script_argument_keeps_its_order(
 async def test_a_settled_final_record_is_never_replaced_but_a_rejection_is(
         app: asyncq.App, redis_client: Any, unique: Callable[[str], str]) -> None:
     """settle.lua: results written with the ack follow first-final-writer-wins."""
-    from asyncq.brokers import KeyWrite, Outgoing, Settlement
-    from asyncq.message import encode_fields, new_id
+    from asyncq.brokers import KeyWrite, Settlement
 
     keys = [f"asyncq:result:{unique(name)}"
             for name in ("settled", "rejected", "unset", "retrying")]
@@ -120,9 +119,7 @@ async def test_a_settled_final_record_is_never_replaced_but_a_rejection_is(
     pubsub.subscribe(*(f"done:{key}" for key in keys))
     try:
         async with app:
-            await app.broker.publish_many([
-                Outgoing(msg_id, app.default_queue, encode_fields(msg_id, "noop", [], {}, {}, {}))
-                for msg_id in (new_id() for _ in keys)])
+            await app.broker.publish_many([_noop_message(app) for _ in keys])
             consumer = app.broker.consumer([app.default_queue], prefetch=4, lease=30)
             deliveries = await consumer.fetch(4, 1.0)
             assert len(deliveries) == 4
@@ -157,19 +154,14 @@ def _published(pubsub: Any) -> dict[str, bytes]:
 async def test_acked_entries_leave_the_stream_in_any_order(
         app: asyncq.App, redis_client: Any) -> None:
     """settle.lua trims acked entries from the head and deletes the others one by one."""
-    from asyncq.brokers import Outgoing, Settlement
-    from asyncq.message import encode_fields, new_id
-
-    def outgoing() -> Outgoing:
-        msg_id = new_id()
-        return Outgoing(msg_id, app.default_queue, encode_fields(msg_id, "noop", [], {}, {}, {}))
+    from asyncq.brokers import Settlement
 
     stream = f"asyncq:{{{app.default_queue}}}:stream"
     async with app:
-        await app.broker.publish_many([outgoing() for _ in range(5)])
+        await app.broker.publish_many([_noop_message(app) for _ in range(5)])
         consumer = app.broker.consumer([app.default_queue], prefetch=5, lease=30)
         held = list(await consumer.fetch(5, 1.0))
-        await app.broker.publish_many([outgoing() for _ in range(2)])  # waiting, not fetched
+        await app.broker.publish_many([_noop_message(app), _noop_message(app)])  # not fetched
         await consumer.ack([Settlement(d) for d in held[3:]])  # later ones first
         assert redis_client.xlen(stream) == 3 + 2
         await consumer.ack([Settlement(held[0])])  # the oldest: trimmed from the head
@@ -186,23 +178,29 @@ async def test_acked_entries_leave_the_stream_in_any_order(
 async def test_a_settle_after_the_queue_was_deleted_still_stores_the_result(
         app: asyncq.App, redis_client: Any, unique: Callable[[str], str]) -> None:
     """With the stream or its group gone, settle.lua has nothing to trim and goes on."""
-    from asyncq.brokers import KeyWrite, Outgoing, Settlement
-    from asyncq.message import encode_fields, new_id
+    from asyncq.brokers import KeyWrite, Settlement
 
     key = f"asyncq:result:{unique('orphan')}"
-    msg_id = new_id()
     try:
         async with app:
-            await app.broker.publish_many([Outgoing(
-                msg_id, app.default_queue, encode_fields(msg_id, "noop", [], {}, {}, {}))])
+            await app.broker.publish_many([_noop_message(app)])
             consumer = app.broker.consumer([app.default_queue], prefetch=1, lease=30)
             [delivery] = await consumer.fetch(1, 1.0)
             await app.broker.delete_queue(app.default_queue)
             await consumer.ack([Settlement(delivery, KeyWrite(key, b"S-done", 60_000))])
             assert redis_client.get(key) == b"S-done"
-            await app.broker.publish_many([Outgoing(  # the stream again, without the group
-                msg_id, app.default_queue, encode_fields(msg_id, "noop", [], {}, {}, {}))])
+            # the stream again, without the group
+            await app.broker.publish_many([_noop_message(app)])
             await consumer.ack([Settlement(delivery)])
             assert await app.broker.queue_size(app.default_queue) == 1
     finally:
         redis_client.delete(key)
+
+
+def _noop_message(app: asyncq.App) -> Any:
+    """A message for ``noop()`` on the app's default queue, as enqueue would build it."""
+    from asyncq.brokers import Outgoing
+    from asyncq.message import encode_fields, new_id
+
+    msg_id = new_id()
+    return Outgoing(msg_id, app.default_queue, encode_fields(msg_id, "noop", [], {}, {}, {}))
