@@ -1,4 +1,4 @@
-"""The worker: fetch (bounded by free slots), run (bounded by a semaphore), settle."""
+"""The worker: fetch (bounded by free slots), run (bounded by run slots), settle."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from asyncq.errors import ConfigurationError
 from asyncq.message import Message
 from asyncq.worker.execute import Dead, Executor, Outcome, Requeue
 from asyncq.worker.settle import Settler
+from asyncq.worker.slots import Slots
 from asyncq.worker.watchdog import LoopWatchdog
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ class Worker:
         # message back a second time runs alone (see _run_suspect), and so does one on
         # its last allowed delivery.
         self._isolate_from = max(2, min(3, max_deliveries))
-        self._slots = asyncio.Semaphore(concurrency)
+        self._slots = Slots(concurrency)
         self._buffer: deque[tuple[Delivery, Message, Task[Any, Any]]] = deque()
         self._buffered = asyncio.Event()
         self._suspects: deque[tuple[Delivery, Message, Task[Any, Any]]] = deque()

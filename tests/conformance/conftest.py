@@ -11,7 +11,9 @@ import asyncq
 
 #: Every broker asyncq ships; a broker is done when it passes the whole suite.
 #: "amqp" keeps results in Redis; "amqp-rpc" sends them back over AMQP (no Redis at all).
-BROKERS = ["memory", "redis", "amqp", "amqp-rpc"]
+#: "redis-resp2" talks RESP2 (``?protocol=2``), as redis-py before 8 does by default:
+#: the worker reads XREADGROUP replies as they come, and their shape differs by protocol.
+BROKERS = ["memory", "redis", "redis-resp2", "amqp", "amqp-rpc"]
 
 
 @pytest.fixture(params=BROKERS)
@@ -26,6 +28,9 @@ def broker_url(broker_kind: str, request: pytest.FixtureRequest,
         return f"memory://{unique('mem')}"
     if broker_kind == "redis":
         return str(request.getfixturevalue("redis_url"))
+    if broker_kind == "redis-resp2":
+        url = str(request.getfixturevalue("redis_url"))
+        return f"{url}{'&' if '?' in url else '?'}protocol=2"
     return str(request.getfixturevalue("amqp_url"))
 
 

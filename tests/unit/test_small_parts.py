@@ -1,7 +1,8 @@
-"""Pure helpers: URL masking, backoff, routing, signing, the public surface."""
+"""Pure helpers: URL masking, backoff, routing, signing, run slots, the public surface."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 import pytest
@@ -11,6 +12,7 @@ from asyncq._urls import mask_url
 from asyncq.backoff import retry_delay
 from asyncq.routing import Route, Router
 from asyncq.signing import Signer
+from asyncq.worker.slots import Slots
 
 
 @pytest.mark.parametrize(("url", "masked"), [
@@ -117,3 +119,27 @@ def test_runs_by_size_cut_in_order_within_the_limit() -> None:
     assert [sizes[r] for r in runs] == [[5, 5], [5], [20], [1, 1], [9, 0]]
     assert runs_by_size([], 10) == []
     assert runs_by_size([3], 10) == [slice(0, 1)]
+
+
+
+async def test_slots_bound_what_runs_and_each_release_lets_one_more_in() -> None:
+    slots = Slots(2)
+    await slots.acquire()
+    await slots.acquire()
+    waiters = [asyncio.create_task(slots.acquire()) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    assert not any(w.done() for w in waiters)  # none free: all three wait
+    slots.release()
+    slots.release()
+    await asyncio.sleep(0.01)
+    assert sum(w.done() for w in waiters) == 2  # two freed, two taken, one still waits
+    last = next(w for w in waiters if not w.done())
+    last.cancel()
+    await asyncio.gather(last, return_exceptions=True)
+    slots.release()
+    await asyncio.wait_for(slots.acquire(), 1)  # the cancelled waiter took nothing
+    blocked = asyncio.create_task(slots.acquire())
+    await asyncio.sleep(0.01)
+    assert not blocked.done()
+    slots.release()
+    await asyncio.wait_for(blocked, 1)
