@@ -382,6 +382,29 @@ async def test_workers_of_different_apps_share_a_queue(make_app: MakeApp) -> Non
     assert sorted(runs) == list(range(40))  # each message ran once, not once per app
 
 
+async def test_one_worker_serves_several_queues(make_app: MakeApp, queue: str) -> None:
+    app = make_app()
+    other = f"{queue}-b"
+
+    @app.task
+    async def here(n: int) -> int:
+        return n
+
+    @app.task(queue=other)
+    async def there(n: int) -> int:
+        return -n
+
+    async with app:
+        try:
+            handles = [await here.enqueue(n) for n in range(20)]
+            handles += [await there.enqueue(n) for n in range(20)]
+            async with asyncq.Worker(app, queues=[queue, other], concurrency=8):
+                results = [await h.get(timeout=20) for h in handles]
+        finally:
+            await app.broker.delete_queue(other)
+    assert results == list(range(20)) + [-n for n in range(20)]
+
+
 async def _until_async(read: Callable[[], Any], expected: Any, timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while (value := await read()) != expected:  # noqa: ASYNC110 - polls the broker

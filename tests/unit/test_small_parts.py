@@ -121,7 +121,6 @@ def test_runs_by_size_cut_in_order_within_the_limit() -> None:
     assert runs_by_size([3], 10) == [slice(0, 1)]
 
 
-
 async def test_slots_bound_what_runs_and_each_release_lets_one_more_in() -> None:
     slots = Slots(2)
     await slots.acquire()
