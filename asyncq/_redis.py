@@ -40,6 +40,10 @@ def make_client(url: str, *, socket_timeout: float = 15.0,
     parts = urlsplit(url)
     if parts.scheme not in {"redis", "rediss", "unix"}:
         raise ConfigurationError(f"not a Redis URL: {mask_url(url)}")
+    if _decodes(parts.query):  # redis-py lets the URL override decode_responses=False
+        raise ConfigurationError(
+            f"decode_responses in the Redis URL {mask_url(url)}: asyncq reads and writes "
+            "bytes (msgpack); remove the option")
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
         socket_timeout=socket_timeout,
@@ -52,6 +56,12 @@ def make_client(url: str, *, socket_timeout: float = 15.0,
         **(_tls_defaults(parts.query) if parts.scheme == "rediss" else {}),
     )
     return aioredis.Redis.from_pool(pool)  # the client owns (and closes) its pool
+
+
+def _decodes(query: str) -> bool:
+    """Whether a URL's query turns decode_responses on (read as redis-py reads it)."""
+    value = dict(parse_qsl(query)).get("decode_responses")
+    return value is not None and value.strip().upper() not in {"", "0", "F", "FALSE", "N", "NO"}
 
 
 def _tls_defaults(query: str) -> dict[str, bool]:

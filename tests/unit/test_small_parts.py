@@ -33,6 +33,16 @@ def test_app_repr_and_errors_never_show_the_password() -> None:
     assert "hunter2" not in repr(app.backend)
 
 
+def test_a_redis_url_that_decodes_replies_is_refused_with_the_password_masked() -> None:
+    url = "redis://:hunter2hunter2@127.0.0.1:1/0?decode_responses=true"
+    with pytest.raises(asyncq.ConfigurationError, match="decode_responses") as caught:
+        asyncq.App("decodes", broker=url)
+    assert "hunter2" not in str(caught.value)
+    with pytest.raises(asyncq.ConfigurationError, match="decode_responses"):
+        asyncq.App("decodes", broker="memory://x", backend="redis://h/0?decode_responses=yes")
+    asyncq.App("raw", broker="redis://127.0.0.1:1/0?decode_responses=false&protocol=2")
+
+
 def test_backoff_grows_is_capped_and_jitters() -> None:
     assert [retry_delay(n, base=1, cap=10, jitter=False) for n in range(6)] == [
         1, 2, 4, 8, 10, 10]
