@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import redis.asyncio as aioredis
 from redis import exceptions as rexc
@@ -60,7 +60,7 @@ def make_client(url: str, *, socket_timeout: float = 15.0,
 
 def _decodes(query: str) -> bool:
     """Whether a URL's query turns decode_responses on (read as redis-py reads it)."""
-    value = dict(parse_qsl(query)).get("decode_responses")
+    value = parse_qs(query).get("decode_responses", [None])[0]  # redis-py takes the first
     return value is not None and value.strip().upper() not in {"", "0", "F", "FALSE", "N", "NO"}
 
 
