@@ -12,7 +12,7 @@ class Slots:
 
     What ``asyncio.Semaphore`` does for the worker, without the scan of its waiters that
     ``Semaphore.acquire`` makes on every call (a generator per call on Python 3.11 to
-    3.13; 4% of a worker's CPU in a no-op drain). Waiters are woken together and look
+    3.13; 4% of a profiled no-op drain). Waiters are woken together and look
     again, so none is lost; the worker has one, its dispatch loop.
     """
 
