@@ -59,9 +59,9 @@ def make_client(url: str, *, socket_timeout: float = 15.0,
 
 
 def _decodes(query: str) -> bool:
-    """Whether a URL's query turns decode_responses on (read as redis-py reads it)."""
-    value = parse_qs(query).get("decode_responses", [None])[0]  # redis-py takes the first
-    return value is not None and value.strip().upper() not in {"", "0", "F", "FALSE", "N", "NO"}
+    """Whether a URL's query sets decode_responses. redis-py passes the value on as a
+    string, so any non-blank one turns decoding on, "false" and "0" included."""
+    return "decode_responses" in parse_qs(query)  # parse_qs drops blank values
 
 
 def _tls_defaults(query: str) -> dict[str, bool]:
