@@ -8,11 +8,12 @@ __all__ = ["ReplyRoutes"]
 
 
 class ReplyRoutes:
-    """AMQP ``reply_to`` addresses, for the RPC result backend (``asyncq.results.amqp``).
+    """AMQP ``reply_to`` addresses (:class:`~asyncq.records.ReplyTransport`).
 
-    ``own`` is this process's reply queue (set by the backend, which is told of each
-    task sent with it through ``sent``). ``lookup`` gives the reply address a held
-    delivery came with, so a worker's results and retries go to the waiting producer.
+    ``own`` is this process's reply queue, opened by the RPC result backend, which is
+    told of each task sent with it through ``sent``. ``lookup`` gives the reply address
+    a held delivery came with, so a worker's results and retries go to the waiting
+    producer.
     """
 
     def __init__(self) -> None:

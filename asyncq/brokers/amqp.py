@@ -80,17 +80,28 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from urllib.parse import unquote, urlsplit
 
 import aio_pika
 import aiormq.abc
-from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
+from aio_pika.abc import (
+    AbstractIncomingMessage,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+)
 from aiormq import exceptions as amqp_errors
 from aiormq import spec
 
 from asyncq.brokers import WORKER_GROUP, Broker, Consumer, DeadLetter, Outgoing
-from asyncq.brokers._amqp_layout import EXCHANGE_TYPES, Layout, bucket_ms, queue_kind, split_url
+from asyncq.brokers._amqp_layout import (
+    EXCHANGE_TYPES,
+    Layout,
+    bucket_ms,
+    new_properties,
+    queue_kind,
+    split_url,
+)
 from asyncq.brokers._amqp_publisher import Publisher, Returned
 from asyncq.brokers._amqp_replies import ReplyRoutes
 from asyncq.errors import (
@@ -100,7 +111,10 @@ from asyncq.errors import (
     ConfigurationError,
 )
 
-__all__ = ["AmqpBroker", "ReplyRoutes", "Returned"]
+__all__ = ["REPLY_PREFIX", "AmqpBroker", "ReplyRoutes", "Returned"]
+
+#: Reply queues are named so; a worker sends results to no other queue.
+REPLY_PREFIX = "asyncq.reply."
 
 logger = logging.getLogger("asyncq.brokers.amqp")
 logger.addHandler(logging.NullHandler())
@@ -114,7 +128,6 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 class AmqpBroker(Broker):
     """RabbitMQ transport; see the module docstring for layout, routing and delays."""
 
-    scheme = "amqp"
 
     def __init__(self, url: str, *, quorum: bool | None = None, exchange: str = "asyncq",
                  exchanges: Mapping[str, str] | None = None,
@@ -136,6 +149,7 @@ class AmqpBroker(Broker):
                              queue_kind(options, quorum, delivery_limit, max_priority),
                              exchange)
         self.replies = ReplyRoutes()
+        self._reply_channel: AbstractRobustChannel | None = None
         self._conn: AbstractRobustConnection | None = None
         self._publisher: AbstractRobustChannel | None = None
         self._lock: asyncio.Lock | None = None
@@ -180,6 +194,7 @@ class AmqpBroker(Broker):
             raise
 
     async def close(self) -> None:
+        await self.close_replies()
         await self.publisher.close()
         conn, self._conn, self._publisher = self._conn, None, None
         self.layout.reset()
@@ -291,6 +306,61 @@ class AmqpBroker(Broker):
     @property
     def connected(self) -> bool:
         return self._conn is not None and self._conn.connected.is_set()
+
+    # -- replies (asyncq.records.ReplyTransport, for RPC results) --------------------------
+    async def open_replies(self, on_reply: Callable[[str, bytes], None],
+                           on_sent: Callable[[str], None]) -> str:
+        """Declare this process's exclusive reply queue and consume it."""
+        await self.connect()
+        name = f"{REPLY_PREFIX}{socket.gethostname()}.{os.getpid()}.{os.urandom(4).hex()}"
+
+        async def deliver(message: AbstractIncomingMessage) -> None:
+            if message.correlation_id:
+                on_reply(message.correlation_id, message.body)
+
+        with self.errors("open the reply queue"):
+            async with asyncio.timeout(self.timeout):
+                channel = await self.connection().channel(publisher_confirms=False)
+            try:
+                async with asyncio.timeout(self.timeout):
+                    queue = await channel.declare_queue(name, exclusive=True, auto_delete=True)
+                    await queue.consume(deliver, no_ack=True)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(channel.close(), self.timeout)
+                raise
+        self._reply_channel = channel
+        self.replies.own, self.replies.sent = name, on_sent
+        return name
+
+    async def close_replies(self) -> None:
+        channel, self._reply_channel = self._reply_channel, None
+        self.replies.own = self.replies.sent = None
+        if channel is not None:
+            try:
+                await asyncio.wait_for(channel.close(), self.timeout)
+            except Exception as exc:
+                logger.debug("closing the reply channel: %s", self.describe(exc))
+
+    def reply_address(self, task_id: str) -> str | None:
+        return self.replies.lookup(task_id)
+
+    async def send_reply(self, address: str, task_id: str, value: bytes) -> bool:
+        if not address.startswith(REPLY_PREFIX):  # a forged reply_to: never publish there
+            logger.warning("a message asked for its result to go to %r, which is not a "
+                           "reply queue; the result is not sent", address[:100])
+            return True
+        properties = new_properties(headers={}, correlation_id=task_id, reply_to=None,
+                                    persistent=False)
+        try:
+            with self.errors("send a result"):
+                await self.send("", address, value, properties)
+        except Returned:
+            return False
+        return True
+
+    def default_backend_url(self) -> str:
+        return "rpc://"
 
     # -- consuming and operating ---------------------------------------------------------
     def consumer(
