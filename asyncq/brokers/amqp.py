@@ -86,6 +86,7 @@ from urllib.parse import unquote, urlsplit
 import aio_pika
 import aiormq.abc
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
+from aio_pika.connection import make_url
 from aiormq import exceptions as amqp_errors
 from aiormq import spec
 
@@ -162,13 +163,16 @@ class AmqpBroker(Broker):
                 await self._open()
 
     async def _open(self) -> None:
-        async with asyncio.timeout(self.timeout):
-            conn = await aio_pika.connect_robust(
-                self._amqp_url, timeout=self.timeout,
-                reconnect_interval=self.reconnect_interval,
-                client_properties={"connection_name":
-                                   f"asyncq {socket.gethostname()}:{os.getpid()}"})
+        # Not aio_pika.connect_robust: when its first attempt is cancelled (our deadline)
+        # it loses the connection, whose reconnect task then retries forever and ignores
+        # cancellation, so asyncio.run never returns. Holding it lets us close it.
+        conn = aio_pika.RobustConnection(
+            make_url(self._amqp_url), reconnect_interval=self.reconnect_interval,
+            client_properties={"connection_name":
+                               f"asyncq {socket.gethostname()}:{os.getpid()}"})
         try:
+            async with asyncio.timeout(self.timeout):
+                await conn.connect(timeout=self.timeout)
             async with asyncio.timeout(self.timeout):
                 publisher = await conn.channel(publisher_confirms=True, on_return_raises=True)
             self._conn, self._publisher = conn, publisher
