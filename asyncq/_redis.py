@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, parse_qsl, urlsplit
 import redis.asyncio as aioredis
 from redis import exceptions as rexc
 
-from asyncq._urls import mask_url
+from asyncq._urls import mask_url, redact
 from asyncq.errors import BrokerUnavailable, ConfigurationError
 
 __all__ = [
@@ -24,10 +24,12 @@ __all__ = [
     "unavailable",
 ]
 
-#: Errors that mean "the server is not reachable right now".
+#: Errors that mean "the server is not reachable right now" (InvalidResponse: what
+#: answers is not Redis, e.g. a redis:// URL at a RabbitMQ port).
 connection_errors: tuple[type[BaseException], ...] = (
     rexc.ConnectionError,
     rexc.TimeoutError,
+    rexc.InvalidResponse,
     ConnectionError,
     TimeoutError,
     OSError,
@@ -37,14 +39,28 @@ connection_errors: tuple[type[BaseException], ...] = (
 def make_client(url: str, *, socket_timeout: float = 15.0,
                 connect_timeout: float = 5.0, max_connections: int = 64) -> aioredis.Redis:
     """A client whose every network wait has a deadline."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise ConfigurationError(f"invalid Redis URL {mask_url(url)}") from None
     if parts.scheme not in {"redis", "rediss", "unix"}:
         raise ConfigurationError(f"not a Redis URL: {mask_url(url)}")
     if _decodes(parts.query):  # redis-py lets the URL override decode_responses=False
         raise ConfigurationError(
             f"decode_responses in the Redis URL {mask_url(url)}: asyncq reads and writes "
             "bytes (msgpack); remove the option")
-    pool = aioredis.BlockingConnectionPool.from_url(
+    try:
+        pool = _pool(url, parts.scheme, parts.query, socket_timeout=socket_timeout,
+                     connect_timeout=connect_timeout, max_connections=max_connections)
+    except (ValueError, TypeError) as exc:  # redis-py's own URL parsing
+        raise ConfigurationError(f"invalid Redis URL {mask_url(url)}: "
+                                 f"{redact(str(exc), url)}") from None
+    return aioredis.Redis.from_pool(pool)  # the client owns (and closes) its pool
+
+
+def _pool(url: str, scheme: str, query: str, *, socket_timeout: float,
+          connect_timeout: float, max_connections: int) -> aioredis.BlockingConnectionPool:
+    return aioredis.BlockingConnectionPool.from_url(
         url,
         socket_timeout=socket_timeout,
         socket_connect_timeout=connect_timeout,
@@ -53,9 +69,8 @@ def make_client(url: str, *, socket_timeout: float = 15.0,
         max_connections=max_connections,
         timeout=socket_timeout,
         decode_responses=False,
-        **(_tls_defaults(parts.query) if parts.scheme == "rediss" else {}),
+        **(_tls_defaults(query) if scheme == "rediss" else {}),
     )
-    return aioredis.Redis.from_pool(pool)  # the client owns (and closes) its pool
 
 
 def _decodes(query: str) -> bool:
@@ -87,7 +102,9 @@ def load_lua(name: str) -> str:
 
 
 def unavailable(what: str, url: str, exc: BaseException) -> BrokerUnavailable:
-    detail = str(exc).replace(url, mask_url(url)) or type(exc).__name__
+    detail = redact(str(exc), url) or type(exc).__name__
+    if isinstance(exc, rexc.InvalidResponse):
+        detail += " (is it a Redis server?)"
     return BrokerUnavailable(f"{what} at {mask_url(url)} is unavailable: {detail}")
 
 

@@ -90,6 +90,7 @@ from aio_pika.connection import make_url
 from aiormq import exceptions as amqp_errors
 from aiormq import spec
 
+from asyncq._urls import redact
 from asyncq.brokers import WORKER_GROUP, Broker, Consumer, DeadLetter, Outgoing
 from asyncq.brokers._amqp_layout import EXCHANGE_TYPES, Layout, bucket_ms, queue_kind, split_url
 from asyncq.brokers._amqp_publisher import Publisher, Returned
@@ -228,9 +229,11 @@ class AmqpBroker(Broker):
 
     def describe(self, exc: BaseException) -> str:
         """An exception's text with the URL and password masked."""
-        text = str(exc).replace(self.url, self.safe_url)
+        text = redact(str(exc), self.url)
         if self._password:
             text = text.replace(self._password, "***")
+        if not text and isinstance(exc, TimeoutError):
+            text = f"no answer within {self.timeout:g} s (is it a RabbitMQ server?)"
         return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
     @contextlib.contextmanager
