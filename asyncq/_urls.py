@@ -75,11 +75,24 @@ def secrets_of(url: str) -> list[str]:
 
 
 def redact(text: str, url: str) -> str:
-    """``text`` (an error message, say) with ``url`` masked and its secrets replaced."""
-    text = text.replace(url, mask_url(url))
-    for secret in secrets_of(url):
-        text = text.replace(secret, MASK)
-    return text
+    """``text`` (an error message, say) with ``url`` masked and its secrets replaced.
+
+    The masked URL itself is kept as is (a user name equal to the password stays shown).
+    """
+    masked = mask_url(url)
+    secrets = secrets_of(url)
+    if not secrets:
+        return text.replace(url, masked)
+    pieces = re.split(f"({re.escape(url)}|{re.escape(masked)})", text)
+    out: list[str] = []
+    for index, piece in enumerate(pieces):
+        if index % 2:  # a separator: the URL, masked or not
+            out.append(masked)
+            continue
+        for secret in secrets:
+            piece = piece.replace(secret, MASK)
+        out.append(piece)
+    return "".join(out)
 
 
 def scheme_of(url: str) -> str:

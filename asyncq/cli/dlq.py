@@ -52,6 +52,8 @@ def _run(app: App, action: Callable[[App], Awaitable[T]]) -> T:
 
 
 def _when(ts: float) -> str:
+    if ts <= 0:  # missing (or forged)
+        return "?"
     try:
         return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
     except (ValueError, OverflowError, OSError):  # NaN, inf, years out of range
