@@ -12,6 +12,7 @@ import typer
 from asyncq.app import App
 from asyncq.cli._common import AppPath, fail, load_or_fail, run_async
 from asyncq.errors import AsyncqError
+from asyncq.message import valid_id
 
 __all__ = ["enqueue"]
 
@@ -71,6 +72,9 @@ def _options(task_id: str | None, queue: str | None, countdown: float | None,
              eta: str | None) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if task_id is not None:
+        if not valid_id(task_id):
+            raise fail(f"invalid task id {task_id!r}: 1-128 of A-Z a-z 0-9 _ . : -, "
+                       "starting with a letter or digit")
         options["task_id"] = task_id
     if queue is not None:
         if not queue.strip():

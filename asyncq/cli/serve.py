@@ -17,6 +17,7 @@ import contextlib
 import logging
 import signal
 
+from asyncq.cli.supervise import mark_ready
 from asyncq.worker import Worker
 
 __all__ = ["serve"]
@@ -63,6 +64,7 @@ def _default_handlers() -> None:
 async def _announce(instance: Worker) -> None:
     await instance.started.wait()
     logger.info("ready: consuming %s", ", ".join(instance.queues))
+    mark_ready()
 
 
 async def serve(instance: Worker) -> None:

@@ -423,3 +423,41 @@ def _stop(proc: _Proc) -> None:
     if proc.poll() is None:
         proc.kill()
         proc.wait(10)
+
+
+# -- `-w N`: a failed start is not restarted forever; a crash still is --------------------
+def test_supervisor_stops_when_its_workers_cannot_start(cli_dir: Path) -> None:
+    started = time.monotonic()
+    done = run_cli(cli_dir, _env("redis://127.0.0.1:1/0"), "worker", "htasks:app", "-w", "2",
+                   timeout=60)
+    err = done.stderr.decode()
+    assert done.returncode == 2, err
+    assert time.monotonic() - started < 30
+    assert 1 <= err.count("asyncq: error: Redis broker at redis://127.0.0.1:1/0") <= 2
+    assert "failed to start; stopping" in err
+    assert "restarting" not in err
+
+
+def test_supervisor_restarts_a_killed_worker(cli_dir: Path, redis_url: str,
+                                             queue: str) -> None:
+    supervisor = _start(cli_dir, _env(redis_url, queue), "worker", "htasks:app", "-w", "2",
+                        "-l", "info")
+    try:
+        _wait_until(lambda: supervisor.log.read_text().count("ready: consuming") == 2)
+        children = Path(f"/proc/{supervisor.pid}/task/{supervisor.pid}/children").read_text()
+        victim = int(children.split()[0])
+        os.kill(victim, signal.SIGKILL)
+        _wait_until(lambda: supervisor.log.read_text().count("ready: consuming") == 3)
+        assert f"worker process {victim} exited with -9; restarting" in (
+            supervisor.log.read_text())
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(30) == 0
+    finally:
+        _stop(supervisor)
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
