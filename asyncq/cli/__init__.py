@@ -18,6 +18,7 @@ from asyncq.cli._common import (
     logging_level,
     run_async,
 )
+from asyncq.cli._text import LiteralFormatter
 from asyncq.cli.banner import banner
 from asyncq.cli.dlq import dlq
 from asyncq.cli.enqueue import enqueue
@@ -76,7 +77,9 @@ def worker(
     it connects stops it; once ready, the first lets running tasks finish, the second
     aborts them, a third ends the process at once.
     """
-    logging.basicConfig(level=logging_level(log_level), format=LOG_FORMAT, stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LiteralFormatter(LOG_FORMAT))
+    logging.basicConfig(level=logging_level(log_level), handlers=[handler])
     app = load_or_fail(app_path)
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     try:

@@ -167,6 +167,12 @@ def test_enqueue_wait_prints_results_and_remote_errors_literally(
         for done in (echoed, failed):
             assert b"\x1b" not in done.stdout + done.stderr
         assert line
+        _wait_for(worker, "htasks.boom[")
+        log = worker.log.read_bytes()  # the worker's own log: escaped, one record a line
+        assert b"\x1b" not in log
+        assert b"\x07" not in log
+        assert next(ln for ln in log.decode().splitlines() if "failed in" in ln).endswith(
+            "RuntimeError: [/]\\x1b[31mred\\x1b]8;;x\\x07\\u202e\\nline")
     finally:
         _stop(worker)
 
