@@ -6,6 +6,7 @@ would run it: what reaches stdout/stderr is asserted byte for byte where it matt
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -467,3 +469,38 @@ def _wait_until(condition: Callable[[], bool], timeout: float = 30) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+async def test_dlq_prints_forged_amqp_dead_letters_literally(cli_dir: Path, amqp_url: str,
+                                                              unique: Callable[[str], str]
+                                                              ) -> None:
+    from aiormq import spec
+
+    from asyncq import App
+
+    queue = unique("hq-amqp")
+    app = App("forger", broker=amqp_url)
+    async with app:
+        broker: Any = app.broker
+        await broker.layout.queue(queue)
+        headers = {"x-asyncq-reason": HOSTILE_REASON, "x-asyncq-task": "[/]\x1b[2J",
+                   "x-asyncq-task-id": "\u202e\x00", "x-asyncq-deliveries": "lots",
+                   "x-asyncq-dead-at": "nan"}
+        await broker.send("", f"{queue}.dead", b"junk",
+                          spec.Basic.Properties(headers=headers, message_id="[link=x]r\x1b"))
+        try:
+            env = _env(amqp_url, queue)
+            listed = await asyncio.to_thread(run_cli, cli_dir, env, "dlq", "list", "htasks:app",
+                                             "-Q", queue)
+            assert listed.returncode == 0, listed.stderr
+            assert b"\x1b" not in listed.stdout + listed.stderr
+            out = listed.stdout.decode()
+            for text in ("[/]\\x1b[2J", "[link=x]r\\x1b", "\\x1b[31mRED", "\\u202e\\x00",
+                         "1 dead letter(s)"):
+                assert text in out, text
+            requeued = await asyncio.to_thread(run_cli, cli_dir, env, "dlq", "requeue",
+                                               "htasks:app", "-Q", queue, "--all")
+            assert requeued.returncode == 0, requeued.stderr
+            assert requeued.stdout.decode().startswith("requeued 1 message(s)")
+        finally:
+            await broker.delete_queue(queue)
