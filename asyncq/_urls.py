@@ -1,11 +1,12 @@
 """URL helpers: masking credentials for banners, logs, reprs and errors.
 
 Masked: the password of the user-info part (``user:***@``; a lone token before ``@``
-becomes ``***@``), the value of every query parameter whose name looks like a secret
+becomes ``***@``); the value of every query parameter whose name looks like a secret
 (``password``, ``passwd``, ``pwd``, ``pass``, ``secret``, ``token``, ``api_key``, anything
-with ``key``, ``auth``, ``credential``, ``sasl`` or ``cookie`` in it, case-insensitive), and
-any fragment. A URL whose user-info holds an unencoded ``/``, ``?`` or ``#`` (so that it
-no longer parses as user-info) has everything up to its last ``@`` masked.
+with ``key``, ``auth``, ``credential``, ``sasl`` or ``cookie`` in it, case-insensitive),
+except a file or directory name such as ``ssl_keyfile``; and any fragment. A URL whose
+user-info holds an unencoded ``/``, ``?`` or ``#`` (so that it no longer parses as
+user-info) has everything up to its last ``@`` masked.
 """
 
 from __future__ import annotations
@@ -22,8 +23,17 @@ _SECRET_NAME = re.compile(r"pass|pwd|secret|token|key|auth|credential|sasl|cooki
                           re.IGNORECASE)
 
 
+#: ... except a file or directory name (``ssl_keyfile``, ``keyfile``): shown, to debug with.
+_PATH_NAME = re.compile(r"(file|path|dir)$", re.IGNORECASE)
+_STRICT_SECRET = re.compile(r"pass|pwd|secret|token", re.IGNORECASE)
+
+
 def is_secret_name(name: str) -> bool:
-    return bool(_SECRET_NAME.search(unquote(name)))
+    """Whether a query parameter's value is a credential (see the module docstring)."""
+    name = unquote(name)
+    if _PATH_NAME.search(name) and not _STRICT_SECRET.search(name):
+        return False
+    return bool(_SECRET_NAME.search(name))
 
 
 def mask_url(url: str) -> str:

@@ -26,6 +26,11 @@ from asyncq._urls import mask_url, redact, scheme_of, secrets_of
     ("amqp://h/?sasl_password=a&x_auth=b&access_key=c&heartbeat=10",
      "amqp://h/?sasl_password=***&x_auth=***&access_key=***&heartbeat=10"),
     ("redis://host/0?pass%77ord=hunter2", "redis://host/0?pass%77ord=***"),
+    # file names are shown (to debug with); a password for a key file is not
+    ("rediss://h/0?ssl_keyfile=/k.pem&ssl_certfile=/c.pem&ssl_ca_path=/ca&ssl_password=x",
+     "rediss://h/0?ssl_keyfile=/k.pem&ssl_certfile=/c.pem&ssl_ca_path=/ca&ssl_password=***"),
+    ("amqps://h/?keyfile=/k.pem&keyfile_password=x&token_file=/t",
+     "amqps://h/?keyfile=/k.pem&keyfile_password=***&token_file=***"),
     ("redis://u:p@host/0?token=t#frag", "redis://u:***@host/0?token=***#***"),
     # an unencoded '#', '?' or '/' cuts the user-info short: mask up to the last '@'
     ("redis://:pa#ss@host:1/0", "redis://***@host:1/0"),
