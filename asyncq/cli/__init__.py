@@ -17,6 +17,7 @@ from asyncq.cli._common import (
     load_or_fail,
     logging_level,
     run_async,
+    task_queues,
 )
 from asyncq.cli._text import LiteralFormatter
 from asyncq.cli.banner import banner
@@ -89,6 +90,10 @@ def worker(
                           unsafe_server=_choice(unsafe_server))
     except (AsyncqError, ValueError) as exc:
         raise fail(str(exc)) from None
+    for name in sorted(set(instance.queues) - set(task_queues(app))):
+        logging.getLogger("asyncq.worker").warning(
+            "no task of this app uses the queue %r (its tasks use: %s)", name,
+            ", ".join(task_queues(app)) or "none")
     child = os.environ.get(CHILD_ENV)
     if child:  # one of `-w N`'s processes: the supervisor printed the banner
         multiprocessing.current_process().name = f"Worker-{child}"

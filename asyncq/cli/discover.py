@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import traceback
 
 from asyncq.app import App
 from asyncq.errors import ConfigurationError
@@ -26,8 +27,22 @@ def load_app(path: str) -> App:
         if exc.name and module_name.startswith(exc.name):
             raise ConfigurationError(f"cannot import {module_name!r}: no module named "
                                      f"{exc.name!r} (run from the project directory?)") from None
-        raise
+        raise ConfigurationError(_import_failure(module_name, exc)) from None
+    except Exception as exc:  # the user's module failed: say where, in one line
+        raise ConfigurationError(_import_failure(module_name, exc)) from None
     return _pick(module, module_name, attr)
+
+
+def _import_failure(module_name: str, exc: Exception) -> str:
+    """One line: the error and where it was raised (the innermost frame)."""
+    text, where = str(exc), ""
+    if isinstance(exc, SyntaxError):
+        text, where = exc.msg, f" ({exc.filename}, line {exc.lineno})"
+    elif exc.__traceback__ is not None:
+        frames = traceback.extract_tb(exc.__traceback__)
+        if frames:
+            where = f" ({frames[-1].filename}, line {frames[-1].lineno})"
+    return f"cannot import {module_name!r}: {type(exc).__name__}: {text}{where}"
 
 
 def _pick(module: object, module_name: str, attr: str) -> App:

@@ -328,6 +328,22 @@ def test_bad_options_are_one_line_and_send_nothing(cli_dir: Path, redis_url: str
     assert redis_client.xlen(f"asyncq:{{{queue}}}:stream") == 0
 
 
+@pytest.mark.parametrize(("source", "needle"), [
+    ("raise RuntimeError('boom \\x1b[31m')\n", "RuntimeError: boom \\x1b[31m (/"),
+    ("def f(:\n", "SyntaxError: invalid syntax (/"),
+    ("import asyncq_no_such_dependency\n", "No module named 'asyncq_no_such_dependency' (/"),
+])
+def test_an_app_module_that_fails_to_import_is_one_line_with_where(
+        cli_dir: Path, source: str, needle: str) -> None:
+    (cli_dir / "broken_app.py").write_text(f"x = 1\n{source}")
+    for args in (["worker", "broken_app:app"], ["enqueue", "broken_app:app", "t"],
+                 ["dlq", "list", "broken_app:app", "-Q", "q"]):
+        done = run_cli(cli_dir, _env(None), *args)
+        line = assert_one_error_line(done, "cannot import 'broken_app': ", needle)
+        assert line.endswith("broken_app.py, line 2)")
+        assert b"\x1b" not in done.stderr
+
+
 # -- CLI input: enqueue options, dlq notes and unknown references ---------------------------
 def test_enqueue_task_id_queue_countdown_and_eta(cli_dir: Path, redis_url: str, queue: str,
                                                  unique: Callable[[str], str],
@@ -395,6 +411,8 @@ def test_worker_logs_ready_with_its_queues(cli_dir: Path, redis_url: str, queue:
         text = worker.log.read_text()
         assert text.count("ready:") == 1
         assert f"INFO/MainProcess] asyncq.worker: ready: consuming {queue}, {second}" in text
+        assert (f"WARNING/MainProcess] asyncq.worker: no task of this app uses the queue "
+                f"'{second}' (its tasks use: {queue})") in text
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(20) == 0
     finally:
