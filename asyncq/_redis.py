@@ -52,7 +52,7 @@ def make_client(url: str, *, socket_timeout: float = 15.0,
     try:
         pool = _pool(url, parts.scheme, parts.query, socket_timeout=socket_timeout,
                      connect_timeout=connect_timeout, max_connections=max_connections)
-    except (ValueError, TypeError) as exc:  # redis-py's own URL parsing
+    except (ValueError, TypeError, rexc.RedisError) as exc:  # redis-py's URL parsing
         raise ConfigurationError(f"invalid Redis URL {mask_url(url)}: "
                                  f"{redact(str(exc), url)}") from None
     return aioredis.Redis.from_pool(pool)  # the client owns (and closes) its pool
@@ -60,7 +60,7 @@ def make_client(url: str, *, socket_timeout: float = 15.0,
 
 def _pool(url: str, scheme: str, query: str, *, socket_timeout: float,
           connect_timeout: float, max_connections: int) -> aioredis.BlockingConnectionPool:
-    return aioredis.BlockingConnectionPool.from_url(
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
         socket_timeout=socket_timeout,
         socket_connect_timeout=connect_timeout,
@@ -71,6 +71,10 @@ def _pool(url: str, scheme: str, query: str, *, socket_timeout: float,
         decode_responses=False,
         **(_tls_defaults(query) if scheme == "rediss" else {}),
     )
+    # An unknown URL option (?foo=1) fails only when a connection is made: build one
+    # now (no I/O) so that it is a ConfigurationError here, not a TypeError later.
+    pool.connection_class(**pool.connection_kwargs)
+    return pool
 
 
 def _decodes(query: str) -> bool:

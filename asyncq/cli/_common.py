@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
+import traceback
 from collections.abc import Coroutine, Sequence
 from typing import Annotated, Any, TypeVar
 
@@ -41,6 +43,9 @@ T = TypeVar("T")
 AppPath = Annotated[str, typer.Argument(help="The app, as package.module:attribute.",
                                         metavar="MODULE:ATTR")]
 
+#: Set to 1 to see the traceback of an unexpected error (for bug reports).
+TRACEBACK_ENV = "ASYNCQ_TRACEBACK"
+
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 #: URLs whose credentials error lines must not show (the loaded apps').
@@ -61,7 +66,10 @@ def fail(message: str) -> typer.Exit:
 
 
 def unexpected(exc: BaseException) -> typer.Exit:
-    """One line for an exception no command expected (a bug, or a library's error)."""
+    """One line for an exception no command expected (a bug, or a library's error);
+    with ``ASYNCQ_TRACEBACK=1`` in the environment the traceback is printed first."""
+    if os.environ.get(TRACEBACK_ENV) == "1":
+        traceback.print_exception(exc, file=sys.stderr)
     text = str(exc)
     return fail(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
 

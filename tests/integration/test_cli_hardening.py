@@ -266,8 +266,9 @@ BAD_URLS = [
     ("redis://[::1/0", "<unparsable url>"),
     ("redis://127.0.0.1:6379/0?socket_timeout=x", "socket_timeout"),
     ("redis://127.0.0.1:6379/0?decode_responses=1", "decode_responses"),
-    ("redis://127.0.0.1:6379/0?nonsense=1", "nonsense"),
-    ("rediss://127.0.0.1:6379/0?ssl_cert_reqs=bogus", "bogus"),
+    ("redis://127.0.0.1:6379/0?nonsense=1", "invalid Redis URL"),
+    ("rediss://127.0.0.1:6379/0?ssl_cert_reqs=bogus", "invalid Redis URL"),
+    ("redis://127.0.0.1:6379/0?ssl_ca_certs=/x", "invalid Redis URL"),  # TLS option, no TLS
     ("bogus://127.0.0.1/", "no broker for URL"),
     ("amqp://guest:guest@127.0.0.1:abc/", "port"),
     ("amqp://guest:guest@127.0.0.1:5672/?queue_type=weird", "queue_type"),
@@ -326,6 +327,26 @@ def test_bad_options_are_one_line_and_send_nothing(cli_dir: Path, redis_url: str
     assert_one_error_line(done, needle)
     assert done.stdout == b""
     assert redis_client.xlen(f"asyncq:{{{queue}}}:stream") == 0
+
+
+def test_unexpected_errors_are_one_line_unless_a_traceback_is_asked_for(
+        cli_dir: Path) -> None:
+    (cli_dir / "odd_app.py").write_text(
+        "from asyncq import App\n"
+        "class Odd(App):\n"
+        "    @property\n"
+        "    def tasks(self):\n"
+        "        raise LookupError('odd \\x1b[2J')\n"
+        "    @tasks.setter\n"
+        "    def tasks(self, value):\n"
+        "        pass\n"
+        "app = Odd('odd', broker='redis://127.0.0.1:1/0')\n")
+    args = ["enqueue", "odd_app:app", "t"]
+    done = run_cli(cli_dir, _env(None), *args)
+    assert_one_error_line(done, "LookupError: odd \\x1b[2J")
+    shown = run_cli(cli_dir, {**_env(None), "ASYNCQ_TRACEBACK": "1"}, *args)
+    assert shown.returncode == 2
+    assert b"Traceback (most recent call last)" in shown.stderr
 
 
 @pytest.mark.parametrize(("source", "needle"), [
