@@ -170,7 +170,12 @@ def purge(app_path: AppPath, queue: Queue,
           yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False) -> None:
     """Delete every dead letter of a queue."""
     if not yes:
-        typer.confirm(f"Delete every dead letter of {literal(repr(queue))}?", abort=True)
+        try:
+            sure = typer.confirm(f"Delete every dead letter of {literal(repr(queue))}?")
+        except typer.Abort:  # end of input
+            sure = False
+        if not sure:
+            raise fail("nothing purged (answer y, or pass --yes)")
 
     async def go(app: App) -> int:
         return await app.broker.purge_dead(queue)

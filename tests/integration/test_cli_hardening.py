@@ -543,3 +543,20 @@ async def test_dlq_prints_forged_amqp_dead_letters_literally(cli_dir: Path, amqp
             assert requeued.stdout.decode().startswith("requeued 1 message(s)")
         finally:
             await broker.delete_queue(queue)
+
+
+def test_dlq_purge_asks_and_a_no_or_no_answer_purges_nothing(
+        cli_dir: Path, redis_url: str, queue: str, redis_client: redis.Redis) -> None:
+    key = f"asyncq:{{{queue}}}:dead"
+    redis_client.xadd(key, {"d": b"body", "reason": "r"})
+    command = [sys.executable, "-m", "asyncq", "dlq", "purge", "htasks:app", "-Q", queue]
+    for answer in (b"n\n", b""):
+        done = subprocess.run(command, cwd=cli_dir, env=_env(redis_url, queue), input=answer,
+                              capture_output=True, timeout=60, check=False)
+        assert_one_error_line(done, "nothing purged (answer y, or pass --yes)")
+        assert redis_client.xlen(key) == 1
+    done = subprocess.run(command, cwd=cli_dir, env=_env(redis_url, queue), input=b"y\n",
+                          capture_output=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert f"purged 1 dead letter(s) from '{queue}'" in done.stdout.decode()
+    assert redis_client.xlen(key) == 0
