@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 import typer
 
+from asyncq.app import App
 from asyncq.cli._common import (
     AppPath,
     OneLineGroup,
@@ -90,10 +91,6 @@ def worker(
                           unsafe_server=_choice(unsafe_server))
     except (AsyncqError, ValueError) as exc:
         raise fail(str(exc)) from None
-    for name in sorted(set(instance.queues) - set(task_queues(app))):
-        logging.getLogger("asyncq.worker").warning(
-            "no task of this app uses the queue %r (its tasks use: %s)", name,
-            ", ".join(task_queues(app)) or "none")
     child = os.environ.get(CHILD_ENV)
     if child:  # one of `-w N`'s processes: the supervisor printed the banner
         multiprocessing.current_process().name = f"Worker-{child}"
@@ -101,6 +98,7 @@ def worker(
     else:
         typer.echo(banner(app, queues=instance.queues, concurrency=concurrency,
                           prefetch=instance.prefetch, processes=workers), err=True)
+        _warn_unused(app, instance.queues)
     if workers > 1:
         raise typer.Exit(supervise(workers, sys.argv[1:]))
     try:
@@ -109,6 +107,14 @@ def worker(
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
         pass
+
+
+def _warn_unused(app: App, queues: list[str]) -> None:
+    used = task_queues(app)
+    for name in sorted(set(queues) - set(used)):
+        logging.getLogger("asyncq.worker").warning(
+            "no task of this app uses the queue %r (its tasks use: %s)", name,
+            ", ".join(used) or "none")
 
 
 def _choice(value: str) -> Literal["warn", "refuse", "ignore"]:
