@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from asyncq.app import App
+from asyncq.beat import Beat
 from asyncq.context import Request, current_request
 from asyncq.errors import (
     AsyncqError,
@@ -29,6 +30,7 @@ from asyncq.errors import (
 from asyncq.message import Message
 from asyncq.result import TaskResult
 from asyncq.results import ResultRecord
+from asyncq.schedule import crontab
 from asyncq.states import TaskState
 from asyncq.task import BoundTask, CallOptions, Signature, Task
 from asyncq.worker import Worker, WorkerStats
@@ -38,6 +40,7 @@ __version__ = "0.1.0"
 __all__ = [
     "App",
     "AsyncqError",
+    "Beat",
     "BoundTask",
     "BrokerError",
     "BrokerUnavailable",
@@ -67,6 +70,7 @@ __all__ = [
     "Worker",
     "WorkerStats",
     "__version__",
+    "crontab",
     "current_request",
 ]
 
