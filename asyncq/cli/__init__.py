@@ -14,8 +14,10 @@ from typing import Annotated, Any, Literal
 import typer
 
 from asyncq.app import App
+from asyncq.beat import Beat
 from asyncq.cli._common import AppPath, fail, load_or_fail, run_async
 from asyncq.cli.banner import banner
+from asyncq.cli.beat import beat
 from asyncq.cli.dlq import dlq
 from asyncq.cli.supervise import CHILD_ENV, stop_with_parent, supervise
 from asyncq.errors import AsyncqError
@@ -63,6 +65,9 @@ def worker(
     loop_lag: Annotated[float, typer.Option(
         "--loop-lag", min=0, help="Warn when a task blocks the event loop this long (0: off).")
     ] = 1.0,
+    with_beat: Annotated[bool, typer.Option(
+        "--beat", "-B", help="Also run the scheduler of periodic tasks (see `asyncq beat`).")
+    ] = False,
 ) -> None:
     """Run a worker: consume QUEUES and run tasks of MODULE:ATTR."""
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
@@ -82,7 +87,7 @@ def worker(
     if workers > 1:
         raise typer.Exit(supervise(workers, sys.argv[1:]))
     try:
-        run_async(_serve(instance))
+        run_async(_serve(instance, Beat(app) if with_beat else None))
     except AsyncqError as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
@@ -97,12 +102,14 @@ def _choice(value: str) -> Literal["warn", "refuse", "ignore"]:
     raise fail(f"--unsafe-server takes warn, refuse or ignore, not {value!r}")
 
 
-async def _serve(instance: Worker) -> None:
+async def _serve(instance: Worker, scheduler: Beat | None = None) -> None:
     loop = asyncio.get_running_loop()
     signals = {"count": 0}
 
     def on_signal(signum: int) -> None:
         signals["count"] += 1
+        if scheduler is not None:
+            scheduler.stop()
         if signals["count"] == 1:
             logging.getLogger("asyncq.worker").warning(
                 "%s received: finishing running tasks (again to abort them)",
@@ -113,7 +120,15 @@ async def _serve(instance: Worker) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
-    await instance.run()
+    if scheduler is None:
+        await instance.run()
+    else:  # the scheduler stops with the worker
+        beating = asyncio.create_task(scheduler.run())
+        try:
+            await instance.run()
+        finally:
+            scheduler.stop()
+            await beating
     logging.getLogger("asyncq.worker").info("worker stopped")
 
 
@@ -152,6 +167,7 @@ async def _enqueue(app: App, task: str, args: list[Any], kwargs: dict[str, Any],
 
 
 cli.add_typer(dlq, name="dlq")
+cli.command()(beat)
 
 
 def main() -> None:
