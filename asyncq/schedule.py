@@ -25,6 +25,7 @@ timezone-aware datetimes; what the scheduler stores is their unix time.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Final, Literal, Protocol
@@ -59,7 +60,8 @@ _US: Final = dt.timedelta(microseconds=1)
 _MAX_STEPS: Final = 10_000
 #: longest repeated stretch of wall time (a fall-back clock change)
 _MAX_FOLD: Final = dt.timedelta(hours=2)
-_NAME: Final = re.compile(r"[A-Za-z0-9_.:\-]{1,80}")
+_SAFE: Final = re.compile(r"[A-Za-z0-9_.:\-]+")
+_UNSAFE: Final = re.compile(r"[^A-Za-z0-9_.:\-]")
 
 
 class Schedule(Protocol):
@@ -209,12 +211,17 @@ def make_schedule(spec: dt.timedelta | float | str | crontab | Schedule,
 
 
 def tick_id(app: str, entry: str, tick: dt.datetime) -> str:
-    """The task id of one tick of one entry: the same in every scheduler process."""
-    if not _NAME.fullmatch(entry):
-        raise ConfigurationError(f"invalid periodic entry name {entry!r}: 1-80 characters "
-                                 "of A-Z a-z 0-9 _ . : - (give one with name=...)")
+    """The task id of one tick of one entry, the same in every scheduler process:
+    ``beat:APP:ENTRY:UNIX_MS``; when APP:ENTRY is long or has characters a task id may
+    not have, its first 60 characters (others as ``_``), ``-`` and a hash of it."""
+    if not entry or len(entry) > 200:
+        raise ConfigurationError(f"invalid periodic entry name {entry!r}: 1-200 characters")
+    key = f"{app}:{entry}"
+    if not _SAFE.fullmatch(key) or len(key) > 100:
+        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+        key = f"{_UNSAFE.sub('_', key)[:60]}-{digest}"
     millis = (tick - _EPOCH) // dt.timedelta(milliseconds=1)
-    return f"beat:{app}:{entry}:{millis}"
+    return f"beat:{key}:{millis}"
 
 
 @dataclass(frozen=True, slots=True)

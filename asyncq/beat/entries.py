@@ -74,7 +74,7 @@ def add_entry(app: App, sig: Signature[Any], every: ScheduleSpec, *, name: str |
     if not isinstance(grace, dt.timedelta):
         grace = dt.timedelta(seconds=grace)
     schedule = make_schedule(every, zone(tz) if tz is not None else app.timezone)
-    entry = Entry(name or sig.task.name, sig, schedule, missed, grace)
+    entry = Entry(sig.task.name if name is None else name, sig, schedule, missed, grace)
     tick_id(app.name, entry.name, dt.datetime.now(dt.UTC))  # checks the name
     if entry.name in app.entries:
         raise ConfigurationError(f"a periodic entry named {entry.name!r} already exists")

@@ -153,8 +153,12 @@ def test_tick_ids_are_deterministic_valid_task_ids() -> None:
     assert one == tick_id("shop", "shop.tasks.heartbeat", utc(2026, 1, 1, 0, 0, 5))
     assert one == "beat:shop:shop.tasks.heartbeat:1767225605000"
     assert asyncq.message.valid_id(one)
+    odd = tick_id("shop", "tests.test_x.<locals>.job " + "x" * 100, utc(2026, 1, 1))
+    assert asyncq.message.valid_id(odd)
+    assert odd.startswith("beat:shop:tests.test_x._locals_.job_xxx")
+    assert odd != tick_id("shop", "tests.test_x.<locals>.job " + "x" * 99, utc(2026, 1, 1))
     with pytest.raises(asyncq.ConfigurationError, match="entry name"):
-        tick_id("shop", "has space", utc(2026, 1, 1))
+        tick_id("shop", "", utc(2026, 1, 1))
 
 
 @pytest.mark.parametrize("bad", ["not cron", "61 * * * *", dt.timedelta(0), object()])
