@@ -75,7 +75,7 @@ def add_entry(app: App, sig: Signature[Any], every: ScheduleSpec, *, name: str |
         grace = dt.timedelta(seconds=grace)
     schedule = make_schedule(every, zone(tz) if tz is not None else app.timezone)
     entry = Entry(sig.task.name if name is None else name, sig, schedule, missed, grace)
-    tick_id(app.name, entry.name, dt.datetime.now(dt.UTC))  # checks the name
+    entry.outgoing(dt.datetime.now(dt.UTC))  # the name, the arguments: fail here, not later
     if entry.name in app.entries:
         raise ConfigurationError(f"a periodic entry named {entry.name!r} already exists")
     app.entries[entry.name] = entry

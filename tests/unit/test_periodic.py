@@ -97,8 +97,10 @@ async def test_two_schedulers_one_leader_each_tick_once() -> None:
     clock = Clock(dt.datetime(2026, 1, 1, 12, 0, 0, 500000, tzinfo=UTC))
     one, two = Beat(app, clock=clock), Beat(app, clock=clock)
     async with app:
-        assert await one.tick() == [] and one.leading  # starts now
-        assert await two.tick() == [] and not two.leading
+        assert await one.tick() == []
+        assert one.leading
+        assert await two.tick() == []
+        assert not two.leading
         clock.now += dt.timedelta(seconds=3)
         sent = await one.tick() + await two.tick()
         assert sent == [tick_id(app.name, "tick", dt.datetime(2026, 1, 1, 12, 0, s,
@@ -152,3 +154,17 @@ def test_cli_list_prints_entries_with_their_next_run_in_their_zone(tmp_path: Pat
     assert "T19:30:00+08:00" in weekly
     assert sweep.startswith("sweep  task=sweep  cron */15 * * * * (Europe/Berlin)")
     assert ":00+01:00" in sweep or ":00+02:00" in sweep
+
+
+def test_arguments_that_do_not_bind_or_serialize_fail_at_registration() -> None:
+    app = new_app()
+
+    @app.task
+    async def add(x: int, y: int) -> int:
+        return x + y
+
+    with pytest.raises(TypeError, match="missing a required argument"):
+        app.schedule(add.s(2), 60, name="short")  # type: ignore[call-arg]
+    with pytest.raises(asyncq.SerializationError):
+        app.schedule(add.s({1}, 2), 60, name="set")  # type: ignore[arg-type]
+    assert app.entries == {}
