@@ -99,3 +99,31 @@ async def _forget_beat(app: App) -> None:
     else:
         async with app.broker.raw_channel() as channel:  # type: ignore[attr-defined]
             await channel.queue_delete(f"asyncq.beat.{app.name}")
+
+
+async def test_redis_queues_a_tick_sent_twice_once(redis_url: str) -> None:
+    """The mark: a second send of the same tick (a paused leader that lost its lease, or
+    a resend after a failover) is dropped by the server."""
+    app = App(f"beatmark{uuid.uuid4().hex[:8]}", broker=redis_url)
+    queue = f"beatmark-{uuid.uuid4().hex[:8]}"
+
+    @app.task(queue=queue)
+    async def job(n: int) -> None: ...
+
+    entry = app.schedule(job.s(7), dt.timedelta(seconds=30), name="job")
+    tick = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
+    async with app:
+        try:
+            one, two = Beat(app).store, Beat(app).store
+            message = entry.outgoing(tick)
+            assert await one.send("job", message, tick, entry.mark_ttl(tick))
+            assert not await two.send("job", entry.outgoing(tick), tick, entry.mark_ttl(tick))
+            assert await app.broker.queue_size(queue) == 1
+            mark = f"asyncq:{{{queue}}}:beat:{message.id}"
+            assert 0 < await app.broker.client.pttl(mark) <= 10 * 60 * 1000  # type: ignore[attr-defined]
+            assert (await one.load())["job"] == tick
+        finally:
+            await app.broker.client.delete(  # type: ignore[attr-defined]
+                f"asyncq:{{{queue}}}:beat:{entry.outgoing(tick).id}")
+            await app.broker.delete_queue(queue)
+            await _forget_beat(app)

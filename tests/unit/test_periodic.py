@@ -168,3 +168,12 @@ def test_arguments_that_do_not_bind_or_serialize_fail_at_registration() -> None:
     with pytest.raises(asyncq.SerializationError):
         app.schedule(add.s({1}, 2), 60, name="set")  # type: ignore[arg-type]
     assert app.entries == {}
+
+
+def test_cli_beat_without_entries_is_one_error_line(tmp_path: Path) -> None:
+    (tmp_path / "notasks.py").write_text('from asyncq import App\napp = App("n")\n')
+    done = subprocess.run([sys.executable, "-m", "asyncq", "beat", "notasks:app"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert done.stderr.strip() == ("asyncq: error: notasks:app has no periodic entries "
+                                   "(app.periodic / app.schedule)")
