@@ -46,8 +46,8 @@ def _utcnow() -> dt.datetime:
 class Beat:
     """A scheduler for ``app.entries``: ``await Beat(app).run()`` until ``stop()``.
 
-    ``lease``: seconds a silent leader keeps the leadership (Redis; on RabbitMQ the
-    leadership moves as soon as the leader's connection closes). ``store`` replaces the
+    ``lease``: seconds a silent leader keeps the leadership on Redis (RabbitMQ moves
+    the leadership when the leader's connection closes). ``store`` replaces the
     broker's own store; ``clock`` the wall clock (for tests).
     """
 
@@ -95,11 +95,11 @@ class Beat:
     async def _round(self) -> None:
         try:
             await self.tick()
-        except AsyncqError as exc:
-            if self._leading:
-                logger.warning("beat lost the leadership: %s", exc)
-            else:
-                logger.warning("beat: %s", exc)
+        except AsyncqError as exc:  # the server is away: try again at the next check
+            logger.warning("beat%s: %s", " lost the leadership" if self._leading else "", exc)
+            self._leading = False
+        except Exception:  # a bug or a surprise: say so, and keep the schedule going
+            logger.exception("beat: a round failed")
             self._leading = False
 
     async def tick(self) -> list[str]:

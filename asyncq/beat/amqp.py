@@ -29,10 +29,12 @@ The queue holds the schedule state, as messages: each carries every entry's curs
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import msgpack
@@ -149,7 +151,8 @@ class AmqpBeatStore(BeatStore):
                    remember: dt.timedelta) -> bool:
         exchange = message.exchange or self._broker.exchange
         if exchange == self._broker.exchange:
-            await self._broker.layout.queue(message.queue)
+            with self._broker.errors("declare a queue"):
+                await self._broker.layout.queue(message.queue)
         async with self._lock, self._errors("send a tick"):
             self._advance(entry, tick)
             await self._commit((exchange, message))
@@ -194,25 +197,14 @@ class AmqpBeatStore(BeatStore):
             except Exception as exc:  # the server requeues what it held all the same
                 logger.debug("closing the beat channel: %s", self._broker.describe(exc))
 
-    def _errors(self, what: str) -> Any:
-        return _Failing(self, what)
-
-
-class _Failing:
-    """On any error: drop the channel (the leadership goes with it) and raise it mapped."""
-
-    def __init__(self, store: AmqpBeatStore, what: str) -> None:
-        self._store = store
-        self._what = what
-
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
-        if not isinstance(exc, Exception):
-            return
-        await self._store.close()
-        raise self._store._broker.mapped(exc, f"beat: {self._what}") from None
+    @contextlib.asynccontextmanager
+    async def _errors(self, what: str) -> AsyncIterator[None]:
+        """On any error: drop the channel (the leadership goes with it), raise it mapped."""
+        try:
+            yield
+        except Exception as exc:
+            await self.close()
+            raise self._broker.mapped(exc, f"beat: {what}") from None
 
 
 def _properties(message: Outgoing) -> spec.Basic.Properties:

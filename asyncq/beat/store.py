@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import datetime as dt
 import importlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from asyncq.brokers import Outgoing
@@ -68,5 +69,5 @@ def store_for(app: App, *, lease: float) -> BeatStore:
             f"periodic tasks need a Redis, RabbitMQ or memory broker, not "
             f"{type(app.broker).__name__}")
     module, _, attr = path.partition(":")
-    cls: type[BeatStore] = getattr(importlib.import_module(module), attr)
-    return cls(app, lease=lease)  # type: ignore[call-arg]
+    make: Callable[..., BeatStore] = getattr(importlib.import_module(module), attr)
+    return make(app, lease=lease)
