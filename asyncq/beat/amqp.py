@@ -24,6 +24,11 @@ The queue holds the schedule state, as messages: each carries every entry's curs
   parameter; 60 s by default).
 - The leader commits at least every minute (state only when nothing is due), so no
   message stays unacked for long (RabbitMQ's ``consumer_timeout``).
+- With a quorum broker (``?queue_type=quorum``) the queue is a quorum queue. RabbitMQ
+  answers the declaration of a new one before its replicas run, and a consume in that
+  moment makes the server close the whole connection (``INTERNAL_ERROR``, seen on 3.10);
+  so a scheduler waits ``QUORUM_SETTLE`` seconds after declaring it. Should it happen
+  anyway, the connection comes back and the scheduler subscribes again.
 """
 
 from __future__ import annotations
@@ -56,6 +61,8 @@ logger.addHandler(logging.NullHandler())
 
 #: seconds between commits of a leader with nothing due (acks what it holds)
 REFRESH = 60.0
+#: seconds between declaring a quorum beat queue and consuming it
+QUORUM_SETTLE = 0.5
 
 
 class AmqpBeatStore(BeatStore):
@@ -112,6 +119,8 @@ class AmqpBeatStore(BeatStore):
             if broker.quorum:
                 arguments["x-queue-type"] = "quorum"
             await channel.queue_declare(self.queue, durable=True, arguments=arguments)
+            if broker.quorum:  # a quorum queue's replicas may not run yet (see above)
+                await asyncio.sleep(QUORUM_SETTLE)
             await channel.tx_select()
             await channel.basic_consume(self.queue, self._on_message)
             await self._publish_marker(uuid.uuid4().hex)  # wakes an idle queue's consumer

@@ -43,6 +43,14 @@ async def test_the_cursor_survives_a_restart_and_a_missed_tick_runs_once(
         real_broker: str) -> None:
     """A beat stops; the next one finds the entry's cursor on the server, sends the
     latest missed tick once and the late ones all."""
+    await _restart_scenario(real_broker)
+
+
+async def test_the_schedule_on_a_quorum_queue(amqp_url: str) -> None:
+    await _restart_scenario(f"{amqp_url.rstrip('/')}/?queue_type=quorum")
+
+
+async def _restart_scenario(real_broker: str) -> None:
     name = f"beatstate{uuid.uuid4().hex[:8]}"
     queue = f"beatstate-{uuid.uuid4().hex[:8]}"
     app = App(name, broker=real_broker)
