@@ -183,7 +183,7 @@ def run_fleet(fleet: Fleet, *, seconds: float, kill_at: float | None, lease: flo
               ) -> dict[str, Any]:
     """Two ``asyncq beat`` and one ``asyncq worker --beat`` for ``seconds``; the leader
     SIGKILLed ``kill_at`` seconds in. Returns what happened (no ticks counted yet)."""
-    first = fleet.start_beat("beat-1", lease)
+    fleet.start_beat("beat-1", lease)
     fleet.start_beat("beat-2", lease)
     leader = fleet.leader()
     fleet.start_worker("worker-beat")
@@ -200,5 +200,4 @@ def run_fleet(fleet: Fleet, *, seconds: float, kill_at: float | None, lease: flo
     time.sleep(max(0.0, seconds - (time.monotonic() - started)))
     fleet.stop()
     figures["exit_codes"] = {m.name: m.proc.returncode for m in fleet.members}
-    del first
     return figures
