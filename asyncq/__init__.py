@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from asyncq.app import App
-from asyncq.beat import Beat
+from asyncq.beat import Beat, BeatStats
 from asyncq.context import Request, current_request
 from asyncq.errors import (
     AsyncqError,
@@ -41,6 +41,7 @@ __all__ = [
     "App",
     "AsyncqError",
     "Beat",
+    "BeatStats",
     "BoundTask",
     "BrokerError",
     "BrokerUnavailable",

@@ -20,6 +20,7 @@ import contextlib
 import datetime as dt
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from asyncq.beat.entries import Entry
@@ -30,13 +31,24 @@ from asyncq.schedule import due_ticks
 if TYPE_CHECKING:
     from asyncq.app import App
 
-__all__ = ["DEFAULT_LEASE", "Beat", "BeatStore", "Entry"]
+__all__ = ["DEFAULT_LEASE", "Beat", "BeatStats", "BeatStore", "Entry"]
 
 logger = logging.getLogger("asyncq.beat")
 logger.addHandler(logging.NullHandler())
 
 #: seconds a leader's lease lasts without renewal (Redis); the handover bound
 DEFAULT_LEASE = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class BeatStats:
+    """``Beat.statistics()``: whether it leads, and its counts since it started."""
+
+    leading: bool
+    entries: int
+    sent: int  # ticks this scheduler enqueued
+    duplicates: int  # ticks it found sent already (by an earlier leader)
+    failed_rounds: int  # rounds that ended in an error (the server was away...)
 
 
 def _utcnow() -> dt.datetime:
@@ -63,10 +75,15 @@ class Beat:
         self._cursors: dict[str, dt.datetime] = {}
         self._leading = False
         self._stopping = asyncio.Event()
+        self._sent = self._duplicates = self._failed = 0
 
     @property
     def leading(self) -> bool:
         return self._leading
+
+    def statistics(self) -> BeatStats:
+        return BeatStats(self._leading, len(self.app.entries), self._sent,
+                         self._duplicates, self._failed)
 
     @property
     def store(self) -> BeatStore:
@@ -98,9 +115,11 @@ class Beat:
         except AsyncqError as exc:  # the server is away: try again at the next check
             logger.warning("beat%s: %s", " lost the leadership" if self._leading else "", exc)
             self._leading = False
+            self._failed += 1
         except Exception:  # a bug or a surprise: say so, and keep the schedule going
             logger.exception("beat: a round failed")
             self._leading = False
+            self._failed += 1
 
     async def tick(self) -> list[str]:
         """One round: lead if possible and send what is due; the tick ids sent."""
@@ -131,8 +150,10 @@ class Beat:
             message = entry.outgoing(tick)
             if await self.store.send(entry.name, message, tick, entry.mark_ttl(tick)):
                 sent.append(message.id)
+                self._sent += 1
                 logger.info("beat sent %s (%s)", message.id, tick.isoformat())
             else:
+                self._duplicates += 1
                 logger.info("beat: %s was sent already", message.id)
             self._cursors[entry.name] = tick
         if due.cursor > self._cursors[entry.name]:  # skipped missed ticks

@@ -107,10 +107,13 @@ async def test_two_schedulers_one_leader_each_tick_once() -> None:
                                                                 tzinfo=UTC))
                         for s in (1, 2, 3)]
         assert await app.broker.queue_size("default") == 3
+        assert one.statistics() == asyncq.BeatStats(leading=True, entries=1, sent=3,
+                                                    duplicates=0, failed_rounds=0)
         await one.store.close()  # hands over: the other goes on from the same cursor
         clock.now += dt.timedelta(seconds=1)
         assert await two.tick() == [tick_id(app.name, "tick",
                                             dt.datetime(2026, 1, 1, 12, 0, 4, tzinfo=UTC))]
+        assert two.statistics().sent == 1
 
 
 async def test_run_sends_ticks_to_a_worker_until_stopped() -> None:
