@@ -124,10 +124,10 @@ class Fleet:
 
     async def cleanup(self) -> None:
         if self.broker.startswith("redis"):
+            # the ticks' marks by their ids (no SCAN: the keyspace may be large)
+            keys = [f"asyncq:{{{self.queue}}}:beat:{tick}" for tick in await self.tick_ids()]
+            keys += [f"asyncq:beat:{{{self.app}}}:leader", f"asyncq:beat:{{{self.app}}}:cursors"]
             client = aioredis.Redis.from_url(self.broker)
-            keys = [f"asyncq:beat:{{{self.app}}}:leader", f"asyncq:beat:{{{self.app}}}:cursors"]
-            async for key in client.scan_iter(match=f"asyncq:{{{self.queue}}}:beat:*"):
-                keys.append(key)
             for queue in (self.queue, f"{self.queue}-other"):
                 keys += [f"asyncq:{{{queue}}}:{part}" for part in ("stream", "delayed", "dead")]
             await client.delete(*keys)
