@@ -1,8 +1,8 @@
 """In-process beat store for ``memory://`` apps (users' tests).
 
-Schedulers of apps with the same broker URL in one process share one lease and one
-state, as memory brokers with the same URL share their queues; nothing survives the
-process.
+Schedulers of one app (same name, same broker URL) in one process share one lease and
+one state, as memory brokers with the same URL share their queues; nothing survives
+the process.
 """
 
 from __future__ import annotations
@@ -24,18 +24,18 @@ __all__ = ["MemoryBeatStore"]
 @dataclass
 class _Shared:
     leader: str | None = None
-    cursors: dict[str, dict[str, dt.datetime]] = field(default_factory=dict)
+    cursors: dict[str, dt.datetime] = field(default_factory=dict)
     sent: set[str] = field(default_factory=set)
 
 
-_SHARED: dict[str, _Shared] = {}
+_SHARED: dict[tuple[str, str], _Shared] = {}
 
 
 class MemoryBeatStore(BeatStore):
     def __init__(self, app: App, *, lease: float) -> None:
         self._app = app
         self._token = uuid.uuid4().hex
-        self._shared = _SHARED.setdefault(app.broker.url, _Shared())
+        self._shared = _SHARED.setdefault((app.broker.url, app.name), _Shared())
         self.poll_interval = lease / 3
 
     async def lead(self) -> bool:
@@ -44,10 +44,7 @@ class MemoryBeatStore(BeatStore):
         return self._shared.leader == self._token
 
     async def load(self) -> dict[str, dt.datetime]:
-        return dict(self._cursors())
-
-    def _cursors(self) -> dict[str, dt.datetime]:
-        return self._shared.cursors.setdefault(self._app.name, {})
+        return dict(self._shared.cursors)
 
     async def send(self, entry: str, message: Outgoing, tick: dt.datetime,
                    remember: dt.timedelta) -> bool:
@@ -59,7 +56,7 @@ class MemoryBeatStore(BeatStore):
         return fresh
 
     async def advance(self, entry: str, cursor: dt.datetime) -> None:
-        cursors = self._cursors()
+        cursors = self._shared.cursors
         cursors[entry] = max(cursor, cursors.get(entry, cursor))
 
     async def close(self) -> None:

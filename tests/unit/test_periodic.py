@@ -180,3 +180,20 @@ def test_cli_beat_without_entries_is_one_error_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.strip() == ("asyncq: error: notasks:app has no periodic entries "
                                    "(app.periodic / app.schedule)")
+
+
+async def test_apps_sharing_a_memory_broker_each_have_a_leader() -> None:
+    url = f"memory://{uuid.uuid4().hex}"
+    first, second = App("first", broker=url), App("second", broker=url)
+    for app in (first, second):
+        app.schedule(app.task(name="job")(_job).s(), 1, name="job")
+    beats = [Beat(first), Beat(second)]
+    async with first, second:
+        for beat in beats:
+            await beat.tick()
+        assert [beat.leading for beat in beats] == [True, True]
+        for beat in beats:
+            await beat.store.close()
+
+
+async def _job() -> None: ...
