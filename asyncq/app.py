@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar, Unpack, overload
 
 from asyncq._outgoing import Preparer
+from asyncq.beat.entries import Entry, ScheduleSpec, add_entry, periodic
 from asyncq.brokers import Broker, broker_class
 from asyncq.codec import DEFAULT_MAX_SIZE
 from asyncq.errors import ConfigurationError, TaskNotRegistered
@@ -22,6 +24,7 @@ from asyncq.records import REJECTED
 from asyncq.result import TaskResult
 from asyncq.results import DEFAULT_RESULT_TTL, ResultBackend, backend_class
 from asyncq.routing import Router, RouteSpec
+from asyncq.schedule import DEFAULT_GRACE, Missed, zone
 from asyncq.signing import Signer
 from asyncq.task import Hook, OptionsDict, Signature, Task, TaskConfig
 from asyncq.wire import WireCodec
@@ -55,12 +58,17 @@ class App:
         signing_keys: Mapping[str, bytes | str] | None = None,
         signing_key_id: str | None = None,
         middleware: Sequence[Middleware] = (),
+        timezone: str | dt.tzinfo | None = None,
     ) -> None:
         if not name or not valid_id(name):
             raise ConfigurationError(f"invalid app name {name!r}")
         self.name = name
         self.default_queue = default_queue
         self.tasks: dict[str, Task[Any, Any]] = {}
+        #: the default zone of cron entries (UTC unless ``timezone`` names one)
+        self.timezone = zone(timezone)
+        #: periodic entries by name (``app.periodic``, ``app.schedule``; run by asyncq.beat)
+        self.entries: dict[str, Entry] = {}
         self.router = Router(task_routes)
         signer = Signer(signing_keys, signing_key_id) if signing_keys else None
         self.codec = WireCodec(max_size=max_message_size, signer=signer)
@@ -151,6 +159,26 @@ class App:
             return task
 
         return register if fn is None else register(fn)
+
+    def periodic(
+        self, every: ScheduleSpec, /, *, name: str | None = None,
+        tz: str | dt.tzinfo | None = None, missed: Missed = "latest",
+        grace: dt.timedelta | float = DEFAULT_GRACE, **options: Any,
+    ) -> Callable[[Callable[P, Awaitable[R]]], Task[P, R]]:
+        """Register a task and run it on a schedule: ``@app.periodic(timedelta(seconds=5))``,
+        ``@app.periodic(crontab(hour="7"), tz="Europe/Berlin")``, ``@app.periodic("*/15 * *
+        * *")``. ``name`` names the task and the entry; other options go to ``app.task``.
+        See docs/guides/periodic.md for ``missed`` and ``grace``."""
+        return periodic(self, every, name=name, tz=tz, missed=missed, grace=grace,
+                        options=options)
+
+    def schedule(
+        self, sig: Signature[Any], every: ScheduleSpec, /, *, name: str | None = None,
+        tz: str | dt.tzinfo | None = None, missed: Missed = "latest",
+        grace: dt.timedelta | float = DEFAULT_GRACE,
+    ) -> Entry:
+        """Send a call on a schedule: ``app.schedule(add.s(2, 3), timedelta(minutes=1))``."""
+        return add_entry(self, sig, every, name=name, tz=tz, missed=missed, grace=grace)
 
     # -- lifecycle -------------------------------------------------------------------
     async def connect(self) -> None:
