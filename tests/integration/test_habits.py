@@ -174,3 +174,33 @@ def test_generators_are_refused() -> None:
 
     with pytest.raises(asyncq.ConfigurationError):
         app.task(gen)
+
+
+async def test_compressed_messages_run_on_a_worker_without_compression(
+        redis_url: str, names: tuple[str, str]) -> None:
+    import zlib
+
+    from asyncq.brokers import Outgoing
+    from asyncq.compression import MARKER
+    from asyncq.wire import encode_fields
+
+    producer = asyncq.App(names[0], broker=redis_url, default_queue=names[1],
+                          compression="zlib")
+    consumer = asyncq.App(names[0], broker=redis_url, default_queue=names[1])
+    for each in (producer, consumer):
+        @each.task(name="size")
+        async def size(text: str) -> int:
+            return len(text)
+
+    async with producer, consumer, asyncq.Worker(consumer, concurrency=2):
+        handle = await producer.tasks["size"].enqueue("z" * 200_000)
+        assert await handle.get(timeout=20) == 200_000
+        # a bomb: 2 KB on the wire, 60 MB inside; refused and dead-lettered, id known
+        inner = encode_fields("bomb-1", "size", ["\x00" * 60_000_000], {}, {}, {})
+        bomb = MARKER + b"z" + zlib.compress(inner, 9)
+        assert len(bomb) < 100_000
+        await producer.broker.publish(Outgoing("bomb-1", names[1], bomb))
+        with pytest.raises(asyncq.TaskRejected, match="expands beyond"):
+            await producer.result("bomb-1").get(timeout=20)
+        letters = await consumer.broker.dead_letters(names[1], 10)
+        assert [letter.task_id for letter in letters] == ["bomb-1"]
