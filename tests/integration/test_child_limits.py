@@ -25,7 +25,8 @@ MODULE = '''
 import asyncio, os, time
 from asyncq import App
 
-app = App(os.environ["T_APP"], broker=os.environ["T_BROKER"])
+app = App(os.environ["T_APP"], broker=os.environ["T_BROKER"],
+          backend=os.environ.get("T_BACKEND") or None)
 QUEUE = os.environ["T_QUEUE"]
 HOARD = []
 
@@ -134,3 +135,29 @@ async def test_a_task_blocking_past_its_hard_limit_fails_and_its_child_is_replac
     record = await tasks.app.backend.get(handle.id)
     assert record.state == asyncq.TaskState.FAILURE
     assert f"htasks.blocks[{handle.id}] succeeded" not in worker.text()
+
+
+@pytest.mark.amqp
+async def test_on_rabbitmq_the_blocked_task_is_recorded_and_its_message_acked(
+        amqp_url: str, redis_url: str, env: dict[str, str], start: Start,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    env.update(T_BROKER=amqp_url, T_BACKEND=redis_url)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.syspath_prepend(env["T_DIR"])
+    sys.modules.pop("htasks", None)
+    tasks = importlib.import_module("htasks")
+    async with tasks.app:
+        try:
+            worker = start("-w", "1")
+            handle = await tasks.blocks.enqueue(5.0)
+            with pytest.raises(asyncq.TaskFailed, match="hard time limit of 1 s"):
+                await handle.get(timeout=30)
+            worker.wait_for("a task blocked it past its hard time limit")
+            # RabbitMQ hands the message back when the process dies; the fresh one acks it
+            worker.wait_for(f"htasks.blocks[{handle.id}] already has a result", timeout=30)
+            assert await (await tasks.pid.enqueue()).get(timeout=30) > 0
+        finally:
+            kill_live_workers()
+            await tasks.app.broker.delete_queue(env["T_QUEUE"])
+            sys.modules.pop("htasks", None)
