@@ -95,7 +95,7 @@ def start(env: dict[str, str]) -> Iterator[Start]:
 
 
 async def test_a_child_is_replaced_after_max_tasks(start: Start, tasks: Any) -> None:
-    worker = start("-c", "1", "--max-tasks-per-child", "3")  # implies a supervisor
+    worker = start("-c", "1", "--threads", "2", "--max-tasks-per-child", "3")  # a supervisor
     handles = [await tasks.pid.enqueue() for _ in range(9)]
     pids = [await h.get(timeout=60) for h in handles]
     assert len(set(pids)) >= 3, pids

@@ -204,3 +204,36 @@ async def test_compressed_messages_run_on_a_worker_without_compression(
             await producer.result("bomb-1").get(timeout=20)
         letters = await consumer.broker.dead_letters(names[1], 10)
         assert [letter.task_id for letter in letters] == ["bomb-1"]
+
+
+async def test_the_hard_limit_guard_acts_only_on_a_blocked_loop(
+        redis_url: str, names: tuple[str, str]) -> None:
+    from asyncq.worker.hard_limit import EXIT_HARD_LIMIT, HardLimitGuard
+
+    exits: list[int] = []
+    guard = HardLimitGuard(grace=0.3, exit=exits.append)  # a real one ends the process
+    app = asyncq.App(names[0], broker=redis_url, default_queue=names[1], middleware=[guard])
+
+    @app.task(timeout=0.2)
+    async def slow_but_polite() -> None:
+        await asyncio.sleep(2)  # the loop turns: the time-limit middleware handles it
+
+    @app.task(timeout=0.2)
+    async def blocking() -> str:
+        time.sleep(1.2)  # noqa: ASYNC251 - blocks the loop on purpose
+        return "late"
+
+    async with app, asyncq.Worker(app, concurrency=4) as worker:
+        with pytest.raises(asyncq.TaskFailed, match="time limit"):
+            await (await slow_but_polite.enqueue()).get(timeout=20)
+        assert exits == []
+        handle = await blocking.enqueue()
+        with pytest.raises(asyncq.TaskFailed) as caught:
+            await handle.get(timeout=20)
+        assert exits == [EXIT_HARD_LIMIT]
+        assert "exceeded its hard time limit of 0.2 s" in caught.value.exc_message
+        await worker.join(timeout=20)
+        # the task did finish (this guard let the process live): first final writer won
+        record = await app.backend.get(handle.id)
+        assert record is not None
+        assert record.state == asyncq.TaskState.FAILURE
