@@ -17,12 +17,15 @@ import asyncio
 import contextvars
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-__all__ = ["default_threads", "in_thread", "task_threads"]
+if TYPE_CHECKING:
+    from asyncq.task import Task
+
+__all__ = ["in_thread", "pool_size", "task_threads"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -33,9 +36,13 @@ _pool: contextvars.ContextVar[ThreadPoolExecutor | None] = contextvars.ContextVa
     "asyncq_task_threads", default=None)
 
 
-def default_threads(concurrency: int) -> int:
-    """The pool size when none is given: ``min(32, concurrency)``."""
-    return max(1, min(32, concurrency))
+def pool_size(threads: int | None, concurrency: int) -> int:
+    """``threads``, checked, or ``min(32, concurrency)`` when it is None."""
+    if threads is None:
+        return max(1, min(32, concurrency))
+    if threads < 1:
+        raise ValueError("threads must be at least 1")
+    return threads
 
 
 def in_thread(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
@@ -56,12 +63,16 @@ def in_thread(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
 
 
 @contextmanager
-def task_threads(size: int) -> Iterator[ThreadPoolExecutor]:
-    """A pool of ``size`` threads for sync tasks, used by calls made inside the block."""
+def task_threads(size: int, tasks: Iterable[Task[..., Any]]) -> Iterator[None]:
+    """A pool of ``size`` threads for the sync ones among ``tasks``, used by calls made
+    inside the block (no pool when none is sync)."""
+    if not any(task.is_sync for task in tasks):
+        yield
+        return
     pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="asyncq-task")
     token = _pool.set(pool)
     try:
-        yield pool
+        yield
     finally:
         _pool.reset(token)
         pool.shutdown(wait=False, cancel_futures=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 from collections import deque
@@ -13,7 +12,7 @@ from types import CodeType
 from typing import TYPE_CHECKING, Any, Literal
 
 from asyncq._cancel import cancelled_by_caller
-from asyncq._threads import default_threads, task_threads
+from asyncq._threads import pool_size, task_threads
 from asyncq.brokers import Consumer, Delivery
 from asyncq.errors import ConfigurationError
 from asyncq.middleware import Job, overrides
@@ -67,9 +66,7 @@ class Worker:
         self.lease = lease
         self.fetch_timeout = fetch_timeout
         self.unsafe_server = unsafe_server
-        self.threads = default_threads(concurrency) if threads is None else threads
-        if self.threads < 1:
-            raise ValueError("threads must be at least 1")
+        self.threads = pool_size(threads, concurrency)
         self.watchdog = (LoopWatchdog(_task_codes(app), threshold=loop_lag_threshold)
                          if loop_lag_threshold else None)
         self.executor = Executor(app, max_deliveries=max_deliveries)
@@ -127,9 +124,7 @@ class Worker:
     async def run(self) -> None:
         """Run until :meth:`stop`; the app is connected for the duration."""
         async with self.app:
-            with contextlib.ExitStack() as stack:
-                if any(task.is_sync for task in self.app.tasks.values()):
-                    stack.enter_context(task_threads(self.threads))
+            with task_threads(self.threads, self.app.tasks.values()):
                 await self._consume()
 
     async def _consume(self) -> None:
