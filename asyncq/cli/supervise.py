@@ -88,6 +88,7 @@ def supervise(processes: int, argv: list[str]) -> int:
                 children[index] = _start(cmd, index)
         time.sleep(0.2)
     codes = [child.wait() for child in children]
+    codes = [0 if code == EXIT_RECYCLED else code for code in codes]  # stopped as asked
     return max((abs(code) for code in codes), default=0) if any(codes) else 0
 
 

@@ -50,10 +50,11 @@ class Recycle(Middleware):
         self._worker = worker
 
     def _reach(self, why: str) -> None:
-        if self.reached is None and self._worker is not None:
+        worker = self._worker
+        if self.reached is None and worker is not None and not worker.statistics().stopping:
             self.reached = why
             logger.info("%s: stopping this worker process to be replaced", why)
-            self._worker.stop()
+            worker.stop()
 
 
 class MaxTasks(Recycle):

@@ -103,6 +103,8 @@ async def test_a_child_is_replaced_after_max_tasks(start: Start, tasks: Any) -> 
     assert all(pids.count(p) <= 3 + 1 for p in pids), pids  # K + concurrency
     worker.wait_for("reached its per-child limit")
     assert "ran 3 tasks (--max-tasks-per-child 3)" in worker.text()
+    worker.proc.send_signal(signal.SIGTERM)
+    assert worker.proc.wait(30) == 0  # a supervisor stopped on purpose exits 0
 
 
 async def test_a_child_is_replaced_past_its_memory_limit(start: Start, tasks: Any) -> None:
