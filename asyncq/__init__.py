@@ -27,8 +27,9 @@ from asyncq.errors import (
     TimeLimitExceeded,
 )
 from asyncq.message import Message
+from asyncq.middleware import Middleware
+from asyncq.records import ResultRecord
 from asyncq.result import TaskResult
-from asyncq.results import ResultRecord
 from asyncq.states import TaskState
 from asyncq.task import BoundTask, CallOptions, Signature, Task
 from asyncq.worker import Worker, WorkerStats
@@ -46,6 +47,7 @@ __all__ = [
     "DecodeError",
     "Message",
     "MessageTooLarge",
+    "Middleware",
     "PublishError",
     "Request",
     "ResultError",

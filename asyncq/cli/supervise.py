@@ -111,7 +111,8 @@ def child_middleware(app: App, max_tasks: int | None, max_memory: float | None
         recycle.append(MaxTasks(max_tasks))
     if max_memory:
         recycle.append(MaxMemory(max_memory))
-    app.middleware.extend([*recycle, HardLimitGuard()])
+    for middleware in (*recycle, HardLimitGuard()):
+        app.add_middleware(middleware)
     return recycle
 
 
