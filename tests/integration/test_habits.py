@@ -237,3 +237,22 @@ async def test_the_hard_limit_guard_acts_only_on_a_blocked_loop(
         record = await app.backend.get(handle.id)
         assert record is not None
         assert record.state == asyncq.TaskState.FAILURE
+
+
+def test_app_hooks_can_be_limited_to_named_tasks() -> None:
+    app = asyncq.App("hooks-filter")
+
+    @app.task(name="a")
+    async def a() -> None: ...
+
+    @app.task(name="b")
+    async def b() -> None: ...
+
+    def note(request: asyncq.Request, value: object) -> None: ...
+
+    only_a = AppHooks(on_success=note, tasks=["a"])
+    assert (only_a.applies_to(a), only_a.applies_to(b)) == (True, False)
+    assert overrides(only_a, "on_success")
+    assert not overrides(only_a, "on_failure")
+    assert type(AppHooks(on_success=note)) is type(only_a)  # one class per combination
+    assert repr(only_a) == "<AppHooks on_success>"
