@@ -59,10 +59,10 @@ def _load(table: dict[str, str], url: str, what: str) -> Any:
 class App:
     """An asyncq application.
 
-    ``broker`` and ``backend`` take URLs or instances; without ``broker`` the
-    ``ASYNCQ_BROKER`` environment variable is used, else ``memory://``. Without
-    ``backend`` results go to the broker's server (Redis, memory) or back over
-    AMQP (RabbitMQ).
+    ``broker`` and ``backend`` take URLs or instances. Each comes from code first, then
+    from the environment (``ASYNCQ_BROKER``, ``ASYNCQ_BACKEND``), then the default:
+    ``memory://`` for the broker; for results the broker's server (Redis, memory) or
+    back over AMQP (RabbitMQ).
     """
 
     def __init__(
@@ -100,7 +100,7 @@ class App:
     def _make_backend(self, backend: str | ResultBackend | None, ttl: float) -> ResultBackend:
         if isinstance(backend, ResultBackend):
             return backend
-        url = backend or self.broker.url
+        url = backend or os.environ.get("ASYNCQ_BACKEND") or self.broker.url
         cls = _load(_BACKENDS, url, "result backend")
         if scheme_of(url).startswith("amqp"):
             return cls(url, ttl=ttl, broker=self.broker)  # type: ignore[no-any-return]
