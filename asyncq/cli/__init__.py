@@ -38,17 +38,22 @@ LOG_FORMAT = "[%(asctime)s %(levelname)s/%(processName)s] %(name)s: %(message)s"
 def worker(
     app_path: AppPath,
     queues: Annotated[str | None, typer.Option(
-        "-Q", "--queues", help="Comma-separated queues (default: every queue a task uses).")
+        "-Q", "--queues", envvar="ASYNCQ_QUEUES",
+        help="Comma-separated queues (default: every queue a task uses).")
     ] = None,
     concurrency: Annotated[int, typer.Option(
-        "-c", "--concurrency", min=1, help="Most tasks running at once.")] = 100,
+        "-c", "--concurrency", min=1, envvar="ASYNCQ_CONCURRENCY",
+        help="Most tasks running at once.")] = 100,
     log_level: Annotated[str, typer.Option(
-        "-l", "--log-level", help="debug, info, warning or error.")] = "info",
+        "-l", "--log-level", envvar="ASYNCQ_LOG_LEVEL",
+        help="debug, info, warning or error.")] = "info",
     prefetch: Annotated[int | None, typer.Option(
-        "--prefetch", min=0, help="Messages held beyond running ones (default: concurrency).")
+        "--prefetch", min=0, envvar="ASYNCQ_PREFETCH",
+        help="Messages held beyond running ones (default: concurrency).")
     ] = None,
     shutdown_timeout: Annotated[float, typer.Option(
-        "--shutdown-timeout", min=0, help="Seconds running tasks get to finish on SIGTERM.")
+        "--shutdown-timeout", min=0, envvar="ASYNCQ_SHUTDOWN_TIMEOUT",
+        help="Seconds running tasks get to finish on SIGTERM.")
     ] = 30.0,
     lease: Annotated[float, typer.Option(
         "--lease", min=0.1, help="Seconds before a silent worker's messages are recovered.")
@@ -56,7 +61,8 @@ def worker(
     max_deliveries: Annotated[int, typer.Option(
         "--max-deliveries", min=1, help="Deliveries before a message is dead-lettered.")] = 5,
     workers: Annotated[int, typer.Option(
-        "-w", "--workers", min=1, help="Worker processes (restarted if they die).")] = 1,
+        "-w", "--workers", min=1, envvar="ASYNCQ_WORKERS",
+        help="Worker processes (restarted if they die).")] = 1,
     unsafe_server: Annotated[str, typer.Option(
         "--unsafe-server", help="When the server could lose tasks (e.g. Redis allkeys-* "
         "eviction): warn, refuse or ignore.")] = "warn",

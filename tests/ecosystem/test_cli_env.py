@@ -1,0 +1,72 @@
+"""Worker settings a deployment changes come from the environment too."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+TASKS = '''
+from asyncq import App
+
+app = App("envapp")
+
+
+@app.task(queue="alpha")
+async def ping() -> str:
+    return "pong"
+'''
+
+ENVVARS = ["ASYNCQ_QUEUES", "ASYNCQ_CONCURRENCY", "ASYNCQ_PREFETCH", "ASYNCQ_LOG_LEVEL",
+           "ASYNCQ_SHUTDOWN_TIMEOUT", "ASYNCQ_WORKERS"]
+
+
+def test_worker_help_names_the_variables() -> None:
+    result = subprocess.run([sys.executable, "-m", "asyncq", "worker", "--help"],
+                            capture_output=True, text=True, timeout=60, check=True,
+                            env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"})
+    missing = [name for name in ENVVARS if name not in result.stdout]
+    assert not missing, result.stdout
+
+
+def _wait_for(path: Path, needle: str, proc: subprocess.Popen[bytes]) -> str:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        text = path.read_text(errors="replace")
+        if needle in text or proc.poll() is not None:
+            return text
+        time.sleep(0.05)
+    return path.read_text(errors="replace")
+
+
+@pytest.mark.parametrize(("args", "expected", "info_logged"), [
+    ([], [" concurrency:  7 (prefetch 3)", " queues:       alpha, beta"], False),
+    (["-c", "9", "-Q", "gamma", "-l", "info"],
+     [" concurrency:  9 (prefetch 3)", " queues:       gamma"], True),
+], ids=["environment", "flags-win"])
+def test_worker_reads_the_environment(tmp_path: Path, args: list[str], expected: list[str],
+                                      info_logged: bool) -> None:
+    (tmp_path / "envtasks.py").write_text(TASKS)
+    log = tmp_path / "worker.log"
+    env = {**os.environ, "ASYNCQ_BROKER": "memory://", "ASYNCQ_CONCURRENCY": "7",
+           "ASYNCQ_PREFETCH": "3", "ASYNCQ_QUEUES": "alpha,beta", "ASYNCQ_LOG_LEVEL": "warning"}
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "asyncq", "worker", "envtasks:app", *args],
+                                cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        text = _wait_for(log, " queues:", proc)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    text = log.read_text()
+    assert all(line in text for line in expected), text
+    assert "SIGTERM received" in text, text  # a warning: logged at either level
+    assert ("worker stopped" in text) is info_logged, text  # info: not at "warning"
