@@ -1,4 +1,8 @@
-"""In-process result backend (``memory://``), for users' own tests."""
+"""In-process result backend (``memory://``), for users' own tests.
+
+Backends with the same URL share one store, also across event loops and threads: a
+waiter on another loop gets its result through that loop's ``call_soon_threadsafe``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 
+from asyncq._loops import call_in_loop
 from asyncq.brokers import KeyWrite
 from asyncq.codec import DEFAULT_MAX_SIZE
 from asyncq.results import DEFAULT_RESULT_TTL, ResultBackend, is_final_raw, is_settled_raw
@@ -33,8 +38,12 @@ class _Store:
         self.values[write.key] = (write.value, time.monotonic() + write.ttl_ms / 1000)
         if write.final:
             for fut in self.waiters.pop(write.key, []):
-                if not fut.done():
-                    fut.set_result(write.value)
+                call_in_loop(fut.get_loop(), _resolve, fut, write.value)
+
+
+def _resolve(fut: asyncio.Future[bytes], value: bytes) -> None:
+    if not fut.done():
+        fut.set_result(value)
 
 
 _STORES: dict[str, _Store] = {}
