@@ -297,3 +297,33 @@ def test_every_page_is_in_the_nav() -> None:
     missing = [str(p.relative_to(DOCS)) for p in _pages()
                if str(p.relative_to(DOCS)) not in nav]
     assert not missing, f"pages missing from mkdocs.yml nav: {missing}"
+
+
+# -- pytest examples, run as a user would --------------------------------------------
+#: Test modules under docs/examples and the files a user copies with them.
+PYTEST_EXAMPLES: dict[str, tuple[list[str], str]] = {
+    "testing_your_tasks.py": (["testing_your_tasks.py"], "4 passed"),
+    "shop/test_api.py": (["shop/__init__.py", "shop/tasks.py", "shop/api.py",
+                          "shop/test_api.py"], "6 passed"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PYTEST_EXAMPLES))
+def test_pytest_example_runs_as_a_user(name: str, tmp_path: Path) -> None:
+    """Copied into an empty project, run by plain pytest with no settings (memory://).
+
+    ``-c`` names an empty ini file, so nothing of this project's pytest settings
+    (plugins, asyncio_mode, timeout, filterwarnings) helps the example pass.
+    """
+    files, expected = PYTEST_EXAMPLES[name]
+    for rel in files:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text((EXAMPLES / rel).read_text())
+    (tmp_path / "empty.ini").write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ASYNCQ_", "PYTEST_"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-c", "empty.ini",
+         "-q", name], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert expected in result.stdout, result.stdout
