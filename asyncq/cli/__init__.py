@@ -17,6 +17,7 @@ from asyncq.app import App
 from asyncq.cli._common import AppPath, fail, load_or_fail, run_async
 from asyncq.cli.banner import banner
 from asyncq.cli.dlq import dlq
+from asyncq.cli.reload import reload_worker
 from asyncq.cli.supervise import CHILD_ENV, stop_with_parent, supervise
 from asyncq.errors import AsyncqError
 from asyncq.worker import Worker
@@ -69,6 +70,9 @@ def worker(
     loop_lag: Annotated[float, typer.Option(
         "--loop-lag", min=0, help="Warn when a task blocks the event loop this long (0: off).")
     ] = 1.0,
+    reload: Annotated[bool, typer.Option(
+        "--reload", help="Restart when a .py file in the app's directory changes "
+        "(development; needs asyncq[reload]).")] = False,
 ) -> None:
     """Run a worker: consume QUEUES and run tasks of MODULE:ATTR."""
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
@@ -78,6 +82,8 @@ def worker(
                       shutdown_timeout=shutdown_timeout, lease=lease,
                       max_deliveries=max_deliveries, loop_lag_threshold=loop_lag or None,
                       unsafe_server=_choice(unsafe_server))
+    if reload:  # the child this starts prints the banner, and again after each change
+        raise typer.Exit(reload_worker(app_path, sys.argv[1:], shutdown_timeout))
     child = os.environ.get(CHILD_ENV)
     if child:  # one of `-w N`'s processes: the supervisor printed the banner
         multiprocessing.current_process().name = f"Worker-{child}"
