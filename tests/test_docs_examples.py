@@ -14,6 +14,7 @@ with instructions when a server is not reachable); the others run on ``memory://
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -268,6 +269,29 @@ def test_python_snippets_come_from_examples(page: Path) -> None:
              if not any(_is_excerpt(block, source) for source in sources)]
     assert not stray, (f"{page.relative_to(ROOT)}: these python blocks are not in any file "
                        "under docs/examples/:\n\n" + "\n\n---\n\n".join(stray))
+
+
+def test_readme_python_snippets_come_from_examples() -> None:
+    """README.md's snippets too: so they run, and pass mypy --strict (below)."""
+    sources = [p.read_text() for p in sorted(EXAMPLES.rglob("*.py"))]
+    blocks = _python_blocks(ROOT / "README.md")
+    stray = [block for block in blocks if not any(_is_excerpt(block, s) for s in sources)]
+    assert blocks, "README.md has no python blocks: was the check pointed at the wrong file?"
+    assert not stray, ("README.md: these python blocks are not in any file under "
+                       "docs/examples/:\n\n" + "\n\n---\n\n".join(stray))
+
+
+def test_examples_pass_mypy_strict(tmp_path: Path) -> None:
+    """Every file under docs/examples, so every snippet of the docs and the README."""
+    if importlib.util.find_spec("mypy") is None:
+        pytest.skip("mypy is not installed (pip install -e '.[dev]')")
+    config = tmp_path / "mypy.ini"
+    config.write_text("[mypy]\n")  # the user's view: none of this project's settings
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--config-file", str(config),
+         "--cache-dir", str(tmp_path / "cache"), "."], cwd=EXAMPLES, capture_output=True,
+        text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_every_example_is_shown_or_linked() -> None:
