@@ -351,3 +351,16 @@ def test_pytest_example_runs_as_a_user(name: str, tmp_path: Path) -> None:
         check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert expected in result.stdout, result.stdout
+
+
+def test_pytest_examples_run_in_the_clone_without_the_projects_settings() -> None:
+    """`pytest docs/examples/...` in a clone: docs/examples/pytest.ini is the config, not
+    pyproject.toml (whose `timeout` needs pytest-timeout, absent here with -p no:timeout)."""
+    paths = [f"docs/examples/{name}" for name in sorted(PYTEST_EXAMPLES)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ASYNCQ_", "PYTEST_"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:timeout", *paths],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "configfile: pytest.ini" in result.stdout, result.stdout
+    assert "10 passed" in result.stdout, result.stdout
