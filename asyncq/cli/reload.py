@@ -25,6 +25,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from asyncq.cli._common import fail
+
 __all__ = ["reload_worker", "watched_directory"]
 
 logger = logging.getLogger("asyncq.reload")
@@ -96,8 +98,7 @@ def reload_worker(app_path: str, argv: list[str], shutdown_timeout: float) -> in
     try:
         import watchfiles
     except ImportError:
-        logger.error("asyncq worker --reload needs watchfiles: pip install 'asyncq[reload]'")
-        return 2
+        raise fail("--reload needs watchfiles: pip install 'asyncq[reload]'") from None
     root = watched_directory(app_path)
     stop = threading.Event()
 

@@ -114,3 +114,17 @@ async def test_an_edit_restarts_the_worker_gracefully(
     assert "reloadtasks.py changed; restarting the worker" in text, text
     assert "SIGTERM received: finishing running tasks" in text, text
     assert f"reload.slow[{running.id}] succeeded" in text, text
+
+
+def test_without_watchfiles_the_error_says_what_to_install(tmp_path: Path) -> None:
+    (tmp_path / "watchfiles").mkdir()
+    (tmp_path / "watchfiles" / "__init__.py").write_text("raise ImportError('not here')\n")
+    (tmp_path / "reloadtasks.py").write_text(MODULE.format(version="v1"))
+    env = {**os.environ, "T_APP": "rapp", "T_BROKER": "memory://", "T_QUEUE": "q",
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-m", "asyncq", "worker", "reloadtasks:app",
+                             "--reload"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith(
+        "asyncq: error: --reload needs watchfiles: pip install 'asyncq[reload]'"), result.stderr
