@@ -100,6 +100,7 @@ def reload_worker(app_path: str, argv: list[str], shutdown_timeout: float) -> in
     except ImportError:
         raise fail("--reload needs watchfiles: pip install 'asyncq[reload]'") from None
     root = watched_directory(app_path)
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)  # we say what changed
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
