@@ -26,5 +26,8 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
     # generated from docstrings: one method of each of a few public classes
     for name in ("enqueue_many", "TaskResult", "statistics", "asyncq_lifespan", "AsyncqError"):
         assert name in api, f"{name} is not in the API reference"
+    assert ":class:" not in api  # docs/hooks/sphinx_roles.py shows roles as code
+    assert "<code>ResultTimeout</code>" in api
     assert (site / "search" / "search_index.json").exists()
+    assert not (site / "hooks").exists()
     assert (site / "guides" / "fastapi" / "index.html").exists()
