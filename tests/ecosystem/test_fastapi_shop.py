@@ -8,12 +8,15 @@ Redis database (1-15) instead of sharing one, and empties it afterwards.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,3 +87,35 @@ def test_shop_tests_pass_against_a_real_worker_on_redis(tmp_path: Path,
     # the work was done by the worker process, not by one inside the app
     assert text.count("shop.tasks.add[") >= 2 * 6, text
     assert "shop.tasks.send_email[" in text, text
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_the_shop_runs_with_one_command_on_memory(tmp_path: Path) -> None:
+    """The README's command: uvicorn --app-dir docs/examples shop.api:api (no server)."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASYNCQ_")}
+    log = tmp_path / "uvicorn.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--app-dir", "docs/examples", "shop.api:api",
+             "--port", str(port)], cwd=EXAMPLES.parents[1], env=env, stdout=out,
+            stderr=subprocess.STDOUT)
+    try:
+        _wait_for(log, "Application startup complete", server)
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/add?x=2&y=3", method="POST")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            body = json.load(response)
+        assert body["sum"] == 5
+        server.send_signal(signal.SIGTERM)
+        # uvicorn shuts down gracefully, then re-raises the signal (exit -15) or exits 0
+        assert server.wait(30) in (0, -signal.SIGTERM)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(10)
+    assert "Application shutdown complete" in log.read_text()
