@@ -224,7 +224,10 @@ def test_example_runs(name: str, request: pytest.FixtureRequest) -> None:
 
 # -- snippets --------------------------------------------------------------------------
 def _pages() -> list[Path]:
-    return sorted(DOCS.rglob("*.md"))
+    """The pages mkdocs builds: not those under dot-directories (e.g. the .pytest_cache
+    that running the examples' tests leaves in docs/examples)."""
+    return sorted(p for p in DOCS.rglob("*.md")
+                  if not any(part.startswith(".") for part in p.relative_to(DOCS).parts))
 
 
 def _python_blocks(page: Path) -> list[str]:
