@@ -44,7 +44,7 @@ def watched_directory(app_path: str) -> Path:
         spec = importlib.util.find_spec(module_name)
         origin = spec.origin if spec is not None else None
     if origin is None:
-        raise ValueError(f"cannot find the file of module {module_name!r}")
+        raise fail(f"--reload: cannot find the file of module {module_name!r}")
     return Path(origin).resolve().parent
 
 
@@ -120,4 +120,4 @@ def reload_worker(app_path: str, argv: list[str], shutdown_timeout: float) -> in
             child.restart()
         else:
             child.check()
-    return child.stop()
+    return abs(child.stop())  # a child ended by a signal (-N) exits the reloader with N
