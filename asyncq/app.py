@@ -39,11 +39,12 @@ R = TypeVar("R")
 class App:
     """An asyncq application.
 
-    ``broker`` and ``backend`` take URLs or instances; without ``broker`` the
-    ``ASYNCQ_BROKER`` environment variable is used, else ``memory://``. Without
-    ``backend`` results go where the broker says: its own server (Redis, memory) or
-    back over the broker (RabbitMQ, ``rpc://``). ``middleware`` wraps every enqueue
-    and every task run (see :mod:`asyncq.middleware`; the first is outermost).
+    ``broker`` and ``backend`` take URLs or instances. Each comes from code first, then
+    from the environment (``ASYNCQ_BROKER``, ``ASYNCQ_BACKEND``), then the default:
+    ``memory://`` for the broker; for results where the broker says: its own server
+    (Redis, memory) or back over the broker (RabbitMQ, ``rpc://``). ``middleware``
+    wraps every enqueue and every task run (see :mod:`asyncq.middleware`; the first is
+    outermost).
     ``task_defaults`` are options every ``@app.task`` gets unless it sets them
     (``{"retries": 3, "timeout": 30}``: any :class:`~asyncq.task.TaskConfig` field but
     ``name`` and ``queue``). ``compression`` (``"zlib"`` or ``"zstd"``) compresses
@@ -101,7 +102,7 @@ class App:
     def _make_backend(self, backend: str | ResultBackend | None, ttl: float) -> ResultBackend:
         if isinstance(backend, ResultBackend):
             return backend
-        url = backend or self.broker.default_backend_url()
+        url = backend or os.environ.get("ASYNCQ_BACKEND") or self.broker.default_backend_url()
         return backend_class(url).create(url, ttl=ttl, max_size=self.codec.max_size,
                                          broker=self.broker)
 
