@@ -24,9 +24,11 @@ from asyncq.errors import (
     TaskFailed,
     TaskNotRegistered,
     TaskRejected,
+    TaskRevoked,
     TimeLimitExceeded,
 )
 from asyncq.message import Message
+from asyncq.records import Progress
 from asyncq.result import TaskResult
 from asyncq.results import ResultRecord
 from asyncq.states import TaskState
@@ -46,6 +48,7 @@ __all__ = [
     "DecodeError",
     "Message",
     "MessageTooLarge",
+    "Progress",
     "PublishError",
     "Request",
     "ResultError",
@@ -62,6 +65,7 @@ __all__ = [
     "TaskNotRegistered",
     "TaskRejected",
     "TaskResult",
+    "TaskRevoked",
     "TaskState",
     "TimeLimitExceeded",
     "Worker",

@@ -82,7 +82,7 @@ class Preparer:
             self._codec.check_call(task, sig.args, sig.kwargs)
             outgoing = self._with_options(plan, sig, opts)
         handle: TaskResult[R] = TaskResult(self._app.backend, outgoing.id, plan.name,
-                                           ignored=plan.ignored)
+                                           ignored=plan.ignored, app=self._app)
         return outgoing, handle
 
     def prepare_many(self, sigs: Iterable[Signature[Any]]
@@ -102,7 +102,8 @@ class Preparer:
             else:
                 out = Outgoing(task_id, plan.queue, body, None, plan.routing_key,
                                plan.exchange)
-                handle = TaskResult(backend, task_id, plan.name, ignored=plan.ignored)
+                handle = TaskResult(backend, task_id, plan.name, ignored=plan.ignored,
+                                    app=self._app)
             outgoing.append(out)
             handles.append(handle)
         return outgoing, handles

@@ -4,25 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar, Unpack, overload
 
 from asyncq._outgoing import Preparer
 from asyncq.brokers import Broker, broker_class
 from asyncq.codec import DEFAULT_MAX_SIZE
+from asyncq.control import DEFAULT_REVOKE_WINDOW, Revocation, bus_for
+from asyncq.control.scheduled import mark_scheduled
 from asyncq.errors import ConfigurationError, TaskNotRegistered
 from asyncq.message import valid_id
 from asyncq.middleware import Call, Middleware, overrides
 from asyncq.middleware.expiry import Expiry
 from asyncq.middleware.hooks import TaskHooks
 from asyncq.middleware.retries import Retries
+from asyncq.middleware.revoke import Revoke
 from asyncq.middleware.started import TrackStarted
 from asyncq.middleware.time_limits import TimeLimits
-from asyncq.records import REJECTED
+from asyncq.records import REJECTED, ResultRecord
 from asyncq.result import TaskResult
 from asyncq.results import DEFAULT_RESULT_TTL, ResultBackend, backend_class
 from asyncq.routing import Router, RouteSpec
 from asyncq.signing import Signer
+from asyncq.states import TaskState
 from asyncq.task import Hook, OptionsDict, Signature, Task, TaskConfig
 from asyncq.wire import WireCodec
 
@@ -40,6 +45,8 @@ class App:
     ``backend`` results go where the broker says: its own server (Redis, memory) or
     back over the broker (RabbitMQ, ``rpc://``). ``middleware`` wraps every enqueue
     and every task run (see :mod:`asyncq.middleware`; the first is outermost).
+    ``revoke_window`` is how long a revocation holds, in seconds (``None``: no
+    revocations, and no revoke check around tasks; see :meth:`revoke`).
     """
 
     def __init__(
@@ -55,6 +62,7 @@ class App:
         signing_keys: Mapping[str, bytes | str] | None = None,
         signing_key_id: str | None = None,
         middleware: Sequence[Middleware] = (),
+        revoke_window: float | None = DEFAULT_REVOKE_WINDOW,
     ) -> None:
         if not name or not valid_id(name):
             raise ConfigurationError(f"invalid app name {name!r}")
@@ -65,14 +73,17 @@ class App:
         signer = Signer(signing_keys, signing_key_id) if signing_keys else None
         self.codec = WireCodec(max_size=max_message_size, signer=signer)
         self.middleware: list[Middleware] = list(middleware)
-        self._builtins: tuple[Middleware, ...] = (
-            Expiry(), TrackStarted(), TaskHooks(), Retries(), TimeLimits())
         self._preparer = Preparer(self)
         if isinstance(broker, Broker):
             self.broker: Broker = broker
         else:
             url = broker or os.environ.get("ASYNCQ_BROKER", "memory://")
             self.broker = broker_class(url)(url)
+        self._revoke = (Revoke(bus_for(self.broker, name, window=revoke_window))
+                        if revoke_window else None)
+        self._builtins: tuple[Middleware, ...] = (
+            *((self._revoke,) if self._revoke else ()),
+            Expiry(), TrackStarted(), TaskHooks(), Retries(), TimeLimits())
         self.backend: ResultBackend = self._make_backend(backend, result_ttl)
         self._users = 0
         self._connected = False
@@ -206,6 +217,8 @@ class App:
         if not self._connected:
             await self.connect()
         await self.broker.publish(outgoing)
+        if outgoing.eta is not None:
+            await mark_scheduled(self, [(outgoing, handle)])
         return handle
 
     async def enqueue_many(self, signatures: Iterable[Signature[R]]) -> list[TaskResult[R]]:
@@ -216,6 +229,7 @@ class App:
         outgoing, handles = self._preparer.prepare_many(signatures)
         await self.connect()
         await self.broker.publish_many(outgoing)
+        await mark_scheduled(self, list(zip(outgoing, handles, strict=True)))
         return handles
 
     def _enqueue_hooks(self) -> list[Middleware]:
@@ -235,6 +249,7 @@ class App:
         outgoing, handles = self._preparer.prepare_many(ready)
         await self.connect()
         await self.broker.publish_many(outgoing)
+        await mark_scheduled(self, list(zip(outgoing, handles, strict=True)))
         for call, handle in zip(calls, handles, strict=True):
             for mw in reversed(hooks):
                 await mw.after_enqueue(call, handle.id)
@@ -254,6 +269,28 @@ class App:
                 if record is not None and record.error_type == REJECTED:
                     await self.backend.forget(letter.task_id)
         return await self.broker.requeue_dead(queue, list(refs))
+
+    async def revoke(self, task_id: str, *, terminate: bool = False) -> None:
+        """Revoke a task by id: it will not run (its state becomes ``REVOKED``, final,
+        and awaiting it raises :class:`~asyncq.TaskRevoked`).
+
+        Every worker of this app hears of it within a second and skips the message when
+        it comes (queued or delayed); workers started within ``revoke_window`` seconds
+        read it when they start. With ``terminate`` a run in progress is cancelled
+        (``CancelledError`` at its next ``await``). A task that already finished keeps
+        its outcome. See docs/guides/controlling.md.
+        """
+        if not valid_id(task_id):
+            raise ValueError(f"invalid task id {task_id!r}")
+        if self._revoke is None:
+            raise ConfigurationError(f"app {self.name!r} has revocations off "
+                                     "(revoke_window=None)")
+        await self.connect()
+        now = time.time()
+        await self.backend.store(task_id, ResultRecord(
+            TaskState.REVOKED, error_type="Revoked",
+            error_message="terminated" if terminate else "revoked", finished_at=now))
+        await self._revoke.bus.publish(Revocation(task_id, terminate, now))
 
     async def send_task(self, name: str, args: Sequence[Any] = (),
                         kwargs: dict[str, Any] | None = None,

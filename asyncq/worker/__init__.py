@@ -81,7 +81,7 @@ class Worker:
         self._room = asyncio.Event()
         self._stop = asyncio.Event()
         self._abort = asyncio.Event()
-        self._running: dict[asyncio.Task[None], Delivery] = {}
+        self._running: dict[asyncio.Task[None], Job] = {}
         self._held = 0
         self._abandoning = False
         self._settled = 0
@@ -93,6 +93,15 @@ class Worker:
     def statistics(self) -> WorkerStats:
         return WorkerStats(len(self._running), len(self._buffer) + len(self._suspects),
                            self._held, self._settled, self._stop.is_set())
+
+    def running_task(self, task_id: str) -> asyncio.Task[None] | None:
+        """The asyncio task running the job of ``task_id`` here, if any (for middleware
+        that stop a job, such as revoke's ``terminate``). Cancelling it hands the
+        message back to the broker."""
+        for handler, job in self._running.items():
+            if job.id == task_id:
+                return handler
+        return None
 
     def stop(self) -> None:
         """Stop fetching; running tasks get ``shutdown_timeout`` to finish."""
@@ -230,7 +239,7 @@ class Worker:
 
     def _start(self, job: Job) -> asyncio.Task[None]:
         handler = asyncio.create_task(self._handle(job))
-        self._running[handler] = job.delivery
+        self._running[handler] = job
         handler.add_done_callback(self._finished)
         return handler
 
@@ -287,7 +296,8 @@ class Worker:
     async def _renew_loop(self, consumer: Consumer) -> None:
         while True:
             await asyncio.sleep(self.lease / 3)
-            held = [*self._running.values(), *(job.delivery for job in self._buffer),
+            held = [*(job.delivery for job in self._running.values()),
+                    *(job.delivery for job in self._buffer),
                     *(job.delivery for job in self._suspects)]
             if not held:
                 continue

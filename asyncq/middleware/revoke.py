@@ -1,0 +1,78 @@
+"""Revoke: a revoked message is acked without running; ``terminate`` cancels a run.
+
+Built in, around every task. Each worker process listens on its app's revoke bus
+(:mod:`asyncq.control`) from ``worker_start``: it first reads the revocations of the
+window (so a restarted worker still skips what was revoked before it came up), then
+follows new ones. ``before_run`` is a set lookup; a revoked task is skipped with a
+final ``REVOKED`` record. A revocation with ``terminate=True`` also cancels the task if
+it is running in this worker (``CancelledError`` at its next ``await``); its message is
+handed back and, revoked, acked at once without running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from asyncq.control import Revocation, RevokeBus, RevokedSet
+from asyncq.middleware import Job, Middleware, Skip
+from asyncq.states import TaskState
+
+if TYPE_CHECKING:
+    from asyncq.worker import Worker
+
+__all__ = ["Revoke"]
+
+logger = logging.getLogger("asyncq.middleware.revoke")
+
+_REVOKED = Skip(TaskState.REVOKED, "Revoked", "the task was revoked before it ran")
+#: How long a starting worker waits for the window's revocations before it goes on.
+READY_TIMEOUT = 10.0
+
+
+class Revoke(Middleware):
+    """Skips revoked tasks; cancels running ones revoked with ``terminate=True``."""
+
+    def __init__(self, bus: RevokeBus) -> None:
+        self.bus = bus
+        self.revoked = RevokedSet(bus.window, bus.max_entries)
+        self._workers: list[Worker] = []
+        self._listener: asyncio.Task[None] | None = None
+
+    async def worker_start(self, worker: Worker) -> None:
+        self._workers.append(worker)
+        if self._listener is None or self._listener.done():
+            ready = asyncio.Event()
+            self._listener = asyncio.create_task(self.bus.listen(self._on_revoke, ready),
+                                                 name="asyncq-revoke-listener")
+            waiting = asyncio.create_task(ready.wait())
+            await asyncio.wait({waiting, self._listener}, timeout=READY_TIMEOUT,
+                               return_when=asyncio.FIRST_COMPLETED)
+            waiting.cancel()
+            if self._listener.done():
+                error = self._listener.exception()
+                logger.error("cannot listen for revocations: %r", error)
+            elif not ready.is_set():
+                logger.warning("revocations of the last %gs not read within %gs; going on",
+                               self.bus.window, READY_TIMEOUT)
+
+    async def worker_stop(self, worker: Worker) -> None:
+        if worker in self._workers:
+            self._workers.remove(worker)
+        if not self._workers and self._listener is not None:
+            listener, self._listener = self._listener, None
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+
+    async def before_run(self, job: Job) -> Skip | None:
+        return _REVOKED if job.id in self.revoked else None
+
+    def _on_revoke(self, revocation: Revocation) -> None:
+        if not self.revoked.add(revocation) or not revocation.terminate:
+            return
+        for worker in self._workers:
+            handler = worker.running_task(revocation.task_id)
+            if handler is not None:
+                logger.info("terminating revoked task %s", revocation.task_id)
+                handler.cancel()
