@@ -17,6 +17,7 @@ from asyncq.app import App
 from asyncq.cli._common import AppPath, fail, load_or_fail, run_async
 from asyncq.cli.banner import banner
 from asyncq.cli.dlq import dlq
+from asyncq.cli.revoke import revoke
 from asyncq.cli.supervise import CHILD_ENV, stop_with_parent, supervise
 from asyncq.errors import AsyncqError
 from asyncq.worker import Worker
@@ -152,6 +153,7 @@ async def _enqueue(app: App, task: str, args: list[Any], kwargs: dict[str, Any],
 
 
 cli.add_typer(dlq, name="dlq")
+cli.command()(revoke)
 
 
 def main() -> None:
