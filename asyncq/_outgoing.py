@@ -113,6 +113,9 @@ class Preparer:
         if not valid_id(task_id):
             raise ValueError(f"invalid task id {task_id!r}")
         eta = _eta(opts)
+        if opts.priority is not None and (
+                isinstance(opts.priority, bool) or opts.priority not in range(10)):
+            raise ValueError(f"priority must be an int from 0 to 9, not {opts.priority!r}")
         wire_opts: dict[str, Any] = {}
         if eta is not None:
             wire_opts["eta"] = eta
