@@ -18,6 +18,7 @@ from asyncq.message import valid_id
 from asyncq.middleware import Call, Middleware, overrides
 from asyncq.middleware.expiry import Expiry
 from asyncq.middleware.hooks import TaskHooks
+from asyncq.middleware.rate_limit import RateLimit
 from asyncq.middleware.retries import Retries
 from asyncq.middleware.revoke import Revoke
 from asyncq.middleware.started import TrackStarted
@@ -82,7 +83,7 @@ class App:
         self._revoke = (Revoke(bus_for(self.broker, name, window=revoke_window))
                         if revoke_window else None)
         self._builtins: tuple[Middleware, ...] = (
-            *((self._revoke,) if self._revoke else ()),
+            *((self._revoke,) if self._revoke else ()), RateLimit(),
             Expiry(), TrackStarted(), TaskHooks(), Retries(), TimeLimits())
         self.backend: ResultBackend = self._make_backend(backend, result_ttl)
         self._users = 0
@@ -125,7 +126,7 @@ class App:
         retry_backoff: float = 1.0, retry_backoff_max: float = 600.0,
         retry_jitter: bool = True, ignore_result: bool = False, track_started: bool = False,
         on_success: Hook | None = None, on_failure: Hook | None = None,
-        on_retry: Hook | None = None,
+        on_retry: Hook | None = None, rate_limit: str | None = None,
     ) -> Callable[[Callable[P, Awaitable[R]]], Task[P, R]]: ...
 
     def task(
@@ -137,7 +138,7 @@ class App:
         Options are the fields of :class:`~asyncq.task.TaskConfig`: ``timeout``,
         ``soft_timeout``, ``retries``, ``retry_on``, ``retry_backoff``,
         ``retry_backoff_max``, ``retry_jitter``, ``ignore_result``, ``track_started``,
-        ``on_success``, ``on_failure``, ``on_retry``.
+        ``on_success``, ``on_failure``, ``on_retry``, ``rate_limit``.
         """
 
         def register(func: Callable[..., Awaitable[Any]]) -> Task[Any, Any]:

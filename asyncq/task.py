@@ -32,6 +32,8 @@ class TaskConfig:
     docs/reliability.md); ``retries`` with ``retry_on`` retry on those exception
     types with exponential backoff (``retry_backoff`` base seconds, capped at
     ``retry_backoff_max``, full jitter unless ``retry_jitter=False``).
+    ``rate_limit`` (``"100/s"``, ``"30/m"``, ``"1000/h"``) caps how often the task
+    starts, across all the app's workers (see :mod:`asyncq.ratelimit`).
     Hooks are ``async def on_success(request, value)``,
     ``on_failure(request, exc)`` and ``on_retry(request, exc, delay)``.
     """
@@ -50,6 +52,13 @@ class TaskConfig:
     on_success: Hook | None = None
     on_failure: Hook | None = None
     on_retry: Hook | None = None
+    rate_limit: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.rate_limit is not None:
+            from asyncq.ratelimit import parse_rate
+
+            parse_rate(self.rate_limit)  # a bad limit fails at registration
 
 
 @dataclass(frozen=True, slots=True)

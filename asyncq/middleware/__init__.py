@@ -140,6 +140,12 @@ class Middleware:
         """The worker stopped consuming and settled what it held."""
 
     # -- around one task ----------------------------------------------------------
+    async def admit(self, job: Job) -> None:
+        """Wait until ``job`` may take a run slot (rate limits). Called before the job
+        takes a slot, so other tasks keep running meanwhile; jobs of one task are
+        admitted one at a time, in order. Only for tasks this middleware applies to:
+        a worker whose tasks no middleware admits pays nothing for it."""
+
     async def before_run(self, job: Job) -> Skip | None:
         """Before the task runs (after the redelivery check); a :class:`Skip` ends the run."""
         return None
@@ -169,7 +175,7 @@ class Middleware:
 
 #: The hooks a middleware can override; :func:`overrides` tells which ones it does.
 HOOKS: Final = ("before_enqueue", "after_enqueue", "worker_start", "worker_stop",
-                "before_run", "around_run", "retry_delay", "on_success", "on_retry",
+                "admit", "before_run", "around_run", "retry_delay", "on_success", "on_retry",
                 "on_failure", "after_run")
 
 
@@ -181,8 +187,8 @@ def overrides(middleware: Middleware, hook: str) -> bool:
 class Pipeline:
     """The run hooks that apply to one task, in calling order (built once per task)."""
 
-    __slots__ = ("after", "around", "before", "failure", "plain", "retry", "retry_hooks",
-                 "success")
+    __slots__ = ("admit", "after", "around", "before", "failure", "plain", "retry",
+                 "retry_hooks", "success")
 
     def __init__(self, middleware: Sequence[Middleware], task: Task[..., Any]) -> None:
         used = [mw for mw in middleware if mw.applies_to(task)]
@@ -190,6 +196,7 @@ class Pipeline:
         def having(hook: str) -> list[Middleware]:
             return [mw for mw in used if overrides(mw, hook)]
 
+        self.admit = having("admit")
         self.before = having("before_run")
         self.around = having("around_run")
         self.retry = having("retry_delay")

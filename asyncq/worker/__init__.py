@@ -15,6 +15,7 @@ from asyncq._cancel import cancelled_by_caller
 from asyncq.brokers import Consumer, Delivery
 from asyncq.errors import ConfigurationError
 from asyncq.middleware import Job, overrides
+from asyncq.worker.admission import Admission
 from asyncq.worker.execute import Dead, Executor, Outcome, Requeue
 from asyncq.worker.settle import Settler
 from asyncq.worker.slots import Slots
@@ -74,6 +75,7 @@ class Worker:
         self._isolate_from = max(2, min(3, max_deliveries))
         self._slots = Slots(concurrency)
         self._buffer: deque[Job] = deque()
+        self._admission = Admission(self._admitted, self._not_admitted)
         self._buffered = asyncio.Event()
         self._suspects: deque[Job] = deque()
         self._idle = asyncio.Event()
@@ -91,7 +93,8 @@ class Worker:
 
     # -- public --------------------------------------------------------------------
     def statistics(self) -> WorkerStats:
-        return WorkerStats(len(self._running), len(self._buffer) + len(self._suspects),
+        return WorkerStats(len(self._running),
+                           len(self._buffer) + len(self._suspects) + len(self._admission),
                            self._held, self._settled, self._stop.is_set())
 
     def running_task(self, task_id: str) -> asyncio.Task[None] | None:
@@ -222,9 +225,21 @@ class Worker:
                 self._settler.add(prepared)
             elif delivery.delivery_count >= self._isolate_from:
                 self._suspects.append(prepared)
+            elif prepared.pipeline.admit:
+                self._admission.add(prepared)
             else:
                 self._buffer.append(prepared)
         self._buffered.set()
+
+    def _admitted(self, job: Job) -> None:
+        self._buffer.appendleft(job)
+        self._buffered.set()
+
+    def _not_admitted(self, job: Job, error: BaseException) -> None:
+        assert self._settler is not None
+        logger.warning("%s[%s] could not be admitted (%s); handed back", job.name, job.id,
+                       error)
+        self._settler.add(Requeue(job.delivery, counted=True))
 
     async def _dispatch_loop(self) -> None:
         while True:
@@ -298,6 +313,7 @@ class Worker:
             await asyncio.sleep(self.lease / 3)
             held = [*(job.delivery for job in self._running.values()),
                     *(job.delivery for job in self._buffer),
+                    *(job.delivery for job in self._admission.jobs()),
                     *(job.delivery for job in self._suspects)]
             if not held:
                 continue
@@ -316,7 +332,7 @@ class Worker:
         fetch, dispatch, settle, renew = loops
         await _cancel(dispatch)
         await self._stop_fetching(fetch)
-        for job in (*self._buffer, *self._suspects):
+        for job in (*await self._admission.close(), *self._buffer, *self._suspects):
             settler.add(Requeue(job.delivery))
         self._buffer.clear()
         self._suspects.clear()
