@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import subprocess
@@ -141,7 +142,7 @@ async def test_a_waiting_job_holds_no_run_slot(rl_app: asyncq.App) -> None:
             limited_done = time.monotonic() - began
     # one run slot: the fast tasks ran while the limited ones waited for their turn
     assert fast_done < 1.0 < limited_done
-    gaps = [b - a for a, b in zip(limited_runs, limited_runs[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(limited_runs)]
     assert all(gap > 0.4 for gap in gaps[1:]), gaps  # after a burst of two, 2/s
 
 
