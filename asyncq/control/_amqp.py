@@ -47,7 +47,7 @@ class AmqpRevokeBus(RevokeBus):
 
     async def _send(self, body: bytes) -> None:
         await self._broker.connect()
-        with self._broker.errors("revoke"):
+        with self._broker.conn.errors("revoke"):
             if not self._declared:
                 async with self._broker.raw_channel() as channel:
                     await channel.queue_declare(self._queue, durable=True,
@@ -61,7 +61,7 @@ class AmqpRevokeBus(RevokeBus):
 
     async def clear(self) -> None:
         await self._broker.connect()
-        with self._broker.errors("delete the revoke stream"):
+        with self._broker.conn.errors("delete the revoke stream"):
             async with self._broker.raw_channel() as channel:
                 await channel.queue_delete(self._queue)
         self._declared = False
@@ -77,7 +77,7 @@ class AmqpRevokeBus(RevokeBus):
                 _deliver(on_revoke, message.body)
             await message.ack()
 
-        channel = await self._broker.connection().channel(publisher_confirms=False)
+        channel = await self._broker.conn.connection().channel(publisher_confirms=False)
         try:
             await channel.set_qos(prefetch_count=1000)
             queue = await channel.declare_queue(self._queue, durable=True,
