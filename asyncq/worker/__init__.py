@@ -75,8 +75,8 @@ class Worker:
         self._isolate_from = max(2, min(3, max_deliveries))
         self._slots = Slots(concurrency)
         self._buffer: deque[Job] = deque()
-        self._admission = Admission(self._admitted, self._not_admitted)
         self._buffered = asyncio.Event()
+        self._admission = Admission(self._buffer, self._buffered, self._not_admitted)
         self._suspects: deque[Job] = deque()
         self._idle = asyncio.Event()
         self._calm = asyncio.Event()
@@ -98,9 +98,8 @@ class Worker:
                            self._held, self._settled, self._stop.is_set())
 
     def running_task(self, task_id: str) -> asyncio.Task[None] | None:
-        """The asyncio task running the job of ``task_id`` here, if any (for middleware
-        that stop a job, such as revoke's ``terminate``). Cancelling it hands the
-        message back to the broker."""
+        """The asyncio task running ``task_id`` here, if any (cancelling it hands the
+        message back): how middleware stop a job (revoke's ``terminate``)."""
         for handler, job in self._running.items():
             if job.id == task_id:
                 return handler
@@ -231,14 +230,8 @@ class Worker:
                 self._buffer.append(prepared)
         self._buffered.set()
 
-    def _admitted(self, job: Job) -> None:
-        self._buffer.appendleft(job)
-        self._buffered.set()
-
-    def _not_admitted(self, job: Job, error: BaseException) -> None:
+    def _not_admitted(self, job: Job) -> None:
         assert self._settler is not None
-        logger.warning("%s[%s] could not be admitted (%s); handed back", job.name, job.id,
-                       error)
         self._settler.add(Requeue(job.delivery, counted=True))
 
     async def _dispatch_loop(self) -> None:
@@ -311,10 +304,8 @@ class Worker:
     async def _renew_loop(self, consumer: Consumer) -> None:
         while True:
             await asyncio.sleep(self.lease / 3)
-            held = [*(job.delivery for job in self._running.values()),
-                    *(job.delivery for job in self._buffer),
-                    *(job.delivery for job in self._admission.jobs()),
-                    *(job.delivery for job in self._suspects)]
+            held = [job.delivery for job in (*self._running.values(), *self._buffer,
+                                             *self._admission.jobs(), *self._suspects)]
             if not held:
                 continue
             try:

@@ -3,9 +3,9 @@
 Only jobs whose pipeline has ``admit`` hooks (a rate-limited task, say) come here;
 every other job goes straight to the run buffer. Each task's jobs wait in their own
 line and are admitted one at a time, in order, by one asyncio task per line that
-exists only while the line is not empty. An admitted job goes to the front of the run
-buffer. A waiting job still counts as held, so the worker's prefetch bound stops it
-fetching more while a task is held back: waiting messages stay on the server.
+exists only while the line is not empty. An admitted job joins the run buffer, in the
+order of its line. A waiting job still counts as held, so the worker's prefetch bound
+stops it fetching more while a task is held back: waiting messages stay on the server.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ logger = logging.getLogger("asyncq.worker")
 
 
 class Admission:
-    def __init__(self, on_admitted: Callable[[Job], None],
-                 on_failed: Callable[[Job, BaseException], None]) -> None:
-        self._on_admitted = on_admitted
+    def __init__(self, buffer: deque[Job], buffered: asyncio.Event,
+                 on_failed: Callable[[Job], None]) -> None:
+        self._buffer = buffer
+        self._buffered = buffered
         self._on_failed = on_failed
         self._lines: dict[str, deque[Job]] = {}
         self._runners: dict[str, asyncio.Task[None]] = {}
@@ -53,10 +54,13 @@ class Admission:
                         await mw.admit(job)
                 except Exception as exc:
                     line.popleft()
-                    self._on_failed(job, exc)
+                    logger.warning("%s[%s] could not be admitted (%s); handed back",
+                                   job.name, job.id, exc)
+                    self._on_failed(job)
                     continue
                 line.popleft()
-                self._on_admitted(job)
+                self._buffer.append(job)
+                self._buffered.set()
         finally:
             self._runners.pop(name, None)
             if not line:

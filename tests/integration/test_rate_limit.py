@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import signal
 import subprocess
@@ -142,8 +141,9 @@ async def test_a_waiting_job_holds_no_run_slot(rl_app: asyncq.App) -> None:
             limited_done = time.monotonic() - began
     # one run slot: the fast tasks ran while the limited ones waited for their turn
     assert fast_done < 1.0 < limited_done
-    gaps = [b - a for a, b in itertools.pairwise(limited_runs)]
-    assert all(gap > 0.4 for gap in gaps[1:]), gaps  # after a burst of two, 2/s
+    # a burst of two, then 2/s: the last token comes 1 s after the first (a run may
+    # start a little after its token, behind the fast tasks)
+    assert limited_runs[-1] - limited_runs[0] > 0.75, limited_runs
 
 
 async def test_waiting_messages_stay_on_the_server(rl_app: asyncq.App) -> None:
@@ -191,3 +191,50 @@ def test_bad_rate_limits_fail_at_registration() -> None:
 
 
 async def _noop() -> None: ...
+
+
+async def test_jobs_waiting_for_their_token_are_handed_back_on_stop(
+        rl_app: asyncq.App) -> None:
+    app = rl_app
+    ran: list[int] = []
+    burst_done = asyncio.Event()
+
+    @app.task(rate_limit="1/h")
+    async def hourly(n: int) -> None:
+        ran.append(n)
+        if len(ran) == 2:
+            burst_done.set()
+
+    async with app:
+        for n in range(4):
+            await hourly.enqueue(n)
+        async with asyncq.Worker(app, concurrency=4, prefetch=0) as worker:
+            await asyncio.wait_for(burst_done.wait(), 10)  # the burst of two
+            await asyncio.sleep(0.2)
+            assert worker.statistics().buffered == 2  # waiting for a token, not running
+        assert ran == [0, 1]
+        assert await app.broker.queue_size(app.default_queue) == 2  # back on the server
+        await app.broker.delete_queue(app.default_queue)
+
+
+async def test_an_admit_hook_that_fails_hands_the_message_back(unique: Callable[[str], str]
+                                                               ) -> None:
+    from asyncq.middleware import Job, Middleware
+
+    class Flaky(Middleware):
+        calls = 0
+
+        async def admit(self, job: Job) -> None:
+            Flaky.calls += 1
+            if Flaky.calls == 1:
+                raise RuntimeError("gate closed")
+
+    app = asyncq.App(unique("app"), broker=f"memory://{unique('m')}", middleware=[Flaky()])
+
+    @app.task
+    async def gated() -> str:
+        return "through"
+
+    async with app, asyncq.Worker(app, concurrency=1):
+        assert await (await gated.enqueue()).get(timeout=10) == "through"
+    assert Flaky.calls == 2
