@@ -46,14 +46,12 @@ class Revoke(Middleware):
             ready = asyncio.Event()
             self._listener = asyncio.create_task(self.bus.listen(self._on_revoke, ready),
                                                  name="asyncq-revoke-listener")
+            self._listener.add_done_callback(_report)
             waiting = asyncio.create_task(ready.wait())
             await asyncio.wait({waiting, self._listener}, timeout=READY_TIMEOUT,
                                return_when=asyncio.FIRST_COMPLETED)
             waiting.cancel()
-            if self._listener.done():
-                error = self._listener.exception()
-                logger.error("cannot listen for revocations: %r", error)
-            elif not ready.is_set():
+            if not ready.is_set() and not self._listener.done():
                 logger.warning("revocations of the last %gs not read within %gs; going on",
                                self.bus.window, READY_TIMEOUT)
 
@@ -69,6 +67,7 @@ class Revoke(Middleware):
         return _REVOKED if job.id in self.revoked else None
 
     def _on_revoke(self, revocation: Revocation) -> None:
+        """Remember a revocation; cancel the job now if it says terminate."""
         if not self.revoked.add(revocation) or not revocation.terminate:
             return
         for worker in self._workers:
@@ -76,3 +75,9 @@ class Revoke(Middleware):
             if handler is not None:
                 logger.info("terminating revoked task %s", revocation.task_id)
                 handler.cancel()
+
+
+def _report(listener: asyncio.Task[None]) -> None:
+    if not listener.cancelled() and listener.exception() is not None:
+        logger.error("the revoke listener stopped: %r; revocations sent from now on do "
+                     "not reach this worker", listener.exception())
