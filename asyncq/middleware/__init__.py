@@ -204,5 +204,6 @@ class Pipeline:
         self.retry_hooks = having("on_retry")
         self.failure = having("on_failure")
         self.after = list(reversed(having("after_run")))
-        #: nothing to do around a successful call but run it
-        self.plain = not (self.before or self.around or self.success or self.after)
+        #: nothing to do around or after a successful call but run it and record it
+        #: (``before_run`` hooks, such as the built-in revoke check, run before that)
+        self.plain = not (self.around or self.success or self.after)
