@@ -13,12 +13,14 @@ import asyncq
 ORDER = [0, 9, 1, 5, 9, 0, 5, 1, 9, 3]  # the priorities, in sending order
 
 
-@pytest.fixture(params=["redis", "amqp"])
+@pytest.fixture(params=["redis", "redis-resp2", "amqp"])
 async def make(request: pytest.FixtureRequest, unique: Callable[[str], str]
                ) -> AsyncIterator[Callable[[], asyncq.App]]:
     queue = unique("prio")
-    if request.param == "redis":
+    if request.param.startswith("redis"):
         url = str(request.getfixturevalue("redis_url"))
+        if request.param == "redis-resp2":  # replies are read as they come: lists
+            url = f"{url}{'&' if '?' in url else '?'}protocol=2"
         backend = None
     else:  # RabbitMQ orders by priority on queues declared with x-max-priority
         url = f"{request.getfixturevalue('amqp_url')}?max_priority=9"
@@ -141,3 +143,22 @@ async def test_priority_messages_are_dead_lettered_and_handed_back_on_their_stre
             assert redis_client.xlen(f"asyncq:{{{queue}}}:p9") == 0
         finally:
             await app.broker.delete_queue(queue)
+
+
+async def test_an_idle_worker_wakes_for_any_level(make: Callable[[], asyncq.App]) -> None:
+    app = make()
+
+    @app.task
+    async def echo(text: str) -> str:
+        return text
+
+    async with app, asyncq.Worker(app, concurrency=2):
+        first = await echo.options(priority=4).enqueue("known level")
+        assert await first.get(timeout=10) == "known level"
+        await asyncio.sleep(0.5)  # idle: blocked reading every stream
+        for text, priority in (("level 4", 4), ("level 0", None), ("level 4 again", 4)):
+            began = asyncio.get_running_loop().time()
+            handle = await echo.options(priority=priority).enqueue(text)
+            assert await handle.get(timeout=10) == text
+            assert asyncio.get_running_loop().time() - began < 1.0
+            await asyncio.sleep(0.3)
