@@ -11,7 +11,7 @@ from typing import Any, ParamSpec, TypeVar, Unpack, overload
 from asyncq._outgoing import Preparer
 from asyncq.brokers import Broker, broker_class
 from asyncq.codec import DEFAULT_MAX_SIZE
-from asyncq.control import DEFAULT_REVOKE_WINDOW, Revocation, bus_for
+from asyncq.control import DEFAULT_REVOKE_WINDOW, Revocation
 from asyncq.control.scheduled import mark_scheduled
 from asyncq.errors import ConfigurationError, TaskNotRegistered
 from asyncq.message import valid_id
@@ -80,8 +80,7 @@ class App:
         else:
             url = broker or os.environ.get("ASYNCQ_BROKER", "memory://")
             self.broker = broker_class(url)(url)
-        self._revoke = (Revoke(bus_for(self.broker, name, window=revoke_window))
-                        if revoke_window else None)
+        self._revoke = Revoke(name, revoke_window) if revoke_window else None
         self._builtins: tuple[Middleware, ...] = (
             *((self._revoke,) if self._revoke else ()), RateLimit(),
             Expiry(), TrackStarted(), TaskHooks(), Retries(), TimeLimits())
@@ -291,7 +290,7 @@ class App:
         await self.backend.store(task_id, ResultRecord(
             TaskState.REVOKED, error_type="Revoked",
             error_message="terminated" if terminate else "revoked", finished_at=now))
-        await self._revoke.bus.publish(Revocation(task_id, terminate, now))
+        await self._revoke.bus(self.broker).publish(Revocation(task_id, terminate, now))
 
     async def send_task(self, name: str, args: Sequence[Any] = (),
                         kwargs: dict[str, Any] | None = None,

@@ -120,7 +120,8 @@ OnRevoke = Callable[[Revocation], None]
 class RevokeBus(abc.ABC):
     """Carries revocations to every worker and keeps them for ``window`` seconds."""
 
-    def __init__(self, app_name: str, window: float, max_entries: int) -> None:
+    def __init__(self, broker: Any, app_name: str, window: float, max_entries: int) -> None:
+        self.broker = broker
         self.app_name = app_name
         self.window = window
         self.max_entries = max_entries

@@ -35,7 +35,7 @@ def revoked_queue(app_name: str) -> str:
 
 class AmqpRevokeBus(RevokeBus):
     def __init__(self, broker: Any, app_name: str, window: float, max_entries: int) -> None:
-        super().__init__(app_name, window, max_entries)
+        super().__init__(broker, app_name, window, max_entries)
         self._broker = broker
         self._queue = revoked_queue(app_name)
         self._declared = False

@@ -15,7 +15,7 @@ _LISTENERS: dict[str, list[OnRevoke]] = {}
 
 class MemoryRevokeBus(RevokeBus):
     def __init__(self, broker: object, app_name: str, window: float, max_entries: int) -> None:
-        super().__init__(app_name, window, max_entries)
+        super().__init__(broker, app_name, window, max_entries)
         self._key = f"{getattr(broker, 'url', 'memory://')}|{app_name}"
 
     async def publish(self, revocation: Revocation) -> None:

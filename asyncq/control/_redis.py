@@ -31,7 +31,7 @@ class RedisRevokeBus(RevokeBus):
     expiring with the window) and channel ``asyncq:control:<app>:revoke``."""
 
     def __init__(self, broker: Any, app_name: str, window: float, max_entries: int) -> None:
-        super().__init__(app_name, window, max_entries)
+        super().__init__(broker, app_name, window, max_entries)
         self._broker = broker
         self._key = revoked_key(app_name)
         self._channel = revoke_channel(app_name)

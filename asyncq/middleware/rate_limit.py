@@ -35,8 +35,8 @@ class RateLimit(Middleware):
         return task.config.rate_limit is not None
 
     async def worker_start(self, worker: Worker) -> None:
-        for task in worker.app.tasks.values():
-            if task.config.rate_limit is not None and task.name not in self._buckets:
+        for task in worker.app.tasks.values():  # built again: the broker may be swapped
+            if task.config.rate_limit is not None:
                 self._buckets[task.name] = _bucket(worker, task)
 
     async def admit(self, job: Job) -> None:

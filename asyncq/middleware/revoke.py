@@ -15,11 +15,19 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from asyncq.control import Revocation, RevokeBus, RevokedSet
+from asyncq.control import (
+    DEFAULT_MAX_REVOKED,
+    DEFAULT_REVOKE_WINDOW,
+    Revocation,
+    RevokeBus,
+    RevokedSet,
+    bus_for,
+)
 from asyncq.middleware import Job, Middleware, Skip
 from asyncq.states import TaskState
 
 if TYPE_CHECKING:
+    from asyncq.brokers import Broker
     from asyncq.worker import Worker
 
 __all__ = ["Revoke"]
@@ -34,17 +42,30 @@ READY_TIMEOUT = 10.0
 class Revoke(Middleware):
     """Skips revoked tasks; cancels running ones revoked with ``terminate=True``."""
 
-    def __init__(self, bus: RevokeBus) -> None:
-        self.bus = bus
-        self.revoked = RevokedSet(bus.window, bus.max_entries)
+    def __init__(self, app_name: str, window: float = DEFAULT_REVOKE_WINDOW,
+                 max_entries: int = DEFAULT_MAX_REVOKED) -> None:
+        self.app_name = app_name
+        self.window = window
+        self.max_entries = max_entries
+        self.revoked = RevokedSet(window, max_entries)
+        self._bus: RevokeBus | None = None
         self._workers: list[Worker] = []
         self._listener: asyncio.Task[None] | None = None
+
+    def bus(self, broker: Broker) -> RevokeBus:
+        """The revoke bus on ``broker``'s server (the App's broker may be swapped, as
+        ``asyncq.testing.use_memory`` does, so it is looked up each time)."""
+        if self._bus is None or self._bus.broker is not broker:
+            self._bus = bus_for(broker, self.app_name, window=self.window,
+                                max_entries=self.max_entries)
+        return self._bus
 
     async def worker_start(self, worker: Worker) -> None:
         self._workers.append(worker)
         if self._listener is None or self._listener.done():
             ready = asyncio.Event()
-            self._listener = asyncio.create_task(self.bus.listen(self._on_revoke, ready),
+            bus = self.bus(worker.app.broker)
+            self._listener = asyncio.create_task(bus.listen(self._on_revoke, ready),
                                                  name="asyncq-revoke-listener")
             self._listener.add_done_callback(_report)
             waiting = asyncio.create_task(ready.wait())
@@ -53,7 +74,7 @@ class Revoke(Middleware):
             waiting.cancel()
             if not ready.is_set() and not self._listener.done():
                 logger.warning("revocations of the last %gs not read within %gs; going on",
-                               self.bus.window, READY_TIMEOUT)
+                               self.window, READY_TIMEOUT)
 
     async def worker_stop(self, worker: Worker) -> None:
         if worker in self._workers:

@@ -28,7 +28,7 @@ async def make_app(make_app: MakeApp) -> AsyncIterator[MakeApp]:
     yield make
     for app in apps:
         await app.connect()
-        await revoker_of(app).bus.clear()
+        await revoker_of(app).bus(app.broker).clear()
 
 
 def revoker_of(app: asyncq.App) -> Revoke:

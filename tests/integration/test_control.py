@@ -25,8 +25,8 @@ Start = Callable[..., WorkerProcess]
 async def control(producer: Any) -> AsyncIterator[Any]:
     """The producer module; the app's kept revocations are deleted afterwards."""
     yield producer
-    bus = next(mw for mw in producer.app.run_middleware() if isinstance(mw, Revoke)).bus
-    await bus.clear()
+    revoker = next(mw for mw in producer.app.run_middleware() if isinstance(mw, Revoke))
+    await revoker.bus(producer.app.broker).clear()
 
 
 async def _until(condition: Callable[[], bool], timeout: float = 30.0) -> None:

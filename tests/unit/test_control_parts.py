@@ -98,3 +98,25 @@ def test_malformed_revocations_are_refused(data: bytes) -> None:
 def test_revocations_round_trip() -> None:
     entry = Revocation("abc", True, 12.5)
     assert Revocation.decode(entry.encode()) == entry
+
+
+async def test_revoke_and_rate_limits_follow_a_swapped_broker() -> None:
+    from asyncq.testing import use_memory, worker
+
+    app = asyncq.App("swapped", broker="redis://127.0.0.1:1/0")  # nothing listens there
+    ran: list[int] = []
+
+    @app.task(rate_limit="100/s")
+    async def work(n: int) -> int:
+        ran.append(n)
+        return n
+
+    with use_memory(app):
+        async with app:
+            doomed = await work.enqueue(1)
+            await app.revoke(doomed.id)
+            async with worker(app):
+                assert await (await work.enqueue(2)).get(timeout=5) == 2
+                with pytest.raises(asyncq.TaskRevoked):
+                    await doomed.get(timeout=5)
+    assert ran == [2]
