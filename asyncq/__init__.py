@@ -25,11 +25,12 @@ from asyncq.errors import (
     TaskFailed,
     TaskNotRegistered,
     TaskRejected,
+    TaskRevoked,
     TimeLimitExceeded,
 )
 from asyncq.message import Message
 from asyncq.middleware import Middleware
-from asyncq.records import ResultRecord
+from asyncq.records import Progress, ResultRecord
 from asyncq.result import TaskResult
 from asyncq.schedule import crontab
 from asyncq.states import TaskState
@@ -52,6 +53,7 @@ __all__ = [
     "Message",
     "MessageTooLarge",
     "Middleware",
+    "Progress",
     "PublishError",
     "Request",
     "ResultError",
@@ -68,6 +70,7 @@ __all__ = [
     "TaskNotRegistered",
     "TaskRejected",
     "TaskResult",
+    "TaskRevoked",
     "TaskState",
     "TimeLimitExceeded",
     "Worker",

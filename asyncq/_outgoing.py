@@ -82,7 +82,7 @@ class Preparer:
             self._codec.check_call(task, sig.args, sig.kwargs)
             outgoing = self._with_options(plan, sig, opts)
         handle: TaskResult[R] = TaskResult(self._app.backend, outgoing.id, plan.name,
-                                           ignored=plan.ignored)
+                                           ignored=plan.ignored, app=self._app)
         return outgoing, handle
 
     def prepare_many(self, sigs: Iterable[Signature[Any]]
@@ -102,7 +102,8 @@ class Preparer:
             else:
                 out = Outgoing(task_id, plan.queue, body, None, plan.routing_key,
                                plan.exchange)
-                handle = TaskResult(backend, task_id, plan.name, ignored=plan.ignored)
+                handle = TaskResult(backend, task_id, plan.name, ignored=plan.ignored,
+                                    app=self._app)
             outgoing.append(out)
             handles.append(handle)
         return outgoing, handles
@@ -112,6 +113,9 @@ class Preparer:
         if not valid_id(task_id):
             raise ValueError(f"invalid task id {task_id!r}")
         eta = _eta(opts)
+        if opts.priority is not None and (
+                isinstance(opts.priority, bool) or opts.priority not in range(10)):
+            raise ValueError(f"priority must be an int from 0 to 9, not {opts.priority!r}")
         wire_opts: dict[str, Any] = {}
         if eta is not None:
             wire_opts["eta"] = eta

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar, Unpack, overload
 
@@ -13,20 +14,25 @@ from asyncq.beat.entries import Entry, ScheduleSpec, add_entry, periodic
 from asyncq.brokers import Broker, broker_class
 from asyncq.codec import DEFAULT_MAX_SIZE
 from asyncq.compression import Compressor
+from asyncq.control import DEFAULT_REVOKE_WINDOW, Revocation
+from asyncq.control.scheduled import mark_scheduled
 from asyncq.errors import ConfigurationError, TaskNotRegistered
 from asyncq.message import valid_id
 from asyncq.middleware import Call, Middleware, overrides
 from asyncq.middleware.expiry import Expiry
 from asyncq.middleware.hooks import TaskHooks
+from asyncq.middleware.rate_limit import RateLimit
 from asyncq.middleware.retries import Retries
+from asyncq.middleware.revoke import Revoke
 from asyncq.middleware.started import TrackStarted
 from asyncq.middleware.time_limits import TimeLimits
-from asyncq.records import REJECTED
+from asyncq.records import REJECTED, ResultRecord
 from asyncq.result import TaskResult
 from asyncq.results import DEFAULT_RESULT_TTL, ResultBackend, backend_class
 from asyncq.routing import Router, RouteSpec
 from asyncq.schedule import DEFAULT_GRACE, Missed, zone
 from asyncq.signing import Signer
+from asyncq.states import TaskState
 from asyncq.task import Hook, OptionsDict, Signature, Task, TaskConfig, TaskDecorator
 from asyncq.wire import WireCodec
 
@@ -48,7 +54,9 @@ class App:
     ``task_defaults`` are options every ``@app.task`` gets unless it sets them
     (``{"retries": 3, "timeout": 30}``: any :class:`~asyncq.task.TaskConfig` field but
     ``name`` and ``queue``). ``compression`` (``"zlib"`` or ``"zstd"``) compresses
-    messages of 1 KiB and more (see :mod:`asyncq.compression`).
+    messages of 1 KiB and more (see :mod:`asyncq.compression`). ``revoke_window`` is
+    how long a revocation holds, in seconds (``None``: no revocations, and no revoke
+    check around tasks; see :meth:`revoke`).
     """
 
     def __init__(
@@ -67,6 +75,7 @@ class App:
         timezone: str | dt.tzinfo | None = None,
         task_defaults: Mapping[str, Any] | None = None,
         compression: str | None = None,
+        revoke_window: float | None = DEFAULT_REVOKE_WINDOW,
     ) -> None:
         if not name or not valid_id(name):
             raise ConfigurationError(f"invalid app name {name!r}")
@@ -86,14 +95,16 @@ class App:
         self._send_hooks: list[Middleware] = []
         for mw in middleware:
             self.add_middleware(mw)
-        self._builtins: tuple[Middleware, ...] = (
-            Expiry(), TrackStarted(), TaskHooks(), Retries(), TimeLimits())
         self._preparer = Preparer(self)
         if isinstance(broker, Broker):
             self.broker: Broker = broker
         else:
             url = broker or os.environ.get("ASYNCQ_BROKER", "memory://")
             self.broker = broker_class(url)(url)
+        self._revoke = Revoke(name, revoke_window) if revoke_window else None
+        self._builtins: tuple[Middleware, ...] = (
+            *((self._revoke,) if self._revoke else ()), RateLimit(),
+            Expiry(), TrackStarted(), TaskHooks(), Retries(), TimeLimits())
         self.backend: ResultBackend = self._make_backend(backend, result_ttl)
         self._users = 0
         self._connected = False
@@ -144,7 +155,7 @@ class App:
         retry_backoff: float = 1.0, retry_backoff_max: float = 600.0,
         retry_jitter: bool = True, ignore_result: bool = False, track_started: bool = False,
         on_success: Hook | None = None, on_failure: Hook | None = None,
-        on_retry: Hook | None = None,
+        on_retry: Hook | None = None, rate_limit: str | None = None,
     ) -> TaskDecorator: ...
 
     def task(
@@ -160,7 +171,7 @@ class App:
         Options are the fields of :class:`~asyncq.task.TaskConfig`: ``timeout``,
         ``soft_timeout``, ``retries``, ``retry_on``, ``retry_backoff``,
         ``retry_backoff_max``, ``retry_jitter``, ``ignore_result``, ``track_started``,
-        ``on_success``, ``on_failure``, ``on_retry``.
+        ``on_success``, ``on_failure``, ``on_retry``, ``rate_limit``.
         """
 
         def register(func: Callable[..., Any]) -> Task[Any, Any]:
@@ -260,6 +271,8 @@ class App:
         if not self._connected:
             await self.connect()
         await self.broker.publish(outgoing)
+        if outgoing.eta is not None:
+            await mark_scheduled(self, [(outgoing, handle)])
         return handle
 
     async def enqueue_many(self, signatures: Iterable[Signature[R]]) -> list[TaskResult[R]]:
@@ -269,6 +282,7 @@ class App:
         outgoing, handles = self._preparer.prepare_many(signatures)
         await self.connect()
         await self.broker.publish_many(outgoing)
+        await mark_scheduled(self, list(zip(outgoing, handles, strict=True)))
         return handles
 
     async def _send_with_hooks(self, sigs: list[Signature[R]], hooks: list[Middleware]
@@ -284,6 +298,7 @@ class App:
         outgoing, handles = self._preparer.prepare_many(ready)
         await self.connect()
         await self.broker.publish_many(outgoing)
+        await mark_scheduled(self, list(zip(outgoing, handles, strict=True)))
         for call, handle in zip(calls, handles, strict=True):
             for mw in reversed(hooks):
                 await mw.after_enqueue(call, handle.id)
@@ -303,6 +318,28 @@ class App:
                 if record is not None and record.error_type == REJECTED:
                     await self.backend.forget(letter.task_id)
         return await self.broker.requeue_dead(queue, list(refs))
+
+    async def revoke(self, task_id: str, *, terminate: bool = False) -> None:
+        """Revoke a task by id: it will not run (its state becomes ``REVOKED``, final,
+        and awaiting it raises :class:`~asyncq.TaskRevoked`).
+
+        Every worker of this app hears of it within a second and skips the message when
+        it comes (queued or delayed); workers started within ``revoke_window`` seconds
+        read it when they start. With ``terminate`` a run in progress is cancelled
+        (``CancelledError`` at its next ``await``). A task that already finished keeps
+        its outcome. See docs/guides/controlling.md.
+        """
+        if not valid_id(task_id):
+            raise ValueError(f"invalid task id {task_id!r}")
+        if self._revoke is None:
+            raise ConfigurationError(f"app {self.name!r} has revocations off "
+                                     "(revoke_window=None)")
+        await self.connect()
+        now = time.time()
+        await self.backend.store(task_id, ResultRecord(
+            TaskState.REVOKED, error_type="Revoked",
+            error_message="terminated" if terminate else "revoked", finished_at=now))
+        await self._revoke.bus(self.broker).publish(Revocation(task_id, terminate, now))
 
     async def send_task(self, name: str, args: Sequence[Any] = (),
                         kwargs: dict[str, Any] | None = None,

@@ -16,7 +16,8 @@ Every error asyncq raises on purpose derives from :class:`AsyncqError`::
     │   ├── ResultUnavailable       the task ignores results / the backend cannot answer
     │   ├── TaskFailed              the task raised; carries the remote type, message, traceback
     │   │   └── TaskRejected        the message never ran (unknown task, bad arguments, ...)
-    │   └── TaskCancelled           the task was cancelled
+    │   ├── TaskCancelled           the task was cancelled (it expired before it ran)
+    │   └── TaskRevoked             the task was revoked (``handle.revoke()``)
     ├── TaskNotRegistered           a name the app does not know (lookup on the producer side)
     └── TimeLimitExceeded           (also a builtin TimeoutError) raised in the worker when a
                                     task runs past its time limit; ``retry_on=(TimeoutError,)``
@@ -47,6 +48,7 @@ __all__ = [
     "TaskFailed",
     "TaskNotRegistered",
     "TaskRejected",
+    "TaskRevoked",
     "TimeLimitExceeded",
 ]
 
@@ -121,7 +123,11 @@ class TaskRejected(TaskFailed):
 
 
 class TaskCancelled(ResultError):
-    """The task was cancelled."""
+    """The task was cancelled: it expired before a worker ran it."""
+
+
+class TaskRevoked(ResultError):
+    """The task was revoked: it never ran, or (``terminate=True``) was stopped."""
 
 
 class TaskNotRegistered(AsyncqError, LookupError):

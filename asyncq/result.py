@@ -5,11 +5,19 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-from asyncq.errors import ResultUnavailable, TaskCancelled, TaskFailed, TaskRejected
+from asyncq.errors import (
+    ResultUnavailable,
+    TaskCancelled,
+    TaskFailed,
+    TaskRejected,
+    TaskRevoked,
+)
+from asyncq.records import Progress
 from asyncq.results import REJECTED, ResultRecord
 from asyncq.states import TaskState
 
 if TYPE_CHECKING:
+    from asyncq.app import App
     from asyncq.results import ResultBackend
 
 __all__ = ["REJECTED", "TaskResult"]
@@ -22,12 +30,13 @@ class TaskResult(Generic[R]):
     Built by ``enqueue`` or, from an id alone, by ``app.result(task_id)``.
     """
 
-    __slots__ = ("_backend", "_ignored", "id", "task")
+    __slots__ = ("_app", "_backend", "_ignored", "id", "task")
 
     def __init__(self, backend: ResultBackend, task_id: str, task: str | None = None,
-                 *, ignored: bool = False) -> None:
+                 *, ignored: bool = False, app: App | None = None) -> None:
         self._backend = backend
         self._ignored = ignored
+        self._app = app
         self.id = task_id
         self.task = task
 
@@ -73,6 +82,21 @@ class TaskResult(Generic[R]):
         """Delete the stored result."""
         await self._backend.forget(self.id)
 
+    async def progress(self) -> Progress | None:
+        """The progress the running task last reported, if any (see
+        ``current_request().progress``)."""
+        record = await self.info()
+        return None if record is None else record.progress
+
+    async def revoke(self, *, terminate: bool = False) -> None:
+        """Revoke the task: it will not run (``REVOKED``; awaiting raises
+        :class:`~asyncq.TaskRevoked`). With ``terminate`` a run in progress is cancelled
+        too. See :meth:`asyncq.App.revoke`."""
+        if self._app is None:
+            raise ResultUnavailable("this handle was built without an App: use "
+                                    "app.revoke(task_id)")
+        await self._app.revoke(self.id, terminate=terminate)
+
 
 def unwrap(task_id: str, record: ResultRecord) -> Any:
     """The value of a final record, or the error it stands for."""
@@ -80,6 +104,8 @@ def unwrap(task_id: str, record: ResultRecord) -> Any:
         return record.value
     if record.state is TaskState.CANCELLED:
         raise TaskCancelled(f"task {task_id} was cancelled: {record.error_message or ''}")
+    if record.state is TaskState.REVOKED:
+        raise TaskRevoked(f"task {task_id} was revoked: {record.error_message or ''}")
     error = TaskRejected if record.error_type == REJECTED else TaskFailed
     raise error(task_id, record.error_type or "Error", record.error_message or "",
                 record.traceback)

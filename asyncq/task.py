@@ -71,6 +71,13 @@ class TaskConfig:
     on_success: Hook | None = None
     on_failure: Hook | None = None
     on_retry: Hook | None = None
+    rate_limit: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.rate_limit is not None:
+            from asyncq.ratelimit import parse_rate
+
+            parse_rate(self.rate_limit)  # a bad limit fails at registration
 
 
 @dataclass(frozen=True, slots=True)

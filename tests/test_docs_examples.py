@@ -42,6 +42,19 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "celery_port.py": [": compressing cat.png", "success SUCCESS"],
     "writing_a_broker.py": ["add on toy://: 5", "published: 1", "kit: 13 passed"],
+    "controlling_priority_rate_redis.py": [
+        "ran: outage, security, billing, routine-1, routine-2",
+        "12 calls in 1.0s: 10/s after a burst of 2",
+    ],
+    "controlling_progress.py": ["STARTED 50/100 50%", "imported 100 rows"],
+    "controlling_revoke.py": [
+        "queued: REVOKED",
+        "delayed: SCHEDULED due in 0.2s",
+        "report 3 built",
+        "task report-1 was revoked: revoked",
+        "task report-2 was revoked: revoked",
+        "running: cancelled, state REVOKED",
+    ],
     "dead_letters.py": [
         "rejected: unknown task 'shop.export'",
         "rejected: arguments do not match shop.resize(): got an unexpected keyword argument",

@@ -27,6 +27,7 @@ from asyncq.cli.beat import beat
 from asyncq.cli.dlq import dlq
 from asyncq.cli.enqueue import enqueue
 from asyncq.cli.reload import reload_worker
+from asyncq.cli.revoke import revoke
 from asyncq.cli.serve import serve
 from asyncq.cli.supervise import (
     CHILD_ENV,
@@ -163,6 +164,7 @@ def _choice(value: str) -> Literal["warn", "refuse", "ignore"]:
 cli.command()(enqueue)
 cli.add_typer(dlq, name="dlq")
 cli.command()(beat)
+cli.command()(revoke)
 
 
 def main() -> None:
