@@ -5,6 +5,16 @@ from __future__ import annotations
 import logging
 
 from asyncq.app import App
+from asyncq.blocking import BlockingClient, BlockingResult
+from asyncq.canvas import (
+    ChainResult,
+    ChordResult,
+    GroupResult,
+    WorkflowResult,
+    chain,
+    chord,
+    group,
+)
 from asyncq.context import Request, current_request
 from asyncq.errors import (
     AsyncqError,
@@ -38,12 +48,17 @@ __version__ = "0.1.0"
 __all__ = [
     "App",
     "AsyncqError",
+    "BlockingClient",
+    "BlockingResult",
     "BoundTask",
     "BrokerError",
     "BrokerUnavailable",
     "CallOptions",
+    "ChainResult",
+    "ChordResult",
     "ConfigurationError",
     "DecodeError",
+    "GroupResult",
     "Message",
     "MessageTooLarge",
     "PublishError",
@@ -66,8 +81,12 @@ __all__ = [
     "TimeLimitExceeded",
     "Worker",
     "WorkerStats",
+    "WorkflowResult",
     "__version__",
+    "chain",
+    "chord",
     "current_request",
+    "group",
 ]
 
 logging.getLogger("asyncq").addHandler(logging.NullHandler())

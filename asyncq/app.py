@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, ParamSpec, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, Unpack, overload
 
+from asyncq._loops import owned_by
 from asyncq._outgoing import Preparer
 from asyncq.brokers import Broker, broker_class
 from asyncq.codec import DEFAULT_MAX_SIZE
@@ -26,7 +27,13 @@ from asyncq.signing import Signer
 from asyncq.task import Hook, OptionsDict, Signature, Task, TaskConfig
 from asyncq.wire import WireCodec
 
+if TYPE_CHECKING:
+    from asyncq.blocking import BlockingClient
+
 __all__ = ["App"]
+
+#: Ids of workflow handles start with their kind (see asyncq.canvas).
+WORKFLOW_PREFIXES: Final = ("chain-", "group-", "chord-")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -74,9 +81,16 @@ class App:
             url = broker or os.environ.get("ASYNCQ_BROKER", "memory://")
             self.broker = broker_class(url)(url)
         self.backend: ResultBackend = self._make_backend(backend, result_ttl)
+        #: whether broker and backend were built here from URLs (so they can be rebuilt
+        #: for a new event loop)
+        self._rebuildable = not isinstance(broker, Broker) and not isinstance(
+            backend, ResultBackend)
         self._users = 0
         self._connected = False
         self._lock: asyncio.Lock | None = None
+        #: the event loop this App's connections belong to (None before the first connect)
+        self.bound_loop: asyncio.AbstractEventLoop | None = None
+        owned_by(self.backend, self)
 
     def _make_backend(self, backend: str | ResultBackend | None, ttl: float) -> ResultBackend:
         if isinstance(backend, ResultBackend):
@@ -145,21 +159,54 @@ class App:
 
     # -- lifecycle -------------------------------------------------------------------
     async def connect(self) -> None:
-        """Connect broker and backend (idempotent); raises BrokerUnavailable."""
-        if self._connected:
+        """Connect broker and backend (idempotent); raises BrokerUnavailable.
+
+        On a new event loop after the first one was closed (``asyncio.run`` again),
+        the broker's and backend's connections are rebuilt first (see
+        :mod:`asyncq._loops`).
+        """
+        loop = asyncio.get_running_loop()
+        if self._connected and self.bound_loop is loop:
             return
+        if self.bound_loop is not None and self.bound_loop is not loop:
+            self._move_to(loop)
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
             if self._connected:
                 return
+            self.bound_loop = loop
             await self.broker.connect()
             await self.backend.connect()
             await self.broker.ping()
             self._connected = True
 
+    def _move_to(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Drop the connections of a closed loop and rebuild broker and backend."""
+        old = self.bound_loop
+        if old is not None and not old.is_closed():
+            raise ConfigurationError(
+                f"App {self.name!r} is connected on another event loop that is still open; "
+                "an App serves one loop at a time: close it there first (async with app), "
+                "or from threads and sync code use app.blocking()")
+        if not self._rebuildable:
+            raise ConfigurationError(
+                f"App {self.name!r} was connected on an event loop that is now closed, and "
+                "its broker or backend was built outside the App, so it cannot be rebuilt: "
+                "build them from URLs (App(name, broker=url, backend=url)) or use "
+                "app.blocking()")
+        broker, backend = self.broker, self.backend
+        type(broker).__init__(broker, broker.url)
+        settings: dict[str, Any] = {"ttl": backend.ttl, "max_size": backend.max_size}
+        if hasattr(backend, "transport"):  # RPC results ride on the broker
+            settings["transport"] = broker
+        type(backend).__init__(backend, backend.url, **settings)
+        self._connected = False
+        self._lock = None
+        self.bound_loop = None
+
     async def close(self) -> None:
-        if not self._connected:
+        if not self._connected or self.bound_loop is not asyncio.get_running_loop():
             return
         self._connected = False
         await self.backend.close()
@@ -196,14 +243,30 @@ class App:
         """A handle for ``task_id``, in any process; typed as ``task``'s result if given."""
         if not valid_id(task_id):
             raise ValueError(f"invalid task id {task_id!r}")
+        if task_id.startswith(WORKFLOW_PREFIXES):  # chain-, group-, chord-: asyncq.canvas
+            from asyncq.canvas._handles import workflow_handle
+
+            return workflow_handle(self, task_id)
         return TaskResult(self.backend, task_id, task.name if task is not None else None)
+
+    def blocking(self) -> BlockingClient:
+        """A client for synchronous code (scripts, Django or Flask views): it runs its
+        own event loop in a thread and may be shared by threads::
+
+            with app.blocking() as client:
+                handle = client.enqueue(add, 4, 4)
+                print(handle.get(timeout=10))
+        """
+        from asyncq.blocking import BlockingClient
+
+        return BlockingClient(self)
 
     async def send_signature(self, sig: Signature[R]) -> TaskResult[R]:
         calls = self._enqueue_hooks()
         if calls:
             return (await self._send_with_hooks([sig], calls))[0]
         outgoing, handle = self._preparer.prepare(sig)
-        if not self._connected:
+        if not self._connected or self.bound_loop is not asyncio.get_running_loop():
             await self.connect()
         await self.broker.publish(outgoing)
         return handle

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Generic, ParamSpec, TypedDict, TypeVar, Unpack
@@ -13,6 +13,7 @@ from asyncq.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from asyncq.app import App
+    from asyncq.canvas import Chain, Chord, Group
     from asyncq.result import TaskResult
 
 __all__ = ["BoundTask", "CallOptions", "OptionsDict", "Signature", "Task", "TaskConfig"]
@@ -84,8 +85,12 @@ class OptionsDict(TypedDict, total=False):
     routing_key: str | None
     exchange: str | None
     headers: Mapping[str, Any]
+    link: Signature[Any] | Sequence[Signature[Any]]
+    link_error: Signature[Any] | Sequence[Signature[Any]]
 
 
+#: The header that carries workflow state (links, chains, chords): asyncq.canvas.
+WORKFLOW_HEADER: Final = "asyncq.wf"
 #: The options of a plain call, shared (CallOptions is frozen; its headers are read-only).
 NO_OPTIONS: Final = CallOptions(headers=MappingProxyType({}))
 
@@ -102,9 +107,26 @@ class Signature(Generic[R]):
     args: tuple[Any, ...]
     kwargs: Mapping[str, Any]
     options: CallOptions = NO_OPTIONS
+    #: in a chain, an immutable step (``task.si(...)``) does not get the previous result
+    immutable: bool = False
 
     async def enqueue(self) -> TaskResult[R]:
+        if WORKFLOW_HEADER in self.options.headers:
+            _require_workflows(self.task.app)
         return await self.task.app.send_signature(self)
+
+    def __or__(self, other: Signature[Any] | Chain[Any]) -> Chain[Any]:
+        """``a.s(1) | b.s()``: a chain (see :mod:`asyncq.canvas`)."""
+        from asyncq.canvas import Chain
+
+        return Chain(self, other)
+
+    def __ror__(self, other: Group) -> Chord[Any]:
+        from asyncq.canvas import Chord, Group
+
+        if not isinstance(other, Group):
+            return NotImplemented
+        return Chord(other, self)
 
 
 class Task(Generic[P, R]):
@@ -140,13 +162,19 @@ class Task(Generic[P, R]):
         return await self.app.send_signature(Signature(self, args, kwargs))
 
     def s(self, *args: P.args, **kwargs: P.kwargs) -> Signature[R]:
-        """A signature of this call, for ``app.enqueue_many`` and later canvas use."""
+        """A signature of this call, for ``app.enqueue_many`` and workflows."""
         return Signature(self, args, kwargs)
+
+    def si(self, *args: P.args, **kwargs: P.kwargs) -> Signature[R]:
+        """An immutable signature: in a chain it does not get the previous result."""
+        return Signature(self, args, kwargs, NO_OPTIONS, True)
 
     def options(self, **options: Unpack[OptionsDict]) -> BoundTask[P, R]:
         """Per-call options: ``await add.options(countdown=5, queue="slow").enqueue(2, 3)``.
 
-        Accepts the fields of :class:`CallOptions`.
+        Accepts the fields of :class:`CallOptions`, and Celery's ``link`` (signatures
+        called with the result) and ``link_error`` (called with the task's id when it
+        fails for good); those need a shared result backend (see docs/guides/workflows.md).
         """
         return BoundTask(self, _call_options(options))
 
@@ -162,12 +190,13 @@ class BoundTask(Generic[P, R]):
         return BoundTask(self.task, _call_options(options, self.call_options))
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> TaskResult[R]:
-        return await self.task.app.send_signature(
-            Signature(self.task, args, kwargs, self.call_options)
-        )
+        return await Signature(self.task, args, kwargs, self.call_options).enqueue()
 
     def s(self, *args: P.args, **kwargs: P.kwargs) -> Signature[R]:
         return Signature(self.task, args, kwargs, self.call_options)
+
+    def si(self, *args: P.args, **kwargs: P.kwargs) -> Signature[R]:
+        return Signature(self.task, args, kwargs, self.call_options, True)
 
 
 def _call_options(options: OptionsDict, base: CallOptions | None = None) -> CallOptions:
@@ -176,7 +205,26 @@ def _call_options(options: OptionsDict, base: CallOptions | None = None) -> Call
     if unknown:
         raise TypeError(f"unknown call option(s): {', '.join(sorted(unknown))} "
                         f"(known: {', '.join(OptionsDict.__annotations__)})")
-    return CallOptions(**options) if base is None else replace(base, **options)
+    given: dict[str, Any] = dict(options)
+    link, link_error = given.pop("link", None), given.pop("link_error", None)
+    result = CallOptions(**given) if base is None else replace(base, **given)
+    if link is None and link_error is None:
+        return result
+    from asyncq.canvas._spec import link_header
+
+    headers = dict(result.headers)
+    wf = dict(headers.get(WORKFLOW_HEADER) or {})
+    for key, specs in link_header(link, link_error).items():
+        wf[key] = [*wf.get(key, []), *specs]
+    headers[WORKFLOW_HEADER] = wf
+    return result.with_headers(headers)
+
+
+def _require_workflows(app: App) -> None:
+    """ConfigurationError unless the App's result backend can keep workflow state."""
+    from asyncq.canvas._store import store_for
+
+    store_for(app.backend)
 
 
 def _plain_arity(signature: inspect.Signature) -> int | None:

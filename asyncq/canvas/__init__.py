@@ -1,0 +1,199 @@
+"""Workflows: ``chain``, ``group`` and ``chord``, and Celery's ``link`` / ``link_error``.
+
+::
+
+    h = await (fetch_page.s(url) | parse_page.s() | store_page.s(url)).enqueue()
+    g = await group(add.s(i, i) for i in range(100)).enqueue()
+    c = await chord(group(add.s(i, i) for i in range(100)), tsum.s()).enqueue()
+
+State lives on the servers, never in the producer (which may exit right after
+``enqueue``): a chain's remaining steps travel in the header of the step before them
+and the worker that finishes a step sends the next one (:mod:`asyncq.canvas._middleware`);
+a chord's members are counted on the result backend's server, and the callback is sent
+once every member is final. Every step sent later has an id derived from the
+workflow's id, so a resend after a crash is recognised. See docs/guides/workflows.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from asyncq.canvas._handles import ChainResult, ChordResult, GroupResult, WorkflowResult
+from asyncq.canvas._spec import WF, Spec, derive_id, spec_of
+from asyncq.canvas._store import store_for
+from asyncq.errors import ConfigurationError
+from asyncq.message import new_id
+from asyncq.task import Signature
+
+if TYPE_CHECKING:
+    from asyncq.app import App
+
+__all__ = ["Chain", "ChainResult", "Chord", "ChordResult", "Group", "GroupResult",
+           "WorkflowResult", "chain", "chord", "group"]
+
+R = TypeVar("R")
+
+
+class Chain(Generic[R]):
+    """Steps run one after the other; each result is the next call's first argument
+    (unless the step is immutable: ``task.si(...)``)."""
+
+    def __init__(self, *steps: Signature[Any] | Chain[Any]) -> None:
+        flat: list[Signature[Any]] = []
+        for step in steps:
+            if isinstance(step, Chain):
+                flat.extend(step.steps)
+            elif isinstance(step, Signature):
+                flat.append(step)
+            else:
+                raise ConfigurationError(f"a chain takes signatures (task.s(...)) or chains, "
+                                         f"not {type(step).__name__}")
+        if not flat:
+            raise ConfigurationError("a chain needs at least one step")
+        self.steps: list[Signature[Any]] = flat
+
+    def __repr__(self) -> str:
+        return " | ".join(f"{s.task.name}(...)" for s in self.steps)
+
+    def __or__(self, other: Signature[Any] | Chain[Any]) -> Chain[Any]:
+        return Chain(self, other)
+
+    async def enqueue(self) -> ChainResult[R]:
+        """Send the first step; the rest travel with it. Returns the chain's handle."""
+        app = _app_of(self.steps)
+        store = store_for(app.backend)
+        chain_id = f"chain-{new_id()}"
+        specs = _chain_specs(chain_id, self.steps, lambda i: str(i))
+        info = {"k": "chain", "n": len(specs)}
+        await app.connect()
+        await store.put_workflow(chain_id, info)
+        await app.send_signature(_first(app, specs))
+        return ChainResult(app, chain_id, info)
+
+
+class Group:
+    """Members run in parallel; awaiting the handle gives their results in order.
+
+    ``group(add.s(i, i) for i in range(100))`` or ``group(a.s(), b.s())``.
+    """
+
+    def __init__(self, *members: Signature[Any] | Iterable[Signature[Any]]) -> None:
+        items: Iterable[Any] = members
+        if len(members) == 1 and not isinstance(members[0], Signature):
+            items = members[0]
+        self.members: list[Signature[Any]] = list(items)
+        for member in self.members:
+            if not isinstance(member, Signature):
+                raise ConfigurationError(f"a group takes signatures (task.s(...)), not "
+                                         f"{type(member).__name__}")
+
+    def __repr__(self) -> str:
+        return f"group({len(self.members)} members)"
+
+    def __or__(self, body: Signature[Any] | Chain[Any]) -> Chord[Any]:
+        return Chord(self, body)
+
+    async def enqueue(self) -> GroupResult:
+        """Send every member in one batch (``app.enqueue_many``)."""
+        group_id = f"group-{new_id()}"
+        info = {"k": "group", "n": len(self.members)}
+        if not self.members:
+            raise ConfigurationError("a group needs at least one member")
+        app = _app_of(self.members)
+        store = store_for(app.backend)
+        sigs = [_member(sig, derive_id(group_id, str(i)), None)
+                for i, sig in enumerate(self.members)]
+        await app.connect()
+        await store.put_workflow(group_id, info)
+        await app.enqueue_many(sigs)
+        return GroupResult(app, group_id, info)
+
+
+class Chord(Generic[R]):
+    """A group and a callback that gets the list of the members' results once every
+    member is final; a failed member fails the chord and calls the callback's
+    ``link_error`` instead (see :meth:`on_error`)."""
+
+    def __init__(self, header: Group | Iterable[Signature[Any]],
+                 body: Signature[Any] | Chain[Any]) -> None:
+        self.header = header if isinstance(header, Group) else Group(header)
+        self.body: Chain[Any] = Chain(body)
+
+    def on_error(self, errback: Signature[Any]) -> Chord[R]:
+        """A chord whose failure calls ``errback(callback_task_id, ...)``."""
+        first, *rest = self.body.steps
+        headers = dict(first.options.headers)
+        wf = dict(headers.get(WF) or {})
+        wf["link_error"] = [*wf.get("link_error", []), spec_of(errback, "").pack()]
+        headers[WF] = wf
+        body: Chain[Any] = Chain(Signature(first.task, first.args, first.kwargs,
+                               first.options.with_headers(headers), first.immutable), *rest)
+        return Chord(self.header, body)
+
+    async def enqueue(self) -> ChordResult[R]:
+        members = self.header.members
+        app = _app_of([*members, *self.body.steps])
+        store = store_for(app.backend)
+        chord_id = f"chord-{new_id()}"
+        body = _chain_specs(chord_id, self.body.steps, lambda i: f"body{i}")
+        info = {"k": "chord", "n": len(members), "body": [s.pack() for s in body]}
+        await app.connect()
+        await store.put_workflow(chord_id, info)
+        if not members:  # nothing to wait for: the callback gets []
+            await app.send_signature(_first(app, body, []))
+        else:
+            await app.enqueue_many([
+                _member(sig, derive_id(chord_id, str(i)), [chord_id, len(members), i])
+                for i, sig in enumerate(members)])
+        return ChordResult(app, chord_id, info)
+
+
+def chain(*steps: Signature[Any] | Chain[Any]) -> Chain[Any]:
+    """``chain(a.s(1), b.s(), c.s())``, the same as ``a.s(1) | b.s() | c.s()``."""
+    return Chain(*steps)
+
+
+def group(*members: Signature[Any] | Iterable[Signature[Any]]) -> Group:
+    """``group(add.s(i, i) for i in range(10))`` or ``group(a.s(), b.s())``."""
+    return Group(*members)
+
+
+def chord(header: Group | Iterable[Signature[Any]], body: Signature[Any] | Chain[Any]
+          ) -> Chord[Any]:
+    """``chord(group(...), tsum.s())``: ``tsum([results...])`` once every member is done."""
+    return Chord(header, body)
+
+
+def _app_of(sigs: Iterable[Signature[Any]]) -> App:
+    apps = {id(s.task.app): s.task.app for s in sigs}
+    if len(apps) != 1:
+        raise ConfigurationError("every task of a workflow must belong to the same App")
+    return next(iter(apps.values()))
+
+
+def _chain_specs(workflow_id: str, steps: list[Signature[Any]], label: Any) -> list[Spec]:
+    n = len(steps)
+    return [spec_of(sig, derive_id(workflow_id, label(i)), pos=[i + 1, n], root=workflow_id)
+            for i, sig in enumerate(steps)]
+
+
+def _first(app: App, specs: list[Spec], *parent: Any) -> Signature[Any]:
+    """The first step's call, carrying the rest of the chain."""
+    extra = {"chain": [s.pack() for s in specs[1:]]} if len(specs) > 1 else None
+    return specs[0].signature(app, *parent, with_parent=bool(parent), extra=extra)
+
+
+def _member(sig: Signature[Any], member_id: str, chord: list[Any] | None) -> Signature[Any]:
+    """A group or chord member with its derived id (and its chord's coordinates)."""
+    opts = sig.options
+    if opts.task_id is not None:
+        raise ConfigurationError(f"{sig.task.name}: a group member's task_id is derived from "
+                                 "the group's id; do not set one")
+    if chord is not None:
+        headers = dict(opts.headers)
+        headers[WF] = {**(headers.get(WF) or {}), "chord": chord}
+        opts = opts.with_headers(headers)
+    return Signature(sig.task, sig.args, sig.kwargs, replace(opts, task_id=member_id),
+                     sig.immutable)

@@ -1,0 +1,216 @@
+"""The worker's side of workflows: send what comes next once a step is final.
+
+:class:`Canvas` is a middleware that the worker adds only for messages carrying the
+``asyncq.wf`` header (a plain task never meets it). Its ``after_run`` runs before the
+step's result is recorded and its message acked, so a crash anywhere in between
+leaves the message to be redelivered, and the redelivery sends the next step again
+under the same derived id. A step whose result is already recorded (a duplicate
+from such a resend) is not run again (``before_run``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+from asyncq.canvas._spec import WF, Spec, derive_id, unpack_specs
+from asyncq.canvas._store import store_for
+from asyncq.errors import (
+    BrokerError,
+    ConfigurationError,
+    DecodeError,
+    SerializationError,
+    TaskNotRegistered,
+    TimeLimitExceeded,
+)
+from asyncq.middleware import Job, Middleware, RunResult, Skip
+from asyncq.records import (
+    REJECTED,
+    ResultRecord,
+    decode_record,
+    encode_record,
+    encode_success,
+)
+from asyncq.states import TaskState
+
+__all__ = ["Canvas", "failure_of"]
+
+logger = logging.getLogger("asyncq.canvas")
+
+_DUPLICATE: Final = "canvas.duplicate"
+#: How long a step keeps trying to send what follows while the broker is away.
+PERSIST_FOR: Final = 300.0
+#: Errors that mean the next step cannot be built at all (recorded on the rest).
+_UNSENDABLE: Final = (TaskNotRegistered, SerializationError, ConfigurationError, ValueError,
+                      DecodeError)
+
+
+class Canvas(Middleware):
+    """Continues chains, calls links, counts chord members (see the module docstring)."""
+
+    async def before_run(self, job: Job) -> Skip | None:
+        existing = await job.app.backend.get(job.id)
+        if existing is None or not existing.ready or existing.error_type == REJECTED:
+            return None
+        logger.info("%s[%s] already has a result; not running a resent step again",
+                    job.name, job.id)
+        job.state[_DUPLICATE] = True
+        return Skip(existing.state, existing.error_type or "", existing.error_message or "")
+
+    async def after_run(self, job: Job, result: RunResult) -> None:
+        wf = job.message.headers.get(WF)
+        if job.state.get(_DUPLICATE) or result.state is TaskState.RETRY or \
+                not isinstance(wf, dict):
+            return
+        if result.state is TaskState.SUCCESS:
+            await _persist(job, lambda: _succeeded(job, wf, result.value))
+        else:
+            await _persist(job, lambda: _failed(job, wf, result))
+        if isinstance(wf.get("chord"), list):
+            await _persist(job, lambda: _chord_member(job, wf["chord"], result))
+
+
+async def _persist(job: Job, action: Callable[[], Awaitable[None]]) -> None:
+    """Run ``action`` until the servers take it (a stopping worker cancels this, and the
+    message goes back to the broker unacked: the redelivery tries again)."""
+    deadline = time.monotonic() + PERSIST_FOR
+    delay = 0.1
+    while True:
+        try:
+            await action()
+            return
+        except BrokerError as exc:
+            if time.monotonic() > deadline:
+                logger.error("%s[%s]: could not send the next workflow step for %.0f s; "
+                             "giving up: %s", job.name, job.id, PERSIST_FOR, exc)
+                return
+            logger.warning("%s[%s]: sending the next workflow step failed (%s); retrying",
+                           job.name, job.id, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+async def _succeeded(job: Job, wf: dict[str, Any], value: Any) -> None:
+    rest = unpack_specs(wf.get("chain") or [])
+    if rest:
+        nxt, later = rest[0], rest[1:]
+        extra = {"chain": [s.pack() for s in later]} if later else None
+        try:
+            sig = nxt.signature(job.app, value, with_parent=True, extra=extra)
+        except _UNSENDABLE as exc:
+            await _stop_chain(job, rest, failure_of(exc, TaskState.FAILURE), "could not start")
+        else:
+            await job.app.send_signature(sig)
+    for index, spec in enumerate(unpack_specs(wf.get("link") or [])):
+        spec.id = derive_id(job.id, f"link{index}")
+        await _send_linked(job, spec, value)
+
+
+async def _failed(job: Job, wf: dict[str, Any], result: RunResult) -> None:
+    failure = _describe(result)
+    rest = unpack_specs(wf.get("chain") or [])
+    if rest:
+        await _stop_chain(job, rest, failure, "failed")
+    for index, spec in enumerate(unpack_specs(wf.get("link_error") or [])):
+        spec.id = derive_id(job.id, f"err{index}")
+        await _send_linked(job, spec, job.id)
+
+
+async def _send_linked(job: Job, spec: Spec, first_arg: Any) -> None:
+    try:
+        sig = spec.signature(job.app, first_arg, with_parent=True)
+    except _UNSENDABLE as exc:
+        logger.error("%s[%s]: cannot send the linked task %s: %s", job.name, job.id,
+                     spec.task, exc)
+        return
+    await job.app.send_signature(sig)
+
+
+async def _stop_chain(job: Job, rest: list[Spec], failure: ResultRecord, verb: str) -> None:
+    """Record on every step that will not run now that ``job``'s step stopped the chain."""
+    pos = job.message.headers[WF].get("pos") or ["?", "?"]
+    what = f"step {pos[0]} of {pos[1]} ({job.name}[{job.id}]) {verb}"
+    await _record_stopped(job, rest, failure, what)
+
+
+async def _record_stopped(job: Job, rest: list[Spec], failure: ResultRecord, what: str) -> None:
+    backend = job.app.backend
+    text = f"{what}: {failure.error_message or ''}"
+    for spec in rest:
+        record = ResultRecord(failure.state, None, failure.error_type, text,
+                              failure.traceback, 0, spec.task, time.time())
+        await backend.store(spec.id, record)
+
+
+def _describe(result: RunResult) -> ResultRecord:
+    if result.skipped is not None:
+        skip = result.skipped
+        return ResultRecord(skip.state, None, skip.error_type, skip.message)
+    assert result.error is not None
+    return failure_of(result.error, result.state)
+
+
+def failure_of(exc: BaseException, state: TaskState) -> ResultRecord:
+    """The record of a failure, as the worker records it (type name, message, traceback)."""
+    from asyncq.worker.execute import describe
+
+    etype, text, tb = describe(exc)
+    if isinstance(exc, TimeLimitExceeded):
+        etype = "TimeoutError"
+    return ResultRecord(state, None, etype, text, tb, 0, None, time.time())
+
+
+def _member_record(job: Job, result: RunResult) -> bytes:
+    if result.state is TaskState.SUCCESS:
+        try:
+            return encode_success(result.value, job.attempt, job.name, time.time())
+        except SerializationError as exc:
+            return encode_record(failure_of(exc, TaskState.FAILURE))
+    failure = _describe(result)
+    return encode_record(ResultRecord(failure.state, None, failure.error_type,
+                                      failure.error_message, failure.traceback, job.attempt,
+                                      job.name, time.time()))
+
+
+async def _chord_member(job: Job, chord: list[Any], result: RunResult) -> None:
+    chord_id, n, index = chord
+    store = store_for(job.app.backend)
+    records = await store.chord_done(chord_id, n, index, _member_record(job, result))
+    if records is None:
+        return
+    info = await store.get_workflow(chord_id)
+    if info is None:
+        logger.error("chord %s: its record expired before every member was done; the "
+                     "callback is not sent", chord_id)
+        return
+    body = unpack_specs(info.get("body"))
+    members = [decode_record(raw, max_size=job.app.codec.max_size) for raw in records]
+    await _fire(job, chord_id, body, members)
+    await store.chord_sent(chord_id)
+
+
+async def _fire(job: Job, chord_id: str, body: list[Spec], members: list[ResultRecord]
+                ) -> None:
+    bad = next((i for i, m in enumerate(members) if m.state is not TaskState.SUCCESS), None)
+    if bad is None:
+        first, later = body[0], body[1:]
+        extra = {"chain": [s.pack() for s in later]} if later else None
+        try:
+            sig = first.signature(job.app, [m.value for m in members], with_parent=True,
+                                  extra=extra)
+        except _UNSENDABLE as exc:
+            await _record_stopped(job, body, failure_of(exc, TaskState.FAILURE),
+                                  f"chord {chord_id}: the callback could not start")
+            return
+        await job.app.send_signature(sig)
+        return
+    member = members[bad]
+    what = (f"chord {chord_id}: member {bad + 1} of {len(members)} "
+            f"({member.task}[{derive_id(chord_id, str(bad))}]) failed")
+    await _record_stopped(job, body, member, what)
+    for index, spec in enumerate(unpack_specs(body[0].wf.get("link_error") or [])):
+        spec.id = derive_id(body[0].id, f"err{index}")
+        await _send_linked(job, spec, body[0].id)
