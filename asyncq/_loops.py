@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from asyncq.app import App
 
-__all__ = ["ensure_loop", "owned_by"]
+__all__ = ["LoopCloser", "ensure_loop", "owned_by"]
 
 _OWNERS: weakref.WeakKeyDictionary[Any, App] = weakref.WeakKeyDictionary()
 
@@ -31,3 +32,34 @@ async def ensure_loop(backend: Any) -> None:
     app = _OWNERS.get(backend)
     if app is not None and app.bound_loop not in (None, asyncio.get_running_loop()):
         await app.connect()
+
+
+class LoopCloser:
+    """Closes an App when its event loop shuts down (``asyncio.run`` ending).
+
+    ``asyncio.run`` finalizes the loop's async generators before closing it; a
+    generator parked at its first ``yield`` is such a hook, so the App's connections
+    are closed cleanly on their own loop instead of being left to a closed one.
+    """
+
+    def __init__(self) -> None:
+        self._gen: AsyncGenerator[None, None] | None = None
+
+    async def arm(self, app: App) -> None:
+        await self.disarm()
+        gen = self._gen = self._watch(app, object())
+        await gen.__anext__()  # registers it with the running loop
+
+    async def disarm(self) -> None:
+        gen, self._gen = self._gen, None
+        if gen is not None:
+            await gen.aclose()
+
+    async def _watch(self, app: App, token: object) -> AsyncGenerator[None, None]:
+        self._token = token
+        try:
+            yield
+        finally:
+            if self._gen is not None and self._token is token:
+                self._gen = None
+                await app.close()

@@ -7,7 +7,7 @@ import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, Unpack, overload
 
-from asyncq._loops import owned_by
+from asyncq._loops import LoopCloser, owned_by
 from asyncq._outgoing import Preparer
 from asyncq.brokers import Broker, broker_class
 from asyncq.codec import DEFAULT_MAX_SIZE
@@ -22,7 +22,7 @@ from asyncq.middleware.time_limits import TimeLimits
 from asyncq.records import REJECTED
 from asyncq.result import TaskResult
 from asyncq.results import DEFAULT_RESULT_TTL, ResultBackend, backend_class
-from asyncq.routing import Router, RouteSpec
+from asyncq.routing import Router, RoutesConfig
 from asyncq.signing import Signer
 from asyncq.task import Hook, OptionsDict, Signature, Task, TaskConfig
 from asyncq.wire import WireCodec
@@ -58,7 +58,7 @@ class App:
         default_queue: str = "default",
         result_ttl: float = DEFAULT_RESULT_TTL,
         max_message_size: int = DEFAULT_MAX_SIZE,
-        task_routes: Mapping[str, RouteSpec] | None = None,
+        task_routes: RoutesConfig | None = None,
         signing_keys: Mapping[str, bytes | str] | None = None,
         signing_key_id: str | None = None,
         middleware: Sequence[Middleware] = (),
@@ -90,6 +90,7 @@ class App:
         self._lock: asyncio.Lock | None = None
         #: the event loop this App's connections belong to (None before the first connect)
         self.bound_loop: asyncio.AbstractEventLoop | None = None
+        self._closer = LoopCloser()
         owned_by(self.backend, self)
 
     def _make_backend(self, backend: str | ResultBackend | None, ttl: float) -> ResultBackend:
@@ -180,6 +181,7 @@ class App:
             await self.backend.connect()
             await self.broker.ping()
             self._connected = True
+            await self._closer.arm(self)
 
     def _move_to(self, loop: asyncio.AbstractEventLoop) -> None:
         """Drop the connections of a closed loop and rebuild broker and backend."""
@@ -209,6 +211,7 @@ class App:
         if not self._connected or self.bound_loop is not asyncio.get_running_loop():
             return
         self._connected = False
+        await self._closer.disarm()
         await self.backend.close()
         await self.broker.close()
 
