@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from asyncq.app import App
 
 __all__ = ["Chain", "ChainResult", "Chord", "ChordResult", "Group", "GroupResult",
-           "WorkflowResult", "chain", "chord", "group"]
+           "WorkflowResult", "chain", "chord", "group", "link_id"]
 
 R = TypeVar("R")
 
@@ -66,7 +66,7 @@ class Chain(Generic[R]):
         store = store_for(app.backend)
         chain_id = f"chain-{new_id()}"
         specs = _chain_specs(chain_id, self.steps, lambda i: str(i))
-        info = {"k": "chain", "n": len(specs)}
+        info = {"k": "chain", "n": len(specs), "ignored": specs[-1].task in _ignoring(app)}
         await app.connect()
         await store.put_workflow(chain_id, info)
         await app.send_signature(_first(app, specs))
@@ -138,7 +138,8 @@ class Chord(Generic[R]):
         store = store_for(app.backend)
         chord_id = f"chord-{new_id()}"
         body = _chain_specs(chord_id, self.body.steps, lambda i: f"body{i}")
-        info = {"k": "chord", "n": len(members), "body": [s.pack() for s in body]}
+        info = {"k": "chord", "n": len(members), "body": [s.pack() for s in body],
+                "ignored": body[-1].task in _ignoring(app)}
         await app.connect()
         await store.put_workflow(chord_id, info)
         if not members:  # nothing to wait for: the callback gets []
@@ -164,6 +165,16 @@ def chord(header: Group | Iterable[Signature[Any]], body: Signature[Any] | Chain
           ) -> Chord[Any]:
     """``chord(group(...), tsum.s())``: ``tsum([results...])`` once every member is done."""
     return Chord(header, body)
+
+
+def link_id(task_id: str, index: int = 0, *, error: bool = False) -> str:
+    """The id of the ``index``-th task in ``link`` (or ``link_error``) of ``task_id``:
+    ``app.result(link_id(handle.id))`` is the linked call's handle."""
+    return derive_id(task_id, f"{'err' if error else 'link'}{index}")
+
+
+def _ignoring(app: App) -> set[str]:
+    return {name for name, task in app.tasks.items() if task.config.ignore_result}
 
 
 def _app_of(sigs: Iterable[Signature[Any]]) -> App:

@@ -82,6 +82,8 @@ class _Tail(WorkflowResult[R]):
         return TaskResult(self._backend, await self.tail_id())
 
     async def get(self, timeout: float | None = None, *, propagate: bool = True) -> Any:
+        if (await self.load()).get("ignored"):
+            raise ResultUnavailable(f"the last task of {self.id} ignores its results")
         async with _deadline(self.id, timeout):
             tail = await self.tail_id()
             record = await self._backend.wait(tail)
