@@ -2,8 +2,9 @@
 
 import asyncio
 
-from asyncq.canvas import link_id
 from seeds.worker import running_worker
+
+from asyncq.canvas import link_id
 
 
 async def index() -> None:

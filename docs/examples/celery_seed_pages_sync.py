@@ -19,8 +19,9 @@ Needs Redis ($ASYNCQ_TEST_REDIS_URL); the worker is
 
 import time
 
-from asyncq.canvas import link_id
 from seeds.worker import running_worker
+
+from asyncq.canvas import link_id
 
 
 def index() -> None:

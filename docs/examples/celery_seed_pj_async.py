@@ -2,8 +2,9 @@
 
 import asyncio
 
-from asyncq import group
 from seeds.worker import running_worker
+
+from asyncq import group
 
 
 async def client_calls() -> None:

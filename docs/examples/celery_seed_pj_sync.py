@@ -6,8 +6,9 @@ for_subtract (CELERY_ROUTES), and ``group(...)`` ran tasks in parallel. Needs Re
 ``asyncq worker seeds.pj:app -Q for_add,for_subtract``.
 """
 
-from asyncq import group
 from seeds.worker import running_worker
+
+from asyncq import group
 
 
 def client_calls() -> None:
