@@ -41,6 +41,9 @@ __all__ = ["Canvas", "failure_of"]
 logger = logging.getLogger("asyncq.canvas")
 
 _DUPLICATE: Final = "canvas.duplicate"
+#: Header entry of the messages a worker sends (they may be sent twice after a crash).
+RESENT: Final = "resent"
+_MAY_REPEAT: Final = {RESENT: True}
 #: How long a step keeps trying to send what follows while the broker is away.
 PERSIST_FOR: Final = 300.0
 #: Errors that mean the next step cannot be built at all (recorded on the rest).
@@ -52,6 +55,9 @@ class Canvas(Middleware):
     """Continues chains, calls links, counts chord members (see the module docstring)."""
 
     async def before_run(self, job: Job) -> Skip | None:
+        wf = job.message.headers.get(WF)
+        if not isinstance(wf, dict) or not wf.get(RESENT):
+            return None  # sent once by a producer: a redelivery is the worker's business
         existing = await job.app.backend.get(job.id)
         if existing is None or not existing.ready or existing.error_type == REJECTED:
             return None
@@ -97,9 +103,9 @@ async def _succeeded(job: Job, wf: dict[str, Any], value: Any) -> None:
     rest = unpack_specs(wf.get("chain") or [])
     if rest:
         nxt, later = rest[0], rest[1:]
-        extra = {"chain": [s.pack() for s in later]} if later else None
+        extra = {"chain": [s.pack() for s in later]} if later else {}
         try:
-            sig = nxt.signature(job.app, value, with_parent=True, extra=extra)
+            sig = nxt.signature(job.app, value, with_parent=True, extra={**extra, **_MAY_REPEAT})
         except _UNSENDABLE as exc:
             await _stop_chain(job, rest, failure_of(exc, TaskState.FAILURE), "could not start")
         else:
@@ -121,7 +127,7 @@ async def _failed(job: Job, wf: dict[str, Any], result: RunResult) -> None:
 
 async def _send_linked(job: Job, spec: Spec, first_arg: Any) -> None:
     try:
-        sig = spec.signature(job.app, first_arg, with_parent=True)
+        sig = spec.signature(job.app, first_arg, with_parent=True, extra=_MAY_REPEAT)
     except _UNSENDABLE as exc:
         logger.error("%s[%s]: cannot send the linked task %s: %s", job.name, job.id,
                      spec.task, exc)
@@ -197,10 +203,10 @@ async def _fire(job: Job, chord_id: str, body: list[Spec], members: list[ResultR
     bad = next((i for i, m in enumerate(members) if m.state is not TaskState.SUCCESS), None)
     if bad is None:
         first, later = body[0], body[1:]
-        extra = {"chain": [s.pack() for s in later]} if later else None
+        extra = {"chain": [s.pack() for s in later]} if later else {}
         try:
             sig = first.signature(job.app, [m.value for m in members], with_parent=True,
-                                  extra=extra)
+                                  extra={**extra, **_MAY_REPEAT})
         except _UNSENDABLE as exc:
             await _record_stopped(job, body, failure_of(exc, TaskState.FAILURE),
                                   f"chord {chord_id}: the callback could not start")

@@ -14,6 +14,7 @@ The header (a msgpack map) may hold:
 ``link_error``  specs called with this task's id when it fails for good
 ``chord``       ``[chord_id, n, index]``: this task is member ``index`` of a chord of ``n``
 ``root``        the id of the workflow this step belongs to (for revoke)
+``resent``      sent by a worker, so possibly twice: run only if no result is recorded
 """
 
 from __future__ import annotations
