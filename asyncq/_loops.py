@@ -14,10 +14,12 @@ import weakref
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
+from asyncq.errors import ConfigurationError
+
 if TYPE_CHECKING:
     from asyncq.app import App
 
-__all__ = ["LoopCloser", "ensure_loop", "owned_by"]
+__all__ = ["LoopCloser", "ensure_loop", "owned_by", "rebuild_for_new_loop"]
 
 _OWNERS: weakref.WeakKeyDictionary[Any, App] = weakref.WeakKeyDictionary()
 
@@ -32,6 +34,30 @@ async def ensure_loop(backend: Any) -> None:
     app = _OWNERS.get(backend)
     if app is not None and app.bound_loop not in (None, asyncio.get_running_loop()):
         await app.connect()
+
+
+def rebuild_for_new_loop(app: App) -> None:
+    """Rebuild ``app``'s broker and backend in place (their clients, pools, batchers
+    and locks belong to the old loop), or raise ConfigurationError when that is not
+    possible: the old loop is still open, or the App did not build them itself."""
+    old = app.bound_loop
+    if old is not None and not old.is_closed():
+        raise ConfigurationError(
+            f"App {app.name!r} is connected on another event loop that is still open; "
+            "an App serves one loop at a time: close it there first (async with app), "
+            "or from threads and sync code use app.blocking()")
+    if not app.rebuildable:
+        raise ConfigurationError(
+            f"App {app.name!r} was connected on an event loop that is now closed, and "
+            "its broker or backend was built outside the App, so it cannot be rebuilt: "
+            "build them from URLs (App(name, broker=url, backend=url)) or use "
+            "app.blocking()")
+    broker, backend = app.broker, app.backend
+    type(broker).__init__(broker, broker.url)
+    settings: dict[str, Any] = {"ttl": backend.ttl, "max_size": backend.max_size}
+    if hasattr(backend, "transport"):  # RPC results ride on the broker's connection
+        settings["transport"] = broker
+    type(backend).__init__(backend, backend.url, **settings)
 
 
 class LoopCloser:

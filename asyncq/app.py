@@ -7,7 +7,7 @@ import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, Unpack, overload
 
-from asyncq._loops import LoopCloser, owned_by
+from asyncq._loops import LoopCloser, owned_by, rebuild_for_new_loop
 from asyncq._outgoing import Preparer
 from asyncq.brokers import Broker, broker_class
 from asyncq.codec import DEFAULT_MAX_SIZE
@@ -83,7 +83,7 @@ class App:
         self.backend: ResultBackend = self._make_backend(backend, result_ttl)
         #: whether broker and backend were built here from URLs (so they can be rebuilt
         #: for a new event loop)
-        self._rebuildable = not isinstance(broker, Broker) and not isinstance(
+        self.rebuildable = not isinstance(broker, Broker) and not isinstance(
             backend, ResultBackend)
         self._users = 0
         self._connected = False
@@ -170,7 +170,8 @@ class App:
         if self._connected and self.bound_loop is loop:
             return
         if self.bound_loop is not None and self.bound_loop is not loop:
-            self._move_to(loop)
+            rebuild_for_new_loop(self)  # or ConfigurationError
+            self._connected, self._lock, self.bound_loop = False, None, None
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
@@ -182,30 +183,6 @@ class App:
             await self.broker.ping()
             self._connected = True
             await self._closer.arm(self)
-
-    def _move_to(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Drop the connections of a closed loop and rebuild broker and backend."""
-        old = self.bound_loop
-        if old is not None and not old.is_closed():
-            raise ConfigurationError(
-                f"App {self.name!r} is connected on another event loop that is still open; "
-                "an App serves one loop at a time: close it there first (async with app), "
-                "or from threads and sync code use app.blocking()")
-        if not self._rebuildable:
-            raise ConfigurationError(
-                f"App {self.name!r} was connected on an event loop that is now closed, and "
-                "its broker or backend was built outside the App, so it cannot be rebuilt: "
-                "build them from URLs (App(name, broker=url, backend=url)) or use "
-                "app.blocking()")
-        broker, backend = self.broker, self.backend
-        type(broker).__init__(broker, broker.url)
-        settings: dict[str, Any] = {"ttl": backend.ttl, "max_size": backend.max_size}
-        if hasattr(backend, "transport"):  # RPC results ride on the broker
-            settings["transport"] = broker
-        type(backend).__init__(backend, backend.url, **settings)
-        self._connected = False
-        self._lock = None
-        self.bound_loop = None
 
     async def close(self) -> None:
         if not self._connected or self.bound_loop is not asyncio.get_running_loop():
