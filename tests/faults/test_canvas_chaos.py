@@ -13,6 +13,8 @@ import sys
 import textwrap
 import time
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -26,7 +28,8 @@ TASKS = '''
 import asyncio, os, time
 from asyncq import App
 
-app = App("canvas-faults", broker=os.environ["F_BROKER"], default_queue="work")
+app = App("canvas-faults", broker=os.environ["F_BROKER"],
+          backend=os.environ.get("F_BACKEND") or None, default_queue=os.environ["F_QUEUE"])
 LEDGER = os.environ["F_LEDGER"]
 
 
@@ -56,11 +59,41 @@ async def step(x: int) -> int:
 '''
 
 
-def _start(workdir: Path, url: str, name: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "F_BROKER": url, "F_LEDGER": str(workdir / "ledger")}
+@dataclass
+class Where:
+    """Broker and results: a throwaway Redis for both, or RabbitMQ with its results there."""
+
+    broker: str
+    backend: str
+    queue: str
+
+    def env(self, workdir: Path) -> dict[str, str]:
+        return {"F_BROKER": self.broker, "F_BACKEND": self.backend, "F_QUEUE": self.queue,
+                "F_LEDGER": str(workdir / "ledger")}
+
+
+@pytest.fixture(params=["redis", "amqp"])
+def where(request: pytest.FixtureRequest, redis_server: RedisServer) -> Iterator[Where]:
+    if request.param == "redis":
+        yield Where(redis_server.url, "", "work")
+        return
+    amqp_url = str(request.getfixturevalue("amqp_url"))
+    found = Where(amqp_url, redis_server.url, f"canvas-faults-{os.getpid()}-{time.time_ns()}")
+    yield found
+
+    async def drop() -> None:
+        app = asyncq.App("canvas-faults-cleanup", broker=amqp_url)
+        async with app:
+            await app.broker.delete_queue(found.queue)
+
+    asyncio.run(drop())
+
+
+def _start(workdir: Path, where: Where, name: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **where.env(workdir)}
     with (workdir / f"{name}.log").open("ab") as log:
         return subprocess.Popen([sys.executable, "-m", "asyncq", "worker", "ctasks:app", "-Q",
-                                 "work", "-c", "20", "--lease", "2", "-l", "warning"],
+                                 where.queue, "-c", "20", "--lease", "2", "-l", "warning"],
                                 cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
 
@@ -75,7 +108,7 @@ def _events(workdir: Path, event: str) -> Counter[int]:
     return found
 
 
-async def _kill_during(workers: list[subprocess.Popen[bytes]], workdir: Path, url: str,
+async def _kill_during(workers: list[subprocess.Popen[bytes]], workdir: Path, where: Where,
                        kills: int, every: float) -> list[float]:
     """SIGKILL a worker ``kills`` times, ``every`` seconds apart, starting a new one each time."""
     at: list[float] = []
@@ -85,7 +118,7 @@ async def _kill_during(workers: list[subprocess.Popen[bytes]], workdir: Path, ur
         os.killpg(victim.pid, signal.SIGKILL)
         victim.wait(10)
         at.append(time.time())
-        workers[k % len(workers)] = _start(workdir, url, f"w{k}-again")
+        workers[k % len(workers)] = _start(workdir, where, f"w{k}-again")
     return at
 
 
@@ -95,8 +128,8 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _app(workdir: Path, url: str) -> asyncq.App:
-    os.environ["F_BROKER"], os.environ["F_LEDGER"] = url, str(workdir / "ledger")
+def _app(workdir: Path, where: Where) -> asyncq.App:
+    os.environ.update(where.env(workdir))
     sys.path.insert(0, str(workdir))
     sys.modules.pop("ctasks", None)
     import ctasks  # type: ignore[import-not-found]
@@ -105,17 +138,17 @@ def _app(workdir: Path, url: str) -> asyncq.App:
     return app
 
 
-async def test_chord_of_1000_with_three_worker_kills(redis_server: RedisServer,
+async def test_chord_of_1000_with_three_worker_kills(where: Where, redis_server: RedisServer,
                                                      workdir: Path) -> None:
-    app = _app(workdir, redis_server.url)
-    workers = [_start(workdir, redis_server.url, f"w{i}") for i in range(2)]
+    app = _app(workdir, where)
+    workers = [_start(workdir, where, f"w{i}") for i in range(2)]
     member, total = app.tasks["cf.member"], app.tasks["cf.total"]
     try:
         async with app:
             started = time.time()
             handle = await asyncq.chord([member.s(i) for i in range(1000)], total.s()).enqueue()
             enqueued = time.time() - started
-            kills = await _kill_during(workers, workdir, redis_server.url, 3, 1.5)
+            kills = await _kill_during(workers, workdir, where, 3, 1.5)
             value = await handle.get(timeout=300)
             elapsed = time.time() - started
             record_raw = redis_server.client().get(f"asyncq:result:{await handle.tail_id()}")
@@ -129,7 +162,7 @@ async def test_chord_of_1000_with_three_worker_kills(redis_server: RedisServer,
                "members_run_more_than_once": sum(1 for c in runs.values() if c > 1),
                "callback_runs": sum(callbacks.values()), "callback_got": dict(callbacks),
                "value": value}
-    record("canvas_chord_1000_kills", figures)
+    record(f"canvas_chord_1000_kills_{where.broker.split(':')[0]}", figures)
     print(figures)
     assert value == [1000, sum(range(1000))]
     assert set(runs) == set(range(1000))
@@ -138,15 +171,15 @@ async def test_chord_of_1000_with_three_worker_kills(redis_server: RedisServer,
     assert callbacks[1000] >= 1
 
 
-async def test_chain_of_10_with_worker_kills(redis_server: RedisServer, workdir: Path) -> None:
-    app = _app(workdir, redis_server.url)
-    workers = [_start(workdir, redis_server.url, f"w{i}") for i in range(2)]
+async def test_chain_of_10_with_worker_kills(where: Where, workdir: Path) -> None:
+    app = _app(workdir, where)
+    workers = [_start(workdir, where, f"w{i}") for i in range(2)]
     step = app.tasks["cf.step"]
     try:
         async with app:
             started = time.time()
             handle = await asyncq.chain(step.s(0), *[step.s() for _ in range(9)]).enqueue()
-            kills = await _kill_during(workers, workdir, redis_server.url, 3, 1.3)
+            kills = await _kill_during(workers, workdir, where, 3, 1.3)
             value = await handle.get(timeout=300)
             elapsed = time.time() - started
     finally:
@@ -156,7 +189,7 @@ async def test_chain_of_10_with_worker_kills(redis_server: RedisServer, workdir:
     figures = {"steps": 10, "kills": len(kills), "completed_s": round(elapsed, 2),
                "value": value, "step_runs": sum(runs.values()),
                "steps_run_more_than_once": sum(1 for c in runs.values() if c > 1)}
-    record("canvas_chain_10_kills", figures)
+    record(f"canvas_chain_10_kills_{where.broker.split(':')[0]}", figures)
     print(figures)
     assert value == 10
     assert set(runs) == set(range(10))
