@@ -19,7 +19,7 @@ from asyncq.brokers import Outgoing
 from asyncq.message import new_id, new_ids, valid_id
 from asyncq.result import TaskResult
 from asyncq.routing import Route
-from asyncq.task import NO_OPTIONS, CallOptions, Signature, Task
+from asyncq.task import NO_OPTIONS, WORKFLOW_HEADER, CallOptions, Signature, Task
 from asyncq.wire import ENVELOPE_VERSION
 
 if TYPE_CHECKING:
@@ -127,6 +127,10 @@ class Preparer:
         return outgoing, handles
 
     def _with_options(self, plan: _Plan, sig: Signature[Any], opts: CallOptions) -> Outgoing:
+        if WORKFLOW_HEADER in opts.headers:  # link / link_error: state on the servers
+            from asyncq.canvas._store import store_for
+
+            store_for(self._app.backend)  # ConfigurationError where it cannot be kept
         task_id = new_id() if opts.task_id is None else opts.task_id
         if not valid_id(task_id):
             raise ValueError(f"invalid task id {task_id!r}")

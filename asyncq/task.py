@@ -111,8 +111,6 @@ class Signature(Generic[R]):
     immutable: bool = False
 
     async def enqueue(self) -> TaskResult[R]:
-        if WORKFLOW_HEADER in self.options.headers:
-            _require_workflows(self.task.app)
         return await self.task.app.send_signature(self)
 
     def __or__(self, other: Signature[Any] | Chain[Any]) -> Chain[Any]:
@@ -190,7 +188,9 @@ class BoundTask(Generic[P, R]):
         return BoundTask(self.task, _call_options(options, self.call_options))
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> TaskResult[R]:
-        return await Signature(self.task, args, kwargs, self.call_options).enqueue()
+        return await self.task.app.send_signature(
+            Signature(self.task, args, kwargs, self.call_options)
+        )
 
     def s(self, *args: P.args, **kwargs: P.kwargs) -> Signature[R]:
         return Signature(self.task, args, kwargs, self.call_options)
@@ -218,13 +218,6 @@ def _call_options(options: OptionsDict, base: CallOptions | None = None) -> Call
         wf[key] = [*wf.get(key, []), *specs]
     headers[WORKFLOW_HEADER] = wf
     return result.with_headers(headers)
-
-
-def _require_workflows(app: App) -> None:
-    """ConfigurationError unless the App's result backend can keep workflow state."""
-    from asyncq.canvas._store import store_for
-
-    store_for(app.backend)
 
 
 def _plain_arity(signature: inspect.Signature) -> int | None:
