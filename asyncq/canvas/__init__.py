@@ -79,15 +79,16 @@ class Group:
     ``group(add.s(i, i) for i in range(100))`` or ``group(a.s(), b.s())``.
     """
 
-    def __init__(self, *members: Signature[Any] | Iterable[Signature[Any]]) -> None:
+    def __init__(self, *members: Signature[Any] | Chain[Any]
+                 | Iterable[Signature[Any] | Chain[Any]]) -> None:
         items: Iterable[Any] = members
-        if len(members) == 1 and not isinstance(members[0], Signature):
+        if len(members) == 1 and not isinstance(members[0], Signature | Chain):
             items = members[0]
-        self.members: list[Signature[Any]] = list(items)
+        self.members: list[Signature[Any] | Chain[Any]] = list(items)
         for member in self.members:
-            if not isinstance(member, Signature):
-                raise ConfigurationError(f"a group takes signatures (task.s(...)), not "
-                                         f"{type(member).__name__}")
+            if not isinstance(member, Signature | Chain):
+                raise ConfigurationError(f"a group takes signatures (task.s(...)) or chains, "
+                                         f"not {type(member).__name__}")
 
     def __repr__(self) -> str:
         return f"group({len(self.members)} members)"
@@ -97,14 +98,15 @@ class Group:
 
     async def enqueue(self) -> GroupResult:
         """Send every member in one batch (``app.enqueue_many``)."""
-        group_id = f"group-{new_id()}"
-        info = {"k": "group", "n": len(self.members)}
         if not self.members:
             raise ConfigurationError("a group needs at least one member")
-        app = _app_of(self.members)
+        group_id = f"group-{new_id()}"
+        app = _app_of(_calls(self.members))
         store = store_for(app.backend)
-        sigs = [_member(sig, derive_id(group_id, str(i)), None)
-                for i, sig in enumerate(self.members)]
+        sigs, tails = _members(app, group_id, self.members, None)
+        info: dict[str, Any] = {"k": "group", "n": len(self.members)}
+        if tails:
+            info["tails"] = tails
         await app.connect()
         await store.put_workflow(group_id, info)
         await app.enqueue_many(sigs)
@@ -134,20 +136,22 @@ class Chord(Generic[R]):
 
     async def enqueue(self) -> ChordResult[R]:
         members = self.header.members
-        app = _app_of([*members, *self.body.steps])
+        app = _app_of([*_calls(members), *self.body.steps])
         store = store_for(app.backend)
         chord_id = f"chord-{new_id()}"
         body = _chain_specs(chord_id, self.body.steps, lambda i: f"body{i}")
-        info = {"k": "chord", "n": len(members), "body": [s.pack() for s in body],
-                "ignored": body[-1].task in _ignoring(app)}
+        sigs, tails = _members(app, chord_id, members, len(members))
+        info: dict[str, Any] = {"k": "chord", "n": len(members),
+                                "body": [s.pack() for s in body],
+                                "ignored": body[-1].task in _ignoring(app)}
+        if tails:
+            info["tails"] = tails
         await app.connect()
         await store.put_workflow(chord_id, info)
         if not members:  # nothing to wait for: the callback gets []
             await app.send_signature(_first(app, body, []))
         else:
-            await app.enqueue_many([
-                _member(sig, derive_id(chord_id, str(i)), [chord_id, len(members), i])
-                for i, sig in enumerate(members)])
+            await app.enqueue_many(sigs)
         return ChordResult(app, chord_id, info)
 
 
@@ -156,8 +160,10 @@ def chain(*steps: Signature[Any] | Chain[Any]) -> Chain[Any]:
     return Chain(*steps)
 
 
-def group(*members: Signature[Any] | Iterable[Signature[Any]]) -> Group:
-    """``group(add.s(i, i) for i in range(10))`` or ``group(a.s(), b.s())``."""
+def group(*members: Signature[Any] | Chain[Any]
+          | Iterable[Signature[Any] | Chain[Any]]) -> Group:
+    """``group(add.s(i, i) for i in range(10))`` or ``group(a.s(), b.s())``; a member may
+    be a chain (its result is its last step's)."""
     return Group(*members)
 
 
@@ -182,6 +188,30 @@ def _app_of(sigs: Iterable[Signature[Any]]) -> App:
     if len(apps) != 1:
         raise ConfigurationError("every task of a workflow must belong to the same App")
     return next(iter(apps.values()))
+
+
+def _calls(members: Iterable[Signature[Any] | Chain[Any]]) -> list[Signature[Any]]:
+    return [call for m in members for call in (m.steps if isinstance(m, Chain) else [m])]
+
+
+def _members(app: App, group_id: str, members: list[Signature[Any] | Chain[Any]],
+             chord_size: int | None) -> tuple[list[Signature[Any]], dict[str, int]]:
+    """The first call of each member, and the length of each member that is a chain
+    (its result is its last step's: see ``member_ids``)."""
+    sigs: list[Signature[Any]] = []
+    tails: dict[str, int] = {}
+    for i, member in enumerate(members):
+        member_id = derive_id(group_id, str(i))
+        coords = None if chord_size is None else [group_id, chord_size, i]
+        if isinstance(member, Signature):
+            sigs.append(_member(member, member_id, coords))
+            continue
+        specs = _chain_specs(member_id, member.steps, lambda j: str(j))
+        if coords is not None:
+            specs[-1].wf["chord"] = coords  # the chain's last step reports to the chord
+        tails[str(i)] = len(specs)
+        sigs.append(_first(app, specs))
+    return sigs, tails
 
 
 def _chain_specs(workflow_id: str, steps: list[Signature[Any]], label: Any) -> list[Spec]:

@@ -116,7 +116,9 @@ class GroupResult(WorkflowResult[list[Any]]):
     __slots__ = ()
 
     async def ids(self) -> list[str]:
-        return member_ids(self.id, int((await self.load())["n"]))
+        """The id of each member's result (a chain member's: its last step's)."""
+        info = await self.load()
+        return member_ids(self.id, int(info["n"]), info.get("tails"))
 
     async def results(self) -> list[TaskResult[Any]]:
         return [TaskResult(self._backend, i) for i in await self.ids()]
@@ -154,7 +156,8 @@ class ChordResult(_Tail[R]):
 
     async def ids(self) -> list[str]:
         info = await self.load()
-        return [*member_ids(self.id, int(info["n"])), *(s.id for s in unpack_specs(info["body"]))]
+        return [*member_ids(self.id, int(info["n"]), info.get("tails")),
+                *(s.id for s in unpack_specs(info["body"]))]
 
     async def tail_id(self) -> str:
         return unpack_specs((await self.load())["body"])[-1].id
@@ -162,11 +165,18 @@ class ChordResult(_Tail[R]):
     async def group(self) -> GroupResult:
         """The header's members."""
         info = await self.load()
-        return GroupResult(self._app, self.id, {"k": "group", "n": info["n"]})
+        return GroupResult(self._app, self.id,
+                           {"k": "group", "n": info["n"], "tails": info.get("tails") or {}})
 
 
-def member_ids(group_id: str, n: int) -> list[str]:
-    return [derive_id(group_id, str(i)) for i in range(n)]
+def member_ids(group_id: str, n: int, tails: dict[str, int] | None = None) -> list[str]:
+    """Each member's result id: ``derive_id(group, i)``, or for a member that is a chain
+    of ``m`` steps, its last step's ``derive_id(derive_id(group, i), m - 1)``."""
+    ids = [derive_id(group_id, str(i)) for i in range(n)]
+    for index, steps in (tails or {}).items():
+        i = int(index)
+        ids[i] = derive_id(ids[i], str(int(steps) - 1))
+    return ids
 
 
 def workflow_handle(app: App, workflow_id: str) -> WorkflowResult[Any]:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
+from asyncq.canvas._handles import member_ids
 from asyncq.canvas._spec import WF, Spec, derive_id, unpack_specs
 from asyncq.canvas._store import store_for
 from asyncq.errors import (
@@ -149,6 +150,11 @@ async def _record_stopped(job: Job, rest: list[Spec], failure: ResultRecord, wha
         record = ResultRecord(failure.state, None, failure.error_type, text,
                               failure.traceback, 0, spec.task, time.time())
         await backend.store(spec.id, record)
+    coords = rest[-1].wf.get("chord") if rest else None
+    if isinstance(coords, list):  # a chain that was a chord's member: it failed as one
+        stopped = ResultRecord(failure.state, None, failure.error_type, text,
+                               failure.traceback, 0, rest[-1].task, time.time())
+        await _chord_report(job, coords, encode_record(stopped))
 
 
 def _describe(result: RunResult) -> ResultRecord:
@@ -182,9 +188,14 @@ def _member_record(job: Job, result: RunResult) -> bytes:
 
 
 async def _chord_member(job: Job, chord: list[Any], result: RunResult) -> None:
+    await _chord_report(job, chord, _member_record(job, result))
+
+
+async def _chord_report(job: Job, chord: list[Any], member_record: bytes) -> None:
+    """Count one final member of a chord; the member that completes it sends the callback."""
     chord_id, n, index = chord
     store = store_for(job.app.backend)
-    records = await store.chord_done(chord_id, n, index, _member_record(job, result))
+    records = await store.chord_done(chord_id, n, index, member_record)
     if records is None:
         return
     info = await store.get_workflow(chord_id)
@@ -194,12 +205,12 @@ async def _chord_member(job: Job, chord: list[Any], result: RunResult) -> None:
         return
     body = unpack_specs(info.get("body"))
     members = [decode_record(raw, max_size=job.app.codec.max_size) for raw in records]
-    await _fire(job, chord_id, body, members)
+    await _fire(job, chord_id, body, members, member_ids(chord_id, n, info.get("tails")))
     await store.chord_sent(chord_id)
 
 
-async def _fire(job: Job, chord_id: str, body: list[Spec], members: list[ResultRecord]
-                ) -> None:
+async def _fire(job: Job, chord_id: str, body: list[Spec], members: list[ResultRecord],
+                ids: list[str]) -> None:
     bad = next((i for i, m in enumerate(members) if m.state is not TaskState.SUCCESS), None)
     if bad is None:
         first, later = body[0], body[1:]
@@ -215,7 +226,7 @@ async def _fire(job: Job, chord_id: str, body: list[Spec], members: list[ResultR
         return
     member = members[bad]
     what = (f"chord {chord_id}: member {bad + 1} of {len(members)} "
-            f"({member.task}[{derive_id(chord_id, str(bad))}]) failed")
+            f"({member.task}[{ids[bad]}]) failed")
     await _record_stopped(job, body, member, what)
     for index, spec in enumerate(unpack_specs(body[0].wf.get("link_error") or [])):
         spec.id = derive_id(body[0].id, f"err{index}")

@@ -199,3 +199,20 @@ def test_bad_workflows_are_refused_when_built() -> None:
         asyncio.run(chain(one.s(1), one.options(eta=1e10).s()).enqueue())
     with pytest.raises(asyncq.ConfigurationError, match="link takes a signature"):
         one.options(link=[one])  # type: ignore[list-item]
+
+
+async def test_groups_and_chords_of_chains(make_app: MakeApp) -> None:
+    app = make_app()
+    t = _tasks(app)
+    add, tsum = t["add"], t["tsum"]
+    async with app, asyncq.Worker(app, concurrency=20):
+        g = await group(add.s(1, 1), add.s(3, 3) | add.s(100), add.s(5, 5)).enqueue()
+        assert await g.get(timeout=20) == [2, 106, 10]
+        assert await app.result(g.id).get(timeout=5) == [2, 106, 10]
+        c = await chord([add.s(i, i) | add.s(1) | add.s(1) for i in range(5)], tsum.s()).enqueue()
+        assert await c.get(timeout=20) == sum(2 * i + 2 for i in range(5))
+        bad = await chord([add.s(1, 1), add.s(2, 2) | t["boom"].s() | add.s(1)], tsum.s()
+                          ).enqueue()
+        with pytest.raises(TaskFailed, match=r"member 2 of 2 \(wf\.add\[.*step 2 of 3") as err:
+            await bad.get(timeout=20)
+        assert err.value.matches(ValueError)

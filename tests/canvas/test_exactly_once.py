@@ -57,7 +57,8 @@ async def test_a_resent_step_is_not_run_again(redis_url: str, unique: Callable[[
         assert runs == [1, 2]
         # a worker that died after sending step 2 but before acking step 1 sends it again
         step_id = derive_id(h.id, "1")
-        again = await step.options(task_id=step_id, headers={WF: {"pos": [2, 2], "resent": True}}).enqueue(2)
+        resent = {WF: {"pos": [2, 2], "resent": True}}
+        again = await step.options(task_id=step_id, headers=resent).enqueue(2)
         await again.get(timeout=20)
         await (await step.enqueue(100)).get(timeout=20)  # queued after it: it was handled
         assert runs.count(2) == 1
