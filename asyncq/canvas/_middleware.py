@@ -106,11 +106,10 @@ async def _succeeded(job: Job, wf: dict[str, Any], value: Any) -> None:
         nxt, later = rest[0], rest[1:]
         extra = {"chain": [s.pack() for s in later]} if later else {}
         try:
-            sig = nxt.signature(job.app, value, with_parent=True, extra={**extra, **_MAY_REPEAT})
-        except _UNSENDABLE as exc:
+            await job.app.send_signature(
+                nxt.signature(job.app, value, with_parent=True, extra={**extra, **_MAY_REPEAT}))
+        except _UNSENDABLE as exc:  # not registered here, or the value cannot be sent
             await _stop_chain(job, rest, failure_of(exc, TaskState.FAILURE), "could not start")
-        else:
-            await job.app.send_signature(sig)
     for index, spec in enumerate(unpack_specs(wf.get("link") or [])):
         spec.id = derive_id(job.id, f"link{index}")
         await _send_linked(job, spec, value)
@@ -128,12 +127,11 @@ async def _failed(job: Job, wf: dict[str, Any], result: RunResult) -> None:
 
 async def _send_linked(job: Job, spec: Spec, first_arg: Any) -> None:
     try:
-        sig = spec.signature(job.app, first_arg, with_parent=True, extra=_MAY_REPEAT)
+        await job.app.send_signature(
+            spec.signature(job.app, first_arg, with_parent=True, extra=_MAY_REPEAT))
     except _UNSENDABLE as exc:
         logger.error("%s[%s]: cannot send the linked task %s: %s", job.name, job.id,
                      spec.task, exc)
-        return
-    await job.app.send_signature(sig)
 
 
 async def _stop_chain(job: Job, rest: list[Spec], failure: ResultRecord, verb: str) -> None:
@@ -216,13 +214,12 @@ async def _fire(job: Job, chord_id: str, body: list[Spec], members: list[ResultR
         first, later = body[0], body[1:]
         extra = {"chain": [s.pack() for s in later]} if later else {}
         try:
-            sig = first.signature(job.app, [m.value for m in members], with_parent=True,
-                                  extra={**extra, **_MAY_REPEAT})
+            await job.app.send_signature(first.signature(
+                job.app, [m.value for m in members], with_parent=True,
+                extra={**extra, **_MAY_REPEAT}))
         except _UNSENDABLE as exc:
             await _record_stopped(job, body, failure_of(exc, TaskState.FAILURE),
                                   f"chord {chord_id}: the callback could not start")
-            return
-        await job.app.send_signature(sig)
         return
     member = members[bad]
     what = (f"chord {chord_id}: member {bad + 1} of {len(members)} "

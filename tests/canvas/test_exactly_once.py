@@ -83,3 +83,22 @@ async def test_a_step_that_retries_keeps_its_chain_going(unique: Callable[[str],
         h = await (flaky.s(4) | add.s(2)).enqueue()
         assert await h.get(timeout=20) == 42
         assert attempts == [4, 4]
+
+
+async def test_a_next_step_that_cannot_be_sent_fails_the_chain(unique: Callable[[str], str]
+                                                               ) -> None:
+    app = asyncq.App(unique("unsendable"), broker=f"memory://{unique('m')}")
+
+    @app.task
+    async def make_set() -> set[int]:
+        return {1, 2}  # msgpack cannot carry a set into the next call
+
+    @app.task
+    async def size(items: object) -> int:
+        return 0
+
+    async with app, asyncq.Worker(app, concurrency=2):
+        h = await (make_set.s() | size.s()).enqueue()
+        with pytest.raises(asyncq.TaskFailed, match=r"step 1 of 2 .* could not start") as err:
+            await h.get(timeout=20)
+        assert err.value.matches("SerializationError")
