@@ -56,6 +56,8 @@ class Preparer:
         self._app = app
         self._codec = app.codec
         self._plans: dict[Task[Any, Any], _Plan] = {}
+        #: a router function in task_routes: every call is routed on its own
+        self._dynamic = app.router.dynamic
 
     def _plan(self, task: Task[Any, Any]) -> _Plan:
         plan = self._plans.get(task)
@@ -82,7 +84,7 @@ class Preparer:
         return Signature(sig.task, sig.args, sig.kwargs, routed, sig.immutable)
 
     def prepare(self, sig: Signature[R]) -> tuple[Outgoing, TaskResult[R]]:
-        if self._app.router.dynamic:
+        if self._dynamic:
             sig = self._route_call(sig)
         task = sig.task
         plan = self._plan(task)
@@ -112,7 +114,7 @@ class Preparer:
         packer = codec.packer()
         backend = self._app.backend
         for sig, task_id in zip(sigs, new_ids(len(sigs)), strict=True):
-            if self._app.router.dynamic:
+            if self._dynamic:
                 sig = self._route_call(sig)
             plan = self._plan(sig.task)
             body = _plain_body(packer, plan, task_id, sig)
