@@ -21,7 +21,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from asyncq.canvas._handles import ChainResult, ChordResult, GroupResult, WorkflowResult
-from asyncq.canvas._spec import WF, Spec, derive_id, spec_of
+from asyncq.canvas._middleware import deliver_chord
+from asyncq.canvas._send import send_next
+from asyncq.canvas._spec import WF, GroupStep, Node, Spec, derive_id, final_id, spec_of
 from asyncq.canvas._store import store_for
 from asyncq.errors import ConfigurationError
 from asyncq.message import new_id
@@ -40,36 +42,43 @@ class Chain(Generic[R]):
     """Steps run one after the other; each result is the next call's first argument
     (unless the step is immutable: ``task.si(...)``)."""
 
-    def __init__(self, *steps: Signature[Any] | Chain[Any]) -> None:
-        flat: list[Signature[Any]] = []
+    def __init__(self, *steps: Signature[Any] | Chain[Any] | Group) -> None:
+        flat: list[Signature[Any] | Group] = []
         for step in steps:
             if isinstance(step, Chain):
                 flat.extend(step.steps)
-            elif isinstance(step, Signature):
+            elif isinstance(step, Signature | Group):
                 flat.append(step)
             else:
-                raise ConfigurationError(f"a chain takes signatures (task.s(...)) or chains, "
-                                         f"not {type(step).__name__}")
+                raise ConfigurationError(f"a chain takes signatures (task.s(...)), groups or "
+                                         f"chains, not {type(step).__name__}")
         if not flat:
             raise ConfigurationError("a chain needs at least one step")
-        self.steps: list[Signature[Any]] = flat
+        self.steps: list[Signature[Any] | Group] = flat
 
     def __repr__(self) -> str:
-        return " | ".join(f"{s.task.name}(...)" for s in self.steps)
+        return " | ".join(repr(s) if isinstance(s, Group) else f"{s.task.name}(...)"
+                          for s in self.steps)
 
-    def __or__(self, other: Signature[Any] | Chain[Any]) -> Chain[Any]:
+    def __or__(self, other: Signature[Any] | Chain[Any] | Group) -> Chain[Any]:
         return Chain(self, other)
 
     async def enqueue(self) -> ChainResult[R]:
-        """Send the first step; the rest travel with it. Returns the chain's handle."""
-        app = _app_of(self.steps)
+        """Send the first step; the rest travel with it. Returns the chain's handle.
+
+        A group inside the chain gets the previous result in each member, and the rest
+        of the chain gets the list of their results (Celery's implicit chord).
+        """
+        app = _app_of(_calls(self.steps))
         store = store_for(app.backend)
         chain_id = f"chain-{new_id()}"
-        specs = _chain_specs(chain_id, self.steps, lambda i: str(i))
-        info = {"k": "chain", "n": len(specs), "ignored": specs[-1].task in _ignoring(app)}
+        nodes = _chain_nodes(chain_id, self.steps, str)
+        info = {"k": "chain", "n": len(nodes), "tail": final_id(nodes),
+                "steps": [n.id for n in nodes if isinstance(n, Spec)],
+                "ids": _all_ids(nodes), "ignored": _ignores(app, nodes)}
         await app.connect()
         await store.put_workflow(chain_id, info)
-        await app.send_signature(_first(app, specs))
+        await send_next(app, nodes, (), resent=False)
         return ChainResult(app, chain_id, info)
 
 
@@ -126,36 +135,40 @@ class Chord(Generic[R]):
     def on_error(self, errback: Signature[Any]) -> Chord[R]:
         """A chord whose failure calls ``errback(callback_task_id, ...)``."""
         first, *rest = self.body.steps
+        if not isinstance(first, Signature):
+            raise ConfigurationError("on_error needs a chord whose callback starts with a "
+                                     "task, not a group")
         headers = dict(first.options.headers)
         wf = dict(headers.get(WF) or {})
         wf["link_error"] = [*wf.get("link_error", []), spec_of(errback, "").pack()]
         headers[WF] = wf
         body: Chain[Any] = Chain(Signature(first.task, first.args, first.kwargs,
-                               first.options.with_headers(headers), first.immutable), *rest)
+                                           first.options.with_headers(headers), first.immutable),
+                                 *rest)
         return Chord(self.header, body)
 
     async def enqueue(self) -> ChordResult[R]:
         members = self.header.members
-        app = _app_of([*_calls(members), *self.body.steps])
+        app = _app_of([*_calls(members), *_calls(self.body.steps)])
         store = store_for(app.backend)
         chord_id = f"chord-{new_id()}"
-        body = _chain_specs(chord_id, self.body.steps, lambda i: f"body{i}")
+        body = _chain_nodes(chord_id, self.body.steps, lambda i: f"body{i}")
         sigs, tails = _members(app, chord_id, members, len(members))
         info: dict[str, Any] = {"k": "chord", "n": len(members),
-                                "body": [s.pack() for s in body],
-                                "ignored": body[-1].task in _ignoring(app)}
+                                "body": [b.pack() for b in body],
+                                "ignored": _ignores(app, body)}
         if tails:
             info["tails"] = tails
         await app.connect()
         await store.put_workflow(chord_id, info)
         if not members:  # nothing to wait for: the callback gets []
-            await app.send_signature(_first(app, body, []))
+            await deliver_chord(app, chord_id, body, None, [])
         else:
             await app.enqueue_many(sigs)
         return ChordResult(app, chord_id, info)
 
 
-def chain(*steps: Signature[Any] | Chain[Any]) -> Chain[Any]:
+def chain(*steps: Signature[Any] | Chain[Any] | Group) -> Chain[Any]:
     """``chain(a.s(1), b.s(), c.s())``, the same as ``a.s(1) | b.s() | c.s()``."""
     return Chain(*steps)
 
@@ -190,8 +203,60 @@ def _app_of(sigs: Iterable[Signature[Any]]) -> App:
     return next(iter(apps.values()))
 
 
-def _calls(members: Iterable[Signature[Any] | Chain[Any]]) -> list[Signature[Any]]:
-    return [call for m in members for call in (m.steps if isinstance(m, Chain) else [m])]
+def _calls(items: Iterable[Signature[Any] | Chain[Any] | Group]) -> list[Signature[Any]]:
+    """Every call in ``items``, groups and chains opened."""
+    found: list[Signature[Any]] = []
+    for item in items:
+        if isinstance(item, Signature):
+            found.append(item)
+        else:
+            found.extend(_calls(item.steps if isinstance(item, Chain) else item.members))
+    return found
+
+
+def _chain_nodes(workflow_id: str, steps: list[Signature[Any] | Group], label: Any
+                 ) -> list[Node]:
+    """A chain's steps as sent: specs, and a group (with the rest of the chain as its
+    body) as the last node."""
+    group_at = next((i for i, s in enumerate(steps) if isinstance(s, Group)), len(steps) - 1)
+    nodes: list[Node] = []
+    for i, step in enumerate(steps[: group_at + 1]):
+        step_id = derive_id(workflow_id, label(i))
+        if isinstance(step, Signature):
+            nodes.append(spec_of(step, step_id, pos=[i + 1, group_at + 1], root=workflow_id))
+            continue
+        chord_id = f"chord-{step_id}"
+        members = []
+        for j, member in enumerate(step.members):
+            if not isinstance(member, Signature):
+                raise ConfigurationError("a group inside a chain takes single calls, not "
+                                         "chains (not yet)")
+            members.append(spec_of(member, derive_id(chord_id, str(j)), root=workflow_id))
+        rest = steps[i + 1:]
+        body = _chain_nodes(chord_id, rest, lambda j: f"body{j}") if rest else []
+        nodes.append(GroupStep(chord_id, members, body))
+    return nodes
+
+
+def _all_ids(nodes: list[Node]) -> list[str]:
+    found: list[str] = []
+    for node in nodes:
+        if isinstance(node, Spec):
+            found.append(node.id)
+        else:
+            found += [m.id for m in node.members]
+            found += _all_ids(node.body) if node.body else [node.result_id]
+    return found
+
+
+def _ignores(app: App, nodes: list[Node]) -> bool:
+    """Whether the task whose result is the chain's ignores its results."""
+    last = nodes[-1] if nodes else None
+    while isinstance(last, GroupStep):
+        if not last.body:
+            return False
+        last = last.body[-1]
+    return last is not None and last.task in _ignoring(app)
 
 
 def _members(app: App, group_id: str, members: list[Signature[Any] | Chain[Any]],
@@ -206,7 +271,10 @@ def _members(app: App, group_id: str, members: list[Signature[Any] | Chain[Any]]
         if isinstance(member, Signature):
             sigs.append(_member(member, member_id, coords))
             continue
-        specs = _chain_specs(member_id, member.steps, lambda j: str(j))
+        if any(isinstance(step, Group) for step in member.steps):
+            raise ConfigurationError("a chain inside a group cannot contain a group (not yet)")
+        specs = _chain_specs(member_id, [s for s in member.steps if isinstance(s, Signature)],
+                             lambda j: str(j))
         if coords is not None:
             specs[-1].wf["chord"] = coords  # the chain's last step reports to the chord
         tails[str(i)] = len(specs)

@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from asyncq.canvas._spec import derive_id, unpack_specs
+from asyncq.canvas._spec import derive_id, final_id, stopped_ids, unpack_nodes
 from asyncq.canvas._store import store_for
 from asyncq.errors import ResultTimeout, ResultUnavailable, TaskCancelled, TaskFailed
 from asyncq.records import ResultRecord
@@ -100,14 +100,24 @@ class ChainResult(_Tail[R]):
     __slots__ = ()
 
     async def ids(self) -> list[str]:
-        return [derive_id(self.id, str(i)) for i in range(int((await self.load())["n"]))]
+        info = await self.load()
+        found = info.get("ids")
+        if isinstance(found, list):
+            return [str(i) for i in found]
+        return [derive_id(self.id, str(i)) for i in range(int(info["n"]))]
 
     async def tail_id(self) -> str:
-        return (await self.ids())[-1]
+        info = await self.load()
+        tail = info.get("tail")
+        return tail if isinstance(tail, str) else (await self.ids())[-1]
 
     async def steps(self) -> list[TaskResult[Any]]:
-        """A handle on each step, in order."""
-        return [TaskResult(self._backend, i) for i in await self.ids()]
+        """A handle on each step, in order (a group in the chain is not a step)."""
+        info = await self.load()
+        ids = info.get("steps")
+        if not isinstance(ids, list):
+            ids = await self.ids()
+        return [TaskResult(self._backend, str(i)) for i in ids]
 
 
 class GroupResult(WorkflowResult[list[Any]]):
@@ -156,11 +166,13 @@ class ChordResult(_Tail[R]):
 
     async def ids(self) -> list[str]:
         info = await self.load()
+        body = unpack_nodes(info["body"])
         return [*member_ids(self.id, int(info["n"]), info.get("tails")),
-                *(s.id for s in unpack_specs(info["body"]))]
+                *(task_id for task_id, _ in stopped_ids(body))]
 
     async def tail_id(self) -> str:
-        return unpack_specs((await self.load())["body"])[-1].id
+        info = await self.load()
+        return final_id(unpack_nodes(info["body"]), info.get("result"))
 
     async def group(self) -> GroupResult:
         """The header's members."""

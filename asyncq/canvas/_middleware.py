@@ -14,10 +14,19 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from asyncq.canvas._handles import member_ids
-from asyncq.canvas._spec import WF, Spec, derive_id, unpack_specs
+from asyncq.canvas._send import RESENT, send_next
+from asyncq.canvas._spec import (
+    WF,
+    Node,
+    Spec,
+    derive_id,
+    stopped_ids,
+    unpack_nodes,
+    unpack_specs,
+)
 from asyncq.canvas._store import store_for
 from asyncq.errors import (
     BrokerError,
@@ -37,13 +46,14 @@ from asyncq.records import (
 )
 from asyncq.states import TaskState
 
-__all__ = ["Canvas", "failure_of"]
+if TYPE_CHECKING:
+    from asyncq.app import App
+
+__all__ = ["Canvas", "deliver_chord", "failure_of"]
 
 logger = logging.getLogger("asyncq.canvas")
 
 _DUPLICATE: Final = "canvas.duplicate"
-#: Header entry of the messages a worker sends (they may be sent twice after a crash).
-RESENT: Final = "resent"
 _MAY_REPEAT: Final = {RESENT: True}
 #: How long a step keeps trying to send what follows while the broker is away.
 PERSIST_FOR: Final = 300.0
@@ -101,13 +111,10 @@ async def _persist(job: Job, action: Callable[[], Awaitable[None]]) -> None:
 
 
 async def _succeeded(job: Job, wf: dict[str, Any], value: Any) -> None:
-    rest = unpack_specs(wf.get("chain") or [])
+    rest = unpack_nodes(wf.get("chain") or [])
     if rest:
-        nxt, later = rest[0], rest[1:]
-        extra = {"chain": [s.pack() for s in later]} if later else {}
         try:
-            await job.app.send_signature(
-                nxt.signature(job.app, value, with_parent=True, extra={**extra, **_MAY_REPEAT}))
+            await send_next(job.app, rest, (value,), resent=True)
         except _UNSENDABLE as exc:  # not registered here, or the value cannot be sent
             await _stop_chain(job, rest, failure_of(exc, TaskState.FAILURE), "could not start")
     for index, spec in enumerate(unpack_specs(wf.get("link") or [])):
@@ -117,7 +124,7 @@ async def _succeeded(job: Job, wf: dict[str, Any], value: Any) -> None:
 
 async def _failed(job: Job, wf: dict[str, Any], result: RunResult) -> None:
     failure = _describe(result)
-    rest = unpack_specs(wf.get("chain") or [])
+    rest = unpack_nodes(wf.get("chain") or [])
     if rest:
         await _stop_chain(job, rest, failure, "failed")
     for index, spec in enumerate(unpack_specs(wf.get("link_error") or [])):
@@ -134,25 +141,29 @@ async def _send_linked(job: Job, spec: Spec, first_arg: Any) -> None:
                      spec.task, exc)
 
 
-async def _stop_chain(job: Job, rest: list[Spec], failure: ResultRecord, verb: str) -> None:
+async def _stop_chain(job: Job, rest: list[Node], failure: ResultRecord, verb: str) -> None:
     """Record on every step that will not run now that ``job``'s step stopped the chain."""
     pos = job.message.headers[WF].get("pos") or ["?", "?"]
     what = f"step {pos[0]} of {pos[1]} ({job.name}[{job.id}]) {verb}"
-    await _record_stopped(job, rest, failure, what)
+    await _record_stopped(job, stopped_ids(rest), failure, what)
+    last = rest[-1]
+    coords = last.wf.get("chord") if isinstance(last, Spec) else None
+    if isinstance(last, Spec) and isinstance(coords, list):
+        # a chain that was a chord's member: it failed as one
+        stopped = ResultRecord(failure.state, None, failure.error_type,
+                               f"{what}: {failure.error_message or ''}", failure.traceback, 0,
+                               last.task, time.time())
+        await _chord_report(job, coords, encode_record(stopped))
 
 
-async def _record_stopped(job: Job, rest: list[Spec], failure: ResultRecord, what: str) -> None:
+async def _record_stopped(job: Job, targets: list[tuple[str, str]], failure: ResultRecord,
+                          what: str) -> None:
     backend = job.app.backend
     text = f"{what}: {failure.error_message or ''}"
-    for spec in rest:
+    for task_id, task in targets:
         record = ResultRecord(failure.state, None, failure.error_type, text,
-                              failure.traceback, 0, spec.task, time.time())
-        await backend.store(spec.id, record)
-    coords = rest[-1].wf.get("chord") if rest else None
-    if isinstance(coords, list):  # a chain that was a chord's member: it failed as one
-        stopped = ResultRecord(failure.state, None, failure.error_type, text,
-                               failure.traceback, 0, rest[-1].task, time.time())
-        await _chord_report(job, coords, encode_record(stopped))
+                              failure.traceback, 0, task, time.time())
+        await backend.store(task_id, record)
 
 
 def _describe(result: RunResult) -> ResultRecord:
@@ -201,30 +212,44 @@ async def _chord_report(job: Job, chord: list[Any], member_record: bytes) -> Non
         logger.error("chord %s: its record expired before every member was done; the "
                      "callback is not sent", chord_id)
         return
-    body = unpack_specs(info.get("body"))
+    body = unpack_nodes(info.get("body") or [])
     members = [decode_record(raw, max_size=job.app.codec.max_size) for raw in records]
-    await _fire(job, chord_id, body, members, member_ids(chord_id, n, info.get("tails")))
+    result_id = info.get("result")
+    targets = stopped_ids(body) or ([(result_id, "group")] if isinstance(result_id, str) else [])
+    await _fire(job, chord_id, body, members, member_ids(chord_id, n, info.get("tails")),
+                result_id, targets)
     await store.chord_sent(chord_id)
 
 
-async def _fire(job: Job, chord_id: str, body: list[Spec], members: list[ResultRecord],
-                ids: list[str]) -> None:
+async def _fire(job: Job, chord_id: str, body: list[Node], members: list[ResultRecord],
+                ids: list[str], result_id: str | None, targets: list[tuple[str, str]]) -> None:
     bad = next((i for i, m in enumerate(members) if m.state is not TaskState.SUCCESS), None)
     if bad is None:
-        first, later = body[0], body[1:]
-        extra = {"chain": [s.pack() for s in later]} if later else {}
         try:
-            await job.app.send_signature(first.signature(
-                job.app, [m.value for m in members], with_parent=True,
-                extra={**extra, **_MAY_REPEAT}))
+            await deliver_chord(job.app, chord_id, body, result_id, [m.value for m in members])
         except _UNSENDABLE as exc:
-            await _record_stopped(job, body, failure_of(exc, TaskState.FAILURE),
+            await _record_stopped(job, targets, failure_of(exc, TaskState.FAILURE),
                                   f"chord {chord_id}: the callback could not start")
         return
     member = members[bad]
     what = (f"chord {chord_id}: member {bad + 1} of {len(members)} "
             f"({member.task}[{ids[bad]}]) failed")
-    await _record_stopped(job, body, member, what)
-    for index, spec in enumerate(unpack_specs(body[0].wf.get("link_error") or [])):
-        spec.id = derive_id(body[0].id, f"err{index}")
-        await _send_linked(job, spec, body[0].id)
+    await _record_stopped(job, targets, member, what)
+    first = body[0] if body else None
+    if isinstance(first, Spec):
+        for index, spec in enumerate(unpack_specs(first.wf.get("link_error") or [])):
+            spec.id = derive_id(first.id, f"err{index}")
+            await _send_linked(job, spec, first.id)
+
+
+async def deliver_chord(app: App, chord_id: str, body: list[Node], result_id: str | None,
+                        values: list[Any]) -> None:
+    """Every member succeeded: send the callback with ``values``, or (a group ending a
+    chain) record ``values`` as the result of ``result_id``."""
+    if body:
+        await send_next(app, body, (values,), resent=True)
+    elif result_id is not None:
+        await app.backend.store(result_id, ResultRecord(
+            TaskState.SUCCESS, values, task="asyncq.group", finished_at=time.time()))
+    else:
+        logger.error("chord %s has neither a callback nor a result id", chord_id)

@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from asyncq.app import App
     from asyncq.task import CallOptions, Signature
 
-__all__ = ["WF", "Spec", "derive_id", "link_header", "spec_of", "unpack_specs"]
+__all__ = ["WF", "GroupStep", "Node", "Spec", "derive_id", "final_id", "link_header",
+           "spec_of", "stopped_ids", "unpack_nodes", "unpack_specs"]
 
 #: The message header that carries a workflow's state.
 WF: Final = WORKFLOW_HEADER
@@ -89,6 +90,64 @@ class Spec:
             headers[WF] = wf
         return Signature(task, tuple(args), dict(self.kwargs),
                          CallOptions(task_id=self.id, headers=headers, **opts))
+
+
+@dataclass(slots=True)
+class GroupStep:
+    """A group inside a chain (Celery's implicit chord): its members get the previous
+    step's result, and the rest of the chain (``body``) gets the list of theirs. With
+    no body, the list is the result of ``result_id``."""
+
+    chord_id: str
+    members: list[Spec]
+    body: list[Spec | GroupStep]
+
+    @property
+    def result_id(self) -> str:
+        return derive_id(self.chord_id, "result")
+
+    def pack(self) -> dict[str, Any]:
+        return {"g": self.chord_id, "m": [m.pack() for m in self.members],
+                "b": [n.pack() for n in self.body]}
+
+    @classmethod
+    def unpack(cls, raw: dict[Any, Any]) -> GroupStep:
+        chord_id = raw.get("g")
+        if not isinstance(chord_id, str):
+            raise DecodeError("workflow group step has no id")
+        return cls(chord_id, unpack_specs(raw.get("m")), unpack_nodes(raw.get("b")))
+
+
+Node = Spec | GroupStep
+
+
+def unpack_nodes(raw: object) -> list[Node]:
+    """Steps of a chain: specs, and group steps (maps)."""
+    if not isinstance(raw, list):
+        raise DecodeError("workflow steps are not a list")
+    return [GroupStep.unpack(item) if isinstance(item, dict) else Spec.unpack(item)
+            for item in raw]
+
+
+def final_id(nodes: Sequence[Node], default: str | None = None) -> str:
+    """The id whose result is the result of the chain ``nodes``."""
+    if not nodes:
+        if default is None:
+            raise DecodeError("an empty chain has no result")
+        return default
+    last = nodes[-1]
+    return last.id if isinstance(last, Spec) else final_id(last.body, last.result_id)
+
+
+def stopped_ids(nodes: Sequence[Node]) -> list[tuple[str, str]]:
+    """``(id, task name)`` of every result a stopped chain ``nodes`` will never have."""
+    found: list[tuple[str, str]] = []
+    for node in nodes:
+        if isinstance(node, Spec):
+            found.append((node.id, node.task))
+        else:
+            found.extend(stopped_ids(node.body) or [(node.result_id, "group")])
+    return found
 
 
 def unpack_specs(raw: object) -> list[Spec]:

@@ -216,3 +216,29 @@ async def test_groups_and_chords_of_chains(make_app: MakeApp) -> None:
         with pytest.raises(TaskFailed, match=r"member 2 of 2 \(wf\.add\[.*step 2 of 3") as err:
             await bad.get(timeout=20)
         assert err.value.matches(ValueError)
+
+
+async def test_a_group_inside_a_chain_is_a_chord(make_app: MakeApp) -> None:
+    app = make_app()
+    t = _tasks(app)
+    add, tsum = t["add"], t["tsum"]
+    async with app, asyncq.Worker(app, concurrency=20):
+        # each member gets the previous result; the next step gets their list
+        h = await chain(add.s(1, 1), group(add.s(10), add.s(20)), tsum.s()).enqueue()
+        assert await h.get(timeout=20) == 34
+        # ending with a group: the chain's result is the list
+        h = await (add.s(1, 1) | group(add.s(i) for i in range(3))).enqueue()
+        assert await h.get(timeout=20) == [2, 3, 4]
+        assert await app.result(h.id).get(timeout=5) == [2, 3, 4]
+        # starting with a group, and two groups in a row
+        h = await chain(group(add.s(1, 1), add.s(2, 2)), tsum.s(), group(add.s(1), add.s(2)),
+                        tsum.s()).enqueue()
+        assert await h.get(timeout=20) == (6 + 1) + (6 + 2)
+        # a failed member stops the rest
+        h = await chain(add.s(1, 1), group(add.s(1), t["boom"].s()), tsum.s()).enqueue()
+        with pytest.raises(TaskFailed, match=r"member 2 of 2 \(wf\.boom\[") as err:
+            await h.get(timeout=20)
+        assert err.value.matches(ValueError)
+        h = await chain(t["boom"].s(1), group(add.s(1), add.s(2))).enqueue()
+        with pytest.raises(TaskFailed, match=r"step 1 of 2"):
+            await h.get(timeout=20)
