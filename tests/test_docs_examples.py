@@ -195,7 +195,7 @@ EXPECTED: dict[str, list[str]] = {
         "stored https://example.test/: 49 characters",
         "chain: 10",
         "group: [0, 2, 4, 6, 8] ...",
-        "chord: 9900\nby id: 9900",
+        "chord: 9900\ngroup in a chain: 34\nby id: 9900",
         "linked: <html>",
         "caught: TaskFailed True True",
         "failed with ZeroDivisionError",

@@ -64,6 +64,10 @@ async def main() -> None:
         c = await chord(group(add.s(i, i) for i in range(100)), tsum.s()).enqueue()
         print("chord:", await c.get(timeout=10))
 
+        # a group inside a chain: each member gets 2, tsum gets [12, 22]
+        h = await chain(add.s(1, 1), group(add.s(10), add.s(20)), tsum.s()).enqueue()
+        print("group in a chain:", await h.get(timeout=10))
+
         # any process can rebuild a workflow's handle from its id
         print("by id:", await app.result(c.id).get(timeout=10))
 
