@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
-from asyncq.canvas._spec import GroupStep, Node, Spec
+from asyncq.canvas._spec import GroupStep, Node
 from asyncq.canvas._store import store_for
 
 if TYPE_CHECKING:
@@ -53,7 +53,3 @@ async def launch_group(app: App, step: GroupStep, parent: tuple[Any, ...], *,
         member.signature(app, *parent, with_parent=bool(parent),
                          extra={**extra, "chord": [step.chord_id, n, index]})
         for index, member in enumerate(step.members)])
-
-
-def spec_nodes(nodes: list[Node]) -> list[Spec]:
-    return [n for n in nodes if isinstance(n, Spec)]
