@@ -56,17 +56,19 @@ class WorkflowResult(TaskResult[R]):
         """Every task id of the workflow (the hook for revoking all of it)."""
         raise NotImplementedError
 
-    async def revoke(self) -> None:
-        """Revoke every task of the workflow not yet final.
+    async def revoke(self, *, terminate: bool = False) -> None:
+        """Revoke every task of the workflow.
 
-        Hook point: revocation belongs to ``app.revoke`` (another part of asyncq); this
-        calls it with every id of the workflow when the App has it. Steps not sent yet
-        are covered too, since their ids are known in advance.
+        Hook point: revocation belongs to ``app.revoke(task_id, terminate=...)`` (another
+        part of asyncq); this calls it for every id of the workflow when the App has it.
+        Steps not sent yet are covered too: their ids are known in advance, and a step
+        found revoked when it comes stops its workflow (its handle raises).
         """
         revoke = getattr(self._app, "revoke", None)
         if revoke is None:
             raise NotImplementedError("this asyncq has no app.revoke yet")
-        await revoke(await self.ids())
+        for task_id in await self.ids():
+            await revoke(task_id, terminate=terminate)
 
 
 class _Tail(WorkflowResult[R]):

@@ -55,6 +55,8 @@ logger = logging.getLogger("asyncq.canvas")
 
 _DUPLICATE: Final = "canvas.duplicate"
 _MAY_REPEAT: Final = {RESENT: True}
+#: Final states of a step that ran (others, such as a revocation, mean it never will).
+_RAN: Final = frozenset({TaskState.SUCCESS, TaskState.FAILURE})
 #: How long a step keeps trying to send what follows while the broker is away.
 PERSIST_FOR: Final = 300.0
 #: Errors that mean the next step cannot be built at all (recorded on the rest).
@@ -72,9 +74,11 @@ class Canvas(Middleware):
         existing = await job.app.backend.get(job.id)
         if existing is None or not existing.ready or existing.error_type == REJECTED:
             return None
-        logger.info("%s[%s] already has a result; not running a resent step again",
-                    job.name, job.id)
-        job.state[_DUPLICATE] = True
+        if existing.state in _RAN:  # a resend of a step that ran: its workflow went on
+            logger.info("%s[%s] already has a result; not running a resent step again",
+                        job.name, job.id)
+            job.state[_DUPLICATE] = True
+        # else revoked or cancelled before it ran: skipped, and the workflow stops here
         return Skip(existing.state, existing.error_type or "", existing.error_message or "")
 
     async def after_run(self, job: Job, result: RunResult) -> None:

@@ -4,6 +4,7 @@ a step's retries do not stop its chain."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 import asyncq
 from asyncq.canvas._spec import WF, derive_id
 from asyncq.canvas._store import store_for
-from asyncq.records import decode_record, encode_success
+from asyncq.records import ResultRecord, decode_record, encode_success
 
 
 @pytest.mark.parametrize("backend_kind", ["memory", "redis"])
@@ -102,3 +103,26 @@ async def test_a_next_step_that_cannot_be_sent_fails_the_chain(unique: Callable[
         with pytest.raises(asyncq.TaskFailed, match=r"step 1 of 2 .* could not start") as err:
             await h.get(timeout=20)
         assert err.value.matches("SerializationError")
+
+
+async def test_a_step_cancelled_before_it_comes_stops_the_chain(unique: Callable[[str], str]
+                                                                ) -> None:
+    """What a revocation of a step not sent yet does (app.revoke stores such a record)."""
+    app = asyncq.App(unique("cancel"), broker=f"memory://{unique('m')}")
+    ran: list[int] = []
+
+    @app.task
+    async def step(x: int) -> int:
+        ran.append(x)
+        await asyncio.sleep(0.2)
+        return x + 1
+
+    async with app, asyncq.Worker(app, concurrency=2):
+        h = await asyncq.chain(step.s(1), step.s(), step.s()).enqueue()
+        second = (await h.ids())[1]
+        await app.backend.store(second, ResultRecord(asyncq.TaskState.CANCELLED,
+                                                     error_type="Revoked",
+                                                     error_message="revoked"))
+        with pytest.raises(asyncq.TaskCancelled, match="step 2 of 3"):
+            await h.get(timeout=20)
+        assert ran == [1]
