@@ -18,8 +18,9 @@ the App can be used from ``asyncio.run`` again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from asyncq.app import App
     from asyncq.records import ResultRecord
     from asyncq.result import TaskResult
+    from asyncq.worker import Worker
 
 __all__ = ["BlockingClient", "BlockingResult"]
 
@@ -48,6 +50,7 @@ class BlockingClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._guard = threading.Lock()
+        self._entered = False
 
     def __repr__(self) -> str:
         return f"<BlockingClient {self.app.name} {'open' if self._loop else 'closed'}>"
@@ -63,24 +66,34 @@ class BlockingClient:
             thread.start()
             self._loop, self._thread = loop, thread
         try:
-            self.run(self.app.connect())
+            self.run(self.app.__aenter__())  # a user of the App until close()
         except BaseException:
-            self.close()
+            self._stop_loop()
             raise
+        self._entered = True
         return self
 
     def close(self) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            if self._entered:
+                self._entered = False
+                asyncio.run_coroutine_threadsafe(self.app.__aexit__(None, None, None),
+                                                 loop).result(timeout=30)
+        finally:
+            self._stop_loop()
+
+    def _stop_loop(self) -> None:
         with self._guard:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
         if loop is None or thread is None:
             return
-        try:
-            asyncio.run_coroutine_threadsafe(self.app.close(), loop).result(timeout=30)
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=30)
-            loop.close()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=30)
+        loop.close()
 
     def __enter__(self) -> BlockingClient:
         return self.open()
@@ -88,6 +101,23 @@ class BlockingClient:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+    @contextlib.contextmanager
+    def worker(self, queues: Sequence[str] | None = None, **options: Any) -> Iterator[Worker]:
+        """An in-process worker on the client's loop while the block runs (for tests of
+        synchronous code on ``memory://``, say); options are :class:`~asyncq.Worker`'s."""
+        from asyncq.worker import Worker
+
+        loop = self._loop
+        if loop is None:
+            raise ConfigurationError("the blocking client is closed")
+        worker = Worker(self.app, queues, **options)
+        running = asyncio.run_coroutine_threadsafe(worker.run(), loop)
+        try:
+            yield worker
+        finally:
+            loop.call_soon_threadsafe(worker.stop)
+            running.result(timeout=worker.shutdown_timeout + 30)
 
     # -- calls -----------------------------------------------------------------------
     def run(self, coro: Coroutine[Any, Any, T]) -> T:

@@ -92,24 +92,21 @@ def test_blocking_client_shared_by_threads(env: dict[str, str],
     results: dict[int, int] = {}
     errors: list[BaseException] = []
     with app.blocking() as client:
-        worker = asyncq.Worker(app, concurrency=20)
-        assert client._loop is not None
-        running = asyncio.run_coroutine_threadsafe(worker.run(), client._loop)
+        with client.worker(concurrency=20):
 
-        def use(n: int) -> None:
-            try:
-                for k in range(5):
-                    results[n * 10 + k] = client.enqueue(mul, n, k).get(timeout=20)
-            except BaseException as exc:  # reported below
-                errors.append(exc)
+            def use(n: int) -> None:
+                try:
+                    for k in range(5):
+                        results[n * 10 + k] = client.enqueue(mul, n, k).get(timeout=20)
+                except BaseException as exc:  # reported below
+                    errors.append(exc)
 
-        threads = [threading.Thread(target=use, args=(n,)) for n in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-        client._loop.call_soon_threadsafe(worker.stop)
-        running.result(30)
+            threads = [threading.Thread(target=use, args=(n,)) for n in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+        assert app._connected  # the worker stopping did not close the client's App
         client.run(app.broker.delete_queue(env["T_QUEUE"]))
     assert not errors
     assert results == {n * 10 + k: n * k for n in range(8) for k in range(5)}
