@@ -5,6 +5,7 @@
     h = await (fetch_page.s(url) | parse_page.s() | store_page.s(url)).enqueue()
     g = await group(add.s(i, i) for i in range(100)).enqueue()
     c = await chord(group(add.s(i, i) for i in range(100)), tsum.s()).enqueue()
+    h = await chain(add.s(1, 1), group(add.s(10), add.s(20)), tsum.s()).enqueue()  # 34
 
 State lives on the servers, never in the producer (which may exit right after
 ``enqueue``): a chain's remaining steps travel in the header of the step before them
