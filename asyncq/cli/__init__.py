@@ -17,7 +17,7 @@ from asyncq.app import App
 from asyncq.cli._common import AppPath, fail, load_or_fail, run_async
 from asyncq.cli.banner import banner
 from asyncq.cli.dlq import dlq
-from asyncq.cli.reload import reload_worker
+from asyncq.cli.reload import RELOAD_CHILD_ENV, reload_worker
 from asyncq.cli.supervise import CHILD_ENV, stop_with_parent, supervise
 from asyncq.errors import AsyncqError
 from asyncq.worker import Worker
@@ -84,6 +84,8 @@ def worker(
                       unsafe_server=_choice(unsafe_server))
     if reload:  # the child this starts prints the banner, and again after each change
         raise typer.Exit(reload_worker(app_path, sys.argv[1:], shutdown_timeout))
+    if os.environ.get(RELOAD_CHILD_ENV):
+        stop_with_parent()
     child = os.environ.get(CHILD_ENV)
     if child:  # one of `-w N`'s processes: the supervisor printed the banner
         multiprocessing.current_process().name = f"Worker-{child}"
