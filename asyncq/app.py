@@ -233,8 +233,8 @@ class App:
         :mod:`asyncq._loops`).
         """
         loop = asyncio.get_running_loop()
-        if self._connected and self.bound_loop is loop:
-            return
+        if self._connected and (self.bound_loop is loop or not self._loop_bound):
+            return  # (memory:// serves every loop of the process: nothing to rebuild)
         if self.bound_loop is not None and self.bound_loop is not loop:
             rebuild_for_new_loop(self)  # or ConfigurationError
             self._connected, self._lock, self.bound_loop = False, None, None
@@ -249,6 +249,11 @@ class App:
             await self.broker.ping()
             self._connected = True
             await self._closer.arm(self)
+
+    @property
+    def _loop_bound(self) -> bool:
+        """Whether the broker's or backend's connections belong to one event loop."""
+        return self.broker.loop_bound or self.backend.loop_bound
 
     async def close(self) -> None:
         if not self._connected or self.bound_loop is not asyncio.get_running_loop():

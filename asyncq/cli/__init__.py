@@ -26,7 +26,7 @@ from asyncq.cli.banner import banner
 from asyncq.cli.beat import beat
 from asyncq.cli.dlq import dlq
 from asyncq.cli.enqueue import enqueue
-from asyncq.cli.reload import reload_worker
+from asyncq.cli.reload import RELOAD_CHILD_ENV, reload_worker
 from asyncq.cli.revoke import revoke
 from asyncq.cli.serve import serve
 from asyncq.cli.supervise import (
@@ -127,6 +127,8 @@ def worker(
         raise fail(str(exc)) from None
     if reload:  # the child this starts prints the banner, and again after each change
         raise typer.Exit(reload_worker(app_path, sys.argv[1:], shutdown_timeout))
+    if os.environ.get(RELOAD_CHILD_ENV):
+        stop_with_parent()
     if child:  # one of `-w N`'s processes: the supervisor printed the banner
         multiprocessing.current_process().name = f"Worker-{child}"
         stop_with_parent()

@@ -141,7 +141,8 @@ def test_one_app_across_five_asyncio_runs(env: dict[str, str],
     asyncio.run(cleanup())
 
 
-def test_an_app_open_on_a_running_loop_refuses_another(unique: Callable[[str], str]) -> None:
-    app = asyncq.App("two-loops", broker=f"memory://{unique('m')}")
+def test_an_app_open_on_a_running_loop_refuses_another(redis_url: str) -> None:
+    """Its connections belong to one loop (memory:// has none: it serves every loop)."""
+    app = asyncq.App("two-loops", broker=redis_url)
     with app.blocking(), pytest.raises(asyncq.ConfigurationError, match="still open"):
         asyncio.run(app.connect())
