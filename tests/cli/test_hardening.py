@@ -264,18 +264,17 @@ async def test_dlq_prints_forged_amqp_dead_letters_literally(cli_dir: Path, amqp
                                   ["dlq", "list", "htasks:app", "-Q", "hq"]])
 def test_ctrl_c_stops_a_command_that_is_still_connecting(cli_dir: Path,
                                                          args: list[str]) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "asyncq", *args], cwd=cli_dir,
-                            env=cli_env(NOT_AMQP), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
-    try:
-        time.sleep(1.5)  # importing, then connecting for up to 10 s
-        sent = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(8) == 130
-        assert time.monotonic() - sent < 5
-        assert proc.stdout is not None
-        assert proc.stdout.read() == b""  # nothing was sent, no id printed
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+    with subprocess.Popen([sys.executable, "-m", "asyncq", *args], cwd=cli_dir,
+                          env=cli_env(NOT_AMQP), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as proc:
+        try:
+            time.sleep(1.5)  # importing, then connecting for up to 10 s
+            sent = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            out, _ = proc.communicate(timeout=8)
+            assert proc.returncode == 130
+            assert time.monotonic() - sent < 5
+            assert out == b""  # nothing was sent, no id printed
+        finally:
+            if proc.poll() is None:
+                proc.kill()
