@@ -69,7 +69,8 @@ def _note_unused(app: App, queue: str) -> None:
 
 @dlq.command("list")
 def list_(app_path: AppPath, queue: Queue,
-          limit: Annotated[int, typer.Option(min=1, help="Most letters to show.")] = 100) -> None:
+          limit: Annotated[int, typer.Option(min=1, max=SEARCH_LIMIT,
+                                             help="Most letters to show.")] = 100) -> None:
     """List dead letters: reference, task, id, deliveries, when, reason.
 
     Each field is cut at 200 characters; control characters are shown escaped.
