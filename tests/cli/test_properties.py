@@ -157,6 +157,19 @@ def test_worker_log_levels(props: tuple[Cli, str, list[str]], level: str) -> Non
 
 
 @SETTINGS
+@given(values=st.lists(NUMBER_TEXT, min_size=6, max_size=6))
+def test_worker_numeric_options(props: tuple[Cli, str, list[str]], values: list[str]) -> None:
+    """Whatever the numbers, the worker refuses them in one line or gets as far as the bad
+    --unsafe-server after them (so no worker is left running)."""
+    run, app, _ = props
+    options = ["-c", "--prefetch", "--lease", "--shutdown-timeout", "--loop-lag", "-w"]
+    pairs = [item for pair in zip(options, values, strict=True) for item in pair]
+    result = run("worker", app, *pairs, "--unsafe-server", "never")
+    check(result)
+    assert result.exit_code == 2
+
+
+@SETTINGS
 @given(queue=OPTION_TEXT, refs=st.lists(OPTION_TEXT, max_size=3), limit=NUMBER_TEXT)
 def test_dlq_commands(props: tuple[Cli, str, list[str]], queue: str, refs: list[str],
                       limit: str) -> None:
