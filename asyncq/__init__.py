@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from asyncq.app import App
+from asyncq.beat import Beat, BeatStats
 from asyncq.context import Request, current_request
 from asyncq.errors import (
     AsyncqError,
@@ -27,8 +28,10 @@ from asyncq.errors import (
     TimeLimitExceeded,
 )
 from asyncq.message import Message
+from asyncq.middleware import Middleware
+from asyncq.records import ResultRecord
 from asyncq.result import TaskResult
-from asyncq.results import ResultRecord
+from asyncq.schedule import crontab
 from asyncq.states import TaskState
 from asyncq.task import BoundTask, CallOptions, Signature, Task
 from asyncq.worker import Worker, WorkerStats
@@ -38,6 +41,8 @@ __version__ = "0.1.0"
 __all__ = [
     "App",
     "AsyncqError",
+    "Beat",
+    "BeatStats",
     "BoundTask",
     "BrokerError",
     "BrokerUnavailable",
@@ -46,6 +51,7 @@ __all__ = [
     "DecodeError",
     "Message",
     "MessageTooLarge",
+    "Middleware",
     "PublishError",
     "Request",
     "ResultError",
@@ -67,6 +73,7 @@ __all__ = [
     "Worker",
     "WorkerStats",
     "__version__",
+    "crontab",
     "current_request",
 ]
 

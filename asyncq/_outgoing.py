@@ -8,6 +8,7 @@ call (no per-call options) then costs an id, one msgpack pass and two small obje
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,16 +16,19 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from asyncq import codec
 from asyncq.brokers import Outgoing
-from asyncq.errors import SerializationError
-from asyncq.message import ENVELOPE_VERSION, encode_fields, new_id, new_ids, valid_id
+from asyncq.message import new_id, new_ids, valid_id
 from asyncq.result import TaskResult
 from asyncq.routing import Route
 from asyncq.task import NO_OPTIONS, CallOptions, Signature, Task
+from asyncq.wire import ENVELOPE_VERSION
 
 if TYPE_CHECKING:
     from asyncq.app import App
 
-__all__ = ["Preparer"]
+__all__ = ["MAX_DELAY", "Preparer"]
+
+#: The furthest ahead a countdown, eta or expiry may be (ten years, in seconds).
+MAX_DELAY: Final = 10 * 365 * 24 * 3600.0
 
 R = TypeVar("R")
 
@@ -50,6 +54,7 @@ class Preparer:
 
     def __init__(self, app: App) -> None:
         self._app = app
+        self._codec = app.codec
         self._plans: dict[Task[Any, Any], _Plan] = {}
 
     def _plan(self, task: Task[Any, Any]) -> _Plan:
@@ -68,13 +73,13 @@ class Preparer:
         if opts is NO_OPTIONS:
             task_id = new_id()
             body = _plain_body(codec.packer(), plan, task_id, sig)
-            if body is None or not self._fits(body):
-                _check_call(task, plan, sig)
+            if body is None or not self._codec.fits_plain(body):
+                self._codec.check_call(task, sig.args, sig.kwargs)
                 body = self._body(plan, task_id, sig, {}, opts)
             outgoing = Outgoing(task_id, plan.queue, body, None, plan.routing_key,
                                 plan.exchange)
         else:
-            _check_call(task, plan, sig)
+            self._codec.check_call(task, sig.args, sig.kwargs)
             outgoing = self._with_options(plan, sig, opts)
         handle: TaskResult[R] = TaskResult(self._app.backend, outgoing.id, plan.name,
                                            ignored=plan.ignored)
@@ -92,7 +97,7 @@ class Preparer:
         for sig, task_id in zip(sigs, new_ids(len(sigs)), strict=True):
             plan = self._plan(sig.task)
             body = _plain_body(packer, plan, task_id, sig)
-            if body is None or not self._fits(body):
+            if body is None or not self._codec.fits_plain(body):
                 out, handle = self.prepare(sig)  # the general path (and its errors)
             else:
                 out = Outgoing(task_id, plan.queue, body, None, plan.routing_key,
@@ -102,20 +107,16 @@ class Preparer:
             handles.append(handle)
         return outgoing, handles
 
-    def _fits(self, body: bytes) -> bool:
-        """Whether a plain body can go as it is (no signing, within the size limit)."""
-        return self._app.signer is None and len(body) <= self._app.max_message_size
-
     def _with_options(self, plan: _Plan, sig: Signature[Any], opts: CallOptions) -> Outgoing:
-        task_id = opts.task_id or new_id()
-        if opts.task_id is not None and not valid_id(task_id):
+        task_id = new_id() if opts.task_id is None else opts.task_id
+        if not valid_id(task_id):
             raise ValueError(f"invalid task id {task_id!r}")
         eta = _eta(opts)
         wire_opts: dict[str, Any] = {}
         if eta is not None:
             wire_opts["eta"] = eta
         if opts.expires is not None:
-            wire_opts["expires"] = _unix(opts.expires, relative=True)
+            wire_opts["expires"] = _unix("expires", opts.expires, relative=True)
         body = self._body(plan, task_id, sig, wire_opts, opts)
         return Outgoing(task_id, opts.queue or plan.queue, body, eta,
                         opts.routing_key or plan.routing_key, opts.exchange or plan.exchange,
@@ -123,14 +124,8 @@ class Preparer:
 
     def _body(self, plan: _Plan, task_id: str, sig: Signature[Any],
               wire_opts: dict[str, Any], opts: CallOptions) -> bytes:
-        app = self._app
-        body = encode_fields(task_id, plan.name, sig.args, sig.kwargs, wire_opts, opts.headers)
-        if app.signer is not None:
-            body = app.signer.sign(body)
-        if len(body) > app.max_message_size:
-            raise SerializationError(f"task {plan.name!r}: message of {len(body)} bytes "
-                                     f"exceeds the {app.max_message_size} byte limit")
-        return body
+        return self._codec.encode(task_id, plan.name, sig.args, sig.kwargs, wire_opts,
+                                  opts.headers)
 
 
 def _plain_body(packer: Any, plan: _Plan, task_id: str, sig: Signature[Any]) -> bytes | None:
@@ -150,31 +145,37 @@ def _plain_body(packer: Any, plan: _Plan, task_id: str, sig: Signature[Any]) -> 
     return body
 
 
-def _check_call(task: Task[Any, Any], plan: _Plan, sig: Signature[Any]) -> None:
-    if sig.kwargs or len(sig.args) != plan.arity:
-        _check_binds(task, sig)
+def _seconds(name: str, value: object) -> float:
+    """A finite number of seconds, or ValueError naming the option."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number of seconds or a datetime, "
+                         f"not {type(value).__name__}")
+    number = float(value)
+    if math.isnan(number) or math.isinf(number):
+        raise ValueError(f"{name} must be finite, not {number}")
+    return number
 
 
-def _check_binds(task: Task[Any, Any], sig: Signature[Any]) -> None:
-    try:
-        task.signature.bind(*sig.args, **sig.kwargs)
-    except TypeError as exc:
-        raise TypeError(f"{task.name}: {exc}") from None
-
-
-def _unix(value: dt.datetime | float, *, relative: bool = False) -> float:
+def _unix(name: str, value: object, *, relative: bool = False) -> float:
+    """A unix time from a datetime (timezone-aware), a unix time, or (``relative``)
+    seconds from now; within :data:`MAX_DELAY` of now."""
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
-            raise ValueError("eta/expires datetimes must be timezone-aware")
-        return value.timestamp()
-    return time.time() + float(value) if relative else float(value)
+            raise ValueError(f"{name}: datetimes must be timezone-aware")
+        when = value.timestamp()
+    else:
+        when = _seconds(name, value)
+        when = time.time() + when if relative else when
+    if when - time.time() > MAX_DELAY:
+        raise ValueError(f"{name} is more than {MAX_DELAY / 86400 / 365:g} years ahead")
+    return when
 
 
 def _eta(opts: CallOptions) -> float | None:
     if opts.countdown is not None and opts.eta is not None:
         raise ValueError("give countdown or eta, not both")
     if opts.countdown is not None:
-        return time.time() + float(opts.countdown)
+        return _unix("countdown", opts.countdown, relative=True)
     if opts.eta is not None:
-        return _unix(opts.eta)
+        return _unix("eta", opts.eta)
     return None

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, parse_qsl, urlsplit
 import redis.asyncio as aioredis
 from redis import exceptions as rexc
 
+from asyncq import records
 from asyncq._urls import mask_url, redact
 from asyncq.errors import BrokerUnavailable, ConfigurationError
 
@@ -101,8 +102,11 @@ def server_id(url: str) -> str:
     return f"redis://{parts.hostname or 'localhost'}:{parts.port or 6379}/{db}"
 
 
-def load_lua(name: str) -> str:
-    return (resources.files("asyncq.brokers") / "lua" / f"{name}.lua").read_text()
+def load_lua(package: str, name: str) -> str:
+    """The script ``lua/<name>.lua`` of ``package``, after the result-record prelude
+    (:func:`asyncq.records.lua_prelude`) when the script stores records."""
+    text = (resources.files(package) / "lua" / f"{name}.lua").read_text()
+    return records.lua_prelude() + text if "asyncq_store(" in text else text
 
 
 def unavailable(what: str, url: str, exc: BaseException) -> BrokerUnavailable:

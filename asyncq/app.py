@@ -3,57 +3,36 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
+import datetime as dt
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import Any, ParamSpec, TypeVar, Unpack, overload
 
 from asyncq._outgoing import Preparer
-from asyncq._urls import mask_url, scheme_of
-from asyncq.brokers import Broker, Outgoing
+from asyncq.beat.entries import Entry, ScheduleSpec, add_entry, periodic
+from asyncq.brokers import Broker, broker_class
 from asyncq.codec import DEFAULT_MAX_SIZE
-from asyncq.errors import (
-    ConfigurationError,
-    MessageTooLarge,
-    SignatureError,
-    TaskNotRegistered,
-)
-from asyncq.message import Message, valid_id
+from asyncq.errors import ConfigurationError, TaskNotRegistered
+from asyncq.message import valid_id
+from asyncq.middleware import Call, Middleware, overrides
+from asyncq.middleware.expiry import Expiry
+from asyncq.middleware.hooks import TaskHooks
+from asyncq.middleware.retries import Retries
+from asyncq.middleware.started import TrackStarted
+from asyncq.middleware.time_limits import TimeLimits
+from asyncq.records import REJECTED
 from asyncq.result import TaskResult
-from asyncq.results import DEFAULT_RESULT_TTL, REJECTED, ResultBackend
+from asyncq.results import DEFAULT_RESULT_TTL, ResultBackend, backend_class
 from asyncq.routing import Router, RouteSpec
-from asyncq.signing import MAGIC as SIGNED_MAGIC
+from asyncq.schedule import DEFAULT_GRACE, Missed, zone
 from asyncq.signing import Signer
-from asyncq.task import CallOptions, Hook, Signature, Task, TaskConfig
+from asyncq.task import Hook, OptionsDict, Signature, Task, TaskConfig
+from asyncq.wire import WireCodec
 
 __all__ = ["App"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-_BROKERS = {
-    "memory": "asyncq.brokers.memory:MemoryBroker",
-    "redis": "asyncq.brokers.redis:RedisBroker",
-    "rediss": "asyncq.brokers.redis:RedisBroker",
-    "amqp": "asyncq.brokers.amqp:AmqpBroker",
-    "amqps": "asyncq.brokers.amqp:AmqpBroker",
-}
-_BACKENDS = {
-    "memory": "asyncq.results.memory:MemoryResultBackend",
-    "redis": "asyncq.results.redis:RedisResultBackend",
-    "rediss": "asyncq.results.redis:RedisResultBackend",
-    "amqp": "asyncq.results.amqp:AmqpResultBackend",
-    "amqps": "asyncq.results.amqp:AmqpResultBackend",
-}
-
-
-def _load(table: dict[str, str], url: str, what: str) -> Any:
-    path = table.get(scheme_of(url))
-    if path is None:
-        raise ConfigurationError(f"no {what} for URL {mask_url(url)} "
-                                 f"(schemes: {', '.join(sorted(table))})")
-    module, _, attr = path.partition(":")
-    return getattr(importlib.import_module(module), attr)
 
 
 class App:
@@ -61,8 +40,9 @@ class App:
 
     ``broker`` and ``backend`` take URLs or instances; without ``broker`` the
     ``ASYNCQ_BROKER`` environment variable is used, else ``memory://``. Without
-    ``backend`` results go to the broker's server (Redis, memory) or back over
-    AMQP (RabbitMQ).
+    ``backend`` results go where the broker says: its own server (Redis, memory) or
+    back over the broker (RabbitMQ, ``rpc://``). ``middleware`` wraps every enqueue
+    and every task run (see :mod:`asyncq.middleware`; the first is outermost).
     """
 
     def __init__(
@@ -77,21 +57,33 @@ class App:
         task_routes: Mapping[str, RouteSpec] | None = None,
         signing_keys: Mapping[str, bytes | str] | None = None,
         signing_key_id: str | None = None,
+        middleware: Sequence[Middleware] = (),
+        timezone: str | dt.tzinfo | None = None,
     ) -> None:
         if not name or not valid_id(name):
             raise ConfigurationError(f"invalid app name {name!r}")
         self.name = name
         self.default_queue = default_queue
-        self.max_message_size = max_message_size
         self.tasks: dict[str, Task[Any, Any]] = {}
+        #: the default zone of cron entries (UTC unless ``timezone`` names one)
+        self.timezone = zone(timezone)
+        #: periodic entries by name (``app.periodic``, ``app.schedule``; run by asyncq.beat)
+        self.entries: dict[str, Entry] = {}
         self.router = Router(task_routes)
+        signer = Signer(signing_keys, signing_key_id) if signing_keys else None
+        self.codec = WireCodec(max_size=max_message_size, signer=signer)
+        self.middleware: tuple[Middleware, ...] = ()
+        self._send_hooks: list[Middleware] = []
+        for mw in middleware:
+            self.add_middleware(mw)
+        self._builtins: tuple[Middleware, ...] = (
+            Expiry(), TrackStarted(), TaskHooks(), Retries(), TimeLimits())
         self._preparer = Preparer(self)
-        self.signer = Signer(signing_keys, signing_key_id) if signing_keys else None
         if isinstance(broker, Broker):
             self.broker: Broker = broker
         else:
             url = broker or os.environ.get("ASYNCQ_BROKER", "memory://")
-            self.broker = _load(_BROKERS, url, "broker")(url)
+            self.broker = broker_class(url)(url)
         self.backend: ResultBackend = self._make_backend(backend, result_ttl)
         self._users = 0
         self._connected = False
@@ -100,11 +92,29 @@ class App:
     def _make_backend(self, backend: str | ResultBackend | None, ttl: float) -> ResultBackend:
         if isinstance(backend, ResultBackend):
             return backend
-        url = backend or self.broker.url
-        cls = _load(_BACKENDS, url, "result backend")
-        if scheme_of(url).startswith("amqp"):
-            return cls(url, ttl=ttl, broker=self.broker)  # type: ignore[no-any-return]
-        return cls(url, ttl=ttl, max_size=self.max_message_size)  # type: ignore[no-any-return]
+        url = backend or self.broker.default_backend_url()
+        return backend_class(url).create(url, ttl=ttl, max_size=self.codec.max_size,
+                                         broker=self.broker)
+
+    @property
+    def max_message_size(self) -> int:
+        return self.codec.max_size
+
+    @property
+    def signer(self) -> Signer | None:
+        """The signing keys' holder (key ids only in its repr), or None."""
+        return self.codec.signer
+
+    def add_middleware(self, middleware: Middleware) -> None:
+        """Add ``middleware`` inside those already there (before a worker starts)."""
+        self.middleware = (*self.middleware, middleware)
+        self._send_hooks = [mw for mw in self.middleware
+                            if overrides(mw, "before_enqueue") or overrides(mw, "after_enqueue")]
+
+    def run_middleware(self) -> list[Middleware]:
+        """Every middleware around a task run, outermost first: the App's, then the
+        built-ins (expiry, track_started, hooks, retries, time limits)."""
+        return [*self.middleware, *self._builtins]
 
     def __repr__(self) -> str:
         return f"<App {self.name} broker={self.broker.safe_url} backend={self.backend.safe_url}>"
@@ -150,6 +160,26 @@ class App:
 
         return register if fn is None else register(fn)
 
+    def periodic(
+        self, every: ScheduleSpec, /, *, name: str | None = None,
+        tz: str | dt.tzinfo | None = None, missed: Missed = "latest",
+        grace: dt.timedelta | float = DEFAULT_GRACE, **options: Any,
+    ) -> Callable[[Callable[P, Awaitable[R]]], Task[P, R]]:
+        """Register a task and run it on a schedule: ``@app.periodic(timedelta(seconds=5))``,
+        ``@app.periodic(crontab(hour="7"), tz="Europe/Berlin")``, ``@app.periodic("*/15 * *
+        * *")``. ``name`` names the task and the entry; other options go to ``app.task``.
+        See docs/guides/periodic.md for ``missed`` and ``grace``."""
+        return periodic(self, every, name=name, tz=tz, missed=missed, grace=grace,
+                        options=options)
+
+    def schedule(
+        self, sig: Signature[Any], every: ScheduleSpec, /, *, name: str | None = None,
+        tz: str | dt.tzinfo | None = None, missed: Missed = "latest",
+        grace: dt.timedelta | float = DEFAULT_GRACE,
+    ) -> Entry:
+        """Send a call on a schedule: ``app.schedule(add.s(2, 3), timedelta(minutes=1))``."""
+        return add_entry(self, sig, every, name=name, tz=tz, missed=missed, grace=grace)
+
     # -- lifecycle -------------------------------------------------------------------
     async def connect(self) -> None:
         """Connect broker and backend (idempotent); raises BrokerUnavailable."""
@@ -192,41 +222,53 @@ class App:
         route = self.router.route(task.name)
         return (route.queue if route else None) or task.config.queue
 
-    # -- wire --------------------------------------------------------------------------
-    def encode_message(self, message: Message) -> bytes:
-        body = message.encode()
-        return self.signer.sign(body) if self.signer is not None else body
-
-    def decode_message(self, data: bytes) -> Message:
-        """Verify (when signing is on) before decoding; every failure is a DecodeError."""
-        if len(data) > self.max_message_size:
-            raise MessageTooLarge(f"message of {len(data)} bytes exceeds the "
-                                  f"{self.max_message_size} byte limit")
-        if self.signer is not None:
-            data = self.signer.verify(data)
-        elif data.startswith(SIGNED_MAGIC):
-            raise SignatureError("message is signed but this app has no signing keys")
-        return Message.decode(data, max_size=self.max_message_size)
-
     # -- sending ---------------------------------------------------------------------
-    def result(self, task_id: str) -> TaskResult[Any]:
-        """A handle for ``task_id``, in any process."""
+    @overload
+    def result(self, task_id: str) -> TaskResult[Any]: ...
+
+    @overload
+    def result(self, task_id: str, task: Task[..., R]) -> TaskResult[R]: ...
+
+    def result(self, task_id: str, task: Task[..., Any] | None = None) -> TaskResult[Any]:
+        """A handle for ``task_id``, in any process; typed as ``task``'s result if given."""
         if not valid_id(task_id):
             raise ValueError(f"invalid task id {task_id!r}")
-        return TaskResult(self.backend, task_id)
+        return TaskResult(self.backend, task_id, task.name if task is not None else None)
 
     async def send_signature(self, sig: Signature[R]) -> TaskResult[R]:
+        if self._send_hooks:
+            return (await self._send_with_hooks([sig], self._send_hooks))[0]
         outgoing, handle = self._preparer.prepare(sig)
         if not self._connected:
             await self.connect()
         await self.broker.publish(outgoing)
         return handle
 
-    async def enqueue_many(self, signatures: Iterable[Signature[Any]]) -> list[TaskResult[Any]]:
+    async def enqueue_many(self, signatures: Iterable[Signature[R]]) -> list[TaskResult[R]]:
         """Send many calls in as few round trips as the broker allows."""
+        if self._send_hooks:
+            return await self._send_with_hooks(list(signatures), self._send_hooks)
         outgoing, handles = self._preparer.prepare_many(signatures)
         await self.connect()
         await self.broker.publish_many(outgoing)
+        return handles
+
+    async def _send_with_hooks(self, sigs: list[Signature[R]], hooks: list[Middleware]
+                               ) -> list[TaskResult[R]]:
+        """Enqueue with middleware: each call's hooks may add headers or refuse it."""
+        calls = [Call(s.task, s.args, s.kwargs, s.options, dict(s.options.headers))
+                 for s in sigs]
+        for call in calls:
+            for mw in hooks:
+                await mw.before_enqueue(call)
+        ready = [Signature(c.task, c.args, c.kwargs, c.options.with_headers(c.headers))
+                 for c in calls]
+        outgoing, handles = self._preparer.prepare_many(ready)
+        await self.connect()
+        await self.broker.publish_many(outgoing)
+        for call, handle in zip(calls, handles, strict=True):
+            for mw in reversed(hooks):
+                await mw.after_enqueue(call, handle.id)
         return handles
 
     async def requeue_dead(self, queue: str, refs: Sequence[str]) -> int:
@@ -246,13 +288,9 @@ class App:
 
     async def send_task(self, name: str, args: Sequence[Any] = (),
                         kwargs: dict[str, Any] | None = None,
-                        **options: Any) -> TaskResult[Any]:
+                        **options: Unpack[OptionsDict]) -> TaskResult[Any]:
         """Send by name, for producers that do not import the task's code."""
         task = self.tasks.get(name)
         if task is None:
             raise TaskNotRegistered(f"no task named {name!r} on app {self.name!r}")
-        return await self.send_signature(
-            Signature(task, tuple(args), kwargs or {}, CallOptions(**options)))
-
-    def _prepare(self, sig: Signature[R]) -> tuple[Outgoing, TaskResult[R]]:
-        return self._preparer.prepare(sig)
+        return await task.options(**options).enqueue(*args, **(kwargs or {}))

@@ -5,7 +5,10 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from asyncq.middleware import Job
 
 __all__ = ["Request", "current_request"]
 
@@ -27,13 +30,20 @@ class Request:
         return self.attempt >= self.retries
 
 
-#: The fields of a Request, in order: what the worker sets for each task. The Request
-#: itself is built only when asked for (most tasks never call current_request()).
-RequestFields = tuple[str, str, str, int, int, int, Mapping[str, Any]]
-
-_current: contextvars.ContextVar[Request | RequestFields | None] = contextvars.ContextVar(
+_current: contextvars.ContextVar[Request | Job | None] = contextvars.ContextVar(
     "asyncq_request", default=None
 )
+
+
+def request_of(job: Job) -> Request:
+    """The Request of a job being run (built once, when first asked for)."""
+    request = job.state.get(_KEY)
+    if request is None:
+        message = job.message
+        request = job.state[_KEY] = Request(
+            message.id, message.task, job.delivery.queue, message.attempt,
+            job.task.config.retries, job.delivery.delivery_count, message.headers)
+    return request
 
 
 def current_request() -> Request:
@@ -43,14 +53,15 @@ def current_request() -> Request:
         raise LookupError("current_request() called outside a running asyncq task")
     if isinstance(value, Request):
         return value
-    request = Request(*value)
-    _current.set(request)  # the task's own context: later calls reuse it
-    return request
+    return request_of(value)
 
 
-def set_request(request: Request | RequestFields) -> contextvars.Token[Any]:
+def set_request(request: Request | Job) -> contextvars.Token[Any]:
     return _current.set(request)
 
 
 def reset_request(token: contextvars.Token[Any]) -> None:
     _current.reset(token)
+
+
+_KEY: Final = "asyncq.request"

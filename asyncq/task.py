@@ -7,7 +7,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, ParamSpec, TypedDict, TypeVar, Unpack
 
 from asyncq.errors import ConfigurationError
 
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from asyncq.app import App
     from asyncq.result import TaskResult
 
-__all__ = ["BoundTask", "CallOptions", "Signature", "Task", "TaskConfig"]
+__all__ = ["BoundTask", "CallOptions", "OptionsDict", "Signature", "Task", "TaskConfig"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -65,6 +65,25 @@ class CallOptions:
     routing_key: str | None = None
     exchange: str | None = None
     headers: Mapping[str, Any] = field(default_factory=dict)
+
+
+    def with_headers(self, headers: Mapping[str, Any]) -> CallOptions:
+        """These options with ``headers`` instead of their own."""
+        return replace(self, headers=headers)
+
+
+class OptionsDict(TypedDict, total=False):
+    """The keyword arguments of ``task.options(...)``: a typo is a type error."""
+
+    queue: str | None
+    countdown: float | None
+    eta: dt.datetime | float | None
+    expires: dt.datetime | float | None
+    task_id: str | None
+    priority: int | None
+    routing_key: str | None
+    exchange: str | None
+    headers: Mapping[str, Any]
 
 
 #: The options of a plain call, shared (CallOptions is frozen; its headers are read-only).
@@ -124,12 +143,12 @@ class Task(Generic[P, R]):
         """A signature of this call, for ``app.enqueue_many`` and later canvas use."""
         return Signature(self, args, kwargs)
 
-    def options(self, **options: Any) -> BoundTask[P, R]:
+    def options(self, **options: Unpack[OptionsDict]) -> BoundTask[P, R]:
         """Per-call options: ``await add.options(countdown=5, queue="slow").enqueue(2, 3)``.
 
         Accepts the fields of :class:`CallOptions`.
         """
-        return BoundTask(self, CallOptions(**options))
+        return BoundTask(self, _call_options(options))
 
 
 class BoundTask(Generic[P, R]):
@@ -139,8 +158,8 @@ class BoundTask(Generic[P, R]):
         self.task = task
         self.call_options = options
 
-    def options(self, **options: Any) -> BoundTask[P, R]:
-        return BoundTask(self.task, replace(self.call_options, **options))
+    def options(self, **options: Unpack[OptionsDict]) -> BoundTask[P, R]:
+        return BoundTask(self.task, _call_options(options, self.call_options))
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> TaskResult[R]:
         return await self.task.app.send_signature(
@@ -149,6 +168,15 @@ class BoundTask(Generic[P, R]):
 
     def s(self, *args: P.args, **kwargs: P.kwargs) -> Signature[R]:
         return Signature(self.task, args, kwargs, self.call_options)
+
+
+def _call_options(options: OptionsDict, base: CallOptions | None = None) -> CallOptions:
+    """CallOptions from ``options(...)`` keywords; an unknown one is a TypeError."""
+    unknown = set(options) - set(OptionsDict.__annotations__)
+    if unknown:
+        raise TypeError(f"unknown call option(s): {', '.join(sorted(unknown))} "
+                        f"(known: {', '.join(OptionsDict.__annotations__)})")
+    return CallOptions(**options) if base is None else replace(base, **options)
 
 
 def _plain_arity(signature: inspect.Signature) -> int | None:

@@ -40,6 +40,7 @@ EXPECTED: dict[str, list[str]] = {
         "refused: RabbitMQ returned the message (NO_ROUTE)",
     ],
     "celery_port.py": [": compressing cat.png", "success SUCCESS"],
+    "writing_a_broker.py": ["add on toy://: 5", "published: 1", "kit: 13 passed"],
     "dead_letters.py": [
         "rejected: unknown task 'shop.export'",
         "rejected: arguments do not match shop.resize(): got an unexpected keyword argument",
@@ -69,6 +70,27 @@ EXPECTED: dict[str, list[str]] = {
         "by task pdf.render (",
         "asyncq.worker: event loop unblocked",
         "done",
+    ],
+    "periodic_tasks.py": [
+        "__main__.heartbeat         every 0:00:01",
+        "__main__.weekly_report     cron 30 19 * * thu (Asia/Shanghai)           next "
+        "2026-12-10T19:30:00+08:00",
+        "sweep                      cron */15 * * * * (Europe/Berlin)            next "
+        "2026-12-03T13:15:00+01:00",
+        "__main__.refresh_prices    every 0:05:00",
+        "add-every-minute           every 0:01:00                                next "
+        "2026-12-03T13:01:00+01:00",
+        "heartbeats: True beat:shop:__main__.heartbeat",
+    ],
+    "periodic_time.py": [
+        "spring forward: ['2026-03-28T02:30:00+01:00', '2026-03-29T03:00:00+02:00', "
+        "'2026-03-30T02:30:00+02:00']",
+        "fall back: ['2026-10-24T02:30:00+02:00', '2026-10-25T02:30:00+02:00', "
+        "'2026-10-26T02:30:00+01:00']",
+        "missed=latest: ['05:00']",
+        "missed=all: ['01:00', '02:00', '03:00', '04:00', '05:00']",
+        "missed=skip: []",
+        "late ticks after a 4 s handover: 4",
     ],
     "quickstart.py": [
         "add: 5",

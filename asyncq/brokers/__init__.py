@@ -4,7 +4,12 @@ A broker publishes :class:`Outgoing` messages and hands a worker's
 :class:`Consumer` :class:`Delivery` objects, which the worker settles (ack,
 requeue, dead-letter). Brokers know nothing of tasks, codecs or results; a broker
 that shares a server with the result backend may apply the backend's
-:class:`KeyWrite` in the same atomic step as the ack.
+:class:`~asyncq.records.KeyWrite` in the same atomic step as the ack (the record
+rules are in :mod:`asyncq.records`).
+
+Brokers plug in by URL scheme: :func:`register_broker` here (one line per broker), or
+an entry point in the ``asyncq.brokers`` group for a package of its own. A broker
+names its default result backend with :meth:`Broker.default_backend_url`.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from asyncq._plugins import Registry
 from asyncq._urls import mask_url
+from asyncq.records import KeyWrite
 
 __all__ = [
     "WORKER_GROUP",
@@ -27,6 +34,8 @@ __all__ = [
     "KeyWrite",
     "Outgoing",
     "Settlement",
+    "broker_class",
+    "register_broker",
 ]
 
 #: The consumer group workers join (Redis): every worker of a queue shares its messages.
@@ -63,21 +72,6 @@ class Delivery:
     queue: str
     delivery_count: int = 1
     tag: Any = None
-
-
-@dataclass(slots=True, eq=False)
-class KeyWrite:
-    """A key/value write a co-located broker applies atomically with an ack.
-
-    ``final`` writes follow first-writer-wins: they never replace a final record.
-    ``channel`` (if set) is published the value after the write.
-    """
-
-    key: str
-    value: bytes
-    ttl_ms: int
-    channel: str | None = None
-    final: bool = True
 
 
 @dataclass(slots=True, eq=False)
@@ -163,10 +157,13 @@ class Consumer(abc.ABC):
 class Broker(abc.ABC):
     """A message transport for a set of named queues."""
 
-    scheme: str = ""
-
     def __init__(self, url: str) -> None:
         self.url = url
+
+    def default_backend_url(self) -> str:
+        """Where results go when the App names no backend: by default the broker's own
+        server (the same URL); a broker without a store names another scheme."""
+        return self.url
 
     @property
     def safe_url(self) -> str:
@@ -231,3 +228,23 @@ class Broker(abc.ABC):
     async def safety_warnings(self) -> list[str]:
         """Server settings that could lose queued messages (checked at worker start)."""
         return []
+
+
+_REGISTRY: Registry[Broker] = Registry("broker", "asyncq.brokers")
+
+
+def register_broker(schemes: Sequence[str], path: str, *, extra: str | None = None) -> None:
+    """Register a broker class (``"module:Class"``) for URL ``schemes``; ``extra`` names
+    the pip extra that installs its client. Packages outside asyncq can instead declare
+    an entry point in the ``asyncq.brokers`` group (name = scheme, value = the path)."""
+    _REGISTRY.register(schemes, path, extra=extra)
+
+
+def broker_class(url: str) -> type[Broker]:
+    """The registered broker class for ``url``'s scheme (ConfigurationError if none)."""
+    return _REGISTRY.lookup(url)
+
+
+register_broker(["memory"], "asyncq.brokers.memory:MemoryBroker")
+register_broker(["redis", "rediss", "unix"], "asyncq.brokers.redis:RedisBroker", extra="redis")
+register_broker(["amqp", "amqps"], "asyncq.brokers.amqp:AmqpBroker", extra="amqp")

@@ -61,7 +61,6 @@ _HUBS: dict[str, _Hub] = {}
 class MemoryBroker(Broker):
     """Queues in this process's memory; nothing survives the process."""
 
-    scheme = "memory"
 
     def __init__(self, url: str = "memory://") -> None:
         super().__init__(url)

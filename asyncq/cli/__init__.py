@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 import typer
 
 from asyncq.app import App
+from asyncq.beat import Beat
 from asyncq.cli._common import (
     AppPath,
     OneLineGroup,
@@ -23,6 +24,7 @@ from asyncq.cli._common import (
 )
 from asyncq.cli._text import LiteralFormatter
 from asyncq.cli.banner import banner
+from asyncq.cli.beat import beat
 from asyncq.cli.dlq import dlq
 from asyncq.cli.enqueue import enqueue
 from asyncq.cli.serve import serve
@@ -73,6 +75,9 @@ def worker(
     loop_lag: Annotated[float, typer.Option(
         "--loop-lag", min=0, help="Warn when a task blocks the event loop this long (0: off).")
     ] = 1.0,
+    with_beat: Annotated[bool, typer.Option(
+        "--beat", "-B", help="Also run the scheduler of periodic tasks (see `asyncq beat`).")
+    ] = False,
 ) -> None:
     """Run a worker: consume QUEUES and run tasks of MODULE:ATTR.
 
@@ -105,7 +110,7 @@ def worker(
     if workers > 1:
         raise typer.Exit(supervise(workers, sys.argv[1:]))
     try:
-        run_async(serve(instance))
+        run_async(serve(instance, Beat(app) if with_beat else None))
     except AsyncqError as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
@@ -147,6 +152,7 @@ def _choice(value: str) -> Literal["warn", "refuse", "ignore"]:
 
 cli.command()(enqueue)
 cli.add_typer(dlq, name="dlq")
+cli.command()(beat)
 
 
 def main() -> None:

@@ -122,7 +122,7 @@ def inspect(app_path: AppPath, queue: Queue,
 
 def _decoded(app: App, letter: DeadLetter, show_args: bool) -> dict[str, Any]:
     try:
-        message = app.decode_message(letter.body)
+        message = app.codec.decode(letter.body)
     except DecodeError as exc:
         return {"decodes": f"no: {exc}"}
     out: dict[str, Any] = {"decodes": "yes", "attempt": message.attempt,

@@ -6,9 +6,9 @@ import asyncio
 import time
 from collections.abc import Sequence
 
-from asyncq.brokers import KeyWrite
 from asyncq.codec import DEFAULT_MAX_SIZE
-from asyncq.results import DEFAULT_RESULT_TTL, ResultBackend, is_final_raw, is_settled_raw
+from asyncq.records import KeyWrite, is_final, may_replace
+from asyncq.results import DEFAULT_RESULT_TTL, ResultBackend
 
 __all__ = ["MemoryResultBackend"]
 
@@ -27,14 +27,33 @@ class _Store:
             return None
         return item[0]
 
-    def set(self, write: KeyWrite) -> None:
-        if write.final and is_settled_raw(self.get(write.key)):
-            return  # first final writer wins (a rejection gives way)
+    def put(self, write: KeyWrite) -> None:
+        if not may_replace(self.get(write.key), final=write.final):
+            return
         self.values[write.key] = (write.value, time.monotonic() + write.ttl_ms / 1000)
         if write.final:
             for fut in self.waiters.pop(write.key, []):
-                if not fut.done():
-                    fut.set_result(write.value)
+                _resolve(fut, write.value)
+
+
+def _resolve(fut: asyncio.Future[bytes], value: bytes) -> None:
+    """Wake a waiter, on its own loop (a test may wait on another loop than the worker's)."""
+    if fut.done():
+        return
+    loop = fut.get_loop()
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if loop is running:
+        fut.set_result(value)
+    elif not loop.is_closed():
+        loop.call_soon_threadsafe(_settle, fut, value)
+
+
+def _settle(fut: asyncio.Future[bytes], value: bytes) -> None:
+    if not fut.done():
+        fut.set_result(value)
 
 
 _STORES: dict[str, _Store] = {}
@@ -51,20 +70,19 @@ class MemoryResultBackend(ResultBackend):
     def key_for(self, task_id: str) -> str:
         return task_id
 
-    async def _get(self, task_id: str) -> bytes | None:
+    async def _load(self, task_id: str) -> bytes | None:
         return self._store.get(task_id)
 
-    async def _set_many(self, writes: Sequence[KeyWrite]) -> None:
+    async def _put(self, writes: Sequence[KeyWrite]) -> None:
         for write in writes:
-            self._store.set(write)
+            self._store.put(write)
 
     async def _delete(self, task_id: str) -> None:
         self._store.values.pop(task_id, None)
 
-    async def _wait_raw(self, task_id: str) -> bytes:
+    async def _wait(self, task_id: str) -> bytes:
         raw = self._store.get(task_id)
-        if is_final_raw(raw):
-            assert raw is not None
+        if raw is not None and is_final(raw):
             return raw
         fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._store.waiters.setdefault(task_id, []).append(fut)

@@ -17,14 +17,13 @@ from redis.asyncio.client import PubSub
 
 from asyncq import _redis
 from asyncq._batch import Coalescer
-from asyncq.brokers import KeyWrite
 from asyncq.codec import DEFAULT_MAX_SIZE
-from asyncq.results import DEFAULT_RESULT_TTL, ResultBackend, decode_record, is_final_raw
+from asyncq.records import KeyWrite, decode_record, is_final
+from asyncq.results import DEFAULT_RESULT_TTL, ResultBackend
 
 __all__ = ["RedisResultBackend", "result_channel", "result_key"]
 
 logger = logging.getLogger("asyncq.results.redis")
-
 
 
 def result_key(task_id: str) -> str:
@@ -41,7 +40,8 @@ class RedisResultBackend(ResultBackend):
         super().__init__(url, ttl=ttl, max_size=max_size)
         self.client = _redis.make_client(url)
         self.server_id = _redis.server_id(url)
-        self._store_script = self.client.register_script(_redis.load_lua("store_result"))
+        self._store_script = self.client.register_script(
+            _redis.load_lua("asyncq.results", "store_result"))
         self._listener = _Listener(self, recheck_interval)
         self._reader: Coalescer[str, bytes | None] = Coalescer(self._get_batch)
 
@@ -56,7 +56,7 @@ class RedisResultBackend(ResultBackend):
         await self._reader.aclose()
         await self.client.aclose()
 
-    async def _get(self, task_id: str) -> bytes | None:
+    async def _load(self, task_id: str) -> bytes | None:
         with _redis.mapped_errors("Redis result backend", self.url):
             return await self._reader.submit(result_key(task_id))
 
@@ -67,7 +67,7 @@ class RedisResultBackend(ResultBackend):
             replies: list[bytes | BaseException | None] = await pipe.execute(raise_on_error=False)
             return replies
 
-    async def _set_many(self, writes: Sequence[KeyWrite]) -> None:
+    async def _put(self, writes: Sequence[KeyWrite]) -> None:
         with _redis.mapped_errors("Redis result backend", self.url):
             batch = _redis.ScriptBatch(self.client)
             for w in writes:
@@ -79,7 +79,7 @@ class RedisResultBackend(ResultBackend):
         with _redis.mapped_errors("Redis result backend", self.url):
             await self.client.delete(result_key(task_id))
 
-    async def _wait_raw(self, task_id: str) -> bytes:
+    async def _wait(self, task_id: str) -> bytes:
         return await self._listener.wait(task_id)
 
 
@@ -105,8 +105,8 @@ class _Listener:
         try:
             if len(entry[1]) == 1:
                 await self._subscribe(channel)
-            raw = await self._backend._get(task_id)
-            if is_final_raw(raw):
+            raw = await self._backend._load(task_id)
+            if is_final(raw):
                 assert raw is not None
                 return raw
             if raw is not None:  # a record that is not final must at least be one
@@ -207,8 +207,8 @@ class _Listener:
         """Re-read every waited key (after a reconnect); False if the server is still away."""
         try:
             for channel, (task_id, _) in list(self._waiters.items()):
-                raw = await self._backend._get(task_id)
-                if is_final_raw(raw):
+                raw = await self._backend._load(task_id)
+                if is_final(raw):
                     assert raw is not None
                     self._resolve(channel, raw)
         except Exception:  # BrokerUnavailable: try again on the next turn

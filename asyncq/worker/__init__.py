@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from asyncq._cancel import cancelled_by_caller
 from asyncq.brokers import Consumer, Delivery
 from asyncq.errors import ConfigurationError
-from asyncq.message import Message
+from asyncq.middleware import Job, overrides
 from asyncq.worker.execute import Dead, Executor, Outcome, Requeue
 from asyncq.worker.settle import Settler
 from asyncq.worker.slots import Slots
@@ -22,7 +22,6 @@ from asyncq.worker.watchdog import LoopWatchdog
 
 if TYPE_CHECKING:
     from asyncq.app import App
-    from asyncq.task import Task
 
 __all__ = ["Worker", "WorkerStats"]
 
@@ -74,9 +73,9 @@ class Worker:
         # its last allowed delivery.
         self._isolate_from = max(2, min(3, max_deliveries))
         self._slots = Slots(concurrency)
-        self._buffer: deque[tuple[Delivery, Message, Task[Any, Any]]] = deque()
+        self._buffer: deque[Job] = deque()
         self._buffered = asyncio.Event()
-        self._suspects: deque[tuple[Delivery, Message, Task[Any, Any]]] = deque()
+        self._suspects: deque[Job] = deque()
         self._idle = asyncio.Event()
         self._calm = asyncio.Event()
         self._room = asyncio.Event()
@@ -130,9 +129,16 @@ class Worker:
             self._settler = Settler(consumer, self.app.backend, self.app.broker.publish_many,
                                     self._on_settled)
             try:
+                await self._lifecycle("worker_start")
                 await self._serve(consumer, self._settler)
             finally:
                 await consumer.close()
+                await self._lifecycle("worker_stop")
+
+    async def _lifecycle(self, hook: str) -> None:
+        for mw in self.app.run_middleware():
+            if overrides(mw, hook):
+                await getattr(mw, hook)(self)
 
     async def _check_server(self) -> None:
         if self.unsafe_server == "ignore":
@@ -206,9 +212,9 @@ class Worker:
             if isinstance(prepared, Dead):
                 self._settler.add(prepared)
             elif delivery.delivery_count >= self._isolate_from:
-                self._suspects.append((delivery, *prepared))
+                self._suspects.append(prepared)
             else:
-                self._buffer.append((delivery, *prepared))
+                self._buffer.append(prepared)
         self._buffered.set()
 
     async def _dispatch_loop(self) -> None:
@@ -218,14 +224,13 @@ class Worker:
                 self._buffered.clear()
                 await self._buffered.wait()
             if self._buffer:
-                self._start(*self._buffer.popleft())
+                self._start(self._buffer.popleft())
             else:
                 await self._run_suspect()
 
-    def _start(self, delivery: Delivery, message: Message,
-               task: Task[Any, Any]) -> asyncio.Task[None]:
-        handler = asyncio.create_task(self._handle(delivery, message, task))
-        self._running[handler] = delivery
+    def _start(self, job: Job) -> asyncio.Task[None]:
+        handler = asyncio.create_task(self._handle(job))
+        self._running[handler] = job.delivery
         handler.add_done_callback(self._finished)
         return handler
 
@@ -248,22 +253,22 @@ class Worker:
             self._idle.clear()
             await self._idle.wait()
         while len(self._suspects) > 1:  # each comes back and runs alone in turn
-            self._settler.add(Requeue(self._suspects.pop()[0]))
+            self._settler.add(Requeue(self._suspects.pop().delivery))
         # everything else settled or handed back first: if the suspect kills this
         # process, nothing but the suspect is left to be redelivered (and counted)
         await self._settler.wait_settled()
-        handler = self._start(*self._suspects.popleft())
+        handler = self._start(self._suspects.popleft())
         await asyncio.wait({handler})
         await _quietly("resume the consumer", self._consumer.resume())
         self._calm.set()
 
-    async def _handle(self, delivery: Delivery, message: Message, task: Task[Any, Any]) -> None:
+    async def _handle(self, job: Job) -> None:
         assert self._settler is not None
+        delivery, message = job.delivery, job.message
         if logger.isEnabledFor(logging.INFO):
             logger.info("%s[%s] received", message.task, message.id)
         try:
-            outcome: Outcome = (await self.executor.skip_reason(message, delivery)
-                                or await self.executor.run(message, task, delivery))
+            outcome: Outcome = await self.executor.execute(job)
         except asyncio.CancelledError:
             self._settler.add(Requeue(delivery))  # the message is never left held
             if not self._abandoning:
@@ -282,8 +287,8 @@ class Worker:
     async def _renew_loop(self, consumer: Consumer) -> None:
         while True:
             await asyncio.sleep(self.lease / 3)
-            held = [*self._running.values(), *(item[0] for item in self._buffer),
-                    *(item[0] for item in self._suspects)]
+            held = [*self._running.values(), *(job.delivery for job in self._buffer),
+                    *(job.delivery for job in self._suspects)]
             if not held:
                 continue
             try:
@@ -301,8 +306,8 @@ class Worker:
         fetch, dispatch, settle, renew = loops
         await _cancel(dispatch)
         await self._stop_fetching(fetch)
-        for delivery, *_ in (*self._buffer, *self._suspects):
-            settler.add(Requeue(delivery))
+        for job in (*self._buffer, *self._suspects):
+            settler.add(Requeue(job.delivery))
         self._buffer.clear()
         self._suspects.clear()
         await self._drain_running()

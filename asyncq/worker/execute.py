@@ -1,4 +1,11 @@
-"""Execute one delivery: decode, look up, bind, run, and turn the result into an outcome."""
+"""Execute one delivery: decode, look up, bind, run through the task's middleware, and
+turn what happened into an outcome to settle.
+
+What happens around the call (expiry, ``track_started``, hooks, retries, time limits,
+and whatever the App adds) is middleware (:mod:`asyncq.middleware`); this module keeps
+only what makes the result record right: a redelivered message whose outcome is already
+recorded is acked without running again.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +17,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from asyncq._cancel import cancelled_by_caller
-from asyncq.backoff import retry_delay
-from asyncq.brokers import Delivery, KeyWrite, Outgoing
-from asyncq.context import Request, RequestFields, reset_request, set_request
-from asyncq.errors import (
-    DecodeError,
-    Retry,
-    SerializationError,
-    SignatureError,
-    TimeLimitExceeded,
-)
-from asyncq.message import Message, peek_id
-from asyncq.results import REJECTED, ResultRecord
+from asyncq.brokers import Delivery, Outgoing
+from asyncq.context import reset_request, set_request
+from asyncq.errors import DecodeError, Retry, SerializationError, TimeLimitExceeded
+from asyncq.middleware import CallNext, Job, Middleware, Pipeline, RunResult, Skip
+from asyncq.records import REJECTED, KeyWrite, ResultRecord
 from asyncq.states import TaskState
-from asyncq.worker.limits import call_with_limits
 
 if TYPE_CHECKING:
     from asyncq.app import App
@@ -34,8 +33,6 @@ __all__ = ["Ack", "Dead", "Executor", "Outcome", "Requeue", "RetryLater"]
 logger = logging.getLogger("asyncq.worker")
 
 MAX_TRACEBACK = 64 * 1024
-
-DEFAULT_RETRY_LIMIT = 3
 
 
 @dataclass(slots=True, eq=False)
@@ -77,185 +74,206 @@ class Executor:
 
     def __init__(self, app: App, *, max_deliveries: int) -> None:
         self.app = app
+        self.codec = app.codec
         self.max_deliveries = max_deliveries
-        self.max_size = app.max_message_size
         self.backend = app.backend
+        self._middleware = app.run_middleware()
+        self._pipelines: dict[Task[Any, Any], Pipeline] = {}
 
-    def prepare(self, delivery: Delivery) -> tuple[Message, Task[Any, Any]] | Dead:
+    def pipeline(self, task: Task[Any, Any]) -> Pipeline:
+        found = self._pipelines.get(task)
+        if found is None:
+            found = self._pipelines[task] = Pipeline(self._middleware, task)
+        return found
+
+    def prepare(self, delivery: Delivery) -> Job | Dead:
         """Validate a delivery before it takes a slot; bad input becomes a dead letter."""
         try:
-            message = self.app.decode_message(delivery.body)
+            message = self.codec.decode(delivery.body)
         except DecodeError as exc:
-            return Dead(delivery, f"undecodable message: {exc}", self._trusted_id(delivery, exc))
+            return Dead(delivery, f"undecodable message: {exc}",
+                        self.codec.trusted_id(delivery.body, exc))
         task = self.app.tasks.get(message.task)
         if task is None:
             return Dead(delivery, f"unknown task {message.task!r}", message.id, message.task)
-        try:
-            if message.kwargs or len(message.args) != task.plain_arity:
-                task.signature.bind(*message.args, **message.kwargs)
-        except TypeError as exc:
-            return Dead(delivery, f"arguments do not match {message.task}(): {exc}",
+        error = self.codec.bind_error(task, message.args, message.kwargs)
+        if error is not None:
+            return Dead(delivery, f"arguments do not match {message.task}(): {error}",
                         message.id, message.task)
         if delivery.delivery_count > self.max_deliveries:
             return Dead(delivery, f"delivered {delivery.delivery_count} times without an outcome "
                         "(the task may crash its worker)", message.id, message.task)
-        return message, task
+        return Job(self.app, message, task, delivery, self.pipeline(task))
 
-    def _trusted_id(self, delivery: Delivery, exc: DecodeError) -> str | None:
-        """The id a rejection record may be stored under, if the message can be trusted.
-
-        With signing on, only a verified message's id is used: an id read from a
-        message nobody can vouch for could be a forgery aimed at another task's result.
-        """
-        body = delivery.body
-        signer = self.app.signer
-        if isinstance(exc, SignatureError):
-            return None
-        if signer is not None:
-            try:
-                body = signer.verify(body)
-            except SignatureError:
-                return None
-        return peek_id(body)
-
-    async def skip_reason(self, message: Message, delivery: Delivery) -> Ack | None:
-        """An outcome without running: expired, or already recorded by an earlier delivery."""
-        expires = message.options.get("expires")
-        if isinstance(expires, int | float) and time.time() > expires:
-            record = ResultRecord(TaskState.CANCELLED, error_type="Expired",
-                                  error_message="the task expired before it ran",
-                                  task=message.task, finished_at=time.time())
-            return Ack(delivery, self.backend.key_write(message.id, record))
-        if delivery.delivery_count > 1:
-            existing = await self.backend.get(message.id)
-            if existing is not None and existing.ready and existing.error_type != REJECTED:
-                logger.info("%s[%s] already has a result; acking the redelivery",
-                            message.task, message.id)
-                return Ack(delivery)
-        return None
-
-    async def run(self, message: Message, task: Task[Any, Any],
-                  delivery: Delivery) -> Ack | RetryLater:
-        """Run the task under its limits; exceptions become RETRY or FAILURE records."""
-        cfg = task.config
-        fields = (message.id, message.task, delivery.queue, message.attempt, cfg.retries,
-                  delivery.delivery_count, message.headers)
-        if cfg.track_started:
-            await self.backend.store(message.id, ResultRecord(
-                TaskState.STARTED, attempt=message.attempt, task=message.task))
+    async def execute(self, job: Job) -> Outcome:
+        """Run ``job`` through its pipeline; exceptions become RETRY or FAILURE records."""
+        if job.delivery.delivery_count > 1 and await self._recorded(job):
+            return Ack(job.delivery)
+        pipe = job.pipeline
+        skip = _checked(job) if pipe.checks else None
+        if skip is not None or pipe.before:
+            stopped = await (self._skipped(job, skip) if skip else self._before(job))
+            if stopped is not None:
+                return stopped
         started = time.perf_counter()
-        token = set_request(fields)
+        token = set_request(job)
         try:
-            if cfg.soft_timeout is None and cfg.timeout is None:
-                value = await task.fn(*message.args, **message.kwargs)
+            if pipe.around:
+                value = await _chain(job, pipe.around, 0)()
             else:
-                value = await call_with_limits(lambda: task.fn(*message.args, **message.kwargs),
-                                               cfg.soft_timeout, cfg.timeout)
+                value = await job.task.fn(*job.message.args, **job.message.kwargs)
         except Exception as exc:
-            return await self._failed(fields, message, task, delivery, exc, started)
+            return await self._failed(job, exc, started)
         except asyncio.CancelledError as exc:
             if cancelled_by_caller():
                 raise  # the worker is stopping: the handler hands the message back
             # the task raised CancelledError itself (an inner task it awaited was
             # cancelled, say): a failure of the task like any other exception
-            return await self._failed(fields, message, task, delivery, exc, started)
+            return await self._failed(job, exc, started)
         finally:
             reset_request(token)
-        if cfg.on_success is not None:
-            await _hook(cfg.on_success, Request(*fields), value)
-        if cfg.ignore_result:
-            self._log_success(message, started)
-            return Ack(delivery)
-        return Ack(delivery, self._success(message, value, started))
+        if pipe.observed:
+            await self._observe_success(job, value)
+        return self._succeeded(job, value, started)
 
-    async def _failed(self, fields: RequestFields, message: Message, task: Task[Any, Any],
-                      delivery: Delivery, exc: BaseException, started: float
+    async def _observe_success(self, job: Job, value: Any) -> None:
+        for mw in job.pipeline.success:
+            await _observe(mw.on_success(job, value))
+        await self._after(job, RunResult(TaskState.SUCCESS, value))
+
+    async def _before(self, job: Job) -> Outcome | None:
+        """The ``before_run`` hooks; an outcome if one skipped the run or raised."""
+        for mw in job.pipeline.before:
+            try:
+                skip = await mw.before_run(job)
+            except Exception as exc:
+                return await self._failed(job, exc)
+            if skip is not None:
+                return await self._skipped(job, skip)
+        return None
+
+    async def _recorded(self, job: Job) -> bool:
+        """Whether an earlier delivery of this message already recorded its outcome."""
+        existing = await self.backend.get(job.id)
+        if existing is not None and existing.ready and existing.error_type != REJECTED:
+            logger.info("%s[%s] already has a result; acking the redelivery", job.name, job.id)
+            return True
+        return False
+
+    async def _after(self, job: Job, result: RunResult) -> None:
+        if not job.pipeline.after:
+            return
+        for mw in job.pipeline.after:
+            await _observe(mw.after_run(job, result))
+
+    async def _skipped(self, job: Job, skip: Skip) -> Ack:
+        await self._after(job, RunResult(skip.state, skipped=skip))
+        record = ResultRecord(skip.state, error_type=skip.error_type,
+                              error_message=skip.message, task=job.name,
+                              finished_at=time.time())
+        return Ack(job.delivery, self.backend.key_write(job.id, record))
+
+    def _succeeded(self, job: Job, value: Any, started: float) -> Ack:
+        if job.task.config.ignore_result:
+            _log_success(job, started)
+            return Ack(job.delivery)
+        return Ack(job.delivery, self._success(job, value, started))
+
+    async def _failed(self, job: Job, exc: BaseException, started: float | None = None
                       ) -> Ack | RetryLater:
-        delay = self._retry_delay(task, message.attempt, exc)
+        delay = self._retry_delay(job, exc)
         if delay is not None:
             cause = exc.cause if isinstance(exc, Retry) and exc.cause is not None else exc
-            if task.config.on_retry is not None:
-                await _hook(task.config.on_retry, Request(*fields), cause, delay)
-            return self._retry(message, delivery, cause, delay)
-        if isinstance(exc, Retry) and exc.cause is not None:
-            exc = exc.cause if isinstance(exc.cause, Exception) else exc
-        if task.config.on_failure is not None:
-            await _hook(task.config.on_failure, Request(*fields), exc)
-        return Ack(delivery, self._failure(message, exc, started))
+            for mw in job.pipeline.retry_hooks:
+                await _observe(mw.on_retry(job, cause, delay))
+            await self._after(job, RunResult(TaskState.RETRY, error=cause, delay=delay))
+            return self._retry(job, cause, delay)
+        if isinstance(exc, Retry) and isinstance(exc.cause, Exception):
+            exc = exc.cause
+        for mw in job.pipeline.failure:
+            await _observe(mw.on_failure(job, exc))
+        await self._after(job, RunResult(TaskState.FAILURE, error=exc))
+        return Ack(job.delivery, self._failure(job, exc, started))
 
     @staticmethod
-    def _retry_delay(task: Task[Any, Any], attempt: int, exc: BaseException) -> float | None:
-        cfg = task.config
-        if isinstance(exc, Retry):
-            limit = exc.max_retries if exc.max_retries is not None else (
-                cfg.retries or DEFAULT_RETRY_LIMIT)
-        elif cfg.retries and isinstance(exc, cfg.retry_on):
-            limit = cfg.retries
-        else:
-            return None
-        if attempt >= limit:
-            return None
-        if isinstance(exc, Retry) and exc.delay is not None:
-            return max(0.0, exc.delay)
-        return retry_delay(attempt, base=cfg.retry_backoff, cap=cfg.retry_backoff_max,
-                           jitter=cfg.retry_jitter)
+    def _retry_delay(job: Job, exc: BaseException) -> float | None:
+        for mw in job.pipeline.retry:
+            delay = mw.retry_delay(job, exc)
+            if delay is not None:
+                return delay
+        return None
 
-    def _retry(self, message: Message, delivery: Delivery, exc: BaseException,
-               delay: float) -> RetryLater:
+    def _retry(self, job: Job, exc: BaseException, delay: float) -> RetryLater:
+        message = job.message
         eta = time.time() + delay
-        options = {**message.options, "eta": eta}
-        nxt = Message(message.id, message.task, message.args, message.kwargs, options,
-                      message.headers, message.attempt + 1)
-        again = Outgoing(message.id, delivery.queue, self.app.encode_message(nxt), eta)
+        body = self.codec.encode(message.id, message.task, message.args, message.kwargs,
+                                 {**message.options, "eta": eta}, message.headers,
+                                 message.attempt + 1)
+        again = Outgoing(message.id, job.queue, body, eta)
         etype, text, tb = describe(exc)
         logger.warning("%s[%s] will retry in %.2fs (attempt %d): %s: %s", message.task,
                        message.id, delay, message.attempt + 1, etype, text)
         record = ResultRecord(TaskState.RETRY, None, etype, text, tb, message.attempt + 1,
                               message.task, None)
-        return RetryLater(delivery, again, self.backend.key_write(message.id, record))
+        return RetryLater(job.delivery, again, self.backend.key_write(message.id, record))
 
-    def _success(self, message: Message, value: Any, started: float) -> KeyWrite:
+    def _success(self, job: Job, value: Any, started: float) -> KeyWrite:
         try:
+            message = job.message
             write = self.backend.success_write(message.id, value, message.attempt, message.task)
         except SerializationError as exc:
-            return self._error(message, "asyncq.SerializationError",
+            return self._error(job, "asyncq.SerializationError",
                                f"the return value cannot be serialized: {exc}")
-        if len(write.value) > self.max_size:
-            return self._error(message, "asyncq.SerializationError",
+        if len(write.value) > self.codec.max_size:
+            return self._error(job, "asyncq.SerializationError",
                                f"the return value takes {len(write.value)} bytes, over the "
-                               f"{self.max_size} byte limit")
-        self._log_success(message, started)
+                               f"{self.codec.max_size} byte limit")
+        _log_success(job, started)
         return write
 
-    @staticmethod
-    def _log_success(message: Message, started: float) -> None:
-        if logger.isEnabledFor(logging.INFO):
-            logger.info("%s[%s] succeeded in %.4fs", message.task, message.id,
-                        time.perf_counter() - started)
-
-    def _failure(self, message: Message, exc: BaseException, started: float) -> KeyWrite:
-        elapsed = time.perf_counter() - started
+    def _failure(self, job: Job, exc: BaseException, started: float | None) -> KeyWrite:
+        elapsed = 0.0 if started is None else time.perf_counter() - started
         etype, text, tb = describe(exc)
         if isinstance(exc, TimeLimitExceeded):
             etype = "TimeoutError"
-        logger.error("%s[%s] failed in %.4fs: %s: %s", message.task, message.id, elapsed,
-                     etype, text)
-        return self._error(message, etype, text, tb)
+        logger.error("%s[%s] failed in %.4fs: %s: %s", job.name, job.id, elapsed, etype, text)
+        return self._error(job, etype, text, tb)
 
-    def _error(self, message: Message, etype: str, text: str, tb: str | None = None) -> KeyWrite:
-        record = ResultRecord(TaskState.FAILURE, None, etype, text, tb, message.attempt,
-                              message.task, time.time())
-        return self.backend.key_write(message.id, record)
+    def _error(self, job: Job, etype: str, text: str, tb: str | None = None) -> KeyWrite:
+        record = ResultRecord(TaskState.FAILURE, None, etype, text, tb, job.attempt, job.name,
+                              time.time())
+        return self.backend.key_write(job.id, record)
 
 
-async def _hook(hook: Any, *args: Any) -> None:
-    """Run a user hook; its failure is logged and never changes the task's outcome."""
-    if hook is None:
-        return
+def _checked(job: Job) -> Skip | None:
+    """The first Skip of the ``check_run`` hooks, if any."""
+    for mw in job.pipeline.checks:
+        skip = mw.check_run(job)
+        if skip is not None:
+            return skip
+    return None
+
+
+def _chain(job: Job, around: list[Middleware], index: int) -> CallNext:
+    """The call of ``around[index]`` wrapping the rest, the task itself innermost."""
+    if index == len(around):
+        return lambda: job.task.fn(*job.message.args, **job.message.kwargs)
+    inner = _chain(job, around, index + 1)
+    return lambda: around[index].around_run(job, inner)
+
+
+async def _observe(hook: Any) -> None:
+    """Await an observing hook; its failure is logged and never changes the outcome."""
     try:
-        await hook(*args)
+        await hook
     except Exception:
-        logger.exception("hook %s failed", getattr(hook, "__qualname__", hook))
+        logger.exception("a middleware hook failed")
+
+
+def _log_success(job: Job, started: float) -> None:
+    if logger.isEnabledFor(logging.INFO):
+        logger.info("%s[%s] succeeded in %.4fs", job.name, job.id,
+                    time.perf_counter() - started)
 
 
 def rejection(dead: Dead) -> ResultRecord:

@@ -171,8 +171,8 @@ def test_enqueue_task_id_queue_countdown_and_eta(cli_dir: Path, redis_url: str, 
     assert done.stdout.decode().strip() == "my-id-1"
     assert redis_client.xlen(f"asyncq:{{{other}}}:stream") == 1
     assert redis_client.xlen(f"asyncq:{{{queue}}}:stream") == 0
-    for extra in (["--countdown", "600"], ["--eta", "2099-01-01T09:00:00+02:00"],
-                  ["--eta", "2099-01-01T09:00:00Z"]):
+    for extra in (["--countdown", "600"], ["--eta", "2031-01-01T09:00:00+02:00"],
+                  ["--eta", "2031-01-01T09:00:00Z"]):
         done = run_cli(cli_dir, env, "enqueue", "htasks:app", "htasks.echo", "--args", '["b"]',
                        *extra)
         assert done.returncode == 0, done.stderr

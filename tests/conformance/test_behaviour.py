@@ -144,7 +144,7 @@ async def test_unknown_task_goes_to_dead_letters_and_fails_the_handle(
 
     async with app, asyncq.Worker(app, concurrency=2):
         message = asyncq.Message("forged-0001", "os.system", ["echo owned"], {})
-        await app.broker.publish(Outgoing("forged-0001", queue, app.encode_message(message)))
+        await app.broker.publish(Outgoing("forged-0001", queue, app.codec.encode_message(message)))
         if id_only_handles:  # the id came from the raw message, not from enqueue
             with pytest.raises(asyncq.TaskRejected, match=r"unknown task 'os\.system'"):
                 await app.result("forged-0001").get(timeout=20)
@@ -166,7 +166,7 @@ async def test_bad_inputs_are_dead_lettered_and_the_worker_goes_on(
     bodies = {
         b"\xc1 not msgpack": "undecodable",
         asyncq.Message("trunc-0001", add.name, [1, 2], {}).encode()[:-3]: "undecodable",
-        app.encode_message(bad_arity): "arguments do not match",
+        app.codec.encode_message(bad_arity): "arguments do not match",
     }
     async with app, asyncq.Worker(app, concurrency=2):
         for n, body in enumerate(bodies):

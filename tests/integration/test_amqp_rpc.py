@@ -19,7 +19,7 @@ async def test_rpc_results_reach_the_producer_and_only_it(amqp_url: str,
     app_name, queue = names
     app = asyncq.App(app_name, broker=amqp_url, default_queue=queue)
     other = asyncq.App(app_name, broker=amqp_url, default_queue=queue)
-    assert type(app.backend).__name__ == "AmqpResultBackend"
+    assert type(app.backend).__name__ == "RpcResultBackend"
 
     @app.task
     async def mul(x: int, y: int) -> int:

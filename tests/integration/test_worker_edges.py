@@ -200,7 +200,8 @@ async def test_a_settle_after_the_queue_was_deleted_still_stores_the_result(
 def _noop_message(app: asyncq.App) -> Any:
     """A message for ``noop()`` on the app's default queue, as enqueue would build it."""
     from asyncq.brokers import Outgoing
-    from asyncq.message import encode_fields, new_id
+    from asyncq.message import new_id
+    from asyncq.wire import encode_fields
 
     msg_id = new_id()
     return Outgoing(msg_id, app.default_queue, encode_fields(msg_id, "noop", [], {}, {}, {}))

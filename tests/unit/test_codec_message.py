@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 
 import asyncq
 from asyncq import codec
-from asyncq.message import Message, new_id, peek_id, valid_id
-from asyncq.results import ResultRecord, decode_record, encode_record
+from asyncq.message import Message, new_id, valid_id
+from asyncq.records import ResultRecord, decode_record, encode_record
+from asyncq.wire import peek_id
 
 
 @pytest.mark.parametrize("value", [
@@ -154,7 +155,7 @@ def test_mutated_envelopes_only_raise_decode_error(position: int, patch: bytes) 
 
 
 def test_the_fast_success_encoding_is_the_record_encoding() -> None:
-    from asyncq.results import ResultRecord, decode_record, encode_record, encode_success
+    from asyncq.records import ResultRecord, decode_record, encode_record, encode_success
     from asyncq.states import TaskState
 
     for value in (None, 5, "text", {"a": [1, b"x"]}):
@@ -171,7 +172,7 @@ def test_batch_preparation_sends_the_bytes_of_the_general_path() -> None:
     """enqueue_many's inlined plain calls pack exactly what encode_fields packs, and
     every other call (keywords, options, non-scalars, bad values) takes the general
     path with its checks and errors."""
-    from asyncq.message import encode_fields
+    from asyncq.wire import encode_fields
 
     app = asyncq.App("prep", broker="memory://")
 
@@ -201,7 +202,7 @@ def test_batch_preparation_sends_the_bytes_of_the_general_path() -> None:
 
 
 def test_batch_preparation_signs_and_checks_the_size_as_the_general_path() -> None:
-    from asyncq.message import encode_fields
+    from asyncq.wire import encode_fields
 
     signed = asyncq.App("prep", broker="memory://", signing_keys={"k1": b"0123456789abcdef"},
                         max_message_size=200)
@@ -210,8 +211,9 @@ def test_batch_preparation_signs_and_checks_the_size_as_the_general_path() -> No
     async def echo(a: object) -> None: ...
 
     (out,), _ = signed._preparer.prepare_many([echo.s("x")])
-    assert signed.signer is not None
-    assert signed.signer.verify(out.body) == encode_fields(out.id, echo.name, ("x",), {}, {}, {})
-    assert signed.decode_message(out.body).args == ["x"]
+    assert signed.codec.signer is not None
+    expected = encode_fields(out.id, echo.name, ("x",), {}, {}, {})
+    assert signed.codec.signer.verify(out.body) == expected
+    assert signed.codec.decode(out.body).args == ["x"]
     with pytest.raises(asyncq.SerializationError, match="exceeds the 200 byte limit"):
         signed._preparer.prepare_many([echo.s("y" * 300)])

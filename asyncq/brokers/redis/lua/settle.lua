@@ -4,23 +4,14 @@
 -- ARGV[2]   msgpack [ids, writes]: ids = entry ids to ack and delete; writes = for each
 --           result key, 4 items: ttl_ms, final (true/false), channel ('' for none), value
 -- (one packed argument instead of five per task: packing arguments dominated the cost)
--- A final write never replaces a settled final record (S, F, C: first final writer wins);
--- X, a dead letter's rejection, gives way to a later outcome.
+-- Each write follows the result-record rule (the prelude's asyncq_store: a final write
+-- never replaces a settled final record; X, a dead letter's rejection, gives way).
 local group = ARGV[1]
 local data = cmsgpack.unpack(ARGV[2])
 local ids, writes = data[1], data[2]
 for i = 2, #KEYS do
   local a = (i - 2) * 4
-  local ttl, final, channel, value = writes[a + 1], writes[a + 2], writes[a + 3], writes[a + 4]
-  -- write first and look at what was there (one call instead of GET then SET); the
-  -- rare final-over-final write is undone (the kept record's TTL restarts at ttl)
-  local old = redis.call('SET', KEYS[i], value, 'PX', ttl, 'GET')
-  local tag = old and string.sub(old, 1, 1)
-  if final and (tag == 'S' or tag == 'F' or tag == 'C') then
-    redis.call('SET', KEYS[i], old, 'PX', ttl)
-  elseif channel ~= '' then
-    redis.call('PUBLISH', channel, value)
-  end
+  asyncq_store(KEYS[i], writes[a + 4], writes[a + 1], writes[a + 2], writes[a + 3])
 end
 if #ids == 0 then return 0 end
 redis.call('XACK', KEYS[1], group, unpack(ids))

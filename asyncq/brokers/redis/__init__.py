@@ -27,30 +27,20 @@ from asyncq import _redis, codec
 from asyncq._batch import Coalescer, raise_first, runs_by_size
 from asyncq._urls import mask_url
 from asyncq.brokers import WORKER_GROUP, Broker, Consumer, DeadLetter, Outgoing
+from asyncq.brokers.redis._consumer import RedisConsumer
+from asyncq.brokers.redis._keys import dead_key, delayed_key, stream_key
 from asyncq.errors import BrokerError, BrokerUnavailable
 
 __all__ = ["RedisBroker", "dead_key", "delayed_key", "stream_key"]
 
 
 _STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
-
-
-def stream_key(queue: str) -> str:
-    return f"asyncq:{{{queue}}}:stream"
-
-
-def delayed_key(queue: str) -> str:
-    return f"asyncq:{{{queue}}}:delayed"
-
-
-def dead_key(queue: str) -> str:
-    return f"asyncq:{{{queue}}}:dead"
+_SCRIPTS = ("publish", "settle", "dead", "requeue", "promote", "undead")
 
 
 class RedisBroker(Broker):
     """Redis Streams transport (``redis://`` or ``rediss://``)."""
 
-    scheme = "redis"
 
     def __init__(self, url: str, *, publish_timeout: float = 10.0) -> None:
         super().__init__(url)
@@ -58,8 +48,8 @@ class RedisBroker(Broker):
         self.client: aioredis.Redis = _redis.make_client(url)
         self.server_id = _redis.server_id(url)
         self.scripts = {
-            name: self.client.register_script(_redis.load_lua(name))
-            for name in ("publish", "settle", "dead", "requeue", "promote", "undead")
+            name: self.client.register_script(_redis.load_lua(__name__, name))
+            for name in _SCRIPTS
         }
         self._publisher: Coalescer[Outgoing, None] = Coalescer(
             self._flush, closed=lambda: BrokerUnavailable(
@@ -127,9 +117,8 @@ class RedisBroker(Broker):
     def consumer(
         self, queues: Sequence[str], *, prefetch: int, lease: float, group: str = WORKER_GROUP
     ) -> Consumer:
-        from asyncq.brokers._redis_consumer import RedisConsumer
-
-        return RedisConsumer(self, list(queues), group=group, lease=lease)
+        return RedisConsumer(self.client, self.scripts, self.url, list(queues), group=group,
+                             lease=lease)
 
     async def queue_size(self, queue: str) -> int:
         """Entries in the stream not yet delivered to a worker (acked ones are deleted)."""

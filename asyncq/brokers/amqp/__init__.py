@@ -30,7 +30,7 @@ declared durable by the application, and whatever it routes to must be bound::
 A message nothing is bound for is returned by RabbitMQ and raises PublishError.
 Workers consume queues by name, so declare bindings before producers publish. Every
 message carries ``correlation_id`` = its task id, and ``reply_to`` when the RPC result
-backend (``asyncq.results.amqp``) is in use.
+backend (``asyncq.results.rpc``) is in use.
 
 Delays. A message with a future ``eta`` never waits unacked in a consumer: it is
 published to a delay queue ``asyncq.delay.<bucket>.<target>`` whose ``x-message-ttl`` is
@@ -75,48 +75,31 @@ parameters (``heartbeat``...) are aio-pika's.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import os
-import socket
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from urllib.parse import unquote, urlsplit
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 
-import aio_pika
 import aiormq.abc
-from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
-from aio_pika.connection import make_url
-from aiormq import exceptions as amqp_errors
 from aiormq import spec
 
-from asyncq._urls import redact
 from asyncq.brokers import WORKER_GROUP, Broker, Consumer, DeadLetter, Outgoing
-from asyncq.brokers._amqp_layout import EXCHANGE_TYPES, Layout, bucket_ms, queue_kind, split_url
-from asyncq.brokers._amqp_publisher import Publisher, Returned
-from asyncq.brokers._amqp_replies import ReplyRoutes
-from asyncq.errors import (
-    AsyncqError,
-    BrokerError,
-    BrokerUnavailable,
-    ConfigurationError,
-)
+from asyncq.brokers.amqp import _dead
+from asyncq.brokers.amqp._connection import Connection, Returned
+from asyncq.brokers.amqp._consumer import AmqpConsumer
+from asyncq.brokers.amqp._layout import EXCHANGE_TYPES, Layout, queue_kind, split_url
+from asyncq.brokers.amqp._publisher import Publisher
+from asyncq.brokers.amqp._replies import REPLY_PREFIX, Replies
+from asyncq.errors import ConfigurationError
 
-__all__ = ["AmqpBroker", "ReplyRoutes", "Returned"]
-
-logger = logging.getLogger("asyncq.brokers.amqp")
-logger.addHandler(logging.NullHandler())
-
-_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    amqp_errors.AMQPConnectionError, amqp_errors.ChannelInvalidStateError,
-    ConnectionError, OSError, TimeoutError,
-)
+__all__ = ["REPLY_PREFIX", "AmqpBroker", "Returned"]
 
 
 class AmqpBroker(Broker):
-    """RabbitMQ transport; see the module docstring for layout, routing and delays."""
+    """RabbitMQ transport; see the module docstring for layout, routing and delays.
 
-    scheme = "amqp"
+    It composes a :class:`Connection`, a :class:`Layout` (declarations), a
+    :class:`Publisher`, reply routes for RPC results (:class:`Replies`, which is this
+    broker's :class:`~asyncq.records.ReplyTransport`) and a consumer per worker.
+    """
 
     def __init__(self, url: str, *, quorum: bool | None = None, exchange: str = "asyncq",
                  exchanges: Mapping[str, str] | None = None,
@@ -124,24 +107,26 @@ class AmqpBroker(Broker):
                  delivery_limit: int | None = None, max_priority: int | None = None,
                  timeout: float = 10.0, reconnect_interval: float = 2.0) -> None:
         super().__init__(url)
-        self._amqp_url, options = split_url(url)
-        self._password = unquote(urlsplit(url).password or "")
-        self.timeout = timeout
-        self.reconnect_interval = reconnect_interval
+        amqp_url, options = split_url(url)
         self._exchanges = dict(exchanges or {})
         for name, kind in self._exchanges.items():
             if kind not in EXCHANGE_TYPES:
                 raise ConfigurationError(f"exchange {name!r}: type must be one of "
                                          f"{sorted(EXCHANGE_TYPES)}, not {kind!r}")
         self._bindings = list(bindings)
-        self.layout = Layout(self.raw_channel,
+        self.conn = Connection(url, amqp_url, timeout=timeout,
+                               reconnect_interval=reconnect_interval)
+        self.layout = Layout(self.conn.raw_channel,
                              queue_kind(options, quorum, delivery_limit, max_priority),
                              exchange)
-        self.replies = ReplyRoutes()
-        self._conn: AbstractRobustConnection | None = None
-        self._publisher: AbstractRobustChannel | None = None
-        self._lock: asyncio.Lock | None = None
-        self.publisher = Publisher(self)
+        self.conn.on_open = lambda: self.layout.setup(self._exchanges, self._bindings)
+        self.replies = Replies(self.conn)
+        self.publisher = Publisher(self.conn, self.layout, self.replies.routes)
+        self.replies.sender = self.publisher.send
+
+    @property
+    def timeout(self) -> float:
+        return self.conn.timeout
 
     @property
     def exchange(self) -> str:
@@ -153,115 +138,30 @@ class AmqpBroker(Broker):
 
     # -- connection ------------------------------------------------------------------
     async def connect(self) -> None:
-        if self._conn is not None and not self._conn.is_closed:
-            return
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            if self._conn is not None and not self._conn.is_closed:
-                return
-            with self.errors("connect"):
-                await self._open()
-
-    async def _open(self) -> None:
-        # Not aio_pika.connect_robust: when its first attempt is cancelled (our deadline)
-        # it loses the connection, whose reconnect task then retries forever and ignores
-        # cancellation, so asyncio.run never returns. Holding it lets us close it.
-        conn = aio_pika.RobustConnection(
-            make_url(self._amqp_url), reconnect_interval=self.reconnect_interval,
-            client_properties={"connection_name":
-                               f"asyncq {socket.gethostname()}:{os.getpid()}"})
-        try:
-            async with asyncio.timeout(self.timeout):
-                await conn.connect(timeout=self.timeout)
-            async with asyncio.timeout(self.timeout):
-                publisher = await conn.channel(publisher_confirms=True, on_return_raises=True)
-            self._conn, self._publisher = conn, publisher
-            await self.layout.setup(self._exchanges, self._bindings)
-        except BaseException:
-            self._conn = self._publisher = None
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.close(), self.timeout)
-            raise
+        await self.conn.connect()
 
     async def close(self) -> None:
+        await self.replies.close()
         await self.publisher.close()
-        conn, self._conn, self._publisher = self._conn, None, None
         self.layout.reset()
-        if conn is not None:
-            try:
-                await asyncio.wait_for(conn.close(), self.timeout)
-            except Exception as exc:
-                logger.warning("closing the RabbitMQ connection: %s", self.describe(exc))
+        await self.conn.close()
 
-    def connection(self) -> AbstractRobustConnection:
-        if self._conn is None:
-            raise BrokerUnavailable(f"RabbitMQ broker at {self.safe_url} is not connected")
-        return self._conn
+    def raw_channel(self, *, unbounded: bool = False
+                    ) -> AbstractAsyncContextManager[aiormq.abc.AbstractChannel]:
+        """A short-lived plain channel (no recovery), for operators' one-off commands."""
+        return self.conn.raw_channel(unbounded=unbounded)
 
     async def ping(self) -> None:
-        with self.errors("ping"):
-            async with self.raw_channel():
+        with self.conn.errors("ping"):
+            async with self.conn.raw_channel():
                 pass
-
-    @contextlib.asynccontextmanager
-    async def raw_channel(self, *, unbounded: bool = False
-                          ) -> AsyncIterator[aiormq.abc.AbstractChannel]:
-        """A short-lived plain channel (no recovery).
-
-        The block runs under the broker's timeout unless ``unbounded`` (the caller then
-        gives each operation its own deadline).
-        """
-        conn = self.connection()
-        async with asyncio.timeout(None if unbounded else self.timeout):
-            async with asyncio.timeout(self.timeout):
-                await conn.ready()
-                transport = conn.transport
-                if transport is None:
-                    raise BrokerUnavailable(f"RabbitMQ at {self.safe_url} is reconnecting")
-                channel = await transport.connection.channel(publisher_confirms=False)
-            try:
-                yield channel
-            finally:
-                if not channel.is_closed:
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(channel.close(), self.timeout)
-
-    def describe(self, exc: BaseException) -> str:
-        """An exception's text with the URL and password masked."""
-        text = redact(str(exc), self.url)
-        if self._password:
-            text = text.replace(self._password, "***")
-        if not text and isinstance(exc, TimeoutError):
-            text = f"no answer within {self.timeout:g} s (is it a RabbitMQ server?)"
-        return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-    @contextlib.contextmanager
-    def errors(self, what: str) -> Iterator[None]:
-        """Connection failures become BrokerUnavailable; other AMQP errors BrokerError."""
-        try:
-            yield
-        except Exception as exc:
-            raise self.mapped(exc, what) from None
-
-    def mapped(self, exc: Exception, what: str) -> Exception:
-        """``exc`` as :meth:`errors` raises it."""
-        if isinstance(exc, AsyncqError):
-            return exc
-        if isinstance(exc, _UNAVAILABLE):
-            return BrokerUnavailable(f"RabbitMQ at {self.safe_url} is unavailable ({what}): "
-                                     f"{self.describe(exc)}")
-        if isinstance(exc, amqp_errors.AMQPError):
-            return BrokerError(f"RabbitMQ at {self.safe_url}: {what} failed: "
-                               f"{self.describe(exc)}")
-        return exc
 
     # -- routing -----------------------------------------------------------------------
     async def declare_exchange(self, name: str, type: str = "direct") -> None:
         """Declare a durable exchange (direct, topic or fanout), again on every connect."""
         self._exchanges[name] = type
         await self.connect()
-        with self.errors("declare exchange"):
+        with self.conn.errors("declare exchange"):
             await self.layout.declare_exchange(name, type)
 
     async def bind(self, queue: str, exchange: str, routing_key: str = "") -> None:
@@ -269,10 +169,10 @@ class AmqpBroker(Broker):
         if (queue, exchange, routing_key) not in self._bindings:
             self._bindings.append((queue, exchange, routing_key))
         await self.connect()
-        with self.errors("bind"):
+        with self.conn.errors("bind"):
             await self.layout.bind(queue, exchange, routing_key)
 
-    # -- publishing (asyncq/brokers/_amqp_publisher.py) -----------------------------------
+    # -- publishing (_publisher.py) ---------------------------------------------------------
     async def publish(self, message: Outgoing) -> None:
         await self.publisher.publish(message)
 
@@ -285,31 +185,34 @@ class AmqpBroker(Broker):
         PublishError or BrokerUnavailable."""
         await self.publisher.send(exchange, routing_key, body, properties)
 
-    async def redelay(self, queue: str, body: bytes, properties: spec.Basic.Properties,
-                      remaining_ms: int) -> None:
-        """Send an early arrival back to wait in a delay bucket towards ``queue``."""
-        name = await self.layout.delay_queue(bucket_ms(remaining_ms), "", queue)
-        await self.send("", name, body, properties)
+    # -- replies (asyncq.records.ReplyTransport, for RPC results; _replies.py) -------------
+    async def open_replies(self, on_reply: Callable[[str, bytes], None],
+                           on_sent: Callable[[str], None]) -> str:
+        await self.connect()
+        return await self.replies.open(on_reply, on_sent)
 
-    @property
-    def publishing_channel(self) -> AbstractRobustChannel | None:
-        return self._publisher
+    async def close_replies(self) -> None:
+        await self.replies.close()
 
-    @property
-    def connected(self) -> bool:
-        return self._conn is not None and self._conn.connected.is_set()
+    def reply_address(self, task_id: str) -> str | None:
+        return self.replies.routes.lookup(task_id)
+
+    async def send_reply(self, address: str, task_id: str, value: bytes) -> bool:
+        return await self.replies.send(address, task_id, value)
+
+    def default_backend_url(self) -> str:
+        return "rpc://"
 
     # -- consuming and operating ---------------------------------------------------------
     def consumer(
         self, queues: Sequence[str], *, prefetch: int, lease: float, group: str = WORKER_GROUP
     ) -> Consumer:
-        from asyncq.brokers._amqp_consumer import AmqpConsumer
-
-        return AmqpConsumer(self, list(queues), prefetch=prefetch)
+        return AmqpConsumer(self.conn, self.layout, self.publisher, self.replies.routes,
+                            list(queues), prefetch=prefetch)
 
     async def queue_size(self, queue: str) -> int:
         await self.connect()
-        with self.errors("queue size"):
+        with self.conn.errors("queue size"):
             return await self.layout.message_count(queue)
 
     async def delete_exchange(self, name: str) -> None:
@@ -317,34 +220,27 @@ class AmqpBroker(Broker):
         self._exchanges.pop(name, None)
         self._bindings = [b for b in self._bindings if b[1] != name]
         await self.connect()
-        with self.errors("delete exchange"):
+        with self.conn.errors("delete exchange"):
             await self.layout.delete_exchange(name)
 
     async def delete_queue(self, queue: str) -> None:
         await self.connect()
-        with self.errors("delete queue"):
+        with self.conn.errors("delete queue"):
             await self.layout.delete(queue)
 
     async def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
-        from asyncq.brokers import _amqp_dead
-
         await self.connect()
-        with self.errors("list dead letters"):
-            return await _amqp_dead.list_dead(self, queue, limit)
+        with self.conn.errors("list dead letters"):
+            return await _dead.list_dead(self.conn, queue, limit)
 
     async def purge_dead(self, queue: str) -> int:
-        from asyncq.brokers import _amqp_dead
-
         await self.connect()
-        with self.errors("purge dead letters"):
-            return await _amqp_dead.purge_dead(self, queue)
+        with self.conn.errors("purge dead letters"):
+            return await _dead.purge_dead(self.conn, queue)
 
     async def requeue_dead(self, queue: str, refs: Sequence[str]) -> int:
-        from asyncq.brokers import _amqp_dead
-
         if not refs:
             return 0
         await self.connect()
-        with self.errors("requeue dead letters"):
-            return await _amqp_dead.requeue_dead(self, queue, refs)
-
+        with self.conn.errors("requeue dead letters"):
+            return await _dead.requeue_dead(self.conn, self.layout, self.publisher, queue, refs)

@@ -1,4 +1,4 @@
-"""Soft and hard time limits for one task call.
+"""Time limits: soft and hard limits for one task call.
 
 At the soft limit the task is cancelled: ``asyncio.CancelledError`` is raised inside
 it, so ``finally`` blocks and ``except CancelledError`` clean-up run. At the hard
@@ -14,13 +14,26 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asyncq.errors import TimeLimitExceeded
+from asyncq.middleware import CallNext, Job, Middleware
+from asyncq.task import Task
 
-__all__ = ["HARD_GRACE", "TimeLimitExceeded", "call_with_limits"]
+__all__ = ["HARD_GRACE", "TimeLimits", "call_with_limits"]
 
 logger = logging.getLogger("asyncq.worker")
 
 #: Without a soft limit, cancellation happens at the hard limit and clean-up gets this long.
 HARD_GRACE = 1.0
+
+
+class TimeLimits(Middleware):
+    """Applies ``timeout`` (hard) and ``soft_timeout`` to tasks that set them."""
+
+    def applies_to(self, task: Task[..., Any]) -> bool:
+        return task.config.timeout is not None or task.config.soft_timeout is not None
+
+    async def around_run(self, job: Job, call_next: CallNext) -> Any:
+        cfg = job.task.config
+        return await call_with_limits(call_next, cfg.soft_timeout, cfg.timeout)
 
 
 async def call_with_limits(call: Callable[[], Awaitable[Any]], soft: float | None,

@@ -7,17 +7,14 @@ import os
 import socket
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis import exceptions as rexc
 
 from asyncq import _redis, codec
 from asyncq.brokers import Consumer, DeadItem, Delivery, Settlement
-from asyncq.brokers.redis import dead_key, delayed_key, stream_key
-
-if TYPE_CHECKING:
-    from asyncq.brokers.redis import RedisBroker
+from asyncq.brokers.redis._keys import dead_key, delayed_key, stream_key
 
 __all__ = ["RedisConsumer"]
 
@@ -58,13 +55,14 @@ def _consumer_name() -> str:
 class RedisConsumer(Consumer):
     """Reads with XREADGROUP, recovers crashed peers' entries with XAUTOCLAIM."""
 
-    def __init__(self, broker: RedisBroker, queues: list[str], *, group: str,
-                 lease: float) -> None:
-        self._broker = broker
-        self._client = broker.client
+    def __init__(self, client: aioredis.Redis, scripts: dict[str, Any], url: str,
+                 queues: list[str], *, group: str, lease: float) -> None:
+        self._client = client
+        self._scripts = scripts
+        self._url = url
         # a client of its own on the broker's pool, whose XREADGROUP replies are left
         # as they come: redis-py would build a dict per entry (9% of a profiled drain)
-        self._reader = aioredis.Redis(connection_pool=broker.client.connection_pool)
+        self._reader = aioredis.Redis(connection_pool=client.connection_pool)
         self._reader.set_response_callback("XREADGROUP", _as_is)
         self._queues = queues
         self._streams = {stream_key(q): q for q in queues}
@@ -75,7 +73,7 @@ class RedisConsumer(Consumer):
         self._next_promote = 0.0
         self._next_reclaim = 0.0
         self._cursors: dict[str, str] = {}
-        self.server_id = broker.server_id
+        self.server_id = _redis.server_id(url)
         self.max_deliveries_seen = 0
 
     # -- setup ---------------------------------------------------------------------
@@ -92,7 +90,7 @@ class RedisConsumer(Consumer):
 
     # -- fetching ------------------------------------------------------------------
     async def fetch(self, limit: int, timeout: float) -> Sequence[Delivery]:
-        with _redis.mapped_errors("Redis broker", self._broker.url):
+        with _redis.mapped_errors("Redis broker", self._url):
             try:
                 return await self._fetch(limit, timeout)
             except rexc.ResponseError as exc:
@@ -135,7 +133,7 @@ class RedisConsumer(Consumer):
         now_ms = int(time.time() * 1000)
         batch = _redis.ScriptBatch(self._client)
         for queue in self._queues:
-            batch.script(self._broker.scripts["promote"], [delayed_key(queue), stream_key(queue)],
+            batch.script(self._scripts["promote"], [delayed_key(queue), stream_key(queue)],
                          [now_ms, 1000])
         await batch.execute()
 
@@ -168,7 +166,7 @@ class RedisConsumer(Consumer):
         by_stream: dict[str, list[Settlement]] = {}
         for item in items:
             by_stream.setdefault(stream_key(item.delivery.queue), []).append(item)
-        with _redis.mapped_errors("Redis broker", self._broker.url):
+        with _redis.mapped_errors("Redis broker", self._url):
             batch = _redis.ScriptBatch(self._client)
             for stream, group in by_stream.items():
                 for start in range(0, len(group), CHUNK):
@@ -185,21 +183,21 @@ class RedisConsumer(Consumer):
                 keys.append(write.key)
                 flat += (write.ttl_ms, write.final, write.channel or "", write.value)
         blob = codec.dumps_for_lua([[item.delivery.tag for item in items], flat])
-        batch.script(self._broker.scripts["settle"], keys, [self._group, blob])
+        batch.script(self._scripts["settle"], keys, [self._group, blob])
 
     async def requeue(self, deliveries: Sequence[Delivery], *, counted: bool = False) -> None:
-        with _redis.mapped_errors("Redis broker", self._broker.url):
+        with _redis.mapped_errors("Redis broker", self._url):
             for stream, ids in _ids_by_stream(deliveries).items():
                 await self._requeue_ids(stream, ids, counted)
 
     async def _requeue_ids(self, stream: str, ids: list[Any], counted: bool) -> None:
         for start in range(0, len(ids), CHUNK):
-            await self._broker.scripts["requeue"](
+            await self._scripts["requeue"](
                 keys=[stream], args=[self._group, int(counted), *ids[start : start + CHUNK]]
             )
 
     async def dead_letter(self, items: Sequence[DeadItem]) -> None:
-        with _redis.mapped_errors("Redis broker", self._broker.url):
+        with _redis.mapped_errors("Redis broker", self._url):
             batch = _redis.ScriptBatch(self._client)
             for item in items:
                 self._queue_dead(batch, item)
@@ -213,10 +211,10 @@ class RedisConsumer(Consumer):
         if item.write is not None:
             keys.append(item.write.key)
             args.extend([item.write.ttl_ms, item.write.channel or "", item.write.value])
-        batch.script(self._broker.scripts["dead"], keys, args)
+        batch.script(self._scripts["dead"], keys, args)
 
     async def renew(self, deliveries: Sequence[Delivery]) -> None:
-        with _redis.mapped_errors("Redis broker", self._broker.url):
+        with _redis.mapped_errors("Redis broker", self._url):
             async with self._client.pipeline(transaction=False) as pipe:
                 for stream, ids in _ids_by_stream(deliveries).items():
                     for start in range(0, len(ids), CHUNK):
@@ -228,7 +226,7 @@ class RedisConsumer(Consumer):
         """Hand back whatever this consumer still holds, then leave the group."""
         if not self._ready:
             return
-        with _redis.mapped_errors("Redis broker", self._broker.url):
+        with _redis.mapped_errors("Redis broker", self._url):
             for stream in self._streams:
                 await self._sweep(stream)
 
