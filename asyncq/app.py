@@ -12,6 +12,7 @@ from asyncq._outgoing import Preparer
 from asyncq.beat.entries import Entry, ScheduleSpec, add_entry, periodic
 from asyncq.brokers import Broker, broker_class
 from asyncq.codec import DEFAULT_MAX_SIZE
+from asyncq.compression import Compressor
 from asyncq.errors import ConfigurationError, TaskNotRegistered
 from asyncq.message import valid_id
 from asyncq.middleware import Call, Middleware, overrides
@@ -26,7 +27,7 @@ from asyncq.results import DEFAULT_RESULT_TTL, ResultBackend, backend_class
 from asyncq.routing import Router, RouteSpec
 from asyncq.schedule import DEFAULT_GRACE, Missed, zone
 from asyncq.signing import Signer
-from asyncq.task import Hook, OptionsDict, Signature, Task, TaskConfig
+from asyncq.task import Hook, OptionsDict, Signature, Task, TaskConfig, TaskDecorator
 from asyncq.wire import WireCodec
 
 __all__ = ["App"]
@@ -43,6 +44,10 @@ class App:
     ``backend`` results go where the broker says: its own server (Redis, memory) or
     back over the broker (RabbitMQ, ``rpc://``). ``middleware`` wraps every enqueue
     and every task run (see :mod:`asyncq.middleware`; the first is outermost).
+    ``task_defaults`` are options every ``@app.task`` gets unless it sets them
+    (``{"retries": 3, "timeout": 30}``: any :class:`~asyncq.task.TaskConfig` field but
+    ``name`` and ``queue``). ``compression`` (``"zlib"`` or ``"zstd"``) compresses
+    messages of 1 KiB and more (see :mod:`asyncq.compression`).
     """
 
     def __init__(
@@ -59,6 +64,8 @@ class App:
         signing_key_id: str | None = None,
         middleware: Sequence[Middleware] = (),
         timezone: str | dt.tzinfo | None = None,
+        task_defaults: Mapping[str, Any] | None = None,
+        compression: str | None = None,
     ) -> None:
         if not name or not valid_id(name):
             raise ConfigurationError(f"invalid app name {name!r}")
@@ -71,7 +78,9 @@ class App:
         self.entries: dict[str, Entry] = {}
         self.router = Router(task_routes)
         signer = Signer(signing_keys, signing_key_id) if signing_keys else None
-        self.codec = WireCodec(max_size=max_message_size, signer=signer)
+        self.task_defaults = _task_defaults(task_defaults)
+        self.codec = WireCodec(max_size=max_message_size, signer=signer,
+                               compressor=Compressor(compression) if compression else None)
         self.middleware: tuple[Middleware, ...] = ()
         self._send_hooks: list[Middleware] = []
         for mw in middleware:
@@ -124,6 +133,9 @@ class App:
     def task(self, fn: Callable[P, Awaitable[R]], /) -> Task[P, R]: ...
 
     @overload
+    def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+    @overload
     def task(
         self, fn: None = None, /, *, name: str | None = None, queue: str | None = None,
         timeout: float | None = None, soft_timeout: float | None = None,
@@ -132,13 +144,17 @@ class App:
         retry_jitter: bool = True, ignore_result: bool = False, track_started: bool = False,
         on_success: Hook | None = None, on_failure: Hook | None = None,
         on_retry: Hook | None = None,
-    ) -> Callable[[Callable[P, Awaitable[R]]], Task[P, R]]: ...
+    ) -> TaskDecorator: ...
 
     def task(
-        self, fn: Callable[..., Awaitable[Any]] | None = None, /, *, name: str | None = None,
+        self, fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
         queue: str | None = None, **options: Any,
     ) -> Any:
-        """Register a coroutine function as a task: ``@app.task`` or ``@app.task(queue=...)``.
+        """Register a task: ``@app.task`` or ``@app.task(queue=...)``.
+
+        An ``async def`` runs on the worker's event loop; a plain ``def`` runs in the
+        worker's thread pool (``Worker(threads=...)``). The App's ``task_defaults``
+        apply to every option not given here.
 
         Options are the fields of :class:`~asyncq.task.TaskConfig`: ``timeout``,
         ``soft_timeout``, ``retries``, ``retry_on``, ``retry_backoff``,
@@ -146,10 +162,11 @@ class App:
         ``on_success``, ``on_failure``, ``on_retry``.
         """
 
-        def register(func: Callable[..., Awaitable[Any]]) -> Task[Any, Any]:
+        def register(func: Callable[..., Any]) -> Task[Any, Any]:
             try:
                 config = TaskConfig(name=name or f"{func.__module__}.{func.__qualname__}",
-                                    queue=queue or self.default_queue, **options)
+                                    queue=queue or self.default_queue,
+                                    **{**self.task_defaults, **options})
             except TypeError as exc:
                 raise ConfigurationError(f"@app.task: {exc}") from None
             if config.name in self.tasks:
@@ -294,3 +311,18 @@ class App:
         if task is None:
             raise TaskNotRegistered(f"no task named {name!r} on app {self.name!r}")
         return await task.options(**options).enqueue(*args, **(kwargs or {}))
+
+
+def _task_defaults(defaults: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``App(task_defaults=...)`` checked now: a bad key is a ConfigurationError."""
+    if not defaults:
+        return {}
+    refused = {"name", "queue"} & set(defaults)
+    if refused:
+        raise ConfigurationError(f"task_defaults cannot set {', '.join(sorted(refused))} "
+                                 "(use default_queue for the queue)")
+    try:
+        TaskConfig(name="task_defaults", **defaults)
+    except TypeError as exc:
+        raise ConfigurationError(f"task_defaults: {exc}") from None
+    return dict(defaults)

@@ -172,7 +172,7 @@ EXPECTED: dict[str, list[str]] = {
         "__main__.add default",
         "billing.charge billing",
         "['__main__.add', 'billing.charge']",
-        "refused: task '__main__.main.<locals>.not_async' must be an async def function",
+        "refused: task '__main__.main.<locals>.numbers': a generator cannot be a task",
         "refused: a task named 'billing.charge' is already registered",
         "refused: @app.task: TaskConfig.__init__() got an unexpected keyword argument",
     ],
@@ -187,6 +187,18 @@ EXPECTED: dict[str, list[str]] = {
         "state while running: STARTED",
         "rebuilt SUCCESS",
         "outside a task: current_request() called outside a running asyncq task",
+    ],
+    "tasks_app_defaults.py": [
+        "sync: 2 30",
+        "ping: 0 30",
+        "pong",
+        "ALERT shop.sync('sku-9',) failed after 2 retries (max 2): ConnectionError(",
+        "failed: ConnectionError",
+    ],
+    "tasks_sync.py": [
+        "img0.png at 640px (attempt 0)",
+        "8 resizes on 4 threads in",
+        "threads used: 4",
     ],
     "testing_your_tasks.py": ["4 passed"],
     "time_limits.py": [

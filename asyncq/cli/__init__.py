@@ -28,7 +28,13 @@ from asyncq.cli.beat import beat
 from asyncq.cli.dlq import dlq
 from asyncq.cli.enqueue import enqueue
 from asyncq.cli.serve import serve
-from asyncq.cli.supervise import CHILD_ENV, stop_with_parent, supervise
+from asyncq.cli.supervise import (
+    CHILD_ENV,
+    child_exit_code,
+    child_middleware,
+    stop_with_parent,
+    supervise,
+)
 from asyncq.errors import AsyncqError
 from asyncq.worker import Worker
 
@@ -67,8 +73,9 @@ def worker(
     ] = 60.0,
     max_deliveries: Annotated[int, typer.Option(
         "--max-deliveries", min=1, help="Deliveries before a message is dead-lettered.")] = 5,
-    workers: Annotated[int, typer.Option(
-        "-w", "--workers", min=1, help="Worker processes (restarted if they die).")] = 1,
+    workers: Annotated[int | None, typer.Option(
+        "-w", "--workers", min=1, help="Worker processes under a supervisor, which replaces "
+        "any that exits (default: one worker in this process).")] = None,
     unsafe_server: Annotated[str, typer.Option(
         "--unsafe-server", help="When the server could lose tasks (e.g. Redis allkeys-* "
         "eviction): warn, refuse or ignore.")] = "warn",
@@ -78,6 +85,15 @@ def worker(
     with_beat: Annotated[bool, typer.Option(
         "--beat", "-B", help="Also run the scheduler of periodic tasks (see `asyncq beat`).")
     ] = False,
+    threads: Annotated[int | None, typer.Option(
+        "--threads", min=1, help="Threads for plain def tasks (default: min(32, concurrency)).")
+    ] = None,
+    max_tasks_per_child: Annotated[int | None, typer.Option(
+        "--max-tasks-per-child", min=1, help="Replace a worker process after this many tasks "
+        "(implies a supervisor).")] = None,
+    max_memory_per_child: Annotated[float | None, typer.Option(
+        "--max-memory-per-child", min=1, help="Replace a worker process whose resident memory "
+        "exceeds this many MiB (implies a supervisor).")] = None,
 ) -> None:
     """Run a worker: consume QUEUES and run tasks of MODULE:ATTR.
 
@@ -88,33 +104,35 @@ def worker(
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(LiteralFormatter(LOG_FORMAT))
     logging.basicConfig(level=logging_level(log_level), handlers=[handler])
-    _check_numbers(concurrency=concurrency, prefetch=prefetch or 0, workers=workers,
+    _check_numbers(concurrency=concurrency, prefetch=prefetch or 0, workers=workers or 1,
                    lease=lease, shutdown_timeout=shutdown_timeout, loop_lag=loop_lag)
     app = load_or_fail(app_path)
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
+    child = os.environ.get(CHILD_ENV)
+    guards = child_middleware(app, max_tasks_per_child, max_memory_per_child) if child else []
     try:
         instance = Worker(app, names, concurrency=concurrency, prefetch=prefetch,
                           shutdown_timeout=shutdown_timeout, lease=lease,
                           max_deliveries=max_deliveries, loop_lag_threshold=loop_lag or None,
-                          unsafe_server=_choice(unsafe_server))
+                          unsafe_server=_choice(unsafe_server), threads=threads)
     except (AsyncqError, ValueError) as exc:
         raise fail(str(exc)) from None
-    child = os.environ.get(CHILD_ENV)
     if child:  # one of `-w N`'s processes: the supervisor printed the banner
         multiprocessing.current_process().name = f"Worker-{child}"
         stop_with_parent()
     else:
         typer.echo(banner(app, queues=instance.queues, concurrency=concurrency,
-                          prefetch=instance.prefetch, processes=workers), err=True)
+                          prefetch=instance.prefetch, processes=workers or 1), err=True)
         _warn_unused(app, instance.queues)
-    if workers > 1:
-        raise typer.Exit(supervise(workers, sys.argv[1:]))
+        if workers or max_tasks_per_child or max_memory_per_child:
+            raise typer.Exit(supervise(workers or 1, sys.argv[1:]))
     try:
         run_async(serve(instance, Beat(app) if with_beat else None))
     except AsyncqError as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
         pass
+    raise typer.Exit(child_exit_code(guards))
 
 
 #: Upper bounds of the worker's numeric options: beyond them a worker could not fetch
