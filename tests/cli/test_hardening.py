@@ -140,12 +140,13 @@ def test_amqp_url_at_a_non_amqp_listener_fails_within_the_deadline(cli_dir: Path
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_stops_a_worker_that_is_still_connecting(cli_dir: Path,
+@pytest.mark.parametrize("command", [["worker"], ["worker", "--beat"], ["beat"]])
+def test_a_signal_stops_a_worker_that_is_still_connecting(cli_dir: Path, command: list[str],
                                                           signum: signal.Signals) -> None:
-    worker = start_cli(cli_dir, cli_env(NOT_AMQP), "worker", "htasks:app")
+    worker = start_cli(cli_dir, cli_env(NOT_AMQP), command[0], "htasks:app", *command[1:],
+                       "-l", "debug")
     try:
-        wait_for(worker, "tasks:")  # the banner: it is connecting now (for up to 10 s)
-        time.sleep(0.5)
+        wait_for(worker, "Starting connection factory")  # aio-pika: connecting (up to 10 s)
         sent = time.monotonic()
         worker.send_signal(signum)
         code = worker.wait(8)
