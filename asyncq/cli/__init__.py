@@ -105,7 +105,8 @@ def worker(
     handler.setFormatter(LiteralFormatter(LOG_FORMAT))
     logging.basicConfig(level=logging_level(log_level), handlers=[handler])
     _check_numbers(concurrency=concurrency, prefetch=prefetch or 0, workers=workers or 1,
-                   lease=lease, shutdown_timeout=shutdown_timeout, loop_lag=loop_lag)
+                   lease=lease, shutdown_timeout=shutdown_timeout, loop_lag=loop_lag,
+                   max_memory_per_child=max_memory_per_child or 1)
     app = load_or_fail(app_path)
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     child = os.environ.get(CHILD_ENV)
@@ -138,7 +139,8 @@ def worker(
 #: Upper bounds of the worker's numeric options: beyond them a worker could not fetch
 #: (Redis counts and times are 64-bit) or would fork without end.
 MOST = {"concurrency": 100_000, "prefetch": 1_000_000, "workers": 1024,
-        "lease": 7 * 86400.0, "shutdown_timeout": 7 * 86400.0, "loop_lag": 86400.0}
+        "lease": 7 * 86400.0, "shutdown_timeout": 7 * 86400.0, "loop_lag": 86400.0,
+        "max_memory_per_child": 1024.0 * 1024}  # MiB: a TiB
 
 
 def _check_numbers(**values: float) -> None:

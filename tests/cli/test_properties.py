@@ -157,12 +157,13 @@ def test_worker_log_levels(props: tuple[Cli, str, list[str]], level: str) -> Non
 
 
 @SETTINGS
-@given(values=st.lists(NUMBER_TEXT, min_size=6, max_size=6))
+@given(values=st.lists(NUMBER_TEXT, min_size=9, max_size=9))
 def test_worker_numeric_options(props: tuple[Cli, str, list[str]], values: list[str]) -> None:
     """Whatever the numbers, the worker refuses them in one line or gets as far as the bad
     --unsafe-server after them (so no worker is left running)."""
     run, app, _ = props
-    options = ["-c", "--prefetch", "--lease", "--shutdown-timeout", "--loop-lag", "-w"]
+    options = ["-c", "--prefetch", "--lease", "--shutdown-timeout", "--loop-lag", "-w",
+               "--threads", "--max-tasks-per-child", "--max-memory-per-child"]
     pairs = [item for pair in zip(options, values, strict=True) for item in pair]
     result = run("worker", app, *pairs, "--unsafe-server", "never")
     check(result)
