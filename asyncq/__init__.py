@@ -6,6 +6,16 @@ import logging
 
 from asyncq.app import App
 from asyncq.beat import Beat, BeatStats
+from asyncq.blocking import BlockingClient, BlockingResult
+from asyncq.canvas import (
+    ChainResult,
+    ChordResult,
+    GroupResult,
+    WorkflowResult,
+    chain,
+    chord,
+    group,
+)
 from asyncq.context import Request, current_request
 from asyncq.errors import (
     AsyncqError,
@@ -25,11 +35,12 @@ from asyncq.errors import (
     TaskFailed,
     TaskNotRegistered,
     TaskRejected,
+    TaskRevoked,
     TimeLimitExceeded,
 )
 from asyncq.message import Message
 from asyncq.middleware import Middleware
-from asyncq.records import ResultRecord
+from asyncq.records import Progress, ResultRecord
 from asyncq.result import TaskResult
 from asyncq.schedule import crontab
 from asyncq.states import TaskState
@@ -43,15 +54,21 @@ __all__ = [
     "AsyncqError",
     "Beat",
     "BeatStats",
+    "BlockingClient",
+    "BlockingResult",
     "BoundTask",
     "BrokerError",
     "BrokerUnavailable",
     "CallOptions",
+    "ChainResult",
+    "ChordResult",
     "ConfigurationError",
     "DecodeError",
+    "GroupResult",
     "Message",
     "MessageTooLarge",
     "Middleware",
+    "Progress",
     "PublishError",
     "Request",
     "ResultError",
@@ -68,13 +85,18 @@ __all__ = [
     "TaskNotRegistered",
     "TaskRejected",
     "TaskResult",
+    "TaskRevoked",
     "TaskState",
     "TimeLimitExceeded",
     "Worker",
     "WorkerStats",
+    "WorkflowResult",
     "__version__",
+    "chain",
+    "chord",
     "crontab",
     "current_request",
+    "group",
 ]
 
 logging.getLogger("asyncq").addHandler(logging.NullHandler())

@@ -14,6 +14,7 @@ with instructions when a server is not reachable); the others run on ``memory://
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -41,6 +42,29 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "celery_port.py": [": compressing cat.png", "success SUCCESS"],
     "writing_a_broker.py": ["add on toy://: 5", "published: 1", "kit: 13 passed"],
+    "controlling_priority_rate_redis.py": [
+        "ran: outage, security, billing, routine-1, routine-2",
+        "12 calls in 1.0s: 10/s after a burst of 2",
+    ],
+    "controlling_progress.py": ["STARTED 50/100 50%", "imported 100 rows"],
+    "controlling_revoke.py": [
+        "queued: REVOKED",
+        "delayed: SCHEDULED due in 0.2s",
+        "report 3 built",
+        "task report-1 was revoked: revoked",
+        "task report-2 was revoked: revoked",
+        "running: cancelled, state REVOKED",
+    ],
+    "celery_seed_pages_async.py": ["8 执行成功 SUCCESS", "parsed: {'length': 53}",
+                                   "linked: {'length': 53}", "routed: success"],
+    "celery_seed_pages_sync.py": ["32 character id\n8 执行成功", "parsed: {'length': 53}",
+                                  "linked: {'length': 53}", "routed: success"],
+    "celery_seed_pj_async.py": ["add: 4\nsubtract: 5\ngroup: [0, 2, 4, 6, 8, 10, 12, 14, 16, 18]",
+                                "again by id: 18"],
+    "celery_seed_pj_sync.py": ["add: 4\nsubtract: 5\ngroup: [0, 2, 4, 6, 8, 10, 12, 14, 16, 18]",
+                               "again by id: 18"],
+    "celery_seed_trigger_async.py": ["task done: 8\n32 character id, state SUCCESS"],
+    "celery_seed_trigger_sync.py": ["task done: 8\n32 character id, state SUCCESS"],
     "dead_letters.py": [
         "rejected: unknown task 'shop.export'",
         "rejected: arguments do not match shop.resize(): got an unexpected keyword argument",
@@ -215,6 +239,17 @@ EXPECTED: dict[str, list[str]] = {
         "order 42 shipped (delivery 2)",
         "recovered after",
     ],
+    "workflows.py": [
+        "stored https://example.test/: 49 characters",
+        "chain: 10",
+        "group: [0, 2, 4, 6, 8] ...",
+        "chord: 9900\ngroup in a chain: 34\nby id: 9900",
+        "linked: <html>",
+        "caught: TaskFailed True True",
+        "failed with ZeroDivisionError",
+        "chain failed at step 2 of 3 - division by zero",
+        "chord failed: ZeroDivisionError",
+    ],
     "workers_shutdown.py": [
         "running: WorkerStats(running=1, buffered=2, held=3, settled=0, stopping=False)",
         "after stop: SUCCESS | waiting: 3",
@@ -257,7 +292,10 @@ def test_example_runs(name: str, request: pytest.FixtureRequest) -> None:
 
 # -- snippets --------------------------------------------------------------------------
 def _pages() -> list[Path]:
-    return sorted(DOCS.rglob("*.md"))
+    """The pages mkdocs builds: not those under dot-directories (e.g. the .pytest_cache
+    that running the examples' tests leaves in docs/examples)."""
+    return sorted(p for p in DOCS.rglob("*.md")
+                  if not any(part.startswith(".") for part in p.relative_to(DOCS).parts))
 
 
 def _python_blocks(page: Path) -> list[str]:
@@ -304,6 +342,29 @@ def test_python_snippets_come_from_examples(page: Path) -> None:
                        "under docs/examples/:\n\n" + "\n\n---\n\n".join(stray))
 
 
+def test_readme_python_snippets_come_from_examples() -> None:
+    """README.md's snippets too: so they run, and pass mypy --strict (below)."""
+    sources = [p.read_text() for p in sorted(EXAMPLES.rglob("*.py"))]
+    blocks = _python_blocks(ROOT / "README.md")
+    stray = [block for block in blocks if not any(_is_excerpt(block, s) for s in sources)]
+    assert blocks, "README.md has no python blocks: was the check pointed at the wrong file?"
+    assert not stray, ("README.md: these python blocks are not in any file under "
+                       "docs/examples/:\n\n" + "\n\n---\n\n".join(stray))
+
+
+def test_examples_pass_mypy_strict(tmp_path: Path) -> None:
+    """Every file under docs/examples, so every snippet of the docs and the README."""
+    if importlib.util.find_spec("mypy") is None:
+        pytest.skip("mypy is not installed (pip install -e '.[dev]')")
+    config = tmp_path / "mypy.ini"
+    config.write_text("[mypy]\n")  # the user's view: none of this project's settings
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--config-file", str(config),
+         "--cache-dir", str(tmp_path / "cache"), "."], cwd=EXAMPLES, capture_output=True,
+        text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_every_example_is_shown_or_linked() -> None:
     text = "\n".join(p.read_text() for p in _pages())
     orphans = [str(p.relative_to(EXAMPLES)) for p in sorted(EXAMPLES.rglob("*.py"))
@@ -331,3 +392,46 @@ def test_every_page_is_in_the_nav() -> None:
     missing = [str(p.relative_to(DOCS)) for p in _pages()
                if str(p.relative_to(DOCS)) not in nav]
     assert not missing, f"pages missing from mkdocs.yml nav: {missing}"
+
+
+# -- pytest examples, run as a user would --------------------------------------------
+#: Test modules under docs/examples and the files a user copies with them.
+PYTEST_EXAMPLES: dict[str, tuple[list[str], str]] = {
+    "testing_your_tasks.py": (["testing_your_tasks.py"], "4 passed"),
+    "shop/test_api.py": (["shop/__init__.py", "shop/tasks.py", "shop/api.py",
+                          "shop/test_api.py"], "6 passed"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PYTEST_EXAMPLES))
+def test_pytest_example_runs_as_a_user(name: str, tmp_path: Path) -> None:
+    """Copied into an empty project, run by plain pytest with no settings (memory://).
+
+    ``-c`` names an empty ini file, so nothing of this project's pytest settings
+    (plugins, asyncio_mode, timeout, filterwarnings) helps the example pass.
+    """
+    files, expected = PYTEST_EXAMPLES[name]
+    for rel in files:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text((EXAMPLES / rel).read_text())
+    (tmp_path / "empty.ini").write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ASYNCQ_", "PYTEST_"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-c", "empty.ini",
+         "-q", name], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert expected in result.stdout, result.stdout
+
+
+def test_pytest_examples_run_in_the_clone_without_the_projects_settings() -> None:
+    """`pytest docs/examples/...` in a clone: docs/examples/pytest.ini is the config, not
+    pyproject.toml (whose `timeout` needs pytest-timeout, absent here with -p no:timeout)."""
+    paths = [f"docs/examples/{name}" for name in sorted(PYTEST_EXAMPLES)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ASYNCQ_", "PYTEST_"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:timeout", *paths],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "configfile: pytest.ini" in result.stdout, result.stdout
+    assert "10 passed" in result.stdout, result.stdout

@@ -27,6 +27,8 @@ from asyncq.cli.banner import banner
 from asyncq.cli.beat import beat
 from asyncq.cli.dlq import dlq
 from asyncq.cli.enqueue import enqueue
+from asyncq.cli.reload import reload_worker
+from asyncq.cli.revoke import revoke
 from asyncq.cli.serve import serve
 from asyncq.cli.supervise import (
     CHILD_ENV,
@@ -56,17 +58,22 @@ LOG_FORMAT = "[%(asctime)s %(levelname)s/%(processName)s] %(name)s: %(message)s"
 def worker(
     app_path: AppPath,
     queues: Annotated[str | None, typer.Option(
-        "-Q", "--queues", help="Comma-separated queues (default: every queue a task uses).")
+        "-Q", "--queues", envvar="ASYNCQ_QUEUES",
+        help="Comma-separated queues (default: every queue a task uses).")
     ] = None,
     concurrency: Annotated[int, typer.Option(
-        "-c", "--concurrency", min=1, help="Most tasks running at once.")] = 100,
+        "-c", "--concurrency", min=1, envvar="ASYNCQ_CONCURRENCY",
+        help="Most tasks running at once.")] = 100,
     log_level: Annotated[str, typer.Option(
-        "-l", "--log-level", help="debug, info, warning or error.")] = "info",
+        "-l", "--log-level", envvar="ASYNCQ_LOG_LEVEL",
+        help="debug, info, warning or error.")] = "info",
     prefetch: Annotated[int | None, typer.Option(
-        "--prefetch", min=0, help="Messages held beyond running ones (default: concurrency).")
+        "--prefetch", min=0, envvar="ASYNCQ_PREFETCH",
+        help="Messages held beyond running ones (default: concurrency).")
     ] = None,
     shutdown_timeout: Annotated[float, typer.Option(
-        "--shutdown-timeout", min=0, help="Seconds running tasks get to finish on SIGTERM.")
+        "--shutdown-timeout", min=0, envvar="ASYNCQ_SHUTDOWN_TIMEOUT",
+        help="Seconds running tasks get to finish on SIGTERM.")
     ] = 30.0,
     lease: Annotated[float, typer.Option(
         "--lease", min=0.1, help="Seconds before a silent worker's messages are recovered.")
@@ -74,8 +81,9 @@ def worker(
     max_deliveries: Annotated[int, typer.Option(
         "--max-deliveries", min=1, help="Deliveries before a message is dead-lettered.")] = 5,
     workers: Annotated[int | None, typer.Option(
-        "-w", "--workers", min=1, help="Worker processes under a supervisor, which replaces "
-        "any that exits (default: one worker in this process).")] = None,
+        "-w", "--workers", min=1, envvar="ASYNCQ_WORKERS", help="Worker processes under a "
+        "supervisor, which replaces any that exits (default: one worker in this process).")
+    ] = None,
     unsafe_server: Annotated[str, typer.Option(
         "--unsafe-server", help="When the server could lose tasks (e.g. Redis allkeys-* "
         "eviction): warn, refuse or ignore.")] = "warn",
@@ -94,6 +102,9 @@ def worker(
     max_memory_per_child: Annotated[float | None, typer.Option(
         "--max-memory-per-child", min=1, help="Replace a worker process whose resident memory "
         "exceeds this many MiB (implies a supervisor).")] = None,
+    reload: Annotated[bool, typer.Option(
+        "--reload", help="Restart when a .py file in the app's directory changes "
+        "(development; needs asyncq[reload]).")] = False,
 ) -> None:
     """Run a worker: consume QUEUES and run tasks of MODULE:ATTR.
 
@@ -118,6 +129,8 @@ def worker(
                           unsafe_server=_choice(unsafe_server), threads=threads)
     except (AsyncqError, ValueError) as exc:
         raise fail(str(exc)) from None
+    if reload:  # the child this starts prints the banner, and again after each change
+        raise typer.Exit(reload_worker(app_path, sys.argv[1:], shutdown_timeout))
     if child:  # one of `-w N`'s processes: the supervisor printed the banner
         multiprocessing.current_process().name = f"Worker-{child}"
         stop_with_parent()
@@ -173,6 +186,7 @@ def _choice(value: str) -> Literal["warn", "refuse", "ignore"]:
 cli.command()(enqueue)
 cli.add_typer(dlq, name="dlq")
 cli.command()(beat)
+cli.command()(revoke)
 
 
 def main() -> None:
