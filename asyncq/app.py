@@ -15,6 +15,7 @@ from asyncq.message import valid_id
 from asyncq.middleware import Call, Middleware, overrides
 from asyncq.middleware.expiry import Expiry
 from asyncq.middleware.hooks import TaskHooks
+from asyncq.middleware.replay import ReplayGuard
 from asyncq.middleware.retries import Retries
 from asyncq.middleware.started import TrackStarted
 from asyncq.middleware.time_limits import TimeLimits
@@ -24,7 +25,7 @@ from asyncq.results import DEFAULT_RESULT_TTL, ResultBackend, backend_class
 from asyncq.routing import Router, RouteSpec
 from asyncq.signing import Signer
 from asyncq.task import Hook, OptionsDict, Signature, Task, TaskConfig
-from asyncq.wire import WireCodec
+from asyncq.wire import DEFAULT_MAX_AGE, WireCodec
 
 __all__ = ["App"]
 
@@ -54,6 +55,7 @@ class App:
         task_routes: Mapping[str, RouteSpec] | None = None,
         signing_keys: Mapping[str, bytes | str] | None = None,
         signing_key_id: str | None = None,
+        signing_max_age: float = DEFAULT_MAX_AGE,
         middleware: Sequence[Middleware] = (),
     ) -> None:
         if not name or not valid_id(name):
@@ -63,13 +65,16 @@ class App:
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.router = Router(task_routes)
         signer = Signer(signing_keys, signing_key_id) if signing_keys else None
-        self.codec = WireCodec(max_size=max_message_size, signer=signer)
+        self.codec = WireCodec(max_size=max_message_size, signer=signer,
+                               max_age=signing_max_age)
         self.middleware: tuple[Middleware, ...] = ()
         self._send_hooks: list[Middleware] = []
         for mw in middleware:
             self.add_middleware(mw)
         self._builtins: tuple[Middleware, ...] = (
             Expiry(), TrackStarted(), TaskHooks(), Retries(), TimeLimits())
+        if signer is not None:  # replays of signed messages (asyncq.middleware.replay)
+            self._builtins = (ReplayGuard(), *self._builtins)
         self._preparer = Preparer(self)
         if isinstance(broker, Broker):
             self.broker: Broker = broker

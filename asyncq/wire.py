@@ -8,13 +8,16 @@ The envelope is a msgpack array, version 1::
 
     [1, id, task_name, args, kwargs, options, headers, attempt]
 
-With signing on, the bytes are wrapped (:mod:`asyncq.signing`). Decoding checks, in
-order: size, signature, msgpack, the envelope's shape and version, and the id's
-syntax; every failure is a :class:`~asyncq.errors.DecodeError`.
+With signing on, the bytes are wrapped (:mod:`asyncq.signing`), bound to the queue
+they are sent to and the time they were signed. Decoding checks, in order: size,
+signature, msgpack, the envelope's shape and version, the id's syntax, and (with
+signing on, for a delivery) the signed queue and the signature's age; every failure is
+a :class:`~asyncq.errors.DecodeError`.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -23,18 +26,21 @@ import msgpack
 from asyncq import codec
 from asyncq.errors import DecodeError, MessageTooLarge, SerializationError, SignatureError
 from asyncq.message import Message, valid_id
+from asyncq.signing import LEGACY_MAGIC, Signer
 from asyncq.signing import MAGIC as SIGNED_MAGIC
-from asyncq.signing import Signer
 
 if TYPE_CHECKING:
     from asyncq.task import Task
 
-__all__ = ["ENVELOPE_VERSION", "WireCodec", "encode_fields", "from_wire", "peek_id"]
+__all__ = ["DEFAULT_MAX_AGE", "ENVELOPE_VERSION", "WireCodec", "check_binding",
+           "encode_fields", "from_wire", "peek_id"]
 
 ENVELOPE_VERSION: Final = 1
 _FIELDS: Final = 8
 #: peek_id reads no further than this: the version and a valid id fit well within it.
 _PEEK: Final = 512
+#: How long a signed message stays valid after it was signed or fell due (7 days).
+DEFAULT_MAX_AGE: Final = 7 * 24 * 3600.0
 
 
 def encode_fields(msg_id: str, task: str, args: tuple[Any, ...] | list[Any],
@@ -103,9 +109,11 @@ class WireCodec:
     """Message bytes for one App: envelope, size limit, signing, argument binding."""
 
     def __init__(self, *, max_size: int = codec.DEFAULT_MAX_SIZE,
-                 signer: Signer | None = None) -> None:
+                 signer: Signer | None = None, max_age: float = DEFAULT_MAX_AGE) -> None:
         self.max_size = max_size
         self.signer = signer
+        #: seconds a signed message may wait past its signing (or due) time
+        self.max_age = max_age
         #: a plain body (unsigned, within the limit) can go as packed
         self.passthrough = signer is None
 
@@ -115,19 +123,20 @@ class WireCodec:
     # -- producing -----------------------------------------------------------------
     def encode(self, msg_id: str, task: str, args: tuple[Any, ...] | list[Any],
                kwargs: Mapping[str, Any], options: Mapping[str, Any],
-               headers: Mapping[str, Any], attempt: int = 0) -> bytes:
-        """Envelope, signature, then the size check (:class:`SerializationError`)."""
+               headers: Mapping[str, Any], attempt: int = 0, *, queue: str = "") -> bytes:
+        """Envelope, signature (bound to ``queue``; "" for any), then the size check
+        (:class:`SerializationError`)."""
         body = encode_fields(msg_id, task, args, kwargs, options, headers, attempt)
-        return self.seal(task, body)
+        return self.seal(task, body, queue)
 
-    def encode_message(self, message: Message) -> bytes:
+    def encode_message(self, message: Message, queue: str = "") -> bytes:
         return self.encode(message.id, message.task, message.args, message.kwargs,
-                           message.options, message.headers, message.attempt)
+                           message.options, message.headers, message.attempt, queue=queue)
 
-    def seal(self, task: str, body: bytes) -> bytes:
-        """Sign an envelope (when signing is on) and check its size."""
+    def seal(self, task: str, body: bytes, queue: str = "") -> bytes:
+        """Sign an envelope for ``queue`` (when signing is on) and check its size."""
         if self.signer is not None:
-            body = self.signer.sign(body)
+            body = self.signer.sign(body, queue)
         if len(body) > self.max_size:
             raise SerializationError(f"task {task!r}: message of {len(body)} bytes "
                                      f"exceeds the {self.max_size} byte limit")
@@ -156,16 +165,29 @@ class WireCodec:
             raise TypeError(f"{task.name}: {error}")
 
     # -- consuming -----------------------------------------------------------------
-    def decode(self, data: bytes) -> Message:
-        """Verify (when signing is on) before decoding; every failure is a DecodeError."""
+    def decode(self, data: bytes, queue: str | None = None) -> Message:
+        """Verify (when signing is on) before decoding; every failure is a DecodeError.
+
+        ``queue`` is where the message was delivered: with signing on, it must be the
+        queue the message was signed for, and the signature at most ``max_age`` old
+        (counted from when it fell due). Without ``queue`` (inspecting a dead letter)
+        only the MAC is checked.
+        """
         if len(data) > self.max_size:
             raise MessageTooLarge(f"message of {len(data)} bytes exceeds the "
                                         f"{self.max_size} byte limit")
         if self.signer is not None:
-            data = self.signer.verify(data)
-        elif data.startswith(SIGNED_MAGIC):
+            return self._decode_signed(self.signer, data, queue)
+        if data.startswith((SIGNED_MAGIC, LEGACY_MAGIC)):
             raise SignatureError("message is signed but this app has no signing keys")
         return from_wire(codec.loads(data, max_size=self.max_size))
+
+    def _decode_signed(self, signer: Signer, data: bytes, queue: str | None) -> Message:
+        signed = signer.open(data)
+        message = from_wire(codec.loads(signed.payload, max_size=self.max_size))
+        if queue is not None:
+            check_binding(signed.queue, signed.signed_at, message, queue, self.max_age)
+        return message
 
     def trusted_id(self, data: bytes, error: DecodeError) -> str | None:
         """The id a rejection record may be stored under, if the message can be trusted.
@@ -173,11 +195,27 @@ class WireCodec:
         With signing on, only a verified message's id is used: an id read from a
         message nobody can vouch for could be a forgery aimed at another task's result.
         """
-        if isinstance(error, SignatureError):
-            return None
         if self.signer is not None:
-            try:
+            try:  # a message refused for its queue or age still has a genuine id
                 data = self.signer.verify(data)
             except SignatureError:
                 return None
+        elif isinstance(error, SignatureError):
+            return None
         return peek_id(data)
+
+
+def check_binding(signed_queue: str, signed_at: float, message: Message, queue: str,
+                  max_age: float, now: float | None = None) -> None:
+    """Refuse (:class:`SignatureError`) a signed message delivered on another queue than
+    the one it was signed for, or older than ``max_age`` seconds past the later of its
+    signing time and its ``eta``."""
+    if signed_queue and signed_queue != queue:
+        raise SignatureError(f"signed for queue {signed_queue[:200]!r}, delivered on "
+                             f"{queue[:200]!r} (a replay?)")
+    eta = message.options.get("eta")
+    due = max(signed_at, eta) if type(eta) in (int, float) else signed_at
+    age = (time.time() if now is None else now) - due
+    if age > max_age:
+        raise SignatureError(f"signature is {age:.0f} s old, over the {max_age:g} s "
+                             "maximum age (a replay?)")

@@ -89,7 +89,7 @@ class Executor:
     def prepare(self, delivery: Delivery) -> Job | Dead:
         """Validate a delivery before it takes a slot; bad input becomes a dead letter."""
         try:
-            message = self.codec.decode(delivery.body)
+            message = self.codec.decode(delivery.body, delivery.queue)
         except DecodeError as exc:
             return Dead(delivery, f"undecodable message: {exc}",
                         self.codec.trusted_id(delivery.body, exc))
@@ -208,7 +208,7 @@ class Executor:
         eta = time.time() + delay
         body = self.codec.encode(message.id, message.task, message.args, message.kwargs,
                                  {**message.options, "eta": eta}, message.headers,
-                                 message.attempt + 1)
+                                 message.attempt + 1, queue=job.queue)
         again = Outgoing(message.id, job.queue, body, eta)
         etype, text, tb = describe(exc)
         logger.warning("%s[%s] will retry in %.2fs (attempt %d): %s: %s", message.task,

@@ -14,6 +14,7 @@ waiting one) and XDELs the rest; nothing else trims a stream.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 from collections.abc import Sequence
@@ -87,16 +88,21 @@ class RedisBroker(Broker):
     async def _flush(self, batch: Sequence[Outgoing]) -> Sequence[BaseException | None]:
         """One command per stream (a script appends all its bodies) and per delay set."""
         now = time.time()
+        out: list[BaseException | None] = [None] * len(batch)
         groups: dict[tuple[bool, str], list[int]] = {}
+        scores: list[int] = [0] * len(batch)
         for index, message in enumerate(batch):
-            delayed = message.delay(now) > 0
-            groups.setdefault((delayed, message.queue), []).append(index)
+            try:  # one bad message fails alone, never its neighbours
+                scores[index] = _score(message, now)
+            except (ValueError, TypeError, OverflowError) as exc:
+                out[index] = ValueError(f"message {message.id}: {exc}")
+                continue
+            groups.setdefault((scores[index] > 0, message.queue), []).append(index)
         batch_ = _redis.ScriptBatch(self.client)
         owners: list[list[int]] = []  # per command: the messages it carries
         for (delayed, queue), indexes in groups.items():
             if delayed:
-                scores = {batch[i].body: int((batch[i].eta or now) * 1000) for i in indexes}
-                batch_.pipe.zadd(delayed_key(queue), scores)
+                batch_.pipe.zadd(delayed_key(queue), {batch[i].body: scores[i] for i in indexes})
                 owners.append(indexes)
                 continue
             for run in runs_by_size([len(batch[i].body) for i in indexes], _BLOB_BYTES):
@@ -104,9 +110,10 @@ class RedisBroker(Broker):
                 blob = codec.dumps_for_lua([batch[i].body for i in part])
                 batch_.script(self.scripts["publish"], [stream_key(queue)], [blob])
                 owners.append(part)
+        if not owners:
+            return out
         async with asyncio.timeout(self.publish_timeout):
             replies = await batch_.execute(raise_on_error=False)
-        out: list[BaseException | None] = [None] * len(batch)
         for indexes, reply in zip(owners, replies, strict=True):
             if isinstance(reply, BaseException):
                 for i in indexes:
@@ -168,6 +175,20 @@ class RedisBroker(Broker):
 
 #: bytes of message bodies per publish.lua call (Redis caps one argument at 512 MB)
 _BLOB_BYTES = 4 * 1024 * 1024
+
+
+def _score(message: Outgoing, now: float) -> int:
+    """The delayed set's score (ms) of a message due later, 0 for one due now.
+
+    Raises for an eta that is not a finite number (the producer checks it first; an
+    Outgoing built elsewhere may still carry one)."""
+    if type(message.body) is not bytes:
+        raise TypeError("the body is not bytes")
+    if message.eta is None:
+        return 0
+    if not math.isfinite(message.eta):
+        raise ValueError(f"eta {message.eta!r} is not a finite unix time")
+    return int(message.eta * 1000) if message.eta > now else 0
 
 
 def _text(value: Any) -> str:
