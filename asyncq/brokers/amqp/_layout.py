@@ -35,6 +35,7 @@ __all__ = [
     "copy_properties",
     "dead_queue",
     "delay_queue_name",
+    "header_count",
     "header_int",
     "new_properties",
     "queue_kind",
@@ -87,6 +88,17 @@ def delay_queue_name(bucket: int, exchange: str, routing_key: str) -> str:
 def header_int(headers: Mapping[str, Any] | None, name: str) -> int:
     value = (headers or {}).get(name)
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+#: A delivery counter read from a header is clamped to 0..this (any sender can write one).
+MAX_COUNT: Final = 1_000_000
+
+
+def header_count(headers: Mapping[str, Any] | None, name: str) -> int:
+    """A delivery counter from a header, never negative: a sender can write the header,
+    and a negative count would keep a worker-killing message from being dead-lettered
+    (a large one only dead-letters the sender's own message sooner)."""
+    return min(max(0, header_int(headers, name)), MAX_COUNT)
 
 
 def new_properties(*, headers: dict[str, Any], correlation_id: str | None,
