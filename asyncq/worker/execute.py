@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from asyncq._cancel import cancelled_by_caller
+from asyncq._text import bounded
 from asyncq.brokers import Delivery, Outgoing
 from asyncq.context import reset_request, set_request
 from asyncq.errors import DecodeError, Retry, SerializationError, TimeLimitExceeded
@@ -33,6 +34,8 @@ __all__ = ["Ack", "Dead", "Executor", "Outcome", "Requeue", "RetryLater"]
 logger = logging.getLogger("asyncq.worker")
 
 MAX_TRACEBACK = 64 * 1024
+#: Characters of an unknown task's name kept in its dead letter (the reason, the field).
+_MAX_NAME = 200
 
 
 @dataclass(slots=True, eq=False)
@@ -91,14 +94,15 @@ class Executor:
         try:
             message = self.codec.decode(delivery.body, delivery.queue)
         except DecodeError as exc:
-            return Dead(delivery, f"undecodable message: {exc}",
+            return Dead(delivery, bounded(f"undecodable message: {exc}"),
                         self.codec.trusted_id(delivery.body, exc))
         task = self.app.tasks.get(message.task)
-        if task is None:
-            return Dead(delivery, f"unknown task {message.task!r}", message.id, message.task)
+        if task is None:  # the name is the sender's: any length, any characters
+            name = bounded(message.task, _MAX_NAME)
+            return Dead(delivery, f"unknown task {name!r}", message.id, name)
         error = self.codec.bind_error(task, message.args, message.kwargs)
-        if error is not None:
-            return Dead(delivery, f"arguments do not match {message.task}(): {error}",
+        if error is not None:  # names an argument the sender chose: bounded too
+            return Dead(delivery, bounded(f"arguments do not match {message.task}(): {error}"),
                         message.id, message.task)
         if delivery.delivery_count > self.max_deliveries:
             return Dead(delivery, f"delivered {delivery.delivery_count} times without an outcome "
@@ -212,7 +216,7 @@ class Executor:
         again = Outgoing(message.id, job.queue, body, eta)
         etype, text, tb = describe(exc)
         logger.warning("%s[%s] will retry in %.2fs (attempt %d): %s: %s", message.task,
-                       message.id, delay, message.attempt + 1, etype, text)
+                       message.id, delay, message.attempt + 1, bounded(etype), bounded(text))
         record = ResultRecord(TaskState.RETRY, None, etype, text, tb, message.attempt + 1,
                               message.task, None)
         return RetryLater(job.delivery, again, self.backend.key_write(message.id, record))
@@ -236,7 +240,8 @@ class Executor:
         etype, text, tb = describe(exc)
         if isinstance(exc, TimeLimitExceeded):
             etype = "TimeoutError"
-        logger.error("%s[%s] failed in %.4fs: %s: %s", job.name, job.id, elapsed, etype, text)
+        logger.error("%s[%s] failed in %.4fs: %s: %s", job.name, job.id, elapsed,
+                     bounded(etype), bounded(text))
         return self._error(job, etype, text, tb)
 
     def _error(self, job: Job, etype: str, text: str, tb: str | None = None) -> KeyWrite:
