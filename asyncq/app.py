@@ -7,6 +7,7 @@ import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar, Unpack, overload
 
+from asyncq._names import check_queue
 from asyncq._outgoing import Preparer
 from asyncq.brokers import Broker, broker_class
 from asyncq.codec import DEFAULT_MAX_SIZE
@@ -61,7 +62,7 @@ class App:
         if not name or not valid_id(name):
             raise ConfigurationError(f"invalid app name {name!r}")
         self.name = name
-        self.default_queue = default_queue
+        self.default_queue = check_queue(default_queue, "App(default_queue=...)")
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.router = Router(task_routes)
         signer = Signer(signing_keys, signing_key_id) if signing_keys else None
@@ -149,6 +150,8 @@ class App:
                                     queue=queue or self.default_queue, **options)
             except TypeError as exc:
                 raise ConfigurationError(f"@app.task: {exc}") from None
+            if queue is not None:
+                check_queue(queue, f"@app.task {config.name!r}")
             if config.name in self.tasks:
                 raise ConfigurationError(f"a task named {config.name!r} is already registered")
             task = Task(self, func, config)

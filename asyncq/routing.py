@@ -19,6 +19,7 @@ import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from asyncq._names import check_queue
 from asyncq.errors import ConfigurationError
 
 __all__ = ["Route", "Router"]
@@ -38,11 +39,14 @@ RouteSpec = str | Mapping[str, str]
 
 def _parse(pattern: str, spec: RouteSpec) -> Route:
     if isinstance(spec, str):
-        return Route(queue=spec)
+        return Route(queue=check_queue(spec, f"route {pattern!r}"))
     unknown = set(spec) - _KEYS
     if unknown:
         raise ConfigurationError(f"route {pattern!r} has unknown keys {sorted(unknown)}")
-    return Route(spec.get("queue"), spec.get("routing_key"), spec.get("exchange"))
+    queue = spec.get("queue")
+    if queue is not None:
+        check_queue(queue, f"route {pattern!r}")
+    return Route(queue, spec.get("routing_key"), spec.get("exchange"))
 
 
 class Router:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Generic, ParamSpec, TypedDict, TypeVar, Unpack
 
+from asyncq._names import queue_error
 from asyncq.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -176,6 +177,9 @@ def _call_options(options: OptionsDict, base: CallOptions | None = None) -> Call
     if unknown:
         raise TypeError(f"unknown call option(s): {', '.join(sorted(unknown))} "
                         f"(known: {', '.join(OptionsDict.__annotations__)})")
+    queue = options.get("queue")
+    if queue is not None and (error := queue_error(queue)) is not None:
+        raise ValueError(f"options(queue=...): {error}")
     return CallOptions(**options) if base is None else replace(base, **options)
 
 
