@@ -17,7 +17,7 @@ from asyncq.errors import ConfigurationError
 __all__ = ["MAX_QUEUE_NAME", "check_queue", "queue_error"]
 
 MAX_QUEUE_NAME: Final = 200
-_QUEUE_RE: Final = re.compile(r"[A-Za-z0-9_.:\-]{1,%d}" % MAX_QUEUE_NAME)
+_QUEUE_RE: Final = re.compile(rf"[A-Za-z0-9_.:\-]{{1,{MAX_QUEUE_NAME}}}")
 
 
 def queue_error(name: object) -> str | None:

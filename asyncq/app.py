@@ -83,6 +83,8 @@ class App:
             url = broker or os.environ.get("ASYNCQ_BROKER", "memory://")
             self.broker = broker_class(url)(url)
         self.backend: ResultBackend = self._make_backend(backend, result_ttl)
+        if signer is not None:  # results are signed with the same keys
+            self.backend.signer = signer
         self._users = 0
         self._connected = False
         self._lock: asyncio.Lock | None = None

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol, runtime_checkable
 
 from asyncq import codec
+from asyncq._record_signing import strip_signature
 from asyncq.errors import DecodeError
 from asyncq.states import FINAL_STATES, TaskState
 
@@ -158,6 +159,9 @@ def encode_success(value: Any, attempt: int, task: str | None, finished_at: floa
 
 
 def decode_record(data: bytes, *, max_size: int = codec.DEFAULT_MAX_SIZE) -> ResultRecord:
+    """A record from its bytes; a signature is skipped, not checked (that is the
+    backend's business when signing is on: ``ResultBackend.decode``)."""
+    data = strip_signature(data)
     if not data or data[0] not in _CODE_STATES:
         raise DecodeError("not an asyncq result record")
     wire = codec.loads(data[1:], max_size=max_size)

@@ -115,6 +115,20 @@ class Signer:
             raise SignatureError("signed queue name is not UTF-8") from None
         return Signed(payload, queue, int.from_bytes(stamp, "big") / 1000)
 
+    def mac(self, data: bytes) -> tuple[bytes, bytes]:
+        """The current key id and its HMAC-SHA256 of ``data`` (for other signed forms,
+        such as result records: :mod:`asyncq.records`)."""
+        return self.current, hmac.new(self._keys[self.current], data, hashlib.sha256).digest()
+
+    def check_mac(self, kid: bytes, mac: bytes, data: bytes) -> None:
+        """Raise :class:`SignatureError` unless ``mac`` is key ``kid``'s MAC of ``data``."""
+        key = self._keys.get(kid)
+        if key is None:
+            raise SignatureError(f"unknown signing key id {kid.decode(errors='replace')!r}")
+        expected = hmac.new(key, data, hashlib.sha256).digest()
+        if len(mac) != _MAC_LEN or not hmac.compare_digest(mac, expected):
+            raise SignatureError("bad signature")
+
     def verify(self, data: bytes) -> bytes:
         """The payload, or :class:`SignatureError`; checks the MAC only (the queue and
         age are the codec's business: :meth:`asyncq.wire.WireCodec.decode`)."""

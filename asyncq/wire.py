@@ -214,7 +214,7 @@ def check_binding(signed_queue: str, signed_at: float, message: Message, queue: 
         raise SignatureError(f"signed for queue {signed_queue[:200]!r}, delivered on "
                              f"{queue[:200]!r} (a replay?)")
     eta = message.options.get("eta")
-    due = max(signed_at, eta) if type(eta) in (int, float) else signed_at
+    due = max(signed_at, eta) if isinstance(eta, int | float) else signed_at
     age = (time.time() if now is None else now) - due
     if age > max_age:
         raise SignatureError(f"signature is {age:.0f} s old, over the {max_age:g} s "

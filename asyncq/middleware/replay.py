@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Final
 
+from asyncq.errors import DecodeError
 from asyncq.middleware import Job, Middleware, Skip
 from asyncq.records import REJECTED
 from asyncq.states import TaskState
@@ -41,7 +42,10 @@ class ReplayGuard(Middleware):
     async def before_run(self, job: Job) -> Skip | None:
         if job.delivery.delivery_count > 1:
             return None  # the worker itself checked this redelivery's record
-        record = await job.app.backend.get(job.id)
+        try:
+            record = await job.app.backend.get(job.id)
+        except DecodeError:  # a forged record does not stop the genuine run
+            return None
         if record is None or not record.ready or record.error_type == REJECTED:
             return None
         logger.warning("%s[%s] already has a final outcome: not running the copy "

@@ -158,7 +158,10 @@ class Executor:
 
     async def _recorded(self, job: Job) -> bool:
         """Whether an earlier delivery of this message already recorded its outcome."""
-        existing = await self.backend.get(job.id)
+        try:
+            existing = await self.backend.get(job.id)
+        except DecodeError:  # a forged or broken record: this run writes a genuine one
+            return False
         if existing is not None and existing.ready and existing.error_type != REJECTED:
             logger.info("%s[%s] already has a result; acking the redelivery", job.name, job.id)
             return True

@@ -49,7 +49,8 @@ async def test_one_bad_option_fails_alone_in_a_burst(app: asyncq.App, bad: dict[
     calls += [add.options(countdown=5).enqueue(i, i) for i in range(5)]
     outcomes = await asyncio.gather(*calls, return_exceptions=True)
     errors = [o for o in outcomes if isinstance(o, BaseException)]
-    assert len(errors) == 1 and outcomes[7] is errors[0]
+    assert len(errors) == 1
+    assert outcomes[7] is errors[0]
     assert isinstance(errors[0], ValueError), repr(errors[0])
     assert await app.broker.queue_size(app.default_queue) == 20
     assert await app.broker.scheduled_size(app.default_queue) == 5
