@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from asyncq._cancel import cancelled_by_caller
 from asyncq._text import bounded
-from asyncq.brokers import Delivery, Outgoing
+from asyncq.brokers import DEAD_BODY_KEEP, Delivery, Outgoing
 from asyncq.context import reset_request, set_request
 from asyncq.errors import DecodeError, Retry, SerializationError, TimeLimitExceeded
 from asyncq.middleware import CallNext, Job, Middleware, Pipeline, RunResult, Skip
@@ -94,8 +94,7 @@ class Executor:
         try:
             message = self.codec.decode(delivery.body, delivery.queue)
         except DecodeError as exc:
-            return Dead(delivery, bounded(f"undecodable message: {exc}"),
-                        self.codec.trusted_id(delivery.body, exc))
+            return self._undecodable(delivery, exc)
         task = self.app.tasks.get(message.task)
         if task is None:  # the name is the sender's: any length, any characters
             name = bounded(message.task, _MAX_NAME)
@@ -108,6 +107,15 @@ class Executor:
             return Dead(delivery, f"delivered {delivery.delivery_count} times without an outcome "
                         "(the task may crash its worker)", message.id, message.task)
         return Job(self.app, message, task, delivery, self.pipeline(task))
+
+    def _undecodable(self, delivery: Delivery, exc: DecodeError) -> Dead:
+        task_id = self.codec.trusted_id(delivery.body, exc)
+        reason = bounded(f"undecodable message: {exc}")
+        size = len(delivery.body)
+        if size > self.codec.max_size:  # keep its start only: the store is not a sink
+            delivery.body = delivery.body[:DEAD_BODY_KEEP]
+            reason += f"; the dead letter keeps its first {DEAD_BODY_KEEP} of {size} bytes"
+        return Dead(delivery, reason, task_id)
 
     async def execute(self, job: Job) -> Outcome:
         """Run ``job`` through its pipeline; exceptions become RETRY or FAILURE records."""

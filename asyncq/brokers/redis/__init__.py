@@ -4,7 +4,10 @@ Layout (every key of a queue shares the ``{queue}`` hash tag)::
 
     asyncq:{queue}:stream    entries with field d = message bytes; one consumer group, "asyncq"
     asyncq:{queue}:delayed   sorted set of message bytes scored by due time (ms)
-    asyncq:{queue}:dead      dead-letter stream (d, reason, id, task, deliveries, at)
+    asyncq:{queue}:dead      dead-letter stream (d, reason, id, task, deliveries, at),
+                             capped at ``dead_letter_max`` entries (XADD MAXLEN ~: the
+                             oldest go first; Redis trims in whole nodes, so a few more
+                             may stay)
 
 Acked entries are deleted in the script that acks them: settle.lua trims them from the
 head (XTRIM MINID to the oldest entry the group still needs, so never a pending or
@@ -26,10 +29,17 @@ from redis import exceptions as rexc
 from asyncq import _redis, codec
 from asyncq._batch import Coalescer, raise_first, runs_by_size
 from asyncq._urls import mask_url
-from asyncq.brokers import WORKER_GROUP, Broker, Consumer, DeadLetter, Outgoing
+from asyncq.brokers import (
+    DEAD_LETTER_MAX,
+    WORKER_GROUP,
+    Broker,
+    Consumer,
+    DeadLetter,
+    Outgoing,
+)
 from asyncq.brokers.redis._consumer import RedisConsumer
 from asyncq.brokers.redis._keys import dead_key, delayed_key, stream_key
-from asyncq.errors import BrokerError, BrokerUnavailable
+from asyncq.errors import BrokerError, BrokerUnavailable, ConfigurationError
 
 __all__ = ["RedisBroker", "dead_key", "delayed_key", "stream_key"]
 
@@ -42,9 +52,13 @@ class RedisBroker(Broker):
     """Redis Streams transport (``redis://`` or ``rediss://``)."""
 
 
-    def __init__(self, url: str, *, publish_timeout: float = 10.0) -> None:
+    def __init__(self, url: str, *, publish_timeout: float = 10.0,
+                 dead_letter_max: int = DEAD_LETTER_MAX) -> None:
         super().__init__(url)
         self.publish_timeout = publish_timeout
+        if dead_letter_max < 1:
+            raise ConfigurationError("dead_letter_max must be at least 1")
+        self.dead_letter_max = dead_letter_max
         self.client: aioredis.Redis = _redis.make_client(url)
         self.server_id = _redis.server_id(url)
         self.scripts = {
@@ -123,8 +137,10 @@ class RedisBroker(Broker):
     def consumer(
         self, queues: Sequence[str], *, prefetch: int, lease: float, group: str = WORKER_GROUP
     ) -> Consumer:
-        return RedisConsumer(self.client, self.scripts, self.url, list(queues), group=group,
-                             lease=lease)
+        consumer = RedisConsumer(self.client, self.scripts, self.url, list(queues),
+                                 group=group, lease=lease)
+        consumer.dead_letter_max = self.dead_letter_max
+        return consumer
 
     async def queue_size(self, queue: str) -> int:
         """Entries in the stream not yet delivered to a worker (acked ones are deleted)."""
@@ -150,7 +166,10 @@ class RedisBroker(Broker):
     async def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
         with _redis.mapped_errors("Redis broker", self.url):
             entries: Any = await self.client.xrange(dead_key(queue), count=limit)
-        return [_dead_letter(queue, ref, fields) for ref, fields in entries]
+        letters = [_dead_letter(queue, ref, fields) for ref, fields in entries]
+        for letter in letters:
+            letter.extra["dead_letter_max"] = self.dead_letter_max
+        return letters
 
     async def purge_dead(self, queue: str) -> int:
         with _redis.mapped_errors("Redis broker", self.url):
