@@ -24,6 +24,13 @@ from typing import TYPE_CHECKING, Any, Final
 import msgpack
 
 from asyncq import codec
+from asyncq._decoded import (
+    DECODED_RATIO,
+    decoded_over,
+    gc_paused,
+    needs_measure,
+    rough_bound,
+)
 from asyncq.errors import DecodeError, MessageTooLarge, SerializationError, SignatureError
 from asyncq.message import Message, valid_id
 from asyncq.signing import LEGACY_MAGIC, Signer
@@ -180,11 +187,27 @@ class WireCodec:
             return self._decode_signed(self.signer, data, queue)
         if data.startswith((SIGNED_MAGIC, LEGACY_MAGIC)):
             raise SignatureError("message is signed but this app has no signing keys")
-        return from_wire(codec.loads(data, max_size=self.max_size))
+        return self._unpack(data)
+
+    def _unpack(self, payload: bytes) -> Message:
+        """The envelope; a large one is measured once decoded (:mod:`asyncq._decoded`)."""
+        if not needs_measure(len(payload), self.max_size):
+            return from_wire(codec.loads(payload, max_size=self.max_size))
+        limit = self.max_size * DECODED_RATIO
+        if rough_bound(payload) <= limit:
+            return from_wire(codec.loads(payload, max_size=self.max_size))
+        with gc_paused():  # a million containers would trigger collection after collection
+            message = from_wire(codec.loads(payload, max_size=self.max_size))
+        over = decoded_over(message, limit)
+        if over is not None:
+            raise DecodeError(f"message decodes to over {over} bytes of objects, more than "
+                              f"{DECODED_RATIO} x the {self.max_size} byte limit "
+                              "(a decode bomb?)")
+        return message
 
     def _decode_signed(self, signer: Signer, data: bytes, queue: str | None) -> Message:
         signed = signer.open(data)
-        message = from_wire(codec.loads(signed.payload, max_size=self.max_size))
+        message = self._unpack(signed.payload)
         if queue is not None:
             check_binding(signed.queue, signed.signed_at, message, queue, self.max_age)
         return message
