@@ -63,8 +63,9 @@ _OBJECTS: Final = bytes(b for b in range(0xA0, 0x100) if b not in _CONTAINERS)
 def rough_bound(data: bytes) -> int:
     """An upper bound of what ``data`` decodes to, from two C-speed byte counts.
 
-    Every byte costs at least a slot (8, and lists over-allocate: 10); a byte that may head a container up to a
-    one-key map (192 in all), one that may head a string, int, float, bin or ext 128.
+    Every byte costs at least a slot (8; lists over-allocate, so 10), a byte that may
+    head a container up to a one-key map (192 in all), one that may head a string, int,
+    float, bin or ext 128.
     Payload bytes that look like heads only make it larger, never smaller.
     """
     containers = len(data) - len(data.translate(None, _CONTAINERS))
@@ -95,7 +96,8 @@ def _items(values: Iterable[object], stack: list[object]) -> int:
     for item in values:
         kind = type(item)
         if kind is int:  # small ints are shared: only the slot
-            cost += _SLOT if -5 <= item <= 256 else sys.getsizeof(item) + _SLOT  # type: ignore[operator]
+            small = -5 <= item <= 256  # type: ignore[operator]
+            cost += _SLOT if small else sys.getsizeof(item) + _SLOT
         elif kind is float:
             cost += _FLOAT
         elif item is None or kind is bool:
