@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+import msgpack
 import pytest
 
 import asyncq
@@ -111,3 +112,75 @@ async def test_forged_replies_to_a_producer_are_dropped(
         finally:
             await app.broker.delete_queue(queue)
 
+
+
+async def test_forged_replies_to_a_worker_are_dropped_and_signed_results_win(
+        amqp_url: str, raw_channel: aio_pika.abc.AbstractChannel) -> None:
+    """A worker's own reply queue (its App has one too), with signing on: a forged
+    record for a real id is dropped, so the genuine one is what the handle gets."""
+    from asyncq.testing import worker
+
+    queue = f"wreplies-{uuid.uuid4().hex[:8]}"
+    app = asyncq.App(f"wr{uuid.uuid4().hex[:6]}", broker=amqp_url, default_queue=queue,
+                     signing_keys={"k1": "0123456789abcdef-rpc-key"})
+
+    @app.task
+    async def slow(n: int) -> int:
+        await asyncio.sleep(0.5)
+        return n
+
+    try:
+        async with worker(app):
+            backend: Any = app.backend
+            handle = await slow.enqueue(7)
+            before = rss_kb()
+            forged = b"S" + msgpack.packb([1, 666, None, None, None, 0, None, 1.0])
+            for i in range(40):
+                cid = handle.id if i % 2 == 0 else uuid.uuid4().hex
+                body = forged if i % 4 == 0 else b"S" + os.urandom(2 * 1024 * 1024)
+                await raw_channel.default_exchange.publish(
+                    aio_pika.Message(body, correlation_id=cid), routing_key=backend.address)
+            assert await handle.get(timeout=20) == 7
+            for _ in range(300):
+                if backend.dropped >= 40:
+                    break
+                await asyncio.sleep(0.1)
+            assert backend.dropped == 40
+            assert (rss_kb() - before) / 1024 < 60
+    finally:
+        async with app:
+            await app.broker.delete_queue(queue)
+
+
+async def test_results_go_only_to_reply_queues(
+        amqp_url: str, raw_channel: aio_pika.abc.AbstractChannel) -> None:
+    """An unsigned message's reply_to naming any other queue gets no result there."""
+    from asyncq.testing import worker
+
+    queue, victim = f"rto-{uuid.uuid4().hex[:8]}", f"victim-{uuid.uuid4().hex[:8]}"
+    app = asyncq.App(f"rt{uuid.uuid4().hex[:6]}", broker=amqp_url, default_queue=queue)
+    ran: list[int] = []
+
+    @app.task
+    async def add(x: int, y: int) -> int:
+        ran.append(x + y)
+        return x + y
+
+    victim_queue = await raw_channel.declare_queue(victim, auto_delete=True)
+    try:
+        async with worker(app):
+            await app.broker.layout.queue(queue)  # type: ignore[attr-defined]
+            body = encode_fields("rto-1", add.name, [1, 2], {}, {}, {})
+            await raw_channel.default_exchange.publish(
+                aio_pika.Message(body, reply_to=victim, correlation_id="rto-1"),
+                routing_key=queue)
+            for _ in range(100):
+                if ran:
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.5)
+        assert ran == [3]
+        assert await victim_queue.get(fail=False) is None
+    finally:
+        async with app:
+            await app.broker.delete_queue(queue)
