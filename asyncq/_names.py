@@ -1,4 +1,4 @@
-"""The one rule for queue names, on every broker.
+"""The one rule for queue names, on every broker (and the range of priorities).
 
 A queue name is 1-200 characters of ``A-Z a-z 0-9 _ . : -``. Redis keys embed it in a
 hash tag (``asyncq:{queue}:stream``), RabbitMQ limits names to 255 bytes and reserves
@@ -14,9 +14,11 @@ from typing import Final
 
 from asyncq.errors import ConfigurationError
 
-__all__ = ["MAX_QUEUE_NAME", "check_queue", "queue_error"]
+__all__ = ["MAX_PRIORITY", "MAX_QUEUE_NAME", "check_priority", "check_queue", "queue_error"]
 
 MAX_QUEUE_NAME: Final = 200
+#: Priorities are 0-255 (RabbitMQ's range; a queue uses those up to its x-max-priority).
+MAX_PRIORITY: Final = 255
 _QUEUE_RE: Final = re.compile(rf"[A-Za-z0-9_.:\-]{{1,{MAX_QUEUE_NAME}}}")
 
 
@@ -40,3 +42,12 @@ def check_queue(name: object, where: str) -> str:
         raise ConfigurationError(f"{where}: {error}")
     assert isinstance(name, str)
     return name
+
+
+def check_priority(priority: object) -> None:
+    """``ValueError`` unless ``priority`` is None or an int in 0..:data:`MAX_PRIORITY`."""
+    if priority is None:
+        return
+    if type(priority) is not int or not 0 <= priority <= MAX_PRIORITY:
+        raise ValueError(f"options(priority=...): must be an integer 0-{MAX_PRIORITY}, "
+                         f"not {priority!r}"[:200])

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Generic, ParamSpec, TypedDict, TypeVar, Unpack
 
-from asyncq._names import queue_error
+from asyncq._names import check_priority, queue_error
 from asyncq.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -180,6 +180,7 @@ def _call_options(options: OptionsDict, base: CallOptions | None = None) -> Call
     queue = options.get("queue")
     if queue is not None and (error := queue_error(queue)) is not None:
         raise ValueError(f"options(queue=...): {error}")
+    check_priority(options.get("priority"))
     return CallOptions(**options) if base is None else replace(base, **options)
 
 

@@ -51,3 +51,11 @@ def test_an_empty_task_id_is_refused() -> None:
 
 async def _noop() -> None:
     return None
+
+
+@pytest.mark.parametrize("priority", [-1, 256, "1", True, 1.5, 10**20])
+def test_bad_priorities_are_refused_at_options_time(priority: object) -> None:
+    task = asyncq.App("names", broker="memory://names").task(_noop)
+    with pytest.raises(ValueError, match="priority"):
+        task.options(priority=priority)  # type: ignore[arg-type]
+    assert task.options(priority=255).call_options.priority == 255
