@@ -26,6 +26,7 @@ import msgpack
 from asyncq import codec
 from asyncq._decoded import (
     DECODED_RATIO,
+    WORST_RATIO,
     decoded_over,
     gc_paused,
     needs_measure,
@@ -187,6 +188,8 @@ class WireCodec:
             return self._decode_signed(self.signer, data, queue)
         if data.startswith((SIGNED_MAGIC, LEGACY_MAGIC)):
             raise SignatureError("message is signed but this app has no signing keys")
+        if len(data) * WORST_RATIO <= self.max_size * DECODED_RATIO:  # needs_measure, inline
+            return from_wire(codec.loads(data, max_size=self.max_size))
         return self._unpack(data)
 
     def _unpack(self, payload: bytes) -> Message:

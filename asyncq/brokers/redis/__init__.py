@@ -101,17 +101,8 @@ class RedisBroker(Broker):
 
     async def _flush(self, batch: Sequence[Outgoing]) -> Sequence[BaseException | None]:
         """One command per stream (a script appends all its bodies) and per delay set."""
-        now = time.time()
         out: list[BaseException | None] = [None] * len(batch)
-        groups: dict[tuple[bool, str], list[int]] = {}
-        scores: list[int] = [0] * len(batch)
-        for index, message in enumerate(batch):
-            try:  # one bad message fails alone, never its neighbours
-                scores[index] = _score(message, now)
-            except (ValueError, TypeError, OverflowError) as exc:
-                out[index] = ValueError(f"message {message.id}: {exc}")
-                continue
-            groups.setdefault((scores[index] > 0, message.queue), []).append(index)
+        groups, scores = _group(batch, out)
         batch_ = _redis.ScriptBatch(self.client)
         owners: list[list[int]] = []  # per command: the messages it carries
         for (delayed, queue), indexes in groups.items():
@@ -194,6 +185,26 @@ class RedisBroker(Broker):
 
 #: bytes of message bodies per publish.lua call (Redis caps one argument at 512 MB)
 _BLOB_BYTES = 4 * 1024 * 1024
+
+
+def _group(batch: Sequence[Outgoing], out: list[BaseException | None]
+           ) -> tuple[dict[tuple[bool, str], list[int]], dict[int, int]]:
+    """Message positions by (delayed, queue), and the delayed ones' scores; a message
+    that cannot be sent gets its error in ``out`` and fails alone, never its neighbours."""
+    now = time.time()
+    groups: dict[tuple[bool, str], list[int]] = {}
+    scores: dict[int, int] = {}
+    for index, message in enumerate(batch):
+        if message.eta is None and type(message.body) is bytes:  # the common case
+            groups.setdefault((False, message.queue), []).append(index)
+            continue
+        try:
+            score = scores[index] = _score(message, now)
+        except (ValueError, TypeError, OverflowError) as exc:
+            out[index] = ValueError(f"message {message.id}: {exc}")
+            continue
+        groups.setdefault((score > 0, message.queue), []).append(index)
+    return groups, scores
 
 
 def _score(message: Outgoing, now: float) -> int:
