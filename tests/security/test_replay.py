@@ -123,3 +123,21 @@ def test_the_signature_covers_the_queue_and_time() -> None:
     for cut in range(len(body) - 7):
         with pytest.raises(asyncq.SignatureError):
             signer.open(body[:cut])
+
+
+async def test_retries_are_signed_again_and_run(app: asyncq.App) -> None:
+    """A retry is a new signature for the same queue (its time is the retry's), and the
+    replay guard lets it run: the record is RETRY, not final."""
+    attempts: list[int] = []
+
+    @app.task(retries=2, retry_on=(RuntimeError,), retry_backoff=0.05, retry_jitter=False)
+    async def flaky() -> str:
+        attempts.append(len(attempts))
+        if len(attempts) < 3:
+            raise RuntimeError("not yet")
+        return "done"
+
+    async with worker(app):
+        assert await (await flaky.enqueue()).get(timeout=15) == "done"
+    assert attempts == [0, 1, 2]
+    assert await app.broker.dead_letters(app.default_queue) == []
