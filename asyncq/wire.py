@@ -32,7 +32,13 @@ from asyncq._decoded import (
     needs_measure,
     rough_bound,
 )
-from asyncq.errors import DecodeError, MessageTooLarge, SerializationError, SignatureError
+from asyncq.errors import (
+    ConfigurationError,
+    DecodeError,
+    MessageTooLarge,
+    SerializationError,
+    SignatureError,
+)
 from asyncq.message import Message, valid_id
 from asyncq.signing import LEGACY_MAGIC, Signer
 from asyncq.signing import MAGIC as SIGNED_MAGIC
@@ -121,6 +127,8 @@ class WireCodec:
         self.max_size = max_size
         self.signer = signer
         #: seconds a signed message may wait past its signing (or due) time
+        if not max_age > 0:
+            raise ConfigurationError(f"signing_max_age must be positive, not {max_age!r}")
         self.max_age = max_age
         #: a plain body (unsigned, within the limit) can go as packed
         self.passthrough = signer is None

@@ -141,3 +141,9 @@ async def test_retries_are_signed_again_and_run(app: asyncq.App) -> None:
         assert await (await flaky.enqueue()).get(timeout=15) == "done"
     assert attempts == [0, 1, 2]
     assert await app.broker.dead_letters(app.default_queue) == []
+
+
+@pytest.mark.parametrize("age", [0, -1, float("nan")])
+def test_a_maximum_age_must_be_positive(age: float) -> None:
+    with pytest.raises(asyncq.ConfigurationError, match="signing_max_age"):
+        asyncq.App("age", broker="memory://age", signing_keys=KEYS, signing_max_age=age)
