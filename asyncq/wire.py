@@ -223,18 +223,25 @@ class WireCodec:
             check_binding(signed.queue, signed.signed_at, message, queue, self.max_age)
         return message
 
-    def trusted_id(self, data: bytes, error: DecodeError) -> str | None:
+    def trusted_id(self, data: bytes, error: DecodeError, queue: str | None = None
+                   ) -> str | None:
         """The id a rejection record may be stored under, if the message can be trusted.
 
         With signing on, only a verified message's id is used: an id read from a
         message nobody can vouch for could be a forgery aimed at another task's result.
+        A genuine message replayed onto another queue (``queue``, where it was
+        delivered) leaves no record either: it would tell the genuine one's waiters it
+        was rejected. One refused for its age does (its own queue: it is the genuine).
         """
         if self.signer is not None:
-            try:  # a message refused for its queue or age still has a genuine id
-                data = self.signer.verify(data)
+            try:
+                signed = self.signer.open(data)
             except SignatureError:
                 return None
-        elif isinstance(error, SignatureError):
+            if queue is not None and signed.queue and signed.queue != queue:
+                return None
+            return peek_id(signed.payload)
+        if isinstance(error, SignatureError):
             return None
         return peek_id(data)
 

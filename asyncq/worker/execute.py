@@ -109,7 +109,7 @@ class Executor:
         return Job(self.app, message, task, delivery, self.pipeline(task))
 
     def _undecodable(self, delivery: Delivery, exc: DecodeError) -> Dead:
-        task_id = self.codec.trusted_id(delivery.body, exc)
+        task_id = self.codec.trusted_id(delivery.body, exc, delivery.queue)
         reason = bounded(f"undecodable message: {exc}")
         size = len(delivery.body)
         if size > self.codec.max_size:  # keep its start only: the store is not a sink

@@ -147,3 +147,23 @@ async def test_retries_are_signed_again_and_run(app: asyncq.App) -> None:
 def test_a_maximum_age_must_be_positive(age: float) -> None:
     with pytest.raises(asyncq.ConfigurationError, match="signing_max_age"):
         asyncq.App("age", broker="memory://age", signing_keys=KEYS, signing_max_age=age)
+
+
+async def test_a_replay_on_another_queue_does_not_reject_the_genuine_message(
+        app: asyncq.App) -> None:
+    from asyncq.brokers.redis import delayed_key
+
+    other: str = app.other  # type: ignore[attr-defined]
+
+    @app.task
+    async def later(n: int) -> int:
+        return n
+
+    handle = await later.options(countdown=1.5).enqueue(9)
+    (captured,) = await app.broker.client.zrange(  # type: ignore[attr-defined]
+        delayed_key(app.default_queue), 0, -1)
+    async with worker(app, [app.default_queue, other]):
+        await app.broker.publish(Outgoing(handle.id, other, captured))  # runs at once
+        await until(lambda: _dead_count(app, other, 1))
+        assert await handle.state() is not asyncq.TaskState.FAILURE  # no rejection record
+        assert await handle.get(timeout=10) == 9
