@@ -71,3 +71,28 @@ async def test_a_bad_outgoing_fails_alone_inside_the_publisher(app: asyncq.App) 
     assert all(isinstance(o, ValueError) for o in outcomes if isinstance(o, BaseException))
     assert await app.broker.queue_size(queue) == 10
     assert await app.broker.scheduled_size(queue) == 3
+
+
+@pytest.mark.amqp
+async def test_a_bad_outgoing_fails_alone_on_rabbitmq(amqp_url: str,
+                                                      unique: Callable[[str], str]) -> None:
+    queue = unique("edge")
+    app = asyncq.App(unique("edge"), broker=amqp_url, default_queue=queue)
+    async with app:
+        try:
+            good = [Outgoing(f"g{i}", queue, b"body-%d" % i) for i in range(10)]
+            bad = [Outgoing("b1", queue, b"x", eta=math.inf),
+                   Outgoing("b2", queue, b"y", eta=math.nan)]
+            mixed = [*good[:5], *bad, *good[5:]]
+            outcomes = await asyncio.gather(*(app.broker.publish(m) for m in mixed),
+                                            return_exceptions=True)
+            failed = {m.id: o for m, o in zip(mixed, outcomes, strict=True) if o is not None}
+            assert sorted(failed) == ["b1", "b2"]
+            assert all(isinstance(o, ValueError) for o in failed.values())
+            for _ in range(50):
+                if await app.broker.queue_size(queue) == 10:
+                    break
+                await asyncio.sleep(0.1)
+            assert await app.broker.queue_size(queue) == 10
+        finally:
+            await app.broker.delete_queue(queue)
