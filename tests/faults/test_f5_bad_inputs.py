@@ -191,8 +191,12 @@ async def test_a_forged_record_naming_code_imports_nothing(app: asyncq.App,
     client = redis.Redis.from_url(redis_url)
     client.set(result_key(task_id), record, ex=60)
     client.close()
-    async with app:
-        with pytest.raises(asyncq.TaskFailed) as caught:
+    async with app:  # signing on: an unsigned record is refused (issue 13)
+        with pytest.raises(asyncq.SignatureError, match="is not signed"):
             await app.result(task_id).get(timeout=5)
+    plain = asyncq.App(f"f5{uuid.uuid4().hex[:6]}", broker=redis_url)
+    async with plain:  # without keys it is read, as strings
+        with pytest.raises(asyncq.TaskFailed) as caught:
+            await plain.result(task_id).get(timeout=5)
     assert caught.value.exc_type == "f5_sentinel_module.Boom"
     assert "f5_sentinel_module" not in sys.modules
