@@ -40,8 +40,7 @@ from asyncq.errors import (
     SignatureError,
 )
 from asyncq.message import Message, valid_id
-from asyncq.signing import LEGACY_MAGIC, Signer
-from asyncq.signing import MAGIC as SIGNED_MAGIC
+from asyncq.signing import Signer
 
 if TYPE_CHECKING:
     from asyncq.task import Task
@@ -53,6 +52,8 @@ ENVELOPE_VERSION: Final = 1
 _FIELDS: Final = 8
 #: peek_id reads no further than this: the version and a valid id fit well within it.
 _PEEK: Final = 512
+#: Both signed forms (AQS2, and the refused AQS1) start so.
+_SIGNED_PREFIX: Final = b"AQS"
 #: How long a signed message stays valid after it was signed or fell due (7 days).
 DEFAULT_MAX_AGE: Final = 7 * 24 * 3600.0
 
@@ -124,7 +125,9 @@ class WireCodec:
 
     def __init__(self, *, max_size: int = codec.DEFAULT_MAX_SIZE,
                  signer: Signer | None = None, max_age: float = DEFAULT_MAX_AGE) -> None:
-        self.max_size = max_size
+        self.max_size = max_size  # fixed once built (``_unmeasured`` follows from it)
+        #: messages up to this size are never measured (:func:`asyncq._decoded.needs_measure`)
+        self._unmeasured = max_size * DECODED_RATIO // WORST_RATIO
         self.signer = signer
         #: seconds a signed message may wait past its signing (or due) time
         if not max_age > 0:
@@ -189,14 +192,15 @@ class WireCodec:
         (counted from when it fell due). Without ``queue`` (inspecting a dead letter)
         only the MAC is checked.
         """
-        if len(data) > self.max_size:
-            raise MessageTooLarge(f"message of {len(data)} bytes exceeds the "
+        size = len(data)
+        if size > self.max_size:
+            raise MessageTooLarge(f"message of {size} bytes exceeds the "
                                         f"{self.max_size} byte limit")
         if self.signer is not None:
             return self._decode_signed(self.signer, data, queue)
-        if data.startswith((SIGNED_MAGIC, LEGACY_MAGIC)):
+        if data.startswith(_SIGNED_PREFIX):
             raise SignatureError("message is signed but this app has no signing keys")
-        if len(data) * WORST_RATIO <= self.max_size * DECODED_RATIO:  # needs_measure, inline
+        if size <= self._unmeasured:  # not needs_measure(): the hot path, inline
             return from_wire(codec.loads(data, max_size=self.max_size))
         return self._unpack(data)
 

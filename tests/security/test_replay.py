@@ -167,3 +167,12 @@ async def test_a_replay_on_another_queue_does_not_reject_the_genuine_message(
         await until(lambda: _dead_count(app, other, 1))
         assert await handle.state() is not asyncq.TaskState.FAILURE  # no rejection record
         assert await handle.get(timeout=10) == 9
+
+
+def test_every_signed_form_starts_with_the_prefix_an_unsigned_worker_refuses() -> None:
+    from asyncq import wire
+
+    assert asyncq.signing.MAGIC.startswith(wire._SIGNED_PREFIX)
+    assert asyncq.signing.LEGACY_MAGIC.startswith(wire._SIGNED_PREFIX)
+    with pytest.raises(asyncq.SignatureError, match="no signing keys"):
+        wire.WireCodec().decode(asyncq.signing.Signer(KEYS).sign(b"x", "q"))
