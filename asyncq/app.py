@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, ParamSpec, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, overload
 
 from asyncq._outgoing import Preparer
 from asyncq.brokers import Broker, broker_class
@@ -25,6 +25,9 @@ from asyncq.routing import Router, RouteSpec
 from asyncq.signing import Signer
 from asyncq.task import Hook, OptionsDict, Signature, Task, TaskConfig
 from asyncq.wire import WireCodec
+
+if TYPE_CHECKING:
+    from asyncq.events.control import Control, Inspect
 
 __all__ = ["App"]
 
@@ -98,6 +101,18 @@ class App:
         """Every middleware around a task run, outermost first: the App's, then the
         built-ins (expiry, track_started, hooks, retries, time limits)."""
         return [*self.middleware, *self._builtins]
+
+    @property
+    def control(self) -> Control:
+        """Control requests to this app's workers (ping, shutdown, rate_limit, ...)."""
+        from asyncq.events.control import Control
+
+        return Control(self)
+
+    def inspect(self, destination: Sequence[str] | None = None, timeout: float = 1.0
+                ) -> Inspect:
+        """Questions to this app's workers (active, reserved, stats, ...)."""
+        return self.control.inspect(destination, timeout)
 
     def __repr__(self) -> str:
         return f"<App {self.name} broker={self.broker.safe_url} backend={self.backend.safe_url}>"

@@ -17,6 +17,7 @@ from asyncq.app import App
 from asyncq.cli._common import AppPath, fail, load_or_fail, run_async
 from asyncq.cli.banner import banner
 from asyncq.cli.dlq import dlq
+from asyncq.cli.observe import observe
 from asyncq.cli.supervise import CHILD_ENV, stop_with_parent, supervise
 from asyncq.errors import AsyncqError
 from asyncq.worker import Worker
@@ -63,10 +64,22 @@ def worker(
     loop_lag: Annotated[float, typer.Option(
         "--loop-lag", min=0, help="Warn when a task blocks the event loop this long (0: off).")
     ] = 1.0,
+    events: Annotated[bool, typer.Option(
+        "-E", "--events", help="Send heartbeats and task events; answer control requests.")
+    ] = False,
+    heartbeat: Annotated[float, typer.Option(
+        "--heartbeat", min=0.1, help="Seconds between heartbeats (with --events).")] = 2.0,
+    metrics_port: Annotated[int | None, typer.Option(
+        "--metrics-port", help="Serve Prometheus metrics on this port (child i of -w N: "
+        "port+i-1).")] = None,
+    log_format: Annotated[str, typer.Option(
+        "--log-format", help="text or json (json: task id, name, queue, attempt).")] = "text",
 ) -> None:
     """Run a worker: consume QUEUES and run tasks of MODULE:ATTR."""
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
     app = load_or_fail(app_path)
+    observe(app, events=events, heartbeat=heartbeat, metrics_port=metrics_port,
+            log_format=log_format)
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     instance = Worker(app, names, concurrency=concurrency, prefetch=prefetch,
                       shutdown_timeout=shutdown_timeout, lease=lease,

@@ -94,6 +94,11 @@ class Worker:
         return WorkerStats(len(self._running), len(self._buffer) + len(self._suspects),
                            self._held, self._settled, self._stop.is_set())
 
+    def held(self) -> dict[str, list[Delivery]]:
+        """Deliveries running (``active``) and waiting for a slot (``reserved``)."""
+        return {"active": list(self._running.values()),
+                "reserved": [job.delivery for job in (*self._buffer, *self._suspects)]}
+
     def stop(self) -> None:
         """Stop fetching; running tasks get ``shutdown_timeout`` to finish."""
         self._stop.set()

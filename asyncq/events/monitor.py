@@ -1,0 +1,177 @@
+"""Worker-side middleware: heartbeats and control (:class:`Heartbeats`), and task events
+(:class:`Events`).
+
+Both are off unless installed (``App(middleware=[Events()])`` or ``asyncq worker APP
+--events``). :class:`Heartbeats` overrides only the worker lifecycle hooks, so it costs
+nothing per task; :class:`Events` adds ``before_run`` and ``after_run``, each of which
+appends one small dict to an in-memory buffer that a background task sends in batches
+(every :data:`FLUSH_EVERY` seconds, one round trip) — never a server call per task.
+
+One middleware instance serves one worker at a time (the usual one worker per process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any, Final
+
+from asyncq.events import MAX_EVENTS, Bus, Subscription, bus_for, worker_name
+from asyncq.events.control import CONTROL_TOPIC, ControlServer
+from asyncq.middleware import Job, Middleware, RunResult
+
+if TYPE_CHECKING:
+    from asyncq.worker import Worker
+
+__all__ = ["FLUSH_EVERY", "Events", "Heartbeats"]
+
+logger = logging.getLogger("asyncq.events")
+
+#: Seconds between two batches of events sent to the bus.
+FLUSH_EVERY: Final = 0.25
+#: Characters of an error message put in an event.
+MAX_ERROR: Final = 500
+
+#: by state name (REVOKED is the revoke feature's state, where it exists)
+_OUTCOMES: Final = {"SUCCESS": "task-succeeded", "FAILURE": "task-failed",
+                    "RETRY": "task-retried", "REVOKED": "task-revoked",
+                    "CANCELLED": "task-cancelled"}
+
+
+class _Side:
+    """What a running worker's monitor holds: its bus, buffer and background tasks."""
+
+    def __init__(self, worker: Worker, bus: Bus, interval: float) -> None:
+        self.worker = worker
+        self.bus = bus
+        self.interval = interval
+        self.name = worker_name()
+        self.started = time.time()
+        self.buffer: deque[dict[str, Any]] = deque(maxlen=MAX_EVENTS)
+        self.tasks: list[asyncio.Task[None]] = []
+        self.subscription: Subscription | None = None
+
+    def info(self, state: str) -> dict[str, Any]:
+        stats = self.worker.statistics()
+        now = time.time()
+        return {"worker": self.name, "host": socket.gethostname(), "pid": os.getpid(),
+                "app": self.worker.app.name, "state": state, "ts": now,
+                "interval": self.interval, "started": self.started,
+                "uptime": round(now - self.started, 3), "queues": list(self.worker.queues),
+                "concurrency": self.worker.concurrency, "running": stats.running,
+                "buffered": stats.buffered, "processed": stats.settled}
+
+    def add(self, event: dict[str, Any]) -> None:
+        event["ts"] = time.time()
+        event["worker"] = self.name
+        self.buffer.append(event)
+
+    async def flush(self) -> None:
+        if not self.buffer:
+            return
+        batch = list(self.buffer)
+        self.buffer.clear()
+        try:
+            await self.bus.emit(batch)
+        except Exception as exc:
+            logger.warning("could not send %d event(s): %s", len(batch), exc)
+
+    async def beat(self, state: str) -> None:
+        info = self.info(state)
+        self.buffer.append({**info, "type": f"worker-{state}"})
+        try:
+            await self.bus.put_worker(self.name, info)
+        except Exception as exc:
+            logger.warning("could not record the heartbeat: %s", exc)
+        await self.flush()
+
+    async def heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.beat("heartbeat")
+
+    async def flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_EVERY)
+            await self.flush()
+
+
+class Heartbeats(Middleware):
+    """Announce the worker online, every ``interval`` seconds and offline; answer control
+    requests (``control=False`` to refuse them all)."""
+
+    def __init__(self, interval: float = 2.0, *, control: bool = True) -> None:
+        if interval <= 0:
+            raise ValueError("the heartbeat interval must be positive")
+        self.interval = interval
+        self.control = control
+        self._side: _Side | None = None
+
+    @property
+    def side(self) -> _Side | None:
+        return self._side
+
+    async def worker_start(self, worker: Worker) -> None:
+        side = self._side = _Side(worker, bus_for(worker.app), self.interval)
+        await side.beat("online")
+        side.tasks += [asyncio.create_task(side.heartbeat_loop(), name="asyncq-heartbeat"),
+                       asyncio.create_task(side.flush_loop(), name="asyncq-events")]
+        if self.control:
+            try:
+                side.subscription = await side.bus.subscribe(CONTROL_TOPIC)
+            except Exception as exc:
+                logger.warning("control requests will not be answered: %s", exc)
+            else:
+                server = ControlServer(worker, side.bus, side.name, side.subscription)
+                side.tasks.append(asyncio.create_task(server.serve(), name="asyncq-control"))
+
+    async def worker_stop(self, worker: Worker) -> None:
+        side, self._side = self._side, None
+        if side is None:
+            return
+        for task in side.tasks:
+            task.cancel()
+        await asyncio.gather(*side.tasks, return_exceptions=True)
+        if side.subscription is not None:
+            with contextlib.suppress(Exception):
+                await side.subscription.aclose()
+        side.buffer.append({**side.info("offline"), "type": "worker-offline"})
+        await side.flush()
+        with contextlib.suppress(Exception):
+            await side.bus.drop_worker(side.name)
+        await side.bus.aclose()
+
+
+class Events(Heartbeats):
+    """:class:`Heartbeats` plus one event per task start and outcome."""
+
+    async def before_run(self, job: Job) -> None:
+        side = self._side
+        if side is not None:
+            job.state["asyncq.events.t0"] = time.perf_counter()
+            side.add({"type": "task-started", "id": job.id, "task": job.name,
+                      "queue": job.queue, "attempt": job.attempt})
+        return None
+
+    async def after_run(self, job: Job, result: RunResult) -> None:
+        side = self._side
+        if side is None:
+            return
+        event: dict[str, Any] = {"type": _OUTCOMES.get(str(result.state), "task-failed"),
+                                 "id": job.id, "task": job.name, "queue": job.queue,
+                                 "attempt": job.attempt, "state": result.state.value}
+        started = job.state.get("asyncq.events.t0")
+        if started is not None:
+            event["runtime"] = round(time.perf_counter() - started, 6)
+        if result.error is not None:
+            event["error"] = f"{type(result.error).__name__}: {result.error}"[:MAX_ERROR]
+        if result.delay is not None:
+            event["delay"] = result.delay
+        if result.skipped is not None:
+            event["error"] = result.skipped.message[:MAX_ERROR]
+        side.add(event)
