@@ -13,7 +13,7 @@ import abc
 import asyncio
 import time
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from asyncq import codec
 from asyncq._plugins import Registry
@@ -27,9 +27,6 @@ from asyncq.records import (
     encode_record,
     encode_success,
 )
-
-if TYPE_CHECKING:
-    from asyncq.brokers import Broker
 
 __all__ = [
     "DEFAULT_RESULT_TTL",
@@ -58,8 +55,9 @@ class ResultBackend(abc.ABC):
 
     @classmethod
     def create(cls, url: str, *, ttl: float, max_size: int,
-               broker: Broker | None = None) -> ResultBackend:
-        """Build one for an App (``broker`` is the App's, for backends that need it)."""
+               broker: object = None) -> ResultBackend:
+        """Build one for an App (``broker`` is the App's, for backends that travel over
+        it, such as RPC results)."""
         return cls(url, ttl=ttl, max_size=max_size)
 
     @property

@@ -33,15 +33,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from asyncq.codec import DEFAULT_MAX_SIZE
 from asyncq.errors import ConfigurationError, ResultUnavailable
 from asyncq.records import KeyWrite, ReplyTransport, is_final, may_replace
 from asyncq.results import DEFAULT_RESULT_TTL, ResultBackend
-
-if TYPE_CHECKING:
-    from asyncq.brokers import Broker
 
 __all__ = ["RpcResultBackend"]
 
@@ -75,7 +71,7 @@ class RpcResultBackend(ResultBackend):
 
     @classmethod
     def create(cls, url: str, *, ttl: float, max_size: int,
-               broker: Broker | None = None) -> ResultBackend:
+               broker: object = None) -> ResultBackend:
         if not isinstance(broker, ReplyTransport):
             raise ConfigurationError(
                 "RPC results travel back over the broker's own connection: use them with "

@@ -1,4 +1,4 @@
-"""Publishing to RabbitMQ in batches (asyncq/brokers/_amqp_publish.py), on a real node.
+"""Publishing to RabbitMQ in batches (asyncq/brokers/amqp/_frames.py), on a real node.
 
 Concurrent enqueues are written together and confirmed one by one: every outcome a
 single basic_publish could have (confirmed, returned, nacked) must reach the right
@@ -16,8 +16,8 @@ import aiormq
 import pytest
 
 import asyncq
-from asyncq.brokers import _amqp_publish
 from asyncq.brokers.amqp import AmqpBroker
+from asyncq.brokers.amqp import _frames as _amqp_publish
 
 
 @pytest.fixture
@@ -202,7 +202,7 @@ async def test_a_channel_closed_by_rabbitmq_fails_its_messages_with_publish_erro
 async def test_single_sends_and_batches_share_the_channel(app: asyncq.App) -> None:
     """AmqpBroker.send (consumers' republish, dead letters) uses aiormq's basic_publish
     on the same channel while batches register their own delivery tags."""
-    from asyncq.brokers._amqp_layout import new_properties
+    from asyncq.brokers.amqp._layout import new_properties
 
     @app.task
     async def echo(n: int) -> int:

@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustQueue
 from aio_pika.exceptions import ChannelInvalidStateError, MessageProcessError
@@ -21,18 +20,18 @@ from aio_pika.exceptions import ChannelInvalidStateError, MessageProcessError
 from asyncq._batch import raise_first
 from asyncq._cancel import cancelled_by_caller
 from asyncq.brokers import Consumer, DeadItem, Delivery, Settlement
-from asyncq.brokers._amqp_dead import dead_properties
-from asyncq.brokers._amqp_layout import (
+from asyncq.brokers.amqp._connection import Connection, Returned
+from asyncq.brokers.amqp._dead import dead_properties
+from asyncq.brokers.amqp._layout import (
     DEAD_EXCHANGE,
     ETA_HEADER,
     REDELIVERIES_HEADER,
+    Layout,
     copy_properties,
     header_int,
 )
-from asyncq.brokers.amqp import Returned
-
-if TYPE_CHECKING:
-    from asyncq.brokers.amqp import AmqpBroker
+from asyncq.brokers.amqp._publisher import Publisher
+from asyncq.brokers.amqp._replies import ReplyRoutes
 
 __all__ = ["AmqpConsumer"]
 
@@ -64,8 +63,12 @@ class AmqpConsumer(Consumer):
 
     server_id = None
 
-    def __init__(self, broker: AmqpBroker, queues: list[str], *, prefetch: int) -> None:
-        self._broker = broker
+    def __init__(self, conn: Connection, layout: Layout, publisher: Publisher,
+                 replies: ReplyRoutes, queues: list[str], *, prefetch: int) -> None:
+        self._conn = conn
+        self._layout = layout
+        self._publisher = publisher
+        self._replies = replies
         self._queues = queues
         self._prefetch = max(1, min(prefetch, _MAX_PREFETCH))
         self._inbox: asyncio.Queue[Delivery] = asyncio.Queue()
@@ -84,15 +87,15 @@ class AmqpConsumer(Consumer):
     async def _start(self) -> None:
         if self._channel is not None:
             return
-        broker = self._broker
-        await broker.connect()
-        with broker.errors("start consuming"):
+        conn = self._conn
+        await conn.connect()
+        with conn.errors("start consuming"):
             for queue in self._queues:
-                await broker.layout.queue(queue)
-            async with asyncio.timeout(broker.timeout):
-                channel = await broker.connection().channel(publisher_confirms=False)
+                await self._layout.queue(queue)
+            async with asyncio.timeout(conn.timeout):
+                channel = await conn.connection().channel(publisher_confirms=False)
             try:
-                async with asyncio.timeout(broker.timeout):
+                async with asyncio.timeout(conn.timeout):
                     await self._subscribe(channel)
             except BaseException:
                 self._consuming.clear()
@@ -113,7 +116,7 @@ class AmqpConsumer(Consumer):
             queue = self._declared.get(name)
             if queue is None:
                 queue = self._declared[name] = await channel.declare_queue(
-                    name, durable=True, arguments=self._broker.layout.kind.main_args(name))
+                    name, durable=True, arguments=self._layout.kind.main_args(name))
             self._consuming[name] = await queue.consume(self._callback(name), no_ack=False)
 
     def _callback(self, queue: str) -> Callback:
@@ -134,7 +137,7 @@ class AmqpConsumer(Consumer):
                 return
         except Exception as exc:
             logger.warning("could not republish a redelivered message of %r (%s); "
-                           "handing it over as is", queue, self._broker.describe(exc))
+                           "handing it over as is", queue, self._conn.describe(exc))
         finally:
             self._busy -= 1
             if self._busy == 0:
@@ -149,7 +152,7 @@ class AmqpConsumer(Consumer):
         if remaining > 0:
             await self._redelay(queue, message, remaining)
             return True
-        if message.redelivered and not self._broker.quorum:
+        if message.redelivered and not self._layout.kind.quorum:
             await self._recount(queue, message)
             return True
         return False
@@ -166,7 +169,7 @@ class AmqpConsumer(Consumer):
         key = properties.message_id or ""
         self._copies[key] = settled = asyncio.Event()
         try:
-            await self._broker.send("", queue, message.body, properties)
+            await self._publisher.send("", queue, message.body, properties)
             await _settle(message, ack=True)
         finally:
             settled.set()
@@ -175,11 +178,11 @@ class AmqpConsumer(Consumer):
     async def _redelay(self, queue: str, message: AbstractIncomingMessage,
                        remaining: int) -> None:
         try:
-            await self._broker.redelay(queue, message.body, copy_properties(message, {}),
+            await self._publisher.redelay(queue, message.body, copy_properties(message, {}),
                                        remaining)
         except Exception as exc:
             logger.warning("could not send an early message of %r back to wait (%s); "
-                           "returning it to the queue", queue, self._broker.describe(exc))
+                           "returning it to the queue", queue, self._conn.describe(exc))
             await asyncio.sleep(min(remaining / 1000, 1.0))
             await _settle(message, ack=False)
             return
@@ -188,7 +191,7 @@ class AmqpConsumer(Consumer):
     def _accept(self, queue: str, message: AbstractIncomingMessage) -> Delivery:
         route = message.correlation_id if message.reply_to else None
         if route is not None and message.reply_to is not None:
-            self._broker.replies.hold(route, message.reply_to)
+            self._replies.hold(route, message.reply_to)
         delivery = Delivery(message.body, queue, self._count(message), _Tag(message, route))
         self._held[id(delivery)] = delivery
         self._inbox.put_nowait(delivery)
@@ -196,7 +199,7 @@ class AmqpConsumer(Consumer):
 
     def _count(self, message: AbstractIncomingMessage) -> int:
         earlier = header_int(message.headers, REDELIVERIES_HEADER)
-        if self._broker.quorum:
+        if self._layout.kind.quorum:
             earlier += header_int(message.headers, "x-delivery-count")
         elif message.redelivered:
             earlier += 1  # the counting republish failed; at least this one
@@ -230,7 +233,7 @@ class AmqpConsumer(Consumer):
         if self._held.pop(id(delivery), None) is None:
             return False
         if delivery.tag.route is not None:
-            self._broker.replies.release(delivery.tag.route)
+            self._replies.release(delivery.tag.route)
         return True
 
     async def ack(self, items: Sequence[Settlement]) -> None:
@@ -259,10 +262,10 @@ class AmqpConsumer(Consumer):
             properties = copy_properties(message, {
                 REDELIVERIES_HEADER: delivery.delivery_count - 1, "x-delivery-count": None})
             try:
-                await self._broker.send("", delivery.queue, message.body, properties)
+                await self._publisher.send("", delivery.queue, message.body, properties)
             except Exception as exc:
                 logger.debug("handing back a message of %r by copy failed: %s",
-                             delivery.queue, self._broker.describe(exc))
+                             delivery.queue, self._conn.describe(exc))
             else:
                 return await _settle(message, ack=True)
         return await _settle(message, ack=False)
@@ -284,9 +287,9 @@ class AmqpConsumer(Consumer):
         self._paused = False
         if self._channel is None or self._closed:
             return
-        with self._broker.errors("resume consuming"):
+        with self._conn.errors("resume consuming"):
             try:
-                async with asyncio.timeout(self._broker.timeout):
+                async with asyncio.timeout(self._conn.timeout):
                     await self._consume(self._channel)
             except asyncio.CancelledError:
                 if cancelled_by_caller():
@@ -314,15 +317,16 @@ class AmqpConsumer(Consumer):
         raise_first(results)
 
     async def _publish_dead(self, item: DeadItem) -> None:
-        broker, queue = self._broker, item.delivery.queue
+        queue = item.delivery.queue
         properties = dead_properties(item, item.delivery.tag.message)
-        with broker.errors("dead-letter"):
+        send = self._publisher.send
+        with self._conn.errors("dead-letter"):
             try:
-                await broker.send(DEAD_EXCHANGE, queue, item.delivery.body, properties)
+                await send(DEAD_EXCHANGE, queue, item.delivery.body, properties)
             except Returned:  # the dead-letter queue was deleted: declare it again
-                broker.layout.forget(queue)
-                await broker.layout.queue(queue)
-                await broker.send(DEAD_EXCHANGE, queue, item.delivery.body, properties)
+                self._layout.forget(queue)
+                await self._layout.queue(queue)
+                await send(DEAD_EXCHANGE, queue, item.delivery.body, properties)
 
     async def close(self) -> None:
         """Cancel consumption, hand back whatever is held, close the channel."""
@@ -340,7 +344,7 @@ class AmqpConsumer(Consumer):
     async def _cancel_consuming(self) -> None:
         for name, tag in list(self._consuming.items()):
             try:
-                async with asyncio.timeout(self._broker.timeout):
+                async with asyncio.timeout(self._conn.timeout):
                     await self._declared[name].cancel(tag)
             except asyncio.CancelledError:
                 if cancelled_by_caller():
@@ -352,17 +356,17 @@ class AmqpConsumer(Consumer):
 
     async def _wait_callbacks(self) -> None:
         try:
-            async with asyncio.timeout(self._broker.timeout):
+            async with asyncio.timeout(self._conn.timeout):
                 await self._idle.wait()
         except TimeoutError:
             logger.warning("gave up waiting for %d message callback(s)", self._busy)
 
     async def _close_channel(self, channel: AbstractRobustChannel) -> None:
         try:
-            async with asyncio.timeout(self._broker.timeout):
+            async with asyncio.timeout(self._conn.timeout):
                 await channel.close()
         except Exception as exc:
-            logger.debug("closing the consumer channel: %s", self._broker.describe(exc))
+            logger.debug("closing the consumer channel: %s", self._conn.describe(exc))
 
 
 async def _settle(message: AbstractIncomingMessage, *, ack: bool, timeout: float = 5.0) -> bool:

@@ -12,25 +12,21 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiormq import exceptions as amqp_errors
 from aiormq import spec
 
 from asyncq._batch import Coalescer, raise_first
 from asyncq._cancel import cancelled_by_caller
-from asyncq.brokers import Outgoing, _amqp_publish
-from asyncq.brokers._amqp_layout import ETA_HEADER, bucket_ms, new_properties
+from asyncq.brokers import Outgoing
+from asyncq.brokers.amqp import _frames as _amqp_publish
+from asyncq.brokers.amqp._connection import Connection, Returned
+from asyncq.brokers.amqp._layout import ETA_HEADER, Layout, bucket_ms, new_properties
+from asyncq.brokers.amqp._replies import ReplyRoutes
 from asyncq.errors import AsyncqError, BrokerUnavailable, PublishError
 
-if TYPE_CHECKING:
-    from asyncq.brokers.amqp import AmqpBroker
-
-__all__ = ["Publisher", "Returned"]
-
-
-class Returned(PublishError):
-    """RabbitMQ returned a mandatory message: nothing is bound for its routing key."""
+__all__ = ["Publisher"]
 
 
 #: written batches awaiting their confirms at once, per broker
@@ -67,8 +63,10 @@ class Publisher:
     """The publishing side of one :class:`AmqpBroker` (its ``publish``, ``publish_many``
     and ``send``)."""
 
-    def __init__(self, broker: AmqpBroker) -> None:
-        self._broker = broker
+    def __init__(self, conn: Connection, layout: Layout, replies: ReplyRoutes) -> None:
+        self._conn = conn
+        self._layout = layout
+        self._replies = replies
         self._batcher: Coalescer[Outgoing, asyncio.Future[None]] = Coalescer(
             self._flush, closed=lambda: self._lost("the broker closed before it was sent"))
         self._window = asyncio.Semaphore(_WINDOW)
@@ -83,37 +81,37 @@ class Publisher:
         self._window = asyncio.Semaphore(_WINDOW)  # the next connect may be on another loop
 
     async def _destination(self, message: Outgoing) -> tuple[str, str]:
-        exchange = message.exchange or self._broker.exchange
+        exchange = message.exchange or self._layout.exchange
         routing_key = message.routing_key or message.queue
-        if exchange == self._broker.exchange:
-            await self._broker.layout.queue(message.queue)
-        elif not await self._broker.layout.exchange_exists(exchange):
+        if exchange == self._layout.exchange:
+            await self._layout.queue(message.queue)
+        elif not await self._layout.exchange_exists(exchange):
             raise PublishError(f"exchange {exchange!r} does not exist: declare it with "
                                "AmqpBroker(exchanges=...) or broker.declare_exchange()")
         return exchange, routing_key
 
     # -- publishing ----------------------------------------------------------------------
     async def publish(self, message: Outgoing) -> None:
-        await self._broker.connect()
-        try:  # not `with self._broker.errors(...)`: a context manager costs more than the rest
+        await self._conn.connect()
+        try:  # not `with conn.errors(...)`: a context manager costs more than the rest
             try:
                 await (await self._batcher.submit(message))
             except Returned:  # a queue deleted under us: declare again, once
-                self._broker.layout.forget(message.queue)
+                self._layout.forget(message.queue)
                 await (await self._batcher.submit(message))
         except Exception as exc:
-            raise self._broker.mapped(exc, "publish") from None
+            raise self._conn.mapped(exc, "publish") from None
 
     async def publish_many(self, messages: Sequence[Outgoing]) -> None:
-        await self._broker.connect()
-        with self._broker.errors("publish"):
+        await self._conn.connect()
+        with self._conn.errors("publish"):
             outcomes = await _confirmed(await self._batcher.submit_many(messages))
             returned = [m for m, out in zip(messages, outcomes, strict=True)
                         if isinstance(out, Returned)]
             raise_first(out for out in outcomes if not isinstance(out, Returned))
             if returned:  # queues deleted under us: declare again, once
                 for message in returned:
-                    self._broker.layout.forget(message.queue)
+                    self._layout.forget(message.queue)
                 raise_first(await _confirmed(await self._batcher.submit_many(returned)))
 
     async def _flush(self, batch: Sequence[Outgoing]
@@ -137,7 +135,7 @@ class Publisher:
         await window.acquire()
         try:
             written = await _amqp_publish.write(channel, [item for _, item in items],
-                                                self._broker.timeout)
+                                                self._conn.timeout)
         except BaseException:
             window.release()
             raise
@@ -149,7 +147,7 @@ class Publisher:
     async def _settle(self, written: _amqp_publish.Written,
                       items: list[tuple[int, _amqp_publish.Item]],
                       outcomes: list[asyncio.Future[None]]) -> None:
-        results = await _amqp_publish.confirmed(written, self._broker.timeout)
+        results = await _amqp_publish.confirmed(written, self._conn.timeout)
         for (index, item), result in zip(items, results, strict=True):
             if result is None:
                 _resolve(outcomes[index], None)
@@ -166,7 +164,7 @@ class Publisher:
             _resolve(future, self._lost("the broker closed before RabbitMQ confirmed it"))
 
     def _lost(self, why: str) -> BrokerUnavailable:
-        return BrokerUnavailable(f"RabbitMQ broker at {self._broker.safe_url}: {why}; the "
+        return BrokerUnavailable(f"RabbitMQ broker at {self._conn.safe_url}: {why}; the "
                                  "message may or may not be queued")
 
     async def _one_by_one(self, items: list[tuple[int, _amqp_publish.Item]],
@@ -186,28 +184,28 @@ class Publisher:
         if delay_ms > 0:
             assert message.eta is not None
             headers[ETA_HEADER] = math.ceil(message.eta * 1000)
-            if exchange == self._broker.exchange and routing_key == message.queue:
+            if exchange == self._layout.exchange and routing_key == message.queue:
                 exchange = ""  # straight to the queue when due, via the default exchange
-            routing_key = await self._broker.layout.delay_queue(bucket_ms(delay_ms),
+            routing_key = await self._layout.delay_queue(bucket_ms(delay_ms),
                                                                 exchange, routing_key)
             exchange = ""
         properties = new_properties(headers=headers, correlation_id=message.id,
-                                    reply_to=self._broker.replies.reply_to_for(message.id),
+                                    reply_to=self._replies.reply_to_for(message.id),
                                     priority=message.priority)
         return _amqp_publish.Item(exchange, routing_key, message.body, properties)
 
     async def channel(self) -> Any:
         """The publishing channel's aiormq channel, once it is open."""
-        channel = self._broker.publishing_channel
+        channel = self._conn.publishing_channel
         if channel is None:
-            raise BrokerUnavailable(f"RabbitMQ broker at {self._broker.safe_url} is not connected")
+            raise BrokerUnavailable(f"RabbitMQ broker at {self._conn.safe_url} is not connected")
         try:
-            async with asyncio.timeout(self._broker.timeout):
+            async with asyncio.timeout(self._conn.timeout):
                 await channel.ready()
                 return await channel.get_underlay_channel()
         except TimeoutError:
-            raise BrokerUnavailable(f"RabbitMQ at {self._broker.safe_url} is unreachable; "
-                                    f"publish gave up after {self._broker.timeout}s") from None
+            raise BrokerUnavailable(f"RabbitMQ at {self._conn.safe_url} is unreachable; "
+                                    f"publish gave up after {self._conn.timeout}s") from None
 
     async def send(self, exchange: str, routing_key: str, body: bytes,
                    properties: spec.Basic.Properties) -> None:
@@ -215,7 +213,7 @@ class Publisher:
         PublishError or BrokerUnavailable."""
         raw = await self.channel()
         try:
-            async with asyncio.timeout(self._broker.timeout):
+            async with asyncio.timeout(self._conn.timeout):
                 confirm = await raw.basic_publish(body, exchange=exchange,
                                                   routing_key=routing_key,
                                                   properties=properties, mandatory=True)
@@ -225,6 +223,12 @@ class Publisher:
             raise self.publish_error(exc, exchange, routing_key) from None
         if not isinstance(confirm, spec.Basic.Ack):
             raise PublishError(f"RabbitMQ did not confirm a message for {routing_key!r}")
+
+    async def redelay(self, queue: str, body: bytes, properties: spec.Basic.Properties,
+                      remaining_ms: int) -> None:
+        """Send an early arrival back to wait in a delay bucket towards ``queue``."""
+        name = await self._layout.delay_queue(bucket_ms(remaining_ms), "", queue)
+        await self.send("", name, body, properties)
 
     def publish_error(self, exc: BaseException, exchange: str, routing_key: str
                       ) -> BaseException:
@@ -238,17 +242,17 @@ class Publisher:
             return PublishError(f"RabbitMQ refused (nacked) a message for {routing_key!r}")
         if isinstance(exc, amqp_errors.AMQPChannelError):
             return PublishError(f"the publishing channel closed before {routing_key!r} was "
-                                f"confirmed: {self._broker.describe(exc)}")
+                                f"confirmed: {self._conn.describe(exc)}")
         if isinstance(exc, asyncio.CancelledError | amqp_errors.AMQPConnectionError):
             # aiormq cancels or fails a pending confirm when it finds the connection dead
-            return BrokerUnavailable(f"the connection to RabbitMQ at {self._broker.safe_url} "
+            return BrokerUnavailable(f"the connection to RabbitMQ at {self._conn.safe_url} "
                                      f"was lost before {routing_key!r} was confirmed; the "
                                      "message may or may not be queued")
         if isinstance(exc, TimeoutError):
-            if not self._broker.connected:
-                return BrokerUnavailable(f"RabbitMQ at {self._broker.safe_url} is unreachable; "
-                                         f"publish gave up after {self._broker.timeout}s")
-            return PublishError(f"no publisher confirm within {self._broker.timeout}s for "
+            if not self._conn.connected:
+                return BrokerUnavailable(f"RabbitMQ at {self._conn.safe_url} is unreachable; "
+                                         f"publish gave up after {self._conn.timeout}s")
+            return PublishError(f"no publisher confirm within {self._conn.timeout}s for "
                                 f"{routing_key!r}; the message may or may not be queued")
         return self._other_error(exc, routing_key)
 
@@ -259,6 +263,6 @@ class Publisher:
             return PublishError(f"cannot publish to {routing_key!r}: {exc}")
         # what aiormq failed a confirm with when its channel closed without a reason
         return self._lost(f"the channel closed before {routing_key!r} was confirmed "
-                          f"({self._broker.describe(exc)})")
+                          f"({self._conn.describe(exc)})")
 
     # -- consuming and operating ---------------------------------------------------------

@@ -11,7 +11,7 @@ import asyncio
 import datetime as dt
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from aio_pika.abc import AbstractIncomingMessage
 from aiormq import spec
@@ -19,16 +19,16 @@ from aiormq.abc import DeliveredMessage
 from aiormq.exceptions import ChannelNotFoundEntity
 
 from asyncq.brokers import DeadItem, DeadLetter
-from asyncq.brokers._amqp_layout import (
+from asyncq.brokers.amqp._connection import Connection
+from asyncq.brokers.amqp._layout import (
     ETA_HEADER,
     REDELIVERIES_HEADER,
+    Layout,
     copy_properties,
     dead_queue,
     header_int,
 )
-
-if TYPE_CHECKING:
-    from asyncq.brokers.amqp import AmqpBroker
+from asyncq.brokers.amqp._publisher import Publisher
 
 __all__ = ["dead_properties", "list_dead", "purge_dead", "requeue_dead"]
 
@@ -53,45 +53,46 @@ def dead_properties(item: DeadItem, message: AbstractIncomingMessage) -> spec.Ba
     })
 
 
-async def list_dead(broker: AmqpBroker, queue: str, limit: int) -> list[DeadLetter]:
+async def list_dead(conn: Connection, queue: str, limit: int) -> list[DeadLetter]:
     """Read up to ``limit`` letters and give them all back at the end (not atomic)."""
     letters: list[DeadLetter] = []
     try:
-        async with broker.raw_channel(unbounded=True) as channel:
+        async with conn.raw_channel(unbounded=True) as channel:
             last: int | None = None
             while len(letters) < limit:
-                got = await channel.basic_get(dead_queue(queue), timeout=broker.timeout)
+                got = await channel.basic_get(dead_queue(queue), timeout=conn.timeout)
                 if not isinstance(got.delivery, spec.Basic.GetOk):
                     break
                 letters.append(_letter(queue, got))
                 last = got.delivery.delivery_tag
             if last is not None:
-                async with asyncio.timeout(broker.timeout):
+                async with asyncio.timeout(conn.timeout):
                     await channel.basic_nack(last, multiple=True, requeue=True)
     except ChannelNotFoundEntity:
         return []
     return letters
 
 
-async def purge_dead(broker: AmqpBroker, queue: str) -> int:
+async def purge_dead(conn: Connection, queue: str) -> int:
     try:
-        async with broker.raw_channel() as channel:
+        async with conn.raw_channel() as channel:
             ok = await channel.queue_purge(dead_queue(queue))
     except ChannelNotFoundEntity:
         return 0
     return int(ok.message_count or 0)
 
 
-async def requeue_dead(broker: AmqpBroker, queue: str, refs: Sequence[str]) -> int:
+async def requeue_dead(conn: Connection, layout: Layout, publisher: Publisher, queue: str,
+                       refs: Sequence[str]) -> int:
     """Move the letters whose ``ref`` is in ``refs`` back onto ``queue``; the rest stay."""
     wanted = set(refs)
     moved = 0
-    await broker.layout.queue(queue)
+    await layout.queue(queue)
     try:
-        async with broker.raw_channel(unbounded=True) as channel:
+        async with conn.raw_channel(unbounded=True) as channel:
             kept: int | None = None
             while wanted:
-                got = await channel.basic_get(dead_queue(queue), timeout=broker.timeout)
+                got = await channel.basic_get(dead_queue(queue), timeout=conn.timeout)
                 if not isinstance(got.delivery, spec.Basic.GetOk):
                     break
                 tag = int(got.delivery.delivery_tag or 0)
@@ -100,13 +101,13 @@ async def requeue_dead(broker: AmqpBroker, queue: str, refs: Sequence[str]) -> i
                     kept = tag
                     continue
                 properties = copy_properties(got.header.properties, _CLEARED)
-                await broker.send("", queue, got.body, properties)
-                async with asyncio.timeout(broker.timeout):
+                await publisher.send("", queue, got.body, properties)
+                async with asyncio.timeout(conn.timeout):
                     await channel.basic_ack(tag)
                 wanted.discard(ref)
                 moved += 1
             if kept is not None:
-                async with asyncio.timeout(broker.timeout):
+                async with asyncio.timeout(conn.timeout):
                     await channel.basic_nack(kept, multiple=True, requeue=True)
     except ChannelNotFoundEntity:
         return moved
