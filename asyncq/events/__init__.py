@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 if TYPE_CHECKING:
     from asyncq.app import App
 
-__all__ = ["LOST_AFTER", "MAX_EVENTS", "Bus", "Subscription", "bus_for", "decode",
+__all__ = ["LOST_AFTER", "MAX_EVENTS", "Bus", "Subscription", "broker_kind", "bus_for", "decode",
            "encode", "is_lost", "worker_name"]
 
 #: A worker is shown as lost after this many heartbeat intervals without one.
@@ -93,24 +93,29 @@ class Bus(Protocol):
     async def aclose(self) -> None: ...
 
 
+def broker_kind(broker: object) -> str | None:
+    """``"redis"``, ``"amqp"`` or ``"memory"`` for asyncq's brokers (and subclasses),
+    without importing a client library the broker does not use."""
+    for cls in type(broker).__mro__:
+        for kind in ("redis", "amqp", "memory"):
+            if cls.__module__.startswith(f"asyncq.brokers.{kind}"):
+                return kind
+    return None
+
+
 def bus_for(app: App) -> Bus:
     """The bus of ``app``'s broker (Redis, RabbitMQ or memory)."""
-    from asyncq.brokers.memory import MemoryBroker
-
-    broker = app.broker
-    if isinstance(broker, MemoryBroker):
+    broker: Any = app.broker
+    kind = broker_kind(broker)
+    if kind == "memory":
         from asyncq.events._memory import MemoryBus
 
         return MemoryBus(broker.url, app.name)
-    from asyncq.brokers.redis import RedisBroker
-
-    if isinstance(broker, RedisBroker):
+    if kind == "redis":
         from asyncq.events._redis import RedisBus
 
         return RedisBus(broker.client, app.name)
-    from asyncq.brokers.amqp import AmqpBroker
-
-    if isinstance(broker, AmqpBroker):
+    if kind == "amqp":
         from asyncq.events._amqp import AmqpBus
 
         return AmqpBus(broker, app.name)

@@ -48,7 +48,7 @@ class _Subscription:
 
 
 class AmqpBus:
-    """Uses the broker's connection (``AmqpBroker.connection()``)."""
+    """Uses the broker's connection (``AmqpBroker.conn.connection()``)."""
 
     def __init__(self, broker: AmqpBroker, app: str) -> None:
         self._broker = broker
@@ -67,7 +67,7 @@ class AmqpBus:
         async with self._lock:
             if self._channel is None or self._channel.is_closed:
                 await self._broker.connect()
-                self._channel = await self._broker.connection().channel()
+                self._channel = await self._broker.conn.connection().channel()
             return await self._exchanges(self._channel)
 
     async def emit(self, events: Sequence[Mapping[str, Any]]) -> None:
@@ -78,7 +78,7 @@ class AmqpBus:
 
     async def follow(self, history: int = 0) -> AsyncIterator[dict[str, Any]]:
         await self._broker.connect()
-        channel = await self._broker.connection().channel()
+        channel = await self._broker.conn.connection().channel()
         try:
             events, _ = await self._exchanges(channel)
             queue = await channel.declare_queue(
@@ -102,7 +102,7 @@ class AmqpBus:
 
     async def subscribe(self, topic: str) -> _Subscription:
         await self._broker.connect()
-        channel = await self._broker.connection().channel()
+        channel = await self._broker.conn.connection().channel()
         subscription = _Subscription(channel)
         try:
             _, bus = await self._exchanges(channel)

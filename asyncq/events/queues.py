@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from asyncq.events import broker_kind
+
 if TYPE_CHECKING:
     from asyncq.app import App
 
@@ -42,18 +44,15 @@ class Depth:
 
 async def queue_depths(app: App, queues: Sequence[str]) -> dict[str, Depth]:
     await app.connect()
-    broker = app.broker
-    from asyncq.brokers.amqp import AmqpBroker
-    from asyncq.brokers.memory import MemoryBroker
-    from asyncq.brokers.redis import RedisBroker
-
+    broker: Any = app.broker
+    kind = broker_kind(broker)
     out: dict[str, Depth] = {}
     for queue in queues:
-        if isinstance(broker, RedisBroker):
+        if kind == "redis":
             out[queue] = await _redis_depth(broker, queue)
-        elif isinstance(broker, AmqpBroker):
+        elif kind == "amqp":
             out[queue] = await _amqp_depth(broker, queue)
-        elif isinstance(broker, MemoryBroker):
+        elif kind == "memory":
             out[queue] = Depth(await broker.queue_size(queue),
                                await broker.scheduled_size(queue),
                                dead=len(await broker.dead_letters(queue, 1_000_000)))
@@ -105,12 +104,9 @@ async def purge_queue(app: App, queue: str) -> int:
     """Delete the messages waiting in ``queue`` (and its delayed ones where the broker
     keeps them per queue); running and dead-lettered messages are kept."""
     await app.connect()
-    broker = app.broker
-    from asyncq.brokers.amqp import AmqpBroker
-    from asyncq.brokers.memory import MemoryBroker
-    from asyncq.brokers.redis import RedisBroker
-
-    if isinstance(broker, RedisBroker):
+    broker: Any = app.broker
+    kind = broker_kind(broker)
+    if kind == "redis":
         from asyncq import _redis
         from asyncq.brokers import WORKER_GROUP
         from asyncq.brokers.redis import delayed_key, stream_key
@@ -118,7 +114,7 @@ async def purge_queue(app: App, queue: str) -> int:
         script = broker.client.register_script(_redis.load_lua("asyncq.events", "purge"))
         return int(await script(keys=[stream_key(queue), delayed_key(queue)],
                                 args=[WORKER_GROUP]))
-    if isinstance(broker, AmqpBroker):
+    if kind == "amqp":
         from aiormq.exceptions import ChannelNotFoundEntity
 
         try:
@@ -127,8 +123,8 @@ async def purge_queue(app: App, queue: str) -> int:
         except ChannelNotFoundEntity:
             return 0
         return int(ok.message_count or 0)
-    if isinstance(broker, MemoryBroker):
-        waiting = await broker.queue_size(queue)
+    if kind == "memory":
+        waiting = int(await broker.queue_size(queue))
         hub = broker._hub  # the memory broker's own state (same package family)
         hub.queue(queue).clear()
         delayed = [e for e in hub.delayed if e[2] == queue]
