@@ -18,6 +18,7 @@ from asyncq.cli._common import AppPath, fail, load_or_fail, run_async
 from asyncq.cli.banner import banner
 from asyncq.cli.dlq import dlq
 from asyncq.cli.observe import observe
+from asyncq.cli.ops import register as register_ops
 from asyncq.cli.supervise import CHILD_ENV, stop_with_parent, supervise
 from asyncq.errors import AsyncqError
 from asyncq.worker import Worker
@@ -26,7 +27,9 @@ __all__ = ["cli", "main"]
 
 cli = typer.Typer(
     name="asyncq",
-    help="asyncq: an asyncio-native task queue. Run workers, send tasks, inspect queues.",
+    help="asyncq: an asyncio-native task queue. Run workers, send tasks, inspect queues. "
+    "The broker is the app's own (App(..., broker=URL)); an app that names none uses "
+    "$ASYNCQ_BROKER, else memory://.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -165,6 +168,7 @@ async def _enqueue(app: App, task: str, args: list[Any], kwargs: dict[str, Any],
 
 
 cli.add_typer(dlq, name="dlq")
+register_ops(cli)
 
 
 def main() -> None:

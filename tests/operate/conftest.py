@@ -13,3 +13,8 @@ def any_broker(request: pytest.FixtureRequest, unique: Callable[[str], str]) -> 
         return f"memory://{unique('ops')}"
     fixture = "redis_url" if request.param == "redis" else "amqp_url"
     return str(request.getfixturevalue(fixture))
+
+
+from tests.integration.conftest import real_broker, worker_env  # noqa: E402
+
+__all__ = ["real_broker", "worker_env"]

@@ -1,0 +1,98 @@
+"""The operator commands against a worker started with --events, on each real broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import WorkerProcess
+
+
+def asyncq(tasks_dir: Path, env: dict[str, str], *args: str, timeout: float = 30
+           ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "asyncq", *args], cwd=tasks_dir,
+                          env={**os.environ, **env, "PYTHONPATH": os.pathsep.join(sys.path)},
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def as_json(done: subprocess.CompletedProcess[str]) -> Any:
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_commands_against_a_running_worker(
+        worker_env: dict[str, str], tasks_dir: Path,
+        start_worker: Callable[..., WorkerProcess]) -> None:
+    env, queue = worker_env, worker_env["T_QUEUE"]
+    run = lambda *a: asyncq(tasks_dir, env, *a)  # noqa: E731
+    worker = start_worker(env, "--events", "--heartbeat", "0.3", "-c", "4")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        statuses = as_json(run("status", "wtasks:app", "--json", "--timeout", "0.5"))
+        if statuses:
+            break
+    (row,) = statuses
+    assert row["state"] == "online" and row["queues"] == [queue]
+    name = row["worker"]
+    sent = run("enqueue", "wtasks:app", "wtasks.slow", "--args", "[1, 3.0]")
+    task_id = sent.stdout.strip()
+    time.sleep(1.0)
+    active = as_json(run("inspect", "wtasks:app", "active", "--json", "--worker", name))
+    assert [job["id"] for job in active[name]] == [task_id]
+    assert as_json(run("control", "wtasks:app", "ping", "--json")) == {name: {"ok": "pong"}}
+    depth = as_json(run("queues", "wtasks:app", "--json"))[queue]
+    assert depth["waiting"] == 0 and depth["consumers"] >= 1
+    result = as_json(run("result", "wtasks:app", task_id, "--json"))
+    assert result["state"] in ("PENDING", "STARTED", "SUCCESS")
+    worker.wait_for("succeeded", 10)
+    if env["T_BROKER"].startswith("redis"):  # rpc:// results go to the producer only
+        assert as_json(run("result", "wtasks:app", task_id, "--json"))["result"] == 1
+        # and RabbitMQ keeps no event history
+        kinds = [e["type"] for e in map(json.loads, run(
+            "events", "wtasks:app", "--json", "--history", "50").stdout.splitlines())]
+        assert "task-started" in kinds and "task-succeeded" in kinds
+    assert as_json(run("control", "wtasks:app", "shutdown", "--json")) == {
+        name: {"ok": "shutting down"}}
+    assert worker.proc.wait(20) == 0
+    run("enqueue", "wtasks:app", "wtasks.add", "--args", "[1, 2]")
+    assert as_json(run("purge", "wtasks:app", "-Q", queue, "--yes", "--json"))["purged"] == 1
+
+
+def test_lost_worker_is_shown_as_lost(redis_url: str, tasks_dir: Path,
+                                      start_worker: Callable[..., WorkerProcess],
+                                      unique: Callable[[str], str]) -> None:
+    env = {"T_APP": unique("lost"), "T_BROKER": redis_url, "T_QUEUE": unique("q"),
+           "T_LEDGER": str(tasks_dir / "ledger")}
+    worker = start_worker(env, "--events", "--heartbeat", "0.2")
+    deadline = time.monotonic() + 20
+    rows: list[dict[str, Any]] = []
+    while not rows and time.monotonic() < deadline:
+        rows = as_json(asyncq(tasks_dir, env, "status", "wtasks:app", "--json",
+                              "--timeout", "0.2"))
+    assert rows[0]["state"] == "online"
+    worker.proc.kill()  # no offline event
+    worker.proc.wait(10)
+    time.sleep(0.2 * 3 + 0.5)
+    (row,) = as_json(asyncq(tasks_dir, env, "status", "wtasks:app", "--json",
+                            "--timeout", "0.2"))
+    assert row["state"] == "lost"
+    text = asyncq(tasks_dir, env, "status", "wtasks:app", "--timeout", "0.2").stdout
+    assert "0 online, 1 lost" in text
+
+
+@pytest.mark.parametrize("hostile", ["[red]x[/red]\x1b[2J\nboom"])
+def test_literal_escapes(hostile: str) -> None:
+    from asyncq.cli._literal import literal
+
+    shown = literal(hostile)
+    assert "\x1b" not in shown and "\n" not in shown and "\\x1b" in shown
+    assert shown.startswith("\\[red]")
+    assert len(literal("a" * 1000, 50)) == 51
