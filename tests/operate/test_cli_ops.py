@@ -40,7 +40,8 @@ def test_commands_against_a_running_worker(
         if statuses:
             break
     (row,) = statuses
-    assert row["state"] == "online" and row["queues"] == [queue]
+    assert row["state"] == "online"
+    assert row["queues"] == [queue]
     name = row["worker"]
     sent = run("enqueue", "wtasks:app", "wtasks.slow", "--args", "[1, 3.0]")
     task_id = sent.stdout.strip()
@@ -49,7 +50,8 @@ def test_commands_against_a_running_worker(
     assert [job["id"] for job in active[name]] == [task_id]
     assert as_json(run("control", "wtasks:app", "ping", "--json")) == {name: {"ok": "pong"}}
     depth = as_json(run("queues", "wtasks:app", "--json"))[queue]
-    assert depth["waiting"] == 0 and depth["consumers"] >= 1
+    assert depth["waiting"] == 0
+    assert depth["consumers"] >= 1
     result = as_json(run("result", "wtasks:app", task_id, "--json"))
     assert result["state"] in ("PENDING", "STARTED", "SUCCESS")
     worker.wait_for("succeeded", 10)
@@ -58,7 +60,8 @@ def test_commands_against_a_running_worker(
         # and RabbitMQ keeps no event history
         kinds = [e["type"] for e in map(json.loads, run(
             "events", "wtasks:app", "--json", "--history", "50").stdout.splitlines())]
-        assert "task-started" in kinds and "task-succeeded" in kinds
+        assert "task-started" in kinds
+        assert "task-succeeded" in kinds
     assert as_json(run("control", "wtasks:app", "shutdown", "--json")) == {
         name: {"ok": "shutting down"}}
     assert worker.proc.wait(20) == 0
@@ -93,6 +96,8 @@ def test_literal_escapes(hostile: str) -> None:
     from asyncq.cli._literal import literal
 
     shown = literal(hostile)
-    assert "\x1b" not in shown and "\n" not in shown and "\\x1b" in shown
+    assert "\x1b" not in shown
+    assert "\n" not in shown
+    assert "\\x1b" in shown
     assert shown.startswith("\\[red]")
     assert len(literal("a" * 1000, 50)) == 51
