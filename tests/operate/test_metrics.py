@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import urllib.request
 from collections.abc import Callable
@@ -12,7 +13,6 @@ import pytest
 from asyncq import App, Retry, TaskFailed, Worker
 
 prometheus_client = pytest.importorskip("prometheus_client")
-import contextlib
 
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
