@@ -71,7 +71,7 @@ def _num(value: Any) -> str:
 
 def workers_table(rows: list[dict[str, Any]]) -> str:
     return table(["worker", "state", "queues", "concurrency", "running", "processed",
-                  "uptime", "last heartbeat"], (
+                  "uptime", "last heartbeat (UTC)"], (
         [e(r.get("worker")), f'<span class="{e(r.get("state"))}">{e(r.get("state"))}</span>',
          e(",".join(map(str, r.get("queues") or []))), _num(r.get("concurrency")),
          _num(r.get("running")), _num(r.get("processed")),
@@ -88,7 +88,7 @@ def queues_table(rows: list[dict[str, Any]], base: str) -> str:
 
 
 def tasks_table(rows: list[dict[str, Any]], base: str) -> str:
-    return table(["when", "task", "id", "queue", "state", "runtime", "worker", "error"], (
+    return table(["when (UTC)", "task", "id", "queue", "state", "runtime", "worker", "error"], (
         [e(when(t.get("ts"))), e(t.get("task")),
          f'<a href="{link(base, "/task/", str(t["id"]))}"><code>{e(t["id"], 40)}</code></a>',
          e(t.get("queue")), f'<span class="{e(t.get("state"))}">{e(t.get("state"))}</span>',
