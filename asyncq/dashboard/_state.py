@@ -19,7 +19,8 @@ __all__ = ["ClusterState"]
 
 logger = logging.getLogger("asyncq.dashboard")
 
-_STATES: Final = {"task-started": "STARTED", "task-succeeded": "SUCCESS",
+_STATES: Final = {"task-received": "RECEIVED", "task-dead-lettered": "DEAD",
+                  "task-started": "STARTED", "task-succeeded": "SUCCESS",
                   "task-failed": "FAILURE", "task-retried": "RETRY",
                   "task-revoked": "REVOKED", "task-cancelled": "CANCELLED"}
 #: seconds over which the per-queue rate is computed
@@ -80,7 +81,7 @@ class ClusterState:
         self.tasks[task_id] = row
         while len(self.tasks) > self.keep:
             self.tasks.popitem(last=False)
-        if state != "STARTED":
+        if state not in ("STARTED", "RECEIVED"):
             done = self.finished.setdefault(str(event.get("queue")), deque(maxlen=10_000))
             done.append(float(event.get("ts") or time.time()))
 

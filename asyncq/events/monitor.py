@@ -24,8 +24,10 @@ from typing import TYPE_CHECKING, Any, Final
 from asyncq.events import MAX_EVENTS, Bus, Subscription, bus_for, worker_name
 from asyncq.events.control import CONTROL_TOPIC, ControlServer
 from asyncq.middleware import Job, Middleware, RunResult
+from asyncq.worker.execute import Dead
 
 if TYPE_CHECKING:
+    from asyncq.brokers import Delivery
     from asyncq.worker import Worker
 
 __all__ = ["FLUSH_EVERY", "Events", "Heartbeats"]
@@ -148,7 +150,38 @@ class Heartbeats(Middleware):
 
 
 class Events(Heartbeats):
-    """:class:`Heartbeats` plus one event per task start and outcome."""
+    """:class:`Heartbeats` plus task events: received, started, and the outcome
+    (succeeded, failed, retried, revoked, cancelled), and dead-lettered for a message
+    refused before it ran (undecodable, unknown task, bad arguments, too many deliveries).
+
+    Received and dead-lettered come from the worker's executor (``prepare``, which turns
+    a delivery into a job or a dead letter): the middleware wraps that one method of the
+    worker it serves while it runs, since no middleware hook sees a delivery before it
+    becomes a job.
+    """
+
+    async def worker_start(self, worker: Worker) -> None:
+        await super().worker_start(worker)
+        side = self._side
+        assert side is not None
+        prepare = worker.executor.prepare
+
+        def observed(delivery: Delivery) -> Job | Dead:
+            prepared = prepare(delivery)
+            if isinstance(prepared, Dead):
+                side.add({"type": "task-dead-lettered", "id": prepared.task_id,
+                          "task": prepared.task, "queue": delivery.queue,
+                          "error": prepared.reason[:MAX_ERROR]})
+            else:
+                side.add({"type": "task-received", "id": prepared.id, "task": prepared.name,
+                          "queue": delivery.queue, "attempt": prepared.attempt})
+            return prepared
+
+        setattr(worker.executor, "prepare", observed)  # noqa: B010 - shadows the method
+
+    async def worker_stop(self, worker: Worker) -> None:
+        vars(worker.executor).pop("prepare", None)
+        await super().worker_stop(worker)
 
     async def before_run(self, job: Job) -> None:
         side = self._side

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from asyncq import App, Worker
+from asyncq.brokers import Outgoing
 from asyncq.events import bus_for, is_lost
 from asyncq.events.control import rate_limit_overrides
 from asyncq.events.monitor import Events
@@ -47,8 +49,10 @@ async def collect(follow: Any, want: Callable[[list[dict[str, Any]]], bool],
     raise AssertionError("unreachable")
 
 
-async def test_task_and_worker_events(any_broker: str, unique: Callable[[str], str]) -> None:
+async def test_task_and_worker_events(any_broker: str, unique: Callable[[str], str],
+                                      cleanup: Callable[[App, str], None]) -> None:
     app, _queue = make_app(any_broker, unique)
+    cleanup(app, _queue)
     async with app:
         bus = bus_for(app)
         follow = bus.follow()
@@ -57,12 +61,16 @@ async def test_task_and_worker_events(any_broker: str, unique: Callable[[str], s
         async with Worker(app, concurrency=4) as worker:
             ok = await app.tasks["ok"].enqueue(7)
             bad = await app.tasks["bad"].enqueue()
+            poison_id = uuid.uuid4().hex
+            body = app.codec.encode(poison_id, "no.such.task", [], {}, {}, {})
+            await app.broker.publish(Outgoing(poison_id, _queue, body))
             assert await ok.get(timeout=10) == 7
             with pytest.raises(Exception, match="nope"):
                 await bad.get(timeout=10)
             events = [await first]
-            events += await collect(follow, lambda seen: {"task-succeeded", "task-failed",
-                                                          "worker-heartbeat"}
+            wanted = {"task-succeeded", "task-failed", "worker-heartbeat",
+                      "task-dead-lettered"}
+            events += await collect(follow, lambda seen: wanted
                                     <= {e["type"] for e in events + seen})
             await worker.join(5)
         await follow.aclose()
@@ -76,10 +84,16 @@ async def test_task_and_worker_events(any_broker: str, unique: Callable[[str], s
         assert failed["id"] == bad.id
         assert "nope" in failed["error"]
         assert any(e["type"] == "task-started" and e["id"] == ok.id for e in events)
+        assert any(e["type"] == "task-received" and e["id"] == ok.id for e in events)
+        dead = next(e for e in events if e["type"] == "task-dead-lettered")
+        assert dead["id"] == poison_id
+        assert "unknown task" in dead["error"]
 
 
-async def test_control_and_inspect(any_broker: str, unique: Callable[[str], str]) -> None:
+async def test_control_and_inspect(any_broker: str, unique: Callable[[str], str],
+                                   cleanup: Callable[[App, str], None]) -> None:
     app, queue = make_app(any_broker, unique)
+    cleanup(app, queue)
     async with app, Worker(app, concurrency=2) as worker:
         running = await app.tasks["slow"].enqueue(3.0)
         await asyncio.sleep(0.5)
@@ -104,10 +118,11 @@ async def test_control_and_inspect(any_broker: str, unique: Callable[[str], str]
         await asyncio.wait_for(worker._task, 10)  # the worker stopped by itself
 
 
-async def test_signed_control_drops_unsigned(any_broker: str,
-                                            unique: Callable[[str], str]) -> None:
+async def test_signed_control_drops_unsigned(any_broker: str, unique: Callable[[str], str],
+                                            cleanup: Callable[[App, str], None]) -> None:
     keys = {"k1": b"0123456789abcdef0123"}
-    app, _ = make_app(any_broker, unique, signing_keys=keys)
+    app, queue = make_app(any_broker, unique, signing_keys=keys)
+    cleanup(app, queue)
     stranger = App(app.name, broker=any_broker)  # same app name, no keys
     async with app, stranger, Worker(app, concurrency=1):
         await asyncio.sleep(0.3)
@@ -115,8 +130,10 @@ async def test_signed_control_drops_unsigned(any_broker: str,
         assert await stranger.control.ping(timeout=0.5) == {}
 
 
-async def test_registry_and_lost_worker(unique: Callable[[str], str], redis_url: str) -> None:
-    app, _ = make_app(redis_url, unique)
+async def test_registry_and_lost_worker(unique: Callable[[str], str], redis_url: str,
+                                        cleanup: Callable[[App, str], None]) -> None:
+    app, queue = make_app(redis_url, unique)
+    cleanup(app, queue)
     async with app:
         bus = bus_for(app)
         async with Worker(app, concurrency=1):
@@ -129,8 +146,6 @@ async def test_registry_and_lost_worker(unique: Callable[[str], str], redis_url:
                                         "interval": 0.2})
         (ghost,) = await bus.workers() or []
         assert is_lost(ghost)
-        await app.broker.client.delete(f"asyncq:workers:{{{app.name}}}",  # type: ignore[attr-defined]
-                                       f"asyncq:events:{{{app.name}}}")
 
 
 async def test_depths_and_purge(any_broker: str, unique: Callable[[str], str]) -> None:
