@@ -36,6 +36,8 @@ logger = logging.getLogger("asyncq.events")
 
 #: Seconds between two batches of events sent to the bus.
 FLUSH_EVERY: Final = 0.25
+#: Seconds the worker waits to announce itself offline when it stops.
+STOP_TIMEOUT: Final = 5.0
 #: Characters of an error message put in an event.
 MAX_ERROR: Final = 500
 
@@ -139,13 +141,22 @@ class Heartbeats(Middleware):
         for task in side.tasks:
             task.cancel()
         await asyncio.gather(*side.tasks, return_exceptions=True)
-        if side.subscription is not None:
-            with contextlib.suppress(Exception):
-                await side.subscription.aclose()
-        side.buffer.append({**side.info("offline"), "type": "worker-offline"})
-        await side.flush()
+        try:  # a server that does not answer must not keep the worker from exiting
+            async with asyncio.timeout(STOP_TIMEOUT):
+                await _say_goodbye(side)
+        except TimeoutError:
+            logger.warning("could not announce the worker offline within %gs", STOP_TIMEOUT)
+
+
+async def _say_goodbye(side: _Side) -> None:
+    if side.subscription is not None:
         with contextlib.suppress(Exception):
-            await side.bus.drop_worker(side.name)
+            await side.subscription.aclose()
+    side.buffer.append({**side.info("offline"), "type": "worker-offline"})
+    await side.flush()
+    with contextlib.suppress(Exception):
+        await side.bus.drop_worker(side.name)
+    with contextlib.suppress(Exception):
         await side.bus.aclose()
 
 
