@@ -70,6 +70,10 @@ EXPECTED: dict[str, list[str]] = {
         "asyncq.worker: event loop unblocked",
         "done",
     ],
+    "operating.py": ["is running ['shop.resize', 'shop.resize', 'shop.resize']",
+                     "pong: [{'ok': 'pong'}]", "'task-succeeded'",
+                     'asyncq_tasks_total{outcome="succeeded",queue="images",'
+                     'task="shop.resize"} 3.0'],
     "quickstart.py": [
         "add: 5",
         "state: SUCCESS",
