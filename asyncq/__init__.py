@@ -26,6 +26,7 @@ from asyncq.errors import (
     TaskRejected,
     TimeLimitExceeded,
 )
+from asyncq.events.monitor import Events, Heartbeats
 from asyncq.message import Message
 from asyncq.result import TaskResult
 from asyncq.results import ResultRecord
@@ -44,6 +45,8 @@ __all__ = [
     "CallOptions",
     "ConfigurationError",
     "DecodeError",
+    "Events",
+    "Heartbeats",
     "Message",
     "MessageTooLarge",
     "PublishError",
