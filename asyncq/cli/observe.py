@@ -18,9 +18,10 @@ def observe(app: App, *, events: bool, heartbeat: float, metrics_port: int | Non
     if log_format not in ("text", "json"):
         raise fail(f"--log-format takes text or json, not {log_format!r}")
     if log_format == "json":
-        from asyncq.jsonlog import use_json_logs
+        from asyncq.jsonlog import LogContext, use_json_logs
 
         use_json_logs()
+        app.middleware.append(LogContext())
     if events:
         from asyncq.events.monitor import Events
 

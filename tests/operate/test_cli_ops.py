@@ -124,3 +124,38 @@ def test_literal_escapes(hostile: str) -> None:
     assert "\\x1b" in shown
     assert shown.startswith("\\[red]")
     assert len(literal("a" * 1000, 50)) == 51
+
+
+def test_worker_metrics_port_and_json_logs(
+        redis_url: str, tasks_dir: Path, unique: Callable[[str], str],
+        start_worker: Callable[..., WorkerProcess],
+        cli_in: Callable[[dict[str, str]], None]) -> None:
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {"T_APP": unique("metrics"), "T_BROKER": redis_url, "T_QUEUE": unique("q"),
+           "T_LEDGER": str(tasks_dir / "ledger"), "ASYNCQ_METRICS_ADDR": "127.0.0.1"}
+    cli_in(env)
+    worker = start_worker(env, "--metrics-port", str(port), "--log-format", "json")
+    sent = asyncq(tasks_dir, env, "enqueue", "wtasks:app", "wtasks.add", "--args", "[2, 3]",
+                  "--wait", "10")
+    assert sent.stdout.splitlines()[-1] == "5"
+    task_id = sent.stdout.splitlines()[0]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    line = f'asyncq_tasks_total{{outcome="succeeded",queue="{env["T_QUEUE"]}",task="wtasks.add"}}'
+    assert f"{line} 1.0" in text
+    worker.wait_for(task_id)
+    worker.proc.terminate()
+    worker.proc.wait(20)
+    records = [json.loads(line) for line in worker.text().splitlines() if line.startswith("{")]
+    mine = [r for r in records if r.get("task_id") == task_id]
+    assert {r["message"].split(" ")[1] for r in mine} >= {"received", "succeeded"}
+    assert all(r["task"] == "wtasks.add" for r in mine)
+    done = next(r for r in mine if " succeeded " in r["message"])
+    assert done["queue"] == env["T_QUEUE"]
+    assert done["attempt"] == 0
+    asyncq(tasks_dir, env, "purge", "wtasks:app", "-Q", env["T_QUEUE"], "--yes")
