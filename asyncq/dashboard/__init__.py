@@ -89,6 +89,9 @@ class _Views:
 
     async def dead(self, request: Request) -> Response:
         queue = request.path_params["queue"]
+        if queue not in self.state.queues():  # only queues the app or its workers use
+            return HTMLResponse(r.page("no such queue", "<p>Unknown queue.</p>",
+                                       _base(request)), status_code=404)
         await self.app.connect()
         letters = await self.app.broker.dead_letters(queue, 200)
         rows = []
@@ -138,17 +141,17 @@ class _Views:
         return hmac.compare_digest(given.encode(), self.token.encode())
 
     async def requeue(self, request: Request) -> Response:
-        if not await self._allowed(request):
-            return Response("forbidden", status_code=403)
         queue = request.path_params["queue"]
+        if not await self._allowed(request) or queue not in self.state.queues():
+            return Response("forbidden", status_code=403)
         refs = [d.ref for d in await self.app.broker.dead_letters(queue, 1_000_000)]
         await self.app.requeue_dead(queue, refs)
         return RedirectResponse(_base(request) + f"/dead/{quote(queue, safe='')}", 303)
 
     async def purge(self, request: Request) -> Response:
-        if not await self._allowed(request):
-            return Response("forbidden", status_code=403)
         queue = request.path_params["queue"]
+        if not await self._allowed(request) or queue not in self.state.queues():
+            return Response("forbidden", status_code=403)
         await self.app.broker.purge_dead(queue)
         return RedirectResponse(_base(request) + f"/dead/{quote(queue, safe='')}", 303)
 

@@ -63,8 +63,8 @@ async def test_pages_escape_what_the_broker_says(unique: Callable[[str], str]) -
         refused = await client.post(f"/dead/{queue}/purge", data={"token": "x"})
         assert refused.status_code == 403
         state = (await client.get("/api/state")).json()
-        assert state["tasks"][0]["state"] == "SUCCESS"
-        assert state["tasks"][0]["task"] == HOSTILE  # JSON carries it as data
+        states = {t["task"]: t["state"] for t in state["tasks"]}
+        assert states == {HOSTILE: "SUCCESS", HOSTILE_DEAD: "DEAD"}  # JSON carries them as data
         assert state["workers"][0]["state"] == "online"
 
 
@@ -90,3 +90,11 @@ async def test_actions_need_the_flag_and_the_token(unique: Callable[[str], str])
 def test_actions_without_a_token_are_refused() -> None:
     with pytest.raises(ValueError, match="token"):
         create_dashboard(App("x", broker="memory://"), actions=True)
+
+
+async def test_unknown_queues_are_not_read(unique: Callable[[str], str]) -> None:
+    app, _ = make(unique)
+    web = create_dashboard(app)
+    async with app, httpx.AsyncClient(transport=httpx.ASGITransport(app=web),
+                                      base_url="http://dash") as client:
+        assert (await client.get("/dead/somebody-elses-queue")).status_code == 404
