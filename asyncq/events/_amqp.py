@@ -55,6 +55,7 @@ class AmqpBus:
         self._events_name = f"asyncq.events.{app}"
         self._bus_name = f"asyncq.bus.{app}"
         self._channel: AbstractChannel | None = None
+        self._declared: tuple[AbstractExchange, AbstractExchange] | None = None
         self._lock = asyncio.Lock()
 
     async def _exchanges(self, channel: AbstractChannel
@@ -64,11 +65,13 @@ class AmqpBus:
         return events, bus
 
     async def _open(self) -> tuple[AbstractExchange, AbstractExchange]:
+        """The publishing channel's exchanges, declared once per channel."""
         async with self._lock:
-            if self._channel is None or self._channel.is_closed:
+            if self._channel is None or self._channel.is_closed or self._declared is None:
                 await self._broker.connect()
                 self._channel = await self._broker.conn.connection().channel()
-            return await self._exchanges(self._channel)
+                self._declared = await self._exchanges(self._channel)
+            return self._declared
 
     async def emit(self, events: Sequence[Mapping[str, Any]]) -> None:
         if events:
@@ -126,7 +129,7 @@ class AmqpBus:
         return None
 
     async def aclose(self) -> None:
-        channel, self._channel = self._channel, None
+        channel, self._channel, self._declared = self._channel, None, None
         if channel is not None:
             with contextlib.suppress(Exception):
                 await channel.close()
