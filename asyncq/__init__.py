@@ -28,8 +28,9 @@ from asyncq.errors import (
 )
 from asyncq.events.monitor import Events, Heartbeats
 from asyncq.message import Message
+from asyncq.middleware import Middleware
+from asyncq.records import ResultRecord
 from asyncq.result import TaskResult
-from asyncq.results import ResultRecord
 from asyncq.states import TaskState
 from asyncq.task import BoundTask, CallOptions, Signature, Task
 from asyncq.worker import Worker, WorkerStats
@@ -49,6 +50,7 @@ __all__ = [
     "Heartbeats",
     "Message",
     "MessageTooLarge",
+    "Middleware",
     "PublishError",
     "Request",
     "ResultError",

@@ -67,7 +67,10 @@ class App:
         self.router = Router(task_routes)
         signer = Signer(signing_keys, signing_key_id) if signing_keys else None
         self.codec = WireCodec(max_size=max_message_size, signer=signer)
-        self.middleware: list[Middleware] = list(middleware)
+        self.middleware: tuple[Middleware, ...] = ()
+        self._send_hooks: list[Middleware] = []
+        for mw in middleware:
+            self.add_middleware(mw)
         self._builtins: tuple[Middleware, ...] = (
             Expiry(), TrackStarted(), TaskHooks(), Retries(), TimeLimits())
         self._preparer = Preparer(self)
@@ -96,6 +99,12 @@ class App:
     def signer(self) -> Signer | None:
         """The signing keys' holder (key ids only in its repr), or None."""
         return self.codec.signer
+
+    def add_middleware(self, middleware: Middleware) -> None:
+        """Add ``middleware`` inside those already there (before a worker starts)."""
+        self.middleware = (*self.middleware, middleware)
+        self._send_hooks = [mw for mw in self.middleware
+                            if overrides(mw, "before_enqueue") or overrides(mw, "after_enqueue")]
 
     def run_middleware(self) -> list[Middleware]:
         """Every middleware around a task run, outermost first: the App's, then the
@@ -214,9 +223,8 @@ class App:
         return TaskResult(self.backend, task_id, task.name if task is not None else None)
 
     async def send_signature(self, sig: Signature[R]) -> TaskResult[R]:
-        calls = self._enqueue_hooks()
-        if calls:
-            return (await self._send_with_hooks([sig], calls))[0]
+        if self._send_hooks:
+            return (await self._send_with_hooks([sig], self._send_hooks))[0]
         outgoing, handle = self._preparer.prepare(sig)
         if not self._connected:
             await self.connect()
@@ -225,17 +233,12 @@ class App:
 
     async def enqueue_many(self, signatures: Iterable[Signature[R]]) -> list[TaskResult[R]]:
         """Send many calls in as few round trips as the broker allows."""
-        calls = self._enqueue_hooks()
-        if calls:
-            return await self._send_with_hooks(list(signatures), calls)
+        if self._send_hooks:
+            return await self._send_with_hooks(list(signatures), self._send_hooks)
         outgoing, handles = self._preparer.prepare_many(signatures)
         await self.connect()
         await self.broker.publish_many(outgoing)
         return handles
-
-    def _enqueue_hooks(self) -> list[Middleware]:
-        return [mw for mw in self.middleware
-                if overrides(mw, "before_enqueue") or overrides(mw, "after_enqueue")]
 
     async def _send_with_hooks(self, sigs: list[Signature[R]], hooks: list[Middleware]
                                ) -> list[TaskResult[R]]:

@@ -40,6 +40,7 @@ EXPECTED: dict[str, list[str]] = {
         "refused: RabbitMQ returned the message (NO_ROUTE)",
     ],
     "celery_port.py": [": compressing cat.png", "success SUCCESS"],
+    "writing_a_broker.py": ["add on toy://: 5", "published: 1", "kit: 13 passed"],
     "dead_letters.py": [
         "rejected: unknown task 'shop.export'",
         "rejected: arguments do not match shop.resize(): got an unexpected keyword argument",

@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import multiprocessing
 import os
-import signal
 import sys
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import typer
 
 from asyncq.app import App
-from asyncq.cli._common import AppPath, fail, load_or_fail, run_async
+from asyncq.cli._common import (
+    AppPath,
+    OneLineGroup,
+    fail,
+    load_or_fail,
+    logging_level,
+    run_async,
+    task_queues,
+)
+from asyncq.cli._text import LiteralFormatter
 from asyncq.cli.banner import banner
 from asyncq.cli.dlq import dlq
+from asyncq.cli.enqueue import enqueue
 from asyncq.cli.observe import observe
 from asyncq.cli.ops import register as register_ops
+from asyncq.cli.serve import serve
 from asyncq.cli.supervise import CHILD_ENV, stop_with_parent, supervise
 from asyncq.errors import AsyncqError
 from asyncq.worker import Worker
@@ -33,6 +41,7 @@ cli = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=OneLineGroup,
 )
 
 LOG_FORMAT = "[%(asctime)s %(levelname)s/%(processName)s] %(name)s: %(message)s"
@@ -78,16 +87,26 @@ def worker(
     log_format: Annotated[str, typer.Option(
         "--log-format", help="text or json (json: task id, name, queue, attempt).")] = "text",
 ) -> None:
-    """Run a worker: consume QUEUES and run tasks of MODULE:ATTR."""
-    logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
+    """Run a worker: consume QUEUES and run tasks of MODULE:ATTR.
+
+    Logs one INFO line "ready: consuming QUEUES" once it consumes. SIGTERM or SIGINT while
+    it connects stops it; once ready, the first lets running tasks finish, the second
+    aborts them, a third ends the process at once.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LiteralFormatter(LOG_FORMAT))
+    logging.basicConfig(level=logging_level(log_level), handlers=[handler])
     app = load_or_fail(app_path)
     observe(app, events=events, heartbeat=heartbeat, metrics_port=metrics_port,
             log_format=log_format)
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
-    instance = Worker(app, names, concurrency=concurrency, prefetch=prefetch,
-                      shutdown_timeout=shutdown_timeout, lease=lease,
-                      max_deliveries=max_deliveries, loop_lag_threshold=loop_lag or None,
-                      unsafe_server=_choice(unsafe_server))
+    try:
+        instance = Worker(app, names, concurrency=concurrency, prefetch=prefetch,
+                          shutdown_timeout=shutdown_timeout, lease=lease,
+                          max_deliveries=max_deliveries, loop_lag_threshold=loop_lag or None,
+                          unsafe_server=_choice(unsafe_server))
+    except (AsyncqError, ValueError) as exc:
+        raise fail(str(exc)) from None
     child = os.environ.get(CHILD_ENV)
     if child:  # one of `-w N`'s processes: the supervisor printed the banner
         multiprocessing.current_process().name = f"Worker-{child}"
@@ -95,14 +114,23 @@ def worker(
     else:
         typer.echo(banner(app, queues=instance.queues, concurrency=concurrency,
                           prefetch=instance.prefetch, processes=workers), err=True)
+        _warn_unused(app, instance.queues)
     if workers > 1:
         raise typer.Exit(supervise(workers, sys.argv[1:]))
     try:
-        run_async(_serve(instance))
+        run_async(serve(instance))
     except AsyncqError as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
         pass
+
+
+def _warn_unused(app: App, queues: list[str]) -> None:
+    used = task_queues(app)
+    for name in sorted(set(queues) - set(used)):
+        logging.getLogger("asyncq.worker").warning(
+            "no task of this app uses the queue %r (its tasks use: %s)", name,
+            ", ".join(used) or "none")
 
 
 def _choice(value: str) -> Literal["warn", "refuse", "ignore"]:
@@ -113,60 +141,7 @@ def _choice(value: str) -> Literal["warn", "refuse", "ignore"]:
     raise fail(f"--unsafe-server takes warn, refuse or ignore, not {value!r}")
 
 
-async def _serve(instance: Worker) -> None:
-    loop = asyncio.get_running_loop()
-    signals = {"count": 0}
-
-    def on_signal(signum: int) -> None:
-        signals["count"] += 1
-        if signals["count"] == 1:
-            logging.getLogger("asyncq.worker").warning(
-                "%s received: finishing running tasks (again to abort them)",
-                signal.Signals(signum).name)
-            instance.stop()
-        else:
-            instance.abort()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
-    await instance.run()
-    logging.getLogger("asyncq.worker").info("worker stopped")
-
-
-@cli.command()
-def enqueue(
-    app_path: AppPath,
-    task: Annotated[str, typer.Argument(help="The registered task name.")],
-    args: Annotated[str, typer.Option("--args", help="Positional arguments as a JSON array.")]
-    = "[]",
-    kwargs: Annotated[str, typer.Option("--kwargs", help="Keyword arguments as a JSON object.")]
-    = "{}",
-    wait: Annotated[float | None, typer.Option(
-        "--wait", help="Wait up to this many seconds and print the result.")] = None,
-) -> None:
-    """Send one task by name and print its id (and result with --wait)."""
-    app = load_or_fail(app_path)
-    if task not in app.tasks:
-        raise fail(f"no task named {task!r} in {app_path} (known: {', '.join(sorted(app.tasks))})")
-    try:
-        call_args, call_kwargs = json.loads(args), json.loads(kwargs)
-    except json.JSONDecodeError as exc:
-        raise fail(f"--args/--kwargs must be JSON: {exc}") from None
-    try:
-        run_async(_enqueue(app, task, call_args, call_kwargs, wait))
-    except (AsyncqError, TypeError) as exc:
-        raise fail(str(exc)) from None
-
-
-async def _enqueue(app: App, task: str, args: list[Any], kwargs: dict[str, Any],
-                   wait: float | None) -> None:
-    async with app:
-        handle = await app.send_task(task, args, kwargs)
-        typer.echo(handle.id)
-        if wait is not None:
-            typer.echo(json.dumps(await handle.get(timeout=wait), default=str))
-
-
+cli.command()(enqueue)
 cli.add_typer(dlq, name="dlq")
 register_ops(cli)
 

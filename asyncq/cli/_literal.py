@@ -1,4 +1,5 @@
-"""Printing what came from a broker: literally, visibly and bounded."""
+"""Printing what came from a broker inside rich markup: :func:`asyncq.cli._text.literal`
+(control characters visible, bounded) with the markup escaped as well."""
 
 from __future__ import annotations
 
@@ -7,19 +8,17 @@ from typing import Any, Final
 
 from rich.markup import escape
 
+from asyncq.cli._text import literal as text_literal
+
 __all__ = ["dump_json", "literal"]
 
 MAX_TEXT: Final = 200
 
 
 def literal(value: Any, limit: int = MAX_TEXT) -> str:
-    """``value`` as text safe for a rich console: markup escaped, control characters
-    shown as ``\\xNN`` (or ``\\n``, ``\\t``), at most ``limit`` characters (then ``…``)."""
-    text = "" if value is None else str(value)
-    if len(text) > limit:
-        text = text[:limit] + "…"
-    visible = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
-    return escape(visible)
+    """``value`` as text safe inside rich markup: control characters escaped and cut as
+    :func:`asyncq.cli._text.literal` does, then rich markup escaped."""
+    return escape(text_literal("" if value is None else str(value), limit))
 
 
 def dump_json(data: Any) -> str:

@@ -123,7 +123,7 @@ def test_literal_escapes(hostile: str) -> None:
     assert "\n" not in shown
     assert "\\x1b" in shown
     assert shown.startswith("\\[red]")
-    assert len(literal("a" * 1000, 50)) == 51
+    assert literal("a" * 1000, 50).startswith("a" * 50 + "... [950 more")
 
 
 def test_worker_metrics_port_and_json_logs(
