@@ -21,16 +21,16 @@ def observe(app: App, *, events: bool, heartbeat: float, metrics_port: int | Non
         from asyncq.jsonlog import LogContext, use_json_logs
 
         use_json_logs()
-        app.middleware.append(LogContext())
+        app.add_middleware(LogContext())
     if events:
         from asyncq.events.monitor import Events
 
-        app.middleware.append(Events(heartbeat))
+        app.add_middleware(Events(heartbeat))
     if metrics_port is not None:
         child = int(os.environ.get(CHILD_ENV) or 1)
         try:
             from asyncq.middleware.prometheus import Metrics
 
-            app.middleware.append(Metrics(port=metrics_port + child - 1))
+            app.add_middleware(Metrics(port=metrics_port + child - 1))
         except ConfigurationError as exc:
             raise fail(str(exc)) from None
