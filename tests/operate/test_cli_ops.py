@@ -159,3 +159,31 @@ def test_worker_metrics_port_and_json_logs(
     assert done["queue"] == env["T_QUEUE"]
     assert done["attempt"] == 0
     asyncq(tasks_dir, env, "purge", "wtasks:app", "-Q", env["T_QUEUE"], "--yes")
+
+
+def test_one_metrics_port_per_worker_process(
+        redis_url: str, tasks_dir: Path, unique: Callable[[str], str],
+        start_worker: Callable[..., WorkerProcess]) -> None:
+    import socket
+    import urllib.request
+
+    with socket.socket() as a, socket.socket() as b:
+        a.bind(("127.0.0.1", 0))
+        b.bind(("127.0.0.1", a.getsockname()[1] + 1))  # the next port is free too
+        port = a.getsockname()[1]
+    env = {"T_APP": unique("wn"), "T_BROKER": redis_url, "T_QUEUE": unique("q"),
+           "T_LEDGER": str(tasks_dir / "ledger"), "ASYNCQ_METRICS_ADDR": "127.0.0.1"}
+    worker = start_worker(env, "-w", "2", "--metrics-port", str(port))
+    seen: set[int] = set()
+    deadline = time.monotonic() + 20
+    while seen != {port, port + 1} and time.monotonic() < deadline:
+        for p in (port, port + 1):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{p}/metrics", timeout=2) as r:
+                    if b"asyncq_tasks_in_flight" in r.read():
+                        seen.add(p)
+            except OSError:
+                time.sleep(0.1)
+    worker.proc.terminate()
+    worker.proc.wait(20)
+    assert seen == {port, port + 1}

@@ -98,3 +98,23 @@ async def test_unknown_queues_are_not_read(unique: Callable[[str], str]) -> None
     async with app, httpx.AsyncClient(transport=httpx.ASGITransport(app=web),
                                       base_url="http://dash") as client:
         assert (await client.get("/dead/somebody-elses-queue")).status_code == 404
+
+
+async def test_mounted_in_another_asgi_app(unique: Callable[[str], str]) -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Mount, Route
+
+    app, queue = make(unique)
+
+    async def home(request: object) -> PlainTextResponse:
+        return PlainTextResponse("the shop")
+
+    site = Starlette(routes=[Route("/", home), Mount("/queue", app=create_dashboard(app))])
+    async with app, httpx.AsyncClient(transport=httpx.ASGITransport(app=site),
+                                      base_url="http://shop") as client:
+        assert (await client.get("/")).text == "the shop"
+        page = (await client.get("/queue/")).text
+        assert f'href="/queue/dead/{queue}"' in page  # links follow the mount path
+        assert 'data-src="/queue/fragment"' in page
+        assert (await client.get(f"/queue/dead/{queue}")).status_code == 200
