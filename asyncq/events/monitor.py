@@ -206,7 +206,7 @@ class Events(Heartbeats):
         side = self._side
         if side is None:
             return
-        event: dict[str, Any] = {"type": _OUTCOMES.get(str(result.state), "task-failed"),
+        event: dict[str, Any] = {"type": _OUTCOMES.get(result.state, "task-failed"),
                                  "id": job.id, "task": job.name, "queue": job.queue,
                                  "attempt": job.attempt, "state": result.state.value}
         started = job.state.get("asyncq.events.t0")

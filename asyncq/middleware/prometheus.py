@@ -55,6 +55,7 @@ ENQUEUED_AT: Final = "asyncq-enqueued-at"
 _OUTCOMES: Final = {"SUCCESS": "succeeded", "FAILURE": "failed", "RETRY": "retried",
                     "REVOKED": "revoked", "CANCELLED": "cancelled"}
 _LAG_EVERY: Final = 0.25
+_STARTED: Final = "asyncq.metrics.started"
 
 
 class _Live(Collector):
@@ -65,6 +66,7 @@ class _Live(Collector):
 
     def collect(self) -> Iterator[Metric]:
         m = self.metrics
+        yield from m.stats.families()
         worker = m.worker
         if worker is None:
             return
@@ -95,19 +97,12 @@ class Metrics(Middleware):
         self.addr = addr or os.environ.get("ASYNCQ_METRICS_ADDR", "0.0.0.0")
         self.registry = registry if registry is not None else prom.CollectorRegistry()
         self.depth_ttl = depth_ttl
-        labels = ["task", "queue"]
-        r = self.registry
-        self.tasks = prom.Counter("asyncq_tasks", "Task runs by outcome.",
-                                  [*labels, "outcome"], registry=r)
-        self.run_seconds = prom.Histogram("asyncq_task_run_seconds", "Task run time.",
-                                          labels, registry=r)
-        self.wait_seconds = prom.Histogram("asyncq_task_queue_wait_seconds",
-                                           "Time from enqueue to start.", labels, registry=r)
-        self.retries = prom.Counter("asyncq_task_retries", "Retries scheduled.", labels,
-                                    registry=r)
-        self.enqueued = prom.Counter("asyncq_tasks_enqueued", "Tasks sent.", labels,
-                                     registry=r)
-        r.register(_Live(self))
+        from asyncq.middleware._runstats import RunStats
+
+        self.stats = RunStats()
+        self.enqueued = prom.Counter("asyncq_tasks_enqueued", "Tasks sent.",
+                                     ["task", "queue"], registry=self.registry)
+        self.registry.register(_Live(self))
         self.worker: Worker | None = None
         self.lag = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -145,26 +140,25 @@ class Metrics(Middleware):
         self.worker = None
 
     async def before_run(self, job: Job) -> None:
-        job.state["asyncq.metrics.t0"] = time.perf_counter()
         sent = job.message.headers.get(ENQUEUED_AT)
-        if isinstance(sent, int | float):
-            self.wait_seconds.labels(job.name, job.queue).observe(max(0.0, time.time() - sent))
+        wait = (max(0.0, time.time() - sent)
+                if sent is not None and isinstance(sent, int | float) else None)
+        job.state[_STARTED] = (time.perf_counter(), wait)
         return None
 
     async def after_run(self, job: Job, result: RunResult) -> None:
-        name, queue = job.name, job.queue
-        self.tasks.labels(name, queue, _OUTCOMES.get(str(result.state), "failed")).inc()
-        started = job.state.get("asyncq.metrics.t0")
-        if started is not None:
-            self.run_seconds.labels(name, queue).observe(time.perf_counter() - started)
-        if result.delay is not None:
-            self.retries.labels(name, queue).inc()
+        started = job.state.get(_STARTED)
+        run, wait = (None, None) if started is None else \
+            (time.perf_counter() - started[0], started[1])
+        self.stats.pending.append((job.name, job.queue, _OUTCOMES.get(result.state, "failed"),
+                                   run, wait, result.delay is not None))
 
     async def _sample_lag(self) -> None:
         while True:
             before = time.perf_counter()
             await asyncio.sleep(_LAG_EVERY)
             self.lag = max(0.0, time.perf_counter() - before - _LAG_EVERY)
+            self.stats.fold()
 
     # -- queue depths, from the scrape thread -------------------------------------------
     def depths(self) -> dict[str, dict[str, int]]:
