@@ -79,6 +79,9 @@ def worker(
     events: Annotated[bool, typer.Option(
         "-E", "--events", help="Send heartbeats and task events; answer control requests.")
     ] = False,
+    events_all: Annotated[bool, typer.Option(
+        "--events-all", help="With --events, also task-received and task-started.")
+    ] = False,
     heartbeat: Annotated[float, typer.Option(
         "--heartbeat", min=0.1, help="Seconds between heartbeats (with --events).")] = 2.0,
     metrics_port: Annotated[int | None, typer.Option(
@@ -97,8 +100,8 @@ def worker(
     handler.setFormatter(LiteralFormatter(LOG_FORMAT))
     logging.basicConfig(level=logging_level(log_level), handlers=[handler])
     app = load_or_fail(app_path)
-    observe(app, events=events, heartbeat=heartbeat, metrics_port=metrics_port,
-            log_format=log_format)
+    observe(app, events=events or events_all, heartbeat=heartbeat, metrics_port=metrics_port,
+            log_format=log_format, every_event=events_all)
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     try:
         instance = Worker(app, names, concurrency=concurrency, prefetch=prefetch,

@@ -13,7 +13,7 @@ __all__ = ["observe"]
 
 
 def observe(app: App, *, events: bool, heartbeat: float, metrics_port: int | None,
-            log_format: str) -> None:
+            log_format: str, every_event: bool = False) -> None:
     """Add the middleware the options ask for to ``app`` (before its Worker is built)."""
     if log_format not in ("text", "json"):
         raise fail(f"--log-format takes text or json, not {log_format!r}")
@@ -25,7 +25,7 @@ def observe(app: App, *, events: bool, heartbeat: float, metrics_port: int | Non
     if events:
         from asyncq.events.monitor import Events
 
-        app.add_middleware(Events(heartbeat))
+        app.add_middleware(Events(heartbeat, received=every_event, started=every_event))
     if metrics_port is not None:
         child = int(os.environ.get(CHILD_ENV) or 1)
         try:

@@ -33,11 +33,13 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+import msgpack
+
 if TYPE_CHECKING:
     from asyncq.app import App
 
-__all__ = ["LOST_AFTER", "MAX_EVENTS", "Bus", "Subscription", "broker_kind", "bus_for", "decode",
-           "encode", "is_lost", "worker_name"]
+__all__ = ["LOST_AFTER", "MAX_EVENTS", "Bus", "Subscription", "broker_kind", "bus_for",
+           "decode", "encode", "is_lost", "pack_events", "unpack_events", "worker_name"]
 
 #: A worker is shown as lost after this many heartbeat intervals without one.
 LOST_AFTER: Final = 3
@@ -127,6 +129,21 @@ def bus_for(app: App) -> Bus:
 def worker_name() -> str:
     """This process's worker name: ``pid@host``."""
     return f"{os.getpid()}@{socket.gethostname()}"
+
+
+def pack_events(events: Sequence[Mapping[str, Any]]) -> bytes:
+    """A batch of events as msgpack (several times cheaper to make than JSON)."""
+    return bytes(msgpack.packb(list(events), use_bin_type=True, default=str))
+
+
+def unpack_events(raw: bytes) -> list[dict[str, Any]]:
+    """The events of a batch; anything else in it is dropped (the bus is not trusted)."""
+    try:
+        value = msgpack.unpackb(raw, raw=False, strict_map_key=True)
+    except Exception:
+        return []
+    items = value if isinstance(value, list) else [value]
+    return [item for item in items if isinstance(item, dict)]
 
 
 def encode(data: Mapping[str, Any]) -> bytes:

@@ -2,7 +2,7 @@
 
 Each listener of events declares its own exclusive, auto-delete queue, bounded with
 ``x-max-length`` and ``x-overflow: drop-head`` (a slow listener loses the oldest
-events, never blocks a worker). Events are sent in batches, one JSON array per
+events, never blocks a worker). Events are sent in batches, one msgpack array per
 message. RabbitMQ keeps no history and no worker registry: :meth:`AmqpBus.recent`
 returns ``[]`` and :meth:`AmqpBus.workers` ``None``.
 """
@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
-from asyncq.events import MAX_EVENTS
+from asyncq.events import MAX_EVENTS, pack_events, unpack_events
 
 if TYPE_CHECKING:
     from asyncq.brokers.amqp import AmqpBroker
@@ -76,8 +75,7 @@ class AmqpBus:
     async def emit(self, events: Sequence[Mapping[str, Any]]) -> None:
         if events:
             exchange, _ = await self._open()
-            body = json.dumps(list(events), separators=(",", ":"), default=str).encode()
-            await exchange.publish(aio_pika.Message(body), routing_key="")
+            await exchange.publish(aio_pika.Message(pack_events(events)), routing_key="")
 
     async def follow(self, history: int = 0) -> AsyncIterator[dict[str, Any]]:
         await self._broker.connect()
@@ -90,7 +88,7 @@ class AmqpBus:
             await queue.bind(events)
             async with queue.iterator(no_ack=True) as messages:
                 async for message in messages:
-                    for event in _events(message.body):
+                    for event in unpack_events(message.body):
                         yield event
         finally:
             with contextlib.suppress(Exception):
@@ -133,12 +131,3 @@ class AmqpBus:
         if channel is not None:
             with contextlib.suppress(Exception):
                 await channel.close()
-
-
-def _events(body: bytes) -> list[dict[str, Any]]:
-    try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return []
-    items = value if isinstance(value, list) else [value]
-    return [item for item in items if isinstance(item, dict)]

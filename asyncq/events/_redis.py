@@ -7,14 +7,13 @@ entries a second.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from asyncq.events import FORGET_AFTER, decode, encode
+from asyncq.events import FORGET_AFTER, decode, encode, pack_events, unpack_events
 
 __all__ = ["MAX_BATCHES", "RedisBus", "events_key", "workers_key"]
 
@@ -61,13 +60,12 @@ class RedisBus:
         return f"asyncq:bus:{{{self._app}}}:{topic}"
 
     async def emit(self, events: Sequence[Mapping[str, Any]]) -> None:
-        """One stream entry per batch (field ``b``: a JSON array), so a busy worker
+        """One stream entry per batch (field ``m``: a msgpack array), so a busy worker
         adds a few entries a second, not one per event."""
         if not events:
             return
-        body = json.dumps(list(events), separators=(",", ":"), default=str)
-        await self._client.xadd(self._events, {"b": body}, maxlen=MAX_BATCHES,
-                                approximate=True)
+        await self._client.xadd(self._events, {"m": pack_events(events)},
+                                maxlen=MAX_BATCHES, approximate=True)
 
     async def follow(self, history: int = 0) -> AsyncIterator[dict[str, Any]]:
         last: Any = "$"
@@ -139,11 +137,7 @@ class RedisBus:
 
 
 def _batch(fields: dict[bytes, bytes]) -> list[dict[str, Any]]:
-    try:
-        value = json.loads(fields.get(b"b", b"[]"))
-    except (ValueError, UnicodeDecodeError):
-        return []
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+    return unpack_events(fields.get(b"m", b"\x90"))
 
 
 def _text(value: Any) -> str:

@@ -56,7 +56,8 @@ class _Side:
         self.interval = interval
         self.name = worker_name()
         self.started = time.time()
-        self.buffer: deque[dict[str, Any]] = deque(maxlen=MAX_EVENTS)
+        #: events as dicts, or outcome rows (tuples, see :func:`expand`)
+        self.buffer: deque[dict[str, Any] | tuple[Any, ...]] = deque(maxlen=MAX_EVENTS)
         self.tasks: list[asyncio.Task[None]] = []
         self.subscription: Subscription | None = None
 
@@ -78,7 +79,8 @@ class _Side:
     async def flush(self) -> None:
         if not self.buffer:
             return
-        batch = list(self.buffer)
+        name = self.name
+        batch = [expand(row, name) for row in self.buffer]
         self.buffer.clear()
         try:
             await self.bus.emit(batch)
@@ -161,21 +163,32 @@ async def _say_goodbye(side: _Side) -> None:
 
 
 class Events(Heartbeats):
-    """:class:`Heartbeats` plus task events: received, started, and the outcome
-    (succeeded, failed, retried, revoked, cancelled), and dead-lettered for a message
-    refused before it ran (undecodable, unknown task, bad arguments, too many deliveries).
+    """:class:`Heartbeats` plus task events: the outcome of every run (succeeded, failed,
+    retried, revoked, cancelled, with its run time) and dead-lettered for a message
+    refused before it ran (undecodable, unknown task, bad arguments, too many
+    deliveries); with ``received=True`` and ``started=True`` also task-received (the
+    worker took the message) and task-started (just before it runs).
 
+    One run costs one tuple appended to a buffer (the event's dict and its bytes are
+    made in the batch); received and started add one each, so they are off by default.
     Received and dead-lettered come from the worker's executor (``prepare``, which turns
     a delivery into a job or a dead letter): the middleware wraps that one method of the
     worker it serves while it runs, since no middleware hook sees a delivery before it
     becomes a job.
     """
 
+    def __init__(self, interval: float = 2.0, *, control: bool = True,
+                 received: bool = False, started: bool = False) -> None:
+        super().__init__(interval, control=control)
+        self.received = received
+        self.started = started
+
     async def worker_start(self, worker: Worker) -> None:
         await super().worker_start(worker)
         side = self._side
         assert side is not None
         prepare = worker.executor.prepare
+        received = self.received
 
         def observed(delivery: Delivery) -> Job | Dead:
             prepared = prepare(delivery)
@@ -183,7 +196,7 @@ class Events(Heartbeats):
                 side.add({"type": "task-dead-lettered", "id": prepared.task_id,
                           "task": prepared.task, "queue": delivery.queue,
                           "error": prepared.reason[:MAX_ERROR]})
-            else:
+            elif received:
                 side.add({"type": "task-received", "id": prepared.id, "task": prepared.name,
                           "queue": delivery.queue, "attempt": prepared.attempt})
             return prepared
@@ -195,27 +208,39 @@ class Events(Heartbeats):
         await super().worker_stop(worker)
 
     async def before_run(self, job: Job) -> None:
-        side = self._side
-        if side is not None:
-            job.state["asyncq.events.t0"] = time.perf_counter()
-            side.add({"type": "task-started", "id": job.id, "task": job.name,
-                      "queue": job.queue, "attempt": job.attempt})
+        job.state[_T0] = time.perf_counter()
+        if self.started and self._side is not None:
+            self._side.add({"type": "task-started", "id": job.id, "task": job.name,
+                            "queue": job.queue, "attempt": job.attempt})
         return None
 
     async def after_run(self, job: Job, result: RunResult) -> None:
         side = self._side
         if side is None:
             return
-        event: dict[str, Any] = {"type": _OUTCOMES.get(result.state, "task-failed"),
-                                 "id": job.id, "task": job.name, "queue": job.queue,
-                                 "attempt": job.attempt, "state": result.state.value}
-        started = job.state.get("asyncq.events.t0")
-        if started is not None:
-            event["runtime"] = round(time.perf_counter() - started, 6)
+        started = job.state.get(_T0)
+        error = None
         if result.error is not None:
-            event["error"] = f"{type(result.error).__name__}: {result.error}"[:MAX_ERROR]
-        if result.delay is not None:
-            event["delay"] = result.delay
-        if result.skipped is not None:
-            event["error"] = result.skipped.message[:MAX_ERROR]
-        side.add(event)
+            error = f"{type(result.error).__name__}: {result.error}"[:MAX_ERROR]
+        elif result.skipped is not None:
+            error = result.skipped.message[:MAX_ERROR]
+        side.buffer.append((_OUTCOMES.get(result.state, "task-failed"), time.time(), job.id,
+                            job.name, job.queue, job.attempt, result.state,
+                            None if started is None else time.perf_counter() - started,
+                            error, result.delay))
+
+
+_T0: Final = "asyncq.events.t0"
+#: The fields of an outcome event, in the order :meth:`Events.after_run` buffers them.
+_ROW: Final = ("type", "ts", "id", "task", "queue", "attempt", "state", "runtime", "error",
+               "delay")
+
+
+def expand(row: dict[str, Any] | tuple[Any, ...], worker: str) -> dict[str, Any]:
+    """An event as sent: a buffered outcome row becomes a dict (``None`` fields left out)."""
+    if isinstance(row, dict):
+        return row
+    event = {key: value for key, value in zip(_ROW, row, strict=True) if value is not None}
+    event["worker"] = worker
+    event["state"] = str(row[6])
+    return event

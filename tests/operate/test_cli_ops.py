@@ -48,7 +48,7 @@ def test_commands_against_a_running_worker(
     env, queue = worker_env, worker_env["T_QUEUE"]
     cli_in(env)
     run = lambda *a: asyncq(tasks_dir, env, *a)  # noqa: E731
-    worker = start_worker(env, "--events", "--heartbeat", "0.3", "-c", "4")
+    worker = start_worker(env, "--events-all", "--heartbeat", "0.3", "-c", "4")
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         statuses = as_json(run("status", "wtasks:app", "--json", "--timeout", "0.5"))

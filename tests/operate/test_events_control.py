@@ -20,7 +20,8 @@ from asyncq.events.queues import purge_queue, queue_depths
 
 def make_app(url: str, unique: Callable[[str], str], **kw: Any) -> tuple[App, str]:
     queue = unique("q")
-    app = App(unique("app"), broker=url, middleware=[Events(0.2)], **kw)
+    app = App(unique("app"), broker=url,
+              middleware=[Events(0.2, received=True, started=True)], **kw)
 
     @app.task(name="ok", queue=queue)
     async def ok(x: int) -> int:
