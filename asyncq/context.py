@@ -15,19 +15,31 @@ __all__ = ["Request", "current_request"]
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """The delivery being executed (Celery's ``self.request`` with ``bind=True``)."""
+    """The delivery being executed (Celery's ``self.request`` with ``bind=True``).
+
+    ``args`` and ``kwargs`` are the call's arguments; ``attempt`` and ``retries`` both
+    count the retries so far (0 on the first run; ``retries`` is Celery's name), and
+    ``max_retries`` is the task's configured limit.
+    """
 
     id: str
     task: str
     queue: str
     attempt: int
-    retries: int
+    max_retries: int
     delivery_count: int
     headers: Mapping[str, Any] = field(default_factory=dict)
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def retries(self) -> int:
+        """Retries so far, as Celery's ``self.request.retries`` (same as ``attempt``)."""
+        return self.attempt
 
     @property
     def is_last_attempt(self) -> bool:
-        return self.attempt >= self.retries
+        return self.attempt >= self.max_retries
 
 
 _current: contextvars.ContextVar[Request | Job | None] = contextvars.ContextVar(
@@ -42,7 +54,8 @@ def request_of(job: Job) -> Request:
         message = job.message
         request = job.state[_KEY] = Request(
             message.id, message.task, job.delivery.queue, message.attempt,
-            job.task.config.retries, job.delivery.delivery_count, message.headers)
+            job.task.config.retries, job.delivery.delivery_count, message.headers,
+            tuple(message.args), message.kwargs)
     return request
 
 

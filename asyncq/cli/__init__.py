@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 import typer
 
 from asyncq.app import App
+from asyncq.beat import Beat
 from asyncq.cli._common import (
     AppPath,
     OneLineGroup,
@@ -22,12 +23,20 @@ from asyncq.cli._common import (
 )
 from asyncq.cli._text import LiteralFormatter
 from asyncq.cli.banner import banner
+from asyncq.cli.beat import beat
 from asyncq.cli.dlq import dlq
 from asyncq.cli.enqueue import enqueue
 from asyncq.cli.observe import observe
 from asyncq.cli.ops import register as register_ops
+from asyncq.cli.reload import reload_worker
 from asyncq.cli.serve import serve
-from asyncq.cli.supervise import CHILD_ENV, stop_with_parent, supervise
+from asyncq.cli.supervise import (
+    CHILD_ENV,
+    child_exit_code,
+    child_middleware,
+    stop_with_parent,
+    supervise,
+)
 from asyncq.errors import AsyncqError
 from asyncq.worker import Worker
 
@@ -51,25 +60,32 @@ LOG_FORMAT = "[%(asctime)s %(levelname)s/%(processName)s] %(name)s: %(message)s"
 def worker(
     app_path: AppPath,
     queues: Annotated[str | None, typer.Option(
-        "-Q", "--queues", help="Comma-separated queues (default: every queue a task uses).")
+        "-Q", "--queues", envvar="ASYNCQ_QUEUES",
+        help="Comma-separated queues (default: every queue a task uses).")
     ] = None,
     concurrency: Annotated[int, typer.Option(
-        "-c", "--concurrency", min=1, help="Most tasks running at once.")] = 100,
+        "-c", "--concurrency", min=1, envvar="ASYNCQ_CONCURRENCY",
+        help="Most tasks running at once.")] = 100,
     log_level: Annotated[str, typer.Option(
-        "-l", "--log-level", help="debug, info, warning or error.")] = "info",
+        "-l", "--log-level", envvar="ASYNCQ_LOG_LEVEL",
+        help="debug, info, warning or error.")] = "info",
     prefetch: Annotated[int | None, typer.Option(
-        "--prefetch", min=0, help="Messages held beyond running ones (default: concurrency).")
+        "--prefetch", min=0, envvar="ASYNCQ_PREFETCH",
+        help="Messages held beyond running ones (default: concurrency).")
     ] = None,
     shutdown_timeout: Annotated[float, typer.Option(
-        "--shutdown-timeout", min=0, help="Seconds running tasks get to finish on SIGTERM.")
+        "--shutdown-timeout", min=0, envvar="ASYNCQ_SHUTDOWN_TIMEOUT",
+        help="Seconds running tasks get to finish on SIGTERM.")
     ] = 30.0,
     lease: Annotated[float, typer.Option(
         "--lease", min=0.1, help="Seconds before a silent worker's messages are recovered.")
     ] = 60.0,
     max_deliveries: Annotated[int, typer.Option(
         "--max-deliveries", min=1, help="Deliveries before a message is dead-lettered.")] = 5,
-    workers: Annotated[int, typer.Option(
-        "-w", "--workers", min=1, help="Worker processes (restarted if they die).")] = 1,
+    workers: Annotated[int | None, typer.Option(
+        "-w", "--workers", min=1, envvar="ASYNCQ_WORKERS", help="Worker processes under a "
+        "supervisor, which replaces any that exits (default: one worker in this process).")
+    ] = None,
     unsafe_server: Annotated[str, typer.Option(
         "--unsafe-server", help="When the server could lose tasks (e.g. Redis allkeys-* "
         "eviction): warn, refuse or ignore.")] = "warn",
@@ -89,6 +105,21 @@ def worker(
         "port+i-1).")] = None,
     log_format: Annotated[str, typer.Option(
         "--log-format", help="text or json (json: task id, name, queue, attempt).")] = "text",
+    with_beat: Annotated[bool, typer.Option(
+        "--beat", "-B", help="Also run the scheduler of periodic tasks (see `asyncq beat`).")
+    ] = False,
+    threads: Annotated[int | None, typer.Option(
+        "--threads", min=1, help="Threads for plain def tasks (default: min(32, concurrency)).")
+    ] = None,
+    max_tasks_per_child: Annotated[int | None, typer.Option(
+        "--max-tasks-per-child", min=1, help="Replace a worker process after this many tasks "
+        "(implies a supervisor).")] = None,
+    max_memory_per_child: Annotated[float | None, typer.Option(
+        "--max-memory-per-child", min=1, help="Replace a worker process whose resident memory "
+        "exceeds this many MiB (implies a supervisor).")] = None,
+    reload: Annotated[bool, typer.Option(
+        "--reload", help="Restart when a .py file in the app's directory changes "
+        "(development; needs asyncq[reload]).")] = False,
 ) -> None:
     """Run a worker: consume QUEUES and run tasks of MODULE:ATTR.
 
@@ -103,29 +134,33 @@ def worker(
     observe(app, events=events or events_all, heartbeat=heartbeat, metrics_port=metrics_port,
             log_format=log_format, every_event=events_all)
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
+    child = os.environ.get(CHILD_ENV)
+    guards = child_middleware(app, max_tasks_per_child, max_memory_per_child) if child else []
     try:
         instance = Worker(app, names, concurrency=concurrency, prefetch=prefetch,
                           shutdown_timeout=shutdown_timeout, lease=lease,
                           max_deliveries=max_deliveries, loop_lag_threshold=loop_lag or None,
-                          unsafe_server=_choice(unsafe_server))
+                          unsafe_server=_choice(unsafe_server), threads=threads)
     except (AsyncqError, ValueError) as exc:
         raise fail(str(exc)) from None
-    child = os.environ.get(CHILD_ENV)
+    if reload:  # the child this starts prints the banner, and again after each change
+        raise typer.Exit(reload_worker(app_path, sys.argv[1:], shutdown_timeout))
     if child:  # one of `-w N`'s processes: the supervisor printed the banner
         multiprocessing.current_process().name = f"Worker-{child}"
         stop_with_parent()
     else:
         typer.echo(banner(app, queues=instance.queues, concurrency=concurrency,
-                          prefetch=instance.prefetch, processes=workers), err=True)
+                          prefetch=instance.prefetch, processes=workers or 1), err=True)
         _warn_unused(app, instance.queues)
-    if workers > 1:
-        raise typer.Exit(supervise(workers, sys.argv[1:]))
+        if workers or max_tasks_per_child or max_memory_per_child:
+            raise typer.Exit(supervise(workers or 1, sys.argv[1:]))
     try:
-        run_async(serve(instance))
+        run_async(serve(instance, Beat(app) if with_beat else None))
     except AsyncqError as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
         pass
+    raise typer.Exit(child_exit_code(guards))
 
 
 def _warn_unused(app: App, queues: list[str]) -> None:
@@ -146,6 +181,7 @@ def _choice(value: str) -> Literal["warn", "refuse", "ignore"]:
 
 cli.command()(enqueue)
 cli.add_typer(dlq, name="dlq")
+cli.command()(beat)
 register_ops(cli)
 
 

@@ -114,14 +114,17 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(coro)
 
 
-def load_or_fail(path: str) -> App:
+def load_or_fail(path: str, *, local_ok: bool = False) -> App:
     """The app at ``path``; refused when its broker or backend lives in this process only
-    (``memory://``): another process (a worker, a producer) could never see its tasks."""
+    (``memory://``): another process (a worker, a producer) could never see its tasks.
+    ``local_ok`` for commands that do not talk to the broker (``beat --list``)."""
     try:
         app = load_app(path)
     except AsyncqError as exc:
         raise fail(str(exc)) from None
     _URLS.extend([app.broker.url, getattr(app.backend, "url", "")])
+    if local_ok:
+        return app
     if isinstance(app.broker, MemoryBroker):
         raise fail(f"{path} uses the in-process memory:// broker, which no other process "
                    "can reach: set ASYNCQ_BROKER (e.g. redis://localhost:6379/0) or pass "

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import signal
 
+from asyncq.beat import Beat
 from asyncq.cli.supervise import mark_ready
 from asyncq.worker import Worker
 
@@ -30,15 +31,19 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT)
 class _Signals:
     """What each SIGTERM/SIGINT does to one running worker."""
 
-    def __init__(self, instance: Worker, run: asyncio.Task[None]) -> None:
+    def __init__(self, instance: Worker, run: asyncio.Future[None],
+                 scheduler: Beat | None) -> None:
         self.instance = instance
         self.run = run
+        self.scheduler = scheduler
         self.count = 0
         self.cancelled = False
 
     def __call__(self, signum: int) -> None:
         self.count += 1
         name = signal.Signals(signum).name
+        if self.scheduler is not None:
+            self.scheduler.stop()
         if not self.instance.started.is_set():
             logger.warning("%s received while starting: stopping", name)
             self.cancelled = True
@@ -67,11 +72,24 @@ async def _announce(instance: Worker) -> None:
     mark_ready()
 
 
-async def serve(instance: Worker) -> None:
-    """Run ``instance`` until a signal stops it; errors propagate (AsyncqError...)."""
+async def _run(instance: Worker, scheduler: Beat | None) -> None:
+    """The worker, and the embedded scheduler (``--beat``) that stops with it."""
+    if scheduler is None:
+        await instance.run()
+        return
+    beating = asyncio.ensure_future(scheduler.run())
+    try:
+        await instance.run()
+    finally:
+        scheduler.stop()
+        await beating
+
+
+async def serve(instance: Worker, scheduler: Beat | None = None) -> None:
+    """Run ``instance`` (and ``scheduler``) until a signal stops it; errors propagate."""
     loop = asyncio.get_running_loop()
-    run = asyncio.ensure_future(instance.run())
-    on_signal = _Signals(instance, run)
+    run = asyncio.ensure_future(_run(instance, scheduler))
+    on_signal = _Signals(instance, run, scheduler)
     for signum in SIGNALS:
         loop.add_signal_handler(signum, on_signal, signum)
     announce = asyncio.ensure_future(_announce(instance))

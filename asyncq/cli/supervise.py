@@ -1,8 +1,12 @@
 """``asyncq worker -w N``: N worker processes under one supervisor.
 
 The supervisor starts N copies of the same command with ``-w 1``, forwards
-SIGTERM/SIGINT to them, and restarts a child that dies while it is not stopping
-(a crash or SIGKILL); the child's unacked messages are recovered by the lease.
+SIGTERM/SIGINT to them, and restarts a child that exits while it is not stopping:
+a crash or SIGKILL (the child's unacked messages are recovered by the lease), a
+child recycled by ``--max-tasks-per-child`` / ``--max-memory-per-child``
+(:mod:`asyncq.middleware.recycle`), or one ended by the hard-limit guard because a
+task blocked its event loop past its hard time limit (:mod:`asyncq.worker.hard_limit`).
+Each child gets the guard; the recycling limits when they are given.
 
 A child that fails before it is ready (it exits 2 having printed its one error line: a
 bad option, an unreachable broker) is not restarted, since a restart would fail the same
@@ -23,8 +27,16 @@ import tempfile
 import time
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
-__all__ = ["CHILD_ENV", "READY_ENV", "mark_ready", "stop_with_parent", "supervise"]
+from asyncq.middleware.recycle import EXIT_RECYCLED, MaxMemory, MaxTasks, Recycle
+from asyncq.worker.hard_limit import EXIT_HARD_LIMIT, HardLimitGuard
+
+if TYPE_CHECKING:
+    from asyncq.app import App
+
+__all__ = ["CHILD_ENV", "READY_ENV", "child_exit_code", "child_middleware", "mark_ready",
+           "stop_with_parent", "supervise"]
 
 #: Set in each child: its number (1..N), for its process name in logs.
 CHILD_ENV = "ASYNCQ_WORKER_PROCESS"
@@ -109,14 +121,16 @@ def _restart_dead(cmd: list[str], children: list[subprocess.Popen[bytes]],
         if code == ERROR_EXIT and not (ready_dir / str(index + 1)).exists():
             logger.error("worker process %d failed to start; stopping", child.pid)
             return True
-        logger.warning("worker process %d exited with %d; restarting", child.pid, code)
-        time.sleep(RESTART_DELAY)
+        _log_exit(child.pid, code)
+        if code != EXIT_RECYCLED:
+            time.sleep(RESTART_DELAY)
         children[index] = _start(cmd, index, ready_dir)
     return False
 
 
 def _wait_all(children: list[subprocess.Popen[bytes]]) -> int:
     codes = [child.wait() for child in children]
+    codes = [0 if code == EXIT_RECYCLED else code for code in codes]  # stopped as asked
     return max((abs(code) for code in codes), default=0) if any(codes) else 0
 
 
@@ -133,3 +147,32 @@ def stop_with_parent() -> None:
         return
     if os.getppid() == 1:  # the supervisor died before we asked
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _log_exit(pid: int, code: int) -> None:
+    if code == EXIT_RECYCLED:
+        logger.info("worker process %d reached its per-child limit; starting a fresh one", pid)
+    elif code == EXIT_HARD_LIMIT:
+        logger.warning("worker process %d was stopped: a task blocked it past its hard time "
+                       "limit; starting a fresh one", pid)
+    else:
+        logger.warning("worker process %d exited with %d; restarting", pid, code)
+
+
+def child_middleware(app: App, max_tasks: int | None, max_memory: float | None
+                     ) -> list[Recycle]:
+    """Add the supervised child's middleware to ``app`` (before its Worker is built):
+    the hard-limit guard, and the recycling limits given. Returns the latter."""
+    recycle: list[Recycle] = []
+    if max_tasks:
+        recycle.append(MaxTasks(max_tasks))
+    if max_memory:
+        recycle.append(MaxMemory(max_memory))
+    for middleware in (*recycle, HardLimitGuard()):
+        app.add_middleware(middleware)
+    return recycle
+
+
+def child_exit_code(recycle: list[Recycle]) -> int:
+    """:data:`EXIT_RECYCLED` when a recycling limit stopped the worker, else 0."""
+    return EXIT_RECYCLED if any(r.reached for r in recycle) else 0
