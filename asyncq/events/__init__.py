@@ -13,6 +13,9 @@ RabbitMQ    fanout exchange ``asyncq.events.<app>``; each       direct exchange
 memory      a bounded deque in this process                     in-process queues
 ==========  ==================================================  =========================
 
+Events travel in batches, a msgpack array of maps each (one Redis stream entry, one
+AMQP message); control requests and replies are JSON objects.
+
 Workers also keep a registry of themselves (Redis: hash ``asyncq:workers:{app}``;
 memory: a dict) so ``asyncq status`` can show a worker that died without saying so:
 it is *lost* once :data:`LOST_AFTER` heartbeats in a row are missing. RabbitMQ has no
