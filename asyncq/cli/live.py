@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 
+from asyncq.app import App
 from asyncq.cli._common import AppPath, fail, load_or_fail, run_async
 from asyncq.cli._literal import dump_json, literal
 from asyncq.cli.ops import Json, Timeout, console, run_with
@@ -80,6 +83,10 @@ def control(app_path: AppPath,
     _print_replies(replies, json_)
 
 
+def _short(value: Any) -> Any:
+    return f"{value:.4f}" if isinstance(value, float) else value
+
+
 def _event_line(event: dict[str, Any]) -> str:
     try:
         stamp = dt.datetime.fromtimestamp(float(event.get("ts", 0)), dt.UTC)
@@ -89,7 +96,7 @@ def _event_line(event: dict[str, Any]) -> str:
     kind = str(event.get("type", "?"))
     keys = ("task", "id", "queue", "attempt", "runtime", "delay", "error") \
         if kind.startswith("task-") else ("running", "processed", "queues")
-    extra = "  ".join(f"{k}={literal(event[k], 300)}" for k in keys if k in event)
+    extra = "  ".join(f"{k}={literal(_short(event[k]), 300)}" for k in keys if k in event)
     return f"{when} {literal(kind, 40)} {literal(event.get('worker'), 80)} {extra}"
 
 
@@ -99,34 +106,40 @@ def events(app_path: AppPath,
            history: Annotated[int, typer.Option(
                "--history", min=0, help="Recent events to print first (not on RabbitMQ).")]
            = 20,
+           heartbeats: Annotated[bool, typer.Option(
+               "--heartbeats", help="Also worker-heartbeat events (left out by default).")]
+           = False,
            json_: Json = False) -> None:
     """Print recent task and worker events; --follow for a live tail (Ctrl-C ends it)."""
     app = load_or_fail(app_path)
 
     def show(event: dict[str, Any]) -> None:
-        if json_:
-            typer.echo(dump_json(event).replace("\n", " "))
-        else:
-            console.print(_event_line(event))
-
-    async def go() -> None:
-        from asyncq.events import bus_for
-
-        async with app:
-            bus = bus_for(app)
-            if not follow:
-                for event in await bus.recent(history):
-                    show(event)
-                return
-            async for event in bus.follow(history):
-                show(event)
+        if heartbeats or event.get("type") != "worker-heartbeat":
+            typer.echo(json.dumps(event, default=str, sort_keys=True)) if json_ \
+                else console.print(_event_line(event))
 
     try:
-        run_async(go())
+        run_async(_tail(app, follow, history, heartbeats, show))
     except AsyncqError as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
         pass
+
+
+async def _tail(app: App, follow: bool, history: int, heartbeats: bool,
+                show: Callable[[dict[str, Any]], None]) -> None:
+    from asyncq.events import bus_for
+
+    async with app:
+        bus = bus_for(app)
+        if not follow:
+            recent = [e for e in await bus.recent(history * 10)
+                      if heartbeats or e.get("type") != "worker-heartbeat"]
+            for event in recent[-history:] if history else []:
+                show(event)
+            return
+        async for event in bus.follow(history):
+            show(event)
 
 
 def dashboard(app_path: AppPath,
