@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -15,7 +16,8 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from asyncq.cli import cli
-from tests.conftest import WorkerProcess
+from tests.conftest import WorkerProcess, kill_live_workers
+from tests.operate.conftest import forget
 
 
 @pytest.fixture
@@ -24,13 +26,20 @@ def cli_in(tasks_dir: Path, monkeypatch: pytest.MonkeyPatch
     """Run the CLI in this process (fast) on the tasks module the worker runs."""
     monkeypatch.syspath_prepend(str(tasks_dir))
 
+    used: list[dict[str, str]] = []
+
     def use(env: dict[str, str]) -> None:
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         sys.modules.pop("wtasks", None)
+        used.append(env)
 
     yield use
-    sys.modules.pop("wtasks", None)
+    kill_live_workers()  # a live worker would declare its queue and exchanges again
+    module = sys.modules.pop("wtasks", None)
+    if module is not None:
+        for env in used:
+            asyncio.run(forget(module.app, [env["T_QUEUE"]]))
 
 
 def asyncq(tasks_dir: Path, env: dict[str, str], *args: str) -> Result:
