@@ -209,25 +209,33 @@ class Events(Heartbeats):
 
     async def before_run(self, job: Job) -> None:
         job.state[_T0] = time.perf_counter()
-        if self.started and self._side is not None:
-            self._side.add({"type": "task-started", "id": job.id, "task": job.name,
-                            "queue": job.queue, "attempt": job.attempt})
+        if self.started:
+            self.announce(job)
         return None
 
     async def after_run(self, job: Job, result: RunResult) -> None:
+        started = job.state.get(_T0)
+        self.record(job, result, None if started is None else time.perf_counter() - started)
+
+    def announce(self, job: Job) -> None:
+        """Buffer a task-started event."""
+        if self._side is not None:
+            self._side.add({"type": "task-started", "id": job.id, "task": job.name,
+                            "queue": job.queue, "attempt": job.attempt})
+
+    def record(self, job: Job, result: RunResult, runtime: float | None) -> None:
+        """Buffer the outcome event of one run (a tuple; made a dict in the batch)."""
         side = self._side
         if side is None:
             return
-        started = job.state.get(_T0)
         error = None
         if result.error is not None:
             error = f"{type(result.error).__name__}: {result.error}"[:MAX_ERROR]
         elif result.skipped is not None:
             error = result.skipped.message[:MAX_ERROR]
         side.buffer.append((_OUTCOMES.get(result.state, "task-failed"), time.time(), job.id,
-                            job.name, job.queue, job.attempt, result.state,
-                            None if started is None else time.perf_counter() - started,
-                            error, result.delay))
+                            job.name, job.queue, job.attempt, result.state, runtime, error,
+                            result.delay))
 
 
 _T0: Final = "asyncq.events.t0"

@@ -140,16 +140,27 @@ class Metrics(Middleware):
         self.worker = None
 
     async def before_run(self, job: Job) -> None:
-        sent = job.message.headers.get(ENQUEUED_AT)
-        wait = (max(0.0, time.time() - sent)
-                if sent is not None and isinstance(sent, int | float) else None)
-        job.state[_STARTED] = (time.perf_counter(), wait)
+        job.state[_STARTED] = (time.perf_counter(), self.wait_of(job))
         return None
 
     async def after_run(self, job: Job, result: RunResult) -> None:
         started = job.state.get(_STARTED)
-        run, wait = (None, None) if started is None else \
-            (time.perf_counter() - started[0], started[1])
+        if started is None:
+            self.record(job, result, None, None)
+        else:
+            self.record(job, result, time.perf_counter() - started[0], started[1])
+
+    @staticmethod
+    def wait_of(job: Job) -> float | None:
+        """Seconds from enqueue to now, when the producer stamped the enqueue time."""
+        sent = job.message.headers.get(ENQUEUED_AT)
+        if sent is not None and isinstance(sent, int | float):
+            return max(0.0, time.time() - sent)
+        return None
+
+    def record(self, job: Job, result: RunResult, run: float | None, wait: float | None
+               ) -> None:
+        """Count one run (one tuple on a deque; folded later)."""
         self.stats.pending.append((job.name, job.queue, _OUTCOMES.get(result.state, "failed"),
                                    run, wait, result.delay is not None))
 

@@ -148,7 +148,8 @@ def test_worker_metrics_port_and_json_logs(
     env = {"T_APP": unique("metrics"), "T_BROKER": redis_url, "T_QUEUE": unique("q"),
            "T_LEDGER": str(tasks_dir / "ledger"), "ASYNCQ_METRICS_ADDR": "127.0.0.1"}
     cli_in(env)
-    worker = start_worker(env, "--metrics-port", str(port), "--log-format", "json")
+    worker = start_worker(env, "--events", "--metrics-port", str(port), "--log-format",
+                          "json")
     sent = asyncq(tasks_dir, env, "enqueue", "wtasks:app", "wtasks.add", "--args", "[2, 3]",
                   "--wait", "10")
     assert sent.stdout.splitlines()[-1] == "5"
@@ -157,6 +158,13 @@ def test_worker_metrics_port_and_json_logs(
         text = reply.read().decode()
     line = f'asyncq_tasks_total{{outcome="succeeded",queue="{env["T_QUEUE"]}",task="wtasks.add"}}'
     assert f"{line} 1.0" in text
+    deadline = time.monotonic() + 10  # and the event of the same run (events and metrics
+    done: list[Any] = []  # share one pair of hooks: Observed)
+    while not done and time.monotonic() < deadline:
+        done = [e for e in map(json.loads, asyncq(tasks_dir, env, "events", "wtasks:app",
+                                                  "--json").stdout.splitlines())
+                if e.get("id") == task_id and e["type"] == "task-succeeded"]
+    assert done
     worker.wait_for(task_id)
     worker.proc.terminate()
     worker.proc.wait(20)

@@ -89,3 +89,37 @@ async def test_counts_match_after_a_known_mix(broker: str, unique: Callable[[str
         assert ("asyncq_prefetch_buffer", ()) in samples
         assert samples[("asyncq_event_loop_lag_seconds", ())] >= 0
         assert samples[("asyncq_queue_depth", (("queue", queue), ("state", "waiting")))] == 0
+
+
+async def test_observed_counts_and_events_match(unique: Callable[[str], str]) -> None:
+    from prometheus_client import generate_latest
+
+    from asyncq.events import bus_for
+    from asyncq.events.monitor import Events
+    from asyncq.events.observed import Observed
+
+    metrics = Metrics()
+    app = App(unique("obs"), broker=f"memory://{unique('m')}",
+              middleware=[Observed(Events(0.2), metrics)])
+
+    @app.task(name="ok", queue="q")
+    async def ok() -> None:
+        return None
+
+    @app.task(name="bad", queue="q")
+    async def bad() -> None:
+        raise ValueError("no")
+
+    async with app, Worker(app, concurrency=2) as worker:
+        sent = [await ok.enqueue(), await ok.enqueue(), await bad.enqueue()]
+        await worker.join(10)
+        await asyncio.sleep(0.4)  # one flush of events
+        events = await bus_for(app).recent(50)
+    text = generate_latest(metrics.registry).decode()
+    assert 'asyncq_tasks_total{outcome="succeeded",queue="q",task="ok"} 2.0' in text
+    assert 'asyncq_tasks_total{outcome="failed",queue="q",task="bad"} 1.0' in text
+    assert 'asyncq_task_queue_wait_seconds_count{queue="q",task="ok"} 2.0' in text
+    outcomes = {e["id"]: e for e in events if e["type"].startswith("task-")}
+    assert {outcomes[h.id]["type"] for h in sent} == {"task-succeeded", "task-failed"}
+    assert all(outcomes[h.id]["runtime"] >= 0 for h in sent)
+    assert "ValueError: no" in outcomes[sent[2].id]["error"]

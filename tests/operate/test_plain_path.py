@@ -52,3 +52,14 @@ def test_metrics_add_exactly_their_two_hooks() -> None:
     assert added["before"] == [Metrics, *BASE["before"]]
     assert added["after"] == [*BASE["after"], Metrics]
     assert added["around"] == BASE["around"]
+
+
+def test_events_and_metrics_together_add_one_pair_of_hooks() -> None:
+    pytest.importorskip("prometheus_client")
+    from asyncq.events.observed import Observed
+    from asyncq.middleware.prometheus import Metrics
+
+    added = hooks(pipeline(Observed(Events(), Metrics())))
+    assert added["before"] == [Observed, *BASE["before"]]
+    assert added["after"] == [*BASE["after"], Observed]
+    assert added["around"] == BASE["around"]
