@@ -133,7 +133,13 @@ async def test_signed_control_drops_unsigned(any_broker: str, unique: Callable[[
 
 async def test_registry_and_lost_worker(unique: Callable[[str], str], redis_url: str,
                                         cleanup: Callable[[App, str], None]) -> None:
-    app, queue = make_app(redis_url, unique)
+    queue = unique("q")
+    app = App(unique("app"), broker=redis_url, middleware=[Events(2.0)])  # slow CI: 6 s
+
+    @app.task(name="ok", queue=queue)
+    async def ok() -> None:
+        return None
+
     cleanup(app, queue)
     async with app:
         bus = bus_for(app)
