@@ -106,7 +106,7 @@ def test_lost_worker_is_shown_as_lost(redis_url: str, tasks_dir: Path,
     env = {"T_APP": unique("lost"), "T_BROKER": redis_url, "T_QUEUE": unique("q"),
            "T_LEDGER": str(tasks_dir / "ledger")}
     cli_in(env)
-    worker = start_worker(env, "--events", "--heartbeat", "0.2")
+    worker = start_worker(env, "--events", "--heartbeat", "0.5")
     deadline = time.monotonic() + 20
     rows: list[dict[str, Any]] = []
     while not rows and time.monotonic() < deadline:
@@ -115,7 +115,7 @@ def test_lost_worker_is_shown_as_lost(redis_url: str, tasks_dir: Path,
     assert rows[0]["state"] == "online"
     worker.proc.kill()  # no offline event
     worker.proc.wait(10)
-    time.sleep(0.2 * 3 + 0.5)
+    time.sleep(0.5 * 3 + 0.5)
     (row,) = as_json(asyncq(tasks_dir, env, "status", "wtasks:app", "--json",
                             "--timeout", "0.2"))
     assert row["state"] == "lost"
