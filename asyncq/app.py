@@ -42,6 +42,9 @@ from asyncq.wire import DEFAULT_MAX_AGE, WireCodec
 if TYPE_CHECKING:
     from asyncq.blocking import BlockingClient
 
+if TYPE_CHECKING:
+    from asyncq.events.control import Control, Inspect
+
 __all__ = ["App"]
 
 #: Ids of workflow handles start with their kind (see asyncq.canvas).
@@ -159,6 +162,18 @@ class App:
         """Every middleware around a task run, outermost first: the App's, then the
         built-ins (expiry, track_started, hooks, retries, time limits)."""
         return [*self.middleware, *self._builtins]
+
+    @property
+    def control(self) -> Control:
+        """Control requests to this app's workers (ping, shutdown, rate_limit, ...)."""
+        from asyncq.events.control import Control
+
+        return Control(self)
+
+    def inspect(self, destination: Sequence[str] | None = None, timeout: float = 1.0
+                ) -> Inspect:
+        """Questions to this app's workers (active, reserved, stats, ...)."""
+        return self.control.inspect(destination, timeout)
 
     def __repr__(self) -> str:
         return f"<App {self.name} broker={self.broker.safe_url} backend={self.backend.safe_url}>"

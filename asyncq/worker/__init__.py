@@ -108,6 +108,10 @@ class Worker:
             if job.id == task_id:
                 return handler
         return None
+    def held(self) -> dict[str, list[Delivery]]:
+        """Deliveries running (``active``) and waiting for a slot (``reserved``)."""
+        return {"active": [job.delivery for job in self._running.values()],
+                "reserved": [job.delivery for job in (*self._buffer, *self._suspects)]}
 
     def stop(self) -> None:
         """Stop fetching; running tasks get ``shutdown_timeout`` to finish."""
