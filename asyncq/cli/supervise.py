@@ -38,8 +38,8 @@ from asyncq.worker.hard_limit import EXIT_HARD_LIMIT, HardLimitGuard
 if TYPE_CHECKING:
     from asyncq.app import App
 
-__all__ = ["CHILD_ENV", "READY_ENV", "child_exit_code", "child_middleware", "mark_ready",
-           "stop_with_parent", "supervise"]
+__all__ = ["CHILD_ENV", "CHILD_START_PATIENCE", "READY_ENV", "child_exit_code",
+           "child_middleware", "mark_ready", "stop_with_parent", "supervise"]
 
 #: Set in each child: its number (1..N), for its process name in logs.
 CHILD_ENV = "ASYNCQ_WORKER_PROCESS"
@@ -53,6 +53,9 @@ logger = logging.getLogger("asyncq.supervisor")
 RESTART_DELAY = 0.5
 #: The longest wait before restarting a child that keeps failing to start.
 MAX_RESTART_DELAY = 5.0
+#: Seconds a child keeps trying a broker it cannot reach at start (a child restarted
+#: during a broker outage) before it gives up with its one error line.
+CHILD_START_PATIENCE = 15.0
 _PR_SET_PDEATHSIG = 1
 
 
