@@ -6,6 +6,16 @@ import logging
 
 from asyncq.app import App
 from asyncq.beat import Beat, BeatStats
+from asyncq.blocking import BlockingClient, BlockingResult
+from asyncq.canvas import (
+    ChainResult,
+    ChordResult,
+    GroupResult,
+    WorkflowResult,
+    chain,
+    chord,
+    group,
+)
 from asyncq.context import Request, current_request
 from asyncq.errors import (
     AsyncqError,
@@ -25,12 +35,13 @@ from asyncq.errors import (
     TaskFailed,
     TaskNotRegistered,
     TaskRejected,
+    TaskRevoked,
     TimeLimitExceeded,
 )
 from asyncq.events.monitor import Events, Heartbeats
 from asyncq.message import Message
 from asyncq.middleware import Middleware
-from asyncq.records import ResultRecord
+from asyncq.records import Progress, ResultRecord
 from asyncq.result import TaskResult
 from asyncq.schedule import crontab
 from asyncq.states import TaskState
@@ -44,17 +55,23 @@ __all__ = [
     "AsyncqError",
     "Beat",
     "BeatStats",
+    "BlockingClient",
+    "BlockingResult",
     "BoundTask",
     "BrokerError",
     "BrokerUnavailable",
     "CallOptions",
+    "ChainResult",
+    "ChordResult",
     "ConfigurationError",
     "DecodeError",
     "Events",
+    "GroupResult",
     "Heartbeats",
     "Message",
     "MessageTooLarge",
     "Middleware",
+    "Progress",
     "PublishError",
     "Request",
     "ResultError",
@@ -71,13 +88,18 @@ __all__ = [
     "TaskNotRegistered",
     "TaskRejected",
     "TaskResult",
+    "TaskRevoked",
     "TaskState",
     "TimeLimitExceeded",
     "Worker",
     "WorkerStats",
+    "WorkflowResult",
     "__version__",
+    "chain",
+    "chord",
     "crontab",
     "current_request",
+    "group",
 ]
 
 logging.getLogger("asyncq").addHandler(logging.NullHandler())

@@ -5,35 +5,46 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, Unpack, overload
 
+from asyncq._loops import LoopCloser, owned_by, rebuild_for_new_loop
 from asyncq._outgoing import Preparer
 from asyncq.beat.entries import Entry, ScheduleSpec, add_entry, periodic
 from asyncq.brokers import Broker, broker_class
 from asyncq.codec import DEFAULT_MAX_SIZE
 from asyncq.compression import Compressor
+from asyncq.control import DEFAULT_REVOKE_WINDOW, Revocation
+from asyncq.control.scheduled import mark_scheduled
 from asyncq.errors import ConfigurationError, TaskNotRegistered
 from asyncq.message import valid_id
 from asyncq.middleware import Call, Middleware, overrides
 from asyncq.middleware.expiry import Expiry
 from asyncq.middleware.hooks import TaskHooks
+from asyncq.middleware.rate_limit import RateLimit
 from asyncq.middleware.retries import Retries
+from asyncq.middleware.revoke import Revoke
 from asyncq.middleware.started import TrackStarted
 from asyncq.middleware.time_limits import TimeLimits
-from asyncq.records import REJECTED
+from asyncq.records import REJECTED, ResultRecord
 from asyncq.result import TaskResult
 from asyncq.results import DEFAULT_RESULT_TTL, ResultBackend, backend_class
-from asyncq.routing import Router, RouteSpec
+from asyncq.routing import Router, RoutesConfig
 from asyncq.schedule import DEFAULT_GRACE, Missed, zone
 from asyncq.signing import Signer
+from asyncq.states import TaskState
 from asyncq.task import Hook, OptionsDict, Signature, Task, TaskConfig, TaskDecorator
 from asyncq.wire import WireCodec
 
 if TYPE_CHECKING:
+    from asyncq.blocking import BlockingClient
     from asyncq.events.control import Control, Inspect
 
 __all__ = ["App"]
+
+#: Ids of workflow handles start with their kind (see asyncq.canvas).
+WORKFLOW_PREFIXES: Final = ("chain-", "group-", "chord-")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -51,7 +62,9 @@ class App:
     ``task_defaults`` are options every ``@app.task`` gets unless it sets them
     (``{"retries": 3, "timeout": 30}``: any :class:`~asyncq.task.TaskConfig` field but
     ``name`` and ``queue``). ``compression`` (``"zlib"`` or ``"zstd"``) compresses
-    messages of 1 KiB and more (see :mod:`asyncq.compression`).
+    messages of 1 KiB and more (see :mod:`asyncq.compression`). ``revoke_window`` is
+    how long a revocation holds, in seconds (``None``: no revocations, and no revoke
+    check around tasks; see :meth:`revoke`).
     """
 
     def __init__(
@@ -63,13 +76,14 @@ class App:
         default_queue: str = "default",
         result_ttl: float = DEFAULT_RESULT_TTL,
         max_message_size: int = DEFAULT_MAX_SIZE,
-        task_routes: Mapping[str, RouteSpec] | None = None,
+        task_routes: RoutesConfig | None = None,
         signing_keys: Mapping[str, bytes | str] | None = None,
         signing_key_id: str | None = None,
         middleware: Sequence[Middleware] = (),
         timezone: str | dt.tzinfo | None = None,
         task_defaults: Mapping[str, Any] | None = None,
         compression: str | None = None,
+        revoke_window: float | None = DEFAULT_REVOKE_WINDOW,
     ) -> None:
         if not name or not valid_id(name):
             raise ConfigurationError(f"invalid app name {name!r}")
@@ -89,18 +103,28 @@ class App:
         self._send_hooks: list[Middleware] = []
         for mw in middleware:
             self.add_middleware(mw)
-        self._builtins: tuple[Middleware, ...] = (
-            Expiry(), TrackStarted(), TaskHooks(), Retries(), TimeLimits())
         self._preparer = Preparer(self)
         if isinstance(broker, Broker):
             self.broker: Broker = broker
         else:
             url = broker or os.environ.get("ASYNCQ_BROKER", "memory://")
             self.broker = broker_class(url)(url)
+        self._revoke = Revoke(name, revoke_window) if revoke_window else None
+        self._builtins: tuple[Middleware, ...] = (
+            *((self._revoke,) if self._revoke else ()), RateLimit(),
+            Expiry(), TrackStarted(), TaskHooks(), Retries(), TimeLimits())
         self.backend: ResultBackend = self._make_backend(backend, result_ttl)
+        #: whether broker and backend were built here from URLs (so they can be rebuilt
+        #: for a new event loop)
+        self.rebuildable = not isinstance(broker, Broker) and not isinstance(
+            backend, ResultBackend)
         self._users = 0
         self._connected = False
         self._lock: asyncio.Lock | None = None
+        #: the event loop this App's connections belong to (None before the first connect)
+        self.bound_loop: asyncio.AbstractEventLoop | None = None
+        self._closer = LoopCloser()
+        owned_by(self.backend, self)
 
     def _make_backend(self, backend: str | ResultBackend | None, ttl: float) -> ResultBackend:
         if isinstance(backend, ResultBackend):
@@ -159,7 +183,7 @@ class App:
         retry_backoff: float = 1.0, retry_backoff_max: float = 600.0,
         retry_jitter: bool = True, ignore_result: bool = False, track_started: bool = False,
         on_success: Hook | None = None, on_failure: Hook | None = None,
-        on_retry: Hook | None = None,
+        on_retry: Hook | None = None, rate_limit: str | None = None,
     ) -> TaskDecorator: ...
 
     def task(
@@ -175,7 +199,7 @@ class App:
         Options are the fields of :class:`~asyncq.task.TaskConfig`: ``timeout``,
         ``soft_timeout``, ``retries``, ``retry_on``, ``retry_backoff``,
         ``retry_backoff_max``, ``retry_jitter``, ``ignore_result``, ``track_started``,
-        ``on_success``, ``on_failure``, ``on_retry``.
+        ``on_success``, ``on_failure``, ``on_retry``, ``rate_limit``.
         """
 
         def register(func: Callable[..., Any]) -> Task[Any, Any]:
@@ -215,23 +239,40 @@ class App:
 
     # -- lifecycle -------------------------------------------------------------------
     async def connect(self) -> None:
-        """Connect broker and backend (idempotent); raises BrokerUnavailable."""
-        if self._connected:
-            return
+        """Connect broker and backend (idempotent); raises BrokerUnavailable.
+
+        On a new event loop after the first one was closed (``asyncio.run`` again),
+        the broker's and backend's connections are rebuilt first (see
+        :mod:`asyncq._loops`).
+        """
+        loop = asyncio.get_running_loop()
+        if self._connected and (self.bound_loop is loop or not self._loop_bound):
+            return  # (memory:// serves every loop of the process: nothing to rebuild)
+        if self.bound_loop is not None and self.bound_loop is not loop:
+            rebuild_for_new_loop(self)  # or ConfigurationError
+            self._connected, self._lock, self.bound_loop = False, None, None
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
             if self._connected:
                 return
+            self.bound_loop = loop
             await self.broker.connect()
             await self.backend.connect()
             await self.broker.ping()
             self._connected = True
+            await self._closer.arm(self)
+
+    @property
+    def _loop_bound(self) -> bool:
+        """Whether the broker's or backend's connections belong to one event loop."""
+        return self.broker.loop_bound or self.backend.loop_bound
 
     async def close(self) -> None:
-        if not self._connected:
+        if not self._connected or self.bound_loop is not asyncio.get_running_loop():
             return
         self._connected = False
+        await self._closer.disarm()
         await self.backend.close()
         await self.broker.close()
 
@@ -266,15 +307,33 @@ class App:
         """A handle for ``task_id``, in any process; typed as ``task``'s result if given."""
         if not valid_id(task_id):
             raise ValueError(f"invalid task id {task_id!r}")
+        if task_id.startswith(WORKFLOW_PREFIXES):  # chain-, group-, chord-: asyncq.canvas
+            from asyncq.canvas._handles import workflow_handle
+
+            return workflow_handle(self, task_id)
         return TaskResult(self.backend, task_id, task.name if task is not None else None)
+
+    def blocking(self) -> BlockingClient:
+        """A client for synchronous code (scripts, Django or Flask views): it runs its
+        own event loop in a thread and may be shared by threads::
+
+            with app.blocking() as client:
+                handle = client.enqueue(add, 4, 4)
+                print(handle.get(timeout=10))
+        """
+        from asyncq.blocking import BlockingClient
+
+        return BlockingClient(self)
 
     async def send_signature(self, sig: Signature[R]) -> TaskResult[R]:
         if self._send_hooks:
             return (await self._send_with_hooks([sig], self._send_hooks))[0]
         outgoing, handle = self._preparer.prepare(sig)
-        if not self._connected:
+        if not self._connected or self.bound_loop is not asyncio.get_running_loop():
             await self.connect()
         await self.broker.publish(outgoing)
+        if outgoing.eta is not None:
+            await mark_scheduled(self, [(outgoing, handle)])
         return handle
 
     async def enqueue_many(self, signatures: Iterable[Signature[R]]) -> list[TaskResult[R]]:
@@ -284,6 +343,7 @@ class App:
         outgoing, handles = self._preparer.prepare_many(signatures)
         await self.connect()
         await self.broker.publish_many(outgoing)
+        await mark_scheduled(self, list(zip(outgoing, handles, strict=True)))
         return handles
 
     async def _send_with_hooks(self, sigs: list[Signature[R]], hooks: list[Middleware]
@@ -299,6 +359,7 @@ class App:
         outgoing, handles = self._preparer.prepare_many(ready)
         await self.connect()
         await self.broker.publish_many(outgoing)
+        await mark_scheduled(self, list(zip(outgoing, handles, strict=True)))
         for call, handle in zip(calls, handles, strict=True):
             for mw in reversed(hooks):
                 await mw.after_enqueue(call, handle.id)
@@ -318,6 +379,28 @@ class App:
                 if record is not None and record.error_type == REJECTED:
                     await self.backend.forget(letter.task_id)
         return await self.broker.requeue_dead(queue, list(refs))
+
+    async def revoke(self, task_id: str, *, terminate: bool = False) -> None:
+        """Revoke a task by id: it will not run (its state becomes ``REVOKED``, final,
+        and awaiting it raises :class:`~asyncq.TaskRevoked`).
+
+        Every worker of this app hears of it within a second and skips the message when
+        it comes (queued or delayed); workers started within ``revoke_window`` seconds
+        read it when they start. With ``terminate`` a run in progress is cancelled
+        (``CancelledError`` at its next ``await``). A task that already finished keeps
+        its outcome. See docs/guides/controlling.md.
+        """
+        if not valid_id(task_id):
+            raise ValueError(f"invalid task id {task_id!r}")
+        if self._revoke is None:
+            raise ConfigurationError(f"app {self.name!r} has revocations off "
+                                     "(revoke_window=None)")
+        await self.connect()
+        now = time.time()
+        await self.backend.store(task_id, ResultRecord(
+            TaskState.REVOKED, error_type="Revoked",
+            error_message="terminated" if terminate else "revoked", finished_at=now))
+        await self._revoke.bus(self.broker).publish(Revocation(task_id, terminate, now))
 
     async def send_task(self, name: str, args: Sequence[Any] = (),
                         kwargs: dict[str, Any] | None = None,

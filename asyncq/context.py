@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from asyncq.middleware import Job
+    from asyncq.results import ResultBackend
 
 __all__ = ["Request", "current_request"]
 
@@ -32,6 +33,8 @@ class Request:
     args: tuple[Any, ...] = ()
     kwargs: Mapping[str, Any] = field(default_factory=dict)
 
+    backend: ResultBackend | None = field(default=None, repr=False, compare=False)
+
     @property
     def retries(self) -> int:
         """Retries so far, as Celery's ``self.request.retries`` (same as ``attempt``)."""
@@ -40,6 +43,21 @@ class Request:
     @property
     def is_last_attempt(self) -> bool:
         return self.attempt >= self.max_retries
+
+    async def progress(self, done: float, total: float | None = None) -> None:
+        """Report progress: stores a ``STARTED`` record carrying ``Progress(done, total)``,
+        which anyone holding the handle reads with ``await handle.progress()`` or
+        ``(await handle.info()).progress``. One write per call: report every few
+        percent, not every row. A settled record (the task was revoked meanwhile) is
+        never replaced by it."""
+        from asyncq.records import Progress, ResultRecord
+        from asyncq.states import TaskState
+
+        if self.backend is None:
+            return
+        await self.backend.store(self.id, ResultRecord(
+            TaskState.STARTED, attempt=self.attempt, task=self.task,
+            progress=Progress(done, total)))
 
 
 _current: contextvars.ContextVar[Request | Job | None] = contextvars.ContextVar(
@@ -55,7 +73,7 @@ def request_of(job: Job) -> Request:
         request = job.state[_KEY] = Request(
             message.id, message.task, job.delivery.queue, message.attempt,
             job.task.config.retries, job.delivery.delivery_count, message.headers,
-            tuple(message.args), message.kwargs)
+            tuple(message.args), message.kwargs, job.app.backend)
     return request
 
 

@@ -4,14 +4,22 @@ A record is one tag byte followed by a msgpack body. The tag lets a server-side 
 (and any backend) tell a final record from the others without unpacking it::
 
     P PENDING  d SCHEDULED  s STARTED  R RETRY            not final: any write replaces them
-    S SUCCESS  F FAILURE    C CANCELLED                    final and settled
+    S SUCCESS  F FAILURE    C CANCELLED  V REVOKED         final and settled
     X FAILURE of a dead letter's rejection                 final for waiters, but gives way
 
-**First final writer wins.** A final write never replaces a settled record (``S``,
-``F``, ``C``); a rejection (``X``) gives way to a later outcome, so a dead letter that
-is requeued and runs reports its result. Every store applies this rule: the memory and
-RPC backends through :func:`may_replace`, Redis in Lua through :func:`lua_prelude`,
-which the settle, dead-letter and store scripts share.
+**First final writer wins.** No write replaces a settled record (``S``, ``F``, ``C``,
+``V``): not a later final one, and not a later progress or retry record either (a task
+revoked while it runs stays ``REVOKED`` whatever it writes after). A rejection (``X``)
+gives way to a later outcome, so a dead letter that is requeued and runs reports its
+result. Every store applies this rule: the memory and RPC backends through
+:func:`may_replace`, Redis in Lua through :func:`lua_prelude`, which the settle,
+dead-letter and store scripts share.
+
+**The body** is a msgpack array ``[1, value, error_type, error_message, traceback,
+attempt, task, finished_at]``, optionally followed by a ninth item, a map of extras
+(``"progress": [done, total]``, ``"eta": unix time``). Records without extras keep the
+eight items, byte for byte as before; readers accept both shapes (a reader from
+before the extras rejects a record that has them).
 
 Decoding never imports anything named in a record: a forged record can only produce
 data and a :class:`~asyncq.errors.TaskFailed` carrying strings.
@@ -34,6 +42,7 @@ __all__ = [
     "REJECTED",
     "SETTLED_TAGS",
     "KeyWrite",
+    "Progress",
     "ReplyTransport",
     "ResultRecord",
     "decode_record",
@@ -54,6 +63,7 @@ _STATE_CODES: Final = {
     TaskState.SUCCESS: b"S",
     TaskState.FAILURE: b"F",
     TaskState.CANCELLED: b"C",
+    TaskState.REVOKED: b"V",
 }
 _REJECTED_CODE: Final = b"X"
 _SUCCESS_CODE: Final = _STATE_CODES[TaskState.SUCCESS]
@@ -62,9 +72,9 @@ _CODE_STATES[_REJECTED_CODE[0]] = TaskState.FAILURE
 #: ``error_type`` of a rejection record: the message never ran (it was dead-lettered).
 REJECTED: Final = "asyncq.TaskRejected"
 #: Tag bytes of final records.
-FINAL_TAGS: Final = b"SFCX"
-#: Final tags that no later final record replaces (first final writer wins).
-SETTLED_TAGS: Final = b"SFC"
+FINAL_TAGS: Final = b"SFCVX"
+#: Final tags that no later record replaces (first final writer wins).
+SETTLED_TAGS: Final = b"SFCV"
 
 
 @dataclass(slots=True, eq=False)
@@ -84,8 +94,26 @@ class KeyWrite:
 
 
 @dataclass(frozen=True, slots=True)
+class Progress:
+    """How far a running task says it is: ``done`` of ``total`` (``total`` may be None)."""
+
+    done: float
+    total: float | None = None
+
+    @property
+    def fraction(self) -> float | None:
+        """``done / total`` (None without a positive total)."""
+        return self.done / self.total if self.total else None
+
+
+@dataclass(frozen=True, slots=True)
 class ResultRecord:
-    """What a backend knows about one task."""
+    """What a backend knows about one task.
+
+    ``eta`` (unix time) is set on the ``SCHEDULED`` record of a countdown/eta call;
+    ``progress`` on the ``STARTED`` records a running task writes with
+    ``current_request().progress(done, total)``.
+    """
 
     state: TaskState
     value: Any = None
@@ -95,6 +123,8 @@ class ResultRecord:
     attempt: int = 0
     task: str | None = None
     finished_at: float | None = None
+    progress: Progress | None = None
+    eta: float | None = None
 
     @property
     def ready(self) -> bool:
@@ -112,16 +142,18 @@ def is_settled(raw: bytes | None) -> bool:
 
 
 def may_replace(old: bytes | None, *, final: bool) -> bool:
-    """The rule: may a write (final or not) replace the stored bytes ``old``?"""
-    return not (final and is_settled(old))
+    """The rule: may a write (final or not) replace the stored bytes ``old``?
+
+    Nothing replaces a settled record; ``final`` is kept for callers that say it."""
+    return not is_settled(old)
 
 
 def lua_prelude() -> str:
     """The rule in Lua, for scripts that store records (prepended when they load).
 
-    ``asyncq_store(key, value, ttl_ms, final, channel)`` writes unless ``final`` and a
-    settled record is there, publishes ``value`` on ``channel`` ('' for none) when it
-    wrote, and returns 1 if it wrote, 0 if not.
+    ``asyncq_store(key, value, ttl_ms, final, channel)`` writes unless a settled
+    record is there (whatever ``final`` says); it publishes ``value`` on ``channel``
+    ('' for none) when it wrote, and returns 1 if it wrote, 0 if not.
     """
     settled = ", ".join(f"[{tag}]=true" for tag in SETTLED_TAGS)
     return (
@@ -129,7 +161,7 @@ def lua_prelude() -> str:
         f"local asyncq_settled_tags = {{{settled}}}\n"
         "local function asyncq_store(key, value, ttl, final, channel)\n"
         "  local old = redis.call('SET', key, value, 'PX', ttl, 'GET')\n"
-        "  if final and old and asyncq_settled_tags[string.byte(old, 1)] then\n"
+        "  if old and asyncq_settled_tags[string.byte(old, 1)] then\n"
         "    redis.call('SET', key, old, 'PX', ttl)\n"
         "    return 0\n"
         "  end\n"
@@ -141,10 +173,12 @@ def lua_prelude() -> str:
 
 def encode_record(record: ResultRecord) -> bytes:
     codec.check_keys(record.value)
-    body = codec.dumps([
-        _RECORD_VERSION, record.value, record.error_type, record.error_message,
-        record.traceback, record.attempt, record.task, record.finished_at,
-    ])
+    wire = [_RECORD_VERSION, record.value, record.error_type, record.error_message,
+            record.traceback, record.attempt, record.task, record.finished_at]
+    extras = _extras(record)
+    if extras:
+        wire.append(extras)
+    body = codec.dumps(wire)
     if record.error_type == REJECTED and record.state is TaskState.FAILURE:
         return _REJECTED_CODE + body
     return _STATE_CODES[record.state] + body
@@ -157,19 +191,49 @@ def encode_success(value: Any, attempt: int, task: str | None, finished_at: floa
                                         task, finished_at])
 
 
+def _extras(record: ResultRecord) -> dict[str, Any]:
+    extras: dict[str, Any] = {}
+    if record.progress is not None:
+        extras["progress"] = [record.progress.done, record.progress.total]
+    if record.eta is not None:
+        extras["eta"] = record.eta
+    return extras
+
+
 def decode_record(data: bytes, *, max_size: int = codec.DEFAULT_MAX_SIZE) -> ResultRecord:
     if not data or data[0] not in _CODE_STATES:
         raise DecodeError("not an asyncq result record")
     wire = codec.loads(data[1:], max_size=max_size)
-    if not isinstance(wire, list) or len(wire) != 8 or wire[0] != _RECORD_VERSION:
+    if not isinstance(wire, list) or len(wire) not in (8, 9) or wire[0] != _RECORD_VERSION:
         raise DecodeError("result record has an unknown shape or version")
-    _, value, etype, emsg, tb, attempt, task, finished = wire
+    _, value, etype, emsg, tb, attempt, task, finished = wire[:8]
     for text in (etype, emsg, tb, task):
         if text is not None and not isinstance(text, str):
             raise DecodeError("result record has a non-text error field")
     if not isinstance(attempt, int) or not isinstance(finished, int | float | None):
         raise DecodeError("result record has bad numeric fields")
-    return ResultRecord(_CODE_STATES[data[0]], value, etype, emsg, tb, attempt, task, finished)
+    progress, eta = _decode_extras(wire[8] if len(wire) == 9 else {})
+    return ResultRecord(_CODE_STATES[data[0]], value, etype, emsg, tb, attempt, task, finished,
+                        progress, eta)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _decode_extras(extras: Any) -> tuple[Progress | None, float | None]:
+    """The optional ninth item; unknown keys are ignored (room for later fields)."""
+    if not isinstance(extras, dict):
+        raise DecodeError("result record has bad extras")
+    progress, eta = extras.get("progress"), extras.get("eta")
+    if eta is not None and not _number(eta):
+        raise DecodeError("result record has a bad eta")
+    if progress is None:
+        return None, eta
+    if (not isinstance(progress, list) or len(progress) != 2 or not _number(progress[0])
+            or not (progress[1] is None or _number(progress[1]))):
+        raise DecodeError("result record has a bad progress field")
+    return Progress(progress[0], progress[1]), eta
 
 
 @runtime_checkable

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, overload
 
-from asyncq.errors import ResultUnavailable, TaskCancelled, TaskFailed, TaskRejected
+from asyncq._loops import ensure_loop
+from asyncq.errors import (
+    ResultUnavailable,
+    TaskCancelled,
+    TaskFailed,
+    TaskRejected,
+    TaskRevoked,
+)
+from asyncq.records import Progress
 from asyncq.results import REJECTED, ResultRecord
 from asyncq.states import TaskState
 
 if TYPE_CHECKING:
+    from asyncq.app import App
     from asyncq.results import ResultBackend
 
 __all__ = ["REJECTED", "TaskResult"]
@@ -22,12 +31,13 @@ class TaskResult(Generic[R]):
     Built by ``enqueue`` or, from an id alone, by ``app.result(task_id)``.
     """
 
-    __slots__ = ("_backend", "_ignored", "id", "task")
+    __slots__ = ("_app", "_backend", "_ignored", "id", "task")
 
     def __init__(self, backend: ResultBackend, task_id: str, task: str | None = None,
-                 *, ignored: bool = False) -> None:
+                 *, ignored: bool = False, app: App | None = None) -> None:
         self._backend = backend
         self._ignored = ignored
+        self._app = app
         self.id = task_id
         self.task = task
 
@@ -35,21 +45,37 @@ class TaskResult(Generic[R]):
         return f"<TaskResult {self.task or '?'}[{self.id}]>"
 
     def __await__(self) -> Generator[Any, None, R]:
-        return self.get().__await__()
+        return cast("Generator[Any, None, R]", self.get().__await__())
 
-    async def get(self, timeout: float | None = None) -> R:
+    @overload
+    async def get(self, timeout: float | None = None, *, propagate: Literal[True] = True
+                  ) -> R: ...
+
+    @overload
+    async def get(self, timeout: float | None = None, *, propagate: bool
+                  ) -> R | TaskFailed | TaskCancelled: ...
+
+    async def get(self, timeout: float | None = None, *, propagate: bool = True) -> Any:
         """Wait for the outcome; raise :class:`~asyncq.ResultTimeout` after ``timeout`` s.
 
         A failed task raises :class:`~asyncq.TaskFailed` with the remote type name,
-        message and traceback text.
+        message and traceback text; with ``propagate=False`` the failure (a
+        ``TaskFailed`` or ``TaskCancelled``) is returned instead of raised.
         """
         if self._ignored:
             raise ResultUnavailable(f"task {self.task} ignores its results")
+        await ensure_loop(self._backend)
         record = await self._backend.wait(self.id, timeout)
-        return cast(R, unwrap(self.id, record))
+        try:
+            return unwrap(self.id, record)
+        except (TaskFailed, TaskCancelled) as exc:
+            if propagate:
+                raise
+            return exc
 
     async def info(self) -> ResultRecord | None:
         """The stored record, or ``None`` while nothing is known."""
+        await ensure_loop(self._backend)
         return await self._backend.get(self.id)
 
     async def state(self) -> TaskState:
@@ -73,6 +99,21 @@ class TaskResult(Generic[R]):
         """Delete the stored result."""
         await self._backend.forget(self.id)
 
+    async def progress(self) -> Progress | None:
+        """The progress the running task last reported, if any (see
+        ``current_request().progress``)."""
+        record = await self.info()
+        return None if record is None else record.progress
+
+    async def revoke(self, *, terminate: bool = False) -> None:
+        """Revoke the task: it will not run (``REVOKED``; awaiting raises
+        :class:`~asyncq.TaskRevoked`). With ``terminate`` a run in progress is cancelled
+        too. See :meth:`asyncq.App.revoke`."""
+        if self._app is None:
+            raise ResultUnavailable("this handle was built without an App: use "
+                                    "app.revoke(task_id)")
+        await self._app.revoke(self.id, terminate=terminate)
+
 
 def unwrap(task_id: str, record: ResultRecord) -> Any:
     """The value of a final record, or the error it stands for."""
@@ -80,6 +121,8 @@ def unwrap(task_id: str, record: ResultRecord) -> Any:
         return record.value
     if record.state is TaskState.CANCELLED:
         raise TaskCancelled(f"task {task_id} was cancelled: {record.error_message or ''}")
+    if record.state is TaskState.REVOKED:
+        raise TaskRevoked(f"task {task_id} was revoked: {record.error_message or ''}")
     error = TaskRejected if record.error_type == REJECTED else TaskFailed
     raise error(task_id, record.error_type or "Error", record.error_message or "",
                 record.traceback)

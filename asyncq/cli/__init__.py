@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing
 import os
 import sys
@@ -28,7 +29,8 @@ from asyncq.cli.dlq import dlq
 from asyncq.cli.enqueue import enqueue
 from asyncq.cli.observe import observe
 from asyncq.cli.ops import register as register_ops
-from asyncq.cli.reload import reload_worker
+from asyncq.cli.reload import RELOAD_CHILD_ENV, reload_worker
+from asyncq.cli.revoke import revoke
 from asyncq.cli.serve import serve
 from asyncq.cli.supervise import (
     CHILD_ENV,
@@ -130,6 +132,9 @@ def worker(
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(LiteralFormatter(LOG_FORMAT))
     logging.basicConfig(level=logging_level(log_level), handlers=[handler])
+    _check_numbers(concurrency=concurrency, prefetch=prefetch or 0, workers=workers or 1,
+                   lease=lease, shutdown_timeout=shutdown_timeout, loop_lag=loop_lag,
+                   max_memory_per_child=max_memory_per_child or 1)
     app = load_or_fail(app_path)
     observe(app, events=events or events_all, heartbeat=heartbeat, metrics_port=metrics_port,
             log_format=log_format, every_event=events_all)
@@ -145,6 +150,8 @@ def worker(
         raise fail(str(exc)) from None
     if reload:  # the child this starts prints the banner, and again after each change
         raise typer.Exit(reload_worker(app_path, sys.argv[1:], shutdown_timeout))
+    if os.environ.get(RELOAD_CHILD_ENV):
+        stop_with_parent()
     if child:  # one of `-w N`'s processes: the supervisor printed the banner
         multiprocessing.current_process().name = f"Worker-{child}"
         stop_with_parent()
@@ -161,6 +168,24 @@ def worker(
     except KeyboardInterrupt:
         pass
     raise typer.Exit(child_exit_code(guards))
+
+
+#: Upper bounds of the worker's numeric options: beyond them a worker could not fetch
+#: (Redis counts and times are 64-bit) or would fork without end.
+MOST = {"concurrency": 100_000, "prefetch": 1_000_000, "workers": 1024,
+        "lease": 7 * 86400.0, "shutdown_timeout": 7 * 86400.0, "loop_lag": 86400.0,
+        "max_memory_per_child": 1024.0 * 1024}  # MiB: a TiB
+
+
+def _check_numbers(**values: float) -> None:
+    for name, value in values.items():
+        option = "--" + name.replace("_", "-")
+        if not math.isfinite(value) or value > MOST[name]:
+            raise fail(f"{option} takes at most {_number(MOST[name])}, not {_number(value)}")
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if math.isfinite(value) and value == int(value) else f"{value:g}"
 
 
 def _warn_unused(app: App, queues: list[str]) -> None:
@@ -182,6 +207,7 @@ def _choice(value: str) -> Literal["warn", "refuse", "ignore"]:
 cli.command()(enqueue)
 cli.add_typer(dlq, name="dlq")
 cli.command()(beat)
+cli.command()(revoke)
 register_ops(cli)
 
 

@@ -153,6 +153,11 @@ class Middleware:
         """A quick synchronous check before the run (no I/O: a dict or set lookup);
         a :class:`Skip` ends the run. Runs before every ``before_run``."""
         return None
+    async def admit(self, job: Job) -> None:
+        """Wait until ``job`` may take a run slot (rate limits). Called before the job
+        takes a slot, so other tasks keep running meanwhile; jobs of one task are
+        admitted one at a time, in order. Only for tasks this middleware applies to:
+        a worker whose tasks no middleware admits pays nothing for it."""
 
     async def before_run(self, job: Job) -> Skip | None:
         """Before the task runs (after the redelivery check); a :class:`Skip` ends the run."""
@@ -183,8 +188,8 @@ class Middleware:
 
 #: The hooks a middleware can override; :func:`overrides` tells which ones it does.
 HOOKS: Final = ("before_enqueue", "after_enqueue", "worker_start", "worker_stop",
-                "check_run", "before_run", "around_run", "retry_delay", "on_success", "on_retry",
-                "on_failure", "after_run")
+                "check_run", "admit", "before_run", "around_run", "retry_delay", "on_success",
+                "on_retry", "on_failure", "after_run")
 
 
 def overrides(middleware: Middleware, hook: str) -> bool:
@@ -195,8 +200,8 @@ def overrides(middleware: Middleware, hook: str) -> bool:
 class Pipeline:
     """The run hooks that apply to one task, in calling order (built once per task)."""
 
-    __slots__ = ("after", "around", "before", "checks", "failure", "observed", "retry",
-                 "retry_hooks", "success")
+    __slots__ = ("admit", "after", "around", "before", "checks", "failure", "observed",
+                 "retry", "retry_hooks", "success")
 
     def __init__(self, middleware: Sequence[Middleware], task: Task[..., Any]) -> None:
         used = [mw for mw in middleware if mw.applies_to(task)]
@@ -205,6 +210,7 @@ class Pipeline:
             return [mw for mw in used if overrides(mw, hook)]
 
         self.checks = having("check_run")
+        self.admit = having("admit")
         self.before = having("before_run")
         self.around = having("around_run")
         self.retry = having("retry_delay")

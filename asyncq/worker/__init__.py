@@ -16,6 +16,7 @@ from asyncq._threads import pool_size, task_threads
 from asyncq.brokers import Consumer, Delivery
 from asyncq.errors import ConfigurationError
 from asyncq.middleware import Job, overrides
+from asyncq.worker.admission import Admission
 from asyncq.worker.execute import Dead, Executor, Outcome, Requeue
 from asyncq.worker.settle import Settler
 from asyncq.worker.slots import Slots
@@ -78,13 +79,14 @@ class Worker:
         self._slots = Slots(concurrency)
         self._buffer: deque[Job] = deque()
         self._buffered = asyncio.Event()
+        self._admission = Admission(self._buffer, self._buffered, self._not_admitted)
         self._suspects: deque[Job] = deque()
         self._idle = asyncio.Event()
         self._calm = asyncio.Event()
         self._room = asyncio.Event()
         self._stop = asyncio.Event()
         self._abort = asyncio.Event()
-        self._running: dict[asyncio.Task[None], Delivery] = {}
+        self._running: dict[asyncio.Task[None], Job] = {}
         self._held = 0
         self._abandoning = False
         self._settled = 0
@@ -94,13 +96,23 @@ class Worker:
 
     # -- public --------------------------------------------------------------------
     def statistics(self) -> WorkerStats:
-        return WorkerStats(len(self._running), len(self._buffer) + len(self._suspects),
+        return WorkerStats(len(self._running),
+                           len(self._buffer) + len(self._suspects) + len(self._admission),
                            self._held, self._settled, self._stop.is_set())
 
     def held(self) -> dict[str, list[Delivery]]:
         """Deliveries running (``active``) and waiting for a slot (``reserved``)."""
-        return {"active": list(self._running.values()),
-                "reserved": [job.delivery for job in (*self._buffer, *self._suspects)]}
+        return {"active": [job.delivery for job in self._running.values()],
+                "reserved": [job.delivery for job in (*self._buffer, *self._admission.jobs(),
+                                                      *self._suspects)]}
+
+    def running_task(self, task_id: str) -> asyncio.Task[None] | None:
+        """The asyncio task running ``task_id`` here, if any (cancelling it hands the
+        message back): how middleware stop a job (revoke's ``terminate``)."""
+        for handler, job in self._running.items():
+            if job.id == task_id:
+                return handler
+        return None
 
     def stop(self) -> None:
         """Stop fetching; running tasks get ``shutdown_timeout`` to finish."""
@@ -224,9 +236,15 @@ class Worker:
                 self._settler.add(prepared)
             elif delivery.delivery_count >= self._isolate_from:
                 self._suspects.append(prepared)
+            elif prepared.pipeline.admit:
+                self._admission.add(prepared)
             else:
                 self._buffer.append(prepared)
         self._buffered.set()
+
+    def _not_admitted(self, job: Job) -> None:
+        assert self._settler is not None
+        self._settler.add(Requeue(job.delivery, counted=True))
 
     async def _dispatch_loop(self) -> None:
         while True:
@@ -241,7 +259,7 @@ class Worker:
 
     def _start(self, job: Job) -> asyncio.Task[None]:
         handler = asyncio.create_task(self._handle(job))
-        self._running[handler] = job.delivery
+        self._running[handler] = job
         handler.add_done_callback(self._finished)
         return handler
 
@@ -298,8 +316,8 @@ class Worker:
     async def _renew_loop(self, consumer: Consumer) -> None:
         while True:
             await asyncio.sleep(self.lease / 3)
-            held = [*self._running.values(), *(job.delivery for job in self._buffer),
-                    *(job.delivery for job in self._suspects)]
+            held = [job.delivery for job in (*self._running.values(), *self._buffer,
+                                             *self._admission.jobs(), *self._suspects)]
             if not held:
                 continue
             try:
@@ -317,7 +335,7 @@ class Worker:
         fetch, dispatch, settle, renew = loops
         await _cancel(dispatch)
         await self._stop_fetching(fetch)
-        for job in (*self._buffer, *self._suspects):
+        for job in (*await self._admission.close(), *self._buffer, *self._suspects):
             settler.add(Requeue(job.delivery))
         self._buffer.clear()
         self._suspects.clear()

@@ -16,7 +16,9 @@ QUEUE = f"docs-waiting-{RUN}"  # a queue of our own on a shared Redis
 BASE = os.environ.get("ASYNCQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 URL = f"{BASE}?client_name=docs-waiting-{RUN}"  # names our connections in CLIENT LIST
 
-app = App("docs-waiting", broker=URL, result_ttl=60)  # results kept 60 s (default: 24 h)
+# results kept 60 s (default: 24 h); no revocations, so the worker below holds no
+# pub/sub connection of its own and the count shows the waiting handles' alone
+app = App("docs-waiting", broker=URL, result_ttl=60, revoke_window=None)
 
 
 @app.task(queue=QUEUE)

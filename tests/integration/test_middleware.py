@@ -11,6 +11,7 @@ import pytest
 import asyncq
 from asyncq.middleware import Call, CallNext, Job, Middleware, Pipeline, RunResult, Skip
 from asyncq.middleware.expiry import Expiry
+from asyncq.middleware.revoke import Revoke
 from asyncq.states import TaskState
 
 
@@ -156,7 +157,8 @@ async def test_skips_record_their_state_and_failures_stay_data(url: str, queue: 
     assert sorted(log) == ["0:CANCELLED", "1:FAILURE", "2:SUCCESS"]
 
 
-def test_a_plain_task_runs_through_the_expiry_check_only() -> None:
+def test_a_plain_task_runs_through_synchronous_checks_only() -> None:
+    """Revoke and expiry are set and dict lookups; nothing else wraps a plain task."""
     app = asyncq.App("mw", broker="memory://plain")
 
     @app.task
@@ -166,7 +168,8 @@ def test_a_plain_task_runs_through_the_expiry_check_only() -> None:
     async def limited() -> None: ...
 
     pipe = Pipeline(app.run_middleware(), plain)
-    assert [type(m) for m in pipe.checks] == [Expiry]
+    assert [type(m) for m in pipe.checks] == [Revoke, Expiry]
+    assert (pipe.admit, pipe.retry_hooks, pipe.failure) == ([], [], [])
     assert (pipe.before, pipe.around, pipe.success, pipe.after, pipe.observed) == (
         [], [], [], [], False)
     limited_pipe = Pipeline(app.run_middleware(), limited)

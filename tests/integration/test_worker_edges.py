@@ -111,21 +111,23 @@ async def test_a_settled_final_record_is_never_replaced_but_a_rejection_is(
     from asyncq.brokers import KeyWrite, Settlement
 
     keys = [f"asyncq:result:{unique(name)}"
-            for name in ("settled", "rejected", "unset", "retrying")]
+            for name in ("settled", "rejected", "unset", "retrying", "late-progress")]
     redis_client.set(keys[0], b"S-first", px=5_000)
     redis_client.set(keys[1], b"X-rejection", px=5_000)
-    redis_client.set(keys[3], b"S-first", px=5_000)  # a non-final write replaces anything
+    redis_client.set(keys[3], b"s-started", px=5_000)  # a non-final write replaces it
+    redis_client.set(keys[4], b"V-revoked", px=5_000)  # nothing replaces a settled record
     pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(*(f"done:{key}" for key in keys))
     try:
         async with app:
             await app.broker.publish_many([_noop_message(app) for _ in keys])
-            consumer = app.broker.consumer([app.default_queue], prefetch=4, lease=30)
-            deliveries = await consumer.fetch(4, 1.0)
-            assert len(deliveries) == 4
+            consumer = app.broker.consumer([app.default_queue], prefetch=5, lease=30)
+            deliveries = await consumer.fetch(5, 1.0)
+            assert len(deliveries) == 5
             writes = [KeyWrite(key, b"F-second", 60_000, f"done:{key}", final=True)
                       for key in keys[:3]]
-            writes.append(KeyWrite(keys[3], b"R-retrying", 60_000, None, final=False))
+            writes += [KeyWrite(key, b"R-retrying", 60_000, None, final=False)
+                       for key in keys[3:]]
             await consumer.ack([Settlement(d, w)
                                 for d, w in zip(deliveries, writes, strict=True)])
             assert await app.broker.queue_size(app.default_queue) == 0
@@ -136,7 +138,7 @@ async def test_a_settled_final_record_is_never_replaced_but_a_rejection_is(
     finally:
         pubsub.close()
         redis_client.delete(*keys)
-    assert values == [b"S-first", b"F-second", b"F-second", b"R-retrying"]
+    assert values == [b"S-first", b"F-second", b"F-second", b"R-retrying", b"V-revoked"]
     assert 0 < settled_ttl <= 60_000  # the kept record still expires
     assert published == {f"done:{keys[1]}": b"F-second", f"done:{keys[2]}": b"F-second"}
 

@@ -5,6 +5,8 @@ Layout (every key of a queue shares the ``{queue}`` hash tag)::
     asyncq:{queue}:stream    entries with field d = message bytes; one consumer group, "asyncq"
     asyncq:{queue}:delayed   sorted set of message bytes scored by due time (ms)
     asyncq:{queue}:dead      dead-letter stream (d, reason, id, task, deliveries, at)
+    asyncq:{queue}:p<N>      the stream of priority N (1-9), and p<N>:delayed its delayed set
+    asyncq:{queue}:levels    the priority levels in use (see _levels.py)
 
 Acked entries are deleted in the script that acks them: settle.lua trims them from the
 head (XTRIM MINID to the oldest entry the group still needs, so never a pending or
@@ -28,14 +30,23 @@ from asyncq._batch import Coalescer, raise_first, runs_by_size
 from asyncq._urls import mask_url
 from asyncq.brokers import WORKER_GROUP, Broker, Consumer, DeadLetter, Outgoing
 from asyncq.brokers.redis._consumer import RedisConsumer
-from asyncq.brokers.redis._keys import dead_key, delayed_key, stream_key
+from asyncq.brokers.redis._keys import (
+    LEVELS,
+    dead_key,
+    delayed_key,
+    level_delayed_key,
+    level_key,
+    levels_key,
+    stream_key,
+)
+from asyncq.brokers.redis._levels import level_of
 from asyncq.errors import BrokerError, BrokerUnavailable
 
 __all__ = ["RedisBroker", "dead_key", "delayed_key", "stream_key"]
 
 
 _STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
-_SCRIPTS = ("publish", "settle", "dead", "requeue", "promote", "undead")
+_SCRIPTS = ("publish", "settle", "dead", "requeue", "promote", "undead", "read_levels")
 
 
 class RedisBroker(Broker):
@@ -88,22 +99,26 @@ class RedisBroker(Broker):
     async def _flush(self, batch: Sequence[Outgoing]) -> Sequence[BaseException | None]:
         """One command per stream (a script appends all its bodies) and per delay set."""
         now = time.time()
-        groups: dict[tuple[bool, str], list[int]] = {}
+        groups: dict[tuple[bool, str, int | None], list[int]] = {}
         for index, message in enumerate(batch):
             delayed = message.delay(now) > 0
-            groups.setdefault((delayed, message.queue), []).append(index)
+            groups.setdefault((delayed, message.queue, message.priority), []).append(index)
         batch_ = _redis.ScriptBatch(self.client)
         owners: list[list[int]] = []  # per command: the messages it carries
-        for (delayed, queue), indexes in groups.items():
+        for (delayed, queue, priority), indexes in groups.items():
+            level = level_of(priority)
+            if level:  # a priority stream: make it known to consumers
+                batch_.pipe.sadd(levels_key(queue), level)
+                owners.append(indexes)
             if delayed:
                 scores = {batch[i].body: int((batch[i].eta or now) * 1000) for i in indexes}
-                batch_.pipe.zadd(delayed_key(queue), scores)
+                batch_.pipe.zadd(level_delayed_key(queue, level), scores)
                 owners.append(indexes)
                 continue
             for run in runs_by_size([len(batch[i].body) for i in indexes], _BLOB_BYTES):
                 part = indexes[run]
                 blob = codec.dumps_for_lua([batch[i].body for i in part])
-                batch_.script(self.scripts["publish"], [stream_key(queue)], [blob])
+                batch_.script(self.scripts["publish"], [level_key(queue, level)], [blob])
                 owners.append(part)
         async with asyncio.timeout(self.publish_timeout):
             replies = await batch_.execute(raise_on_error=False)
@@ -121,8 +136,19 @@ class RedisBroker(Broker):
                              lease=lease)
 
     async def queue_size(self, queue: str) -> int:
-        """Entries in the stream not yet delivered to a worker (acked ones are deleted)."""
-        stream = stream_key(queue)
+        """Entries not yet delivered to a worker, at every priority level."""
+        total = await self._stream_size(stream_key(queue))
+        for level in await self._levels(queue):
+            total += await self._stream_size(level_key(queue, level))
+        return total
+
+    async def _levels(self, queue: str) -> list[int]:
+        with _redis.mapped_errors("Redis broker", self.url):
+            members = await self.client.smembers(levels_key(queue))
+        return [int(m) for m in members if m.isdigit() and int(m) in LEVELS and int(m) > 0]
+
+    async def _stream_size(self, stream: str) -> int:
+        """Entries in a stream not yet delivered to a worker (acked ones are deleted)."""
         with _redis.mapped_errors("Redis broker", self.url):
             length = int(await self.client.xlen(stream))
             if length == 0:
@@ -134,12 +160,18 @@ class RedisBroker(Broker):
             return max(0, length - in_flight)
 
     async def scheduled_size(self, queue: str) -> int:
+        levels = [0, *await self._levels(queue)]
         with _redis.mapped_errors("Redis broker", self.url):
-            return int(await self.client.zcard(delayed_key(queue)))
+            return sum([int(await self.client.zcard(level_delayed_key(queue, level)))
+                        for level in levels])
 
     async def delete_queue(self, queue: str) -> None:
+        levels = await self._levels(queue)
         with _redis.mapped_errors("Redis broker", self.url):
-            await self.client.delete(stream_key(queue), delayed_key(queue), dead_key(queue))
+            await self.client.delete(stream_key(queue), delayed_key(queue), dead_key(queue),
+                                     levels_key(queue),
+                                     *(level_key(queue, level) for level in levels),
+                                     *(level_delayed_key(queue, level) for level in levels))
 
     async def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
         with _redis.mapped_errors("Redis broker", self.url):

@@ -14,7 +14,14 @@ from redis import exceptions as rexc
 
 from asyncq import _redis, codec
 from asyncq.brokers import Consumer, DeadItem, Delivery, Settlement
-from asyncq.brokers.redis._keys import dead_key, delayed_key, stream_key
+from asyncq.brokers.redis._keys import (
+    dead_key,
+    level_delayed_key,
+    level_key,
+    levels_key,
+    stream_key,
+)
+from asyncq.brokers.redis._levels import Levels, delivery_for, stream_of
 
 __all__ = ["RedisConsumer"]
 
@@ -73,6 +80,8 @@ class RedisConsumer(Consumer):
         self._next_promote = 0.0
         self._next_reclaim = 0.0
         self._cursors: dict[str, str] = {}
+        self._levels = Levels()
+        self._level_streams: set[str] = set()
         self.server_id = _redis.server_id(url)
         self.max_deliveries_seen = 0
 
@@ -112,6 +121,8 @@ class RedisConsumer(Consumer):
             if reclaimed:
                 return reclaimed
         block = min(timeout, max(0.0, self._next_promote - time.monotonic()))
+        if self._level_streams:
+            return await self._read_levels(limit, block)
         return await self._read(limit, block)
 
     async def _read(self, limit: int, block: float) -> list[Delivery]:
@@ -129,13 +140,65 @@ class RedisConsumer(Consumer):
                 out.append(Delivery(body, queue, earlier + 1, entry_id))
         return out
 
+    async def _read_levels(self, limit: int, block: float) -> list[Delivery]:
+        """The read of queues with priority levels: highest level first, then a
+        blocking read of every stream when all are empty."""
+        per_queue = max(1, limit // len(self._queues))
+        batch = _redis.ScriptBatch(self._client)
+        for queue in self._queues:
+            batch.script(self._scripts["read_levels"], self._levels.streams(queue),
+                         [self._group, self._name, per_queue])
+        out: list[Delivery] = []
+        for queue, entries in zip(self._queues, await batch.execute(), strict=True):
+            for stream, entry_id, fields in entries:
+                body, earlier = _fields(fields)
+                out.append(delivery_for(_redis_text(stream), queue, body, earlier + 1,
+                                        entry_id))
+        if out or block <= 0:
+            return out
+        reply: Any = await self._reader.xreadgroup(
+            self._group, self._name, dict.fromkeys(self._streams, ">"),
+            count=max(1, limit // len(self._streams)), block=max(1, int(block * 1000)))
+        for stream, entries in _streams_of(reply):
+            key = _redis_text(stream)
+            for entry_id, fields in entries:
+                body, earlier = _fields(fields)
+                out.append(delivery_for(key, self._streams[key], body, earlier + 1,
+                                        entry_id))
+        return out
+
     async def _promote(self) -> None:
+        """Move due delayed messages into their streams; look for new priority levels."""
         now_ms = int(time.time() * 1000)
         batch = _redis.ScriptBatch(self._client)
         for queue in self._queues:
-            batch.script(self._scripts["promote"], [delayed_key(queue), stream_key(queue)],
-                         [now_ms, 1000])
-        await batch.execute()
+            for level in (*self._levels.known(queue), 0):
+                batch.script(self._scripts["promote"], [level_delayed_key(queue, level),
+                                                         level_key(queue, level)],
+                             [now_ms, 1000])
+            batch.pipe.smembers(levels_key(queue))
+        replies = await batch.execute()
+        position = 0
+        for queue in self._queues:
+            position += len(self._levels.known(queue)) + 1
+            await self._update_levels(queue, replies[position])
+            position += 1
+
+    async def _update_levels(self, queue: str, members: Any) -> None:
+        """Join the priority streams of ``queue`` the server lists and we do not read yet."""
+        for stream in self._levels.update(queue, members):
+            await self._join(stream)
+            self._streams[stream] = queue
+            self._level_streams.add(stream)
+            await self._scripts["promote"](  # its due delayed messages, before any read
+                keys=[f"{stream}:delayed", stream], args=[int(time.time() * 1000), 1000])
+
+    async def _join(self, stream: str) -> None:
+        try:
+            await self._client.xgroup_create(stream, self._group, id="0", mkstream=True)
+        except rexc.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
 
     async def _reclaim(self) -> list[Delivery]:
         """One message whose lease expired, if any (it may be what killed its worker)."""
@@ -151,7 +214,7 @@ class RedisConsumer(Consumer):
                 count = _earlier(fields) + counts.get(entry_id, 2)
                 logger.warning("recovered a message from a worker whose lease expired "
                                "(delivery %d)", count)
-                return [Delivery(fields.get(b"d", b""), queue, count, entry_id)]
+                return [delivery_for(stream, queue, fields.get(b"d", b""), count, entry_id)]
         return []
 
     async def _delivery_counts(self, stream: str, ids: list[Any]) -> dict[Any, int]:
@@ -165,7 +228,7 @@ class RedisConsumer(Consumer):
     async def ack(self, items: Sequence[Settlement]) -> None:
         by_stream: dict[str, list[Settlement]] = {}
         for item in items:
-            by_stream.setdefault(stream_key(item.delivery.queue), []).append(item)
+            by_stream.setdefault(stream_of(item.delivery), []).append(item)
         with _redis.mapped_errors("Redis broker", self._url):
             batch = _redis.ScriptBatch(self._client)
             for stream, group in by_stream.items():
@@ -205,7 +268,7 @@ class RedisConsumer(Consumer):
 
     def _queue_dead(self, batch: _redis.ScriptBatch, item: DeadItem) -> None:
         d = item.delivery
-        keys = [stream_key(d.queue), dead_key(d.queue)]
+        keys = [stream_of(d), dead_key(d.queue)]
         args: list[Any] = [self._group, d.tag, d.body, item.reason, item.task_id or "",
                            item.task or "", d.delivery_count, f"{time.time():.3f}"]
         if item.write is not None:
@@ -244,7 +307,7 @@ class RedisConsumer(Consumer):
 def _ids_by_stream(deliveries: Sequence[Delivery]) -> dict[str, list[Any]]:
     by_stream: dict[str, list[Any]] = {}
     for delivery in deliveries:
-        by_stream.setdefault(stream_key(delivery.queue), []).append(delivery.tag)
+        by_stream.setdefault(stream_of(delivery), []).append(delivery.tag)
     return by_stream
 
 

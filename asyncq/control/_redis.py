@@ -1,0 +1,92 @@
+"""The Redis revoke bus: a sorted set keeps the window, pub/sub tells workers at once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from asyncq import _redis
+from asyncq.control import OnRevoke, Revocation, RevokeBus
+from asyncq.errors import DecodeError
+
+__all__ = ["RedisRevokeBus", "revoked_key"]
+
+logger = logging.getLogger("asyncq.control")
+
+
+def revoked_key(app_name: str) -> str:
+    return f"asyncq:control:{{{app_name}}}:revoked"
+
+
+def revoke_channel(app_name: str) -> str:
+    return f"asyncq:control:{app_name}:revoke"
+
+
+class RedisRevokeBus(RevokeBus):
+    """Sorted set ``asyncq:control:{app}:revoked`` (member: the revocation, score: its
+    time in ms; trimmed on every write to the window and to ``max_entries``, and
+    expiring with the window) and channel ``asyncq:control:<app>:revoke``."""
+
+    def __init__(self, broker: Any, app_name: str, window: float, max_entries: int) -> None:
+        super().__init__(broker, app_name, window, max_entries)
+        self._broker = broker
+        self._key = revoked_key(app_name)
+        self._channel = revoke_channel(app_name)
+
+    async def publish(self, revocation: Revocation) -> None:
+        now_ms = int(revocation.at * 1000)
+        window_ms = int(self.window * 1000)
+        data = revocation.encode()
+        with _redis.mapped_errors("Redis revoke bus", self._broker.url):
+            async with self._broker.client.pipeline(transaction=True) as pipe:
+                pipe.zadd(self._key, {data: now_ms})
+                pipe.zremrangebyscore(self._key, "-inf", now_ms - window_ms)
+                pipe.zremrangebyrank(self._key, 0, -(self.max_entries + 1))
+                pipe.pexpire(self._key, window_ms)
+                pipe.publish(self._channel, data)
+                await pipe.execute()
+
+    async def clear(self) -> None:
+        with _redis.mapped_errors("Redis revoke bus", self._broker.url):
+            await self._broker.client.delete(self._key)
+
+    async def _history(self, on_revoke: OnRevoke) -> None:
+        since = int((time.time() - self.window) * 1000)
+        entries = await self._broker.client.zrangebyscore(self._key, since, "+inf")
+        for data in entries:
+            _deliver(on_revoke, data)
+
+    async def listen(self, on_revoke: OnRevoke, ready: asyncio.Event) -> None:
+        while True:
+            pubsub = self._broker.client.pubsub()
+            try:
+                await pubsub.subscribe(self._channel)
+                await self._history(on_revoke)  # after subscribing: nothing falls between
+                ready.set()
+                await _follow(pubsub, on_revoke)
+            except _redis.connection_errors as exc:
+                logger.warning("revoke listener lost its connection (%s); reconnecting",
+                               type(exc).__name__)
+                await asyncio.sleep(0.5)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+
+async def _follow(pubsub: Any, on_revoke: OnRevoke) -> None:
+    while True:
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+        if message is not None and message.get("type") == "message":
+            _deliver(on_revoke, message.get("data"))
+
+
+def _deliver(on_revoke: OnRevoke, data: Any) -> None:
+    try:
+        revocation = Revocation.decode(data)
+    except (DecodeError, TypeError, ValueError):
+        logger.warning("ignored a malformed revocation from the server")
+        return
+    on_revoke(revocation)

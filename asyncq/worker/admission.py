@@ -1,0 +1,77 @@
+"""Admission: jobs wait here, holding no run slot, until their middleware admit them.
+
+Only jobs whose pipeline has ``admit`` hooks (a rate-limited task, say) come here;
+every other job goes straight to the run buffer. Each task's jobs wait in their own
+line and are admitted one at a time, in order, by one asyncio task per line that
+exists only while the line is not empty. An admitted job joins the run buffer, in the
+order of its line. A waiting job still counts as held, so the worker's prefetch bound
+stops it fetching more while a task is held back: waiting messages stay on the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Iterator
+
+from asyncq.middleware import Job
+
+__all__ = ["Admission"]
+
+logger = logging.getLogger("asyncq.worker")
+
+
+class Admission:
+    def __init__(self, buffer: deque[Job], buffered: asyncio.Event,
+                 on_failed: Callable[[Job], None]) -> None:
+        self._buffer = buffer
+        self._buffered = buffered
+        self._on_failed = on_failed
+        self._lines: dict[str, deque[Job]] = {}
+        self._runners: dict[str, asyncio.Task[None]] = {}
+
+    def __len__(self) -> int:
+        return sum(len(line) for line in self._lines.values())
+
+    def jobs(self) -> Iterator[Job]:
+        for line in self._lines.values():
+            yield from line
+
+    def add(self, job: Job) -> None:
+        line = self._lines.setdefault(job.name, deque())
+        line.append(job)
+        if job.name not in self._runners:
+            self._runners[job.name] = asyncio.create_task(
+                self._admit_line(job.name, line), name=f"asyncq-admit-{job.name[:40]}")
+
+    async def _admit_line(self, name: str, line: deque[Job]) -> None:
+        try:
+            while line:
+                job = line[0]
+                try:
+                    for mw in job.pipeline.admit:
+                        await mw.admit(job)
+                except Exception as exc:
+                    line.popleft()
+                    logger.warning("%s[%s] could not be admitted (%s); handed back",
+                                   job.name, job.id, exc)
+                    self._on_failed(job)
+                    continue
+                line.popleft()
+                self._buffer.append(job)
+                self._buffered.set()
+        finally:
+            self._runners.pop(name, None)
+            if not line:
+                self._lines.pop(name, None)
+
+    async def close(self) -> list[Job]:
+        """Stop admitting; return the jobs still waiting (to hand back)."""
+        runners = list(self._runners.values())
+        for runner in runners:
+            runner.cancel()
+        await asyncio.gather(*runners, return_exceptions=True)
+        waiting = list(self.jobs())
+        self._lines.clear()
+        return waiting
