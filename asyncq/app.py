@@ -41,8 +41,6 @@ from asyncq.wire import DEFAULT_MAX_AGE, WireCodec
 
 if TYPE_CHECKING:
     from asyncq.blocking import BlockingClient
-
-if TYPE_CHECKING:
     from asyncq.events.control import Control, Inspect
 
 __all__ = ["App"]

@@ -7,9 +7,11 @@ topic ``reply.<id>`` with ``{"worker", "id", "reply"}``. With signing on
 unsigned, forged or stale (older than :data:`MAX_AGE` seconds) ones are dropped.
 
 Commands: ``ping``, ``stats``, ``active``, ``reserved``, ``scheduled``, ``registered``,
-``shutdown``, ``rate_limit`` and ``cancel_consumer``. ``rate_limit`` stores the new rate
-in the worker (:func:`rate_limit_overrides`) for a rate limiter to read; asyncq's own
-limiter does not exist on this branch, so the value changes nothing by itself yet.
+``shutdown``, ``rate_limit`` and ``cancel_consumer``. ``rate_limit`` checks the rate as
+``@app.task(rate_limit=...)`` does and stores it in the worker
+(:func:`rate_limit_overrides`); asyncq's rate limiter
+(:mod:`asyncq.middleware.rate_limit`) does not read it yet, so the value changes
+nothing by itself.
 ``cancel_consumer`` is answered with an error: a worker's consumer cannot drop one queue
 while it runs (restart the worker with other ``-Q``).
 """
@@ -25,8 +27,9 @@ import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from asyncq.errors import DecodeError, SignatureError
+from asyncq.errors import ConfigurationError, DecodeError, SignatureError
 from asyncq.events import Bus, Subscription, bus_for, decode, encode
+from asyncq.ratelimit import parse_rate
 from asyncq.signing import MAGIC
 
 if TYPE_CHECKING:
@@ -43,7 +46,6 @@ logger = logging.getLogger("asyncq.events")
 CONTROL_TOPIC: Final = "control"
 #: Requests older than this (seconds, by the sender's clock) are ignored.
 MAX_AGE: Final = 60.0
-RATE: Final = re.compile(r"\d+(\.\d+)?/[smh]")
 
 _OVERRIDES: weakref.WeakKeyDictionary[App, dict[str, str]] = weakref.WeakKeyDictionary()
 
@@ -161,7 +163,9 @@ class ControlServer:
         task, rate = str(args.get("task", "")), str(args.get("rate", ""))
         if task not in self.app.tasks:
             return {"error": f"no task named {task[:200]!r}"}
-        if not RATE.fullmatch(rate):
+        try:
+            parse_rate(rate)
+        except ConfigurationError:
             return {"error": f"a rate is N/s, N/m or N/h, not {rate[:50]!r}"}
         rate_limit_overrides(self.app)[task] = rate
         return {"ok": f"rate limit of {task} stored as {rate}"}

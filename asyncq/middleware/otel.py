@@ -10,6 +10,8 @@
 Spans carry ``messaging.system`` = ``asyncq``, ``messaging.destination.name`` (the
 queue), ``messaging.message.id`` (the task id), ``asyncq.task`` and ``asyncq.attempt``.
 The producer and the worker both need the middleware (the same App module usually does).
+A send whose publish fails never reaches ``after_enqueue``: its span stays open until
+:data:`_MAX_OPEN` later sends push it out (it is ended then).
 """
 
 from __future__ import annotations

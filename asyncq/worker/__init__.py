@@ -101,6 +101,12 @@ class Worker:
                            len(self._buffer) + len(self._suspects) + len(self._admission),
                            self._held, self._settled, self._stop.is_set())
 
+    def held(self) -> dict[str, list[Delivery]]:
+        """Deliveries running (``active``) and waiting for a slot (``reserved``)."""
+        return {"active": [job.delivery for job in self._running.values()],
+                "reserved": [job.delivery for job in (*self._buffer, *self._admission.jobs(),
+                                                      *self._suspects)]}
+
     def running_task(self, task_id: str) -> asyncio.Task[None] | None:
         """The asyncio task running ``task_id`` here, if any (cancelling it hands the
         message back): how middleware stop a job (revoke's ``terminate``)."""
@@ -108,10 +114,6 @@ class Worker:
             if job.id == task_id:
                 return handler
         return None
-    def held(self) -> dict[str, list[Delivery]]:
-        """Deliveries running (``active``) and waiting for a slot (``reserved``)."""
-        return {"active": [job.delivery for job in self._running.values()],
-                "reserved": [job.delivery for job in (*self._buffer, *self._suspects)]}
 
     def stop(self) -> None:
         """Stop fetching; running tasks get ``shutdown_timeout`` to finish."""

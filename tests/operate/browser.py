@@ -56,12 +56,28 @@ def chrome() -> Iterator[Any]:
     options.binary_location = browser
     for flag in [*FLAGS, f"--user-data-dir={profile}"]:
         options.add_argument(flag)
+    service = Service(executable_path=driver_path)
     try:
-        driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
+        driver = webdriver.Chrome(service=service, options=options)
     except Exception:  # a loaded machine can miss chromedriver's start-up deadline once
-        driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
+        _reap(service)
+        service = Service(executable_path=driver_path)
+        driver = webdriver.Chrome(service=service, options=options)
     try:
         yield driver
     finally:
         driver.quit()
+        _reap(service)
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def _reap(service: Any) -> None:
+    """Wait for chromedriver to exit (selenium may leave it exiting, unreaped)."""
+    process = getattr(service, "process", None)
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)

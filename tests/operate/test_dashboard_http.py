@@ -118,3 +118,18 @@ async def test_mounted_in_another_asgi_app(unique: Callable[[str], str]) -> None
         assert f'href="/queue/dead/{queue}"' in page  # links follow the mount path
         assert 'data-src="/queue/fragment"' in page
         assert (await client.get(f"/queue/dead/{queue}")).status_code == 200
+
+
+async def test_revoke_from_the_task_page(unique: Callable[[str], str]) -> None:
+    app, _ = make(unique)
+    web = create_dashboard(app, actions=True, token="s3cret-token")
+    async with app, httpx.AsyncClient(transport=httpx.ASGITransport(app=web),
+                                      base_url="http://dash") as client:
+        handle = await app.tasks[HOSTILE].options(countdown=60).enqueue("x")
+        page = (await client.get(f"/task/{handle.id}")).text
+        assert f'action="/task/{handle.id}/revoke"' in page
+        refused = await client.post(f"/task/{handle.id}/revoke", data={"token": "no"})
+        assert refused.status_code == 403
+        done = await client.post(f"/task/{handle.id}/revoke", data={"token": "s3cret-token"})
+        assert done.status_code == 303
+        assert str(await handle.state()) == "REVOKED"
