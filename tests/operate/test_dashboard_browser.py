@@ -90,7 +90,12 @@ def stack(tmp_path: Path, redis_url: str, unique: Callable[[str], str],
     for proc in procs:
         proc.terminate()
     for proc in procs:
-        proc.wait(20)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:  # fail, but leave nothing running behind
+            proc.kill()
+            proc.wait(10)
+            raise
     import redis
 
     client = redis.Redis.from_url(redis_url)
@@ -118,7 +123,7 @@ def wait_text(driver: Any, needle: str, timeout: float = 15) -> str:
     raise AssertionError(f"{needle!r} not shown; the page says:\n{text}")
 
 
-def test_dashboard_in_chromium(driver: Any, stack: tuple[str, dict[str, str], Path]) -> None:
+def test_dashboard_in_chromium(stack: tuple[str, dict[str, str], Path], driver: Any) -> None:
     from selenium.webdriver.common.by import By
 
     url, env, folder = stack
