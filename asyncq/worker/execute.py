@@ -116,9 +116,6 @@ class Executor:
         if error is not None:  # names an argument the sender chose: bounded too
             return Dead(delivery, bounded(f"arguments do not match {message.task}(): {error}"),
                         message.id, message.task)
-        if delivery.delivery_count > self.max_deliveries:
-            return Dead(delivery, f"delivered {delivery.delivery_count} times without an outcome "
-                        "(the task may crash its worker)", message.id, message.task)
         if WORKFLOW_HEADER in message.headers:
             return Job(self.app, message, task, delivery, self.workflow_pipeline(task))
         return Job(self.app, message, task, delivery, self.pipeline(task))
@@ -135,7 +132,9 @@ class Executor:
     async def execute(self, job: Job) -> Outcome:
         """Run ``job`` through its pipeline; exceptions become RETRY or FAILURE records."""
         if job.delivery.delivery_count > 1 and await self._recorded(job):
-            return Ack(job.delivery)
+            return Ack(job.delivery)  # its outcome is in: however often it came back
+        if job.delivery.delivery_count > self.max_deliveries:
+            return self._over_limit(job)
         pipe = job.pipeline
         skip = _checked(job) if pipe.checks else None
         if skip is not None or pipe.before:
@@ -178,6 +177,13 @@ class Executor:
             if skip is not None:
                 return await self._skipped(job, skip)
         return None
+
+    def _over_limit(self, job: Job) -> Dead:
+        """A message that came back too often with no outcome recorded (a task that
+        crashes its worker): dead-lettered without running."""
+        count = job.delivery.delivery_count
+        return Dead(job.delivery, f"delivered {count} times without an outcome (the task may "
+                    "crash its worker)", job.message.id, job.message.task)
 
     async def _recorded(self, job: Job) -> bool:
         """Whether an earlier delivery of this message already recorded its outcome."""
