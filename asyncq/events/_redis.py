@@ -7,6 +7,7 @@ entries a second.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
@@ -35,7 +36,10 @@ class _Subscription:
 
     async def get(self, timeout: float) -> bytes | None:
         deadline = time.monotonic() + timeout
+        task = asyncio.current_task()
         while (left := deadline - time.monotonic()) > 0:
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError  # a cancellation the client swallowed
             message = await self._pubsub.get_message(ignore_subscribe_messages=True,
                                                      timeout=left)
             if message is not None and message.get("type") == "message":

@@ -79,18 +79,25 @@ def stack(tmp_path: Path, redis_url: str, unique: Callable[[str], str],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
     ]
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url + "/api/state", timeout=2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    yield url, env, tmp_path
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        proc.wait(20)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(url + "/api/state", timeout=2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield url, env, tmp_path
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+                raise AssertionError(f"{proc.args[3]} did not stop on SIGTERM") from None
     import redis
 
     client = redis.Redis.from_url(redis_url)
