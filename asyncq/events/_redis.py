@@ -77,7 +77,8 @@ class RedisBus:
             entries, last = await self._tail(history)
             for event in entries:
                 yield event
-        while True:
+        task = asyncio.current_task()
+        while task is None or not task.cancelling():  # a swallowed cancel ends it too
             reply: Any = await self._client.xread({self._events: last}, block=1000,
                                                   count=100)
             for _stream, entries in reply or []:
