@@ -34,6 +34,7 @@ from asyncq.cli.revoke import revoke
 from asyncq.cli.serve import serve
 from asyncq.cli.supervise import (
     CHILD_ENV,
+    CHILD_START_PATIENCE,
     child_exit_code,
     child_middleware,
     stop_with_parent,
@@ -162,7 +163,8 @@ def worker(
         if workers or max_tasks_per_child or max_memory_per_child:
             raise typer.Exit(supervise(workers or 1, sys.argv[1:]))
     try:
-        run_async(serve(instance, Beat(app) if with_beat else None))
+        run_async(serve(instance, Beat(app) if with_beat else None,
+                        patience=CHILD_START_PATIENCE if child else 0.0))
     except AsyncqError as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:

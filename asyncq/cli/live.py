@@ -168,6 +168,7 @@ def dashboard(app_path: AppPath,
                    "pip install 'asyncq[dashboard]'") from None
     web = create_dashboard(app, actions=actions, token=token, show_args=show_args)
     typer.echo(f"asyncq dashboard on http://{host}:{port}/", err=True)
-    uvicorn.run(web, host=host, port=port, log_level="warning")
+    # an open live-update connection must not hold a SIGTERM up for ever
+    uvicorn.run(web, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
 
 

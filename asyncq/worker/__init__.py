@@ -12,6 +12,7 @@ from types import CodeType
 from typing import TYPE_CHECKING, Any, Literal
 
 from asyncq._cancel import cancelled_by_caller
+from asyncq._names import check_queue
 from asyncq._threads import pool_size, task_threads
 from asyncq.brokers import Consumer, Delivery
 from asyncq.errors import ConfigurationError
@@ -60,7 +61,7 @@ class Worker:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.app = app
-        self.queues = list(queues or _default_queues(app))
+        self.queues = [check_queue(q, "Worker queues") for q in queues or _default_queues(app)]
         self.concurrency = concurrency
         self.prefetch = concurrency if prefetch is None else max(0, prefetch)
         self.shutdown_timeout = shutdown_timeout

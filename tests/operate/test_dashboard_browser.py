@@ -88,16 +88,18 @@ def stack(tmp_path: Path, redis_url: str, unique: Callable[[str], str],
             except OSError:
                 time.sleep(0.1)
         yield url, env, tmp_path
-    finally:
+    finally:  # fail if one does not stop on SIGTERM, but leave nothing running behind
         for proc in procs:
             proc.terminate()
+        stuck = []
         for proc in procs:
             try:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(10)
-                raise AssertionError(f"{proc.args[3]} did not stop on SIGTERM") from None
+                stuck.append(proc.args[3])
+        assert not stuck, f"did not stop on SIGTERM: {stuck}"
     import redis
 
     client = redis.Redis.from_url(redis_url)
@@ -125,7 +127,7 @@ def wait_text(driver: Any, needle: str, timeout: float = 15) -> str:
     raise AssertionError(f"{needle!r} not shown; the page says:\n{text}")
 
 
-def test_dashboard_in_chromium(driver: Any, stack: tuple[str, dict[str, str], Path]) -> None:
+def test_dashboard_in_chromium(stack: tuple[str, dict[str, str], Path], driver: Any) -> None:
     from selenium.webdriver.common.by import By
 
     url, env, folder = stack
