@@ -56,7 +56,8 @@ class ClusterState:
 
     async def _follow(self) -> None:
         bus = bus_for(self.app)
-        while True:
+        task = asyncio.current_task()
+        while task is None or not task.cancelling():  # a swallowed cancel ends it too
             try:
                 async for event in bus.follow(history=self.keep):
                     self.apply(event)

@@ -7,6 +7,7 @@ entries a second.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
@@ -35,7 +36,10 @@ class _Subscription:
 
     async def get(self, timeout: float) -> bytes | None:
         deadline = time.monotonic() + timeout
+        task = asyncio.current_task()
         while (left := deadline - time.monotonic()) > 0:
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError  # a cancellation the client swallowed
             message = await self._pubsub.get_message(ignore_subscribe_messages=True,
                                                      timeout=left)
             if message is not None and message.get("type") == "message":
@@ -73,7 +77,8 @@ class RedisBus:
             entries, last = await self._tail(history)
             for event in entries:
                 yield event
-        while True:
+        task = asyncio.current_task()
+        while task is None or not task.cancelling():  # a swallowed cancel ends it too
             reply: Any = await self._client.xread({self._events: last}, block=1000,
                                                   count=100)
             for _stream, entries in reply or []:

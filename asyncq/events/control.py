@@ -92,7 +92,9 @@ class ControlServer:
         }
 
     async def serve(self) -> None:
-        while True:
+        from asyncq.events.monitor import cancelling
+
+        while not cancelling():
             body = await self.subscription.get(5.0)
             if body is not None:
                 try:

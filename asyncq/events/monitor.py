@@ -97,12 +97,12 @@ class _Side:
         await self.flush()
 
     async def heartbeat_loop(self) -> None:
-        while True:
+        while not cancelling():
             await asyncio.sleep(self.interval)
             await self.beat("heartbeat")
 
     async def flush_loop(self) -> None:
-        while True:
+        while not cancelling():
             await asyncio.sleep(FLUSH_EVERY)
             await self.flush()
 
@@ -140,14 +140,33 @@ class Heartbeats(Middleware):
         side, self._side = self._side, None
         if side is None:
             return
-        for task in side.tasks:
-            task.cancel()
-        await asyncio.gather(*side.tasks, return_exceptions=True)
+        await stop_tasks(side.tasks)
         try:  # a server that does not answer must not keep the worker from exiting
             async with asyncio.timeout(STOP_TIMEOUT):
                 await _say_goodbye(side)
         except TimeoutError:
             logger.warning("could not announce the worker offline within %gs", STOP_TIMEOUT)
+
+
+def cancelling() -> bool:
+    """Whether this task was asked to stop (even if a client library swallowed the
+    ``CancelledError``: then the loop must end by itself)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+async def stop_tasks(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel background tasks and wait for them, :data:`STOP_TIMEOUT` at most."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        _, pending = await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
+        if pending:
+            logger.warning("%d background task(s) did not stop within %gs: %s", len(pending),
+                           STOP_TIMEOUT, ", ".join(t.get_name() for t in pending))
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            logger.warning("%s failed: %r", task.get_name(), task.exception())
 
 
 async def _say_goodbye(side: _Side) -> None:

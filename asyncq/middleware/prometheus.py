@@ -131,8 +131,9 @@ class Metrics(Middleware):
 
     async def worker_stop(self, worker: Worker) -> None:
         if self._sampler is not None:
-            self._sampler.cancel()
-            await asyncio.gather(self._sampler, return_exceptions=True)
+            from asyncq.events.monitor import stop_tasks
+
+            await stop_tasks([self._sampler])
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -165,7 +166,9 @@ class Metrics(Middleware):
                                    run, wait, result.delay is not None))
 
     async def _sample_lag(self) -> None:
-        while True:
+        from asyncq.events.monitor import cancelling
+
+        while not cancelling():
             before = time.perf_counter()
             await asyncio.sleep(_LAG_EVERY)
             self.lag = max(0.0, time.perf_counter() - before - _LAG_EVERY)

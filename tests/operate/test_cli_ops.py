@@ -184,10 +184,17 @@ def test_one_metrics_port_per_worker_process(
     import socket
     import urllib.request
 
-    with socket.socket() as a, socket.socket() as b:
-        a.bind(("127.0.0.1", 0))
-        b.bind(("127.0.0.1", a.getsockname()[1] + 1))  # the next port is free too
-        port = a.getsockname()[1]
+    port = 0
+    for _ in range(50):  # two free ports in a row
+        with socket.socket() as a, socket.socket() as b:
+            a.bind(("127.0.0.1", 0))
+            try:
+                b.bind(("127.0.0.1", a.getsockname()[1] + 1))
+            except OSError:
+                continue
+            port = a.getsockname()[1]
+            break
+    assert port, "no two free ports in a row"
     env = {"T_APP": unique("wn"), "T_BROKER": redis_url, "T_QUEUE": unique("q"),
            "T_LEDGER": str(tasks_dir / "ledger"), "ASYNCQ_METRICS_ADDR": "127.0.0.1"}
     worker = start_worker(env, "-w", "2", "--metrics-port", str(port))

@@ -79,23 +79,27 @@ def stack(tmp_path: Path, redis_url: str, unique: Callable[[str], str],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
     ]
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url + "/api/state", timeout=2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    yield url, env, tmp_path
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:  # fail, but leave nothing running behind
-            proc.kill()
-            proc.wait(10)
-            raise
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(url + "/api/state", timeout=2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield url, env, tmp_path
+    finally:  # fail if one does not stop on SIGTERM, but leave nothing running behind
+        for proc in procs:
+            proc.terminate()
+        stuck = []
+        for proc in procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+                stuck.append(proc.args[3])
+        assert not stuck, f"did not stop on SIGTERM: {stuck}"
     import redis
 
     client = redis.Redis.from_url(redis_url)
