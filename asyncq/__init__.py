@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from asyncq.app import App
+from asyncq.beat import Beat, BeatStats
 from asyncq.context import Request, current_request
 from asyncq.errors import (
     AsyncqError,
@@ -28,9 +29,10 @@ from asyncq.errors import (
     TimeLimitExceeded,
 )
 from asyncq.message import Message
-from asyncq.records import Progress
+from asyncq.middleware import Middleware
+from asyncq.records import Progress, ResultRecord
 from asyncq.result import TaskResult
-from asyncq.results import ResultRecord
+from asyncq.schedule import crontab
 from asyncq.states import TaskState
 from asyncq.task import BoundTask, CallOptions, Signature, Task
 from asyncq.worker import Worker, WorkerStats
@@ -40,6 +42,8 @@ __version__ = "0.1.0"
 __all__ = [
     "App",
     "AsyncqError",
+    "Beat",
+    "BeatStats",
     "BoundTask",
     "BrokerError",
     "BrokerUnavailable",
@@ -48,6 +52,7 @@ __all__ = [
     "DecodeError",
     "Message",
     "MessageTooLarge",
+    "Middleware",
     "Progress",
     "PublishError",
     "Request",
@@ -71,6 +76,7 @@ __all__ = [
     "Worker",
     "WorkerStats",
     "__version__",
+    "crontab",
     "current_request",
 ]
 

@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from redis import exceptions as rexc
 
 from asyncq import records
-from asyncq._urls import mask_url
+from asyncq._urls import mask_url, redact
 from asyncq.errors import BrokerUnavailable, ConfigurationError
 
 __all__ = [
@@ -25,10 +25,12 @@ __all__ = [
     "unavailable",
 ]
 
-#: Errors that mean "the server is not reachable right now".
+#: Errors that mean "the server is not reachable right now" (InvalidResponse: what
+#: answers is not Redis, e.g. a redis:// URL at a RabbitMQ port).
 connection_errors: tuple[type[BaseException], ...] = (
     rexc.ConnectionError,
     rexc.TimeoutError,
+    rexc.InvalidResponse,
     ConnectionError,
     TimeoutError,
     OSError,
@@ -38,13 +40,27 @@ connection_errors: tuple[type[BaseException], ...] = (
 def make_client(url: str, *, socket_timeout: float = 15.0,
                 connect_timeout: float = 5.0, max_connections: int = 64) -> aioredis.Redis:
     """A client whose every network wait has a deadline."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise ConfigurationError(f"invalid Redis URL {mask_url(url)}") from None
     if parts.scheme not in {"redis", "rediss", "unix"}:
         raise ConfigurationError(f"not a Redis URL: {mask_url(url)}")
     if _decodes(parts.query):  # redis-py lets the URL override decode_responses=False
         raise ConfigurationError(
             f"decode_responses in the Redis URL {mask_url(url)}: asyncq reads and writes "
             "bytes (msgpack); remove the option")
+    try:
+        pool = _pool(url, parts.scheme, parts.query, socket_timeout=socket_timeout,
+                     connect_timeout=connect_timeout, max_connections=max_connections)
+    except (ValueError, TypeError, rexc.RedisError) as exc:  # redis-py's URL parsing
+        raise ConfigurationError(f"invalid Redis URL {mask_url(url)}: "
+                                 f"{redact(str(exc), url)}") from None
+    return aioredis.Redis.from_pool(pool)  # the client owns (and closes) its pool
+
+
+def _pool(url: str, scheme: str, query: str, *, socket_timeout: float,
+          connect_timeout: float, max_connections: int) -> aioredis.BlockingConnectionPool:
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
         socket_timeout=socket_timeout,
@@ -54,9 +70,12 @@ def make_client(url: str, *, socket_timeout: float = 15.0,
         max_connections=max_connections,
         timeout=socket_timeout,
         decode_responses=False,
-        **(_tls_defaults(parts.query) if parts.scheme == "rediss" else {}),
+        **(_tls_defaults(query) if scheme == "rediss" else {}),
     )
-    return aioredis.Redis.from_pool(pool)  # the client owns (and closes) its pool
+    # An unknown URL option (?foo=1) fails only when a connection is made: build one
+    # now (no I/O) so that it is a ConfigurationError here, not a TypeError later.
+    pool.connection_class(**pool.connection_kwargs)
+    return pool
 
 
 def _decodes(query: str) -> bool:
@@ -91,7 +110,9 @@ def load_lua(package: str, name: str) -> str:
 
 
 def unavailable(what: str, url: str, exc: BaseException) -> BrokerUnavailable:
-    detail = str(exc).replace(url, mask_url(url)) or type(exc).__name__
+    detail = redact(str(exc), url) or type(exc).__name__
+    if isinstance(exc, rexc.InvalidResponse):
+        detail += " (is it a Redis server?)"
     return BrokerUnavailable(f"{what} at {mask_url(url)} is unavailable: {detail}")
 
 

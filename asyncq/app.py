@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar, Unpack, overload
 
 from asyncq._outgoing import Preparer
+from asyncq.beat.entries import Entry, ScheduleSpec, add_entry, periodic
 from asyncq.brokers import Broker, broker_class
 from asyncq.codec import DEFAULT_MAX_SIZE
+from asyncq.compression import Compressor
 from asyncq.control import DEFAULT_REVOKE_WINDOW, Revocation
 from asyncq.control.scheduled import mark_scheduled
 from asyncq.errors import ConfigurationError, TaskNotRegistered
@@ -27,9 +30,10 @@ from asyncq.records import REJECTED, ResultRecord
 from asyncq.result import TaskResult
 from asyncq.results import DEFAULT_RESULT_TTL, ResultBackend, backend_class
 from asyncq.routing import Router, RouteSpec
+from asyncq.schedule import DEFAULT_GRACE, Missed, zone
 from asyncq.signing import Signer
 from asyncq.states import TaskState
-from asyncq.task import Hook, OptionsDict, Signature, Task, TaskConfig
+from asyncq.task import Hook, OptionsDict, Signature, Task, TaskConfig, TaskDecorator
 from asyncq.wire import WireCodec
 
 __all__ = ["App"]
@@ -41,13 +45,18 @@ R = TypeVar("R")
 class App:
     """An asyncq application.
 
-    ``broker`` and ``backend`` take URLs or instances; without ``broker`` the
-    ``ASYNCQ_BROKER`` environment variable is used, else ``memory://``. Without
-    ``backend`` results go where the broker says: its own server (Redis, memory) or
-    back over the broker (RabbitMQ, ``rpc://``). ``middleware`` wraps every enqueue
-    and every task run (see :mod:`asyncq.middleware`; the first is outermost).
-    ``revoke_window`` is how long a revocation holds, in seconds (``None``: no
-    revocations, and no revoke check around tasks; see :meth:`revoke`).
+    ``broker`` and ``backend`` take URLs or instances. Each comes from code first, then
+    from the environment (``ASYNCQ_BROKER``, ``ASYNCQ_BACKEND``), then the default:
+    ``memory://`` for the broker; for results where the broker says: its own server
+    (Redis, memory) or back over the broker (RabbitMQ, ``rpc://``). ``middleware``
+    wraps every enqueue and every task run (see :mod:`asyncq.middleware`; the first is
+    outermost).
+    ``task_defaults`` are options every ``@app.task`` gets unless it sets them
+    (``{"retries": 3, "timeout": 30}``: any :class:`~asyncq.task.TaskConfig` field but
+    ``name`` and ``queue``). ``compression`` (``"zlib"`` or ``"zstd"``) compresses
+    messages of 1 KiB and more (see :mod:`asyncq.compression`). ``revoke_window`` is
+    how long a revocation holds, in seconds (``None``: no revocations, and no revoke
+    check around tasks; see :meth:`revoke`).
     """
 
     def __init__(
@@ -63,6 +72,9 @@ class App:
         signing_keys: Mapping[str, bytes | str] | None = None,
         signing_key_id: str | None = None,
         middleware: Sequence[Middleware] = (),
+        timezone: str | dt.tzinfo | None = None,
+        task_defaults: Mapping[str, Any] | None = None,
+        compression: str | None = None,
         revoke_window: float | None = DEFAULT_REVOKE_WINDOW,
     ) -> None:
         if not name or not valid_id(name):
@@ -70,10 +82,19 @@ class App:
         self.name = name
         self.default_queue = default_queue
         self.tasks: dict[str, Task[Any, Any]] = {}
+        #: the default zone of cron entries (UTC unless ``timezone`` names one)
+        self.timezone = zone(timezone)
+        #: periodic entries by name (``app.periodic``, ``app.schedule``; run by asyncq.beat)
+        self.entries: dict[str, Entry] = {}
         self.router = Router(task_routes)
         signer = Signer(signing_keys, signing_key_id) if signing_keys else None
-        self.codec = WireCodec(max_size=max_message_size, signer=signer)
-        self.middleware: list[Middleware] = list(middleware)
+        self.task_defaults = _task_defaults(task_defaults)
+        self.codec = WireCodec(max_size=max_message_size, signer=signer,
+                               compressor=Compressor(compression) if compression else None)
+        self.middleware: tuple[Middleware, ...] = ()
+        self._send_hooks: list[Middleware] = []
+        for mw in middleware:
+            self.add_middleware(mw)
         self._preparer = Preparer(self)
         if isinstance(broker, Broker):
             self.broker: Broker = broker
@@ -92,7 +113,7 @@ class App:
     def _make_backend(self, backend: str | ResultBackend | None, ttl: float) -> ResultBackend:
         if isinstance(backend, ResultBackend):
             return backend
-        url = backend or self.broker.default_backend_url()
+        url = backend or os.environ.get("ASYNCQ_BACKEND") or self.broker.default_backend_url()
         return backend_class(url).create(url, ttl=ttl, max_size=self.codec.max_size,
                                          broker=self.broker)
 
@@ -104,6 +125,12 @@ class App:
     def signer(self) -> Signer | None:
         """The signing keys' holder (key ids only in its repr), or None."""
         return self.codec.signer
+
+    def add_middleware(self, middleware: Middleware) -> None:
+        """Add ``middleware`` inside those already there (before a worker starts)."""
+        self.middleware = (*self.middleware, middleware)
+        self._send_hooks = [mw for mw in self.middleware
+                            if overrides(mw, "before_enqueue") or overrides(mw, "after_enqueue")]
 
     def run_middleware(self) -> list[Middleware]:
         """Every middleware around a task run, outermost first: the App's, then the
@@ -118,6 +145,9 @@ class App:
     def task(self, fn: Callable[P, Awaitable[R]], /) -> Task[P, R]: ...
 
     @overload
+    def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+    @overload
     def task(
         self, fn: None = None, /, *, name: str | None = None, queue: str | None = None,
         timeout: float | None = None, soft_timeout: float | None = None,
@@ -126,13 +156,17 @@ class App:
         retry_jitter: bool = True, ignore_result: bool = False, track_started: bool = False,
         on_success: Hook | None = None, on_failure: Hook | None = None,
         on_retry: Hook | None = None, rate_limit: str | None = None,
-    ) -> Callable[[Callable[P, Awaitable[R]]], Task[P, R]]: ...
+    ) -> TaskDecorator: ...
 
     def task(
-        self, fn: Callable[..., Awaitable[Any]] | None = None, /, *, name: str | None = None,
+        self, fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
         queue: str | None = None, **options: Any,
     ) -> Any:
-        """Register a coroutine function as a task: ``@app.task`` or ``@app.task(queue=...)``.
+        """Register a task: ``@app.task`` or ``@app.task(queue=...)``.
+
+        An ``async def`` runs on the worker's event loop; a plain ``def`` runs in the
+        worker's thread pool (``Worker(threads=...)``). The App's ``task_defaults``
+        apply to every option not given here.
 
         Options are the fields of :class:`~asyncq.task.TaskConfig`: ``timeout``,
         ``soft_timeout``, ``retries``, ``retry_on``, ``retry_backoff``,
@@ -140,10 +174,11 @@ class App:
         ``on_success``, ``on_failure``, ``on_retry``, ``rate_limit``.
         """
 
-        def register(func: Callable[..., Awaitable[Any]]) -> Task[Any, Any]:
+        def register(func: Callable[..., Any]) -> Task[Any, Any]:
             try:
                 config = TaskConfig(name=name or f"{func.__module__}.{func.__qualname__}",
-                                    queue=queue or self.default_queue, **options)
+                                    queue=queue or self.default_queue,
+                                    **{**self.task_defaults, **options})
             except TypeError as exc:
                 raise ConfigurationError(f"@app.task: {exc}") from None
             if config.name in self.tasks:
@@ -153,6 +188,26 @@ class App:
             return task
 
         return register if fn is None else register(fn)
+
+    def periodic(
+        self, every: ScheduleSpec, /, *, name: str | None = None,
+        tz: str | dt.tzinfo | None = None, missed: Missed = "latest",
+        grace: dt.timedelta | float = DEFAULT_GRACE, **options: Any,
+    ) -> Callable[[Callable[P, Awaitable[R]]], Task[P, R]]:
+        """Register a task and run it on a schedule: ``@app.periodic(timedelta(seconds=5))``,
+        ``@app.periodic(crontab(hour="7"), tz="Europe/Berlin")``, ``@app.periodic("*/15 * *
+        * *")``. ``name`` names the task and the entry; other options go to ``app.task``.
+        See docs/guides/periodic.md for ``missed`` and ``grace``."""
+        return periodic(self, every, name=name, tz=tz, missed=missed, grace=grace,
+                        options=options)
+
+    def schedule(
+        self, sig: Signature[Any], every: ScheduleSpec, /, *, name: str | None = None,
+        tz: str | dt.tzinfo | None = None, missed: Missed = "latest",
+        grace: dt.timedelta | float = DEFAULT_GRACE,
+    ) -> Entry:
+        """Send a call on a schedule: ``app.schedule(add.s(2, 3), timedelta(minutes=1))``."""
+        return add_entry(self, sig, every, name=name, tz=tz, missed=missed, grace=grace)
 
     # -- lifecycle -------------------------------------------------------------------
     async def connect(self) -> None:
@@ -210,9 +265,8 @@ class App:
         return TaskResult(self.backend, task_id, task.name if task is not None else None)
 
     async def send_signature(self, sig: Signature[R]) -> TaskResult[R]:
-        calls = self._enqueue_hooks()
-        if calls:
-            return (await self._send_with_hooks([sig], calls))[0]
+        if self._send_hooks:
+            return (await self._send_with_hooks([sig], self._send_hooks))[0]
         outgoing, handle = self._preparer.prepare(sig)
         if not self._connected:
             await self.connect()
@@ -223,18 +277,13 @@ class App:
 
     async def enqueue_many(self, signatures: Iterable[Signature[R]]) -> list[TaskResult[R]]:
         """Send many calls in as few round trips as the broker allows."""
-        calls = self._enqueue_hooks()
-        if calls:
-            return await self._send_with_hooks(list(signatures), calls)
+        if self._send_hooks:
+            return await self._send_with_hooks(list(signatures), self._send_hooks)
         outgoing, handles = self._preparer.prepare_many(signatures)
         await self.connect()
         await self.broker.publish_many(outgoing)
         await mark_scheduled(self, list(zip(outgoing, handles, strict=True)))
         return handles
-
-    def _enqueue_hooks(self) -> list[Middleware]:
-        return [mw for mw in self.middleware
-                if overrides(mw, "before_enqueue") or overrides(mw, "after_enqueue")]
 
     async def _send_with_hooks(self, sigs: list[Signature[R]], hooks: list[Middleware]
                                ) -> list[TaskResult[R]]:
@@ -300,3 +349,18 @@ class App:
         if task is None:
             raise TaskNotRegistered(f"no task named {name!r} on app {self.name!r}")
         return await task.options(**options).enqueue(*args, **(kwargs or {}))
+
+
+def _task_defaults(defaults: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``App(task_defaults=...)`` checked now: a bad key is a ConfigurationError."""
+    if not defaults:
+        return {}
+    refused = {"name", "queue"} & set(defaults)
+    if refused:
+        raise ConfigurationError(f"task_defaults cannot set {', '.join(sorted(refused))} "
+                                 "(use default_queue for the queue)")
+    try:
+        TaskConfig(name="task_defaults", **defaults)
+    except TypeError as exc:
+        raise ConfigurationError(f"task_defaults: {exc}") from None
+    return dict(defaults)

@@ -16,20 +16,33 @@ __all__ = ["Request", "current_request"]
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """The delivery being executed (Celery's ``self.request`` with ``bind=True``)."""
+    """The delivery being executed (Celery's ``self.request`` with ``bind=True``).
+
+    ``args`` and ``kwargs`` are the call's arguments; ``attempt`` and ``retries`` both
+    count the retries so far (0 on the first run; ``retries`` is Celery's name), and
+    ``max_retries`` is the task's configured limit.
+    """
 
     id: str
     task: str
     queue: str
     attempt: int
-    retries: int
+    max_retries: int
     delivery_count: int
     headers: Mapping[str, Any] = field(default_factory=dict)
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
     backend: ResultBackend | None = field(default=None, repr=False, compare=False)
 
     @property
+    def retries(self) -> int:
+        """Retries so far, as Celery's ``self.request.retries`` (same as ``attempt``)."""
+        return self.attempt
+
+    @property
     def is_last_attempt(self) -> bool:
-        return self.attempt >= self.retries
+        return self.attempt >= self.max_retries
 
     async def progress(self, done: float, total: float | None = None) -> None:
         """Report progress: stores a ``STARTED`` record carrying ``Progress(done, total)``,
@@ -60,7 +73,7 @@ def request_of(job: Job) -> Request:
         request = job.state[_KEY] = Request(
             message.id, message.task, job.delivery.queue, message.attempt,
             job.task.config.retries, job.delivery.delivery_count, message.headers,
-            job.app.backend)
+            tuple(message.args), message.kwargs, job.app.backend)
     return request
 
 

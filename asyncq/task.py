@@ -1,4 +1,9 @@
-"""Typed tasks: ``Task[P, R]`` wraps a coroutine function registered on an App."""
+"""Typed tasks: ``Task[P, R]`` wraps a function registered on an App.
+
+A coroutine function runs on the worker's event loop; a plain ``def`` function runs in
+the worker's bounded thread pool (:mod:`asyncq._threads`). Either way
+``await task.enqueue(...)`` is a ``TaskResult[R]``.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +12,35 @@ import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, Generic, ParamSpec, TypedDict, TypeVar, Unpack
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Final,
+    Generic,
+    ParamSpec,
+    Protocol,
+    TypedDict,
+    TypeVar,
+    Unpack,
+    overload,
+)
 
+from asyncq._threads import in_thread
 from asyncq.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from asyncq.app import App
     from asyncq.result import TaskResult
 
-__all__ = ["BoundTask", "CallOptions", "OptionsDict", "Signature", "Task", "TaskConfig"]
+__all__ = ["BoundTask", "CallOptions", "OptionsDict", "Signature", "Task", "TaskConfig",
+           "TaskDecorator"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-Hook = Callable[..., Awaitable[None]]
+#: ``on_success`` / ``on_failure`` / ``on_retry``: an ``async def`` or a plain ``def``.
+Hook = Callable[..., Awaitable[None] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +51,10 @@ class TaskConfig:
     docs/reliability.md); ``retries`` with ``retry_on`` retry on those exception
     types with exponential backoff (``retry_backoff`` base seconds, capped at
     ``retry_backoff_max``, full jitter unless ``retry_jitter=False``).
-    ``rate_limit`` (``"100/s"``, ``"30/m"``, ``"1000/h"``) caps how often the task
-    starts, across all the app's workers (see :mod:`asyncq.ratelimit`).
-    Hooks are ``async def on_success(request, value)``,
-    ``on_failure(request, exc)`` and ``on_retry(request, exc, delay)``.
+    Hooks are ``on_success(request, value)``, ``on_failure(request, exc)`` and
+    ``on_retry(request, exc, delay)``, ``async def`` or plain ``def`` (a plain one runs
+    on the event loop: keep it short); ``request.args`` and ``request.kwargs`` are the
+    call's arguments.
     """
 
     name: str
@@ -116,18 +135,33 @@ class Signature(Generic[R]):
         return await self.task.app.send_signature(self)
 
 
+class TaskDecorator(Protocol):
+    """What ``@app.task(...)`` returns: registers an ``async def`` or a plain ``def``."""
+
+    @overload
+    def __call__(self, fn: Callable[P, Awaitable[R]], /) -> Task[P, R]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+
 class Task(Generic[P, R]):
-    """A coroutine function registered on an :class:`~asyncq.App`.
+    """A function registered on an :class:`~asyncq.App`.
 
     ``await task(*args)`` runs it here and now; ``await task.enqueue(*args)`` sends it
-    to a worker and returns a :class:`~asyncq.TaskResult`.
+    to a worker and returns a :class:`~asyncq.TaskResult`. A plain ``def`` function
+    (``is_sync``) runs in a thread of the worker's pool; ``fn`` is then a coroutine
+    function that does so.
     """
 
-    def __init__(self, app: App, fn: Callable[P, Awaitable[R]], config: TaskConfig) -> None:
-        if not inspect.iscoroutinefunction(fn):
-            raise ConfigurationError(f"task {config.name!r} must be an async def function")
+    def __init__(self, app: App, fn: Callable[P, Awaitable[R]] | Callable[P, R],
+                 config: TaskConfig) -> None:
+        if inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
+            raise ConfigurationError(f"task {config.name!r}: a generator cannot be a task")
         self.app = app
-        self.fn = fn
+        self.is_sync = not _is_async(fn)
+        self.fn: Callable[P, Awaitable[R]] = (
+            in_thread(fn) if self.is_sync else fn)  # type: ignore[arg-type,assignment]
         self.config = config
         self.signature = inspect.signature(fn)
         self.plain_arity = _plain_arity(self.signature)
@@ -177,6 +211,12 @@ class BoundTask(Generic[P, R]):
 
     def s(self, *args: P.args, **kwargs: P.kwargs) -> Signature[R]:
         return Signature(self.task, args, kwargs, self.call_options)
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    call = getattr(fn, "__call__", None)  # noqa: B004  (an instance with async __call__)
+    return inspect.iscoroutinefunction(fn) or (
+        not inspect.isroutine(fn) and inspect.iscoroutinefunction(call))
 
 
 def _call_options(options: OptionsDict, base: CallOptions | None = None) -> CallOptions:

@@ -8,9 +8,12 @@ The envelope is a msgpack array, version 1::
 
     [1, id, task_name, args, kwargs, options, headers, attempt]
 
-With signing on, the bytes are wrapped (:mod:`asyncq.signing`). Decoding checks, in
-order: size, signature, msgpack, the envelope's shape and version, and the id's
-syntax; every failure is a :class:`~asyncq.errors.DecodeError`.
+With compression on, the envelope is compressed and flagged (:mod:`asyncq.compression`);
+with signing on, the bytes (compressed or not) are wrapped (:mod:`asyncq.signing`).
+Decoding checks, in order: size, signature, msgpack (a compressed envelope, which
+msgpack refuses at its first byte, is decompressed within the size limit and
+unpacked then), the envelope's shape and version, and the id's syntax; every failure
+is a :class:`~asyncq.errors.DecodeError`.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgpack
 
-from asyncq import codec
+from asyncq import codec, compression
+from asyncq.compression import Compressor
 from asyncq.errors import DecodeError, MessageTooLarge, SerializationError, SignatureError
 from asyncq.message import Message, valid_id
 from asyncq.signing import MAGIC as SIGNED_MAGIC
@@ -103,14 +107,19 @@ class WireCodec:
     """Message bytes for one App: envelope, size limit, signing, argument binding."""
 
     def __init__(self, *, max_size: int = codec.DEFAULT_MAX_SIZE,
-                 signer: Signer | None = None) -> None:
+                 signer: Signer | None = None, compressor: Compressor | None = None) -> None:
         self.max_size = max_size
         self.signer = signer
+        self.compressor = compressor
         #: a plain body (unsigned, within the limit) can go as packed
         self.passthrough = signer is None
+        #: the largest body that goes as packed (smaller than compression's threshold)
+        self._plain_limit = (max_size if compressor is None
+                             else min(max_size, compression.MIN_SIZE - 1))
 
     def __repr__(self) -> str:
-        return f"<WireCodec max_size={self.max_size} signer={self.signer!r}>"
+        return (f"<WireCodec max_size={self.max_size} signer={self.signer!r} "
+                f"compressor={self.compressor!r}>")
 
     # -- producing -----------------------------------------------------------------
     def encode(self, msg_id: str, task: str, args: tuple[Any, ...] | list[Any],
@@ -125,17 +134,27 @@ class WireCodec:
                            message.options, message.headers, message.attempt)
 
     def seal(self, task: str, body: bytes) -> bytes:
-        """Sign an envelope (when signing is on) and check its size."""
+        """Compress and sign an envelope (when those are on) and check its size.
+
+        The limit holds for the envelope as packed and for the bytes sent, so whatever
+        a producer sends, a worker with the same limit decompresses.
+        """
+        if self.compressor is not None:
+            self._check_size(task, body)
+            body = self.compressor.compress(body)
         if self.signer is not None:
             body = self.signer.sign(body)
+        self._check_size(task, body)
+        return body
+
+    def _check_size(self, task: str, body: bytes) -> None:
         if len(body) > self.max_size:
             raise SerializationError(f"task {task!r}: message of {len(body)} bytes "
                                      f"exceeds the {self.max_size} byte limit")
-        return body
 
     def fits_plain(self, body: bytes) -> bool:
         """Whether an unsigned envelope can be sent as it is (no signing, within size)."""
-        return self.passthrough and len(body) <= self.max_size
+        return self.passthrough and len(body) <= self._plain_limit
 
     @staticmethod
     def bind_error(task: Task[..., Any], args: tuple[Any, ...] | list[Any],
@@ -165,7 +184,14 @@ class WireCodec:
             data = self.signer.verify(data)
         elif data.startswith(SIGNED_MAGIC):
             raise SignatureError("message is signed but this app has no signing keys")
-        return from_wire(codec.loads(data, max_size=self.max_size))
+        try:
+            wire = codec.loads(data, max_size=self.max_size)
+        except DecodeError:
+            if not data.startswith(compression.MARKER):
+                raise
+            wire = codec.loads(compression.decompress(data, self.max_size),
+                               max_size=self.max_size)
+        return from_wire(wire)
 
     def trusted_id(self, data: bytes, error: DecodeError) -> str | None:
         """The id a rejection record may be stored under, if the message can be trusted.
@@ -180,4 +206,6 @@ class WireCodec:
                 data = self.signer.verify(data)
             except SignatureError:
                 return None
+        if data.startswith(compression.MARKER):
+            data = compression.head(data, _PEEK)
         return peek_id(data)

@@ -14,6 +14,7 @@ with instructions when a server is not reachable); the others run on ``memory://
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -40,6 +41,7 @@ EXPECTED: dict[str, list[str]] = {
         "refused: RabbitMQ returned the message (NO_ROUTE)",
     ],
     "celery_port.py": [": compressing cat.png", "success SUCCESS"],
+    "writing_a_broker.py": ["add on toy://: 5", "published: 1", "kit: 13 passed"],
     "controlling_priority_rate_redis.py": [
         "ran: outage, security, billing, routine-1, routine-2",
         "12 calls in 1.0s: 10/s after a burst of 2",
@@ -82,6 +84,27 @@ EXPECTED: dict[str, list[str]] = {
         "by task pdf.render (",
         "asyncq.worker: event loop unblocked",
         "done",
+    ],
+    "periodic_tasks.py": [
+        "__main__.heartbeat         every 0:00:01",
+        "__main__.weekly_report     cron 30 19 * * thu (Asia/Shanghai)           next "
+        "2026-12-10T19:30:00+08:00",
+        "sweep                      cron */15 * * * * (Europe/Berlin)            next "
+        "2026-12-03T13:15:00+01:00",
+        "__main__.refresh_prices    every 0:05:00",
+        "add-every-minute           every 0:01:00                                next "
+        "2026-12-03T13:01:00+01:00",
+        "heartbeats: True beat:shop:__main__.heartbeat",
+    ],
+    "periodic_time.py": [
+        "spring forward: ['2026-03-28T02:30:00+01:00', '2026-03-29T03:00:00+02:00', "
+        "'2026-03-30T02:30:00+02:00']",
+        "fall back: ['2026-10-24T02:30:00+02:00', '2026-10-25T02:30:00+02:00', "
+        "'2026-10-26T02:30:00+01:00']",
+        "missed=latest: ['05:00']",
+        "missed=all: ['01:00', '02:00', '03:00', '04:00', '05:00']",
+        "missed=skip: []",
+        "late ticks after a 4 s handover: 4",
     ],
     "quickstart.py": [
         "add: 5",
@@ -163,7 +186,7 @@ EXPECTED: dict[str, list[str]] = {
         "__main__.add default",
         "billing.charge billing",
         "['__main__.add', 'billing.charge']",
-        "refused: task '__main__.main.<locals>.not_async' must be an async def function",
+        "refused: task '__main__.main.<locals>.numbers': a generator cannot be a task",
         "refused: a task named 'billing.charge' is already registered",
         "refused: @app.task: TaskConfig.__init__() got an unexpected keyword argument",
     ],
@@ -178,6 +201,18 @@ EXPECTED: dict[str, list[str]] = {
         "state while running: STARTED",
         "rebuilt SUCCESS",
         "outside a task: current_request() called outside a running asyncq task",
+    ],
+    "tasks_app_defaults.py": [
+        "sync: 2 30",
+        "ping: 0 30",
+        "pong",
+        "ALERT shop.sync('sku-9',) failed after 2 retries (max 2): ConnectionError(",
+        "failed: ConnectionError",
+    ],
+    "tasks_sync.py": [
+        "img0.png at 640px (attempt 0)",
+        "8 resizes on 4 threads in",
+        "threads used: 4",
     ],
     "testing_your_tasks.py": ["4 passed"],
     "time_limits.py": [
@@ -236,7 +271,10 @@ def test_example_runs(name: str, request: pytest.FixtureRequest) -> None:
 
 # -- snippets --------------------------------------------------------------------------
 def _pages() -> list[Path]:
-    return sorted(DOCS.rglob("*.md"))
+    """The pages mkdocs builds: not those under dot-directories (e.g. the .pytest_cache
+    that running the examples' tests leaves in docs/examples)."""
+    return sorted(p for p in DOCS.rglob("*.md")
+                  if not any(part.startswith(".") for part in p.relative_to(DOCS).parts))
 
 
 def _python_blocks(page: Path) -> list[str]:
@@ -283,6 +321,29 @@ def test_python_snippets_come_from_examples(page: Path) -> None:
                        "under docs/examples/:\n\n" + "\n\n---\n\n".join(stray))
 
 
+def test_readme_python_snippets_come_from_examples() -> None:
+    """README.md's snippets too: so they run, and pass mypy --strict (below)."""
+    sources = [p.read_text() for p in sorted(EXAMPLES.rglob("*.py"))]
+    blocks = _python_blocks(ROOT / "README.md")
+    stray = [block for block in blocks if not any(_is_excerpt(block, s) for s in sources)]
+    assert blocks, "README.md has no python blocks: was the check pointed at the wrong file?"
+    assert not stray, ("README.md: these python blocks are not in any file under "
+                       "docs/examples/:\n\n" + "\n\n---\n\n".join(stray))
+
+
+def test_examples_pass_mypy_strict(tmp_path: Path) -> None:
+    """Every file under docs/examples, so every snippet of the docs and the README."""
+    if importlib.util.find_spec("mypy") is None:
+        pytest.skip("mypy is not installed (pip install -e '.[dev]')")
+    config = tmp_path / "mypy.ini"
+    config.write_text("[mypy]\n")  # the user's view: none of this project's settings
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--config-file", str(config),
+         "--cache-dir", str(tmp_path / "cache"), "."], cwd=EXAMPLES, capture_output=True,
+        text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_every_example_is_shown_or_linked() -> None:
     text = "\n".join(p.read_text() for p in _pages())
     orphans = [str(p.relative_to(EXAMPLES)) for p in sorted(EXAMPLES.rglob("*.py"))
@@ -310,3 +371,46 @@ def test_every_page_is_in_the_nav() -> None:
     missing = [str(p.relative_to(DOCS)) for p in _pages()
                if str(p.relative_to(DOCS)) not in nav]
     assert not missing, f"pages missing from mkdocs.yml nav: {missing}"
+
+
+# -- pytest examples, run as a user would --------------------------------------------
+#: Test modules under docs/examples and the files a user copies with them.
+PYTEST_EXAMPLES: dict[str, tuple[list[str], str]] = {
+    "testing_your_tasks.py": (["testing_your_tasks.py"], "4 passed"),
+    "shop/test_api.py": (["shop/__init__.py", "shop/tasks.py", "shop/api.py",
+                          "shop/test_api.py"], "6 passed"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PYTEST_EXAMPLES))
+def test_pytest_example_runs_as_a_user(name: str, tmp_path: Path) -> None:
+    """Copied into an empty project, run by plain pytest with no settings (memory://).
+
+    ``-c`` names an empty ini file, so nothing of this project's pytest settings
+    (plugins, asyncio_mode, timeout, filterwarnings) helps the example pass.
+    """
+    files, expected = PYTEST_EXAMPLES[name]
+    for rel in files:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text((EXAMPLES / rel).read_text())
+    (tmp_path / "empty.ini").write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ASYNCQ_", "PYTEST_"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-c", "empty.ini",
+         "-q", name], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert expected in result.stdout, result.stdout
+
+
+def test_pytest_examples_run_in_the_clone_without_the_projects_settings() -> None:
+    """`pytest docs/examples/...` in a clone: docs/examples/pytest.ini is the config, not
+    pyproject.toml (whose `timeout` needs pytest-timeout, absent here with -p no:timeout)."""
+    paths = [f"docs/examples/{name}" for name in sorted(PYTEST_EXAMPLES)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ASYNCQ_", "PYTEST_"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:timeout", *paths],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "configfile: pytest.ini" in result.stdout, result.stdout
+    assert "10 passed" in result.stdout, result.stdout

@@ -1,7 +1,10 @@
 """In-process broker (``memory://``): the product's fake, for users' own tests.
 
 Messages still travel as encoded bytes, so serialization bugs show up in tests.
-Brokers created with the same URL in one process share their queues.
+Brokers created with the same URL in one process share their queues, also across
+event loops and threads (a web app under Starlette's TestClient runs on a loop of its
+own): the queues are guarded by a lock and a consumer on another loop is woken through
+that loop's ``call_soon_threadsafe``.
 """
 
 from __future__ import annotations
@@ -9,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import threading
 import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from asyncq._loops import call_in_loop
 from asyncq.brokers import (
     WORKER_GROUP,
     Broker,
@@ -33,8 +38,10 @@ class _Hub:
     queues: dict[str, deque[tuple[bytes, int]]] = field(default_factory=dict)
     delayed: list[tuple[float, int, str, bytes]] = field(default_factory=list)
     dead: dict[str, list[DeadLetter]] = field(default_factory=dict)
-    watchers: set[asyncio.Event] = field(default_factory=set)
+    #: consumers waiting for a change, with the loop each one waits on
+    watchers: dict[asyncio.Event, asyncio.AbstractEventLoop] = field(default_factory=dict)
     seq: itertools.count[int] = field(default_factory=itertools.count)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def queue(self, name: str) -> deque[tuple[bytes, int]]:
         return self.queues.setdefault(name, deque())
@@ -43,16 +50,17 @@ class _Hub:
         return sum(1 for entry in self.delayed if entry[2] == queue)
 
     def wake(self) -> None:
-        for event in self.watchers:
-            event.set()
+        for event, loop in list(self.watchers.items()):
+            call_in_loop(loop, event.set)
 
     def promote_due(self) -> float | None:
         """Move due delayed messages to their queues; return seconds to the next one."""
         now = time.time()
-        while self.delayed and self.delayed[0][0] <= now:
-            _, _, queue, body = heapq.heappop(self.delayed)
-            self.queue(queue).append((body, 0))
-        return self.delayed[0][0] - now if self.delayed else None
+        with self.lock:
+            while self.delayed and self.delayed[0][0] <= now:
+                _, _, queue, body = heapq.heappop(self.delayed)
+                self.queue(queue).append((body, 0))
+            return self.delayed[0][0] - now if self.delayed else None
 
 
 _HUBS: dict[str, _Hub] = {}
@@ -70,7 +78,8 @@ class MemoryBroker(Broker):
         if message.delay() > 0:
             assert message.eta is not None
             entry = (message.eta, next(self._hub.seq), message.queue, message.body)
-            heapq.heappush(self._hub.delayed, entry)
+            with self._hub.lock:
+                heapq.heappush(self._hub.delayed, entry)
         else:
             self._hub.queue(message.queue).append((message.body, 0))
         self._hub.wake()
@@ -134,7 +143,7 @@ class _MemoryConsumer(Consumer):
 
     async def _wait_change(self, remaining: float) -> None:
         changed = asyncio.Event()
-        self._hub.watchers.add(changed)
+        self._hub.watchers[changed] = asyncio.get_running_loop()
         next_due = self._hub.promote_due()
         wait = remaining if next_due is None else min(remaining, next_due)
         try:
@@ -143,18 +152,19 @@ class _MemoryConsumer(Consumer):
         except TimeoutError:
             pass
         finally:
-            self._hub.watchers.discard(changed)
+            self._hub.watchers.pop(changed, None)
 
     def _take(self, limit: int) -> list[Delivery]:
         self._hub.promote_due()
         out: list[Delivery] = []
-        for name in self._queues:
-            queue = self._hub.queue(name)
-            while queue and len(out) < limit:
-                body, count = queue.popleft()
-                delivery = Delivery(body, name, count + 1)
-                self._held[id(delivery)] = delivery
-                out.append(delivery)
+        with self._hub.lock:
+            for name in self._queues:
+                queue = self._hub.queue(name)
+                while queue and len(out) < limit:
+                    body, count = queue.popleft()
+                    out.append(Delivery(body, name, count + 1))
+        for delivery in out:
+            self._held[id(delivery)] = delivery
         return out
 
     async def ack(self, items: Sequence[Settlement]) -> None:

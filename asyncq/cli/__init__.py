@@ -2,23 +2,40 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import multiprocessing
 import os
-import signal
 import sys
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import typer
 
 from asyncq.app import App
-from asyncq.cli._common import AppPath, fail, load_or_fail, run_async
+from asyncq.beat import Beat
+from asyncq.cli._common import (
+    AppPath,
+    OneLineGroup,
+    fail,
+    load_or_fail,
+    logging_level,
+    run_async,
+    task_queues,
+)
+from asyncq.cli._text import LiteralFormatter
 from asyncq.cli.banner import banner
+from asyncq.cli.beat import beat
 from asyncq.cli.dlq import dlq
+from asyncq.cli.enqueue import enqueue
+from asyncq.cli.reload import reload_worker
 from asyncq.cli.revoke import revoke
-from asyncq.cli.supervise import CHILD_ENV, stop_with_parent, supervise
+from asyncq.cli.serve import serve
+from asyncq.cli.supervise import (
+    CHILD_ENV,
+    child_exit_code,
+    child_middleware,
+    stop_with_parent,
+    supervise,
+)
 from asyncq.errors import AsyncqError
 from asyncq.worker import Worker
 
@@ -30,6 +47,7 @@ cli = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=OneLineGroup,
 )
 
 LOG_FORMAT = "[%(asctime)s %(levelname)s/%(processName)s] %(name)s: %(message)s"
@@ -39,55 +57,100 @@ LOG_FORMAT = "[%(asctime)s %(levelname)s/%(processName)s] %(name)s: %(message)s"
 def worker(
     app_path: AppPath,
     queues: Annotated[str | None, typer.Option(
-        "-Q", "--queues", help="Comma-separated queues (default: every queue a task uses).")
+        "-Q", "--queues", envvar="ASYNCQ_QUEUES",
+        help="Comma-separated queues (default: every queue a task uses).")
     ] = None,
     concurrency: Annotated[int, typer.Option(
-        "-c", "--concurrency", min=1, help="Most tasks running at once.")] = 100,
+        "-c", "--concurrency", min=1, envvar="ASYNCQ_CONCURRENCY",
+        help="Most tasks running at once.")] = 100,
     log_level: Annotated[str, typer.Option(
-        "-l", "--log-level", help="debug, info, warning or error.")] = "info",
+        "-l", "--log-level", envvar="ASYNCQ_LOG_LEVEL",
+        help="debug, info, warning or error.")] = "info",
     prefetch: Annotated[int | None, typer.Option(
-        "--prefetch", min=0, help="Messages held beyond running ones (default: concurrency).")
+        "--prefetch", min=0, envvar="ASYNCQ_PREFETCH",
+        help="Messages held beyond running ones (default: concurrency).")
     ] = None,
     shutdown_timeout: Annotated[float, typer.Option(
-        "--shutdown-timeout", min=0, help="Seconds running tasks get to finish on SIGTERM.")
+        "--shutdown-timeout", min=0, envvar="ASYNCQ_SHUTDOWN_TIMEOUT",
+        help="Seconds running tasks get to finish on SIGTERM.")
     ] = 30.0,
     lease: Annotated[float, typer.Option(
         "--lease", min=0.1, help="Seconds before a silent worker's messages are recovered.")
     ] = 60.0,
     max_deliveries: Annotated[int, typer.Option(
         "--max-deliveries", min=1, help="Deliveries before a message is dead-lettered.")] = 5,
-    workers: Annotated[int, typer.Option(
-        "-w", "--workers", min=1, help="Worker processes (restarted if they die).")] = 1,
+    workers: Annotated[int | None, typer.Option(
+        "-w", "--workers", min=1, envvar="ASYNCQ_WORKERS", help="Worker processes under a "
+        "supervisor, which replaces any that exits (default: one worker in this process).")
+    ] = None,
     unsafe_server: Annotated[str, typer.Option(
         "--unsafe-server", help="When the server could lose tasks (e.g. Redis allkeys-* "
         "eviction): warn, refuse or ignore.")] = "warn",
     loop_lag: Annotated[float, typer.Option(
         "--loop-lag", min=0, help="Warn when a task blocks the event loop this long (0: off).")
     ] = 1.0,
+    with_beat: Annotated[bool, typer.Option(
+        "--beat", "-B", help="Also run the scheduler of periodic tasks (see `asyncq beat`).")
+    ] = False,
+    threads: Annotated[int | None, typer.Option(
+        "--threads", min=1, help="Threads for plain def tasks (default: min(32, concurrency)).")
+    ] = None,
+    max_tasks_per_child: Annotated[int | None, typer.Option(
+        "--max-tasks-per-child", min=1, help="Replace a worker process after this many tasks "
+        "(implies a supervisor).")] = None,
+    max_memory_per_child: Annotated[float | None, typer.Option(
+        "--max-memory-per-child", min=1, help="Replace a worker process whose resident memory "
+        "exceeds this many MiB (implies a supervisor).")] = None,
+    reload: Annotated[bool, typer.Option(
+        "--reload", help="Restart when a .py file in the app's directory changes "
+        "(development; needs asyncq[reload]).")] = False,
 ) -> None:
-    """Run a worker: consume QUEUES and run tasks of MODULE:ATTR."""
-    logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
+    """Run a worker: consume QUEUES and run tasks of MODULE:ATTR.
+
+    Logs one INFO line "ready: consuming QUEUES" once it consumes. SIGTERM or SIGINT while
+    it connects stops it; once ready, the first lets running tasks finish, the second
+    aborts them, a third ends the process at once.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LiteralFormatter(LOG_FORMAT))
+    logging.basicConfig(level=logging_level(log_level), handlers=[handler])
     app = load_or_fail(app_path)
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
-    instance = Worker(app, names, concurrency=concurrency, prefetch=prefetch,
-                      shutdown_timeout=shutdown_timeout, lease=lease,
-                      max_deliveries=max_deliveries, loop_lag_threshold=loop_lag or None,
-                      unsafe_server=_choice(unsafe_server))
     child = os.environ.get(CHILD_ENV)
+    guards = child_middleware(app, max_tasks_per_child, max_memory_per_child) if child else []
+    try:
+        instance = Worker(app, names, concurrency=concurrency, prefetch=prefetch,
+                          shutdown_timeout=shutdown_timeout, lease=lease,
+                          max_deliveries=max_deliveries, loop_lag_threshold=loop_lag or None,
+                          unsafe_server=_choice(unsafe_server), threads=threads)
+    except (AsyncqError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    if reload:  # the child this starts prints the banner, and again after each change
+        raise typer.Exit(reload_worker(app_path, sys.argv[1:], shutdown_timeout))
     if child:  # one of `-w N`'s processes: the supervisor printed the banner
         multiprocessing.current_process().name = f"Worker-{child}"
         stop_with_parent()
     else:
         typer.echo(banner(app, queues=instance.queues, concurrency=concurrency,
-                          prefetch=instance.prefetch, processes=workers), err=True)
-    if workers > 1:
-        raise typer.Exit(supervise(workers, sys.argv[1:]))
+                          prefetch=instance.prefetch, processes=workers or 1), err=True)
+        _warn_unused(app, instance.queues)
+        if workers or max_tasks_per_child or max_memory_per_child:
+            raise typer.Exit(supervise(workers or 1, sys.argv[1:]))
     try:
-        run_async(_serve(instance))
+        run_async(serve(instance, Beat(app) if with_beat else None))
     except AsyncqError as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
         pass
+    raise typer.Exit(child_exit_code(guards))
+
+
+def _warn_unused(app: App, queues: list[str]) -> None:
+    used = task_queues(app)
+    for name in sorted(set(queues) - set(used)):
+        logging.getLogger("asyncq.worker").warning(
+            "no task of this app uses the queue %r (its tasks use: %s)", name,
+            ", ".join(used) or "none")
 
 
 def _choice(value: str) -> Literal["warn", "refuse", "ignore"]:
@@ -98,61 +161,9 @@ def _choice(value: str) -> Literal["warn", "refuse", "ignore"]:
     raise fail(f"--unsafe-server takes warn, refuse or ignore, not {value!r}")
 
 
-async def _serve(instance: Worker) -> None:
-    loop = asyncio.get_running_loop()
-    signals = {"count": 0}
-
-    def on_signal(signum: int) -> None:
-        signals["count"] += 1
-        if signals["count"] == 1:
-            logging.getLogger("asyncq.worker").warning(
-                "%s received: finishing running tasks (again to abort them)",
-                signal.Signals(signum).name)
-            instance.stop()
-        else:
-            instance.abort()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
-    await instance.run()
-    logging.getLogger("asyncq.worker").info("worker stopped")
-
-
-@cli.command()
-def enqueue(
-    app_path: AppPath,
-    task: Annotated[str, typer.Argument(help="The registered task name.")],
-    args: Annotated[str, typer.Option("--args", help="Positional arguments as a JSON array.")]
-    = "[]",
-    kwargs: Annotated[str, typer.Option("--kwargs", help="Keyword arguments as a JSON object.")]
-    = "{}",
-    wait: Annotated[float | None, typer.Option(
-        "--wait", help="Wait up to this many seconds and print the result.")] = None,
-) -> None:
-    """Send one task by name and print its id (and result with --wait)."""
-    app = load_or_fail(app_path)
-    if task not in app.tasks:
-        raise fail(f"no task named {task!r} in {app_path} (known: {', '.join(sorted(app.tasks))})")
-    try:
-        call_args, call_kwargs = json.loads(args), json.loads(kwargs)
-    except json.JSONDecodeError as exc:
-        raise fail(f"--args/--kwargs must be JSON: {exc}") from None
-    try:
-        run_async(_enqueue(app, task, call_args, call_kwargs, wait))
-    except (AsyncqError, TypeError) as exc:
-        raise fail(str(exc)) from None
-
-
-async def _enqueue(app: App, task: str, args: list[Any], kwargs: dict[str, Any],
-                   wait: float | None) -> None:
-    async with app:
-        handle = await app.send_task(task, args, kwargs)
-        typer.echo(handle.id)
-        if wait is not None:
-            typer.echo(json.dumps(await handle.get(timeout=wait), default=str))
-
-
+cli.command()(enqueue)
 cli.add_typer(dlq, name="dlq")
+cli.command()(beat)
 cli.command()(revoke)
 
 

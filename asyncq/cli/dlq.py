@@ -1,33 +1,46 @@
-"""``asyncq dlq``: list, inspect, requeue and purge dead letters."""
+"""``asyncq dlq``: list, inspect, requeue and purge dead letters.
+
+What a dead letter holds (task name, id, reason, body) was written by whoever could
+write to the broker: it is printed literally (see :mod:`asyncq.cli._text`), each field
+cut at a documented length, and a letter with missing or malformed fields is listed
+with what can be read of it.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.pretty import Pretty
 from rich.table import Table
 
 from asyncq.app import App
 from asyncq.brokers import DeadLetter
-from asyncq.cli._common import AppPath, fail, load_or_fail, run_async
+from asyncq.cli._common import AppPath, OneLineGroup, fail, load_or_fail, run_async, task_queues
+from asyncq.cli._text import FIELD_LIMIT, INSPECT_LIMIT, cell, literal
 from asyncq.errors import AsyncqError, DecodeError
 
 __all__ = ["dlq"]
 
 T = TypeVar("T")
 
-dlq = typer.Typer(help="Dead letters: list, inspect, requeue, purge.", no_args_is_help=True)
-console = Console(width=None if Console().is_terminal else 160)
+dlq = typer.Typer(help="Dead letters: list, inspect, requeue, purge. Everything read from the "
+                  "broker is printed literally: control characters escaped (\\x1b), no "
+                  "markup, each field cut at a fixed length.",
+                  no_args_is_help=True, cls=OneLineGroup)
+console = Console(width=None if Console().is_terminal else 160, markup=False, emoji=False,
+                  highlight=False)
 
 Queue = Annotated[str, typer.Option("-Q", "--queue", help="The queue whose dead letters to use.")]
 
+#: Letters `dlq inspect` and `dlq requeue` look through for the references they are given.
+SEARCH_LIMIT = 1_000_000
 
-def _run(app_path: str, action: Callable[[App], Awaitable[T]]) -> T:
-    app = load_or_fail(app_path)
 
+def _run(app: App, action: Callable[[App], Awaitable[T]]) -> T:
     async def go() -> T:
         async with app:
             return await action(app)
@@ -39,22 +52,44 @@ def _run(app_path: str, action: Callable[[App], Awaitable[T]]) -> T:
 
 
 def _when(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    if ts <= 0:  # missing (or forged)
+        return "?"
+    try:
+        return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (ValueError, OverflowError, OSError):  # NaN, inf, years out of range
+        return "?"
+
+
+def _note_unused(app: App, queue: str) -> None:
+    queues = task_queues(app)
+    if queue not in queues:
+        typer.echo(f"note: no task of this app uses the queue {literal(repr(queue))} "
+                   f"(its tasks use: {literal(', '.join(queues) or 'none')})", err=True)
 
 
 @dlq.command("list")
 def list_(app_path: AppPath, queue: Queue,
-          limit: Annotated[int, typer.Option(help="Most letters to show.")] = 100) -> None:
-    """List dead letters: reference, task, id, reason, deliveries, when."""
-    letters = _run(app_path, lambda app: app.broker.dead_letters(queue, limit))
+          limit: Annotated[int, typer.Option(min=1, help="Most letters to show.")] = 100) -> None:
+    """List dead letters: reference, task, id, deliveries, when, reason.
+
+    Each field is cut at 200 characters; control characters are shown escaped.
+    """
+
+    async def go(app: App) -> list[DeadLetter]:
+        return await app.broker.dead_letters(queue, limit)
+
+    app = load_or_fail(app_path)
+    letters = _run(app, go)
     table = Table("ref", "task", "id", "deliveries", "dead at (UTC)", "reason")
     for column in table.columns[:5]:
         column.no_wrap = True
     for d in letters:
-        table.add_row(d.ref, d.task or "?", d.task_id or "?", str(d.deliveries),
-                      _when(d.dead_at), d.reason)
+        table.add_row(cell(d.ref), cell(d.task or "?"), cell(d.task_id or "?"),
+                      cell(str(d.deliveries)), cell(_when(d.dead_at)),
+                      cell(d.reason, FIELD_LIMIT))
     console.print(table)
-    console.print(f"{len(letters)} dead letter(s) in {queue!r}")
+    typer.echo(f"{len(letters)} dead letter(s) in {literal(repr(queue))}")
+    _note_unused(app, queue)
 
 
 @dlq.command()
@@ -63,21 +98,25 @@ def inspect(app_path: AppPath, queue: Queue,
             show_args: Annotated[bool, typer.Option(
                 "--args", help="Also print the arguments (may hold personal data).")] = False,
             ) -> None:
-    """Show one dead letter in full (arguments only with --args)."""
+    """Show one dead letter (arguments only with --args).
+
+    Strings are shown as Python literals, each cut at 2000 characters.
+    """
 
     async def find(app: App) -> tuple[DeadLetter | None, dict[str, Any]]:
-        for letter in await app.broker.dead_letters(queue, 10_000):
+        for letter in await app.broker.dead_letters(queue, SEARCH_LIMIT):
             if letter.ref == ref:
                 return letter, _decoded(app, letter, show_args)
         return None, {}
 
-    letter, decoded = _run(app_path, find)
+    letter, decoded = _run(load_or_fail(app_path), find)
     if letter is None:
         raise fail(f"no dead letter {ref!r} in {queue!r}")
-    console.print({"ref": letter.ref, "queue": letter.queue, "task": letter.task,
-                   "id": letter.task_id, "reason": letter.reason,
-                   "deliveries": letter.deliveries, "dead_at": _when(letter.dead_at),
-                   "bytes": len(letter.body), **decoded})
+    console.print(Pretty({"ref": letter.ref, "queue": letter.queue, "task": letter.task,
+                          "id": letter.task_id, "reason": letter.reason,
+                          "deliveries": letter.deliveries, "dead_at": _when(letter.dead_at),
+                          "bytes": len(letter.body), **decoded},
+                         max_string=INSPECT_LIMIT, max_length=100, max_depth=10))
 
 
 def _decoded(app: App, letter: DeadLetter, show_args: bool) -> dict[str, Any]:
@@ -98,17 +137,32 @@ def requeue(app_path: AppPath, queue: Queue,
             = None,
             all_: Annotated[bool, typer.Option("--all", help="Requeue every dead letter.")]
             = False) -> None:
-    """Put dead letters back on their queue."""
+    """Put dead letters back on their queue.
 
-    async def go(app: App) -> int:
-        wanted = list(refs or [])
-        if all_:
-            wanted = [d.ref for d in await app.broker.dead_letters(queue, 1_000_000)]
-        return await app.requeue_dead(queue, wanted)
-
+    Named references that are not dead letters of the queue are an error (exit 2, naming
+    them), and then nothing is requeued.
+    """
     if not refs and not all_:
         raise fail("name dead-letter references, or pass --all")
-    console.print(f"requeued {_run(app_path, go)} message(s) onto {queue!r}")
+
+    async def go(app: App) -> tuple[int, list[str]]:
+        stored = [d.ref for d in await app.broker.dead_letters(queue, SEARCH_LIMIT)]
+        unknown = _unknown(refs or [], stored)
+        if unknown:
+            return 0, unknown
+        return await app.requeue_dead(queue, stored if all_ else list(refs or [])), []
+
+    moved, unknown = _run(load_or_fail(app_path), go)
+    if unknown:
+        shown = ", ".join(literal(repr(ref)) for ref in unknown[:20])
+        more = f" and {len(unknown) - 20} more" if len(unknown) > 20 else ""
+        raise fail(f"not dead letters of {queue!r}: {shown}{more} (nothing requeued)")
+    typer.echo(f"requeued {moved} message(s) onto {literal(repr(queue))}")
+
+
+def _unknown(refs: Sequence[str], stored: Sequence[str]) -> list[str]:
+    known = set(stored)
+    return [ref for ref in dict.fromkeys(refs) if ref not in known]
 
 
 @dlq.command()
@@ -116,6 +170,16 @@ def purge(app_path: AppPath, queue: Queue,
           yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False) -> None:
     """Delete every dead letter of a queue."""
     if not yes:
-        typer.confirm(f"Delete every dead letter of {queue!r}?", abort=True)
-    console.print(f"purged {_run(app_path, lambda app: app.broker.purge_dead(queue))} "
-                  f"dead letter(s) from {queue!r}")
+        try:
+            sure = typer.confirm(f"Delete every dead letter of {literal(repr(queue))}?")
+        except typer.Abort:  # end of input
+            sure = False
+        if not sure:
+            raise fail("nothing purged (answer y, or pass --yes)")
+
+    async def go(app: App) -> int:
+        return await app.broker.purge_dead(queue)
+
+    purged = _run(load_or_fail(app_path), go)
+    typer.echo(f"purged {purged} dead letter(s) from {literal(repr(queue))}")
+

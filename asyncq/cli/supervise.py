@@ -1,25 +1,49 @@
 """``asyncq worker -w N``: N worker processes under one supervisor.
 
 The supervisor starts N copies of the same command with ``-w 1``, forwards
-SIGTERM/SIGINT to them, and restarts a child that dies while it is not stopping
-(a crash or SIGKILL); the child's unacked messages are recovered by the lease.
+SIGTERM/SIGINT to them, and restarts a child that exits while it is not stopping:
+a crash or SIGKILL (the child's unacked messages are recovered by the lease), a
+child recycled by ``--max-tasks-per-child`` / ``--max-memory-per-child``
+(:mod:`asyncq.middleware.recycle`), or one ended by the hard-limit guard because a
+task blocked its event loop past its hard time limit (:mod:`asyncq.worker.hard_limit`).
+Each child gets the guard; the recycling limits when they are given.
+
+A child that fails before it is ready (it exits 2 having printed its one error line: a
+bad option, an unreachable broker) is not restarted, since a restart would fail the same
+way: the supervisor stops the others and exits 2. Each child says it is ready by
+creating the file named in ``ASYNCQ_WORKER_READY``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
-__all__ = ["CHILD_ENV", "stop_with_parent", "supervise"]
+from asyncq.middleware.recycle import EXIT_RECYCLED, MaxMemory, MaxTasks, Recycle
+from asyncq.worker.hard_limit import EXIT_HARD_LIMIT, HardLimitGuard
+
+if TYPE_CHECKING:
+    from asyncq.app import App
+
+__all__ = ["CHILD_ENV", "READY_ENV", "child_exit_code", "child_middleware", "mark_ready",
+           "stop_with_parent", "supervise"]
 
 #: Set in each child: its number (1..N), for its process name in logs.
 CHILD_ENV = "ASYNCQ_WORKER_PROCESS"
+#: Set in each child: a file to create once it consumes.
+READY_ENV = "ASYNCQ_WORKER_READY"
+#: A child's exit code for an error it printed (the CLI's one-line errors).
+ERROR_EXIT = 2
 
 logger = logging.getLogger("asyncq.supervisor")
 
@@ -43,11 +67,22 @@ def _child_argv(argv: list[str]) -> list[str]:
     return [sys.executable, "-m", "asyncq", *out, "-w", "1"]
 
 
-def _start(cmd: list[str], index: int) -> subprocess.Popen[bytes]:
+def _start(cmd: list[str], index: int, ready_dir: Path) -> subprocess.Popen[bytes]:
+    ready = ready_dir / str(index + 1)
+    ready.unlink(missing_ok=True)
     # its own process group: a Ctrl-C at the terminal reaches the supervisor only, which
     # forwards it once (the child would otherwise get it twice and take it as "abort")
-    return subprocess.Popen(cmd, env=dict(os.environ, **{CHILD_ENV: str(index + 1)}),
+    return subprocess.Popen(cmd, env=dict(os.environ, **{CHILD_ENV: str(index + 1),
+                                                         READY_ENV: str(ready)}),
                             process_group=0)
+
+
+def mark_ready() -> None:
+    """In a child: tell the supervisor this worker consumes (see the module docstring)."""
+    path = os.environ.get(READY_ENV)
+    if path:
+        with contextlib.suppress(OSError):
+            Path(path).touch()
 
 
 def supervise(processes: int, argv: list[str]) -> int:
@@ -65,16 +100,37 @@ def supervise(processes: int, argv: list[str]) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # before any child runs
         signal.signal(signum, on_signal)
-    children.extend(_start(cmd, index) for index in range(processes))
-    while not stopping:
-        for index, child in enumerate(children):
-            code = child.poll()
-            if code is not None and not stopping:
-                logger.warning("worker process %d exited with %d; restarting", child.pid, code)
-                time.sleep(RESTART_DELAY)
-                children[index] = _start(cmd, index)
-        time.sleep(0.2)
+    with tempfile.TemporaryDirectory(prefix="asyncq-ready-") as ready_dir:
+        children.extend(_start(cmd, index, Path(ready_dir)) for index in range(processes))
+        while not stopping:
+            if _restart_dead(cmd, children, stopping, Path(ready_dir)):
+                on_signal(signal.SIGTERM, None)
+                _wait_all(children)
+                return ERROR_EXIT
+            time.sleep(0.2)
+        return _wait_all(children)
+
+
+def _restart_dead(cmd: list[str], children: list[subprocess.Popen[bytes]],
+                  stopping: list[int], ready_dir: Path) -> bool:
+    """Restart crashed children; True when one failed before it was ready."""
+    for index, child in enumerate(children):
+        code = child.poll()
+        if code is None or stopping:
+            continue
+        if code == ERROR_EXIT and not (ready_dir / str(index + 1)).exists():
+            logger.error("worker process %d failed to start; stopping", child.pid)
+            return True
+        _log_exit(child.pid, code)
+        if code != EXIT_RECYCLED:
+            time.sleep(RESTART_DELAY)
+        children[index] = _start(cmd, index, ready_dir)
+    return False
+
+
+def _wait_all(children: list[subprocess.Popen[bytes]]) -> int:
     codes = [child.wait() for child in children]
+    codes = [0 if code == EXIT_RECYCLED else code for code in codes]  # stopped as asked
     return max((abs(code) for code in codes), default=0) if any(codes) else 0
 
 
@@ -91,3 +147,32 @@ def stop_with_parent() -> None:
         return
     if os.getppid() == 1:  # the supervisor died before we asked
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _log_exit(pid: int, code: int) -> None:
+    if code == EXIT_RECYCLED:
+        logger.info("worker process %d reached its per-child limit; starting a fresh one", pid)
+    elif code == EXIT_HARD_LIMIT:
+        logger.warning("worker process %d was stopped: a task blocked it past its hard time "
+                       "limit; starting a fresh one", pid)
+    else:
+        logger.warning("worker process %d exited with %d; restarting", pid, code)
+
+
+def child_middleware(app: App, max_tasks: int | None, max_memory: float | None
+                     ) -> list[Recycle]:
+    """Add the supervised child's middleware to ``app`` (before its Worker is built):
+    the hard-limit guard, and the recycling limits given. Returns the latter."""
+    recycle: list[Recycle] = []
+    if max_tasks:
+        recycle.append(MaxTasks(max_tasks))
+    if max_memory:
+        recycle.append(MaxMemory(max_memory))
+    for middleware in (*recycle, HardLimitGuard()):
+        app.add_middleware(middleware)
+    return recycle
+
+
+def child_exit_code(recycle: list[Recycle]) -> int:
+    """:data:`EXIT_RECYCLED` when a recycling limit stopped the worker, else 0."""
+    return EXIT_RECYCLED if any(r.reached for r in recycle) else 0

@@ -23,7 +23,7 @@ and the ``after_run`` of every middleware whose ``before_run`` ran is called.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from asyncq.states import TaskState
@@ -60,17 +60,26 @@ class Call:
         return self.task.name
 
 
-@dataclass(slots=True, eq=False)
 class Job:
     """One delivery the worker runs: its message, task and delivery, and a scratch
-    dict (``state``) where middleware keep what they need between hooks."""
+    dict (``state``) where middleware keep what they need between hooks.
 
-    app: App
-    message: Message
-    task: Task[..., Any]
-    delivery: Delivery
-    pipeline: Pipeline
-    state: dict[str, Any] = field(default_factory=dict)
+    A plain class with slots: one is made per message, on the worker's hot path.
+    """
+
+    __slots__ = ("app", "delivery", "message", "pipeline", "state", "task")
+
+    def __init__(self, app: App, message: Message, task: Task[..., Any], delivery: Delivery,
+                 pipeline: Pipeline) -> None:
+        self.app = app
+        self.message = message
+        self.task = task
+        self.delivery = delivery
+        self.pipeline = pipeline
+        self.state: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"<Job {self.message.task}[{self.message.id}]>"
 
     @property
     def id(self) -> str:
@@ -105,7 +114,7 @@ class Skip:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class RunResult:
     """What ``after_run`` is told: the final or retry state of this run, its value
     (SUCCESS) or exception (FAILURE, RETRY), and the retry delay (RETRY)."""
@@ -140,6 +149,10 @@ class Middleware:
         """The worker stopped consuming and settled what it held."""
 
     # -- around one task ----------------------------------------------------------
+    def check_run(self, job: Job) -> Skip | None:
+        """A quick synchronous check before the run (no I/O: a dict or set lookup);
+        a :class:`Skip` ends the run. Runs before every ``before_run``."""
+        return None
     async def admit(self, job: Job) -> None:
         """Wait until ``job`` may take a run slot (rate limits). Called before the job
         takes a slot, so other tasks keep running meanwhile; jobs of one task are
@@ -175,8 +188,8 @@ class Middleware:
 
 #: The hooks a middleware can override; :func:`overrides` tells which ones it does.
 HOOKS: Final = ("before_enqueue", "after_enqueue", "worker_start", "worker_stop",
-                "admit", "before_run", "around_run", "retry_delay", "on_success", "on_retry",
-                "on_failure", "after_run")
+                "check_run", "admit", "before_run", "around_run", "retry_delay", "on_success",
+                "on_retry", "on_failure", "after_run")
 
 
 def overrides(middleware: Middleware, hook: str) -> bool:
@@ -187,8 +200,8 @@ def overrides(middleware: Middleware, hook: str) -> bool:
 class Pipeline:
     """The run hooks that apply to one task, in calling order (built once per task)."""
 
-    __slots__ = ("admit", "after", "around", "before", "failure", "plain", "retry",
-                 "retry_hooks", "success")
+    __slots__ = ("admit", "after", "around", "before", "checks", "failure", "observed",
+                 "retry", "retry_hooks", "success")
 
     def __init__(self, middleware: Sequence[Middleware], task: Task[..., Any]) -> None:
         used = [mw for mw in middleware if mw.applies_to(task)]
@@ -196,6 +209,7 @@ class Pipeline:
         def having(hook: str) -> list[Middleware]:
             return [mw for mw in used if overrides(mw, hook)]
 
+        self.checks = having("check_run")
         self.admit = having("admit")
         self.before = having("before_run")
         self.around = having("around_run")
@@ -204,6 +218,5 @@ class Pipeline:
         self.retry_hooks = having("on_retry")
         self.failure = having("on_failure")
         self.after = list(reversed(having("after_run")))
-        #: nothing to do around or after a successful call but run it and record it
-        #: (``before_run`` hooks, such as the built-in revoke check, run before that)
-        self.plain = not (self.around or self.success or self.after)
+        #: someone is told of a success (on_success or after_run hooks)
+        self.observed = bool(self.success or self.after)

@@ -15,7 +15,7 @@ _EXPIRED = Skip(TaskState.CANCELLED, "Expired", "the task expired before it ran"
 class Expiry(Middleware):
     """Skips a task whose ``expires`` (``options(expires=...)``) passed before it ran."""
 
-    async def before_run(self, job: Job) -> Skip | None:
+    def check_run(self, job: Job) -> Skip | None:
         expires = job.message.options.get("expires")
         if isinstance(expires, int | float) and time.time() > expires:
             return _EXPIRED

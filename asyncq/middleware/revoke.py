@@ -3,7 +3,7 @@
 Built in, around every task. Each worker process listens on its app's revoke bus
 (:mod:`asyncq.control`) from ``worker_start``: it first reads the revocations of the
 window (so a restarted worker still skips what was revoked before it came up), then
-follows new ones. ``before_run`` is a set lookup; a revoked task is skipped with a
+follows new ones. ``check_run`` is a set lookup (no coroutine); a revoked task is skipped with a
 final ``REVOKED`` record. A revocation with ``terminate=True`` also cancels the task if
 it is running in this worker (``CancelledError`` at its next ``await``); its message is
 handed back and, revoked, acked at once without running.
@@ -84,8 +84,8 @@ class Revoke(Middleware):
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
 
-    async def before_run(self, job: Job) -> Skip | None:
-        return _REVOKED if job.id in self.revoked else None
+    def check_run(self, job: Job) -> Skip | None:
+        return _REVOKED if job.message.id in self.revoked else None
 
     def _on_revoke(self, revocation: Revocation) -> None:
         """Remember a revocation; cancel the job now if it says terminate."""

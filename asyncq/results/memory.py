@@ -1,4 +1,8 @@
-"""In-process result backend (``memory://``), for users' own tests."""
+"""In-process result backend (``memory://``), for users' own tests.
+
+Backends with the same URL share one store, also across event loops and threads: a
+waiter on another loop gets its result through that loop's ``call_soon_threadsafe``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 
+from asyncq._loops import call_in_loop
 from asyncq.codec import DEFAULT_MAX_SIZE
 from asyncq.records import KeyWrite, is_final, may_replace
 from asyncq.results import DEFAULT_RESULT_TTL, ResultBackend
@@ -33,25 +38,10 @@ class _Store:
         self.values[write.key] = (write.value, time.monotonic() + write.ttl_ms / 1000)
         if write.final:
             for fut in self.waiters.pop(write.key, []):
-                _resolve(fut, write.value)
+                call_in_loop(fut.get_loop(), _resolve, fut, write.value)
 
 
 def _resolve(fut: asyncio.Future[bytes], value: bytes) -> None:
-    """Wake a waiter, on its own loop (a test may wait on another loop than the worker's)."""
-    if fut.done():
-        return
-    loop = fut.get_loop()
-    try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:
-        running = None
-    if loop is running:
-        fut.set_result(value)
-    elif not loop.is_closed():
-        loop.call_soon_threadsafe(_settle, fut, value)
-
-
-def _settle(fut: asyncio.Future[bytes], value: bytes) -> None:
     if not fut.done():
         fut.set_result(value)
 

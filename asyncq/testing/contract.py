@@ -59,7 +59,7 @@ async def _fetch(consumer: Consumer, want: int = 1, timeout: float = 10.0) -> li
 class BrokerContract:
     """What asyncq's worker relies on from a broker (override ``broker_factory``)."""
 
-    lease = 2.0
+    lease = 1.0
 
     @pytest.fixture
     def broker_factory(self) -> BrokerFactory:

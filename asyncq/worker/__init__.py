@@ -12,6 +12,7 @@ from types import CodeType
 from typing import TYPE_CHECKING, Any, Literal
 
 from asyncq._cancel import cancelled_by_caller
+from asyncq._threads import pool_size, task_threads
 from asyncq.brokers import Consumer, Delivery
 from asyncq.errors import ConfigurationError
 from asyncq.middleware import Job, overrides
@@ -54,7 +55,8 @@ class Worker:
                  shutdown_timeout: float = 30.0, lease: float = 60.0,
                  max_deliveries: int = 5, fetch_timeout: float = 1.0,
                  loop_lag_threshold: float | None = 1.0,
-                 unsafe_server: Literal["warn", "refuse", "ignore"] = "warn") -> None:
+                 unsafe_server: Literal["warn", "refuse", "ignore"] = "warn",
+                 threads: int | None = None) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.app = app
@@ -65,6 +67,7 @@ class Worker:
         self.lease = lease
         self.fetch_timeout = fetch_timeout
         self.unsafe_server = unsafe_server
+        self.threads = pool_size(threads, concurrency)
         self.watchdog = (LoopWatchdog(_task_codes(app), threshold=loop_lag_threshold)
                          if loop_lag_threshold else None)
         self.executor = Executor(app, max_deliveries=max_deliveries)
@@ -132,19 +135,22 @@ class Worker:
     async def run(self) -> None:
         """Run until :meth:`stop`; the app is connected for the duration."""
         async with self.app:
-            await self._check_server()
-            consumer = self.app.broker.consumer(
-                self.queues, prefetch=self.concurrency + self.prefetch,
-                lease=self.lease)
-            self._consumer = consumer
-            self._settler = Settler(consumer, self.app.backend, self.app.broker.publish_many,
-                                    self._on_settled)
-            try:
-                await self._lifecycle("worker_start")
-                await self._serve(consumer, self._settler)
-            finally:
-                await consumer.close()
-                await self._lifecycle("worker_stop")
+            with task_threads(self.threads, self.app.tasks.values()):
+                await self._consume()
+
+    async def _consume(self) -> None:
+        await self._check_server()
+        consumer = self.app.broker.consumer(
+            self.queues, prefetch=self.concurrency + self.prefetch, lease=self.lease)
+        self._consumer = consumer
+        self._settler = Settler(consumer, self.app.backend, self.app.broker.publish_many,
+                                self._on_settled)
+        try:
+            await self._lifecycle("worker_start")
+            await self._serve(consumer, self._settler)
+        finally:
+            await consumer.close()
+            await self._lifecycle("worker_stop")
 
     async def _lifecycle(self, hook: str) -> None:
         for mw in self.app.run_middleware():

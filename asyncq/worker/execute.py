@@ -110,8 +110,9 @@ class Executor:
         if job.delivery.delivery_count > 1 and await self._recorded(job):
             return Ack(job.delivery)
         pipe = job.pipeline
-        if pipe.before:
-            stopped = await self._before(job)
+        skip = _checked(job) if pipe.checks else None
+        if skip is not None or pipe.before:
+            stopped = await (self._skipped(job, skip) if skip else self._before(job))
             if stopped is not None:
                 return stopped
         started = time.perf_counter()
@@ -131,12 +132,14 @@ class Executor:
             return await self._failed(job, exc, started)
         finally:
             reset_request(token)
-        if pipe.plain:
-            return self._succeeded(job, value, started)
-        for mw in pipe.success:
+        if pipe.observed:
+            await self._observe_success(job, value)
+        return self._succeeded(job, value, started)
+
+    async def _observe_success(self, job: Job, value: Any) -> None:
+        for mw in job.pipeline.success:
             await _observe(mw.on_success(job, value))
         await self._after(job, RunResult(TaskState.SUCCESS, value))
-        return self._succeeded(job, value, started)
 
     async def _before(self, job: Job) -> Outcome | None:
         """The ``before_run`` hooks; an outcome if one skipped the run or raised."""
@@ -158,6 +161,8 @@ class Executor:
         return False
 
     async def _after(self, job: Job, result: RunResult) -> None:
+        if not job.pipeline.after:
+            return
         for mw in job.pipeline.after:
             await _observe(mw.after_run(job, result))
 
@@ -214,7 +219,8 @@ class Executor:
 
     def _success(self, job: Job, value: Any, started: float) -> KeyWrite:
         try:
-            write = self.backend.success_write(job.id, value, job.attempt, job.name)
+            message = job.message
+            write = self.backend.success_write(message.id, value, message.attempt, message.task)
         except SerializationError as exc:
             return self._error(job, "asyncq.SerializationError",
                                f"the return value cannot be serialized: {exc}")
@@ -237,6 +243,15 @@ class Executor:
         record = ResultRecord(TaskState.FAILURE, None, etype, text, tb, job.attempt, job.name,
                               time.time())
         return self.backend.key_write(job.id, record)
+
+
+def _checked(job: Job) -> Skip | None:
+    """The first Skip of the ``check_run`` hooks, if any."""
+    for mw in job.pipeline.checks:
+        skip = mw.check_run(job)
+        if skip is not None:
+            return skip
+    return None
 
 
 def _chain(job: Job, around: list[Middleware], index: int) -> CallNext:

@@ -1,6 +1,7 @@
 """Defining tasks: names, queues, options, and what @app.task refuses."""
 
 import asyncio
+from collections.abc import Iterator
 
 from asyncq import App, ConfigurationError
 
@@ -25,9 +26,9 @@ async def main() -> None:
     print(await add(2, 3))                   # a plain call runs here and now: 5
 
     try:
-        @app.task  # type: ignore[arg-type]
-        def not_async(x: int) -> int:
-            return x
+        @app.task
+        def numbers(n: int) -> Iterator[int]:
+            yield from range(n)
     except ConfigurationError as exc:
         print("refused:", exc)
 

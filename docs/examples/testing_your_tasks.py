@@ -1,15 +1,22 @@
 """Testing your own tasks without a server: memory:// and an in-process worker.
 
-A pytest module (pytest-asyncio in auto mode). Run it with pytest, or directly:
+A pytest module for pytest-asyncio: `pip install asyncq pytest pytest-asyncio`. It needs
+no pytest settings (the tests and the fixture are marked for pytest-asyncio; in
+asyncio_mode = "auto" the marks do no harm). Run it with pytest, or directly:
 `python docs/examples/testing_your_tasks.py` runs pytest on itself.
 """
 
+import os
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 
 import pytest
+import pytest_asyncio
 
 import asyncq
+
+pytestmark = pytest.mark.asyncio  # every async test in this module runs on asyncio
 
 # In your project this is your real app; point it at memory in tests with
 # ASYNCQ_BROKER=memory:// (App() reads it when no broker is given).
@@ -33,7 +40,7 @@ async def send_welcome(email: str) -> None:
 async def store(payload: object) -> None: ...
 
 
-@pytest.fixture
+@pytest_asyncio.fixture
 async def worker() -> AsyncIterator[asyncq.Worker]:
     # fetch_timeout: how long one fetch may block; short, so the worker stops at once
     async with app, asyncq.Worker(app, concurrency=10, fetch_timeout=0.05) as running:
@@ -66,4 +73,7 @@ async def test_call_the_coroutine_directly() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider", "-o", "asyncio_mode=auto"]))
+    # pytest on this file with no settings but these, whatever project it sits in
+    sys.exit(subprocess.call([sys.executable, "-m", "pytest", __file__, "-q", "-c", os.devnull,
+                              "-p", "no:cacheprovider",
+                              "-o", "asyncio_default_fixture_loop_scope=function"]))

@@ -106,7 +106,9 @@ def _cli(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
 ])
 def test_cli_errors_are_one_line(tasks_dir: Path, args: list[str], message: str,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in {"T_APP": "clierr", "T_BROKER": "memory://", "T_QUEUE": "q",
+    # a Redis URL nothing listens on: each error comes before any connect (and the CLI
+    # refuses memory://, which no other process can reach)
+    for key, value in {"T_APP": "clierr", "T_BROKER": "redis://127.0.0.1:1/0", "T_QUEUE": "q",
                        "T_LEDGER": str(tasks_dir / "l")}.items():
         monkeypatch.setenv(key, value)
     result = _cli(tasks_dir, *args)

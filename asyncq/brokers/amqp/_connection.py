@@ -18,9 +18,10 @@ from urllib.parse import unquote, urlsplit
 import aio_pika
 import aiormq.abc
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
+from aio_pika.connection import make_url
 from aiormq import exceptions as amqp_errors
 
-from asyncq._urls import mask_url
+from asyncq._urls import mask_url, redact
 from asyncq.errors import AsyncqError, BrokerError, BrokerUnavailable, PublishError
 
 __all__ = ["Connection", "Returned"]
@@ -67,13 +68,16 @@ class Connection:
                 await self._open()
 
     async def _open(self) -> None:
-        async with asyncio.timeout(self.timeout):
-            conn = await aio_pika.connect_robust(
-                self._amqp_url, timeout=self.timeout,
-                reconnect_interval=self.reconnect_interval,
-                client_properties={"connection_name":
-                                   f"asyncq {socket.gethostname()}:{os.getpid()}"})
+        # Not aio_pika.connect_robust: when its first attempt is cancelled (our deadline)
+        # it loses the connection, whose reconnect task then retries forever and ignores
+        # cancellation, so asyncio.run never returns. Holding it lets us close it.
+        conn = aio_pika.RobustConnection(
+            make_url(self._amqp_url), reconnect_interval=self.reconnect_interval,
+            client_properties={"connection_name":
+                               f"asyncq {socket.gethostname()}:{os.getpid()}"})
         try:
+            async with asyncio.timeout(self.timeout):
+                await conn.connect(timeout=self.timeout)
             async with asyncio.timeout(self.timeout):
                 publisher = await conn.channel(publisher_confirms=True, on_return_raises=True)
             self._conn, self._publisher = conn, publisher
@@ -131,9 +135,11 @@ class Connection:
 
     def describe(self, exc: BaseException) -> str:
         """An exception's text with the URL and password masked."""
-        text = str(exc).replace(self.url, self.safe_url)
+        text = redact(str(exc), self.url)
         if self._password:
             text = text.replace(self._password, "***")
+        if not text and isinstance(exc, TimeoutError):
+            text = f"no answer within {self.timeout:g} s (is it a RabbitMQ server?)"
         return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
     @contextlib.contextmanager

@@ -16,6 +16,7 @@ waiting one) and XDELs the rest; nothing else trims a stream.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 from collections.abc import Sequence
@@ -218,7 +219,17 @@ def _dead_letter(queue: str, ref: Any, fields: dict[bytes, bytes]) -> DeadLetter
         reason=field("reason") or "",
         task_id=field("id"),
         task=field("task"),
-        deliveries=int(field("deliveries") or 0),
-        dead_at=float(field("at") or 0),
+        deliveries=int(_number(field("deliveries"))),
+        dead_at=_number(field("at")),
         extra={"source_entry": field("src")},
     )
+
+
+def _number(text: str | None) -> float:
+    """A numeric field of a dead letter, 0 when missing or not a finite number (anyone
+    who can write to Redis can write these)."""
+    try:
+        value = float(text or 0)
+    except ValueError:
+        return 0
+    return value if math.isfinite(value) else 0
