@@ -15,8 +15,9 @@ trip per task. The buses:
 
 - Redis: a sorted set ``asyncq:control:{<app>}:revoked`` (scored by time, trimmed to the
   window and to ``max_entries``) and pub/sub on ``asyncq:control:<app>:revoke``;
-- RabbitMQ: a stream queue ``asyncq.control.<app>.revoked`` (``x-max-age`` = the
-  window) that every worker reads from the start of the window and then follows;
+- RabbitMQ: a fanout exchange ``asyncq.control.<app>`` for the live ones, and a stream
+  queue ``asyncq.control.<app>.revoked`` (``x-max-age`` = the window) that a starting
+  worker reads from the start of the window;
 - memory: in-process, for tests.
 """
 
