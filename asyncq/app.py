@@ -262,7 +262,8 @@ class App:
         """A handle for ``task_id``, in any process; typed as ``task``'s result if given."""
         if not valid_id(task_id):
             raise ValueError(f"invalid task id {task_id!r}")
-        return TaskResult(self.backend, task_id, task.name if task is not None else None)
+        return TaskResult(self.backend, task_id, task.name if task is not None else None,
+                          app=self)
 
     async def send_signature(self, sig: Signature[R]) -> TaskResult[R]:
         if self._send_hooks:
