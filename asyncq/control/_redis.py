@@ -64,6 +64,7 @@ class RedisRevokeBus(RevokeBus):
             pubsub = self._broker.client.pubsub()
             try:
                 await pubsub.subscribe(self._channel)
+                await _confirmed(pubsub)
                 await self._history(on_revoke)  # after subscribing: nothing falls between
                 ready.set()
                 await _follow(pubsub, on_revoke)
@@ -74,6 +75,16 @@ class RedisRevokeBus(RevokeBus):
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
+
+
+async def _confirmed(pubsub: Any) -> None:
+    """Wait until the server confirms the subscription (so a revocation published
+    after it reaches us, and one published before it is in the sorted set)."""
+    async with asyncio.timeout(10):
+        while True:
+            message = await pubsub.get_message(timeout=1.0)
+            if message is not None and message.get("type") == "subscribe":
+                return
 
 
 async def _follow(pubsub: Any, on_revoke: OnRevoke) -> None:
