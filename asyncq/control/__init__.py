@@ -118,6 +118,16 @@ class RevokedSet:
 OnRevoke = Callable[[Revocation], None]
 
 
+async def until_either(first: asyncio.Event, second: asyncio.Event) -> None:
+    """Wait until one of two events is set."""
+    waits = [asyncio.ensure_future(first.wait()), asyncio.ensure_future(second.wait())]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+
+
 class RevokeBus(abc.ABC):
     """Carries revocations to every worker and keeps them for ``window`` seconds."""
 
@@ -132,10 +142,13 @@ class RevokeBus(abc.ABC):
         """Keep ``revocation`` on the server and tell the workers listening now."""
 
     @abc.abstractmethod
-    async def listen(self, on_revoke: OnRevoke, ready: asyncio.Event) -> None:
+    async def listen(self, on_revoke: OnRevoke, ready: asyncio.Event,
+                     stop: asyncio.Event) -> None:
         """Call ``on_revoke`` for every revocation of the window, then for each new one,
-        until cancelled. ``ready`` is set once the window's revocations are delivered
-        (later ones are then not missed). Reconnects by itself."""
+        until ``stop`` is set (then return within about a second: a client library's
+        read is not always safe to cancel). ``ready`` is set once the window's
+        revocations are delivered (later ones are then not missed). Reconnects by
+        itself."""
 
     @abc.abstractmethod
     async def clear(self) -> None:

@@ -28,7 +28,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from aiormq import spec
 from aiormq.exceptions import ChannelNotFoundEntity
 
-from asyncq.control import OnRevoke, Revocation, RevokeBus
+from asyncq.control import OnRevoke, Revocation, RevokeBus, until_either
 from asyncq.errors import DecodeError
 
 __all__ = ["AmqpRevokeBus", "revoke_exchange", "revoked_queue"]
@@ -77,7 +77,8 @@ class AmqpRevokeBus(RevokeBus):
             async with self.broker.raw_channel() as channel:
                 await channel.queue_delete(self._queue)
 
-    async def listen(self, on_revoke: OnRevoke, ready: asyncio.Event) -> None:
+    async def listen(self, on_revoke: OnRevoke, ready: asyncio.Event,
+                     stop: asyncio.Event) -> None:
         await self.broker.connect()
         conn: AbstractRobustConnection = self.broker.conn.connection()
         missed = asyncio.Event()
@@ -92,7 +93,9 @@ class AmqpRevokeBus(RevokeBus):
             await self._read_window(conn, on_revoke)
             ready.set()
             while True:
-                await missed.wait()
+                await until_either(missed, stop)
+                if stop.is_set():
+                    return
                 missed.clear()
                 await self._read_window(conn, on_revoke)
         finally:
