@@ -6,6 +6,16 @@ import logging
 
 from asyncq.app import App
 from asyncq.beat import Beat, BeatStats
+from asyncq.blocking import BlockingClient, BlockingResult
+from asyncq.canvas import (
+    ChainResult,
+    ChordResult,
+    GroupResult,
+    WorkflowResult,
+    chain,
+    chord,
+    group,
+)
 from asyncq.context import Request, current_request
 from asyncq.errors import (
     AsyncqError,
@@ -44,12 +54,17 @@ __all__ = [
     "AsyncqError",
     "Beat",
     "BeatStats",
+    "BlockingClient",
+    "BlockingResult",
     "BoundTask",
     "BrokerError",
     "BrokerUnavailable",
     "CallOptions",
+    "ChainResult",
+    "ChordResult",
     "ConfigurationError",
     "DecodeError",
+    "GroupResult",
     "Message",
     "MessageTooLarge",
     "Middleware",
@@ -75,9 +90,13 @@ __all__ = [
     "TimeLimitExceeded",
     "Worker",
     "WorkerStats",
+    "WorkflowResult",
     "__version__",
+    "chain",
+    "chord",
     "crontab",
     "current_request",
+    "group",
 ]
 
 logging.getLogger("asyncq").addHandler(logging.NullHandler())

@@ -11,7 +11,7 @@ import datetime as dt
 import math
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from asyncq import codec
@@ -19,7 +19,7 @@ from asyncq.brokers import Outgoing
 from asyncq.message import new_id, new_ids, valid_id
 from asyncq.result import TaskResult
 from asyncq.routing import Route
-from asyncq.task import NO_OPTIONS, CallOptions, Signature, Task
+from asyncq.task import NO_OPTIONS, WORKFLOW_HEADER, CallOptions, Signature, Task
 from asyncq.wire import ENVELOPE_VERSION
 
 if TYPE_CHECKING:
@@ -56,17 +56,36 @@ class Preparer:
         self._app = app
         self._codec = app.codec
         self._plans: dict[Task[Any, Any], _Plan] = {}
+        #: a router function in task_routes: every call is routed on its own
+        self._dynamic = app.router.dynamic
 
     def _plan(self, task: Task[Any, Any]) -> _Plan:
         plan = self._plans.get(task)
         if plan is None:
             route = self._app.router.route(task.name) or _NO_ROUTE
             plan = self._plans[task] = _Plan(
-                task.name, route.queue or task.config.queue, route.routing_key,
+                task.name, route.queue or task.config.queue, _routing_key(route),
                 route.exchange, task.plain_arity, task.config.ignore_result)
         return plan
 
+    def _route_call(self, sig: Signature[R]) -> Signature[R]:
+        """With a router function in ``task_routes``: the call with its route as options
+        (the call's own options still win)."""
+        opts = sig.options
+        route = self._app.router.route_call(
+            sig.task.name, sig.args, sig.kwargs,
+            {"queue": opts.queue, "routing_key": opts.routing_key, "exchange": opts.exchange},
+            sig.task)
+        if route is None:
+            return sig
+        routed = replace(opts, queue=opts.queue or route.queue or sig.task.config.queue,
+                         routing_key=opts.routing_key or _routing_key(route),
+                         exchange=opts.exchange or route.exchange)
+        return Signature(sig.task, sig.args, sig.kwargs, routed, sig.immutable)
+
     def prepare(self, sig: Signature[R]) -> tuple[Outgoing, TaskResult[R]]:
+        if self._dynamic:
+            sig = self._route_call(sig)
         task = sig.task
         plan = self._plan(task)
         opts = sig.options
@@ -95,6 +114,8 @@ class Preparer:
         packer = codec.packer()
         backend = self._app.backend
         for sig, task_id in zip(sigs, new_ids(len(sigs)), strict=True):
+            if self._dynamic:
+                sig = self._route_call(sig)
             plan = self._plan(sig.task)
             body = _plain_body(packer, plan, task_id, sig)
             if body is None or not self._codec.fits_plain(body):
@@ -109,6 +130,10 @@ class Preparer:
         return outgoing, handles
 
     def _with_options(self, plan: _Plan, sig: Signature[Any], opts: CallOptions) -> Outgoing:
+        if WORKFLOW_HEADER in opts.headers:  # link / link_error: state on the servers
+            from asyncq.canvas._store import store_for
+
+            store_for(self._app.backend)  # ConfigurationError where it cannot be kept
         task_id = new_id() if opts.task_id is None else opts.task_id
         if not valid_id(task_id):
             raise ValueError(f"invalid task id {task_id!r}")
@@ -130,6 +155,12 @@ class Preparer:
               wire_opts: dict[str, Any], opts: CallOptions) -> bytes:
         return self._codec.encode(task_id, plan.name, sig.args, sig.kwargs, wire_opts,
                                   opts.headers)
+
+
+def _routing_key(route: Route) -> str | None:
+    """A route's routing key counts with its exchange; a route to a queue on the default
+    exchange goes there by the queue's name (RabbitMQ binds it so)."""
+    return None if route.queue and not route.exchange else route.routing_key
 
 
 def _plain_body(packer: Any, plan: _Plan, task_id: str, sig: Signature[Any]) -> bytes | None:

@@ -7,8 +7,9 @@ import datetime as dt
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, ParamSpec, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, Unpack, overload
 
+from asyncq._loops import LoopCloser, owned_by, rebuild_for_new_loop
 from asyncq._outgoing import Preparer
 from asyncq.beat.entries import Entry, ScheduleSpec, add_entry, periodic
 from asyncq.brokers import Broker, broker_class
@@ -29,14 +30,20 @@ from asyncq.middleware.time_limits import TimeLimits
 from asyncq.records import REJECTED, ResultRecord
 from asyncq.result import TaskResult
 from asyncq.results import DEFAULT_RESULT_TTL, ResultBackend, backend_class
-from asyncq.routing import Router, RouteSpec
+from asyncq.routing import Router, RoutesConfig
 from asyncq.schedule import DEFAULT_GRACE, Missed, zone
 from asyncq.signing import Signer
 from asyncq.states import TaskState
 from asyncq.task import Hook, OptionsDict, Signature, Task, TaskConfig, TaskDecorator
 from asyncq.wire import WireCodec
 
+if TYPE_CHECKING:
+    from asyncq.blocking import BlockingClient
+
 __all__ = ["App"]
+
+#: Ids of workflow handles start with their kind (see asyncq.canvas).
+WORKFLOW_PREFIXES: Final = ("chain-", "group-", "chord-")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -68,7 +75,7 @@ class App:
         default_queue: str = "default",
         result_ttl: float = DEFAULT_RESULT_TTL,
         max_message_size: int = DEFAULT_MAX_SIZE,
-        task_routes: Mapping[str, RouteSpec] | None = None,
+        task_routes: RoutesConfig | None = None,
         signing_keys: Mapping[str, bytes | str] | None = None,
         signing_key_id: str | None = None,
         middleware: Sequence[Middleware] = (),
@@ -106,9 +113,17 @@ class App:
             *((self._revoke,) if self._revoke else ()), RateLimit(),
             Expiry(), TrackStarted(), TaskHooks(), Retries(), TimeLimits())
         self.backend: ResultBackend = self._make_backend(backend, result_ttl)
+        #: whether broker and backend were built here from URLs (so they can be rebuilt
+        #: for a new event loop)
+        self.rebuildable = not isinstance(broker, Broker) and not isinstance(
+            backend, ResultBackend)
         self._users = 0
         self._connected = False
         self._lock: asyncio.Lock | None = None
+        #: the event loop this App's connections belong to (None before the first connect)
+        self.bound_loop: asyncio.AbstractEventLoop | None = None
+        self._closer = LoopCloser()
+        owned_by(self.backend, self)
 
     def _make_backend(self, backend: str | ResultBackend | None, ttl: float) -> ResultBackend:
         if isinstance(backend, ResultBackend):
@@ -211,23 +226,40 @@ class App:
 
     # -- lifecycle -------------------------------------------------------------------
     async def connect(self) -> None:
-        """Connect broker and backend (idempotent); raises BrokerUnavailable."""
-        if self._connected:
-            return
+        """Connect broker and backend (idempotent); raises BrokerUnavailable.
+
+        On a new event loop after the first one was closed (``asyncio.run`` again),
+        the broker's and backend's connections are rebuilt first (see
+        :mod:`asyncq._loops`).
+        """
+        loop = asyncio.get_running_loop()
+        if self._connected and (self.bound_loop is loop or not self._loop_bound):
+            return  # (memory:// serves every loop of the process: nothing to rebuild)
+        if self.bound_loop is not None and self.bound_loop is not loop:
+            rebuild_for_new_loop(self)  # or ConfigurationError
+            self._connected, self._lock, self.bound_loop = False, None, None
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
             if self._connected:
                 return
+            self.bound_loop = loop
             await self.broker.connect()
             await self.backend.connect()
             await self.broker.ping()
             self._connected = True
+            await self._closer.arm(self)
+
+    @property
+    def _loop_bound(self) -> bool:
+        """Whether the broker's or backend's connections belong to one event loop."""
+        return self.broker.loop_bound or self.backend.loop_bound
 
     async def close(self) -> None:
-        if not self._connected:
+        if not self._connected or self.bound_loop is not asyncio.get_running_loop():
             return
         self._connected = False
+        await self._closer.disarm()
         await self.backend.close()
         await self.broker.close()
 
@@ -262,14 +294,30 @@ class App:
         """A handle for ``task_id``, in any process; typed as ``task``'s result if given."""
         if not valid_id(task_id):
             raise ValueError(f"invalid task id {task_id!r}")
+        if task_id.startswith(WORKFLOW_PREFIXES):  # chain-, group-, chord-: asyncq.canvas
+            from asyncq.canvas._handles import workflow_handle
+
+            return workflow_handle(self, task_id)
         return TaskResult(self.backend, task_id, task.name if task is not None else None,
                           app=self)
+
+    def blocking(self) -> BlockingClient:
+        """A client for synchronous code (scripts, Django or Flask views): it runs its
+        own event loop in a thread and may be shared by threads::
+
+            with app.blocking() as client:
+                handle = client.enqueue(add, 4, 4)
+                print(handle.get(timeout=10))
+        """
+        from asyncq.blocking import BlockingClient
+
+        return BlockingClient(self)
 
     async def send_signature(self, sig: Signature[R]) -> TaskResult[R]:
         if self._send_hooks:
             return (await self._send_with_hooks([sig], self._send_hooks))[0]
         outgoing, handle = self._preparer.prepare(sig)
-        if not self._connected:
+        if not self._connected or self.bound_loop is not asyncio.get_running_loop():
             await self.connect()
         await self.broker.publish(outgoing)
         if outgoing.eta is not None:

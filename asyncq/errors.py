@@ -30,6 +30,8 @@ Control-flow exceptions raised *inside* tasks are not errors and are not logged 
 
 from __future__ import annotations
 
+import builtins
+
 __all__ = [
     "AsyncqError",
     "BrokerError",
@@ -116,6 +118,51 @@ class TaskFailed(ResultError):
         self.exc_message = exc_message
         self.traceback = traceback
         super().__init__(f"task {task_id} failed: {exc_type}: {exc_message}")
+
+    def matches(self, *types: type[BaseException] | str | tuple[type[BaseException] | str, ...]
+                ) -> bool:
+        """Whether the remote exception is one of ``types``, compared by name.
+
+        ``err.matches(ValueError)``, ``err.matches((KeyError, "shop.errors.OutOfStock"))``.
+        A class is named as the worker records it (``module.QualName``, or the bare name
+        for builtins); a string without a dot matches the last part of the recorded
+        name. A builtin recorded type also matches its builtin base classes
+        (``matches(LookupError)`` for a ``KeyError``); other classes match by their
+        own name only. Nothing named in the record is ever imported.
+        """
+        names = _recorded_names(self.exc_type)
+        for wanted in _flatten(types):
+            name = wanted if isinstance(wanted, str) else _type_name(wanted)
+            if name in names or ("." not in name and name == self.exc_type.rpartition(".")[2]):
+                return True
+        return False
+
+
+def _flatten(types: tuple[object, ...]) -> list[type[BaseException] | str]:
+    flat: list[type[BaseException] | str] = []
+    for item in types:
+        if isinstance(item, tuple):
+            flat.extend(_flatten(item))
+        elif isinstance(item, str) or (isinstance(item, type) and
+                                       issubclass(item, BaseException)):
+            flat.append(item)
+        else:
+            raise TypeError(f"matches() takes exception classes or names, not {item!r}")
+    return flat
+
+
+def _type_name(cls: type[BaseException]) -> str:
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+
+
+def _recorded_names(exc_type: str) -> set[str]:
+    """The recorded name, and a builtin's base class names (looked up among the
+    builtins only, never imported)."""
+    found = getattr(builtins, exc_type, None) if exc_type.isidentifier() else None
+    if isinstance(found, type) and issubclass(found, BaseException):
+        return {cls.__qualname__ for cls in found.__mro__}
+    return {exc_type}
 
 
 class TaskRejected(TaskFailed):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, overload
 
+from asyncq._loops import ensure_loop
 from asyncq.errors import (
     ResultUnavailable,
     TaskCancelled,
@@ -44,21 +45,37 @@ class TaskResult(Generic[R]):
         return f"<TaskResult {self.task or '?'}[{self.id}]>"
 
     def __await__(self) -> Generator[Any, None, R]:
-        return self.get().__await__()
+        return cast("Generator[Any, None, R]", self.get().__await__())
 
-    async def get(self, timeout: float | None = None) -> R:
+    @overload
+    async def get(self, timeout: float | None = None, *, propagate: Literal[True] = True
+                  ) -> R: ...
+
+    @overload
+    async def get(self, timeout: float | None = None, *, propagate: bool
+                  ) -> R | TaskFailed | TaskCancelled: ...
+
+    async def get(self, timeout: float | None = None, *, propagate: bool = True) -> Any:
         """Wait for the outcome; raise :class:`~asyncq.ResultTimeout` after ``timeout`` s.
 
         A failed task raises :class:`~asyncq.TaskFailed` with the remote type name,
-        message and traceback text.
+        message and traceback text; with ``propagate=False`` the failure (a
+        ``TaskFailed`` or ``TaskCancelled``) is returned instead of raised.
         """
         if self._ignored:
             raise ResultUnavailable(f"task {self.task} ignores its results")
+        await ensure_loop(self._backend)
         record = await self._backend.wait(self.id, timeout)
-        return cast(R, unwrap(self.id, record))
+        try:
+            return unwrap(self.id, record)
+        except (TaskFailed, TaskCancelled) as exc:
+            if propagate:
+                raise
+            return exc
 
     async def info(self) -> ResultRecord | None:
         """The stored record, or ``None`` while nothing is known."""
+        await ensure_loop(self._backend)
         return await self._backend.get(self.id)
 
     async def state(self) -> TaskState:

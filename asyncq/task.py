@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import (
@@ -30,6 +30,7 @@ from asyncq.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from asyncq.app import App
+    from asyncq.canvas import Chain, Chord, Group
     from asyncq.result import TaskResult
 
 __all__ = ["BoundTask", "CallOptions", "OptionsDict", "Signature", "Task", "TaskConfig",
@@ -112,8 +113,12 @@ class OptionsDict(TypedDict, total=False):
     routing_key: str | None
     exchange: str | None
     headers: Mapping[str, Any]
+    link: Signature[Any] | Sequence[Signature[Any]]
+    link_error: Signature[Any] | Sequence[Signature[Any]]
 
 
+#: The header that carries workflow state (links, chains, chords): asyncq.canvas.
+WORKFLOW_HEADER: Final = "asyncq.wf"
 #: The options of a plain call, shared (CallOptions is frozen; its headers are read-only).
 NO_OPTIONS: Final = CallOptions(headers=MappingProxyType({}))
 
@@ -130,9 +135,24 @@ class Signature(Generic[R]):
     args: tuple[Any, ...]
     kwargs: Mapping[str, Any]
     options: CallOptions = NO_OPTIONS
+    #: in a chain, an immutable step (``task.si(...)``) does not get the previous result
+    immutable: bool = False
 
     async def enqueue(self) -> TaskResult[R]:
         return await self.task.app.send_signature(self)
+
+    def __or__(self, other: Signature[Any] | Chain[Any]) -> Chain[Any]:
+        """``a.s(1) | b.s()``: a chain (see :mod:`asyncq.canvas`)."""
+        from asyncq.canvas import Chain
+
+        return Chain(self, other)
+
+    def __ror__(self, other: Group) -> Chord[Any]:
+        from asyncq.canvas import Chord, Group
+
+        if not isinstance(other, Group):
+            return NotImplemented
+        return Chord(other, self)
 
 
 class TaskDecorator(Protocol):
@@ -182,14 +202,25 @@ class Task(Generic[P, R]):
         """Send to a worker; returns once the broker has the message."""
         return await self.app.send_signature(Signature(self, args, kwargs))
 
-    def s(self, *args: P.args, **kwargs: P.kwargs) -> Signature[R]:
-        """A signature of this call, for ``app.enqueue_many`` and later canvas use."""
+    def s(self, *args: Any, **kwargs: Any) -> Signature[R]:
+        """A signature of this call, for ``app.enqueue_many`` and workflows.
+
+        It may be partial, as in Celery: in a chain, the previous step's result comes
+        first (``fetch.s(url) | parse.s()``). So its arguments are checked when it is
+        sent, not by the type checker; ``si()`` takes a complete, type-checked call.
+        """
         return Signature(self, args, kwargs)
+
+    def si(self, *args: P.args, **kwargs: P.kwargs) -> Signature[R]:
+        """An immutable signature: in a chain it does not get the previous result."""
+        return Signature(self, args, kwargs, NO_OPTIONS, True)
 
     def options(self, **options: Unpack[OptionsDict]) -> BoundTask[P, R]:
         """Per-call options: ``await add.options(countdown=5, queue="slow").enqueue(2, 3)``.
 
-        Accepts the fields of :class:`CallOptions`.
+        Accepts the fields of :class:`CallOptions`, and Celery's ``link`` (signatures
+        called with the result) and ``link_error`` (called with the task's id when it
+        fails for good); those need a shared result backend (see docs/guides/workflows.md).
         """
         return BoundTask(self, _call_options(options))
 
@@ -209,8 +240,12 @@ class BoundTask(Generic[P, R]):
             Signature(self.task, args, kwargs, self.call_options)
         )
 
-    def s(self, *args: P.args, **kwargs: P.kwargs) -> Signature[R]:
+    def s(self, *args: Any, **kwargs: Any) -> Signature[R]:
+        """A possibly partial signature (see :meth:`Task.s`)."""
         return Signature(self.task, args, kwargs, self.call_options)
+
+    def si(self, *args: P.args, **kwargs: P.kwargs) -> Signature[R]:
+        return Signature(self.task, args, kwargs, self.call_options, True)
 
 
 def _is_async(fn: Callable[..., Any]) -> bool:
@@ -225,7 +260,19 @@ def _call_options(options: OptionsDict, base: CallOptions | None = None) -> Call
     if unknown:
         raise TypeError(f"unknown call option(s): {', '.join(sorted(unknown))} "
                         f"(known: {', '.join(OptionsDict.__annotations__)})")
-    return CallOptions(**options) if base is None else replace(base, **options)
+    given: dict[str, Any] = dict(options)
+    link, link_error = given.pop("link", None), given.pop("link_error", None)
+    result = CallOptions(**given) if base is None else replace(base, **given)
+    if link is None and link_error is None:
+        return result
+    from asyncq.canvas._spec import link_header
+
+    headers = dict(result.headers)
+    wf = dict(headers.get(WORKFLOW_HEADER) or {})
+    for key, specs in link_header(link, link_error).items():
+        wf[key] = [*wf.get(key, []), *specs]
+    headers[WORKFLOW_HEADER] = wf
+    return result.with_headers(headers)
 
 
 def _plain_arity(signature: inspect.Signature) -> int | None:

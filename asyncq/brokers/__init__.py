@@ -157,6 +157,10 @@ class Consumer(abc.ABC):
 class Broker(abc.ABC):
     """A message transport for a set of named queues."""
 
+    #: Its connections belong to the event loop that opened them (False: in-process
+    #: brokers, which any loop of the process may use at once).
+    loop_bound: bool = True
+
     def __init__(self, url: str) -> None:
         self.url = url
 

@@ -69,6 +69,8 @@ _HUBS: dict[str, _Hub] = {}
 class MemoryBroker(Broker):
     """Queues in this process's memory; nothing survives the process."""
 
+    loop_bound = False
+
 
     def __init__(self, url: str = "memory://") -> None:
         super().__init__(url)

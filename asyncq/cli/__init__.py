@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing
 import os
 import sys
@@ -26,7 +27,7 @@ from asyncq.cli.banner import banner
 from asyncq.cli.beat import beat
 from asyncq.cli.dlq import dlq
 from asyncq.cli.enqueue import enqueue
-from asyncq.cli.reload import reload_worker
+from asyncq.cli.reload import RELOAD_CHILD_ENV, reload_worker
 from asyncq.cli.revoke import revoke
 from asyncq.cli.serve import serve
 from asyncq.cli.supervise import (
@@ -114,6 +115,9 @@ def worker(
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(LiteralFormatter(LOG_FORMAT))
     logging.basicConfig(level=logging_level(log_level), handlers=[handler])
+    _check_numbers(concurrency=concurrency, prefetch=prefetch or 0, workers=workers or 1,
+                   lease=lease, shutdown_timeout=shutdown_timeout, loop_lag=loop_lag,
+                   max_memory_per_child=max_memory_per_child or 1)
     app = load_or_fail(app_path)
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     child = os.environ.get(CHILD_ENV)
@@ -127,6 +131,8 @@ def worker(
         raise fail(str(exc)) from None
     if reload:  # the child this starts prints the banner, and again after each change
         raise typer.Exit(reload_worker(app_path, sys.argv[1:], shutdown_timeout))
+    if os.environ.get(RELOAD_CHILD_ENV):
+        stop_with_parent()
     if child:  # one of `-w N`'s processes: the supervisor printed the banner
         multiprocessing.current_process().name = f"Worker-{child}"
         stop_with_parent()
@@ -143,6 +149,24 @@ def worker(
     except KeyboardInterrupt:
         pass
     raise typer.Exit(child_exit_code(guards))
+
+
+#: Upper bounds of the worker's numeric options: beyond them a worker could not fetch
+#: (Redis counts and times are 64-bit) or would fork without end.
+MOST = {"concurrency": 100_000, "prefetch": 1_000_000, "workers": 1024,
+        "lease": 7 * 86400.0, "shutdown_timeout": 7 * 86400.0, "loop_lag": 86400.0,
+        "max_memory_per_child": 1024.0 * 1024}  # MiB: a TiB
+
+
+def _check_numbers(**values: float) -> None:
+    for name, value in values.items():
+        option = "--" + name.replace("_", "-")
+        if not math.isfinite(value) or value > MOST[name]:
+            raise fail(f"{option} takes at most {_number(MOST[name])}, not {_number(value)}")
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if math.isfinite(value) and value == int(value) else f"{value:g}"
 
 
 def _warn_unused(app: App, queues: list[str]) -> None:

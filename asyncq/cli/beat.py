@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import signal
+import math
 import sys
 from typing import Annotated
 
@@ -13,12 +13,16 @@ import typer
 
 from asyncq.app import App
 from asyncq.beat import DEFAULT_LEASE, Beat
-from asyncq.cli._common import AppPath, fail, load_or_fail, run_async
+from asyncq.cli._common import AppPath, fail, load_or_fail, logging_level, run_async
+from asyncq.cli._text import LiteralFormatter
+from asyncq.cli.serve import Signals, default_handlers
 from asyncq.errors import AsyncqError
 
 __all__ = ["beat", "entry_lines", "serve_beat"]
 
 LOG_FORMAT = "[%(asctime)s %(levelname)s/beat] %(name)s: %(message)s"
+#: The longest --lease (a day): a leader that dies is replaced within it.
+MAX_LEASE = 86400.0
 
 
 def beat(
@@ -40,7 +44,11 @@ def beat(
         for line in entry_lines(app, dt.datetime.now(dt.UTC)):
             typer.echo(line)
         return
-    logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LiteralFormatter(LOG_FORMAT))
+    logging.basicConfig(level=logging_level(log_level), handlers=[handler])
+    if not math.isfinite(lease) or lease > MAX_LEASE:
+        raise fail(f"--lease takes at most {MAX_LEASE:g} seconds, not {lease:g}")
     if not app.entries:
         raise fail(f"{app_path} has no periodic entries (app.periodic / app.schedule)")
     try:
@@ -64,8 +72,32 @@ def entry_lines(app: App, now: dt.datetime) -> list[str]:
 
 
 async def serve_beat(instance: Beat) -> None:
-    """Run until SIGTERM or SIGINT, then hand the leadership over."""
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, instance.stop)
-    await instance.run()
+    """Run until SIGTERM or SIGINT, then hand the leadership over.
+
+    A signal while the app still connects stops at once; once connected, the first hands
+    the leadership over and returns, the second stops at once, a third ends the process.
+    """
+    connected = asyncio.Event()
+
+    async def connect_then_run() -> None:
+        async with instance.app:  # run() enters it again, without a second connect
+            connected.set()
+            await instance.run()
+
+    run = asyncio.ensure_future(connect_then_run())
+
+    def abort() -> None:
+        run.cancel()
+
+    on_signal = Signals(run, started=connected.is_set, stop=instance.stop, abort=abort,
+                        stopping="handing the leadership over (again to stop at once)",
+                        aborting="stopping at once (again to exit now)",
+                        log=logging.getLogger("asyncq.beat"))
+    on_signal.install()
+    try:
+        await run
+    except asyncio.CancelledError:
+        if not on_signal.cancelled and on_signal.count < 2:
+            raise
+    finally:
+        default_handlers()

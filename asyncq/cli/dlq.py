@@ -36,8 +36,11 @@ console = Console(width=None if Console().is_terminal else 160, markup=False, em
 
 Queue = Annotated[str, typer.Option("-Q", "--queue", help="The queue whose dead letters to use.")]
 
-#: Letters `dlq inspect` and `dlq requeue` look through for the references they are given.
+#: Letters `dlq requeue` looks through for the references it is given (as
+#: App.requeue_dead does), and the most `dlq list --limit` shows.
 SEARCH_LIMIT = 1_000_000
+#: Letters `dlq inspect` looks through for its reference.
+INSPECT_SEARCH = 10_000
 
 
 def _run(app: App, action: Callable[[App], Awaitable[T]]) -> T:
@@ -69,7 +72,8 @@ def _note_unused(app: App, queue: str) -> None:
 
 @dlq.command("list")
 def list_(app_path: AppPath, queue: Queue,
-          limit: Annotated[int, typer.Option(min=1, help="Most letters to show.")] = 100) -> None:
+          limit: Annotated[int, typer.Option(min=1, max=SEARCH_LIMIT,
+                                             help="Most letters to show.")] = 100) -> None:
     """List dead letters: reference, task, id, deliveries, when, reason.
 
     Each field is cut at 200 characters; control characters are shown escaped.
@@ -104,7 +108,7 @@ def inspect(app_path: AppPath, queue: Queue,
     """
 
     async def find(app: App) -> tuple[DeadLetter | None, dict[str, Any]]:
-        for letter in await app.broker.dead_letters(queue, SEARCH_LIMIT):
+        for letter in await app.broker.dead_letters(queue, INSPECT_SEARCH):
             if letter.ref == ref:
                 return letter, _decoded(app, letter, show_args)
         return None, {}

@@ -7,15 +7,17 @@ change it sends the child SIGTERM: the worker stops fetching, lets running tasks
 starts a new child, which imports the new code. SIGTERM, SIGINT and SIGHUP to the
 reloader stop the child the same way; the child has its own process group, so a Ctrl-C
 at the terminal reaches it once, through the reloader (a second signal would abort).
+On Linux the child also gets SIGTERM when the reloader dies, even by SIGKILL.
 
 A child that exits on its own (an import error after an edit, say) is started again on
-the next change. If the reloader itself is killed with SIGKILL, the child keeps running.
+the next change.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -27,9 +29,12 @@ from typing import Any
 
 from asyncq.cli._common import fail
 
-__all__ = ["reload_worker", "watched_directory"]
+__all__ = ["RELOAD_CHILD_ENV", "reload_worker", "watched_directory"]
 
 logger = logging.getLogger("asyncq.reload")
+
+#: Set in the worker a reloader starts (which then stops with its parent).
+RELOAD_CHILD_ENV = "ASYNCQ_RELOAD_CHILD"
 
 #: Seconds a child gets beyond its shutdown timeout before it is killed.
 KILL_MARGIN = 10.0
@@ -68,7 +73,8 @@ class _Child:
         self.reported = False
 
     def _start(self) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(self.cmd, process_group=0)
+        return subprocess.Popen(self.cmd, process_group=0,
+                                env=dict(os.environ, **{RELOAD_CHILD_ENV: "1"}))
 
     def stop(self) -> int:
         """SIGTERM, wait for the drain, SIGKILL if it takes too long; the exit code."""

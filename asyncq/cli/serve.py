@@ -16,50 +16,64 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 
 from asyncq.beat import Beat
 from asyncq.cli.supervise import mark_ready
 from asyncq.worker import Worker
 
-__all__ = ["serve"]
+__all__ = ["SIGNALS", "Signals", "default_handlers", "serve"]
 
 logger = logging.getLogger("asyncq.worker")
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-class _Signals:
-    """What each SIGTERM/SIGINT does to one running worker."""
+class Signals:
+    """What each SIGTERM/SIGINT does to a long-running command (worker, beat).
 
-    def __init__(self, instance: Worker, run: asyncio.Future[None],
-                 scheduler: Beat | None) -> None:
-        self.instance = instance
+    Before ``started()`` the first signal cancels ``run`` (a connect in progress: nothing
+    to finish); after it, the first calls ``stop`` and the second ``abort``. After the
+    last of these the default handlers are back, so one more signal ends the process.
+    """
+
+    def __init__(self, run: asyncio.Future[None], *, started: Callable[[], bool],
+                 stop: Callable[[], None], abort: Callable[[], None],
+                 stopping: str, aborting: str, log: logging.Logger = logger) -> None:
         self.run = run
-        self.scheduler = scheduler
+        self.log = log
+        self.started = started
+        self.stop = stop
+        self.abort = abort
+        self.stopping = stopping
+        self.aborting = aborting
         self.count = 0
         self.cancelled = False
 
     def __call__(self, signum: int) -> None:
         self.count += 1
         name = signal.Signals(signum).name
-        if self.scheduler is not None:
-            self.scheduler.stop()
-        if not self.instance.started.is_set():
-            logger.warning("%s received while starting: stopping", name)
+        if not self.started():
+            self.log.warning("%s received while starting: stopping", name)
             self.cancelled = True
+            self.stop()
             self.run.cancel()
-            _default_handlers()
+            default_handlers()
         elif self.count == 1:
-            logger.warning("%s received: finishing running tasks (again to abort them)", name)
-            self.instance.stop()
+            self.log.warning("%s received: %s", name, self.stopping)
+            self.stop()
         else:
-            logger.warning("%s received again: aborting running tasks (again to exit now)",
-                           name)
-            self.instance.abort()
-            _default_handlers()
+            self.log.warning("%s received again: %s", name, self.aborting)
+            self.abort()
+            default_handlers()
+
+    def install(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in SIGNALS:
+            loop.add_signal_handler(signum, self, signum)
 
 
-def _default_handlers() -> None:
+def default_handlers() -> None:
     loop = asyncio.get_running_loop()
     for signum in SIGNALS:
         loop.remove_signal_handler(signum)
@@ -80,18 +94,28 @@ async def _run(instance: Worker, scheduler: Beat | None) -> None:
     beating = asyncio.ensure_future(scheduler.run())
     try:
         await instance.run()
+    except asyncio.CancelledError:  # a signal while starting: the scheduler may be connecting
+        beating.cancel()
+        raise
     finally:
         scheduler.stop()
-        await beating
+        with contextlib.suppress(asyncio.CancelledError):
+            await beating
 
 
 async def serve(instance: Worker, scheduler: Beat | None = None) -> None:
     """Run ``instance`` (and ``scheduler``) until a signal stops it; errors propagate."""
-    loop = asyncio.get_running_loop()
     run = asyncio.ensure_future(_run(instance, scheduler))
-    on_signal = _Signals(instance, run, scheduler)
-    for signum in SIGNALS:
-        loop.add_signal_handler(signum, on_signal, signum)
+
+    def stop() -> None:
+        if scheduler is not None:
+            scheduler.stop()
+        instance.stop()
+
+    on_signal = Signals(run, started=instance.started.is_set, stop=stop, abort=instance.abort,
+                        stopping="finishing running tasks (again to abort them)",
+                        aborting="aborting running tasks (again to exit now)")
+    on_signal.install()
     announce = asyncio.ensure_future(_announce(instance))
     try:
         await run
@@ -102,5 +126,5 @@ async def serve(instance: Worker, scheduler: Beat | None = None) -> None:
         announce.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await announce
-        _default_handlers()
+        default_handlers()
     logger.info("worker stopped")

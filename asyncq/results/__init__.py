@@ -67,6 +67,9 @@ class ResultBackend(abc.ABC):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.safe_url}>"
 
+    #: Its connections belong to the event loop that opened them (see Broker.loop_bound).
+    loop_bound: bool = True
+
     #: Equal to a consumer's ``server_id`` when the broker can apply our writes with its ack.
     server_id: str | None = None
 

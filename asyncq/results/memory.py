@@ -52,6 +52,8 @@ _STORES: dict[str, _Store] = {}
 class MemoryResultBackend(ResultBackend):
     """Results in a dict shared by every backend with the same ``memory://`` URL."""
 
+    loop_bound = False
+
     def __init__(self, url: str = "memory://", *, ttl: float = DEFAULT_RESULT_TTL,
                  max_size: int = DEFAULT_MAX_SIZE) -> None:
         super().__init__(url, ttl=ttl, max_size=max_size)

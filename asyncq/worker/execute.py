@@ -23,6 +23,7 @@ from asyncq.errors import DecodeError, Retry, SerializationError, TimeLimitExcee
 from asyncq.middleware import CallNext, Job, Middleware, Pipeline, RunResult, Skip
 from asyncq.records import REJECTED, KeyWrite, ResultRecord
 from asyncq.states import TaskState
+from asyncq.task import WORKFLOW_HEADER
 
 if TYPE_CHECKING:
     from asyncq.app import App
@@ -79,11 +80,23 @@ class Executor:
         self.backend = app.backend
         self._middleware = app.run_middleware()
         self._pipelines: dict[Task[Any, Any], Pipeline] = {}
+        self._workflow_pipelines: dict[Task[Any, Any], Pipeline] = {}
 
     def pipeline(self, task: Task[Any, Any]) -> Pipeline:
         found = self._pipelines.get(task)
         if found is None:
             found = self._pipelines[task] = Pipeline(self._middleware, task)
+        return found
+
+    def workflow_pipeline(self, task: Task[Any, Any]) -> Pipeline:
+        """The pipeline of a message that carries workflow state: with the canvas
+        middleware outermost (a plain message never pays for it)."""
+        found = self._workflow_pipelines.get(task)
+        if found is None:
+            from asyncq.canvas._middleware import Canvas
+
+            found = self._workflow_pipelines[task] = Pipeline(
+                [Canvas(), *self._middleware], task)
         return found
 
     def prepare(self, delivery: Delivery) -> Job | Dead:
@@ -103,6 +116,8 @@ class Executor:
         if delivery.delivery_count > self.max_deliveries:
             return Dead(delivery, f"delivered {delivery.delivery_count} times without an outcome "
                         "(the task may crash its worker)", message.id, message.task)
+        if WORKFLOW_HEADER in message.headers:
+            return Job(self.app, message, task, delivery, self.workflow_pipeline(task))
         return Job(self.app, message, task, delivery, self.pipeline(task))
 
     async def execute(self, job: Job) -> Outcome:

@@ -35,7 +35,8 @@ async def main() -> None:
         # delayed: SCHEDULED, with the time it is due
         later = await build.options(task_id="report-2", countdown=0.2).enqueue(2)
         info = await later.info()
-        assert info is not None and info.eta is not None
+        assert info is not None
+        assert info.eta is not None
         print("delayed:", info.state, f"due in {info.eta - time.time():.1f}s")
         await app.revoke("report-2")  # by id alone, from any process
 

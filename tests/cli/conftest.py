@@ -17,6 +17,7 @@ import pytest
 from tests.conftest import LIVE_WORKERS
 
 CLI_TASKS = '''
+import datetime as dt
 import os
 from asyncq import App
 
@@ -32,6 +33,11 @@ async def echo(value: str) -> str:
 @app.task(queue=QUEUE)
 async def boom(text: str) -> None:
     raise RuntimeError(text)
+
+
+@app.periodic(dt.timedelta(hours=1), queue=QUEUE)  # for `asyncq beat` and `worker --beat`
+async def hourly() -> None:
+    return None
 '''
 
 HOSTILE_REASON = ("[link=https://evil.test]click[/link] \x1b[31mRED\x1b]8;;http://x\x07 "

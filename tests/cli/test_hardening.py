@@ -140,12 +140,13 @@ def test_amqp_url_at_a_non_amqp_listener_fails_within_the_deadline(cli_dir: Path
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_stops_a_worker_that_is_still_connecting(cli_dir: Path,
+@pytest.mark.parametrize("command", [["worker"], ["worker", "--beat"], ["beat"]])
+def test_a_signal_stops_a_worker_that_is_still_connecting(cli_dir: Path, command: list[str],
                                                           signum: signal.Signals) -> None:
-    worker = start_cli(cli_dir, cli_env(NOT_AMQP), "worker", "htasks:app")
+    worker = start_cli(cli_dir, cli_env(NOT_AMQP), command[0], "htasks:app", *command[1:],
+                       "-l", "debug")
     try:
-        wait_for(worker, "tasks:")  # the banner: it is connecting now (for up to 10 s)
-        time.sleep(0.5)
+        wait_for(worker, "Starting connection factory")  # aio-pika: connecting (up to 10 s)
         sent = time.monotonic()
         worker.send_signal(signum)
         code = worker.wait(8)
@@ -258,3 +259,23 @@ async def test_dlq_prints_forged_amqp_dead_letters_literally(cli_dir: Path, amqp
             await broker.delete_queue(queue)
 
 
+
+
+@pytest.mark.parametrize("args", [["enqueue", "htasks:app", "htasks.echo", "--args", '["x"]'],
+                                  ["dlq", "list", "htasks:app", "-Q", "hq"]])
+def test_ctrl_c_stops_a_command_that_is_still_connecting(cli_dir: Path,
+                                                         args: list[str]) -> None:
+    with subprocess.Popen([sys.executable, "-m", "asyncq", *args], cwd=cli_dir,
+                          env=cli_env(NOT_AMQP), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as proc:
+        try:
+            time.sleep(1.5)  # importing, then connecting for up to 10 s
+            sent = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            out, _ = proc.communicate(timeout=8)
+            assert proc.returncode == 130
+            assert time.monotonic() - sent < 5
+            assert out == b""  # nothing was sent, no id printed
+        finally:
+            if proc.poll() is None:
+                proc.kill()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 import textwrap
 import uuid
@@ -47,6 +48,7 @@ JSON_VALUES = st.recursive(
 JSON_TEXT = st.one_of(JSON_VALUES.map(json.dumps), st.text(max_size=40))
 NUMBER_TEXT = st.one_of(st.floats().map(repr), st.integers().map(str), st.text(max_size=12))
 OPTION_TEXT = st.text(max_size=30)
+UNEXPECTED = re.compile(r"asyncq: error: [A-Z][A-Za-z0-9_]*: ")
 
 
 class Cli:
@@ -89,6 +91,8 @@ def check(result: Any) -> None:
         lines = result.stderr.splitlines()
         assert len(lines) == 1, result.stderr
         assert lines[0].startswith("asyncq: error: ")
+        # not the last-resort line of an exception no command expected ("TypeError: ...")
+        assert not UNEXPECTED.match(lines[0]), lines[0]
 
 
 @SETTINGS
@@ -150,6 +154,20 @@ def test_worker_log_levels(props: tuple[Cli, str, list[str]], level: str) -> Non
         assert "--unsafe-server takes" in result.stderr
     else:
         assert "-l/--log-level takes" in result.stderr
+
+
+@SETTINGS
+@given(values=st.lists(NUMBER_TEXT, min_size=9, max_size=9))
+def test_worker_numeric_options(props: tuple[Cli, str, list[str]], values: list[str]) -> None:
+    """Whatever the numbers, the worker refuses them in one line or gets as far as the bad
+    --unsafe-server after them (so no worker is left running)."""
+    run, app, _ = props
+    options = ["-c", "--prefetch", "--lease", "--shutdown-timeout", "--loop-lag", "-w",
+               "--threads", "--max-tasks-per-child", "--max-memory-per-child"]
+    pairs = [item for pair in zip(options, values, strict=True) for item in pair]
+    result = run("worker", app, *pairs, "--unsafe-server", "never")
+    check(result)
+    assert result.exit_code == 2
 
 
 @SETTINGS

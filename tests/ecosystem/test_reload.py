@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ MODULE = '''
 import asyncio
 import asyncio
 import os
+import re
 
 from asyncq import App
 
@@ -129,3 +131,37 @@ def test_without_watchfiles_the_error_says_what_to_install(tmp_path: Path,
     assert result.returncode == 2
     assert result.stderr.strip().endswith(
         "asyncq: error: --reload needs watchfiles: pip install 'asyncq[reload]'"), result.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_the_worker_stops_when_the_reloader_is_killed(tmp_path: Path, redis_url: str) -> None:
+    pytest.importorskip("watchfiles", reason="asyncq[reload] is not installed")
+    (tmp_path / "reloadtasks.py").write_text(MODULE.format(version="v1"))
+    env = {**os.environ, "T_APP": "rapp", "T_BROKER": redis_url, "T_QUEUE": "q"}
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "asyncq", "worker", "reloadtasks:app",
+                                 "--reload", "-l", "info"], cwd=tmp_path, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while not (found := re.search(r"asyncq@\S+ v\S+ \(pid (\d+)\)", _read(log))):
+            assert time.monotonic() < deadline, _read(log)
+            time.sleep(0.05)
+        child = int(found.group(1))  # it asked for PR_SET_PDEATHSIG before its banner
+    finally:
+        proc.kill()
+        proc.wait(10)
+    deadline = time.monotonic() + 20
+    while _alive(child):
+        assert time.monotonic() < deadline, f"worker {child} outlived its reloader"
+        time.sleep(0.05)
+    assert "SIGTERM received: finishing running tasks" in _read(log)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
