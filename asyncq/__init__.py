@@ -38,6 +38,7 @@ from asyncq.errors import (
     TaskRevoked,
     TimeLimitExceeded,
 )
+from asyncq.events.monitor import Events, Heartbeats
 from asyncq.message import Message
 from asyncq.middleware import Middleware
 from asyncq.records import Progress, ResultRecord
@@ -64,7 +65,9 @@ __all__ = [
     "ChordResult",
     "ConfigurationError",
     "DecodeError",
+    "Events",
     "GroupResult",
+    "Heartbeats",
     "Message",
     "MessageTooLarge",
     "Middleware",

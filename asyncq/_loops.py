@@ -68,7 +68,10 @@ def rebuild_for_new_loop(app: App) -> None:
     settings: dict[str, Any] = {"ttl": backend.ttl, "max_size": backend.max_size}
     if hasattr(backend, "transport"):  # RPC results ride on the broker's connection
         settings["transport"] = broker
+    signer = getattr(backend, "signer", None)  # set by the App (signed records)
     type(backend).__init__(backend, backend.url, **settings)
+    if signer is not None:
+        backend.signer = signer
 
 
 class LoopCloser:

@@ -154,7 +154,15 @@ class Preparer:
     def _body(self, plan: _Plan, task_id: str, sig: Signature[Any],
               wire_opts: dict[str, Any], opts: CallOptions) -> bytes:
         return self._codec.encode(task_id, plan.name, sig.args, sig.kwargs, wire_opts,
-                                  opts.headers)
+                                  opts.headers, queue=_signed_queue(plan, opts))
+
+
+def _signed_queue(plan: _Plan, opts: CallOptions) -> str:
+    """The queue a signature binds: the destination, or "" (any) for a message routed
+    by its own exchange or routing key, which may reach several queues."""
+    if opts.exchange or plan.exchange or opts.routing_key or plan.routing_key:
+        return ""
+    return opts.queue or plan.queue
 
 
 def _routing_key(route: Route) -> str | None:

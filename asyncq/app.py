@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, Unpack, overload
 
 from asyncq._loops import LoopCloser, owned_by, rebuild_for_new_loop
+from asyncq._names import check_queue
 from asyncq._outgoing import Preparer
 from asyncq.beat.entries import Entry, ScheduleSpec, add_entry, periodic
 from asyncq.brokers import Broker, broker_class
@@ -23,6 +24,7 @@ from asyncq.middleware import Call, Middleware, overrides
 from asyncq.middleware.expiry import Expiry
 from asyncq.middleware.hooks import TaskHooks
 from asyncq.middleware.rate_limit import RateLimit
+from asyncq.middleware.replay import ReplayGuard
 from asyncq.middleware.retries import Retries
 from asyncq.middleware.revoke import Revoke
 from asyncq.middleware.started import TrackStarted
@@ -35,10 +37,11 @@ from asyncq.schedule import DEFAULT_GRACE, Missed, zone
 from asyncq.signing import Signer
 from asyncq.states import TaskState
 from asyncq.task import Hook, OptionsDict, Signature, Task, TaskConfig, TaskDecorator
-from asyncq.wire import WireCodec
+from asyncq.wire import DEFAULT_MAX_AGE, WireCodec
 
 if TYPE_CHECKING:
     from asyncq.blocking import BlockingClient
+    from asyncq.events.control import Control, Inspect
 
 __all__ = ["App"]
 
@@ -78,6 +81,7 @@ class App:
         task_routes: RoutesConfig | None = None,
         signing_keys: Mapping[str, bytes | str] | None = None,
         signing_key_id: str | None = None,
+        signing_max_age: float = DEFAULT_MAX_AGE,
         middleware: Sequence[Middleware] = (),
         timezone: str | dt.tzinfo | None = None,
         task_defaults: Mapping[str, Any] | None = None,
@@ -87,7 +91,7 @@ class App:
         if not name or not valid_id(name):
             raise ConfigurationError(f"invalid app name {name!r}")
         self.name = name
-        self.default_queue = default_queue
+        self.default_queue = check_queue(default_queue, "App(default_queue=...)")
         self.tasks: dict[str, Task[Any, Any]] = {}
         #: the default zone of cron entries (UTC unless ``timezone`` names one)
         self.timezone = zone(timezone)
@@ -97,6 +101,7 @@ class App:
         signer = Signer(signing_keys, signing_key_id) if signing_keys else None
         self.task_defaults = _task_defaults(task_defaults)
         self.codec = WireCodec(max_size=max_message_size, signer=signer,
+                               max_age=signing_max_age,
                                compressor=Compressor(compression) if compression else None)
         self.middleware: tuple[Middleware, ...] = ()
         self._send_hooks: list[Middleware] = []
@@ -111,12 +116,16 @@ class App:
         self._revoke = Revoke(name, revoke_window) if revoke_window else None
         self._builtins: tuple[Middleware, ...] = (
             *((self._revoke,) if self._revoke else ()), RateLimit(),
+            # replays of signed messages (asyncq.middleware.replay): only with signing on
+            *((ReplayGuard(),) if signer is not None else ()),
             Expiry(), TrackStarted(), TaskHooks(), Retries(), TimeLimits())
         self.backend: ResultBackend = self._make_backend(backend, result_ttl)
         #: whether broker and backend were built here from URLs (so they can be rebuilt
         #: for a new event loop)
         self.rebuildable = not isinstance(broker, Broker) and not isinstance(
             backend, ResultBackend)
+        if signer is not None:  # results are signed with the same keys
+            self.backend.signer = signer
         self._users = 0
         self._connected = False
         self._lock: asyncio.Lock | None = None
@@ -151,6 +160,18 @@ class App:
         """Every middleware around a task run, outermost first: the App's, then the
         built-ins (expiry, track_started, hooks, retries, time limits)."""
         return [*self.middleware, *self._builtins]
+
+    @property
+    def control(self) -> Control:
+        """Control requests to this app's workers (ping, shutdown, rate_limit, ...)."""
+        from asyncq.events.control import Control
+
+        return Control(self)
+
+    def inspect(self, destination: Sequence[str] | None = None, timeout: float = 1.0
+                ) -> Inspect:
+        """Questions to this app's workers (active, reserved, stats, ...)."""
+        return self.control.inspect(destination, timeout)
 
     def __repr__(self) -> str:
         return f"<App {self.name} broker={self.broker.safe_url} backend={self.backend.safe_url}>"
@@ -196,6 +217,8 @@ class App:
                                     **{**self.task_defaults, **options})
             except TypeError as exc:
                 raise ConfigurationError(f"@app.task: {exc}") from None
+            if queue is not None:
+                check_queue(queue, f"@app.task {config.name!r}")
             if config.name in self.tasks:
                 raise ConfigurationError(f"a task named {config.name!r} is already registered")
             task = Task(self, func, config)
@@ -331,7 +354,10 @@ class App:
         outgoing, handles = self._preparer.prepare_many(signatures)
         await self.connect()
         await self.broker.publish_many(outgoing)
-        await mark_scheduled(self, list(zip(outgoing, handles, strict=True)))
+        delayed = [(out, h) for out, h in zip(outgoing, handles, strict=True)
+                   if out.eta is not None]
+        if delayed:  # SCHEDULED records (asyncq.control.scheduled): delayed calls only
+            await mark_scheduled(self, delayed)
         return handles
 
     async def _send_with_hooks(self, sigs: list[Signature[R]], hooks: list[Middleware]
@@ -347,7 +373,10 @@ class App:
         outgoing, handles = self._preparer.prepare_many(ready)
         await self.connect()
         await self.broker.publish_many(outgoing)
-        await mark_scheduled(self, list(zip(outgoing, handles, strict=True)))
+        delayed = [(out, h) for out, h in zip(outgoing, handles, strict=True)
+                   if out.eta is not None]
+        if delayed:  # SCHEDULED records (asyncq.control.scheduled): delayed calls only
+            await mark_scheduled(self, delayed)
         for call, handle in zip(calls, handles, strict=True):
             for mw in reversed(hooks):
                 await mw.after_enqueue(call, handle.id)

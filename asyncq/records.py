@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol, runtime_checkable
 
 from asyncq import codec
+from asyncq._record_signing import strip_signature
 from asyncq.errors import DecodeError
 from asyncq.states import FINAL_STATES, TaskState
 
@@ -201,6 +202,9 @@ def _extras(record: ResultRecord) -> dict[str, Any]:
 
 
 def decode_record(data: bytes, *, max_size: int = codec.DEFAULT_MAX_SIZE) -> ResultRecord:
+    """A record from its bytes; a signature is skipped, not checked (that is the
+    backend's business when signing is on: ``ResultBackend.decode``)."""
+    data = strip_signature(data)
     if not data or data[0] not in _CODE_STATES:
         raise DecodeError("not an asyncq result record")
     wire = codec.loads(data[1:], max_size=max_size)

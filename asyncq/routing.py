@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+from asyncq._names import check_queue
 from asyncq.errors import ConfigurationError
 
 __all__ = ["Route", "RouteSpec", "Router", "RoutesConfig"]
@@ -55,7 +56,7 @@ RoutesConfig: TypeAlias = _Entry | Sequence[_Entry]
 
 def _parse(where: str, spec: object) -> Route:
     if isinstance(spec, str):
-        return Route(queue=spec)
+        return Route(queue=check_queue(spec, f"route {where}"))
     if not isinstance(spec, Mapping):
         raise ConfigurationError(f"route {where}: expected a queue name or a mapping, "
                                  f"got {type(spec).__name__}")
@@ -65,7 +66,10 @@ def _parse(where: str, spec: object) -> Route:
     for key in _KEYS:
         if spec.get(key) is not None and not isinstance(spec[key], str):
             raise ConfigurationError(f"route {where}: {key} must be a string")
-    return Route(spec.get("queue"), spec.get("routing_key"), spec.get("exchange"))
+    queue = spec.get("queue")
+    if queue is not None:
+        check_queue(queue, f"route {where}")
+    return Route(queue, spec.get("routing_key"), spec.get("exchange"))
 
 
 class _MapRoute:

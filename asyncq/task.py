@@ -25,6 +25,7 @@ from typing import (
     overload,
 )
 
+from asyncq._names import check_priority, queue_error
 from asyncq._threads import in_thread
 from asyncq.errors import ConfigurationError
 
@@ -260,6 +261,10 @@ def _call_options(options: OptionsDict, base: CallOptions | None = None) -> Call
     if unknown:
         raise TypeError(f"unknown call option(s): {', '.join(sorted(unknown))} "
                         f"(known: {', '.join(OptionsDict.__annotations__)})")
+    queue = options.get("queue")
+    if queue is not None and (error := queue_error(queue)) is not None:
+        raise ValueError(f"options(queue=...): {error}")
+    check_priority(options.get("priority"))
     given: dict[str, Any] = dict(options)
     link, link_error = given.pop("link", None), given.pop("link_error", None)
     result = CallOptions(**given) if base is None else replace(base, **given)

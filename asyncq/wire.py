@@ -9,36 +9,56 @@ The envelope is a msgpack array, version 1::
     [1, id, task_name, args, kwargs, options, headers, attempt]
 
 With compression on, the envelope is compressed and flagged (:mod:`asyncq.compression`);
-with signing on, the bytes (compressed or not) are wrapped (:mod:`asyncq.signing`).
-Decoding checks, in order: size, signature, msgpack (a compressed envelope, which
-msgpack refuses at its first byte, is decompressed within the size limit and
-unpacked then), the envelope's shape and version, and the id's syntax; every failure
-is a :class:`~asyncq.errors.DecodeError`.
+with signing on, the bytes (compressed or not) are wrapped (:mod:`asyncq.signing`),
+bound to the queue they are sent to and the time they were signed. Decoding checks, in
+order: size, signature, msgpack (a compressed envelope, which msgpack refuses at its
+first byte, is decompressed within the size limit and unpacked then), the envelope's
+shape and version, the id's syntax, and (with signing on, for a delivery) the signed
+queue and the signature's age; every failure is a :class:`~asyncq.errors.DecodeError`.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import msgpack
 
 from asyncq import codec, compression
+from asyncq._decoded import (
+    DECODED_RATIO,
+    WORST_RATIO,
+    decoded_over,
+    gc_paused,
+    needs_measure,
+    rough_bound,
+)
 from asyncq.compression import Compressor
-from asyncq.errors import DecodeError, MessageTooLarge, SerializationError, SignatureError
+from asyncq.errors import (
+    ConfigurationError,
+    DecodeError,
+    MessageTooLarge,
+    SerializationError,
+    SignatureError,
+)
 from asyncq.message import Message, valid_id
-from asyncq.signing import MAGIC as SIGNED_MAGIC
 from asyncq.signing import Signer
 
 if TYPE_CHECKING:
     from asyncq.task import Task
 
-__all__ = ["ENVELOPE_VERSION", "WireCodec", "encode_fields", "from_wire", "peek_id"]
+__all__ = ["DEFAULT_MAX_AGE", "ENVELOPE_VERSION", "WireCodec", "check_binding",
+           "encode_fields", "from_wire", "peek_id"]
 
 ENVELOPE_VERSION: Final = 1
 _FIELDS: Final = 8
 #: peek_id reads no further than this: the version and a valid id fit well within it.
 _PEEK: Final = 512
+#: Both signed forms (AQS2, and the refused AQS1) start so.
+_SIGNED_PREFIX: Final = b"AQS"
+#: How long a signed message stays valid after it was signed or fell due (7 days).
+DEFAULT_MAX_AGE: Final = 7 * 24 * 3600.0
 
 
 def encode_fields(msg_id: str, task: str, args: tuple[Any, ...] | list[Any],
@@ -107,9 +127,16 @@ class WireCodec:
     """Message bytes for one App: envelope, size limit, signing, argument binding."""
 
     def __init__(self, *, max_size: int = codec.DEFAULT_MAX_SIZE,
-                 signer: Signer | None = None, compressor: Compressor | None = None) -> None:
-        self.max_size = max_size
+                 signer: Signer | None = None, max_age: float = DEFAULT_MAX_AGE,
+                 compressor: Compressor | None = None) -> None:
+        self.max_size = max_size  # fixed once built (``_unmeasured`` follows from it)
+        #: messages up to this size are never measured (:func:`asyncq._decoded.needs_measure`)
+        self._unmeasured = max_size * DECODED_RATIO // WORST_RATIO
         self.signer = signer
+        #: seconds a signed message may wait past its signing (or due) time
+        if not max_age > 0:
+            raise ConfigurationError(f"signing_max_age must be positive, not {max_age!r}")
+        self.max_age = max_age
         self.compressor = compressor
         #: a plain body (unsigned, within the limit) can go as packed
         self.passthrough = signer is None
@@ -124,26 +151,25 @@ class WireCodec:
     # -- producing -----------------------------------------------------------------
     def encode(self, msg_id: str, task: str, args: tuple[Any, ...] | list[Any],
                kwargs: Mapping[str, Any], options: Mapping[str, Any],
-               headers: Mapping[str, Any], attempt: int = 0) -> bytes:
-        """Envelope, signature, then the size check (:class:`SerializationError`)."""
+               headers: Mapping[str, Any], attempt: int = 0, *, queue: str = "") -> bytes:
+        """Envelope, signature (bound to ``queue``; "" for any), then the size check
+        (:class:`SerializationError`)."""
         body = encode_fields(msg_id, task, args, kwargs, options, headers, attempt)
-        return self.seal(task, body)
+        return self.seal(task, body, queue)
 
-    def encode_message(self, message: Message) -> bytes:
+    def encode_message(self, message: Message, queue: str = "") -> bytes:
         return self.encode(message.id, message.task, message.args, message.kwargs,
-                           message.options, message.headers, message.attempt)
+                           message.options, message.headers, message.attempt, queue=queue)
 
-    def seal(self, task: str, body: bytes) -> bytes:
-        """Compress and sign an envelope (when those are on) and check its size.
-
-        The limit holds for the envelope as packed and for the bytes sent, so whatever
-        a producer sends, a worker with the same limit decompresses.
-        """
+    def seal(self, task: str, body: bytes, queue: str = "") -> bytes:
+        """Compress and sign an envelope for ``queue`` (when those are on) and check its
+        size. The limit holds for the envelope as packed and for the bytes sent, so
+        whatever a producer sends, a worker with the same limit decompresses."""
         if self.compressor is not None:
             self._check_size(task, body)
             body = self.compressor.compress(body)
         if self.signer is not None:
-            body = self.signer.sign(body)
+            body = self.signer.sign(body, queue)
         self._check_size(task, body)
         return body
 
@@ -175,37 +201,97 @@ class WireCodec:
             raise TypeError(f"{task.name}: {error}")
 
     # -- consuming -----------------------------------------------------------------
-    def decode(self, data: bytes) -> Message:
-        """Verify (when signing is on) before decoding; every failure is a DecodeError."""
-        if len(data) > self.max_size:
-            raise MessageTooLarge(f"message of {len(data)} bytes exceeds the "
+    def decode(self, data: bytes, queue: str | None = None) -> Message:
+        """Verify (when signing is on) before decoding; every failure is a DecodeError.
+
+        ``queue`` is where the message was delivered: with signing on, it must be the
+        queue the message was signed for, and the signature at most ``max_age`` old
+        (counted from when it fell due). Without ``queue`` (inspecting a dead letter)
+        only the MAC is checked.
+        """
+        size = len(data)
+        if size > self.max_size:
+            raise MessageTooLarge(f"message of {size} bytes exceeds the "
                                         f"{self.max_size} byte limit")
         if self.signer is not None:
-            data = self.signer.verify(data)
-        elif data.startswith(SIGNED_MAGIC):
+            return self._decode_signed(self.signer, data, queue)
+        if data.startswith(_SIGNED_PREFIX):
             raise SignatureError("message is signed but this app has no signing keys")
-        try:
-            wire = codec.loads(data, max_size=self.max_size)
-        except DecodeError:
-            if not data.startswith(compression.MARKER):
-                raise
-            wire = codec.loads(compression.decompress(data, self.max_size),
-                               max_size=self.max_size)
-        return from_wire(wire)
+        if size <= self._unmeasured:  # not needs_measure(): the hot path, inline
+            try:
+                return from_wire(codec.loads(data, max_size=self.max_size))
+            except DecodeError:
+                if not data.startswith(compression.MARKER):
+                    raise
+        return self._unpack(data)
 
-    def trusted_id(self, data: bytes, error: DecodeError) -> str | None:
+    def _unpack(self, payload: bytes) -> Message:
+        """The envelope (decompressed if it is compressed); a large one is measured once
+        decoded (:mod:`asyncq._decoded`)."""
+        if payload.startswith(compression.MARKER):
+            payload = compression.decompress(payload, self.max_size)
+        if not needs_measure(len(payload), self.max_size):
+            return from_wire(codec.loads(payload, max_size=self.max_size))
+        limit = self.max_size * DECODED_RATIO
+        if rough_bound(payload) <= limit:
+            return from_wire(codec.loads(payload, max_size=self.max_size))
+        with gc_paused():  # a million containers would trigger collection after collection
+            message = from_wire(codec.loads(payload, max_size=self.max_size))
+        over = decoded_over(message, limit)
+        if over is not None:
+            raise DecodeError(f"message decodes to over {over} bytes of objects, more than "
+                              f"{DECODED_RATIO} x the {self.max_size} byte limit "
+                              "(a decode bomb?)")
+        return message
+
+    def _decode_signed(self, signer: Signer, data: bytes, queue: str | None) -> Message:
+        signed = signer.open(data)
+        message = self._unpack(signed.payload)
+        if queue is not None:
+            check_binding(signed.queue, signed.signed_at, message, queue, self.max_age)
+        return message
+
+    def trusted_id(self, data: bytes, error: DecodeError, queue: str | None = None
+                   ) -> str | None:
         """The id a rejection record may be stored under, if the message can be trusted.
 
         With signing on, only a verified message's id is used: an id read from a
         message nobody can vouch for could be a forgery aimed at another task's result.
+        A genuine message replayed onto another queue (``queue``, where it was
+        delivered) leaves no record either: it would tell the genuine one's waiters it
+        was rejected. One refused for its age does (its own queue: it is the genuine).
         """
-        if isinstance(error, SignatureError):
-            return None
         if self.signer is not None:
             try:
-                data = self.signer.verify(data)
+                signed = self.signer.open(data)
             except SignatureError:
                 return None
-        if data.startswith(compression.MARKER):
-            data = compression.head(data, _PEEK)
-        return peek_id(data)
+            if queue is not None and signed.queue and signed.queue != queue:
+                return None
+            return _peek(signed.payload)
+        if isinstance(error, SignatureError):
+            return None
+        return _peek(data)
+
+
+def _peek(data: bytes) -> str | None:
+    """:func:`peek_id` of an envelope, compressed or not."""
+    if data.startswith(compression.MARKER):
+        data = compression.head(data, _PEEK)
+    return peek_id(data)
+
+
+def check_binding(signed_queue: str, signed_at: float, message: Message, queue: str,
+                  max_age: float, now: float | None = None) -> None:
+    """Refuse (:class:`SignatureError`) a signed message delivered on another queue than
+    the one it was signed for, or older than ``max_age`` seconds past the later of its
+    signing time and its ``eta``."""
+    if signed_queue and signed_queue != queue:
+        raise SignatureError(f"signed for queue {signed_queue[:200]!r}, delivered on "
+                             f"{queue[:200]!r} (a replay?)")
+    eta = message.options.get("eta")
+    due = max(signed_at, eta) if isinstance(eta, int | float) else signed_at
+    age = (time.time() if now is None else now) - due
+    if age > max_age:
+        raise SignatureError(f"signature is {age:.0f} s old, over the {max_age:g} s "
+                             "maximum age (a replay?)")

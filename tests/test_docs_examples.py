@@ -95,6 +95,10 @@ EXPECTED: dict[str, list[str]] = {
         "asyncq.worker: event loop unblocked",
         "done",
     ],
+    "operating.py": ["is running ['shop.resize', 'shop.resize', 'shop.resize']",
+                     "pong: [{'ok': 'pong'}]", "'task-succeeded'",
+                     'asyncq_tasks_total{outcome="succeeded",queue="images",'
+                     'task="shop.resize"} 3.0'],
     "periodic_tasks.py": [
         "__main__.heartbeat         every 0:00:01",
         "__main__.weekly_report     cron 30 19 * * thu (Asia/Shanghai)           next "

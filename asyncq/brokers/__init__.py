@@ -25,6 +25,8 @@ from asyncq._urls import mask_url
 from asyncq.records import KeyWrite
 
 __all__ = [
+    "DEAD_BODY_KEEP",
+    "DEAD_LETTER_MAX",
     "WORKER_GROUP",
     "Broker",
     "Consumer",
@@ -40,6 +42,10 @@ __all__ = [
 
 #: The consumer group workers join (Redis): every worker of a queue shares its messages.
 WORKER_GROUP: Final = "asyncq"
+#: Dead letters kept per queue by default (Redis, RabbitMQ): past it the oldest go.
+DEAD_LETTER_MAX: Final = 10_000
+#: Bytes of an over-size message's body kept in its dead letter (the reason has its size).
+DEAD_BODY_KEEP: Final = 4096
 
 
 @dataclass(slots=True, eq=False)

@@ -27,11 +27,14 @@ from asyncq.cli.banner import banner
 from asyncq.cli.beat import beat
 from asyncq.cli.dlq import dlq
 from asyncq.cli.enqueue import enqueue
+from asyncq.cli.observe import observe
+from asyncq.cli.ops import register as register_ops
 from asyncq.cli.reload import RELOAD_CHILD_ENV, reload_worker
 from asyncq.cli.revoke import revoke
 from asyncq.cli.serve import serve
 from asyncq.cli.supervise import (
     CHILD_ENV,
+    CHILD_START_PATIENCE,
     child_exit_code,
     child_middleware,
     stop_with_parent,
@@ -44,7 +47,9 @@ __all__ = ["cli", "main"]
 
 cli = typer.Typer(
     name="asyncq",
-    help="asyncq: an asyncio-native task queue. Run workers, send tasks, inspect queues.",
+    help="asyncq: an asyncio-native task queue. Run workers, send tasks, inspect queues. "
+    "The broker is the app's own (App(..., broker=URL)); an app that names none uses "
+    "$ASYNCQ_BROKER, else memory://.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -90,6 +95,19 @@ def worker(
     loop_lag: Annotated[float, typer.Option(
         "--loop-lag", min=0, help="Warn when a task blocks the event loop this long (0: off).")
     ] = 1.0,
+    events: Annotated[bool, typer.Option(
+        "-E", "--events", help="Send heartbeats and task events; answer control requests.")
+    ] = False,
+    events_all: Annotated[bool, typer.Option(
+        "--events-all", help="With --events, also task-received and task-started.")
+    ] = False,
+    heartbeat: Annotated[float, typer.Option(
+        "--heartbeat", min=0.1, help="Seconds between heartbeats (with --events).")] = 2.0,
+    metrics_port: Annotated[int | None, typer.Option(
+        "--metrics-port", help="Serve Prometheus metrics on this port (child i of -w N: "
+        "port+i-1).")] = None,
+    log_format: Annotated[str, typer.Option(
+        "--log-format", help="text or json (json: task id, name, queue, attempt).")] = "text",
     with_beat: Annotated[bool, typer.Option(
         "--beat", "-B", help="Also run the scheduler of periodic tasks (see `asyncq beat`).")
     ] = False,
@@ -119,6 +137,8 @@ def worker(
                    lease=lease, shutdown_timeout=shutdown_timeout, loop_lag=loop_lag,
                    max_memory_per_child=max_memory_per_child or 1)
     app = load_or_fail(app_path)
+    observe(app, events=events or events_all, heartbeat=heartbeat, metrics_port=metrics_port,
+            log_format=log_format, every_event=events_all)
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     child = os.environ.get(CHILD_ENV)
     guards = child_middleware(app, max_tasks_per_child, max_memory_per_child) if child else []
@@ -143,7 +163,8 @@ def worker(
         if workers or max_tasks_per_child or max_memory_per_child:
             raise typer.Exit(supervise(workers or 1, sys.argv[1:]))
     try:
-        run_async(serve(instance, Beat(app) if with_beat else None))
+        run_async(serve(instance, Beat(app) if with_beat else None,
+                        patience=CHILD_START_PATIENCE if child else 0.0))
     except AsyncqError as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
@@ -189,6 +210,7 @@ cli.command()(enqueue)
 cli.add_typer(dlq, name="dlq")
 cli.command()(beat)
 cli.command()(revoke)
+register_ops(cli)
 
 
 def main() -> None:

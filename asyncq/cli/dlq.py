@@ -149,19 +149,23 @@ def requeue(app_path: AppPath, queue: Queue,
     if not refs and not all_:
         raise fail("name dead-letter references, or pass --all")
 
-    async def go(app: App) -> tuple[int, list[str]]:
+    async def go(app: App) -> tuple[int, list[str], int]:
         stored = [d.ref for d in await app.broker.dead_letters(queue, SEARCH_LIMIT)]
         unknown = _unknown(refs or [], stored)
         if unknown:
-            return 0, unknown
-        return await app.requeue_dead(queue, stored if all_ else list(refs or [])), []
+            return 0, unknown, 0
+        wanted = stored if all_ else list(dict.fromkeys(refs or []))
+        return await app.requeue_dead(queue, wanted), [], len(wanted)
 
-    moved, unknown = _run(load_or_fail(app_path), go)
+    moved, unknown, wanted = _run(load_or_fail(app_path), go)
     if unknown:
         shown = ", ".join(literal(repr(ref)) for ref in unknown[:20])
         more = f" and {len(unknown) - 20} more" if len(unknown) > 20 else ""
         raise fail(f"not dead letters of {queue!r}: {shown}{more} (nothing requeued)")
     typer.echo(f"requeued {moved} message(s) onto {literal(repr(queue))}")
+    if moved < wanted:
+        typer.echo(f"note: {wanted - moved} dead letter(s) not requeued: no message body "
+                   "(a forged entry, now removed) or already gone", err=True)
 
 
 def _unknown(refs: Sequence[str], stored: Sequence[str]) -> list[str]:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from asyncq.beat import Beat
 from asyncq.cli.supervise import mark_ready
+from asyncq.errors import BrokerUnavailable
 from asyncq.worker import Worker
 
 __all__ = ["SIGNALS", "Signals", "default_handlers", "serve"]
@@ -86,6 +87,22 @@ async def _announce(instance: Worker) -> None:
     mark_ready()
 
 
+async def _patient(instance: Worker, scheduler: Beat | None, patience: float) -> None:
+    """The worker, trying again for ``patience`` seconds while its broker cannot be
+    reached at start (a supervised child restarted during a broker outage)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    while True:
+        try:
+            await _run(instance, scheduler)
+            return
+        except BrokerUnavailable as exc:
+            if instance.started.is_set() or loop.time() >= deadline:
+                raise
+            logger.warning("the broker cannot be reached yet (%s); trying again", exc)
+            await asyncio.sleep(min(1.0, max(0.0, deadline - loop.time())))
+
+
 async def _run(instance: Worker, scheduler: Beat | None) -> None:
     """The worker, and the embedded scheduler (``--beat``) that stops with it."""
     if scheduler is None:
@@ -103,9 +120,11 @@ async def _run(instance: Worker, scheduler: Beat | None) -> None:
             await beating
 
 
-async def serve(instance: Worker, scheduler: Beat | None = None) -> None:
-    """Run ``instance`` (and ``scheduler``) until a signal stops it; errors propagate."""
-    run = asyncio.ensure_future(_run(instance, scheduler))
+async def serve(instance: Worker, scheduler: Beat | None = None, *,
+                patience: float = 0.0) -> None:
+    """Run ``instance`` (and ``scheduler``) until a signal stops it; errors propagate.
+    ``patience``: seconds to keep trying a broker that cannot be reached at start."""
+    run = asyncio.ensure_future(_patient(instance, scheduler, patience))
 
     def stop() -> None:
         if scheduler is not None:

@@ -8,9 +8,12 @@ child recycled by ``--max-tasks-per-child`` / ``--max-memory-per-child``
 task blocked its event loop past its hard time limit (:mod:`asyncq.worker.hard_limit`).
 Each child gets the guard; the recycling limits when they are given.
 
-A child that fails before it is ready (it exits 2 having printed its one error line: a
-bad option, an unreachable broker) is not restarted, since a restart would fail the same
-way: the supervisor stops the others and exits 2. Each child says it is ready by
+While the workers first start, a child that fails before it is ready (it exits 2
+having printed its one error line: a bad option, an unreachable broker) is not
+restarted, since a restart would fail the same way: the supervisor stops the others and
+exits 2. Once a child has been ready, the configuration is known to work: a child that
+fails to start later (say the broker is down while it restarts after a crash) is
+restarted after a delay that grows to ``MAX_RESTART_DELAY``. Each child says it is ready by
 creating the file named in ``ASYNCQ_WORKER_READY``.
 """
 
@@ -35,8 +38,8 @@ from asyncq.worker.hard_limit import EXIT_HARD_LIMIT, HardLimitGuard
 if TYPE_CHECKING:
     from asyncq.app import App
 
-__all__ = ["CHILD_ENV", "READY_ENV", "child_exit_code", "child_middleware", "mark_ready",
-           "stop_with_parent", "supervise"]
+__all__ = ["CHILD_ENV", "CHILD_START_PATIENCE", "READY_ENV", "child_exit_code",
+           "child_middleware", "mark_ready", "stop_with_parent", "supervise"]
 
 #: Set in each child: its number (1..N), for its process name in logs.
 CHILD_ENV = "ASYNCQ_WORKER_PROCESS"
@@ -48,6 +51,11 @@ ERROR_EXIT = 2
 logger = logging.getLogger("asyncq.supervisor")
 
 RESTART_DELAY = 0.5
+#: The longest wait before restarting a child that keeps failing to start.
+MAX_RESTART_DELAY = 5.0
+#: Seconds a child keeps trying a broker it cannot reach at start (a child restarted
+#: during a broker outage) before it gives up with its one error line.
+CHILD_START_PATIENCE = 15.0
 _PR_SET_PDEATHSIG = 1
 
 
@@ -102,8 +110,9 @@ def supervise(processes: int, argv: list[str]) -> int:
         signal.signal(signum, on_signal)
     with tempfile.TemporaryDirectory(prefix="asyncq-ready-") as ready_dir:
         children.extend(_start(cmd, index, Path(ready_dir)) for index in range(processes))
+        restarts = _Restarts(Path(ready_dir))
         while not stopping:
-            if _restart_dead(cmd, children, stopping, Path(ready_dir)):
+            if _restart_dead(cmd, children, stopping, restarts):
                 on_signal(signal.SIGTERM, None)
                 _wait_all(children)
                 return ERROR_EXIT
@@ -111,20 +120,40 @@ def supervise(processes: int, argv: list[str]) -> int:
         return _wait_all(children)
 
 
+class _Restarts:
+    """Whether any child was ever ready, and the delay before the next restart."""
+
+    def __init__(self, ready_dir: Path) -> None:
+        self.ready_dir = ready_dir
+        self.ever_ready = False
+        self.delay = RESTART_DELAY
+
+    def ready(self, index: int) -> bool:
+        found = (self.ready_dir / str(index + 1)).exists()
+        self.ever_ready = self.ever_ready or found
+        return found
+
+    def wait(self, started: bool) -> None:
+        """Sleep before a restart: longer each time children fail to start."""
+        self.delay = RESTART_DELAY if started else min(self.delay * 2, MAX_RESTART_DELAY)
+        time.sleep(self.delay)
+
+
 def _restart_dead(cmd: list[str], children: list[subprocess.Popen[bytes]],
-                  stopping: list[int], ready_dir: Path) -> bool:
-    """Restart crashed children; True when one failed before it was ready."""
+                  stopping: list[int], restarts: _Restarts) -> bool:
+    """Restart ended children; True when one failed before any child was ever ready."""
     for index, child in enumerate(children):
         code = child.poll()
         if code is None or stopping:
             continue
-        if code == ERROR_EXIT and not (ready_dir / str(index + 1)).exists():
+        started = restarts.ready(index)
+        if code == ERROR_EXIT and not started and not restarts.ever_ready:
             logger.error("worker process %d failed to start; stopping", child.pid)
             return True
         _log_exit(child.pid, code)
         if code != EXIT_RECYCLED:
-            time.sleep(RESTART_DELAY)
-        children[index] = _start(cmd, index, ready_dir)
+            restarts.wait(started)
+        children[index] = _start(cmd, index, restarts.ready_dir)
     return False
 
 

@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from asyncq import codec
 from asyncq._plugins import Registry
+from asyncq._record_signing import open_record, sign_record
 from asyncq._urls import mask_url
 from asyncq.errors import ResultTimeout
 from asyncq.records import (
@@ -27,6 +28,7 @@ from asyncq.records import (
     encode_record,
     encode_success,
 )
+from asyncq.signing import Signer
 
 __all__ = [
     "DEFAULT_RESULT_TTL",
@@ -72,6 +74,9 @@ class ResultBackend(abc.ABC):
 
     #: Equal to a consumer's ``server_id`` when the broker can apply our writes with its ack.
     server_id: str | None = None
+    #: The App's signing keys (set by the App when signing is on): records written are
+    #: signed, records read must be (:mod:`asyncq._record_signing`).
+    signer: Signer | None = None
 
     async def connect(self) -> None:  # noqa: B027
         """Open connections (idempotent)."""
@@ -104,9 +109,10 @@ class ResultBackend(abc.ABC):
     # -- template methods ----------------------------------------------------------
     def key_write(self, task_id: str, record: ResultRecord) -> KeyWrite:
         """The write that stores ``record`` (applied by us or by a co-located broker)."""
+        value = encode_record(record)
         return KeyWrite(
             key=self.key_for(task_id),
-            value=encode_record(record),
+            value=value if self.signer is None else sign_record(value, task_id, self.signer),
             ttl_ms=int(self.ttl * 1000),
             channel=self.channel_for(task_id) if record.ready else None,
             final=record.ready,
@@ -115,8 +121,11 @@ class ResultBackend(abc.ABC):
     def success_write(self, task_id: str, value: Any, attempt: int, task: str | None
                       ) -> KeyWrite:
         """``key_write`` of a SUCCESS record (the common case, built directly)."""
-        return KeyWrite(self.key_for(task_id), encode_success(value, attempt, task, time.time()),
-                        int(self.ttl * 1000), self.channel_for(task_id), True)
+        raw = encode_success(value, attempt, task, time.time())
+        if self.signer is not None:
+            raw = sign_record(raw, task_id, self.signer)
+        return KeyWrite(self.key_for(task_id), raw, int(self.ttl * 1000),
+                        self.channel_for(task_id), True)
 
     async def store(self, task_id: str, record: ResultRecord) -> None:
         await self._put([self.key_write(task_id, record)])
@@ -127,7 +136,7 @@ class ResultBackend(abc.ABC):
 
     async def get(self, task_id: str) -> ResultRecord | None:
         raw = await self._load(task_id)
-        return None if raw is None else decode_record(raw, max_size=self.max_size)
+        return None if raw is None else self.decode(task_id, raw)
 
     async def wait(self, task_id: str, timeout: float | None = None) -> ResultRecord:
         """The final record, raising :class:`ResultTimeout` after ``timeout`` seconds."""
@@ -136,6 +145,13 @@ class ResultBackend(abc.ABC):
                 raw = await self._wait(task_id)
         except TimeoutError:
             raise ResultTimeout(f"no result for task {task_id} within {timeout} s") from None
+        return self.decode(task_id, raw)
+
+    def decode(self, task_id: str, raw: bytes) -> ResultRecord:
+        """A stored record of ``task_id``; with signing on, only a genuine signed one
+        (else :class:`~asyncq.errors.SignatureError`, a DecodeError)."""
+        if self.signer is not None:
+            raw = open_record(raw, task_id, self.signer)
         return decode_record(raw, max_size=self.max_size)
 
     async def forget(self, task_id: str) -> None:

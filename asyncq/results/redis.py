@@ -17,7 +17,9 @@ from redis.asyncio.client import PubSub
 
 from asyncq import _redis
 from asyncq._batch import Coalescer
+from asyncq._record_signing import open_record
 from asyncq.codec import DEFAULT_MAX_SIZE
+from asyncq.errors import DecodeError
 from asyncq.records import KeyWrite, decode_record, is_final
 from asyncq.results import DEFAULT_RESULT_TTL, ResultBackend
 
@@ -194,8 +196,22 @@ class _Listener:
                     fut.set_result(None)
         elif kind == "message":
             data = message.get("data")
-            if isinstance(data, bytes):
+            if isinstance(data, bytes) and self._genuine(channel, data):
                 self._resolve(channel, data)
+
+    def _genuine(self, channel: str, raw: bytes) -> bool:
+        """With signing on, a notification must carry a genuine record: one published
+        by anyone else is ignored (the waiter goes on waiting for the real one)."""
+        entry = self._waiters.get(channel)
+        signer = self._backend.signer
+        if entry is None or signer is None:
+            return True
+        try:
+            open_record(raw, entry[0], signer)
+        except DecodeError:
+            logger.warning("ignored a forged result notification for task %s", entry[0])
+            return False
+        return True
 
     def _resolve(self, channel: str, raw: bytes) -> None:
         entry = self._waiters.get(channel)

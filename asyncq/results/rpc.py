@@ -34,14 +34,18 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from asyncq._record_signing import open_record
 from asyncq.codec import DEFAULT_MAX_SIZE
-from asyncq.errors import ConfigurationError, ResultUnavailable
+from asyncq.errors import ConfigurationError, DecodeError, ResultUnavailable
 from asyncq.records import KeyWrite, ReplyTransport, is_final, may_replace
 from asyncq.results import DEFAULT_RESULT_TTL, ResultBackend
 
 __all__ = ["RpcResultBackend"]
 
 logger = logging.getLogger("asyncq.results.rpc")
+
+#: A record's tag byte and, when signed, its signature header (key id up to 255 bytes).
+_SIGNED_EXTRA = 1 + 2 + 255 + 32
 
 
 @dataclass(slots=True)
@@ -102,9 +106,15 @@ class RpcResultBackend(ResultBackend):
             self._sweep()
 
     def _on_reply(self, task_id: str, raw: bytes) -> None:
-        if len(raw) > self.max_size + 1 or task_id not in self._entries:
+        if len(raw) > self.max_size + _SIGNED_EXTRA or task_id not in self._entries:
             self.dropped += 1  # over-size, or for no task this process sent: not kept
             return
+        if self.signer is not None:
+            try:
+                open_record(raw, task_id, self.signer)
+            except DecodeError:
+                self.dropped += 1  # forged: it must not take the genuine record's place
+                return
         self._record(task_id, raw)
 
     def _record(self, task_id: str, raw: bytes) -> None:

@@ -12,6 +12,7 @@ from types import CodeType
 from typing import TYPE_CHECKING, Any, Literal
 
 from asyncq._cancel import cancelled_by_caller
+from asyncq._names import check_queue
 from asyncq._threads import pool_size, task_threads
 from asyncq.brokers import Consumer, Delivery
 from asyncq.errors import ConfigurationError
@@ -60,7 +61,7 @@ class Worker:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.app = app
-        self.queues = list(queues or _default_queues(app))
+        self.queues = [check_queue(q, "Worker queues") for q in queues or _default_queues(app)]
         self.concurrency = concurrency
         self.prefetch = concurrency if prefetch is None else max(0, prefetch)
         self.shutdown_timeout = shutdown_timeout
@@ -99,6 +100,12 @@ class Worker:
         return WorkerStats(len(self._running),
                            len(self._buffer) + len(self._suspects) + len(self._admission),
                            self._held, self._settled, self._stop.is_set())
+
+    def held(self) -> dict[str, list[Delivery]]:
+        """Deliveries running (``active``) and waiting for a slot (``reserved``)."""
+        return {"active": [job.delivery for job in self._running.values()],
+                "reserved": [job.delivery for job in (*self._buffer, *self._admission.jobs(),
+                                                      *self._suspects)]}
 
     def running_task(self, task_id: str) -> asyncio.Task[None] | None:
         """The asyncio task running ``task_id`` here, if any (cancelling it hands the

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from asyncq._cancel import cancelled_by_caller
-from asyncq.brokers import Delivery, Outgoing
+from asyncq._text import bounded
+from asyncq.brokers import DEAD_BODY_KEEP, Delivery, Outgoing
 from asyncq.context import reset_request, set_request
 from asyncq.errors import DecodeError, Retry, SerializationError, TimeLimitExceeded
 from asyncq.middleware import CallNext, Job, Middleware, Pipeline, RunResult, Skip
@@ -34,6 +35,8 @@ __all__ = ["Ack", "Dead", "Executor", "Outcome", "Requeue", "RetryLater"]
 logger = logging.getLogger("asyncq.worker")
 
 MAX_TRACEBACK = 64 * 1024
+#: Characters of an unknown task's name kept in its dead letter (the reason, the field).
+_MAX_NAME = 200
 
 
 @dataclass(slots=True, eq=False)
@@ -102,16 +105,16 @@ class Executor:
     def prepare(self, delivery: Delivery) -> Job | Dead:
         """Validate a delivery before it takes a slot; bad input becomes a dead letter."""
         try:
-            message = self.codec.decode(delivery.body)
+            message = self.codec.decode(delivery.body, delivery.queue)
         except DecodeError as exc:
-            return Dead(delivery, f"undecodable message: {exc}",
-                        self.codec.trusted_id(delivery.body, exc))
+            return self._undecodable(delivery, exc)
         task = self.app.tasks.get(message.task)
-        if task is None:
-            return Dead(delivery, f"unknown task {message.task!r}", message.id, message.task)
+        if task is None:  # the name is the sender's: any length, any characters
+            name = bounded(message.task, _MAX_NAME)
+            return Dead(delivery, f"unknown task {name!r}", message.id, name)
         error = self.codec.bind_error(task, message.args, message.kwargs)
-        if error is not None:
-            return Dead(delivery, f"arguments do not match {message.task}(): {error}",
+        if error is not None:  # names an argument the sender chose: bounded too
+            return Dead(delivery, bounded(f"arguments do not match {message.task}(): {error}"),
                         message.id, message.task)
         if delivery.delivery_count > self.max_deliveries:
             return Dead(delivery, f"delivered {delivery.delivery_count} times without an outcome "
@@ -119,6 +122,15 @@ class Executor:
         if WORKFLOW_HEADER in message.headers:
             return Job(self.app, message, task, delivery, self.workflow_pipeline(task))
         return Job(self.app, message, task, delivery, self.pipeline(task))
+
+    def _undecodable(self, delivery: Delivery, exc: DecodeError) -> Dead:
+        task_id = self.codec.trusted_id(delivery.body, exc, delivery.queue)
+        reason = bounded(f"undecodable message: {exc}")
+        size = len(delivery.body)
+        if size > self.codec.max_size:  # keep its start only: the store is not a sink
+            delivery.body = delivery.body[:DEAD_BODY_KEEP]
+            reason += f"; the dead letter keeps its first {DEAD_BODY_KEEP} of {size} bytes"
+        return Dead(delivery, reason, task_id)
 
     async def execute(self, job: Job) -> Outcome:
         """Run ``job`` through its pipeline; exceptions become RETRY or FAILURE records."""
@@ -169,7 +181,10 @@ class Executor:
 
     async def _recorded(self, job: Job) -> bool:
         """Whether an earlier delivery of this message already recorded its outcome."""
-        existing = await self.backend.get(job.id)
+        try:
+            existing = await self.backend.get(job.id)
+        except DecodeError:  # a forged or broken record: this run writes a genuine one
+            return False
         if existing is not None and existing.ready and existing.error_type != REJECTED:
             logger.info("%s[%s] already has a result; acking the redelivery", job.name, job.id)
             return True
@@ -223,11 +238,11 @@ class Executor:
         eta = time.time() + delay
         body = self.codec.encode(message.id, message.task, message.args, message.kwargs,
                                  {**message.options, "eta": eta}, message.headers,
-                                 message.attempt + 1)
+                                 message.attempt + 1, queue=job.queue)
         again = Outgoing(message.id, job.queue, body, eta)
         etype, text, tb = describe(exc)
         logger.warning("%s[%s] will retry in %.2fs (attempt %d): %s: %s", message.task,
-                       message.id, delay, message.attempt + 1, etype, text)
+                       message.id, delay, message.attempt + 1, bounded(etype), bounded(text))
         record = ResultRecord(TaskState.RETRY, None, etype, text, tb, message.attempt + 1,
                               message.task, None)
         return RetryLater(job.delivery, again, self.backend.key_write(message.id, record))
@@ -251,7 +266,8 @@ class Executor:
         etype, text, tb = describe(exc)
         if isinstance(exc, TimeLimitExceeded):
             etype = "TimeoutError"
-        logger.error("%s[%s] failed in %.4fs: %s: %s", job.name, job.id, elapsed, etype, text)
+        logger.error("%s[%s] failed in %.4fs: %s: %s", job.name, job.id, elapsed,
+                     bounded(etype), bounded(text))
         return self._error(job, etype, text, tb)
 
     def _error(self, job: Job, etype: str, text: str, tb: str | None = None) -> KeyWrite:

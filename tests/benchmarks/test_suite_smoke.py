@@ -32,6 +32,7 @@ def check_row(name: str, row: dict) -> None:
     assert row["config"], name
 
 
+@pytest.mark.peers
 @pytest.mark.timeout(1200)
 def test_suite_quick_smoke(redis_url: str, amqp_url: str, tmp_path: Path) -> None:
     out = tmp_path / "suite.json"

@@ -96,6 +96,7 @@ def test_dlq_prints_forged_dead_letters_literally(cli_dir: Path, redis_url: str,
     requeued = run_cli(cli_dir, env, "dlq", "requeue", "htasks:app", "-Q", queue, "--all")
     assert requeued.returncode == 0, requeued.stderr
     assert requeued.stdout.decode().startswith("requeued 3 message(s)")  # 2 have no body
+    assert "note: 2 dead letter(s) not requeued: no message body" in requeued.stderr.decode()
     assert redis_client.xlen(f"asyncq:{{{queue}}}:stream") == 3
 
 

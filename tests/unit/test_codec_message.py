@@ -205,7 +205,7 @@ def test_batch_preparation_signs_and_checks_the_size_as_the_general_path() -> No
     from asyncq.wire import encode_fields
 
     signed = asyncq.App("prep", broker="memory://", signing_keys={"k1": b"0123456789abcdef"},
-                        max_message_size=200)
+                        max_message_size=250)
 
     @signed.task
     async def echo(a: object) -> None: ...
@@ -215,5 +215,5 @@ def test_batch_preparation_signs_and_checks_the_size_as_the_general_path() -> No
     expected = encode_fields(out.id, echo.name, ("x",), {}, {}, {})
     assert signed.codec.signer.verify(out.body) == expected
     assert signed.codec.decode(out.body).args == ["x"]
-    with pytest.raises(asyncq.SerializationError, match="exceeds the 200 byte limit"):
+    with pytest.raises(asyncq.SerializationError, match="exceeds the 250 byte limit"):
         signed._preparer.prepare_many([echo.s("y" * 300)])

@@ -43,7 +43,7 @@ def test_compressed_bytes_are_what_is_signed() -> None:
     signer = Signer({"k1": b"s" * 32}, "k1")
     wire = WireCodec(signer=signer, compressor=Compressor("zstd"))
     body = _encode(wire, BIG)
-    assert body.startswith(b"AQS1")
+    assert body.startswith(b"AQS2")
     assert len(body) < 2000
     assert WireCodec(signer=signer).decode(body).args == BIG
     tampered = body[:-1] + bytes([body[-1] ^ 1])

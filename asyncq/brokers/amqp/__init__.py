@@ -231,7 +231,10 @@ class AmqpBroker(Broker):
     async def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
         await self.connect()
         with self.conn.errors("list dead letters"):
-            return await _dead.list_dead(self.conn, queue, limit)
+            letters = await _dead.list_dead(self.conn, queue, limit)
+        for letter in letters:
+            letter.extra["dead_letter_max"] = self.layout.kind.dead_max
+        return letters
 
     async def purge_dead(self, queue: str) -> int:
         await self.connect()

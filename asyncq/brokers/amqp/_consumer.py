@@ -28,6 +28,7 @@ from asyncq.brokers.amqp._layout import (
     REDELIVERIES_HEADER,
     Layout,
     copy_properties,
+    header_count,
     header_int,
 )
 from asyncq.brokers.amqp._publisher import Publisher
@@ -164,7 +165,7 @@ class AmqpConsumer(Consumer):
         waits for it (in ``_on_message``), so a task that kills its worker cannot leave
         both behind and keep the counter from growing.
         """
-        count = header_int(message.headers, REDELIVERIES_HEADER) + 1
+        count = header_count(message.headers, REDELIVERIES_HEADER) + 1
         properties = copy_properties(message, {REDELIVERIES_HEADER: count})
         key = properties.message_id or ""
         self._copies[key] = settled = asyncio.Event()
@@ -198,9 +199,9 @@ class AmqpConsumer(Consumer):
         return delivery
 
     def _count(self, message: AbstractIncomingMessage) -> int:
-        earlier = header_int(message.headers, REDELIVERIES_HEADER)
+        earlier = header_count(message.headers, REDELIVERIES_HEADER)
         if self._layout.kind.quorum:
-            earlier += header_int(message.headers, "x-delivery-count")
+            earlier += header_count(message.headers, "x-delivery-count")
         elif message.redelivered:
             earlier += 1  # the counting republish failed; at least this one
         return earlier + 1

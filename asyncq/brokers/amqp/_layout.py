@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import hashlib
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -22,7 +23,10 @@ import aiormq.abc
 from aiormq import spec
 from aiormq.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
 
+from asyncq.brokers import DEAD_LETTER_MAX
 from asyncq.errors import ConfigurationError
+
+logger = logging.getLogger("asyncq.brokers.amqp")
 
 __all__ = [
     "DEAD_EXCHANGE",
@@ -35,6 +39,7 @@ __all__ = [
     "copy_properties",
     "dead_queue",
     "delay_queue_name",
+    "header_count",
     "header_int",
     "new_properties",
     "queue_kind",
@@ -58,7 +63,8 @@ _DEATH_HEADERS: Final = ("x-death", "x-first-death-exchange", "x-first-death-que
                          "x-first-death-reason", "x-last-death-exchange",
                          "x-last-death-queue", "x-last-death-reason", "x-delivery-count")
 _MAX_NAME: Final = 255
-_OWN_QUERY: Final = frozenset({"queue_type", "delivery_limit", "max_priority"})
+_OWN_QUERY: Final = frozenset({"queue_type", "delivery_limit", "max_priority",
+                               "dead_letter_max"})
 
 RawChannel = aiormq.abc.AbstractChannel
 OpenChannel = Callable[[], AbstractAsyncContextManager[RawChannel]]
@@ -87,6 +93,17 @@ def delay_queue_name(bucket: int, exchange: str, routing_key: str) -> str:
 def header_int(headers: Mapping[str, Any] | None, name: str) -> int:
     value = (headers or {}).get(name)
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+#: A delivery counter read from a header is clamped to 0..this (any sender can write one).
+MAX_COUNT: Final = 1_000_000
+
+
+def header_count(headers: Mapping[str, Any] | None, name: str) -> int:
+    """A delivery counter from a header, never negative: a sender can write the header,
+    and a negative count would keep a worker-killing message from being dead-lettered
+    (a large one only dead-letters the sender's own message sooner)."""
+    return min(max(0, header_int(headers, name)), MAX_COUNT)
 
 
 def new_properties(*, headers: dict[str, Any], correlation_id: str | None,
@@ -122,6 +139,8 @@ class QueueKind:
     quorum: bool = False
     delivery_limit: int | None = 20
     max_priority: int | None = None
+    #: dead letters kept per queue (``x-max-length`` of ``<queue>.dead``; oldest dropped)
+    dead_max: int = DEAD_LETTER_MAX
 
     def _type(self) -> dict[str, Any]:
         return {"x-queue-type": "quorum"} if self.quorum else {}
@@ -136,7 +155,7 @@ class QueueKind:
         return args
 
     def dead_args(self) -> dict[str, Any]:
-        return self._type()
+        return {**self._type(), "x-max-length": self.dead_max}
 
     def delay_args(self, bucket: int, exchange: str, routing_key: str) -> dict[str, Any]:
         return {**self._type(), "x-message-ttl": bucket, "x-expires": bucket + DELAY_EXPIRES_MS,
@@ -178,6 +197,7 @@ def queue_kind(options: Mapping[str, str], quorum: bool | None, delivery_limit: 
         quorum=(queue_type == "quorum") if quorum is None else quorum,
         delivery_limit=_int_option(options, "delivery_limit", delivery_limit) or 20,
         max_priority=_int_option(options, "max_priority", max_priority),
+        dead_max=_int_option(options, "dead_letter_max", None) or DEAD_LETTER_MAX,
     )
 
 
@@ -248,13 +268,32 @@ class Layout:
             if queue in self._queues:
                 return
             dead = dead_queue(queue)
+            await self._dead_queue(dead)
             async with self._open() as ch, _refusals(f"queue {queue!r}"):
-                await ch.queue_declare(dead, durable=True, arguments=self.kind.dead_args())
                 await ch.queue_bind(dead, DEAD_EXCHANGE, routing_key=queue)
                 await ch.queue_declare(queue, durable=True,
                                        arguments=self.kind.main_args(queue))
                 await ch.queue_bind(queue, self.exchange, routing_key=queue)
             self._queues.add(queue)
+
+    async def _dead_queue(self, dead: str) -> None:
+        """Declare a dead-letter queue with its cap; one declared before caps existed
+        (RabbitMQ refuses to change a queue's arguments) is used as it is, with a
+        warning: set the cap by policy (docs/reliability.md) or delete the queue."""
+        try:
+            async with self._open() as ch:
+                await ch.queue_declare(dead, durable=True, arguments=self.kind.dead_args())
+            return
+        except ChannelPreconditionFailed:
+            pass
+        async with self._open() as ch, _refusals(f"dead-letter queue {dead!r}"):
+            await ch.queue_declare(dead, durable=True, arguments=self._type_only())
+        logger.warning("dead-letter queue %r exists without a length cap: its dead letters "
+                       "are not capped at %d; set a max-length policy or delete it",
+                       dead, self.kind.dead_max)
+
+    def _type_only(self) -> dict[str, Any]:
+        return {"x-queue-type": "quorum"} if self.kind.quorum else {}
 
     async def delay_queue(self, bucket: int, exchange: str, routing_key: str) -> str:
         """The delay queue of ``bucket`` ms towards (exchange, routing key), kept declared."""

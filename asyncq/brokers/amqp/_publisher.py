@@ -178,6 +178,9 @@ class Publisher:
                 _resolve(outcomes[index], None)
 
     async def _item(self, message: Outgoing) -> _amqp_publish.Item:
+        if message.eta is not None and not math.isfinite(message.eta):
+            raise ValueError(f"message {message.id}: eta {message.eta!r} is not a finite "
+                             "unix time")
         exchange, routing_key = await self._destination(message)
         headers: dict[str, Any] = {}
         delay_ms = math.ceil(message.delay() * 1000)

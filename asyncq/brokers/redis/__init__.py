@@ -7,6 +7,10 @@ Layout (every key of a queue shares the ``{queue}`` hash tag)::
     asyncq:{queue}:dead      dead-letter stream (d, reason, id, task, deliveries, at)
     asyncq:{queue}:p<N>      the stream of priority N (1-9), and p<N>:delayed its delayed set
     asyncq:{queue}:levels    the priority levels in use (see _levels.py)
+    asyncq:{queue}:dead      dead-letter stream (d, reason, id, task, deliveries, at),
+                             capped at ``dead_letter_max`` entries (XADD MAXLEN ~: the
+                             oldest go first; Redis trims in whole nodes, so a few more
+                             may stay)
 
 Acked entries are deleted in the script that acks them: settle.lua trims them from the
 head (XTRIM MINID to the oldest entry the group still needs, so never a pending or
@@ -28,7 +32,14 @@ from redis import exceptions as rexc
 from asyncq import _redis, codec
 from asyncq._batch import Coalescer, raise_first, runs_by_size
 from asyncq._urls import mask_url
-from asyncq.brokers import WORKER_GROUP, Broker, Consumer, DeadLetter, Outgoing
+from asyncq.brokers import (
+    DEAD_LETTER_MAX,
+    WORKER_GROUP,
+    Broker,
+    Consumer,
+    DeadLetter,
+    Outgoing,
+)
 from asyncq.brokers.redis._consumer import RedisConsumer
 from asyncq.brokers.redis._keys import (
     LEVELS,
@@ -40,7 +51,7 @@ from asyncq.brokers.redis._keys import (
     stream_key,
 )
 from asyncq.brokers.redis._levels import level_of
-from asyncq.errors import BrokerError, BrokerUnavailable
+from asyncq.errors import BrokerError, BrokerUnavailable, ConfigurationError
 
 __all__ = ["RedisBroker", "dead_key", "delayed_key", "stream_key"]
 
@@ -53,9 +64,13 @@ class RedisBroker(Broker):
     """Redis Streams transport (``redis://`` or ``rediss://``)."""
 
 
-    def __init__(self, url: str, *, publish_timeout: float = 10.0) -> None:
+    def __init__(self, url: str, *, publish_timeout: float = 10.0,
+                 dead_letter_max: int = DEAD_LETTER_MAX) -> None:
         super().__init__(url)
         self.publish_timeout = publish_timeout
+        if dead_letter_max < 1:
+            raise ConfigurationError("dead_letter_max must be at least 1")
+        self.dead_letter_max = dead_letter_max
         self.client: aioredis.Redis = _redis.make_client(url)
         self.server_id = _redis.server_id(url)
         self.scripts = {
@@ -98,11 +113,8 @@ class RedisBroker(Broker):
 
     async def _flush(self, batch: Sequence[Outgoing]) -> Sequence[BaseException | None]:
         """One command per stream (a script appends all its bodies) and per delay set."""
-        now = time.time()
-        groups: dict[tuple[bool, str, int | None], list[int]] = {}
-        for index, message in enumerate(batch):
-            delayed = message.delay(now) > 0
-            groups.setdefault((delayed, message.queue, message.priority), []).append(index)
+        out: list[BaseException | None] = [None] * len(batch)
+        groups, scores = _group(batch, out)
         batch_ = _redis.ScriptBatch(self.client)
         owners: list[list[int]] = []  # per command: the messages it carries
         for (delayed, queue, priority), indexes in groups.items():
@@ -111,8 +123,8 @@ class RedisBroker(Broker):
                 batch_.pipe.sadd(levels_key(queue), level)
                 owners.append(indexes)
             if delayed:
-                scores = {batch[i].body: int((batch[i].eta or now) * 1000) for i in indexes}
-                batch_.pipe.zadd(level_delayed_key(queue, level), scores)
+                batch_.pipe.zadd(level_delayed_key(queue, level),
+                                 {batch[i].body: scores[i] for i in indexes})
                 owners.append(indexes)
                 continue
             for run in runs_by_size([len(batch[i].body) for i in indexes], _BLOB_BYTES):
@@ -120,9 +132,10 @@ class RedisBroker(Broker):
                 blob = codec.dumps_for_lua([batch[i].body for i in part])
                 batch_.script(self.scripts["publish"], [level_key(queue, level)], [blob])
                 owners.append(part)
+        if not owners:
+            return out
         async with asyncio.timeout(self.publish_timeout):
             replies = await batch_.execute(raise_on_error=False)
-        out: list[BaseException | None] = [None] * len(batch)
         for indexes, reply in zip(owners, replies, strict=True):
             if isinstance(reply, BaseException):
                 for i in indexes:
@@ -132,8 +145,10 @@ class RedisBroker(Broker):
     def consumer(
         self, queues: Sequence[str], *, prefetch: int, lease: float, group: str = WORKER_GROUP
     ) -> Consumer:
-        return RedisConsumer(self.client, self.scripts, self.url, list(queues), group=group,
-                             lease=lease)
+        consumer = RedisConsumer(self.client, self.scripts, self.url, list(queues),
+                                 group=group, lease=lease)
+        consumer.dead_letter_max = self.dead_letter_max
+        return consumer
 
     async def queue_size(self, queue: str) -> int:
         """Entries not yet delivered to a worker, at every priority level."""
@@ -176,7 +191,10 @@ class RedisBroker(Broker):
     async def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
         with _redis.mapped_errors("Redis broker", self.url):
             entries: Any = await self.client.xrange(dead_key(queue), count=limit)
-        return [_dead_letter(queue, ref, fields) for ref, fields in entries]
+        letters = [_dead_letter(queue, ref, fields) for ref, fields in entries]
+        for letter in letters:
+            letter.extra["dead_letter_max"] = self.dead_letter_max
+        return letters
 
     async def purge_dead(self, queue: str) -> int:
         with _redis.mapped_errors("Redis broker", self.url):
@@ -201,6 +219,41 @@ class RedisBroker(Broker):
 
 #: bytes of message bodies per publish.lua call (Redis caps one argument at 512 MB)
 _BLOB_BYTES = 4 * 1024 * 1024
+
+
+def _group(batch: Sequence[Outgoing], out: list[BaseException | None]
+           ) -> tuple[dict[tuple[bool, str, int | None], list[int]], dict[int, int]]:
+    """Message positions by (delayed, queue, priority), and the delayed ones' scores; a
+    message that cannot be sent gets its error in ``out`` and fails alone, never its
+    neighbours."""
+    now = time.time()
+    groups: dict[tuple[bool, str, int | None], list[int]] = {}
+    scores: dict[int, int] = {}
+    for index, message in enumerate(batch):
+        if message.eta is None and type(message.body) is bytes:  # the common case
+            groups.setdefault((False, message.queue, message.priority), []).append(index)
+            continue
+        try:
+            score = scores[index] = _score(message, now)
+        except (ValueError, TypeError, OverflowError) as exc:
+            out[index] = ValueError(f"message {message.id}: {exc}")
+            continue
+        groups.setdefault((score > 0, message.queue, message.priority), []).append(index)
+    return groups, scores
+
+
+def _score(message: Outgoing, now: float) -> int:
+    """The delayed set's score (ms) of a message due later, 0 for one due now.
+
+    Raises for an eta that is not a finite number (the producer checks it first; an
+    Outgoing built elsewhere may still carry one)."""
+    if type(message.body) is not bytes:
+        raise TypeError("the body is not bytes")
+    if message.eta is None:
+        return 0
+    if not math.isfinite(message.eta):
+        raise ValueError(f"eta {message.eta!r} is not a finite unix time")
+    return int(message.eta * 1000) if message.eta > now else 0
 
 
 def _text(value: Any) -> str:

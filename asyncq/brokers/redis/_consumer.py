@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from redis import exceptions as rexc
 
 from asyncq import _redis, codec
-from asyncq.brokers import Consumer, DeadItem, Delivery, Settlement
+from asyncq.brokers import DEAD_LETTER_MAX, Consumer, DeadItem, Delivery, Settlement
 from asyncq.brokers.redis._keys import (
     dead_key,
     level_delayed_key,
@@ -84,6 +84,8 @@ class RedisConsumer(Consumer):
         self._level_streams: set[str] = set()
         self.server_id = _redis.server_id(url)
         self.max_deliveries_seen = 0
+        #: dead letters kept per queue (XADD MAXLEN ~): the broker sets it
+        self.dead_letter_max = DEAD_LETTER_MAX
 
     # -- setup ---------------------------------------------------------------------
     async def _ensure_groups(self) -> None:
@@ -270,7 +272,8 @@ class RedisConsumer(Consumer):
         d = item.delivery
         keys = [stream_of(d), dead_key(d.queue)]
         args: list[Any] = [self._group, d.tag, d.body, item.reason, item.task_id or "",
-                           item.task or "", d.delivery_count, f"{time.time():.3f}"]
+                           item.task or "", d.delivery_count, f"{time.time():.3f}",
+                           self.dead_letter_max]
         if item.write is not None:
             keys.append(item.write.key)
             args.extend([item.write.ttl_ms, item.write.channel or "", item.write.value])

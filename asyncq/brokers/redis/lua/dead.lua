@@ -1,13 +1,14 @@
 -- Move one stream entry to the dead-letter stream, optionally storing a result.
 -- KEYS[1] stream; KEYS[2] dead-letter stream; KEYS[3] result key (optional)
 -- ARGV: group, entry id, payload, reason, task id, task, deliveries, dead_at,
+--       cap (dead letters kept: the oldest beyond it go, approximately),
 --       then (with KEYS[3]) ttl_ms, channel ('' for none), value
 -- The rejection record is final for waiters but never replaces a settled record
 -- (the prelude's asyncq_store).
-redis.call('XADD', KEYS[2], '*', 'd', ARGV[3], 'reason', ARGV[4], 'id', ARGV[5],
-  'task', ARGV[6], 'deliveries', ARGV[7], 'at', ARGV[8], 'src', ARGV[2])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[9], '*', 'd', ARGV[3], 'reason', ARGV[4],
+  'id', ARGV[5], 'task', ARGV[6], 'deliveries', ARGV[7], 'at', ARGV[8], 'src', ARGV[2])
 if KEYS[3] then
-  asyncq_store(KEYS[3], ARGV[11], ARGV[9], true, ARGV[10])
+  asyncq_store(KEYS[3], ARGV[12], ARGV[10], true, ARGV[11])
 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])

@@ -1,0 +1,172 @@
+"""Worker heartbeats, task events and control messages: the operator's side of asyncq.
+
+Everything here travels on a small :class:`Bus` per app, with one implementation per
+broker, using the broker's own server:
+
+==========  ==================================================  =========================
+broker      events (bounded)                                    control / replies
+==========  ==================================================  =========================
+Redis       stream ``asyncq:events:{app}`` (XADD MAXLEN ~)      pub/sub channels
+RabbitMQ    fanout exchange ``asyncq.events.<app>``; each       direct exchange
+            listener has its own exclusive, auto-delete queue   ``asyncq.bus.<app>``
+            (x-max-length, x-overflow drop-head)
+memory      a bounded deque in this process                     in-process queues
+==========  ==================================================  =========================
+
+Events travel in batches, a msgpack array of maps each (one Redis stream entry, one
+AMQP message); control requests and replies are JSON objects.
+
+Workers also keep a registry of themselves (Redis: hash ``asyncq:workers:{app}``;
+memory: a dict) so ``asyncq status`` can show a worker that died without saying so:
+it is *lost* once :data:`LOST_AFTER` heartbeats in a row are missing. RabbitMQ has no
+such store: there ``status`` shows the workers that answer a ``stats`` request, and
+long-running listeners (the dashboard, ``asyncq events``) mark lost workers themselves.
+
+Nothing here runs unless a worker is started with the
+:class:`~asyncq.events.monitor.Events` (or ``Heartbeats``) middleware, e.g.
+``asyncq worker APP --events``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+import msgpack
+
+if TYPE_CHECKING:
+    from asyncq.app import App
+
+__all__ = ["LOST_AFTER", "MAX_EVENTS", "Bus", "Subscription", "broker_kind", "bus_for",
+           "decode", "encode", "is_lost", "pack_events", "unpack_events", "worker_name"]
+
+#: A worker is shown as lost after this many heartbeat intervals without one.
+LOST_AFTER: Final = 3
+#: Events kept per app (Redis stream, approximate) or per listener queue (RabbitMQ).
+MAX_EVENTS: Final = 10_000
+#: Worker registry entries silent for longer than this are dropped when read.
+FORGET_AFTER: Final = 24 * 3600.0
+
+
+class Subscription(Protocol):
+    """Messages published on one topic after the subscription was made."""
+
+    async def get(self, timeout: float) -> bytes | None:
+        """The next message, or ``None`` after ``timeout`` seconds."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class Bus(Protocol):
+    """The transport of events, control requests and replies for one app."""
+
+    async def emit(self, events: Sequence[Mapping[str, Any]]) -> None:
+        """Append events to the app's bounded event stream."""
+        ...
+
+    def follow(self, history: int = 0) -> AsyncIterator[dict[str, Any]]:
+        """Events from now on (after up to ``history`` recent ones, where kept)."""
+        ...
+
+    async def recent(self, count: int) -> list[dict[str, Any]]:
+        """Up to ``count`` recent events, oldest first (RabbitMQ keeps none: ``[]``)."""
+        ...
+
+    async def broadcast(self, topic: str, body: bytes) -> None:
+        """Send ``body`` to every current subscriber of ``topic`` (none: dropped)."""
+        ...
+
+    async def subscribe(self, topic: str) -> Subscription:
+        """Subscribe to ``topic``; messages sent after this returns are received."""
+        ...
+
+    async def put_worker(self, name: str, info: Mapping[str, Any]) -> None:
+        """Record a worker's latest heartbeat (where the broker can store it)."""
+        ...
+
+    async def drop_worker(self, name: str) -> None: ...
+
+    async def workers(self) -> list[dict[str, Any]] | None:
+        """Recorded workers, or ``None`` where the broker keeps no registry."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def broker_kind(broker: object) -> str | None:
+    """``"redis"``, ``"amqp"`` or ``"memory"`` for asyncq's brokers (and subclasses),
+    without importing a client library the broker does not use."""
+    for cls in type(broker).__mro__:
+        for kind in ("redis", "amqp", "memory"):
+            if cls.__module__.startswith(f"asyncq.brokers.{kind}"):
+                return kind
+    return None
+
+
+def bus_for(app: App) -> Bus:
+    """The bus of ``app``'s broker (Redis, RabbitMQ or memory)."""
+    broker: Any = app.broker
+    kind = broker_kind(broker)
+    if kind == "memory":
+        from asyncq.events._memory import MemoryBus
+
+        return MemoryBus(broker.url, app.name)
+    if kind == "redis":
+        from asyncq.events._redis import RedisBus
+
+        return RedisBus(broker.client, app.name)
+    if kind == "amqp":
+        from asyncq.events._amqp import AmqpBus
+
+        return AmqpBus(broker, app.name)
+    from asyncq.errors import ConfigurationError
+
+    raise ConfigurationError(f"events are not supported on {type(broker).__name__}")
+
+
+def worker_name() -> str:
+    """This process's worker name: ``pid@host``."""
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
+def pack_events(events: Sequence[Mapping[str, Any]]) -> bytes:
+    """A batch of events as msgpack (several times cheaper to make than JSON)."""
+    return bytes(msgpack.packb(list(events), use_bin_type=True, default=str))
+
+
+def unpack_events(raw: bytes) -> list[dict[str, Any]]:
+    """The events of a batch; anything else in it is dropped (the bus is not trusted)."""
+    try:
+        value = msgpack.unpackb(raw, raw=False, strict_map_key=True)
+    except Exception:
+        return []
+    items = value if isinstance(value, list) else [value]
+    return [item for item in items if isinstance(item, dict)]
+
+
+def encode(data: Mapping[str, Any]) -> bytes:
+    return json.dumps(data, separators=(",", ":"), default=str).encode()
+
+
+def decode(raw: bytes | str) -> dict[str, Any] | None:
+    """A JSON object, or ``None`` for anything else (the bus is not trusted)."""
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def is_lost(info: Mapping[str, Any], now: float | None = None) -> bool:
+    """Whether a worker's last heartbeat is :data:`LOST_AFTER` intervals old."""
+    try:
+        last = float(info.get("ts", 0))
+        interval = float(info.get("interval", 2.0))
+    except (TypeError, ValueError):
+        return True
+    return (time.time() if now is None else now) - last > LOST_AFTER * interval

@@ -1,0 +1,151 @@
+"""The Redis bus: a bounded stream of events, pub/sub topics, a hash of workers.
+
+Events are written in batches, one stream entry per batch (``XADD ... MAXLEN ~``
+:data:`MAX_BATCHES`), so a worker running thousands of tasks a second adds about four
+entries a second.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from asyncq.events import FORGET_AFTER, decode, encode, pack_events, unpack_events
+
+__all__ = ["MAX_BATCHES", "RedisBus", "events_key", "workers_key"]
+
+#: Entries (batches of events) the stream keeps, approximately (XADD MAXLEN ~).
+MAX_BATCHES = 2_000
+
+
+def events_key(app: str) -> str:
+    return f"asyncq:events:{{{app}}}"
+
+
+def workers_key(app: str) -> str:
+    return f"asyncq:workers:{{{app}}}"
+
+
+class _Subscription:
+    def __init__(self, pubsub: Any) -> None:
+        self._pubsub = pubsub
+
+    async def get(self, timeout: float) -> bytes | None:
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            message = await self._pubsub.get_message(ignore_subscribe_messages=True,
+                                                     timeout=left)
+            if message is not None and message.get("type") == "message":
+                data = message["data"]
+                return data if isinstance(data, bytes) else str(data).encode()
+        return None
+
+    async def aclose(self) -> None:
+        await self._pubsub.aclose()
+
+
+class RedisBus:
+    """Uses the broker's own client (``RedisBroker.client``)."""
+
+    def __init__(self, client: aioredis.Redis, app: str) -> None:
+        self._client = client
+        self._app = app
+        self._events = events_key(app)
+        self._workers = workers_key(app)
+
+    def _channel(self, topic: str) -> str:
+        return f"asyncq:bus:{{{self._app}}}:{topic}"
+
+    async def emit(self, events: Sequence[Mapping[str, Any]]) -> None:
+        """One stream entry per batch (field ``m``: a msgpack array), so a busy worker
+        adds a few entries a second, not one per event."""
+        if not events:
+            return
+        await self._client.xadd(self._events, {"m": pack_events(events)},
+                                maxlen=MAX_BATCHES, approximate=True)
+
+    async def follow(self, history: int = 0) -> AsyncIterator[dict[str, Any]]:
+        last: Any = "$"
+        if history > 0:
+            entries, last = await self._tail(history)
+            for event in entries:
+                yield event
+        while True:
+            reply: Any = await self._client.xread({self._events: last}, block=1000,
+                                                  count=100)
+            for _stream, entries in reply or []:
+                for ref, fields in entries:
+                    last = ref
+                    for event in _batch(fields):
+                        yield event
+
+    async def _tail(self, count: int) -> tuple[list[dict[str, Any]], Any]:
+        """The last ``count`` events and the id of the newest entry (``$`` if none)."""
+        events: list[dict[str, Any]] = []
+        newest: Any = "$"
+        end: Any = "+"
+        while len(events) < count:
+            entries: Any = await self._client.xrevrange(self._events, max=end, count=50)
+            if newest == "$" and entries:
+                newest = entries[0][0]
+            for _ref, fields in entries:
+                events[:0] = _batch(fields)
+            if len(entries) < 50:
+                break
+            end = "(" + _text(entries[-1][0])
+        return events[-count:], newest
+
+    async def recent(self, count: int) -> list[dict[str, Any]]:
+        if count <= 0:
+            return []
+        events, _ = await self._tail(count)
+        return events
+
+    async def broadcast(self, topic: str, body: bytes) -> None:
+        await self._client.publish(self._channel(topic), body)
+
+    async def subscribe(self, topic: str) -> _Subscription:
+        pubsub = self._client.pubsub()
+        await pubsub.subscribe(self._channel(topic))
+        return _Subscription(pubsub)
+
+    async def put_worker(self, name: str, info: Mapping[str, Any]) -> None:
+        await self._client.hset(self._workers, name, encode(info))
+
+    async def drop_worker(self, name: str) -> None:
+        await self._client.hdel(self._workers, name)
+
+    async def workers(self) -> list[dict[str, Any]] | None:
+        raw: dict[Any, Any] = await self._client.hgetall(self._workers)
+        out: list[dict[str, Any]] = []
+        stale: list[Any] = []
+        for name, value in raw.items():
+            info = decode(value)
+            if info is None or _age(info) > FORGET_AFTER:
+                stale.append(name)
+            else:
+                out.append(info)
+        if stale:
+            await self._client.hdel(self._workers, *stale)
+        return out
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _batch(fields: dict[bytes, bytes]) -> list[dict[str, Any]]:
+    return unpack_events(fields.get(b"m", b"\x90"))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _age(info: dict[str, Any]) -> float:
+    try:
+        return time.time() - float(info.get("ts", 0))
+    except (TypeError, ValueError):
+        return float("inf")

@@ -1,0 +1,254 @@
+"""Worker-side middleware: heartbeats and control (:class:`Heartbeats`), and task events
+(:class:`Events`).
+
+Both are off unless installed (``App(middleware=[Events()])`` or ``asyncq worker APP
+--events``). :class:`Heartbeats` overrides only the worker lifecycle hooks, so it costs
+nothing per task; :class:`Events` adds ``before_run`` and ``after_run``, each of which
+appends one small dict to an in-memory buffer that a background task sends in batches
+(every :data:`FLUSH_EVERY` seconds, one round trip) — never a server call per task.
+
+One middleware instance serves one worker at a time (the usual one worker per process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any, Final
+
+from asyncq.events import MAX_EVENTS, Bus, Subscription, bus_for, worker_name
+from asyncq.events.control import CONTROL_TOPIC, ControlServer
+from asyncq.middleware import Job, Middleware, RunResult
+from asyncq.worker.execute import Dead
+
+if TYPE_CHECKING:
+    from asyncq.brokers import Delivery
+    from asyncq.worker import Worker
+
+__all__ = ["FLUSH_EVERY", "Events", "Heartbeats"]
+
+logger = logging.getLogger("asyncq.events")
+
+#: Seconds between two batches of events sent to the bus.
+FLUSH_EVERY: Final = 0.25
+#: Seconds the worker waits to announce itself offline when it stops.
+STOP_TIMEOUT: Final = 5.0
+#: Characters of an error message put in an event.
+MAX_ERROR: Final = 500
+
+#: by state name (REVOKED is the revoke feature's state, where it exists)
+_OUTCOMES: Final = {"SUCCESS": "task-succeeded", "FAILURE": "task-failed",
+                    "RETRY": "task-retried", "REVOKED": "task-revoked",
+                    "CANCELLED": "task-cancelled"}
+
+
+class _Side:
+    """What a running worker's monitor holds: its bus, buffer and background tasks."""
+
+    def __init__(self, worker: Worker, bus: Bus, interval: float) -> None:
+        self.worker = worker
+        self.bus = bus
+        self.interval = interval
+        self.name = worker_name()
+        self.started = time.time()
+        #: events as dicts, or outcome rows (tuples, see :func:`expand`)
+        self.buffer: deque[dict[str, Any] | tuple[Any, ...]] = deque(maxlen=MAX_EVENTS)
+        self.tasks: list[asyncio.Task[None]] = []
+        self.subscription: Subscription | None = None
+
+    def info(self, state: str) -> dict[str, Any]:
+        stats = self.worker.statistics()
+        now = time.time()
+        return {"worker": self.name, "host": socket.gethostname(), "pid": os.getpid(),
+                "app": self.worker.app.name, "state": state, "ts": now,
+                "interval": self.interval, "started": self.started,
+                "uptime": round(now - self.started, 3), "queues": list(self.worker.queues),
+                "concurrency": self.worker.concurrency, "running": stats.running,
+                "buffered": stats.buffered, "processed": stats.settled}
+
+    def add(self, event: dict[str, Any]) -> None:
+        event["ts"] = time.time()
+        event["worker"] = self.name
+        self.buffer.append(event)
+
+    async def flush(self) -> None:
+        if not self.buffer:
+            return
+        name = self.name
+        batch = [expand(row, name) for row in self.buffer]
+        self.buffer.clear()
+        try:
+            await self.bus.emit(batch)
+        except Exception as exc:
+            logger.warning("could not send %d event(s): %s", len(batch), exc)
+
+    async def beat(self, state: str) -> None:
+        info = self.info(state)
+        self.buffer.append({**info, "type": f"worker-{state}"})
+        try:
+            await self.bus.put_worker(self.name, info)
+        except Exception as exc:
+            logger.warning("could not record the heartbeat: %s", exc)
+        await self.flush()
+
+    async def heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.beat("heartbeat")
+
+    async def flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_EVERY)
+            await self.flush()
+
+
+class Heartbeats(Middleware):
+    """Announce the worker online, every ``interval`` seconds and offline; answer control
+    requests (``control=False`` to refuse them all)."""
+
+    def __init__(self, interval: float = 2.0, *, control: bool = True) -> None:
+        if interval <= 0:
+            raise ValueError("the heartbeat interval must be positive")
+        self.interval = interval
+        self.control = control
+        self._side: _Side | None = None
+
+    @property
+    def side(self) -> _Side | None:
+        return self._side
+
+    async def worker_start(self, worker: Worker) -> None:
+        side = self._side = _Side(worker, bus_for(worker.app), self.interval)
+        await side.beat("online")
+        side.tasks += [asyncio.create_task(side.heartbeat_loop(), name="asyncq-heartbeat"),
+                       asyncio.create_task(side.flush_loop(), name="asyncq-events")]
+        if self.control:
+            try:
+                side.subscription = await side.bus.subscribe(CONTROL_TOPIC)
+            except Exception as exc:
+                logger.warning("control requests will not be answered: %s", exc)
+            else:
+                server = ControlServer(worker, side.bus, side.name, side.subscription)
+                side.tasks.append(asyncio.create_task(server.serve(), name="asyncq-control"))
+
+    async def worker_stop(self, worker: Worker) -> None:
+        side, self._side = self._side, None
+        if side is None:
+            return
+        for task in side.tasks:
+            task.cancel()
+        await asyncio.gather(*side.tasks, return_exceptions=True)
+        try:  # a server that does not answer must not keep the worker from exiting
+            async with asyncio.timeout(STOP_TIMEOUT):
+                await _say_goodbye(side)
+        except TimeoutError:
+            logger.warning("could not announce the worker offline within %gs", STOP_TIMEOUT)
+
+
+async def _say_goodbye(side: _Side) -> None:
+    if side.subscription is not None:
+        with contextlib.suppress(Exception):
+            await side.subscription.aclose()
+    side.buffer.append({**side.info("offline"), "type": "worker-offline"})
+    await side.flush()
+    with contextlib.suppress(Exception):
+        await side.bus.drop_worker(side.name)
+    with contextlib.suppress(Exception):
+        await side.bus.aclose()
+
+
+class Events(Heartbeats):
+    """:class:`Heartbeats` plus task events: the outcome of every run (succeeded, failed,
+    retried, revoked, cancelled, with its run time) and dead-lettered for a message
+    refused before it ran (undecodable, unknown task, bad arguments, too many
+    deliveries); with ``received=True`` and ``started=True`` also task-received (the
+    worker took the message) and task-started (just before it runs).
+
+    One run costs one tuple appended to a buffer (the event's dict and its bytes are
+    made in the batch); received and started add one each, so they are off by default.
+    Received and dead-lettered come from the worker's executor (``prepare``, which turns
+    a delivery into a job or a dead letter): the middleware wraps that one method of the
+    worker it serves while it runs, since no middleware hook sees a delivery before it
+    becomes a job.
+    """
+
+    def __init__(self, interval: float = 2.0, *, control: bool = True,
+                 received: bool = False, started: bool = False) -> None:
+        super().__init__(interval, control=control)
+        self.received = received
+        self.started = started
+
+    async def worker_start(self, worker: Worker) -> None:
+        await super().worker_start(worker)
+        side = self._side
+        assert side is not None
+        prepare = worker.executor.prepare
+        received = self.received
+
+        def observed(delivery: Delivery) -> Job | Dead:
+            prepared = prepare(delivery)
+            if isinstance(prepared, Dead):
+                side.add({"type": "task-dead-lettered", "id": prepared.task_id,
+                          "task": prepared.task, "queue": delivery.queue,
+                          "error": prepared.reason[:MAX_ERROR]})
+            elif received:
+                side.add({"type": "task-received", "id": prepared.id, "task": prepared.name,
+                          "queue": delivery.queue, "attempt": prepared.attempt})
+            return prepared
+
+        setattr(worker.executor, "prepare", observed)  # noqa: B010 - shadows the method
+
+    async def worker_stop(self, worker: Worker) -> None:
+        vars(worker.executor).pop("prepare", None)
+        await super().worker_stop(worker)
+
+    async def before_run(self, job: Job) -> None:
+        job.state[_T0] = time.perf_counter()
+        if self.started:
+            self.announce(job)
+        return None
+
+    async def after_run(self, job: Job, result: RunResult) -> None:
+        started = job.state.get(_T0)
+        self.record(job, result, None if started is None else time.perf_counter() - started)
+
+    def announce(self, job: Job) -> None:
+        """Buffer a task-started event."""
+        if self._side is not None:
+            self._side.add({"type": "task-started", "id": job.id, "task": job.name,
+                            "queue": job.queue, "attempt": job.attempt})
+
+    def record(self, job: Job, result: RunResult, runtime: float | None) -> None:
+        """Buffer the outcome event of one run (a tuple; made a dict in the batch)."""
+        side = self._side
+        if side is None:
+            return
+        error = None
+        if result.error is not None:
+            error = f"{type(result.error).__name__}: {result.error}"[:MAX_ERROR]
+        elif result.skipped is not None:
+            error = result.skipped.message[:MAX_ERROR]
+        side.buffer.append((_OUTCOMES.get(result.state, "task-failed"), time.time(), job.id,
+                            job.name, job.queue, job.attempt, result.state, runtime, error,
+                            result.delay))
+
+
+_T0: Final = "asyncq.events.t0"
+#: The fields of an outcome event, in the order :meth:`Events.after_run` buffers them.
+_ROW: Final = ("type", "ts", "id", "task", "queue", "attempt", "state", "runtime", "error",
+               "delay")
+
+
+def expand(row: dict[str, Any] | tuple[Any, ...], worker: str) -> dict[str, Any]:
+    """An event as sent: a buffered outcome row becomes a dict (``None`` fields left out)."""
+    if isinstance(row, dict):
+        return row
+    event = {key: value for key, value in zip(_ROW, row, strict=True) if value is not None}
+    event["worker"] = worker
+    event["state"] = str(row[6])
+    return event

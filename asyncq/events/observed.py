@@ -1,0 +1,60 @@
+"""Task events and Prometheus metrics with one pair of run hooks between them.
+
+``asyncq worker --events --metrics-port N`` installs :class:`Observed` rather than the
+two middleware side by side: each hook call costs about as much as what it does for a
+no-op task, so sharing one ``before_run`` and one ``after_run`` (and one clock reading)
+halves what they add per task.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Final
+
+from asyncq.events.monitor import Events
+from asyncq.middleware import Call, Job, Middleware, RunResult
+
+if TYPE_CHECKING:
+    from asyncq.middleware.prometheus import Metrics
+    from asyncq.worker import Worker
+
+__all__ = ["Observed"]
+
+_STARTED: Final = "asyncq.observed.started"
+
+
+class Observed(Middleware):
+    """``events`` and ``metrics`` as one middleware (their lifecycles run as usual)."""
+
+    def __init__(self, events: Events, metrics: Metrics) -> None:
+        self.events = events
+        self.metrics = metrics
+
+    async def before_enqueue(self, call: Call) -> None:
+        await self.metrics.before_enqueue(call)
+
+    async def after_enqueue(self, call: Call, task_id: str) -> None:
+        await self.metrics.after_enqueue(call, task_id)
+
+    async def worker_start(self, worker: Worker) -> None:
+        await self.events.worker_start(worker)
+        await self.metrics.worker_start(worker)
+
+    async def worker_stop(self, worker: Worker) -> None:
+        await self.metrics.worker_stop(worker)
+        await self.events.worker_stop(worker)
+
+    async def before_run(self, job: Job) -> None:
+        job.state[_STARTED] = (time.perf_counter(), self.metrics.wait_of(job))
+        if self.events.started:
+            self.events.announce(job)
+        return None
+
+    async def after_run(self, job: Job, result: RunResult) -> None:
+        started = job.state.get(_STARTED)
+        if started is None:
+            runtime, wait = None, None
+        else:
+            runtime, wait = time.perf_counter() - started[0], started[1]
+        self.events.record(job, result, runtime)
+        self.metrics.record(job, result, runtime, wait)
