@@ -321,7 +321,8 @@ class App:
             from asyncq.canvas._handles import workflow_handle
 
             return workflow_handle(self, task_id)
-        return TaskResult(self.backend, task_id, task.name if task is not None else None)
+        return TaskResult(self.backend, task_id, task.name if task is not None else None,
+                          app=self)
 
     def blocking(self) -> BlockingClient:
         """A client for synchronous code (scripts, Django or Flask views): it runs its

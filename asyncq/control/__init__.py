@@ -15,8 +15,9 @@ trip per task. The buses:
 
 - Redis: a sorted set ``asyncq:control:{<app>}:revoked`` (scored by time, trimmed to the
   window and to ``max_entries``) and pub/sub on ``asyncq:control:<app>:revoke``;
-- RabbitMQ: a stream queue ``asyncq.control.<app>.revoked`` (``x-max-age`` = the
-  window) that every worker reads from the start of the window and then follows;
+- RabbitMQ: a fanout exchange ``asyncq.control.<app>`` for the live ones, and a stream
+  queue ``asyncq.control.<app>.revoked`` (``x-max-age`` = the window) that a starting
+  worker reads from the start of the window;
 - memory: in-process, for tests.
 """
 
@@ -117,6 +118,16 @@ class RevokedSet:
 OnRevoke = Callable[[Revocation], None]
 
 
+async def until_either(first: asyncio.Event, second: asyncio.Event) -> None:
+    """Wait until one of two events is set."""
+    waits = [asyncio.ensure_future(first.wait()), asyncio.ensure_future(second.wait())]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+
+
 class RevokeBus(abc.ABC):
     """Carries revocations to every worker and keeps them for ``window`` seconds."""
 
@@ -131,10 +142,13 @@ class RevokeBus(abc.ABC):
         """Keep ``revocation`` on the server and tell the workers listening now."""
 
     @abc.abstractmethod
-    async def listen(self, on_revoke: OnRevoke, ready: asyncio.Event) -> None:
+    async def listen(self, on_revoke: OnRevoke, ready: asyncio.Event,
+                     stop: asyncio.Event) -> None:
         """Call ``on_revoke`` for every revocation of the window, then for each new one,
-        until cancelled. ``ready`` is set once the window's revocations are delivered
-        (later ones are then not missed). Reconnects by itself."""
+        until ``stop`` is set (then return within about a second: a client library's
+        read is not always safe to cancel). ``ready`` is set once the window's
+        revocations are delivered (later ones are then not missed). Reconnects by
+        itself."""
 
     @abc.abstractmethod
     async def clear(self) -> None:

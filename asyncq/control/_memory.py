@@ -26,14 +26,15 @@ class MemoryRevokeBus(RevokeBus):
         for listener in list(_LISTENERS.get(self._key, [])):
             listener(revocation)
 
-    async def listen(self, on_revoke: OnRevoke, ready: asyncio.Event) -> None:
+    async def listen(self, on_revoke: OnRevoke, ready: asyncio.Event,
+                     stop: asyncio.Event) -> None:
         listeners = _LISTENERS.setdefault(self._key, [])
         listeners.append(on_revoke)
         try:
             for revocation in list(_KEPT.get(self._key, [])):
                 on_revoke(revocation)
             ready.set()
-            await asyncio.Event().wait()
+            await stop.wait()
         finally:
             listeners.remove(on_revoke)
 

@@ -59,26 +59,49 @@ class RedisRevokeBus(RevokeBus):
         for data in entries:
             _deliver(on_revoke, data)
 
-    async def listen(self, on_revoke: OnRevoke, ready: asyncio.Event) -> None:
-        while True:
-            pubsub = self._broker.client.pubsub()
+    async def listen(self, on_revoke: OnRevoke, ready: asyncio.Event,
+                     stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            pubsub = self.broker.client.pubsub()
             try:
                 await pubsub.subscribe(self._channel)
+                if not await _confirmed(pubsub, stop):
+                    return
                 await self._history(on_revoke)  # after subscribing: nothing falls between
                 ready.set()
-                await _follow(pubsub, on_revoke)
+                await _follow(pubsub, on_revoke, stop)
             except _redis.connection_errors as exc:
                 logger.warning("revoke listener lost its connection (%s); reconnecting",
                                type(exc).__name__)
                 await asyncio.sleep(0.5)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    await asyncio.wait_for(pubsub.aclose(), 5)
 
 
-async def _follow(pubsub: Any, on_revoke: OnRevoke) -> None:
-    while True:
-        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+#: Seconds each read of the subscription waits at most (so ``stop`` is seen that soon).
+_READ = 0.5
+
+
+async def _confirmed(pubsub: Any, stop: asyncio.Event) -> bool:
+    """Wait until the server confirms the subscription (so a revocation published
+    after it reaches us, and one published before it is in the sorted set); False if
+    ``stop`` came first."""
+    deadline = time.monotonic() + 10
+    while not stop.is_set():
+        message = await pubsub.get_message(timeout=_READ)
+        if message is not None and message.get("type") == "subscribe":
+            return True
+        if time.monotonic() > deadline:
+            raise TimeoutError("the subscription was not confirmed")
+    return False
+
+
+async def _follow(pubsub: Any, on_revoke: OnRevoke, stop: asyncio.Event) -> None:
+    # reads end by themselves: cancelling one of redis-py's reads can be lost when it
+    # lands as the read's own timeout fires (the listener would then never stop)
+    while not stop.is_set():
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=_READ)
         if message is not None and message.get("type") == "message":
             _deliver(on_revoke, message.get("data"))
 

@@ -51,6 +51,7 @@ class Revoke(Middleware):
         self._bus: RevokeBus | None = None
         self._workers: list[Worker] = []
         self._listener: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
 
     def bus(self, broker: Broker) -> RevokeBus:
         """The revoke bus on ``broker``'s server (the App's broker may be swapped, as
@@ -63,15 +64,17 @@ class Revoke(Middleware):
     async def worker_start(self, worker: Worker) -> None:
         self._workers.append(worker)
         if self._listener is None or self._listener.done():
-            ready = asyncio.Event()
+            ready, self._stop = asyncio.Event(), asyncio.Event()
             bus = self.bus(worker.app.broker)
-            self._listener = asyncio.create_task(bus.listen(self._on_revoke, ready),
-                                                 name="asyncq-revoke-listener")
+            self._listener = asyncio.create_task(
+                bus.listen(self._on_revoke, ready, self._stop), name="asyncq-revoke-listener")
             self._listener.add_done_callback(_report)
             waiting = asyncio.create_task(ready.wait())
-            await asyncio.wait({waiting, self._listener}, timeout=READY_TIMEOUT,
-                               return_when=asyncio.FIRST_COMPLETED)
-            waiting.cancel()
+            try:
+                await asyncio.wait({waiting, self._listener}, timeout=READY_TIMEOUT,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiting.cancel()
             if not ready.is_set() and not self._listener.done():
                 logger.warning("revocations of the last %gs not read within %gs; going on",
                                self.window, READY_TIMEOUT)
@@ -79,10 +82,16 @@ class Revoke(Middleware):
     async def worker_stop(self, worker: Worker) -> None:
         if worker in self._workers:
             self._workers.remove(worker)
-        if not self._workers and self._listener is not None:
-            listener, self._listener = self._listener, None
+        if self._workers or self._listener is None:
+            return
+        listener, self._listener = self._listener, None
+        self._stop.set()  # it returns by itself within a second
+        done, _ = await asyncio.wait({listener}, timeout=3)
+        if not done:  # a last resort: a cancelled client read may not end
             listener.cancel()
-            await asyncio.gather(listener, return_exceptions=True)
+            done, _ = await asyncio.wait({listener}, timeout=2)
+        if not done:
+            logger.warning("the revoke listener did not stop; leaving it behind")
 
     def check_run(self, job: Job) -> Skip | None:
         return _REVOKED if job.message.id in self.revoked else None

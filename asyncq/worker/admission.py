@@ -71,7 +71,8 @@ class Admission:
         runners = list(self._runners.values())
         for runner in runners:
             runner.cancel()
-        await asyncio.gather(*runners, return_exceptions=True)
+        if runners:  # bounded: a cancelled client read (a token request) may not end
+            await asyncio.wait(runners, timeout=5)
         waiting = list(self.jobs())
         self._lines.clear()
         return waiting

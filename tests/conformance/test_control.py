@@ -79,7 +79,7 @@ async def test_a_countdown_task_is_scheduled_with_its_eta_and_can_be_revoked(
         assert info.state is asyncq.TaskState.SCHEDULED
         assert info.eta is not None
         assert before + 0.9 < info.eta < time.time() + 1.1
-        await app.revoke(doomed.id)
+        await app.result(doomed.id).revoke()  # a handle from the id alone
         assert await later.get(timeout=20) == 2
         with pytest.raises(asyncq.TaskRevoked):
             await doomed.get(timeout=5)

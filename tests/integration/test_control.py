@@ -86,3 +86,40 @@ def test_cli_revoke_refuses_a_bad_id(worker_env: dict[str, str], tasks_dir: Path
     done = _cli(tasks_dir, worker_env, "revoke", "wtasks:app", "bad id\x1b[31m")
     assert done.returncode == 2
     assert "not a task id" in done.stderr
+
+
+async def test_rabbitmq_workers_leave_nothing_behind_until_an_app_revokes(
+        amqp_url: str, redis_url: str, unique: Callable[[str], str]) -> None:
+    import aiormq
+
+    from asyncq.control._amqp import revoke_exchange, revoked_queue
+
+    name, queue = unique("app"), unique("q")
+    app = asyncq.App(name, broker=amqp_url, backend=redis_url, default_queue=queue)
+
+    @app.task
+    async def noop() -> None: ...
+
+    async def exists(kind: str, entity: str) -> bool:
+        async with app.broker.raw_channel() as channel:  # type: ignore[attr-defined]
+            try:
+                if kind == "queue":
+                    await channel.queue_declare(entity, passive=True)
+                else:
+                    await channel.exchange_declare(entity, passive=True)
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                return False
+        return True
+
+    async with app:
+        try:
+            async with asyncq.Worker(app, concurrency=1):
+                assert await exists("exchange", revoke_exchange(name))
+            assert not await exists("exchange", revoke_exchange(name))  # auto-deleted
+            assert not await exists("queue", revoked_queue(name))
+            await app.revoke("some-task")
+            assert await exists("queue", revoked_queue(name))
+        finally:
+            revoker = next(mw for mw in app.run_middleware() if isinstance(mw, Revoke))
+            await revoker.bus(app.broker).clear()
+            await app.broker.delete_queue(queue)
