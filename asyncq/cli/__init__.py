@@ -104,8 +104,8 @@ def worker(
     heartbeat: Annotated[float, typer.Option(
         "--heartbeat", min=0.1, help="Seconds between heartbeats (with --events).")] = 2.0,
     metrics_port: Annotated[int | None, typer.Option(
-        "--metrics-port", help="Serve Prometheus metrics on this port (child i of -w N: "
-        "port+i-1).")] = None,
+        "--metrics-port", envvar="ASYNCQ_METRICS_PORT", help="Serve Prometheus metrics on "
+        "this port (child i of -w N: port+i-1).")] = None,
     log_format: Annotated[str, typer.Option(
         "--log-format", help="text or json (json: task id, name, queue, attempt).")] = "text",
     with_beat: Annotated[bool, typer.Option(

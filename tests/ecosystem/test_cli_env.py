@@ -23,7 +23,7 @@ async def ping() -> str:
 '''
 
 ENVVARS = ["ASYNCQ_QUEUES", "ASYNCQ_CONCURRENCY", "ASYNCQ_PREFETCH", "ASYNCQ_LOG_LEVEL",
-           "ASYNCQ_SHUTDOWN_TIMEOUT", "ASYNCQ_WORKERS"]
+           "ASYNCQ_SHUTDOWN_TIMEOUT", "ASYNCQ_WORKERS", "ASYNCQ_METRICS_PORT"]
 
 
 def test_worker_help_names_the_variables() -> None:
