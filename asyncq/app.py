@@ -351,12 +351,17 @@ class App:
         """Send many calls in as few round trips as the broker allows."""
         if self._send_hooks:
             return await self._send_with_hooks(list(signatures), self._send_hooks)
+        return await self._send_batch(signatures)
+
+    async def _send_batch(self, signatures: Iterable[Signature[R]]) -> list[TaskResult[R]]:
+        """Prepare, publish in as few round trips as the broker allows, and record
+        SCHEDULED for the delayed calls only (asyncq.control.scheduled)."""
         outgoing, handles = self._preparer.prepare_many(signatures)
         await self.connect()
         await self.broker.publish_many(outgoing)
         delayed = [(out, h) for out, h in zip(outgoing, handles, strict=True)
                    if out.eta is not None]
-        if delayed:  # SCHEDULED records (asyncq.control.scheduled): delayed calls only
+        if delayed:
             await mark_scheduled(self, delayed)
         return handles
 
@@ -370,13 +375,7 @@ class App:
                 await mw.before_enqueue(call)
         ready = [Signature(c.task, c.args, c.kwargs, c.options.with_headers(c.headers))
                  for c in calls]
-        outgoing, handles = self._preparer.prepare_many(ready)
-        await self.connect()
-        await self.broker.publish_many(outgoing)
-        delayed = [(out, h) for out, h in zip(outgoing, handles, strict=True)
-                   if out.eta is not None]
-        if delayed:  # SCHEDULED records (asyncq.control.scheduled): delayed calls only
-            await mark_scheduled(self, delayed)
+        handles = await self._send_batch(ready)
         for call, handle in zip(calls, handles, strict=True):
             for mw in reversed(hooks):
                 await mw.after_enqueue(call, handle.id)
