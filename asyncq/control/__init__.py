@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -46,6 +47,8 @@ __all__ = [
     "RevokedSet",
     "bus_for",
 ]
+
+logger = logging.getLogger("asyncq.control")
 
 #: How long a revocation holds (seconds): as long as a result record lives by default.
 DEFAULT_REVOKE_WINDOW: Final = 24 * 3600.0
@@ -116,6 +119,17 @@ class RevokedSet:
 
 
 OnRevoke = Callable[[Revocation], None]
+
+
+def deliver_revocation(on_revoke: OnRevoke, data: Any) -> None:
+    """Hand a revocation read from the server to ``on_revoke``; malformed data (the
+    server is shared: anyone may write there) is logged and skipped."""
+    try:
+        revocation = Revocation.decode(data)
+    except (DecodeError, TypeError, ValueError):
+        logger.warning("ignored a malformed revocation from the server")
+        return
+    on_revoke(revocation)
 
 
 async def until_either(first: asyncio.Event, second: asyncio.Event) -> None:

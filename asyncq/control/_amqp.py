@@ -28,8 +28,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from aiormq import spec
 from aiormq.exceptions import ChannelNotFoundEntity
 
-from asyncq.control import OnRevoke, Revocation, RevokeBus, until_either
-from asyncq.errors import DecodeError
+from asyncq.control import OnRevoke, Revocation, RevokeBus, deliver_revocation, until_either
 
 __all__ = ["AmqpRevokeBus", "revoke_exchange", "revoked_queue"]
 
@@ -115,7 +114,7 @@ class AmqpRevokeBus(RevokeBus):
         await queue.bind(exchange)
 
         async def deliver(message: AbstractIncomingMessage) -> None:
-            _deliver(on_revoke, message.body)
+            deliver_revocation(on_revoke, message.body)
 
         await queue.consume(deliver, no_ack=True)
 
@@ -133,7 +132,7 @@ class AmqpRevokeBus(RevokeBus):
             if message.body == marker:
                 done.set()
             elif not message.body.startswith(_MARKER):
-                _deliver(on_revoke, message.body)
+                deliver_revocation(on_revoke, message.body)
             await message.ack()
 
         channel = await conn.channel(publisher_confirms=False)
@@ -152,11 +151,3 @@ class AmqpRevokeBus(RevokeBus):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(channel.close(), 5)
 
-
-def _deliver(on_revoke: OnRevoke, data: bytes) -> None:
-    try:
-        revocation = Revocation.decode(data)
-    except (DecodeError, TypeError, ValueError):
-        logger.warning("ignored a malformed revocation from the server")
-        return
-    on_revoke(revocation)

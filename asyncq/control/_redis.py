@@ -9,8 +9,7 @@ import time
 from typing import Any
 
 from asyncq import _redis
-from asyncq.control import OnRevoke, Revocation, RevokeBus
-from asyncq.errors import DecodeError
+from asyncq.control import OnRevoke, Revocation, RevokeBus, deliver_revocation
 
 __all__ = ["RedisRevokeBus", "revoked_key"]
 
@@ -57,7 +56,7 @@ class RedisRevokeBus(RevokeBus):
         since = int((time.time() - self.window) * 1000)
         entries = await self._broker.client.zrangebyscore(self._key, since, "+inf")
         for data in entries:
-            _deliver(on_revoke, data)
+            deliver_revocation(on_revoke, data)
 
     async def listen(self, on_revoke: OnRevoke, ready: asyncio.Event,
                      stop: asyncio.Event) -> None:
@@ -103,13 +102,5 @@ async def _follow(pubsub: Any, on_revoke: OnRevoke, stop: asyncio.Event) -> None
     while not stop.is_set():
         message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=_READ)
         if message is not None and message.get("type") == "message":
-            _deliver(on_revoke, message.get("data"))
+            deliver_revocation(on_revoke, message.get("data"))
 
-
-def _deliver(on_revoke: OnRevoke, data: Any) -> None:
-    try:
-        revocation = Revocation.decode(data)
-    except (DecodeError, TypeError, ValueError):
-        logger.warning("ignored a malformed revocation from the server")
-        return
-    on_revoke(revocation)
