@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -145,3 +145,16 @@ def logging_level(value: str) -> int:
 def task_queues(app: App) -> Sequence[str]:
     """The queues the app's tasks go to (by their routes, else their own queue)."""
     return sorted({app.queue_for(task) for task in app.tasks.values()})
+
+
+def run_on(app: App, action: Callable[[App], Awaitable[T]]) -> T:
+    """Connect ``app``, run ``action``; an asyncq error ends the command with one line."""
+
+    async def go() -> T:
+        async with app:
+            return await action(app)
+
+    try:
+        return run_async(go())
+    except AsyncqError as exc:
+        raise fail(str(exc)) from None

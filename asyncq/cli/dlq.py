@@ -9,7 +9,7 @@ with what can be read of it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -19,9 +19,9 @@ from rich.table import Table
 
 from asyncq.app import App
 from asyncq.brokers import DeadLetter
-from asyncq.cli._common import AppPath, OneLineGroup, fail, load_or_fail, run_async, task_queues
+from asyncq.cli._common import AppPath, OneLineGroup, fail, load_or_fail, run_on, task_queues
 from asyncq.cli._text import FIELD_LIMIT, INSPECT_LIMIT, cell, literal
-from asyncq.errors import AsyncqError, DecodeError
+from asyncq.errors import DecodeError
 
 __all__ = ["dlq"]
 
@@ -42,16 +42,6 @@ SEARCH_LIMIT = 1_000_000
 #: Letters `dlq inspect` looks through for its reference.
 INSPECT_SEARCH = 10_000
 
-
-def _run(app: App, action: Callable[[App], Awaitable[T]]) -> T:
-    async def go() -> T:
-        async with app:
-            return await action(app)
-
-    try:
-        return run_async(go())
-    except AsyncqError as exc:
-        raise fail(str(exc)) from None
 
 
 def _when(ts: float) -> str:
@@ -83,7 +73,7 @@ def list_(app_path: AppPath, queue: Queue,
         return await app.broker.dead_letters(queue, limit)
 
     app = load_or_fail(app_path)
-    letters = _run(app, go)
+    letters = run_on(app, go)
     table = Table("ref", "task", "id", "deliveries", "dead at (UTC)", "reason")
     for column in table.columns[:5]:
         column.no_wrap = True
@@ -113,7 +103,7 @@ def inspect(app_path: AppPath, queue: Queue,
                 return letter, _decoded(app, letter, show_args)
         return None, {}
 
-    letter, decoded = _run(load_or_fail(app_path), find)
+    letter, decoded = run_on(load_or_fail(app_path), find)
     if letter is None:
         raise fail(f"no dead letter {ref!r} in {queue!r}")
     console.print(Pretty({"ref": letter.ref, "queue": letter.queue, "task": letter.task,
@@ -157,7 +147,7 @@ def requeue(app_path: AppPath, queue: Queue,
         wanted = stored if all_ else list(dict.fromkeys(refs or []))
         return await app.requeue_dead(queue, wanted), [], len(wanted)
 
-    moved, unknown, wanted = _run(load_or_fail(app_path), go)
+    moved, unknown, wanted = run_on(load_or_fail(app_path), go)
     if unknown:
         shown = ", ".join(literal(repr(ref)) for ref in unknown[:20])
         more = f" and {len(unknown) - 20} more" if len(unknown) > 20 else ""
@@ -188,6 +178,6 @@ def purge(app_path: AppPath, queue: Queue,
     async def go(app: App) -> int:
         return await app.broker.purge_dead(queue)
 
-    purged = _run(load_or_fail(app_path), go)
+    purged = run_on(load_or_fail(app_path), go)
     typer.echo(f"purged {purged} dead letter(s) from {literal(repr(queue))}")
 

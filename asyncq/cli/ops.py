@@ -15,9 +15,8 @@ from rich.console import Console
 from rich.table import Table
 
 from asyncq.app import App
-from asyncq.cli._common import AppPath, fail, load_or_fail, run_async
+from asyncq.cli._common import AppPath, fail, load_or_fail, run_on
 from asyncq.cli._literal import dump_json, literal
-from asyncq.errors import AsyncqError
 
 __all__ = ["Json", "Timeout", "purge", "queues", "register", "result", "run_with", "status"]
 
@@ -34,16 +33,7 @@ QueuesOpt = Annotated[str | None, typer.Option(
 
 def run_with(app_path: str, action: Callable[[App], Awaitable[T]]) -> T:
     """Load the app, connect, run ``action``; errors end the command with one line."""
-    app = load_or_fail(app_path)
-
-    async def go() -> T:
-        async with app:
-            return await action(app)
-
-    try:
-        return run_async(go())
-    except AsyncqError as exc:
-        raise fail(str(exc)) from None
+    return run_on(load_or_fail(app_path), action)
 
 
 def _queues_of(app: App, queues: str | None) -> list[str]:
