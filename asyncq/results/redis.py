@@ -42,6 +42,7 @@ class RedisResultBackend(ResultBackend):
         super().__init__(url, ttl=ttl, max_size=max_size)
         self.client = _redis.make_client(url)
         self.server_id = _redis.server_id(url)
+        self.replication = _redis.replication_of(url)
         self._store_script = self.client.register_script(
             _redis.load_lua("asyncq.results", "store_result"))
         self._listener = _Listener(self, recheck_interval)
@@ -71,7 +72,7 @@ class RedisResultBackend(ResultBackend):
 
     async def _put(self, writes: Sequence[KeyWrite]) -> None:
         with _redis.mapped_errors("Redis result backend", self.url):
-            batch = _redis.ScriptBatch(self.client)
+            batch = _redis.ScriptBatch(self.client, self.replication)
             for w in writes:
                 batch.script(self._store_script,
                              [w.key], [w.ttl_ms, "1" if w.final else "0", w.channel or "", w.value])

@@ -61,8 +61,7 @@ _SCRIPTS = ("publish", "settle", "dead", "requeue", "promote", "undead", "read_l
 
 
 class RedisBroker(Broker):
-    """Redis Streams transport (``redis://`` or ``rediss://``)."""
-
+    """Redis Streams transport (``redis://``, ``rediss://`` or ``redis+sentinel://``)."""
 
     def __init__(self, url: str, *, publish_timeout: float = 10.0,
                  dead_letter_max: int = DEAD_LETTER_MAX) -> None:
@@ -73,6 +72,8 @@ class RedisBroker(Broker):
         self.dead_letter_max = dead_letter_max
         self.client: aioredis.Redis = _redis.make_client(url)
         self.server_id = _redis.server_id(url)
+        #: ``?wait_replicas=N``: publishes and settles wait for N replicas
+        self.replication = _redis.replication_of(url)
         self.scripts = {
             name: self.client.register_script(_redis.load_lua(__name__, name))
             for name in _SCRIPTS
@@ -115,7 +116,7 @@ class RedisBroker(Broker):
         """One command per stream (a script appends all its bodies) and per delay set."""
         out: list[BaseException | None] = [None] * len(batch)
         groups, scores = _group(batch, out)
-        batch_ = _redis.ScriptBatch(self.client)
+        batch_ = _redis.ScriptBatch(self.client, self.replication)
         owners: list[list[int]] = []  # per command: the messages it carries
         for (delayed, queue, priority), indexes in groups.items():
             level = level_of(priority)
@@ -148,6 +149,7 @@ class RedisBroker(Broker):
         consumer = RedisConsumer(self.client, self.scripts, self.url, list(queues),
                                  group=group, lease=lease)
         consumer.dead_letter_max = self.dead_letter_max
+        consumer.replication = self.replication
         return consumer
 
     async def queue_size(self, queue: str) -> int:

@@ -86,6 +86,8 @@ class RedisConsumer(Consumer):
         self.max_deliveries_seen = 0
         #: dead letters kept per queue (XADD MAXLEN ~): the broker sets it
         self.dead_letter_max = DEAD_LETTER_MAX
+        #: settles wait for replicas (``wait_replicas``): the broker sets it
+        self.replication: _redis.Replication | None = None
 
     # -- setup ---------------------------------------------------------------------
     async def _ensure_groups(self) -> None:
@@ -232,7 +234,7 @@ class RedisConsumer(Consumer):
         for item in items:
             by_stream.setdefault(stream_of(item.delivery), []).append(item)
         with _redis.mapped_errors("Redis broker", self._url):
-            batch = _redis.ScriptBatch(self._client)
+            batch = _redis.ScriptBatch(self._client, self.replication)
             for stream, group in by_stream.items():
                 for start in range(0, len(group), CHUNK):
                     self._queue_settle(batch, stream, group[start : start + CHUNK])
@@ -263,7 +265,7 @@ class RedisConsumer(Consumer):
 
     async def dead_letter(self, items: Sequence[DeadItem]) -> None:
         with _redis.mapped_errors("Redis broker", self._url):
-            batch = _redis.ScriptBatch(self._client)
+            batch = _redis.ScriptBatch(self._client, self.replication)
             for item in items:
                 self._queue_dead(batch, item)
             await batch.execute()
