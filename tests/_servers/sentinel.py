@@ -24,8 +24,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
+
+from tests._servers.hole import ReplicationHole
 
 __all__ = ["Node", "SentinelGroup", "free_port"]
 
@@ -47,10 +50,15 @@ class Node:
     sentinel: bool = False
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    #: the port others reach it at, when not its own (behind a ReplicationHole)
+    alias: int | None = None
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def known_as(self, address: str | None) -> bool:
+        return address in {self.address, f"127.0.0.1:{self.alias}"}
 
     def start(self) -> None:
         program = shutil.which("redis-server")
@@ -105,10 +113,13 @@ class SentinelGroup:
     nodes: list[Node] = field(default_factory=list)
     sentinels: list[Node] = field(default_factory=list)
     startup_s: float = 0.0
+    #: the master behind a ReplicationHole, through which everyone reaches it
+    proxied: bool = False
+    hole: ReplicationHole | None = None
 
     @classmethod
     @contextlib.contextmanager
-    def started(cls, **options: int) -> Iterator[SentinelGroup]:
+    def started(cls, **options: Any) -> Iterator[SentinelGroup]:
         root = Path(tempfile.mkdtemp(prefix="asyncq-sentinel-"))
         group = cls(root, **options)
         try:
@@ -121,10 +132,14 @@ class SentinelGroup:
     def start(self) -> None:
         began = time.monotonic()
         master = Node(self.root / "n0", _DATA)
-        replica = Node(self.root / "n1", _DATA + f"replicaof 127.0.0.1 {master.port}\n")
+        seen_at = master.port
+        if self.proxied:
+            self.hole = ReplicationHole(master.port)
+            master.alias = seen_at = self.hole.port
+        replica = Node(self.root / "n1", _DATA + f"replicaof 127.0.0.1 {seen_at}\n")
         self.nodes = [master, replica]
         monitor = (
-            f"sentinel monitor {SERVICE} 127.0.0.1 {master.port} 2\n"
+            f"sentinel monitor {SERVICE} 127.0.0.1 {seen_at} 2\n"
             f"sentinel down-after-milliseconds {SERVICE} {self.down_after_ms}\n"
             f"sentinel failover-timeout {SERVICE} {self.failover_timeout_ms}\n"
             f"sentinel parallel-syncs {SERVICE} 1\n"
@@ -160,6 +175,8 @@ class SentinelGroup:
     def stop(self) -> None:
         for node in (*self.sentinels, *self.nodes):
             node.kill()
+        if self.hole is not None:
+            self.hole.close()
 
     # -- what the tests use ----------------------------------------------------------
     def url(self, db: int = 0, query: str = "") -> str:
@@ -179,7 +196,7 @@ class SentinelGroup:
 
     def master(self) -> Node:
         address = self.master_address()
-        return next(n for n in self.nodes if n.address == address)
+        return next(n for n in self.nodes if n.known_as(address))
 
     def kill_master(self) -> Node:
         """SIGKILL the current master; return it (to restart it later)."""
@@ -193,7 +210,7 @@ class SentinelGroup:
         began = time.monotonic()
         while time.monotonic() - began < timeout:
             address = self.master_address()
-            if address is not None and address != old.address:
+            if address is not None and not old.known_as(address):
                 with (
                     contextlib.closing(self.master().client()) as client,
                     contextlib.suppress(redis.RedisError),

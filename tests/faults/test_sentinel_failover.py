@@ -8,7 +8,12 @@ Two faults, each in both modes:
 - ``kill``: SIGKILL the master; the sentinels promote the replica.
 - ``lag-kill``: SIGSTOP the replica for ``LAG_S`` (it stops reading its replication
   stream, as on a slow link), SIGKILL the master, SIGCONT the replica; the sentinels
-  promote it with whatever it had received.
+  promote it with whatever it had received (everything, here: the killed master's
+  kernel still delivers what it had written to the socket).
+- ``partition-kill``: everyone reaches the master through a proxy
+  (tests/_servers/hole.py) that, for ``LAG_S``, drops the replication link's bytes
+  (a partition between master and replica), then the master is SIGKILLed: what it
+  acknowledged meanwhile never reaches the replica that is promoted.
 
 The killed master is started again 1 s after the failover (empty: nothing on disk);
 the sentinels make it a replica of the new master. The producer enqueues with fixed ids
@@ -35,23 +40,26 @@ from tests.faults.test_chaos import first_completion, load_tasks
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
 
-LAG_S = 0.8
+LAG_S = 0.8  # the replica stopped, or its link cut, before the kill
+TASK_S = 0.02
 QUIET_S = 15.0  # no completion for this long (and none missing) ends the drain
 
 
 @pytest.fixture
-def group() -> Iterator[SentinelGroup]:
-    with SentinelGroup.started() as started:
+def group(kind: str) -> Iterator[SentinelGroup]:
+    with SentinelGroup.started(proxied=kind == "partition-kill") as started:
         yield started
 
 
-async def produce(mod: Any, ledger: Ledger, n: int, batch: int, pause: float) -> int:
+async def produce(
+    mod: Any, ledger: Ledger, n: int, batch: int, pause: float, seconds: float = 0.0
+) -> int:
     """Enqueue with fixed ids; a failed batch is retried with the same ids until the
     broker acknowledges it, and noted in the ledger only then. Returns the retries."""
     retries = 0
     for start in range(0, n, batch):
         numbers = list(range(start, min(n, start + batch)))
-        sigs = [mod.work.options(task_id=f"t{i}").s(i) for i in numbers]
+        sigs = [mod.work.options(task_id=f"t{i}").s(i, seconds) for i in numbers]
         while True:
             try:
                 await mod.app.enqueue_many(sigs)
@@ -71,12 +79,19 @@ async def fault(group: SentinelGroup, kind: str, at: float, timings: dict[str, f
     assert replica.proc is not None
     if kind == "lag-kill":
         replica.proc.send_signal(signal.SIGSTOP)
+    elif kind == "partition-kill":
+        assert group.hole is not None
+        group.hole.cut()
+    if kind != "kill":
         await asyncio.sleep(LAG_S)
     timings["killed_at"] = time.time()
     master.kill()
     if kind == "lag-kill":
         replica.proc.send_signal(signal.SIGCONT)
     timings["failover_s"] = round(await asyncio.to_thread(group.wait_failover, master), 2)
+    if group.hole is not None:
+        timings["replication_links_cut"] = group.hole.holed
+        group.hole.mend()
     await asyncio.sleep(1.0)
     began = time.monotonic()
     await asyncio.to_thread(group.restart, master)
@@ -111,7 +126,7 @@ def leftover(group: SentinelGroup) -> dict[str, int]:
         client.close()
 
 
-@pytest.mark.parametrize("kind", ["kill", "lag-kill"])
+@pytest.mark.parametrize("kind", ["kill", "lag-kill", "partition-kill"])
 @pytest.mark.parametrize("mode", ["async", "wait_replicas=1"])
 async def test_f8_sentinel_failover(
     group: SentinelGroup,
@@ -124,15 +139,17 @@ async def test_f8_sentinel_failover(
     n = int(os.environ.get("F8_TASKS", "20000"))
     url = group.url(query="" if mode == "async" else mode)
     mod = load_tasks(workdir, url, ledger, monkeypatch)
+    # tasks of 20 ms on -c 20 (1,000/s at most) behind a producer of 1,600/s: a backlog
+    # builds up, as in the queues that a failover can take writes from
     sup = start_worker(
-        workdir, url, ledger, "-c", "50", "--prefetch", "50", "--lease", "2", name="f8"
+        workdir, url, ledger, "-c", "20", "--prefetch", "20", "--lease", "2", name="f8"
     )
     timings: dict[str, float] = {}
     started = time.time()
     try:
         async with mod.app:
             window = 12.0  # the producer enqueues throughout, the fault 3 s into the drain
-            producer = asyncio.create_task(produce(mod, ledger, n, 200, window / (n / 200)))
+            producer = asyncio.create_task(produce(mod, ledger, n, 200, window / (n / 200), TASK_S))
             await first_completion(ledger, 60)  # the worker is up (it starts in 1-4 s)
             await fault(group, kind, 3.0, timings)
             retries = await producer
