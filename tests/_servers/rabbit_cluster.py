@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["RabbitCluster", "RabbitClusterNode", "servers_script"]
+__all__ = ["RabbitCluster", "RabbitClusterNode", "servers_script", "usage"]
 
 
 def servers_script() -> ModuleType:
@@ -79,6 +79,21 @@ class RabbitClusterNode:
                     if os.getpgid(int(entry.name)) == self.proc.pid:
                         out.append(int(entry.name))
         return out
+
+
+def usage(node: RabbitClusterNode) -> tuple[float, float]:
+    """CPU seconds used so far and resident MB now, over the node's processes."""
+    cpu = rss = 0.0
+    for pid in node.pids():
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            cpu += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            rss += (
+                int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+                * os.sysconf("SC_PAGE_SIZE")
+                / 2**20
+            )
+    return cpu, rss
 
 
 @dataclass

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._servers.rabbit_cluster import RabbitCluster, RabbitClusterNode
+from tests._servers.rabbit_cluster import RabbitCluster, RabbitClusterNode, usage
 from tests.faults.conftest import Ledger, RedisServer, record, start_worker, stop
 from tests.faults.test_chaos import first_completion, load_tasks
 from tests.faults.test_sentinel_failover import drain, produce
@@ -54,7 +54,7 @@ def left_on(cluster: RabbitCluster, ask: RabbitClusterNode) -> dict[str, int]:
 
 async def kill_leader(cluster: RabbitCluster, timings: dict[str, float | str]) -> None:
     victim = await asyncio.to_thread(leader, cluster, cluster.nodes[0])
-    timings["killed"] = "leader"
+    timings["killed"] = victim.name  # the queue's leader
     timings["killed_at"] = time.time()
     cluster.kill(victim)
     await asyncio.sleep(5.0)
@@ -77,6 +77,7 @@ async def test_f9_rabbitmq_cluster_node_kill(
         workdir, url, ledger, "-w", "2", "-c", "50", "--prefetch", "50", name="f9", queue=QUEUE
     )
     timings: dict[str, float | str] = {}
+    cpu_before = {node.name: usage(node)[0] for node in cluster.nodes}
     started = time.time()
     try:
         async with mod.app:
@@ -93,6 +94,10 @@ async def test_f9_rabbitmq_cluster_node_kill(
             await asyncio.sleep(2.0)  # the last acks
     finally:
         stop(sup)
+    # CPU of the nodes that ran throughout (the killed one restarted: its count restarted)
+    now = {node.name: usage(node) for node in cluster.nodes}
+    survivors = [name for name in now if name != timings["killed"]]
+    cpu_share = sum(now[n][0] - cpu_before[n] for n in survivors) / elapsed / len(survivors)
     left = left_on(cluster, cluster.nodes[0])
     done = ledger.counts("done")
     killed_at = float(timings.pop("killed_at"))
@@ -112,6 +117,8 @@ async def test_f9_rabbitmq_cluster_node_kill(
         "dead_letters": len(letters),
         "leftover": left,
         "cluster_startup": cluster.timings,
+        "cpu_per_surviving_node_cores": round(cpu_share, 2),
+        "rss_mb_per_node": [round(rss) for _, rss in now.values()],
         **timings,
         "kill_at_s": round(killed_at - started, 2),
     }
