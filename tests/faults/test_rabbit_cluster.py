@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from asyncq.brokers.amqp import _connection
 from tests._servers.rabbit_cluster import RabbitCluster, RabbitClusterNode, usage
 from tests.faults.conftest import Ledger, RedisServer, record, start_worker, stop
 from tests.faults.test_chaos import first_completion, load_tasks
@@ -73,16 +74,33 @@ async def test_f9_rabbitmq_cluster_node_kill(
     url = cluster.url("queue_type=quorum")
     monkeypatch.setenv("F_BACKEND", redis_server.url)
     mod = load_tasks(workdir, url, ledger, monkeypatch, QUEUE)
-    sup = start_worker(
-        workdir, url, ledger, "-w", "2", "-c", "50", "--prefetch", "50", name="f9", queue=QUEUE
-    )
+    # the producer starts at the first node and declares the queue before the workers
+    # start, so the queue's leader is the producer's node: the kill moves it too
+    monkeypatch.setattr(_connection, "first_node", lambda count: 0)
     timings: dict[str, float | str] = {}
     cpu_before = {node.name: usage(node)[0] for node in cluster.nodes}
     started = time.time()
+    sup = None
     try:
         async with mod.app:
             window = 15.0
             producer = asyncio.create_task(produce(mod, ledger, n, 500, window / (n / 500)))
+            while not ledger.counts("enq"):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            timings["producer_on"] = mod.app.broker.conn.connection().url.port
+            sup = start_worker(
+                workdir,
+                url,
+                ledger,
+                "-w",
+                "2",
+                "-c",
+                "50",
+                "--prefetch",
+                "50",
+                name="f9",
+                queue=QUEUE,
+            )
             await first_completion(ledger, 120)
             await asyncio.sleep(3.0)
             await kill_leader(cluster, timings)
@@ -92,8 +110,10 @@ async def test_f9_rabbitmq_cluster_node_kill(
             elapsed = time.time() - started
             letters = await mod.app.broker.dead_letters(QUEUE)
             await asyncio.sleep(2.0)  # the last acks
+            timings["producer_ends_on"] = mod.app.broker.conn.connection().url.port
     finally:
-        stop(sup)
+        if sup is not None:
+            stop(sup)
     # CPU of the nodes that ran throughout (the killed one restarted: its count restarted)
     now = {node.name: usage(node) for node in cluster.nodes}
     survivors = [name for name in now if name != timings["killed"]]

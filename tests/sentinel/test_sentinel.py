@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 
 import asyncq
+from asyncq.brokers import Outgoing
 from asyncq.brokers.redis import RedisBroker
 from asyncq.results.redis import RedisResultBackend, result_key
 from tests._servers.sentinel import SentinelGroup
@@ -62,3 +63,24 @@ async def test_an_enqueue_no_replica_confirms_fails_clearly(
         # the master has them (the error says so): nothing is lost or half-written
         assert await app.broker.queue_size(app.default_queue) == 4
         await app.broker.delete_queue(app.default_queue)
+
+
+async def test_scripts_the_master_forgot_run_again_and_are_waited_for(
+    sentinel_group: SentinelGroup, unique: Callable[[str], str]
+) -> None:
+    # a new master after a failover knows none of the scripts: NOSCRIPT, run again on
+    # one connection, WAIT there (WAIT counts its own connection's writes only)
+    broker = RedisBroker(sentinel_group.url(query="wait_replicas=1"))
+    queue = unique("q")
+    try:
+        await broker.publish(Outgoing("a", queue, b"one"))
+        with contextlib.closing(sentinel_group.master().client()) as client:
+            client.script_flush()
+        await broker.publish_many([Outgoing(str(i), queue, b"x") for i in range(3)])
+        assert await broker.queue_size(queue) == 4
+        replica = next(n for n in sentinel_group.nodes if n is not sentinel_group.master())
+        with contextlib.closing(replica.client()) as client:
+            assert client.xlen(f"asyncq:{{{queue}}}:stream") == 4
+    finally:
+        await broker.delete_queue(queue)
+        await broker.close()
