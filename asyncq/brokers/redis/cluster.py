@@ -15,7 +15,9 @@ queues spread over the shards. What changes on a cluster:
   worker of several queues in different slots reads each slot's streams with a
   command of its own, concurrently.
 - **Slot moves are followed by redis-py** (MOVED and ASK, with a refresh of the slot
-  map); a script keeps to one slot, which is what a migrating slot allows.
+  map); a script keeps to one slot, which is what a migrating slot allows. A read
+  blocked on a stream whose slot moves away ends with ``UNBLOCKED``: an empty read,
+  and the next one goes to the new owner.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from redis import exceptions as rexc
 from redis.crc import key_slot
 
 from asyncq import _redis_cluster
@@ -49,14 +52,19 @@ class RedisClusterConsumer(RedisConsumer):
         for stream, position in streams.items():
             by_slot.setdefault(key_slot(stream.encode()), {})[stream] = position
         if len(by_slot) == 1:
-            return await super()._xread(streams, count, block_ms)
+            return await self._read_slot(streams, count, block_ms)
         replies = await asyncio.gather(
-            *(
-                super(RedisClusterConsumer, self)._xread(group, count, block_ms)
-                for group in by_slot.values()
-            )
+            *(self._read_slot(group, count, block_ms) for group in by_slot.values())
         )
         return [pair for reply in replies for pair in reply]
+
+    async def _read_slot(self, streams: dict[str, str], count: int, block_ms: int | None) -> Any:
+        try:
+            return await super()._xread(streams, count, block_ms)
+        except rexc.ResponseError as exc:
+            if "UNBLOCKED" in str(exc):  # the slot moved away under a blocked read
+                return []  # the next read follows the slot (MOVED)
+            raise
 
     async def close(self) -> None:
         try:
