@@ -68,8 +68,11 @@ class _ShardedListener(_Listener):
                 return
             try:
                 message = await pubsub.get_sharded_message(target_node=node, timeout=1.0)
+            except RuntimeError:  # its connection is being replaced: not ready yet
+                await asyncio.sleep(0.01)
+                continue
             except Exception as exc:  # the read loop logs it and rechecks every waiter
-                self._inbox.put_nowait(exc)
+                self._inbox.put_nowait(ConnectionError(f"{type(exc).__name__}: {exc}"))
                 await asyncio.sleep(0.5)
                 continue
             if message is not None:
