@@ -107,7 +107,10 @@ def load_lua(package: str, name: str, *, publish: str = "PUBLISH") -> str:
     (:func:`asyncq.records.lua_prelude`, notifying with ``publish``) when the script
     stores records."""
     text = (resources.files(package) / "lua" / f"{name}.lua").read_text()
-    return records.lua_prelude(publish) + text if "asyncq_store(" in text else text
+    if "asyncq_store(" not in text:
+        return text
+    shebang, sep, body = text.partition("\n") if text.startswith("#!") else ("", "", text)
+    return shebang + sep + records.lua_prelude(publish) + body  # a shebang stays first
 
 
 def unavailable(what: str, url: str, exc: BaseException) -> BrokerUnavailable:

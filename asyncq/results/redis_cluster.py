@@ -17,7 +17,10 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
-from asyncq import _redis_cluster
+from redis import exceptions as rexc
+
+from asyncq import _redis, _redis_cluster, codec
+from asyncq.records import KeyWrite
 from asyncq.results.redis import RedisResultBackend, _Listener
 
 __all__ = ["RedisClusterResultBackend", "cluster_result_channel", "cluster_result_key"]
@@ -100,9 +103,56 @@ class _ShardedListener(_Listener):
 
 
 class RedisClusterResultBackend(RedisResultBackend):
-    """Results on a Redis Cluster: per-task hash tags, sharded notifications."""
+    """Results on a Redis Cluster: per-task hash tags, sharded notifications.
+
+    A batch of writes (a worker's settled batch) is grouped by the node that serves
+    each key and each node gets one script call for all of its writes
+    (``store_on_node.lua``); a node that no longer serves one of them (a slot moved)
+    gets its writes again one key at a time through the cluster client, which follows
+    MOVED and ASK.
+    """
 
     publish_command = "SPUBLISH"
+
+    def __init__(self, url: str, **options: Any) -> None:
+        super().__init__(url, **options)
+        self._node_script = _redis.load_lua(
+            "asyncq.results", "store_on_node", publish=self.publish_command
+        )
+        self._node_sha = self.client.register_script(self._node_script).sha
+
+    async def _put(self, writes: Sequence[KeyWrite]) -> None:
+        if len(writes) < 2:
+            return await super()._put(writes)
+        with _redis.mapped_errors("Redis result backend", self.url):
+            await self.client.initialize()  # the slot map
+            by_node: dict[str, tuple[Any, list[KeyWrite]]] = {}
+            for w in writes:
+                node = self.client.get_node_from_key(w.key)
+                by_node.setdefault(node.name, (node, []))[1].append(w)
+            groups = list(by_node.values())
+            replies = await asyncio.gather(
+                *(self._put_on(node, group) for node, group in groups), return_exceptions=True
+            )
+            again: list[KeyWrite] = []
+            for (_, group), reply in zip(groups, replies, strict=True):
+                if isinstance(reply, rexc.ResponseError):
+                    again += group  # a slot moved: key by key, following the cluster
+                elif isinstance(reply, BaseException):
+                    raise reply
+        if again:
+            await super()._put(again)
+        return None
+
+    async def _put_on(self, node: Any, writes: list[KeyWrite]) -> None:
+        flat: list[Any] = []
+        for w in writes:
+            flat += (w.key, w.ttl_ms, w.final, w.channel or "", w.value)
+        blob = codec.dumps_for_lua(flat)
+        try:
+            await self.client.execute_command("EVALSHA", self._node_sha, 0, blob, target_nodes=node)
+        except rexc.NoScriptError:
+            await self.client.execute_command("EVAL", self._node_script, 0, blob, target_nodes=node)
 
     @property
     def _listener_class(self) -> type[_Listener]:

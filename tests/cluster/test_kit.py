@@ -113,3 +113,28 @@ def test_results_live_in_their_task_ids_slot_and_notify_there(
             await backend.close()
 
     asyncio.run(go())
+
+
+def test_a_batch_of_results_follows_a_slot_that_moved(redis_cluster: RedisCluster) -> None:
+    """The client's slot map is stale for one key: its node's call fails and those
+    writes go again key by key (MOVED); every record lands, and a settled one stays."""
+
+    async def go() -> None:
+        backend = RedisClusterResultBackend(redis_cluster.url)
+        ids = [uuid.uuid4().hex for _ in range(20)]
+        try:
+            await backend.store(ids[0], ResultRecord(TaskState.SUCCESS, value="first"))
+            slot = RedisCluster.slot_of(backend.key_for(ids[0]))
+            source = redis_cluster.owner(slot)
+            target = next(n for n in redis_cluster.nodes if n is not source)
+            await asyncio.to_thread(redis_cluster.move_slot, slot, target)
+            writes = [backend.key_write(i, ResultRecord(TaskState.SUCCESS, value=i)) for i in ids]
+            await backend.store_writes(writes)
+            records = [await backend.get(i) for i in ids]
+            assert [r.value if r else None for r in records] == ["first", *ids[1:]]
+        finally:
+            for i in ids:
+                await backend.forget(i)
+            await backend.close()
+
+    asyncio.run(go())
