@@ -4,11 +4,11 @@
 
 Starts its own servers (a redis-server, and three cluster-enabled ones joined by
 ``redis-cli --cluster create``; no persistence, loopback) and alternates the runs
-single / cluster-1-queue / cluster-3-queues in each pair, so the machine's noise hits
-each alike. A run enqueues ``--tasks`` no-op tasks, starts one worker process
+single / single-3-queues / cluster-1-queue / cluster-3-queues in each round, so the
+machine's noise hits each alike. A run enqueues ``--tasks`` no-op tasks, starts one worker process
 (``asyncq worker -c 100``) and times from the first ack to the last result. CPU is
 utime+stime from /proc of every redis-server and of the worker, read at the clock's
-start and stop: microseconds per task. "cluster-3-queues" spreads the same tasks over
+start and stop: microseconds per task. The "3 queues" runs spread the same tasks over
 three queues whose hash slots are on three different masters (one worker reads all).
 """
 
@@ -19,6 +19,8 @@ import asyncio
 import importlib
 import json
 import os
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -144,6 +146,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 [f"{prefix}-s"],
                 {"single": single.pid},
             ),
+            "single_3_queues": (
+                f"redis://127.0.0.1:{single.port}/0",
+                spread,
+                {"single": single.pid},
+            ),
             "cluster_1_queue": (cluster.url, [spread[0]], shard_pids),
             "cluster_3_queues": (cluster.url, spread, shard_pids),
         }
@@ -155,6 +162,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         cluster.stop()
         single.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
     return {
         "tasks": args.tasks,
         "pairs": args.pairs,
@@ -198,6 +206,7 @@ def parse() -> argparse.Namespace:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on the way out
     args = parse()
     result = asyncio.run(main(args))
     print(json.dumps(result["summary"], indent=2))

@@ -13,7 +13,9 @@ queues spread over the shards. What changes on a cluster:
   gives way to the first. The consumer's ``server_id`` is ``None`` for that reason.
 - **Reads are per slot.** One XREADGROUP may name streams of one slot only, so a
   worker of several queues in different slots reads each slot's streams with a
-  command of its own, concurrently.
+  command of its own, concurrently: first without blocking, and only when all came
+  back empty with a blocking read each (for at most the 0.25 s between promotions of
+  delayed messages, so a message on an idle worker may wait that long).
 - **Slot moves are followed by redis-py** (MOVED and ASK, with a refresh of the slot
   map); a script keeps to one slot, which is what a migrating slot allows. A read
   blocked on a stream whose slot moves away ends with ``UNBLOCKED``: an empty read,
@@ -53,6 +55,15 @@ class RedisClusterConsumer(RedisConsumer):
             by_slot.setdefault(key_slot(stream.encode()), {})[stream] = position
         if len(by_slot) == 1:
             return await self._read_slot(streams, count, block_ms)
+        # without blocking first: one slot's blocked read would hold back the others'
+        pairs = await self._read_slots(by_slot, count, None)
+        if block_ms is None or any(entries for _, entries in pairs):
+            return pairs
+        return await self._read_slots(by_slot, count, block_ms)
+
+    async def _read_slots(
+        self, by_slot: dict[int, dict[str, str]], count: int, block_ms: int | None
+    ) -> list[Any]:
         replies = await asyncio.gather(
             *(self._read_slot(group, count, block_ms) for group in by_slot.values())
         )
