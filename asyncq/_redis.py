@@ -102,11 +102,15 @@ def server_id(url: str) -> str:
     return f"redis://{parts.hostname or 'localhost'}:{parts.port or 6379}/{db}"
 
 
-def load_lua(package: str, name: str) -> str:
+def load_lua(package: str, name: str, *, publish: str = "PUBLISH") -> str:
     """The script ``lua/<name>.lua`` of ``package``, after the result-record prelude
-    (:func:`asyncq.records.lua_prelude`) when the script stores records."""
+    (:func:`asyncq.records.lua_prelude`, notifying with ``publish``) when the script
+    stores records."""
     text = (resources.files(package) / "lua" / f"{name}.lua").read_text()
-    return records.lua_prelude() + text if "asyncq_store(" in text else text
+    if "asyncq_store(" not in text:
+        return text
+    shebang, sep, body = text.partition("\n") if text.startswith("#!") else ("", "", text)
+    return shebang + sep + records.lua_prelude(publish) + body  # a shebang stays first
 
 
 def unavailable(what: str, url: str, exc: BaseException) -> BrokerUnavailable:
@@ -145,8 +149,9 @@ class ScriptBatch:
         return self._pipe
 
     def script(self, script: Any, keys: list[Any], args: list[Any]) -> None:
-        self._scripts[len(self._pipe.command_stack)] = (script, keys, args)
-        self._pipe.evalsha(script.sha, len(keys), *keys, *args)
+        self._scripts[len(self._pipe)] = (script, keys, args)  # (a cluster pipeline too)
+        # (not pipe.evalsha: redis-py refuses that on a cluster pipeline, not this)
+        self._pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
 
     async def execute(self, *, raise_on_error: bool = True) -> list[Any]:
         try:
