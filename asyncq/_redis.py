@@ -114,11 +114,15 @@ def server_id(url: str) -> str:
     return f"redis://{parts.hostname or 'localhost'}:{parts.port or 6379}/{db}"
 
 
-def load_lua(package: str, name: str) -> str:
+def load_lua(package: str, name: str, *, publish: str = "PUBLISH") -> str:
     """The script ``lua/<name>.lua`` of ``package``, after the result-record prelude
-    (:func:`asyncq.records.lua_prelude`) when the script stores records."""
+    (:func:`asyncq.records.lua_prelude`, notifying with ``publish``) when the script
+    stores records."""
     text = (resources.files(package) / "lua" / f"{name}.lua").read_text()
-    return records.lua_prelude() + text if "asyncq_store(" in text else text
+    if "asyncq_store(" not in text:
+        return text
+    shebang, sep, body = text.partition("\n") if text.startswith("#!") else ("", "", text)
+    return shebang + sep + records.lua_prelude(publish) + body  # a shebang stays first
 
 
 def unavailable(what: str, url: str, exc: BaseException) -> BrokerUnavailable:
@@ -223,8 +227,9 @@ class ScriptBatch:
         return self._pipe
 
     def script(self, script: Any, keys: list[Any], args: list[Any]) -> None:
-        self._scripts[len(self._pipe.command_stack)] = (script, keys, args)
-        self._pipe.evalsha(script.sha, len(keys), *keys, *args)
+        self._scripts[len(self._pipe)] = (script, keys, args)  # (a cluster pipeline too)
+        # (not pipe.evalsha: redis-py refuses that on a cluster pipeline, not this)
+        self._pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
 
     async def execute(self, *, raise_on_error: bool = True) -> list[Any]:
         wait = self._replication
@@ -248,12 +253,15 @@ class ScriptBatch:
     async def _rerun(self, replies: list[Any], acked: Any) -> Any:
         """Run the scripts the server did not know (which loads them) on one connection,
         and ``WAIT`` there too: ``WAIT`` covers the writes of its own connection only."""
+        wait = self._replication
+        if wait is None:  # any connection will do (a cluster client has no client())
+            for index, (script, keys, args) in self._scripts.items():
+                if isinstance(replies[index], rexc.NoScriptError):
+                    replies[index] = await script(keys=keys, args=args)
+            return acked
         async with self._client.client() as conn:
             for index, (script, keys, args) in self._scripts.items():
                 if isinstance(replies[index], rexc.NoScriptError):
                     replies[index] = await script(keys=keys, args=args, client=conn)
-            if self._replication is None:
-                return acked
-            wait = self._replication
             return await conn.execute_command(  # type: ignore[no-untyped-call]
                 "WAIT", wait.replicas, int(wait.timeout * 1000))

@@ -1,7 +1,7 @@
-"""F9 RabbitMQ cluster: SIGKILL the node that leads a quorum queue while a producer
+"""F10 RabbitMQ cluster: SIGKILL the node that leads a quorum queue while a producer
 enqueues and workers drain, every client given all the nodes in one URL.
 
-Run: ./scripts/test tests/faults/test_rabbit_cluster.py -m faults   (F9_NODES=3 F9_TASKS=20000)
+Run: ./scripts/test tests/faults/test_rabbit_cluster.py -m faults   (F10_NODES=3 F10_TASKS=20000)
 
 A 3-node cluster (tests/_servers/rabbit_cluster.py; about 45 s to start here, so this
 runs under ``faults`` only) with ``?queue_type=quorum``. 3 s after the first completion
@@ -29,12 +29,12 @@ from tests.faults.test_sentinel_failover import drain, produce
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
 
-QUEUE = "f9"
+QUEUE = "f10"
 
 
 @pytest.fixture
 def cluster() -> Iterator[RabbitCluster]:
-    with RabbitCluster.started(nodes=int(os.environ.get("F9_NODES", "3"))) as started:
+    with RabbitCluster.started(nodes=int(os.environ.get("F10_NODES", "3"))) as started:
         yield started
 
 
@@ -63,14 +63,14 @@ async def kill_leader(cluster: RabbitCluster, timings: dict[str, float | str]) -
     timings["down_s"] = round(time.time() - float(timings["killed_at"]), 1)
 
 
-async def test_f9_rabbitmq_cluster_node_kill(
+async def test_f10_rabbitmq_cluster_node_kill(
     cluster: RabbitCluster,
     redis_server: RedisServer,
     fault_env: tuple[Path, Ledger],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     workdir, ledger = fault_env
-    n = int(os.environ.get("F9_TASKS", "20000"))
+    n = int(os.environ.get("F10_TASKS", "20000"))
     url = cluster.url("queue_type=quorum")
     monkeypatch.setenv("F_BACKEND", redis_server.url)
     mod = load_tasks(workdir, url, ledger, monkeypatch, QUEUE)
@@ -98,7 +98,7 @@ async def test_f9_rabbitmq_cluster_node_kill(
                 "50",
                 "--prefetch",
                 "50",
-                name="f9",
+                name="f10",
                 queue=QUEUE,
             )
             await first_completion(ledger, 120)
@@ -142,7 +142,7 @@ async def test_f9_rabbitmq_cluster_node_kill(
         **timings,
         "kill_at_s": round(killed_at - started, 2),
     }
-    record(f"F9_rabbitmq_cluster_{len(cluster.nodes)}_nodes", figures)
+    record(f"F10_rabbitmq_cluster_{len(cluster.nodes)}_nodes", figures)
     assert len(acked) == n
     assert figures["lost"] == 0
     assert after, "nothing completed after the node was killed"

@@ -1,4 +1,4 @@
-"""F8 Sentinel failover: SIGKILL the Redis master while a producer enqueues and a worker
+"""F9 Sentinel failover: SIGKILL the Redis master while a producer enqueues and a worker
 drains, with plain asynchronous replication and with ``wait_replicas=1``.
 
 Run: ./scripts/test tests/faults/test_sentinel_failover.py -m faults
@@ -128,7 +128,7 @@ def leftover(group: SentinelGroup) -> dict[str, int]:
 
 @pytest.mark.parametrize("kind", ["kill", "lag-kill", "partition-kill"])
 @pytest.mark.parametrize("mode", ["async", "wait_replicas=1"])
-async def test_f8_sentinel_failover(
+async def test_f9_sentinel_failover(
     group: SentinelGroup,
     fault_env: tuple[Path, Ledger],
     monkeypatch: pytest.MonkeyPatch,
@@ -136,13 +136,13 @@ async def test_f8_sentinel_failover(
     kind: str,
 ) -> None:
     workdir, ledger = fault_env
-    n = int(os.environ.get("F8_TASKS", "20000"))
+    n = int(os.environ.get("F9_TASKS", "20000"))
     url = group.url(query="" if mode == "async" else mode)
     mod = load_tasks(workdir, url, ledger, monkeypatch)
     # tasks of 20 ms on -c 20 (1,000/s at most) behind a producer of 1,600/s: a backlog
     # builds up, as in the queues that a failover can take writes from
     sup = start_worker(
-        workdir, url, ledger, "-c", "20", "--prefetch", "20", "--lease", "2", name="f8"
+        workdir, url, ledger, "-c", "20", "--prefetch", "20", "--lease", "2", name="f9"
     )
     timings: dict[str, float] = {}
     started = time.time()
@@ -176,7 +176,7 @@ async def test_f8_sentinel_failover(
         **{k: v for k, v in timings.items() if k != "killed_at"},
         "kill_at_s": round(timings["killed_at"] - started, 2),
     }
-    record(f"F8_sentinel_{kind}_{mode.replace('=', '')}", figures)
+    record(f"F9_sentinel_{kind}_{mode.replace('=', '')}", figures)
     assert len(acked) == n  # every batch was acknowledged in the end (after retries)
     assert after, "the worker did not complete anything after the failover"
     if mode != "async":

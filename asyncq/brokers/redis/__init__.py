@@ -63,6 +63,8 @@ _SCRIPTS = ("publish", "settle", "dead", "requeue", "promote", "undead", "read_l
 class RedisBroker(Broker):
     """Redis Streams transport (``redis://``, ``rediss://`` or ``redis+sentinel://``)."""
 
+    _consumer_class: type[RedisConsumer] = RedisConsumer
+
     def __init__(self, url: str, *, publish_timeout: float = 10.0,
                  dead_letter_max: int = DEAD_LETTER_MAX) -> None:
         super().__init__(url)
@@ -70,8 +72,8 @@ class RedisBroker(Broker):
         if dead_letter_max < 1:
             raise ConfigurationError("dead_letter_max must be at least 1")
         self.dead_letter_max = dead_letter_max
-        self.client: aioredis.Redis = _redis.make_client(url)
-        self.server_id = _redis.server_id(url)
+        self.client: aioredis.Redis = self._make_client(url)
+        self.server_id = self._consumer_class._server_of(url)
         #: ``?wait_replicas=N``: publishes and settles wait for N replicas
         self.replication = _redis.replication_of(url)
         self.scripts = {
@@ -81,6 +83,9 @@ class RedisBroker(Broker):
         self._publisher: Coalescer[Outgoing, None] = Coalescer(
             self._flush, closed=lambda: BrokerUnavailable(
                 f"Redis broker at {mask_url(url)} closed before the message was sent"))
+
+    def _make_client(self, url: str) -> aioredis.Redis:
+        return _redis.make_client(url)
 
     async def close(self) -> None:
         await self._publisher.aclose()
@@ -146,8 +151,8 @@ class RedisBroker(Broker):
     def consumer(
         self, queues: Sequence[str], *, prefetch: int, lease: float, group: str = WORKER_GROUP
     ) -> Consumer:
-        consumer = RedisConsumer(self.client, self.scripts, self.url, list(queues),
-                                 group=group, lease=lease)
+        consumer = self._consumer_class(self.client, self.scripts, self.url, list(queues),
+                                        group=group, lease=lease)
         consumer.dead_letter_max = self.dead_letter_max
         consumer.replication = self.replication
         return consumer
