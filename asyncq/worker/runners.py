@@ -114,12 +114,11 @@ class Runners:
             aborted.cancel()
             finished.cancel()
         self._closing = True
-        pending = set(self.busy)
-        if pending:
+        if self.busy:
             on_abandon()
-            for runner in pending:
+            for runner in list(self.busy):
                 runner.cancel()
-            await asyncio.wait(pending)
+            await self.wait_idle()  # each hands its message back and ends
         tasks = set(self._tasks)
         for runner in tasks:
             runner.cancel()
@@ -153,6 +152,8 @@ class Runners:
                 del busy[me]
                 if not busy:
                     self._idle.set()
+            if self._closing:
+                return
             if contextvars.copy_context() != base:  # the job left a variable set
                 self._spawn()
                 return

@@ -193,3 +193,29 @@ async def test_a_cancelled_job_leaves_its_runner_replaced() -> None:
     await runners.wait_idle()
     assert cancelled == [0]  # the fresh runner ran the next two
     await runners.close(1.0, asyncio.Event(), lambda: None)
+
+
+async def test_runners_close_abandons_a_job_past_the_timeout_and_ends() -> None:
+    abandoning = False
+    handed_back: list[int] = []
+
+    async def handle(job: Any) -> None:  # as the worker's handler: hand back, then end
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            handed_back.append(job)
+            if not abandoning:
+                raise
+
+    def abandon() -> None:
+        nonlocal abandoning
+        abandoning = True
+
+    runners = Runners(2, handle)
+    runners.start()
+    runners.jobs.append(7)
+    runners.wake()
+    await asyncio.sleep(0.01)
+    await asyncio.wait_for(runners.close(0.05, asyncio.Event(), abandon), 2)
+    assert handed_back == [7]
+    assert not runners.busy
