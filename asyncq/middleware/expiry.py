@@ -17,6 +17,8 @@ class Expiry(Middleware):
 
     def check_run(self, job: Job) -> Skip | None:
         expires = job.message.options.get("expires")
+        if expires is None:
+            return None
         if isinstance(expires, int | float) and time.time() > expires:
             return _EXPIRED
         return None

@@ -1,4 +1,4 @@
-"""The worker: fetch (bounded by free slots), run (bounded by run slots), settle."""
+"""The worker: fetch (bounded by free slots), run (on its runners), settle."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from asyncq.errors import ConfigurationError
 from asyncq.middleware import Job, overrides
 from asyncq.worker.admission import Admission
 from asyncq.worker.execute import Dead, Executor, Outcome, Requeue
+from asyncq.worker.runners import Runners
 from asyncq.worker.settle import Settler
-from asyncq.worker.slots import Slots
 from asyncq.worker.watchdog import LoopWatchdog
 
 if TYPE_CHECKING:
@@ -77,17 +77,15 @@ class Worker:
         # message back a second time runs alone (see _run_suspect), and so does one on
         # its last allowed delivery.
         self._isolate_from = max(2, min(3, max_deliveries))
-        self._slots = Slots(concurrency)
-        self._buffer: deque[Job] = deque()
-        self._buffered = asyncio.Event()
-        self._admission = Admission(self._buffer, self._buffered, self._not_admitted)
+        self._runners = Runners(concurrency, self._handle)
+        self._buffer = self._runners.jobs
+        self._admission = Admission(self._admitted, self._not_admitted)
         self._suspects: deque[Job] = deque()
-        self._idle = asyncio.Event()
+        self._suspected = asyncio.Event()
         self._calm = asyncio.Event()
         self._room = asyncio.Event()
         self._stop = asyncio.Event()
         self._abort = asyncio.Event()
-        self._running: dict[asyncio.Task[None], Job] = {}
         self._held = 0
         self._abandoning = False
         self._settled = 0
@@ -97,20 +95,20 @@ class Worker:
 
     # -- public --------------------------------------------------------------------
     def statistics(self) -> WorkerStats:
-        return WorkerStats(len(self._running),
+        return WorkerStats(len(self._runners),
                            len(self._buffer) + len(self._suspects) + len(self._admission),
                            self._held, self._settled, self._stop.is_set())
 
     def held(self) -> dict[str, list[Delivery]]:
         """Deliveries running (``active``) and waiting for a slot (``reserved``)."""
-        return {"active": [job.delivery for job in self._running.values()],
+        return {"active": [job.delivery for job in self._runners.running()],
                 "reserved": [job.delivery for job in (*self._buffer, *self._admission.jobs(),
                                                       *self._suspects)]}
 
     def running_task(self, task_id: str) -> asyncio.Task[None] | None:
         """The asyncio task running ``task_id`` here, if any (cancelling it hands the
         message back): how middleware stop a job (revoke's ``terminate``)."""
-        for handler, job in self._running.items():
+        for handler, job in self._runners.busy.items():
             if job.id == task_id:
                 return handler
         return None
@@ -189,10 +187,11 @@ class Worker:
     async def _serve(self, consumer: Consumer, settler: Settler) -> None:
         loops = [
             asyncio.create_task(self._fetch_loop(consumer), name="asyncq-fetch"),
-            asyncio.create_task(self._dispatch_loop(), name="asyncq-dispatch"),
+            asyncio.create_task(self._suspect_loop(), name="asyncq-suspects"),
             asyncio.create_task(settler.run(), name="asyncq-settle"),
             asyncio.create_task(self._renew_loop(consumer), name="asyncq-renew"),
         ]
+        self._runners.start()
         if self.watchdog is not None:
             self.watchdog.start(asyncio.get_running_loop())
         self.started.set()
@@ -237,37 +236,27 @@ class Worker:
                 self._settler.add(prepared)
             elif delivery.delivery_count >= self._isolate_from:
                 self._suspects.append(prepared)
+                self._suspected.set()
             elif prepared.pipeline.admit:
                 self._admission.add(prepared)
             else:
                 self._buffer.append(prepared)
-        self._buffered.set()
+        self._runners.wake()
+
+    def _admitted(self, job: Job) -> None:
+        self._buffer.append(job)
+        self._runners.wake()
 
     def _not_admitted(self, job: Job) -> None:
         assert self._settler is not None
         self._settler.add(Requeue(job.delivery, counted=True))
 
-    async def _dispatch_loop(self) -> None:
+    async def _suspect_loop(self) -> None:
         while True:
-            await self._slots.acquire()
-            while not self._buffer and not self._suspects:
-                self._buffered.clear()
-                await self._buffered.wait()
-            if self._buffer:
-                self._start(self._buffer.popleft())
-            else:
-                await self._run_suspect()
-
-    def _start(self, job: Job) -> asyncio.Task[None]:
-        handler = asyncio.create_task(self._handle(job))
-        self._running[handler] = job
-        handler.add_done_callback(self._finished)
-        return handler
-
-    def _finished(self, handler: asyncio.Task[None]) -> None:
-        self._running.pop(handler, None)
-        if not self._running:
-            self._idle.set()
+            while not self._suspects:
+                self._suspected.clear()
+                await self._suspected.wait()
+            await self._run_suspect()
 
     async def _run_suspect(self) -> None:
         """Run a message that came back twice alone, holding nothing else.
@@ -279,16 +268,16 @@ class Worker:
         assert self._consumer is not None
         assert self._settler is not None
         await _quietly("pause the consumer", self._consumer.pause())
-        while self._running:
-            self._idle.clear()
-            await self._idle.wait()
+        await self._runners.wait_drained()  # what is buffered runs first
+        self._runners.halt()
+        await self._runners.wait_idle()
         while len(self._suspects) > 1:  # each comes back and runs alone in turn
             self._settler.add(Requeue(self._suspects.pop().delivery))
         # everything else settled or handed back first: if the suspect kills this
         # process, nothing but the suspect is left to be redelivered (and counted)
         await self._settler.wait_settled()
-        handler = self._start(self._suspects.popleft())
-        await asyncio.wait({handler})
+        await self._runners.run_alone(self._suspects.popleft())
+        self._runners.resume()
         await _quietly("resume the consumer", self._consumer.resume())
         self._calm.set()
 
@@ -310,14 +299,12 @@ class Worker:
             logger.exception("%s[%s] could not be processed; handed back", message.task,
                              message.id)
             outcome = Requeue(delivery, counted=True)  # max_deliveries ends a loop of these
-        finally:
-            self._slots.release()
         self._settler.add(outcome)
 
     async def _renew_loop(self, consumer: Consumer) -> None:
         while True:
             await asyncio.sleep(self.lease / 3)
-            held = [job.delivery for job in (*self._running.values(), *self._buffer,
+            held = [job.delivery for job in (*self._runners.running(), *self._buffer,
                                              *self._admission.jobs(), *self._suspects)]
             if not held:
                 continue
@@ -333,14 +320,18 @@ class Worker:
 
     # -- shutdown ------------------------------------------------------------------
     async def _shutdown(self, loops: list[asyncio.Task[None]], settler: Settler) -> None:
-        fetch, dispatch, settle, renew = loops
-        await _cancel(dispatch)
+        fetch, suspects, settle, renew = loops
+        self._runners.halt()
+        await _cancel(suspects)
         await self._stop_fetching(fetch)
         for job in (*await self._admission.close(), *self._buffer, *self._suspects):
             settler.add(Requeue(job.delivery))
         self._buffer.clear()
         self._suspects.clear()
-        await self._drain_running()
+        if self._runners.busy:
+            logger.info("waiting up to %gs for %d running task(s)", self.shutdown_timeout,
+                        len(self._runners))
+        await self._runners.close(self.shutdown_timeout, self._abort, self._abandon)
         settler.close()
         try:
             async with asyncio.timeout(self.shutdown_timeout + 10):
@@ -368,23 +359,8 @@ class Worker:
         elif not fetch.cancelled() and fetch.exception() is not None:
             logger.error("worker loop failed: %r", fetch.exception())
 
-    async def _drain_running(self) -> None:
-        if not self._running:
-            return
-        logger.info("waiting up to %gs for %d running task(s)", self.shutdown_timeout,
-                    len(self._running))
-        aborted = asyncio.create_task(self._abort.wait())
-        finished = asyncio.ensure_future(asyncio.wait(set(self._running)))
-        await asyncio.wait([aborted, finished], timeout=self.shutdown_timeout,
-                           return_when=asyncio.FIRST_COMPLETED)
-        aborted.cancel()
-        finished.cancel()
-        pending = set(self._running)
-        if pending:
-            self._abandoning = True
-            for handler in pending:
-                handler.cancel()
-            await asyncio.wait(pending)
+    def _abandon(self) -> None:
+        self._abandoning = True
 
 
 async def _quietly(what: str, step: Awaitable[None]) -> None:

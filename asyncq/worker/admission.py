@@ -23,10 +23,9 @@ logger = logging.getLogger("asyncq.worker")
 
 
 class Admission:
-    def __init__(self, buffer: deque[Job], buffered: asyncio.Event,
+    def __init__(self, on_admitted: Callable[[Job], None],
                  on_failed: Callable[[Job], None]) -> None:
-        self._buffer = buffer
-        self._buffered = buffered
+        self._on_admitted = on_admitted
         self._on_failed = on_failed
         self._lines: dict[str, deque[Job]] = {}
         self._runners: dict[str, asyncio.Task[None]] = {}
@@ -59,8 +58,7 @@ class Admission:
                     self._on_failed(job)
                     continue
                 line.popleft()
-                self._buffer.append(job)
-                self._buffered.set()
+                self._on_admitted(job)
         finally:
             self._runners.pop(name, None)
             if not line:

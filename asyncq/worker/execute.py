@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from asyncq._cancel import cancelled_by_caller
 from asyncq._text import bounded
-from asyncq.brokers import DEAD_BODY_KEEP, Delivery, Outgoing
+from asyncq.brokers import DEAD_BODY_KEEP, Delivery, Outgoing, Settlement
 from asyncq.context import reset_request, set_request
 from asyncq.errors import DecodeError, Retry, SerializationError, TimeLimitExceeded
 from asyncq.middleware import CallNext, Job, Middleware, Pipeline, RunResult, Skip
@@ -40,9 +40,9 @@ _MAX_NAME = 200
 
 
 @dataclass(slots=True, eq=False)
-class Ack:
-    delivery: Delivery
-    write: KeyWrite | None = None
+class Ack(Settlement):
+    """Ack, with the result record to write first (if any): passed to the consumer as
+    it is, no new object per settled message."""
 
 
 @dataclass(slots=True, eq=False)

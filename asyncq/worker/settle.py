@@ -38,9 +38,11 @@ class Settler:
         self._closing = False
 
     def add(self, outcome: Outcome) -> None:
-        self._pending.append(outcome)
-        self._settled.clear()
-        self._wake.set()
+        pending = self._pending
+        if not pending:  # the first since the last batch went out: wake the loop
+            self._settled.clear()
+            self._wake.set()
+        pending.append(outcome)
 
     async def wait_settled(self) -> None:
         """Until everything added so far is settled (retried until it is)."""
@@ -78,10 +80,13 @@ class Settler:
         self._settled.set()
 
     async def _settle(self, batch: Sequence[Outcome]) -> None:
+        acks = [o for o in batch if type(o) is Ack]
+        if len(acks) == len(batch):  # the common case: nothing else to sort out
+            await self._ack(acks)
+            return
         retries = [o for o in batch if isinstance(o, RetryLater)]
         if retries:  # the next attempt is safely queued before the current one is acked
             await self._publish([r.again for r in retries])
-        acks = [o for o in batch if isinstance(o, Ack)]
         acks += [Ack(r.delivery, r.write) for r in retries]
         dead = [o for o in batch if isinstance(o, Dead)]
         if acks:
@@ -96,7 +101,7 @@ class Settler:
 
     async def _ack(self, acks: Sequence[Ack]) -> None:
         if self._fused:
-            await self._consumer.ack([Settlement(a.delivery, a.write) for a in acks])
+            await self._consumer.ack(acks)
             return
         await self._backend.store_writes([a.write for a in acks if a.write is not None])
         await self._consumer.ack([Settlement(a.delivery) for a in acks])

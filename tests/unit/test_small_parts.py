@@ -1,9 +1,11 @@
-"""Pure helpers: URL masking, backoff, routing, signing, run slots, the public surface."""
+"""Pure helpers: URL masking, backoff, routing, signing, runners, the public surface."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import random
+from typing import Any
 
 import pytest
 
@@ -12,7 +14,7 @@ from asyncq._urls import mask_url
 from asyncq.backoff import retry_delay
 from asyncq.routing import Route, Router
 from asyncq.signing import Signer
-from asyncq.worker.slots import Slots
+from asyncq.worker.runners import Runners
 
 
 @pytest.mark.parametrize(("url", "masked"), [
@@ -134,24 +136,86 @@ def test_runs_by_size_cut_in_order_within_the_limit() -> None:
     assert runs_by_size([3], 10) == [slice(0, 1)]
 
 
-async def test_slots_bound_what_runs_and_each_release_lets_one_more_in() -> None:
-    slots = Slots(2)
-    await slots.acquire()
-    await slots.acquire()
-    waiters = [asyncio.create_task(slots.acquire()) for _ in range(3)]
+_seen: contextvars.ContextVar[str] = contextvars.ContextVar("seen")
+
+
+async def test_runners_bound_what_runs_and_each_job_starts_in_a_clean_context() -> None:
+    gate = asyncio.Event()
+    ran: list[tuple[int, str]] = []
+    now = peak = 0
+
+    async def handle(job: Any) -> None:
+        nonlocal now, peak
+        now += 1
+        peak = max(peak, now)
+        ran.append((job, _seen.get("unset")))
+        _seen.set(f"left by {job}")  # never reset: must not reach the next job
+        await gate.wait()
+        now -= 1
+
+    runners = Runners(2, handle)
+    runners.start()
+    runners.jobs.extend(range(5))
+    runners.wake()
     await asyncio.sleep(0.01)
-    assert not any(w.done() for w in waiters)  # none free: all three wait
-    slots.release()
-    slots.release()
+    assert (now, len(runners), len(runners.jobs)) == (2, 2, 3)  # two run, three wait
+    gate.set()
+    await runners.wait_drained()
+    await runners.wait_idle()
+    assert peak == 2
+    assert sorted(ran) == [(i, "unset") for i in range(5)]
+    await runners.close(1.0, asyncio.Event(), lambda: None)
+
+
+async def test_a_cancelled_job_leaves_its_runner_replaced() -> None:
+    cancelled: list[int] = []
+
+    async def handle(job: Any) -> None:
+        try:
+            await asyncio.sleep(0 if job else 10)
+        except asyncio.CancelledError:
+            cancelled.append(job)
+            raise
+
+    runners = Runners(1, handle)
+    runners.start()
+    runners.jobs.append(0)
+    runners.wake()
     await asyncio.sleep(0.01)
-    assert sum(w.done() for w in waiters) == 2  # two freed, two taken, one still waits
-    last = next(w for w in waiters if not w.done())
-    last.cancel()
-    await asyncio.gather(last, return_exceptions=True)
-    slots.release()
-    await asyncio.wait_for(slots.acquire(), 1)  # the cancelled waiter took nothing
-    blocked = asyncio.create_task(slots.acquire())
+    (runner,) = runners.busy
+    runner.cancel()  # what revoke(terminate=True) does
     await asyncio.sleep(0.01)
-    assert not blocked.done()
-    slots.release()
-    await asyncio.wait_for(blocked, 1)
+    assert cancelled == [0]
+    assert not runners.busy
+    runners.jobs.extend([1, 2])
+    runners.wake()
+    await runners.wait_drained()
+    await runners.wait_idle()
+    assert cancelled == [0]  # the fresh runner ran the next two
+    await runners.close(1.0, asyncio.Event(), lambda: None)
+
+
+async def test_runners_close_abandons_a_job_past_the_timeout_and_ends() -> None:
+    abandoning = False
+    handed_back: list[int] = []
+
+    async def handle(job: Any) -> None:  # as the worker's handler: hand back, then end
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            handed_back.append(job)
+            if not abandoning:
+                raise
+
+    def abandon() -> None:
+        nonlocal abandoning
+        abandoning = True
+
+    runners = Runners(2, handle)
+    runners.start()
+    runners.jobs.append(7)
+    runners.wake()
+    await asyncio.sleep(0.01)
+    await asyncio.wait_for(runners.close(0.05, asyncio.Event(), abandon), 2)
+    assert handed_back == [7]
+    assert not runners.busy
