@@ -151,6 +151,9 @@ def dashboard(app_path: AppPath,
                   "ASYNCQ_DASHBOARD_TOKEN.")] = False,
               show_args: Annotated[bool, typer.Option(
                   "--show-args", help="Show task arguments (may hold personal data).")]
+              = False,
+              json_: Annotated[bool, typer.Option(
+                  "--json", help="Print the address as one JSON line on stderr.")]
               = False) -> None:
     """Serve the web dashboard (read-only unless --actions)."""
     import os
@@ -167,7 +170,9 @@ def dashboard(app_path: AppPath,
         raise fail("the dashboard needs starlette and uvicorn: "
                    "pip install 'asyncq[dashboard]'") from None
     web = create_dashboard(app, actions=actions, token=token, show_args=show_args)
-    typer.echo(f"asyncq dashboard on http://{host}:{port}/", err=True)
+    url = f"http://{host}:{port}/"
+    typer.echo(json.dumps({"dashboard": url, "actions": actions, "show_args": show_args})
+               if json_ else f"asyncq dashboard on {url}", err=True)
     # an open live-update connection must not hold a SIGTERM up for ever
     uvicorn.run(web, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
 
