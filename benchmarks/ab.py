@@ -28,6 +28,7 @@ from typing import Any
 FIGURES = [  # (name, path in core.py's JSON, higher is better)
     ("drain /s", ("drain", "per_s"), True),
     ("drain backlog /s", ("drain_backlog_first", "per_s"), True),
+    ("drain: worker CPU us/task", ("drain", "cpu_us_per_task"), False),
     ("enqueue one at a time /s", ("enqueue_concurrent", "per_s"), True),
     ("enqueue batch /s", ("enqueue_batch", "per_s"), True),
     ("round trip p50 ms", ("round_trip", "p50_ms"), False),
@@ -49,7 +50,7 @@ def run(tree: Path, args: argparse.Namespace, extra: list[str]) -> dict[str, Any
 
 
 def pick(result: dict[str, Any], path: tuple[str, str]) -> float:
-    return float(result[path[0]][path[1]])
+    return float(result[path[0]].get(path[1], "nan"))  # a figure an older core.py lacks
 
 
 def main() -> None:

@@ -110,15 +110,30 @@ async def _timed_drain(mod: Any, args: argparse.Namespace, n: int, last: Any,
     """
     size = mod.app.broker.queue_size
     with worker(args.broker, mod.QUEUE, args.backend, args.concurrency, processes,
-                args.observe):
+                args.observe) as procs:
         while await size(mod.QUEUE) >= n:  # noqa: ASYNC110 - polls the broker: excludes start-up
             await asyncio.sleep(0.005)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu(procs)
         while await size(mod.QUEUE) > 0:  # noqa: ASYNC110
             await asyncio.sleep(0.005)
         await last.get(timeout=60)
         elapsed = max(time.perf_counter() - start, 1e-6)
-    return {"tasks": n, "seconds": elapsed, "per_s": n / elapsed, "processes": processes}
+        cpu = _cpu(procs) - cpu
+    return {"tasks": n, "seconds": elapsed, "per_s": n / elapsed, "processes": processes,
+            "cpu_us_per_task": cpu / n * 1e6}
+
+
+def _cpu(procs: list[subprocess.Popen[bytes]]) -> float:
+    """CPU seconds (user + system) the worker processes used so far (Linux ``/proc``;
+    0 elsewhere). Less sensitive to a busy machine than the drain's wall-clock time."""
+    total = 0.0
+    for proc in procs:
+        try:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 async def drain(mod: Any, args: argparse.Namespace, n: int, processes: int = 1) -> dict[str, float]:

@@ -91,6 +91,12 @@ class Executor:
             found = self._pipelines[task] = Pipeline(self._middleware, task)
         return found
 
+    def forget_pipelines(self) -> None:
+        """Build each task's pipeline again on its next message (a middleware's
+        ``applies_to`` changed: a rate limit set at run time)."""
+        self._pipelines.clear()
+        self._workflow_pipelines.clear()
+
     def workflow_pipeline(self, task: Task[Any, Any]) -> Pipeline:
         """The pipeline of a message that carries workflow state: with the canvas
         middleware outermost (a plain message never pays for it)."""
