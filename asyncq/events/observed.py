@@ -3,7 +3,8 @@
 ``asyncq worker --events --metrics-port N`` installs :class:`Observed` rather than the
 two middleware side by side: each hook call costs about as much as what it does for a
 no-op task, so sharing one ``before_run`` and one ``after_run`` (and one clock reading)
-halves what they add per task.
+halves what they add per task; and a run makes one tuple for both (see
+:mod:`asyncq.middleware._row`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Final
 
 from asyncq.events.monitor import Events
 from asyncq.middleware import Call, Job, Middleware, RunResult
+from asyncq.middleware._row import run_row
 
 if TYPE_CHECKING:
     from asyncq.middleware.prometheus import Metrics
@@ -45,16 +47,14 @@ class Observed(Middleware):
         await self.events.worker_stop(worker)
 
     async def before_run(self, job: Job) -> None:
-        job.state[_STARTED] = (time.perf_counter(), self.metrics.wait_of(job))
+        job.state[_STARTED] = time.perf_counter()
         if self.events.started:
             self.events.announce(job)
         return None
 
     async def after_run(self, job: Job, result: RunResult) -> None:
         started = job.state.get(_STARTED)
-        if started is None:
-            runtime, wait = None, None
-        else:
-            runtime, wait = time.perf_counter() - started[0], started[1]
-        self.events.record(job, result, runtime)
-        self.metrics.record(job, result, runtime, wait)
+        row = run_row(job, result, None if started is None else time.perf_counter() - started,
+                      self.events.name)
+        self.events.keep(row)  # one tuple for both: sent as an event, folded into metrics
+        self.metrics.stats.pending.append(row)
