@@ -31,9 +31,9 @@ app = asyncq.App("cg", broker=os.environ["CG_BROKER"],
                  default_queue="cg-" + uuid.uuid4().hex[:8])
 if os.environ.get("CG_OBSERVE") == "1":  # what `asyncq worker --events --metrics-port` adds
     from asyncq.events.monitor import Events
-    from asyncq.events.observed import Observed
+    from asyncq.events.observed import observed
     from asyncq.middleware.prometheus import Metrics
-    app.add_middleware(Observed(Events(2.0), Metrics()))
+    app.add_middleware(observed(Events(2.0), Metrics()))
 
 @app.task
 async def noop(i: int) -> int:

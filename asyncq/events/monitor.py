@@ -220,14 +220,12 @@ class Events(Heartbeats):
         await super().worker_stop(worker)
 
     async def before_run(self, job: Job) -> None:
-        job.state[_T0] = time.perf_counter()
         if self.started:
             self.announce(job)
         return None
 
     async def after_run(self, job: Job, result: RunResult) -> None:
-        started = job.state.get(_T0)
-        self.record(job, result, None if started is None else time.perf_counter() - started)
+        self.record(job, result, result.runtime)
 
     def announce(self, job: Job) -> None:
         """Buffer a task-started event."""
@@ -254,4 +252,3 @@ class Events(Heartbeats):
         return "" if side is None else side.name
 
 
-_T0: Final = "asyncq.events.t0"

@@ -1,7 +1,7 @@
 """Prometheus metrics (``pip install 'asyncq[metrics]'``): ``App(middleware=[Metrics()])``
 or ``asyncq worker APP --metrics-port 9808``.
 
-Per task (``before_run``/``after_run``; nothing when the middleware is not installed):
+Per task (``after_run``, which is told the run time; nothing when the middleware is not installed):
 
 - ``asyncq_tasks_total{task,queue,outcome}`` — outcome: succeeded, failed, retried,
   revoked, cancelled
@@ -52,7 +52,6 @@ __all__ = ["ENQUEUED_AT", "Metrics"]
 logger = logging.getLogger("asyncq.metrics")
 
 _LAG_EVERY: Final = 0.25
-_STARTED: Final = "asyncq.metrics.started"
 
 
 class _Live(Collector):
@@ -137,13 +136,8 @@ class Metrics(Middleware):
             self._server = None
         self.worker = None
 
-    async def before_run(self, job: Job) -> None:
-        job.state[_STARTED] = time.perf_counter()
-        return None
-
     async def after_run(self, job: Job, result: RunResult) -> None:
-        started = job.state.get(_STARTED)
-        self.record(job, result, None if started is None else time.perf_counter() - started)
+        self.record(job, result, result.runtime)
 
     def record(self, job: Job, result: RunResult, run: float | None) -> None:
         """Count one run (one tuple on a deque; folded later)."""

@@ -66,8 +66,14 @@ async def test_rate_limit_changes_in_running_and_later_workers(
         async with later, Worker(later, concurrency=10):
             assert 0.8 < await timed(later, 8) < 10
             await asyncio.sleep(0.3)
+            await later.control.rate_limit("tick", "1/m", timeout=0.5)
+            handles = [await later.tasks["tick"].enqueue(i) for i in range(3)]
+            for handle in handles[:2]:
+                await handle.get(timeout=10)
+            await asyncio.sleep(0.5)
+            assert await handles[2].state() != TaskState.SUCCESS
             await later.control.rate_limit("tick", "off", timeout=0.5)
-            assert await timed(later, 8) < 0.8  # no limit in the code: none at all
+            assert await handles[2].get(timeout=5) == 2  # no limit in the code: none at all
         assert await store.hgetall(rates_key(name)) == {}
     finally:
         await store.delete(rates_key(name), f"asyncq:ratelimit:{{{name}}}:tick")
