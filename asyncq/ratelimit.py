@@ -15,6 +15,11 @@ next, so the long-run rate is the limit, not a few percent under it, and any win
 ``t`` seconds holds at most ``rate * t + 2`` runs. A run that waits its turn holds no
 run slot (:class:`~asyncq.middleware.rate_limit.RateLimit` uses the worker's admission
 step).
+
+A limit can be changed while workers run (``asyncq control APP rate-limit TASK 10/s``,
+``app.control.rate_limit``): see :mod:`asyncq.middleware.rate_limit`. A stored "next
+free time" is never further ahead than ``burst`` intervals of the current rate, so a
+raised limit takes effect at once rather than after the old, longer interval.
 """
 
 from __future__ import annotations
@@ -45,23 +50,43 @@ def parse_rate(text: str) -> float:
 
 
 class Bucket(abc.ABC):
-    """One shared limit: :meth:`take` a token or learn how long until one is due."""
+    """One shared limit: :meth:`take` a token or learn how long until one is due.
+
+    :meth:`set_rate` changes the rate while the worker runs (``asyncq control APP
+    rate-limit``): a taker waiting for a token at the old rate asks again at once, and
+    ``None`` lets every taker through (the limit was lifted).
+    """
 
     def __init__(self, rate: float, burst: int = 2) -> None:
         self.rate = rate
         self.burst = max(1, burst)
+        self.lifted = False
+        self._changed = asyncio.Event()
 
     @abc.abstractmethod
     async def take(self) -> float:
         """Take a token and return 0, or return the seconds until one is due."""
 
+    def set_rate(self, rate: float | None) -> None:
+        """Use ``rate`` tokens per second from now on (``None``: no limit any more)."""
+        self.lifted = rate is None
+        if rate is not None:
+            self.rate = rate
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()  # wakes the takers waiting at the old rate
+
     async def acquire(self) -> None:
         """Wait (sleeping, never polling) until a token is taken."""
-        while True:
+        while not self.lifted:
             wait = await self.take()
             if wait <= 0:
                 return
-            await asyncio.sleep(wait)
+            changed = self._changed
+            try:
+                async with asyncio.timeout(wait):
+                    await changed.wait()
+            except TimeoutError:
+                pass
 
 
 class RedisBucket(Bucket):
@@ -90,6 +115,8 @@ class MemoryBucket(Bucket):
         now = time.monotonic()
         interval = 1 / self.rate
         tat = max(self._tat, now)
+        if tat > now + interval * self.burst:  # a raised rate: as rate_limit.lua
+            tat = self._tat = now + interval * self.burst
         allowed_at = tat - interval * (self.burst - 1)
         if now < allowed_at:
             return allowed_at - now

@@ -5,8 +5,11 @@
 
 Each run is ``core.py`` of that tree with ``PYTHONPATH`` set to the tree (its workers
 inherit it), on the same servers, the two trees taking turns so that drift on a
-shared machine falls on both alike. The table gives each figure's median per side and
-after / before (for latencies, before / after: above 1 is always better).
+shared machine falls on both alike. ``--before-args`` / ``--after-args`` add options to
+one side's ``core.py``: ``--before . --after . --after-args=--observe`` compares one
+tree with and without events, heartbeats and metrics. The table gives each figure's
+median per side and after / before (for latencies, before / after: above 1 is always
+better).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -24,6 +28,7 @@ from typing import Any
 FIGURES = [  # (name, path in core.py's JSON, higher is better)
     ("drain /s", ("drain", "per_s"), True),
     ("drain backlog /s", ("drain_backlog_first", "per_s"), True),
+    ("drain: worker CPU us/task", ("drain", "cpu_us_per_task"), False),
     ("enqueue one at a time /s", ("enqueue_concurrent", "per_s"), True),
     ("enqueue batch /s", ("enqueue_batch", "per_s"), True),
     ("round trip p50 ms", ("round_trip", "p50_ms"), False),
@@ -31,20 +36,21 @@ FIGURES = [  # (name, path in core.py's JSON, higher is better)
 ]
 
 
-def run(tree: Path, args: argparse.Namespace) -> dict[str, Any]:
+def run(tree: Path, args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         cmd = [sys.executable, str(tree / "benchmarks" / "core.py"), "--broker", args.broker,
                "--drain", str(args.drain), "--enqueue", str(args.enqueue),
                "--json", out.name]
         if args.backend:
             cmd += ["--backend", args.backend]
+        cmd += extra
         env = dict(os.environ, PYTHONPATH=str(tree))
         subprocess.run(cmd, env=env, check=True, cwd=tree, stdout=subprocess.DEVNULL)
         return json.loads(Path(out.name).read_text())  # type: ignore[no-any-return]
 
 
 def pick(result: dict[str, Any], path: tuple[str, str]) -> float:
-    return float(result[path[0]][path[1]])
+    return float(result[path[0]].get(path[1], "nan"))  # a figure an older core.py lacks
 
 
 def main() -> None:
@@ -56,13 +62,20 @@ def main() -> None:
     p.add_argument("--backend", default=None)
     p.add_argument("--drain", type=int, default=100_000)
     p.add_argument("--enqueue", type=int, default=50_000)
+    p.add_argument("--before-args", default="",
+                   help="More options for the before side's core.py (e.g. --observe).")
+    p.add_argument("--after-args", default="",
+                   help="More options for the after side's core.py; with --before and "
+                   "--after the same tree, --after-args=--observe measures what observing "
+                   "costs.")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
     runs: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
     for index in range(args.pairs):
         order = ("before", "after") if index % 2 == 0 else ("after", "before")
         for side in order:
-            runs[side].append(run(getattr(args, side).resolve(), args))
+            extra = shlex.split(getattr(args, f"{side}_args"))
+            runs[side].append(run(getattr(args, side).resolve(), args, extra))
             print(f"pair {index + 1}: {side} done", file=sys.stderr)
     rows = []
     for name, path, higher in FIGURES:

@@ -1,9 +1,12 @@
 """The core figures: round trip, drain through one worker process, concurrent enqueue.
 
-    python benchmarks/core.py --broker redis://127.0.0.1:6379/0 [--json out.json]
+    python benchmarks/core.py --broker redis://127.0.0.1:6379/0 [--observe] [--json out.json]
 
 Workers are real processes started through the CLI (``asyncq worker``), logging at
-WARNING so that log I/O is not what we measure.
+WARNING so that log I/O is not what we measure. ``--observe`` starts them with
+everything an operator turns on (``--events --metrics-port PORT``: heartbeats, task
+events, control, Prometheus metrics); ``benchmarks/ab.py --after-args=--observe``
+alternates runs with and without it, which is how the cost of observing is measured.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -33,12 +37,26 @@ def _env(broker: str, queue: str, backend: str | None) -> dict[str, str]:
     return env
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+#: The worker options of ``--observe``: events (with heartbeats and control) and metrics.
+OBSERVE = ["--events"]
+
+
 @contextlib.contextmanager
 def worker(broker: str, queue: str, backend: str | None, concurrency: int,
-           processes: int = 1) -> Iterator[list[subprocess.Popen[bytes]]]:
+           processes: int = 1, observe: bool = False) -> Iterator[list[subprocess.Popen[bytes]]]:
     cmd = [sys.executable, "-m", "asyncq", "worker", "bench_tasks:app", "-Q", queue,
            "-c", str(concurrency), "-l", "warning"]
-    procs = [subprocess.Popen(cmd, env=_env(broker, queue, backend), cwd=HERE,
+
+    def extra() -> list[str]:
+        return [*OBSERVE, "--metrics-port", str(_free_port())] if observe else []
+
+    procs = [subprocess.Popen([*cmd, *extra()], env=_env(broker, queue, backend), cwd=HERE,
                               stderr=subprocess.DEVNULL) for _ in range(processes)]
     try:
         yield procs
@@ -91,15 +109,31 @@ async def _timed_drain(mod: Any, args: argparse.Namespace, n: int, last: Any,
     ones a worker holds, so the clock stops when the last task's result is in too.
     """
     size = mod.app.broker.queue_size
-    with worker(args.broker, mod.QUEUE, args.backend, args.concurrency, processes):
+    with worker(args.broker, mod.QUEUE, args.backend, args.concurrency, processes,
+                args.observe) as procs:
         while await size(mod.QUEUE) >= n:  # noqa: ASYNC110 - polls the broker: excludes start-up
             await asyncio.sleep(0.005)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu(procs)
         while await size(mod.QUEUE) > 0:  # noqa: ASYNC110
             await asyncio.sleep(0.005)
         await last.get(timeout=60)
         elapsed = max(time.perf_counter() - start, 1e-6)
-    return {"tasks": n, "seconds": elapsed, "per_s": n / elapsed, "processes": processes}
+        cpu = _cpu(procs) - cpu
+    return {"tasks": n, "seconds": elapsed, "per_s": n / elapsed, "processes": processes,
+            "cpu_us_per_task": cpu / n * 1e6}
+
+
+def _cpu(procs: list[subprocess.Popen[bytes]]) -> float:
+    """CPU seconds (user + system) the worker processes used so far (Linux ``/proc``;
+    0 elsewhere). Less sensitive to a busy machine than the drain's wall-clock time."""
+    total = 0.0
+    for proc in procs:
+        try:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 async def drain(mod: Any, args: argparse.Namespace, n: int, processes: int = 1) -> dict[str, float]:
@@ -110,13 +144,15 @@ async def drain(mod: Any, args: argparse.Namespace, n: int, processes: int = 1) 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     queue = f"bench-{uuid.uuid4().hex[:8]}"
     mod = _load(args.broker, queue, args.backend)
-    out: dict[str, Any] = {"broker": args.broker.split("@")[-1], "queue": queue}
+    out: dict[str, Any] = {"broker": args.broker.split("@")[-1], "queue": queue,
+                           "observe": args.observe}
     async with mod.app:
         out["enqueue_concurrent"] = await enqueue_concurrent(mod, args.enqueue)
         out["enqueue_batch"], last = await enqueue_batch(mod, args.enqueue)
         out["drain_backlog_first"] = await drain_existing(mod, args, last)
         out["drain"] = await drain(mod, args, args.drain)
-        with worker(args.broker, queue, args.backend, args.concurrency):
+        with worker(args.broker, queue, args.backend, args.concurrency,
+                    observe=args.observe):
             out["round_trip"] = await round_trip(mod, args.round_trip)
         await mod.app.broker.delete_queue(queue)
     return out
@@ -135,6 +171,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--round-trip", type=int, default=1000)
     p.add_argument("--drain", type=int, default=20000)
     p.add_argument("--enqueue", type=int, default=20000)
+    p.add_argument("--observe", action="store_true",
+                   help="Workers with --events and --metrics-port (what observing costs).")
     p.add_argument("--json", type=Path)
     return p.parse_args()
 

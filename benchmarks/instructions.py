@@ -29,6 +29,11 @@ PROGRAM = '''
 import asyncio, os, sys, uuid, asyncq
 app = asyncq.App("cg", broker=os.environ["CG_BROKER"],
                  default_queue="cg-" + uuid.uuid4().hex[:8])
+if os.environ.get("CG_OBSERVE") == "1":  # what `asyncq worker --events --metrics-port` adds
+    from asyncq.events.monitor import Events
+    from asyncq.events.observed import observed
+    from asyncq.middleware.prometheus import Metrics
+    app.add_middleware(observed(Events(2.0), Metrics()))
 
 @app.task
 async def noop(i: int) -> int:
@@ -46,12 +51,14 @@ asyncio.run(main(int(sys.argv[1]), sys.argv[2] == "1"))
 '''
 
 
-def count(tree: Path, tasks: int, drain: bool, program: Path, broker: str) -> int:
+def count(tree: Path, tasks: int, drain: bool, program: Path, broker: str,
+          observe: bool = False) -> int:
     with tempfile.TemporaryDirectory() as out:
         result = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/cg.out",
              sys.executable, str(program), str(tasks), "1" if drain else "0"],
-            env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin", "CG_BROKER": broker},
+            env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin", "CG_BROKER": broker,
+                 "CG_OBSERVE": "1" if observe else "0"},
             capture_output=True, text=True, check=True)
     found = re.search(r"Collected : (\d+)", result.stderr)
     if found is None:
@@ -59,11 +66,12 @@ def count(tree: Path, tasks: int, drain: bool, program: Path, broker: str) -> in
     return int(found.group(1))
 
 
-def per_task(tree: Path, tasks: int, program: Path, broker: str) -> dict[str, float]:
-    base = count(tree, 0, False, program, broker)
-    produced = count(tree, tasks, False, program, broker)
-    idle_worker = count(tree, 0, True, program, broker)
-    drained = count(tree, tasks, True, program, broker)
+def per_task(tree: Path, tasks: int, program: Path, broker: str,
+             observe: bool = False) -> dict[str, float]:
+    base = count(tree, 0, False, program, broker, observe)
+    produced = count(tree, tasks, False, program, broker, observe)
+    idle_worker = count(tree, 0, True, program, broker, observe)
+    drained = count(tree, tasks, True, program, broker, observe)
     return {"enqueue": (produced - base) / tasks,
             "worker": (drained - idle_worker - (produced - base)) / tasks}
 
@@ -74,14 +82,21 @@ def main() -> None:
     p.add_argument("--after", type=Path, required=True)
     p.add_argument("--tasks", type=int, default=20_000)
     p.add_argument("--broker", default="memory://cg")
+    p.add_argument("--before-observe", action="store_true",
+                   help="The before side's worker with events, heartbeats and metrics.")
+    p.add_argument("--after-observe", action="store_true",
+                   help="The after side's worker with events, heartbeats and metrics "
+                   "(--before . --after . --after-observe: what observing costs).")
     args = p.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
     with tempfile.TemporaryDirectory() as folder:
         program = Path(folder) / "program.py"
         program.write_text(PROGRAM)
-        before = per_task(args.before.resolve(), args.tasks, program, args.broker)
-        after = per_task(args.after.resolve(), args.tasks, program, args.broker)
+        before = per_task(args.before.resolve(), args.tasks, program, args.broker,
+                          args.before_observe)
+        after = per_task(args.after.resolve(), args.tasks, program, args.broker,
+                         args.after_observe)
     print("| per task (instructions) | before | after | after / before |")
     print("|---|---|---|---|")
     for name in ("enqueue", "worker"):

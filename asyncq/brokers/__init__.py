@@ -22,6 +22,7 @@ from typing import Any, Final
 
 from asyncq._plugins import Registry
 from asyncq._urls import mask_url
+from asyncq.errors import ConfigurationError
 from asyncq.records import KeyWrite
 
 __all__ = [
@@ -154,6 +155,16 @@ class Consumer(abc.ABC):
 
     async def renew(self, deliveries: Sequence[Delivery]) -> None:  # noqa: B027
         """Extend the lease of running deliveries (brokers with visibility timeouts)."""
+
+    async def cancel_queue(self, queue: str) -> None:
+        """Take nothing more from ``queue``; hand back what was received from it but not
+        handed out (not counted as a delivery). Deliveries already handed out are still
+        acked, requeued or dead-lettered as usual."""
+        raise ConfigurationError(f"{type(self).__name__} cannot drop a queue while it runs")
+
+    async def add_queue(self, queue: str) -> None:
+        """Consume ``queue`` too (declared first where the broker declares queues)."""
+        raise ConfigurationError(f"{type(self).__name__} cannot add a queue while it runs")
 
     @abc.abstractmethod
     async def close(self) -> None:

@@ -156,6 +156,14 @@ class _MemoryConsumer(Consumer):
         finally:
             self._hub.watchers.pop(changed, None)
 
+    async def cancel_queue(self, queue: str) -> None:
+        if queue in self._queues:
+            self._queues.remove(queue)
+
+    async def add_queue(self, queue: str) -> None:
+        if queue not in self._queues:
+            self._queues.append(queue)
+
     def _take(self, limit: int) -> list[Delivery]:
         self._hub.promote_due()
         out: list[Delivery] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import multiprocessing
@@ -23,7 +24,7 @@ from asyncq.cli._common import (
     task_queues,
 )
 from asyncq.cli._text import LiteralFormatter
-from asyncq.cli.banner import banner
+from asyncq.cli.banner import banner, banner_info
 from asyncq.cli.beat import beat
 from asyncq.cli.dlq import dlq
 from asyncq.cli.enqueue import enqueue
@@ -123,6 +124,9 @@ def worker(
     reload: Annotated[bool, typer.Option(
         "--reload", help="Restart when a .py file in the app's directory changes "
         "(development; needs asyncq[reload]).")] = False,
+    json_: Annotated[bool, typer.Option(
+        "--json", help="The banner as one JSON line and log lines as JSON "
+        "(implies --log-format json).")] = False,
 ) -> None:
     """Run a worker: consume QUEUES and run tasks of MODULE:ATTR.
 
@@ -138,7 +142,7 @@ def worker(
                    max_memory_per_child=max_memory_per_child or 1)
     app = load_or_fail(app_path)
     observe(app, events=events or events_all, heartbeat=heartbeat, metrics_port=metrics_port,
-            log_format=log_format, every_event=events_all)
+            log_format="json" if json_ else log_format, every_event=events_all)
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     child = os.environ.get(CHILD_ENV)
     guards = child_middleware(app, max_tasks_per_child, max_memory_per_child) if child else []
@@ -157,8 +161,7 @@ def worker(
         multiprocessing.current_process().name = f"Worker-{child}"
         stop_with_parent()
     else:
-        typer.echo(banner(app, queues=instance.queues, concurrency=concurrency,
-                          prefetch=instance.prefetch, processes=workers or 1), err=True)
+        _print_banner(app, instance, workers or 1, json_)
         _warn_unused(app, instance.queues)
         if workers or max_tasks_per_child or max_memory_per_child:
             raise typer.Exit(supervise(workers or 1, sys.argv[1:]))
@@ -188,6 +191,16 @@ def _check_numbers(**values: float) -> None:
 
 def _number(value: float) -> str:
     return str(int(value)) if math.isfinite(value) and value == int(value) else f"{value:g}"
+
+
+def _print_banner(app: App, instance: Worker, processes: int, json_: bool) -> None:
+    if json_:
+        typer.echo(json.dumps(banner_info(
+            app, queues=instance.queues, concurrency=instance.concurrency,
+            prefetch=instance.prefetch, processes=processes)), err=True)
+        return
+    typer.echo(banner(app, queues=instance.queues, concurrency=instance.concurrency,
+                      prefetch=instance.prefetch, processes=processes), err=True)
 
 
 def _warn_unused(app: App, queues: list[str]) -> None:

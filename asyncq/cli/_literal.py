@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from asyncq.cli._text import literal as text_literal
 
-__all__ = ["dump_json", "literal"]
+__all__ = ["bounded_json", "dump_json", "literal"]
 
 MAX_TEXT: Final = 200
 
@@ -24,3 +24,17 @@ def literal(value: Any, limit: int = MAX_TEXT) -> str:
 def dump_json(data: Any) -> str:
     """JSON for ``--json`` (control characters escaped by JSON itself)."""
     return json.dumps(data, default=str, indent=2, sort_keys=True)
+
+
+def bounded_json(value: Any, limit: int) -> Any:
+    """``value`` for ``--json`` with every string (keys too) cut at ``limit`` characters
+    and bytes shown as their size: what the broker holds is bounded wherever it is shown."""
+    if isinstance(value, str):
+        return value if len(value) <= limit else value[:limit] + f"... [{len(value) - limit} more]"
+    if isinstance(value, bytes | bytearray):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, dict):
+        return {bounded_json(str(k), limit): bounded_json(v, limit) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [bounded_json(item, limit) for item in value]
+    return value

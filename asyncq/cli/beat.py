@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import math
 import sys
@@ -18,7 +19,7 @@ from asyncq.cli._text import LiteralFormatter
 from asyncq.cli.serve import Signals, default_handlers
 from asyncq.errors import AsyncqError
 
-__all__ = ["beat", "entry_lines", "serve_beat"]
+__all__ = ["beat", "entry_lines", "entry_rows", "serve_beat"]
 
 LOG_FORMAT = "[%(asctime)s %(levelname)s/beat] %(name)s: %(message)s"
 #: The longest --lease (a day): a leader that dies is replaced within it.
@@ -34,6 +35,9 @@ def beat(
     ] = DEFAULT_LEASE,
     log_level: Annotated[str, typer.Option(
         "-l", "--log-level", help="debug, info, warning or error.")] = "info",
+    json_: Annotated[bool, typer.Option(
+        "--json", help="With --list, the entries as a JSON array; else log lines as JSON.")]
+    = False,
 ) -> None:
     """Run the scheduler: send each tick of the periodic entries of MODULE:ATTR once.
 
@@ -41,12 +45,20 @@ def beat(
     """
     app = load_or_fail(app_path, local_ok=list_)
     if list_:
-        for line in entry_lines(app, dt.datetime.now(dt.UTC)):
+        now = dt.datetime.now(dt.UTC)
+        if json_:
+            typer.echo(json.dumps(entry_rows(app, now), indent=2))
+            return
+        for line in entry_lines(app, now):
             typer.echo(line)
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(LiteralFormatter(LOG_FORMAT))
     logging.basicConfig(level=logging_level(log_level), handlers=[handler])
+    if json_:
+        from asyncq.jsonlog import use_json_logs
+
+        use_json_logs()
     if not math.isfinite(lease) or lease > MAX_LEASE:
         raise fail(f"--lease takes at most {MAX_LEASE:g} seconds, not {lease:g}")
     if not app.entries:
@@ -59,15 +71,22 @@ def beat(
         pass
 
 
-def entry_lines(app: App, now: dt.datetime) -> list[str]:
-    """One line per entry: name, task, schedule, missed-tick policy, next run in its zone."""
-    lines = []
+def entry_rows(app: App, now: dt.datetime) -> list[dict[str, str]]:
+    """One dict per entry: name, task, schedule, missed-tick policy, next run in its zone."""
+    rows = []
     for entry in app.entries.values():
         upcoming = entry.schedule.next_after(now)
         zone = getattr(entry.schedule, "tz", app.timezone)
-        lines.append(f"{entry.name}  task={entry.signature.task.name}  "
-                     f"{entry.schedule.describe()}  missed={entry.missed}  "
-                     f"next={upcoming.astimezone(zone).isoformat()}")
+        rows.append({"name": entry.name, "task": entry.signature.task.name,
+                     "schedule": entry.schedule.describe(), "missed": entry.missed,
+                     "next": upcoming.astimezone(zone).isoformat()})
+    return rows
+
+
+def entry_lines(app: App, now: dt.datetime) -> list[str]:
+    """One line per entry: name, task, schedule, missed-tick policy, next run in its zone."""
+    lines = [f"{row['name']}  task={row['task']}  {row['schedule']}  missed={row['missed']}  "
+             f"next={row['next']}" for row in entry_rows(app, now)]
     return lines or ["(no periodic entries)"]
 
 

@@ -20,6 +20,7 @@ from rich.table import Table
 from asyncq.app import App
 from asyncq.brokers import DeadLetter
 from asyncq.cli._common import AppPath, OneLineGroup, fail, load_or_fail, run_on, task_queues
+from asyncq.cli._literal import bounded_json, dump_json
 from asyncq.cli._text import FIELD_LIMIT, INSPECT_LIMIT, cell, literal
 from asyncq.errors import DecodeError
 
@@ -35,6 +36,7 @@ console = Console(width=None if Console().is_terminal else 160, markup=False, em
                   highlight=False)
 
 Queue = Annotated[str, typer.Option("-Q", "--queue", help="The queue whose dead letters to use.")]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON (strings cut at 2000 characters).")]
 
 #: Letters `dlq requeue` looks through for the references it is given (as
 #: App.requeue_dead does), and the most `dlq list --limit` shows.
@@ -63,7 +65,8 @@ def _note_unused(app: App, queue: str) -> None:
 @dlq.command("list")
 def list_(app_path: AppPath, queue: Queue,
           limit: Annotated[int, typer.Option(min=1, max=SEARCH_LIMIT,
-                                             help="Most letters to show.")] = 100) -> None:
+                                             help="Most letters to show.")] = 100,
+          json_: Json = False) -> None:
     """List dead letters: reference, task, id, deliveries, when, reason.
 
     Each field is cut at 200 characters; control characters are shown escaped.
@@ -74,6 +77,9 @@ def list_(app_path: AppPath, queue: Queue,
 
     app = load_or_fail(app_path)
     letters = run_on(app, go)
+    if json_:
+        typer.echo(dump_json(bounded_json([_summary(d) for d in letters], INSPECT_LIMIT)))
+        return
     table = Table("ref", "task", "id", "deliveries", "dead at (UTC)", "reason")
     for column in table.columns[:5]:
         column.no_wrap = True
@@ -91,7 +97,7 @@ def inspect(app_path: AppPath, queue: Queue,
             ref: Annotated[str, typer.Argument(help="The reference shown by `dlq list`.")],
             show_args: Annotated[bool, typer.Option(
                 "--args", help="Also print the arguments (may hold personal data).")] = False,
-            ) -> None:
+            json_: Json = False) -> None:
     """Show one dead letter (arguments only with --args).
 
     Strings are shown as Python literals, each cut at 2000 characters.
@@ -106,11 +112,22 @@ def inspect(app_path: AppPath, queue: Queue,
     letter, decoded = run_on(load_or_fail(app_path), find)
     if letter is None:
         raise fail(f"no dead letter {ref!r} in {queue!r}")
+    if json_:
+        typer.echo(dump_json(bounded_json({**_summary(letter), **decoded}, INSPECT_LIMIT)))
+        return
     console.print(Pretty({"ref": letter.ref, "queue": letter.queue, "task": letter.task,
                           "id": letter.task_id, "reason": letter.reason,
                           "deliveries": letter.deliveries, "dead_at": _when(letter.dead_at),
                           "bytes": len(letter.body), **decoded},
                          max_string=INSPECT_LIMIT, max_length=100, max_depth=10))
+
+
+def _summary(letter: DeadLetter) -> dict[str, Any]:
+    """A dead letter as ``--json`` shows it (no body)."""
+    return {"ref": letter.ref, "queue": letter.queue, "task": letter.task,
+            "id": letter.task_id, "reason": letter.reason, "deliveries": letter.deliveries,
+            "dead_at": letter.dead_at if _when(letter.dead_at) != "?" else None,
+            "bytes": len(letter.body)}
 
 
 def _decoded(app: App, letter: DeadLetter, show_args: bool) -> dict[str, Any]:
@@ -130,7 +147,8 @@ def requeue(app_path: AppPath, queue: Queue,
             refs: Annotated[list[str] | None, typer.Argument(help="References to requeue.")]
             = None,
             all_: Annotated[bool, typer.Option("--all", help="Requeue every dead letter.")]
-            = False) -> None:
+            = False,
+            json_: Json = False) -> None:
     """Put dead letters back on their queue.
 
     Named references that are not dead letters of the queue are an error (exit 2, naming
@@ -152,6 +170,9 @@ def requeue(app_path: AppPath, queue: Queue,
         shown = ", ".join(literal(repr(ref)) for ref in unknown[:20])
         more = f" and {len(unknown) - 20} more" if len(unknown) > 20 else ""
         raise fail(f"not dead letters of {queue!r}: {shown}{more} (nothing requeued)")
+    if json_:
+        typer.echo(dump_json({"queue": queue, "requeued": moved, "not_requeued": wanted - moved}))
+        return
     typer.echo(f"requeued {moved} message(s) onto {literal(repr(queue))}")
     if moved < wanted:
         typer.echo(f"note: {wanted - moved} dead letter(s) not requeued: no message body "
@@ -165,7 +186,8 @@ def _unknown(refs: Sequence[str], stored: Sequence[str]) -> list[str]:
 
 @dlq.command()
 def purge(app_path: AppPath, queue: Queue,
-          yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False) -> None:
+          yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False,
+          json_: Json = False) -> None:
     """Delete every dead letter of a queue."""
     if not yes:
         try:
@@ -179,5 +201,8 @@ def purge(app_path: AppPath, queue: Queue,
         return await app.broker.purge_dead(queue)
 
     purged = run_on(load_or_fail(app_path), go)
+    if json_:
+        typer.echo(dump_json({"queue": queue, "purged": purged}))
+        return
     typer.echo(f"purged {purged} dead letter(s) from {literal(repr(queue))}")
 

@@ -36,6 +36,9 @@ def enqueue(
     wait: Annotated[float | None, typer.Option(
         "--wait", help="Wait up to this many seconds and print the result as one line of "
         "JSON (non-ASCII and control characters escaped).")] = None,
+    json_: Annotated[bool, typer.Option(
+        "--json", help="Print one JSON object: id, task, queue (and result with --wait).")]
+    = False,
 ) -> None:
     """Send one task by name and print its id (and result with --wait)."""
     app = load_or_fail(app_path)
@@ -47,7 +50,7 @@ def enqueue(
     if wait is not None and not (math.isfinite(wait) and wait >= 0):
         raise fail(f"--wait takes a number of seconds >= 0, not {wait}")
     try:
-        run_async(_enqueue(app, task, call_args, call_kwargs, options, wait))
+        run_async(_enqueue(app, task, call_args, call_kwargs, options, wait, json_))
     except (AsyncqError, TypeError, ValueError, RecursionError) as exc:
         raise fail(str(exc) or type(exc).__name__) from None
 
@@ -103,9 +106,16 @@ def _eta(text: str) -> dt.datetime:
 
 
 async def _enqueue(app: App, task: str, args: list[Any], kwargs: dict[str, Any],
-                   options: dict[str, Any], wait: float | None) -> None:
+                   options: dict[str, Any], wait: float | None, json_: bool) -> None:
     async with app:
         handle = await app.send_task(task, args, kwargs, **options)
-        typer.echo(handle.id)
-        if wait is not None:
-            typer.echo(json.dumps(await handle.get(timeout=wait), default=str))
+        if not json_:
+            typer.echo(handle.id)
+        value = None if wait is None else await handle.get(timeout=wait)
+        if json_:
+            sent = {"id": handle.id, "task": task,
+                    "queue": options.get("queue") or app.queue_for(app.tasks[task])}
+            typer.echo(json.dumps({**sent, **({"result": value} if wait is not None else {})},
+                                  default=str))
+        elif wait is not None:
+            typer.echo(json.dumps(value, default=str))

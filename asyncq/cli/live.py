@@ -62,25 +62,36 @@ def inspect(app_path: AppPath,
 
 def control(app_path: AppPath,
             action: Annotated[str, typer.Argument(
-                help="ping | shutdown | rate-limit TASK RATE | cancel-consumer QUEUE")],
+                help="ping | shutdown | rate-limit TASK RATE | cancel-consumer QUEUE | "
+                "add-consumer QUEUE")],
             args: Annotated[list[str] | None, typer.Argument(help="The action's arguments.")]
             = None,
             worker: WorkerOpt = None, timeout: Timeout = 1.0, json_: Json = False) -> None:
-    """Tell running workers: ping, shutdown, rate-limit TASK 10/s, cancel-consumer QUEUE."""
+    """Tell running workers: ping, shutdown, rate-limit TASK 10/s (or off),
+    cancel-consumer QUEUE, add-consumer QUEUE."""
     given = list(args or [])
-    shapes: dict[str, tuple[str, list[str]]] = {
-        "ping": ("ping", []), "shutdown": ("shutdown", []),
-        "rate-limit": ("rate_limit", ["task", "rate"]),
-        "cancel-consumer": ("cancel_consumer", ["queue"])}
-    if action not in shapes:
-        raise fail(f"control takes one of {', '.join(shapes)}, not {action!r}")
-    command, names = shapes[action]
+    if action not in SHAPES:
+        raise fail(f"control takes one of {', '.join(SHAPES)}, not {action!r}")
+    command, names = SHAPES[action]
     if len(given) != len(names):
         raise fail(f"control {action} takes {len(names)} argument(s): "
                    f"{' '.join(n.upper() for n in names) or 'none'}")
-    replies = run_with(app_path, lambda app: app.control.broadcast(
-        command, dict(zip(names, given, strict=True)), destination=worker, timeout=timeout))
-    _print_replies(replies, json_)
+
+    async def send(app: App) -> dict[str, Any]:
+        kw: dict[str, Any] = {"destination": worker, "timeout": timeout}
+        if command == "rate_limit":  # stored on the server too, for workers started later
+            return await app.control.rate_limit(given[0], given[1], **kw)
+        return await app.control.broadcast(command, dict(zip(names, given, strict=True)), **kw)
+
+    _print_replies(run_with(app_path, send), json_)
+
+
+#: ``asyncq control`` actions: the control command and its arguments' names.
+SHAPES: dict[str, tuple[str, list[str]]] = {
+    "ping": ("ping", []), "shutdown": ("shutdown", []),
+    "rate-limit": ("rate_limit", ["task", "rate"]),
+    "cancel-consumer": ("cancel_consumer", ["queue"]),
+    "add-consumer": ("add_consumer", ["queue"])}
 
 
 def _short(value: Any) -> Any:
@@ -151,6 +162,9 @@ def dashboard(app_path: AppPath,
                   "ASYNCQ_DASHBOARD_TOKEN.")] = False,
               show_args: Annotated[bool, typer.Option(
                   "--show-args", help="Show task arguments (may hold personal data).")]
+              = False,
+              json_: Annotated[bool, typer.Option(
+                  "--json", help="Print the address as one JSON line on stderr.")]
               = False) -> None:
     """Serve the web dashboard (read-only unless --actions)."""
     import os
@@ -167,7 +181,9 @@ def dashboard(app_path: AppPath,
         raise fail("the dashboard needs starlette and uvicorn: "
                    "pip install 'asyncq[dashboard]'") from None
     web = create_dashboard(app, actions=actions, token=token, show_args=show_args)
-    typer.echo(f"asyncq dashboard on http://{host}:{port}/", err=True)
+    url = f"http://{host}:{port}/"
+    typer.echo(json.dumps({"dashboard": url, "actions": actions, "show_args": show_args})
+               if json_ else f"asyncq dashboard on {url}", err=True)
     # an open live-update connection must not hold a SIGTERM up for ever
     uvicorn.run(web, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
 

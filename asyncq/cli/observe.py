@@ -31,9 +31,9 @@ def observe(app: App, *, events: bool, heartbeat: float, metrics_port: int | Non
     tracker = Events(heartbeat, received=every_event, started=every_event) if events else None
     metrics = _metrics(metrics_port) if metrics_port is not None else None
     if tracker is not None and metrics is not None:  # one pair of run hooks for both
-        from asyncq.events.observed import Observed
+        from asyncq.events.observed import observed
 
-        app.add_middleware(Observed(tracker, metrics))
+        app.add_middleware(observed(tracker, metrics))
         return
     for observer in (tracker, metrics):
         if observer is not None:

@@ -13,8 +13,10 @@ RabbitMQ    fanout exchange ``asyncq.events.<app>``; each       direct exchange
 memory      a bounded deque in this process                     in-process queues
 ==========  ==================================================  =========================
 
-Events travel in batches, a msgpack array of maps each (one Redis stream entry, one
-AMQP message); control requests and replies are JSON objects.
+Events travel in batches, a msgpack array each (one Redis stream entry, one AMQP
+message), of maps, and of arrays for the outcome of a run (the fields of :data:`ROW`,
+in order: the worker buffers and sends that row as it is, and readers make it a map,
+so a run costs the worker one tuple); control requests and replies are JSON objects.
 
 Workers also keep a registry of themselves (Redis: hash ``asyncq:workers:{app}``;
 memory: a dict) so ``asyncq status`` can show a worker that died without saying so:
@@ -41,8 +43,9 @@ import msgpack
 if TYPE_CHECKING:
     from asyncq.app import App
 
-__all__ = ["LOST_AFTER", "MAX_EVENTS", "Bus", "Subscription", "broker_kind", "bus_for",
-           "decode", "encode", "is_lost", "pack_events", "unpack_events", "worker_name"]
+__all__ = ["LOST_AFTER", "MAX_EVENTS", "ROW", "Bus", "Subscription", "as_event", "broker_kind",
+           "bus_for", "decode", "encode", "is_lost", "pack_events", "unpack_events",
+           "worker_name"]
 
 #: A worker is shown as lost after this many heartbeat intervals without one.
 LOST_AFTER: Final = 3
@@ -65,8 +68,9 @@ class Subscription(Protocol):
 class Bus(Protocol):
     """The transport of events, control requests and replies for one app."""
 
-    async def emit(self, events: Sequence[Mapping[str, Any]]) -> None:
-        """Append events to the app's bounded event stream."""
+    async def emit(self, events: Sequence[Event]) -> None:
+        """Append events (maps, and outcome rows: see :data:`ROW`) to the app's bounded
+        event stream."""
         ...
 
     def follow(self, history: int = 0) -> AsyncIterator[dict[str, Any]]:
@@ -134,8 +138,28 @@ def worker_name() -> str:
     return f"{os.getpid()}@{socket.gethostname()}"
 
 
-def pack_events(events: Sequence[Mapping[str, Any]]) -> bytes:
-    """A batch of events as msgpack (several times cheaper to make than JSON)."""
+#: The fields of a run's outcome row (see :func:`asyncq.middleware.run_row`), in order.
+ROW: Final = ("type", "ts", "id", "task", "queue", "attempt", "state", "runtime", "error",
+              "delay", "worker", "enqueued_at")
+
+Event = Mapping[str, Any] | Sequence[Any]
+
+
+def as_event(item: Any) -> dict[str, Any] | None:
+    """An event as a map: a map as is, an outcome row (:data:`ROW`) with its ``None``
+    fields left out; ``None`` for anything else (the bus is not trusted)."""
+    if isinstance(item, dict):
+        return item
+    if isinstance(item, list | tuple) and len(item) == len(ROW):
+        event = {key: value for key, value in zip(ROW, item, strict=True) if value is not None}
+        if isinstance(event.get("type"), str):
+            return event
+    return None
+
+
+def pack_events(events: Sequence[Event]) -> bytes:
+    """A batch of events (maps and outcome rows) as msgpack (several times cheaper to
+    make than JSON)."""
     return bytes(msgpack.packb(list(events), use_bin_type=True, default=str))
 
 
@@ -146,7 +170,7 @@ def unpack_events(raw: bytes) -> list[dict[str, Any]]:
     except Exception:
         return []
     items = value if isinstance(value, list) else [value]
-    return [item for item in items if isinstance(item, dict)]
+    return [event for event in map(as_event, items) if event is not None]
 
 
 def encode(data: Mapping[str, Any]) -> bytes:

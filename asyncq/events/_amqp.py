@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
-from asyncq.events import MAX_EVENTS, pack_events, unpack_events
+from asyncq.events import MAX_EVENTS, Event, pack_events, unpack_events
 
 if TYPE_CHECKING:
     from asyncq.brokers.amqp import AmqpBroker
@@ -72,7 +72,7 @@ class AmqpBus:
                 self._declared = await self._exchanges(self._channel)
             return self._declared
 
-    async def emit(self, events: Sequence[Mapping[str, Any]]) -> None:
+    async def emit(self, events: Sequence[Event]) -> None:
         if events:
             exchange, _ = await self._open()
             await exchange.publish(aio_pika.Message(pack_events(events)), routing_key="")

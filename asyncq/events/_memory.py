@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from asyncq.events import MAX_EVENTS
+from asyncq.events import MAX_EVENTS, Event, as_event
 
 __all__ = ["MemoryBus"]
 
@@ -48,8 +48,11 @@ class MemoryBus:
     def __init__(self, url: str, app: str) -> None:
         self._hub = _HUBS.setdefault((url, app), _Hub())
 
-    async def emit(self, events: Sequence[Mapping[str, Any]]) -> None:
-        for event in events:
+    async def emit(self, events: Sequence[Event]) -> None:
+        for item in events:
+            event = as_event(item)
+            if event is None:
+                continue
             self._hub.events.append(dict(event))
             for follower in self._hub.followers:
                 with contextlib.suppress(asyncio.QueueFull):  # a slow reader loses events

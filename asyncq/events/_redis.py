@@ -14,7 +14,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from asyncq.events import FORGET_AFTER, decode, encode, pack_events, unpack_events
+from asyncq.events import FORGET_AFTER, Event, decode, encode, pack_events, unpack_events
 
 __all__ = ["MAX_BATCHES", "RedisBus", "events_key", "workers_key"]
 
@@ -63,7 +63,7 @@ class RedisBus:
     def _channel(self, topic: str) -> str:
         return f"asyncq:bus:{{{self._app}}}:{topic}"
 
-    async def emit(self, events: Sequence[Mapping[str, Any]]) -> None:
+    async def emit(self, events: Sequence[Event]) -> None:
         """One stream entry per batch (field ``m``: a msgpack array), so a busy worker
         adds a few entries a second, not one per event."""
         if not events:

@@ -7,13 +7,17 @@ topic ``reply.<id>`` with ``{"worker", "id", "reply"}``. With signing on
 unsigned, forged or stale (older than :data:`MAX_AGE` seconds) ones are dropped.
 
 Commands: ``ping``, ``stats``, ``active``, ``reserved``, ``scheduled``, ``registered``,
-``shutdown``, ``rate_limit`` and ``cancel_consumer``. ``rate_limit`` checks the rate as
-``@app.task(rate_limit=...)`` does and stores it in the worker
-(:func:`rate_limit_overrides`); asyncq's rate limiter
-(:mod:`asyncq.middleware.rate_limit`) does not read it yet, so the value changes
-nothing by itself.
-``cancel_consumer`` is answered with an error: a worker's consumer cannot drop one queue
-while it runs (restart the worker with other ``-Q``).
+``shutdown``, ``rate_limit``, ``cancel_consumer`` and ``add_consumer``.
+
+- ``rate_limit`` (``{"task", "rate"}``, rate ``"10/s"`` or ``"off"``) changes the task's
+  limit in the running worker at once (:meth:`RateLimit.apply
+  <asyncq.middleware.rate_limit.RateLimit.apply>`); :meth:`Control.rate_limit` also
+  stores it on the server first, so workers started later use it too.
+- ``cancel_consumer`` (``{"queue"}``) makes the worker stop taking messages from that
+  queue (:meth:`Worker.cancel_queue <asyncq.worker.Worker.cancel_queue>`): running tasks
+  finish, messages waiting in the worker for a slot go back to the queue, everything
+  else stays there for other consumers. ``add_consumer`` consumes a queue again (or a
+  new one). Both last while the worker runs: a restarted worker consumes its ``-Q``.
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ import logging
 import re
 import time
 import uuid
-import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
@@ -47,12 +50,11 @@ CONTROL_TOPIC: Final = "control"
 #: Requests older than this (seconds, by the sender's clock) are ignored.
 MAX_AGE: Final = 60.0
 
-_OVERRIDES: weakref.WeakKeyDictionary[App, dict[str, str]] = weakref.WeakKeyDictionary()
-
-
 def rate_limit_overrides(app: App) -> dict[str, str]:
-    """Rates set with ``control rate-limit`` in this process: task name -> ``"10/s"``."""
-    return _OVERRIDES.setdefault(app, {})
+    """Rates set at run time that this process's workers apply: task -> ``"10/s"``."""
+    from asyncq.middleware.rate_limit import limiter_of
+
+    return limiter_of(app).overrides
 
 
 def seal(signer: Signer | None, data: Mapping[str, Any]) -> bytes:
@@ -89,6 +91,7 @@ class ControlServer:
             "reserved": self._reserved, "scheduled": self._scheduled,
             "registered": self._registered, "shutdown": self._shutdown,
             "rate_limit": self._rate_limit, "cancel_consumer": self._cancel_consumer,
+            "add_consumer": self._add_consumer,
         }
 
     async def serve(self) -> None:
@@ -162,22 +165,46 @@ class ControlServer:
         return {"ok": "shutting down"}
 
     async def _rate_limit(self, args: Mapping[str, Any]) -> Any:
+        from asyncq.middleware.rate_limit import limiter_of
+
         task, rate = str(args.get("task", "")), str(args.get("rate", ""))
-        if task not in self.app.tasks:
-            return {"error": f"no task named {task[:200]!r}"}
+        if rate != OFF and not _is_rate(rate):
+            return {"error": f"a rate is N/s, N/m, N/h or off, not {rate[:50]!r}"}
         try:
-            parse_rate(rate)
-        except ConfigurationError:
-            return {"error": f"a rate is N/s, N/m or N/h, not {rate[:50]!r}"}
-        rate_limit_overrides(self.app)[task] = rate
-        return {"ok": f"rate limit of {task} stored as {rate}"}
+            now = limiter_of(self.app).apply(self.worker, task, None if rate == OFF else rate)
+        except ConfigurationError as exc:
+            return {"error": str(exc)[:500]}
+        return {"ok": f"rate limit of {task} now {now}"}
 
     async def _cancel_consumer(self, args: Mapping[str, Any]) -> Any:
-        return {"error": "cancel-consumer is not supported: the worker's consumer cannot "
-                         "drop a queue while it runs; restart the worker with other -Q"}
+        queue = str(args.get("queue", ""))
+        try:
+            handed_back = await self.worker.cancel_queue(queue)
+        except ConfigurationError as exc:
+            return {"error": str(exc)[:500]}
+        return {"ok": f"no longer consuming {queue}", "handed_back": handed_back,
+                "queues": list(self.worker.queues)}
+
+    async def _add_consumer(self, args: Mapping[str, Any]) -> Any:
+        queue = str(args.get("queue", ""))
+        try:
+            await self.worker.add_queue(queue)
+        except (ConfigurationError, ValueError) as exc:
+            return {"error": str(exc)[:500]}
+        return {"ok": f"consuming {queue}", "queues": list(self.worker.queues)}
 
 
 RATE_ID: Final = re.compile(r"[0-9a-f]{32}")
+#: The rate that lifts a limit set at run time (back to the code's ``rate_limit=``).
+OFF: Final = "off"
+
+
+def _is_rate(rate: str) -> bool:
+    try:
+        parse_rate(rate)
+    except ConfigurationError:
+        return False
+    return True
 
 
 # -- client side ----------------------------------------------------------------------
@@ -221,10 +248,27 @@ class Control:
         return await self.broadcast("shutdown", **kw)
 
     async def rate_limit(self, task: str, rate: str, **kw: Any) -> dict[str, Any]:
+        """Limit ``task`` to ``rate`` (``"10/s"``, ``"30/m"``; ``"off"``: back to its
+        ``rate_limit=``) in every worker: stored on the server (where the app keeps its
+        buckets, Redis), so workers started later apply it too, then sent to the running
+        ones. ConfigurationError for an unknown task or a bad rate (nothing is sent)."""
+        from asyncq.middleware.rate_limit import store_rate
+
+        if task not in self.app.tasks:
+            raise ConfigurationError(f"no task named {task[:200]!r} in app {self.app.name!r}")
+        if rate != OFF:
+            parse_rate(rate)
+        await self.app.connect()
+        await store_rate(self.app, task, None if rate == OFF else rate)
         return await self.broadcast("rate_limit", {"task": task, "rate": rate}, **kw)
 
     async def cancel_consumer(self, queue: str, **kw: Any) -> dict[str, Any]:
+        """Workers stop consuming ``queue`` (running tasks finish; the rest stays in it)."""
         return await self.broadcast("cancel_consumer", {"queue": queue}, **kw)
+
+    async def add_consumer(self, queue: str, **kw: Any) -> dict[str, Any]:
+        """Workers consume ``queue`` (again) too."""
+        return await self.broadcast("add_consumer", {"queue": queue}, **kw)
 
     def inspect(self, destination: Sequence[str] | None = None,
                 timeout: float = 1.0) -> Inspect:

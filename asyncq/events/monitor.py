@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 from asyncq.events import MAX_EVENTS, Bus, Subscription, bus_for, worker_name
 from asyncq.events.control import CONTROL_TOPIC, ControlServer
 from asyncq.middleware import Job, Middleware, RunResult
+from asyncq.middleware._row import MAX_ERROR, run_row
 from asyncq.worker.execute import Dead
 
 if TYPE_CHECKING:
@@ -38,13 +39,6 @@ logger = logging.getLogger("asyncq.events")
 FLUSH_EVERY: Final = 0.25
 #: Seconds the worker waits to announce itself offline when it stops.
 STOP_TIMEOUT: Final = 5.0
-#: Characters of an error message put in an event.
-MAX_ERROR: Final = 500
-
-#: by state name (REVOKED is the revoke feature's state, where it exists)
-_OUTCOMES: Final = {"SUCCESS": "task-succeeded", "FAILURE": "task-failed",
-                    "RETRY": "task-retried", "REVOKED": "task-revoked",
-                    "CANCELLED": "task-cancelled"}
 
 
 class _Side:
@@ -56,7 +50,7 @@ class _Side:
         self.interval = interval
         self.name = worker_name()
         self.started = time.time()
-        #: events as dicts, or outcome rows (tuples, see :func:`expand`)
+        #: events as dicts, or outcome rows (tuples: :data:`asyncq.events.ROW`)
         self.buffer: deque[dict[str, Any] | tuple[Any, ...]] = deque(maxlen=MAX_EVENTS)
         self.tasks: list[asyncio.Task[None]] = []
         self.subscription: Subscription | None = None
@@ -79,8 +73,7 @@ class _Side:
     async def flush(self) -> None:
         if not self.buffer:
             return
-        name = self.name
-        batch = [expand(row, name) for row in self.buffer]
+        batch = list(self.buffer)  # outcome rows go as they are: readers make them maps
         self.buffer.clear()
         try:
             await self.bus.emit(batch)
@@ -227,14 +220,12 @@ class Events(Heartbeats):
         await super().worker_stop(worker)
 
     async def before_run(self, job: Job) -> None:
-        job.state[_T0] = time.perf_counter()
         if self.started:
             self.announce(job)
         return None
 
     async def after_run(self, job: Job, result: RunResult) -> None:
-        started = job.state.get(_T0)
-        self.record(job, result, None if started is None else time.perf_counter() - started)
+        self.record(job, result, result.runtime)
 
     def announce(self, job: Job) -> None:
         """Buffer a task-started event."""
@@ -243,31 +234,21 @@ class Events(Heartbeats):
                             "queue": job.queue, "attempt": job.attempt})
 
     def record(self, job: Job, result: RunResult, runtime: float | None) -> None:
-        """Buffer the outcome event of one run (a tuple; made a dict in the batch)."""
+        """Buffer the outcome event of one run (a tuple, sent as it is)."""
         side = self._side
-        if side is None:
-            return
-        error = None
-        if result.error is not None:
-            error = f"{type(result.error).__name__}: {result.error}"[:MAX_ERROR]
-        elif result.skipped is not None:
-            error = result.skipped.message[:MAX_ERROR]
-        side.buffer.append((_OUTCOMES.get(result.state, "task-failed"), time.time(), job.id,
-                            job.name, job.queue, job.attempt, result.state, runtime, error,
-                            result.delay))
+        if side is not None:
+            side.buffer.append(run_row(job, result, runtime, side.name))
+
+    def keep(self, row: tuple[Any, ...]) -> None:
+        """Buffer an outcome row made by :func:`~asyncq.middleware._row.run_row`."""
+        side = self._side
+        if side is not None:
+            side.buffer.append(row)
+
+    @property
+    def name(self) -> str:
+        """The worker's name in events (empty while no worker runs)."""
+        side = self._side
+        return "" if side is None else side.name
 
 
-_T0: Final = "asyncq.events.t0"
-#: The fields of an outcome event, in the order :meth:`Events.after_run` buffers them.
-_ROW: Final = ("type", "ts", "id", "task", "queue", "attempt", "state", "runtime", "error",
-               "delay")
-
-
-def expand(row: dict[str, Any] | tuple[Any, ...], worker: str) -> dict[str, Any]:
-    """An event as sent: a buffered outcome row becomes a dict (``None`` fields left out)."""
-    if isinstance(row, dict):
-        return row
-    event = {key: value for key, value in zip(_ROW, row, strict=True) if value is not None}
-    event["worker"] = worker
-    event["state"] = str(row[6])
-    return event

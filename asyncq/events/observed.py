@@ -1,26 +1,26 @@
 """Task events and Prometheus metrics with one pair of run hooks between them.
 
-``asyncq worker --events --metrics-port N`` installs :class:`Observed` rather than the
+``asyncq worker --events --metrics-port N`` installs :func:`observed` rather than the
 two middleware side by side: each hook call costs about as much as what it does for a
-no-op task, so sharing one ``before_run`` and one ``after_run`` (and one clock reading)
-halves what they add per task.
+no-op task, so they share one ``after_run`` (the run time comes with the outcome, so
+there is no ``before_run`` unless task-started events are on), and a run makes one
+tuple for both (see :mod:`asyncq.middleware._row`).
 """
 
 from __future__ import annotations
 
-import time
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from asyncq.events.monitor import Events
 from asyncq.middleware import Call, Job, Middleware, RunResult
+from asyncq.middleware._row import run_row
 
 if TYPE_CHECKING:
     from asyncq.middleware.prometheus import Metrics
     from asyncq.worker import Worker
 
-__all__ = ["Observed"]
+__all__ = ["Observed", "observed"]
 
-_STARTED: Final = "asyncq.observed.started"
 
 
 class Observed(Middleware):
@@ -44,17 +44,21 @@ class Observed(Middleware):
         await self.metrics.worker_stop(worker)
         await self.events.worker_stop(worker)
 
+    async def after_run(self, job: Job, result: RunResult) -> None:
+        row = run_row(job, result, result.runtime, self.events.name)
+        self.events.keep(row)  # one tuple for both: sent as an event, folded into metrics
+        self.metrics.stats.pending.append(row)
+
+
+class _ObservedStarted(Observed):
+    """:class:`Observed` with task-started events (``--events-all``)."""
+
     async def before_run(self, job: Job) -> None:
-        job.state[_STARTED] = (time.perf_counter(), self.metrics.wait_of(job))
-        if self.events.started:
-            self.events.announce(job)
+        self.events.announce(job)
         return None
 
-    async def after_run(self, job: Job, result: RunResult) -> None:
-        started = job.state.get(_STARTED)
-        if started is None:
-            runtime, wait = None, None
-        else:
-            runtime, wait = time.perf_counter() - started[0], started[1]
-        self.events.record(job, result, runtime)
-        self.metrics.record(job, result, runtime, wait)
+
+def observed(events: Events, metrics: Metrics) -> Observed:
+    """``events`` and ``metrics`` as one middleware; a ``before_run`` hook only when the
+    events include task-started (the run time comes with the outcome)."""
+    return _ObservedStarted(events, metrics) if events.started else Observed(events, metrics)

@@ -11,6 +11,12 @@ local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
+-- never more than burst intervals ahead (a no-op at a steady rate): a raised limit
+-- holds at once, not after the old, longer interval
+if tat > now + interval * burst then
+  tat = now + interval * burst
+  redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1000)
+end
 local allowed_at = tat - interval * (burst - 1)
 if now < allowed_at then
   return math.ceil(allowed_at - now)

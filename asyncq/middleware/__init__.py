@@ -117,13 +117,15 @@ class Skip:
 @dataclass(slots=True, eq=False)
 class RunResult:
     """What ``after_run`` is told: the final or retry state of this run, its value
-    (SUCCESS) or exception (FAILURE, RETRY), and the retry delay (RETRY)."""
+    (SUCCESS) or exception (FAILURE, RETRY), the retry delay (RETRY), and how long the
+    task ran, in seconds (``None`` where it did not run)."""
 
     state: TaskState
     value: Any = None
     error: BaseException | None = None
     delay: float | None = None
     skipped: Skip | None = None
+    runtime: float | None = None
 
 
 class Middleware:

@@ -24,6 +24,10 @@ __all__ = ["BUCKETS", "RunStats"]
 BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
                   7.5, 10.0, INF)
 _MAX_PENDING: Final = 1_000_000
+#: The outcome label of each event type.
+_OUTCOMES: Final = {"task-succeeded": "succeeded", "task-failed": "failed",
+                    "task-retried": "retried", "task-revoked": "revoked",
+                    "task-cancelled": "cancelled"}
 
 Key = tuple[str, str]
 
@@ -52,9 +56,8 @@ class RunStats:
     """Outcomes, run times, queue waits and retries by task and queue."""
 
     def __init__(self) -> None:
-        #: (task, queue, outcome, run seconds or None, wait seconds or None, retried)
-        self.pending: deque[tuple[str, str, str, float | None, float | None, bool]] = \
-            deque(maxlen=_MAX_PENDING)
+        #: outcome rows (:func:`asyncq.middleware._row.run_row`)
+        self.pending: deque[tuple[Any, ...]] = deque(maxlen=_MAX_PENDING)
         self._lock = threading.Lock()
         self._outcomes: dict[tuple[str, str, str], int] = {}
         self._retries: dict[Key, int] = {}
@@ -67,17 +70,17 @@ class RunStats:
         with self._lock:
             while pending:
                 try:
-                    task, queue, outcome, run, wait, retried = pending.popleft()
+                    kind, ts, _, task, queue, _, _, run, _, delay, _, sent = pending.popleft()
                 except IndexError:
                     break
                 key = (task, queue)
-                counted = (task, queue, outcome)
+                counted = (task, queue, _OUTCOMES.get(kind, "failed"))
                 self._outcomes[counted] = self._outcomes.get(counted, 0) + 1
                 if run is not None:
                     self._histogram(self._run, key).observe(run)
-                if wait is not None:
-                    self._histogram(self._wait, key).observe(wait)
-                if retried:
+                    if isinstance(sent, int | float):  # enqueue to start
+                        self._histogram(self._wait, key).observe(max(0.0, ts - run - sent))
+                if delay is not None:
                     self._retries[key] = self._retries.get(key, 0) + 1
 
     @staticmethod

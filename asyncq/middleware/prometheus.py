@@ -1,7 +1,7 @@
 """Prometheus metrics (``pip install 'asyncq[metrics]'``): ``App(middleware=[Metrics()])``
 or ``asyncq worker APP --metrics-port 9808``.
 
-Per task (``before_run``/``after_run``; nothing when the middleware is not installed):
+Per task (``after_run``, which is told the run time; nothing when the middleware is not installed):
 
 - ``asyncq_tasks_total{task,queue,outcome}`` — outcome: succeeded, failed, retried,
   revoked, cancelled
@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from asyncq.errors import ConfigurationError
 from asyncq.middleware import Call, Job, Middleware, RunResult
+from asyncq.middleware._row import ENQUEUED_AT, run_row
 
 try:
     import prometheus_client as prom
@@ -50,12 +51,7 @@ __all__ = ["ENQUEUED_AT", "Metrics"]
 
 logger = logging.getLogger("asyncq.metrics")
 
-#: The header the producer stamps with the enqueue time (unix seconds).
-ENQUEUED_AT: Final = "asyncq-enqueued-at"
-_OUTCOMES: Final = {"SUCCESS": "succeeded", "FAILURE": "failed", "RETRY": "retried",
-                    "REVOKED": "revoked", "CANCELLED": "cancelled"}
 _LAG_EVERY: Final = 0.25
-_STARTED: Final = "asyncq.metrics.started"
 
 
 class _Live(Collector):
@@ -140,30 +136,12 @@ class Metrics(Middleware):
             self._server = None
         self.worker = None
 
-    async def before_run(self, job: Job) -> None:
-        job.state[_STARTED] = (time.perf_counter(), self.wait_of(job))
-        return None
-
     async def after_run(self, job: Job, result: RunResult) -> None:
-        started = job.state.get(_STARTED)
-        if started is None:
-            self.record(job, result, None, None)
-        else:
-            self.record(job, result, time.perf_counter() - started[0], started[1])
+        self.record(job, result, result.runtime)
 
-    @staticmethod
-    def wait_of(job: Job) -> float | None:
-        """Seconds from enqueue to now, when the producer stamped the enqueue time."""
-        sent = job.message.headers.get(ENQUEUED_AT)
-        if sent is not None and isinstance(sent, int | float):
-            return max(0.0, time.time() - sent)
-        return None
-
-    def record(self, job: Job, result: RunResult, run: float | None, wait: float | None
-               ) -> None:
+    def record(self, job: Job, result: RunResult, run: float | None) -> None:
         """Count one run (one tuple on a deque; folded later)."""
-        self.stats.pending.append((job.name, job.queue, _OUTCOMES.get(result.state, "failed"),
-                                   run, wait, result.delay is not None))
+        self.stats.pending.append(run_row(job, result, run, ""))
 
     async def _sample_lag(self) -> None:
         from asyncq.events.monitor import cancelling

@@ -87,6 +87,8 @@ class Worker:
         self._stop = asyncio.Event()
         self._abort = asyncio.Event()
         self._held = 0
+        #: queues no longer consumed: what a fetch in progress still brings goes back
+        self._cancelled: set[str] = set()
         self._abandoning = False
         self._settled = 0
         self._consumer: Consumer | None = None
@@ -112,6 +114,43 @@ class Worker:
             if job.id == task_id:
                 return handler
         return None
+
+    async def cancel_queue(self, queue: str) -> int:
+        """Stop consuming ``queue`` while running on: its running tasks finish, its
+        messages waiting here for a slot go back to it (the number is returned), and
+        the rest stays in it for other consumers. ConfigurationError if the worker does
+        not consume it, or it is the last one (stop the worker instead)."""
+        if queue not in self.queues:
+            raise ConfigurationError(f"not consuming {queue[:200]!r} (consuming: "
+                                     f"{', '.join(self.queues)[:500]})")
+        if len(self.queues) == 1:
+            raise ConfigurationError(f"{queue[:200]!r} is the worker's last queue: stop the "
+                                     "worker instead")
+        self.queues.remove(queue)
+        self._cancelled.add(queue)
+        if self._consumer is not None:
+            await self._consumer.cancel_queue(queue)
+        back = [job for job in self._buffer if job.queue == queue]
+        for job in back:
+            self._buffer.remove(job)
+            self._hand_back(job.delivery)
+        logger.info("no longer consuming %s (%d message(s) handed back)", queue, len(back))
+        return len(back)
+
+    async def add_queue(self, queue: str) -> None:
+        """Consume ``queue`` too (again, after :meth:`cancel_queue`)."""
+        check_queue(queue, "add_consumer")
+        if queue in self.queues:
+            return
+        if self._consumer is not None:
+            await self._consumer.add_queue(queue)
+        self.queues.append(queue)
+        self._cancelled.discard(queue)
+        logger.info("consuming %s too", queue)
+
+    def _hand_back(self, delivery: Delivery) -> None:
+        assert self._settler is not None
+        self._settler.add(Requeue(delivery))
 
     def stop(self) -> None:
         """Stop fetching; running tasks get ``shutdown_timeout`` to finish."""
@@ -230,7 +269,11 @@ class Worker:
     def _accept(self, batch: Sequence[Delivery]) -> None:
         assert self._settler is not None
         self._held += len(batch)
+        cancelled = self._cancelled
         for delivery in batch:
+            if cancelled and delivery.queue in cancelled:
+                self._hand_back(delivery)
+                continue
             prepared = self.executor.prepare(delivery)
             if isinstance(prepared, Dead):
                 self._settler.add(prepared)

@@ -91,6 +91,12 @@ class Executor:
             found = self._pipelines[task] = Pipeline(self._middleware, task)
         return found
 
+    def forget_pipelines(self) -> None:
+        """Build each task's pipeline again on its next message (a middleware's
+        ``applies_to`` changed: a rate limit set at run time)."""
+        self._pipelines.clear()
+        self._workflow_pipelines.clear()
+
     def workflow_pipeline(self, task: Task[Any, Any]) -> Pipeline:
         """The pipeline of a message that carries workflow state: with the canvas
         middleware outermost (a plain message never pays for it)."""
@@ -159,13 +165,14 @@ class Executor:
         finally:
             reset_request(token)
         if pipe.observed:
-            await self._observe_success(job, value)
+            await self._observe_success(job, value, started)
         return self._succeeded(job, value, started)
 
-    async def _observe_success(self, job: Job, value: Any) -> None:
+    async def _observe_success(self, job: Job, value: Any, started: float) -> None:
         for mw in job.pipeline.success:
             await _observe(mw.on_success(job, value))
-        await self._after(job, RunResult(TaskState.SUCCESS, value))
+        await self._after(job, RunResult(TaskState.SUCCESS, value,
+                                         runtime=time.perf_counter() - started))
 
     async def _before(self, job: Job) -> Outcome | None:
         """The ``before_run`` hooks; an outcome if one skipped the run or raised."""
@@ -222,13 +229,15 @@ class Executor:
             cause = exc.cause if isinstance(exc, Retry) and exc.cause is not None else exc
             for mw in job.pipeline.retry_hooks:
                 await _observe(mw.on_retry(job, cause, delay))
-            await self._after(job, RunResult(TaskState.RETRY, error=cause, delay=delay))
+            await self._after(job, RunResult(TaskState.RETRY, error=cause, delay=delay,
+                                             runtime=_since(started)))
             return self._retry(job, cause, delay)
         if isinstance(exc, Retry) and isinstance(exc.cause, Exception):
             exc = exc.cause
         for mw in job.pipeline.failure:
             await _observe(mw.on_failure(job, exc))
-        await self._after(job, RunResult(TaskState.FAILURE, error=exc))
+        await self._after(job, RunResult(TaskState.FAILURE, error=exc,
+                                         runtime=_since(started)))
         return Ack(job.delivery, self._failure(job, exc, started))
 
     @staticmethod
@@ -297,6 +306,10 @@ def _chain(job: Job, around: list[Middleware], index: int) -> CallNext:
         return lambda: job.task.fn(*job.message.args, **job.message.kwargs)
     inner = _chain(job, around, index + 1)
     return lambda: around[index].around_run(job, inner)
+
+
+def _since(started: float | None) -> float | None:
+    return None if started is None else time.perf_counter() - started
 
 
 async def _observe(hook: Any) -> None:

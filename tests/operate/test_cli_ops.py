@@ -89,6 +89,27 @@ def test_commands_against_a_running_worker(
                 "events", "wtasks:app", "--json", "--history", "50").stdout.splitlines())]
         assert "task-started" in kinds
         assert "task-succeeded" in kinds
+    other = f"{queue}-b"
+    added = as_json(run("control", "wtasks:app", "add-consumer", other, "--json"))
+    assert added[name]["queues"] == [queue, other]
+    last = as_json(run("control", "wtasks:app", "cancel-consumer", queue, "--json",
+                       "--worker", name))
+    assert "last queue" not in str(last)  # two queues now: this one may go
+    assert last[name]["queues"] == [other]
+    assert "last queue" in as_json(run("control", "wtasks:app", "cancel-consumer", other,
+                                       "--json"))[name]["error"]
+    run("control", "wtasks:app", "add-consumer", queue)
+    limited = as_json(run("control", "wtasks:app", "rate-limit", "wtasks.add", "50/s",
+                          "--json"))
+    if env["T_BROKER"].startswith("redis"):
+        assert limited == {name: {"ok": "rate limit of wtasks.add now 50/s"}}
+        assert as_json(run("control", "wtasks:app", "rate-limit", "wtasks.add", "off",
+                           "--json")) == {name: {"ok": "rate limit of wtasks.add now none"}}
+    else:  # rpc:// results: no Redis for the shared bucket
+        assert "shared through Redis" in limited[name]["error"]
+    refused = run("control", "wtasks:app", "rate-limit", "wtasks.add", "fast")
+    assert refused.exit_code == 2
+    assert "rate_limit must look like" in refused.stderr
     assert as_json(run("control", "wtasks:app", "shutdown", "--json")) == {
         name: {"ok": "shutting down"}}
     try:
@@ -97,6 +118,7 @@ def test_commands_against_a_running_worker(
         raise AssertionError(f"the worker did not stop:\n{worker.text()}") from None
     run("enqueue", "wtasks:app", "wtasks.add", "--args", "[1, 2]")
     assert as_json(run("purge", "wtasks:app", "-Q", queue, "--yes", "--json"))["purged"] == 1
+    asyncio.run(forget(sys.modules["wtasks"].app, [other]))
 
 
 def test_lost_worker_is_shown_as_lost(redis_url: str, tasks_dir: Path,

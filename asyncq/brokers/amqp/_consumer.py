@@ -111,7 +111,7 @@ class AmqpConsumer(Consumer):
 
     async def _consume(self, channel: AbstractRobustChannel) -> None:
         """Consume every queue not consumed yet (idempotent; each queue declared once)."""
-        for name in self._queues:
+        for name in list(self._queues):
             if name in self._consuming:
                 continue
             queue = self._declared.get(name)
@@ -296,6 +296,39 @@ class AmqpConsumer(Consumer):
                 if cancelled_by_caller():
                     raise
                 raise ConnectionError("the channel closed while consuming resumed") from None
+
+    async def cancel_queue(self, queue: str) -> None:
+        """``basic.cancel`` of ``queue``'s consumer; what it delivered but ``fetch`` did not
+        hand out yet goes back (uncounted). Unacked deliveries handed out stay held until
+        the worker settles them."""
+        if queue in self._queues:
+            self._queues.remove(queue)
+        tag = self._consuming.pop(queue, None)
+        if tag is not None and self._channel is not None:
+            try:
+                async with asyncio.timeout(self._conn.timeout):
+                    await self._declared[queue].cancel(tag)
+            except asyncio.CancelledError:
+                if cancelled_by_caller():
+                    raise
+                logger.debug("cancelling consumer %s: the channel closed", tag)
+            except Exception as exc:
+                logger.debug("cancelling consumer %s: %s", tag, exc)
+            await self._wait_callbacks()
+        waiting = [self._inbox.get_nowait() for _ in range(self._inbox.qsize())]
+        for delivery in waiting:
+            if delivery.queue != queue:
+                self._inbox.put_nowait(delivery)
+        await self.requeue([d for d in waiting if d.queue == queue])
+
+    async def add_queue(self, queue: str) -> None:
+        if queue in self._queues:
+            return
+        with self._conn.errors("add a queue"):
+            await self._layout.queue(queue)
+        self._queues.append(queue)
+        if self._channel is not None and not self._paused:
+            await self.resume()  # consumes what is not consumed yet (a failure: next fetch)
 
     async def _finish(self, deliveries: Sequence[Delivery], *, ack: bool) -> None:
         failed = 0

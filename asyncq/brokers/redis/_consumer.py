@@ -70,6 +70,9 @@ class RedisConsumer(Consumer):
         self._reader = self._make_reader(client)
         self._queues = queues
         self._streams = {stream_key(q): q for q in queues}
+        #: every stream read since the start (and its queue), also of dropped queues:
+        #: a read in progress may still bring their entries, close() sweeps them all
+        self._known = dict(self._streams)
         self._group = group
         self._lease_ms = max(1, int(lease * 1000))
         self._name = _consumer_name()
@@ -108,7 +111,7 @@ class RedisConsumer(Consumer):
     async def _ensure_groups(self) -> None:
         if self._ready:
             return
-        for stream in self._streams:
+        for stream in list(self._streams):
             try:
                 await self._client.xgroup_create(stream, self._group, id="0", mkstream=True)
             except rexc.ResponseError as exc:
@@ -151,7 +154,7 @@ class RedisConsumer(Consumer):
                                   block_ms if block_ms > 0 else None)
         out: list[Delivery] = []
         for stream, entries in pairs:
-            queue = self._streams[_redis_text(stream)]
+            queue = self._known[_redis_text(stream)]
             for entry_id, fields in entries:
                 body, earlier = _fields(fields)
                 out.append(Delivery(body, queue, earlier + 1, entry_id))
@@ -160,13 +163,14 @@ class RedisConsumer(Consumer):
     async def _read_levels(self, limit: int, block: float) -> list[Delivery]:
         """The read of queues with priority levels: highest level first, then a
         blocking read of every stream when all are empty."""
-        per_queue = max(1, limit // len(self._queues))
+        queues = list(self._queues)  # a queue may be dropped while the script runs
+        per_queue = max(1, limit // len(queues))
         batch = _redis.ScriptBatch(self._client)
-        for queue in self._queues:
+        for queue in queues:
             batch.script(self._scripts["read_levels"], self._levels.streams(queue),
                          [self._group, self._name, per_queue])
         out: list[Delivery] = []
-        for queue, entries in zip(self._queues, await batch.execute(), strict=True):
+        for queue, entries in zip(queues, await batch.execute(), strict=True):
             for stream, entry_id, fields in entries:
                 body, earlier = _fields(fields)
                 out.append(delivery_for(_redis_text(stream), queue, body, earlier + 1,
@@ -179,15 +183,16 @@ class RedisConsumer(Consumer):
             key = _redis_text(stream)
             for entry_id, fields in entries:
                 body, earlier = _fields(fields)
-                out.append(delivery_for(key, self._streams[key], body, earlier + 1,
+                out.append(delivery_for(key, self._known[key], body, earlier + 1,
                                         entry_id))
         return out
 
     async def _promote(self) -> None:
         """Move due delayed messages into their streams; look for new priority levels."""
         now_ms = int(time.time() * 1000)
+        queues = list(self._queues)  # a queue may be dropped or added meanwhile
         batch = _redis.ScriptBatch(self._client)
-        for queue in self._queues:
+        for queue in queues:
             for level in (*self._levels.known(queue), 0):
                 batch.script(self._scripts["promote"], [level_delayed_key(queue, level),
                                                          level_key(queue, level)],
@@ -195,7 +200,7 @@ class RedisConsumer(Consumer):
             batch.pipe.smembers(levels_key(queue))
         replies = await batch.execute()
         position = 0
-        for queue in self._queues:
+        for queue in queues:
             position += len(self._levels.known(queue)) + 1
             await self._update_levels(queue, replies[position])
             position += 1
@@ -204,7 +209,9 @@ class RedisConsumer(Consumer):
         """Join the priority streams of ``queue`` the server lists and we do not read yet."""
         for stream in self._levels.update(queue, members):
             await self._join(stream)
-            self._streams[stream] = queue
+            if queue not in self._queues:  # dropped meanwhile
+                return
+            self._streams[stream] = self._known[stream] = queue
             self._level_streams.add(stream)
             await self._scripts["promote"](  # its due delayed messages, before any read
                 keys=[f"{stream}:delayed", stream], args=[int(time.time() * 1000), 1000])
@@ -218,7 +225,7 @@ class RedisConsumer(Consumer):
 
     async def _reclaim(self) -> list[Delivery]:
         """One message whose lease expired, if any (it may be what killed its worker)."""
-        for stream, queue in self._streams.items():
+        for stream, queue in list(self._streams.items()):
             cursor = self._cursors.get(stream, "0-0")
             reply = await self._client.xautoclaim(
                 stream, self._group, self._name, self._lease_ms, cursor, count=1)
@@ -302,12 +309,32 @@ class RedisConsumer(Consumer):
                                     ids[start : start + CHUNK], justid=True)
                 await pipe.execute()
 
+    async def cancel_queue(self, queue: str) -> None:
+        """Read ``queue``'s streams no more (its entries held here are settled as usual;
+        a read in progress may still bring some: the worker hands them back)."""
+        if queue in self._queues:
+            self._queues.remove(queue)
+        for stream in [s for s, q in self._streams.items() if q == queue]:
+            del self._streams[stream]
+            self._level_streams.discard(stream)
+        self._levels.forget(queue)
+
+    async def add_queue(self, queue: str) -> None:
+        if queue in self._queues:
+            return
+        stream = stream_key(queue)
+        with _redis.mapped_errors("Redis broker", self._url):
+            await self._join(stream)
+        self._queues.append(queue)
+        self._streams[stream] = self._known[stream] = queue
+        self._next_promote = 0.0  # its delayed messages and priority levels, at once
+
     async def close(self) -> None:
         """Hand back whatever this consumer still holds, then leave the group."""
         if not self._ready:
             return
         with _redis.mapped_errors("Redis broker", self._url):
-            for stream in self._streams:
+            for stream in list(self._known):
                 await self._sweep(stream)
 
     async def _sweep(self, stream: str) -> None:

@@ -80,6 +80,10 @@ class Levels:
             self._by_queue[queue] = levels
         return [level_key(queue, lv) for lv in levels if lv not in old]
 
+    def forget(self, queue: str) -> None:
+        """No longer read ``queue`` (its levels are found again if it is read again)."""
+        self._by_queue.pop(queue, None)
+
     def streams(self, queue: str) -> list[str]:
         """The queue's streams, highest level first, the plain stream last."""
         return [*(level_key(queue, lv) for lv in self.known(queue)), stream_key(queue)]
