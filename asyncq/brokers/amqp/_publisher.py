@@ -157,7 +157,7 @@ class Publisher:
             raise
         task = loop.create_task(self._settle(written, items, outcomes))
         self._settling.add(task)
-        task.add_done_callback(lambda done: self._settled(done, window, outcomes))
+        task.add_done_callback(lambda done: self._settled(done, window, outcomes, written))
         return list(outcomes)
 
     async def _settle(self, written: _amqp_publish.Written,
@@ -172,10 +172,11 @@ class Publisher:
                                                              item.routing_key))
 
     def _settled(self, task: asyncio.Task[None], window: asyncio.Semaphore,
-                 outcomes: list[asyncio.Future[None]]) -> None:
+                 outcomes: list[asyncio.Future[None]], written: _amqp_publish.Written) -> None:
         """A settle task ended, however (cancelled by ``close``, even before it ran)."""
         self._settling.discard(task)
         window.release()
+        _amqp_publish.release(written)
         for future in outcomes:  # what it did not settle was not confirmed
             _resolve(future, self._lost("the broker closed before RabbitMQ confirmed it"))
 
