@@ -17,13 +17,18 @@ wire before any multiple-ack computed after it, so no ack can cover it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.exceptions import ChannelInvalidStateError
 from aiormq.abc import ChannelFrame
 from pamqp import commands as spec
 
-__all__ = ["Book", "Books"]
+__all__ = ["Book", "Books", "settle"]
+
+logger = logging.getLogger("asyncq.brokers.amqp")
 
 
 class Book:
@@ -111,3 +116,35 @@ class Books:
                     del self._books[key]
             book = self._books[id(channel)] = Book(channel)
         return book
+
+
+async def settle(
+    books: Books, messages: Sequence[AbstractIncomingMessage], *, ack: bool, timeout: float = 5.0
+) -> int:
+    """Ack (or requeue) ``messages`` without ever raising: each channel's in one write,
+    its acks as multiple-acks where they may be. Returns how many could not be settled
+    (their channel is gone: RabbitMQ redelivers them)."""
+    by_book: dict[int, tuple[Book, list[int]]] = {}
+    failed = 0
+    for message in messages:
+        try:
+            book = books.of(message.channel)
+        except ChannelInvalidStateError:
+            failed += 1
+            continue
+        by_book.setdefault(id(book), (book, []))[1].append(message.delivery_tag or 0)
+    for book, tags in by_book.values():
+        if not await _settle_tags(book, tags, ack=ack, timeout=timeout):
+            failed += len(tags)
+    return failed
+
+
+async def _settle_tags(book: Book, tags: list[int], *, ack: bool, timeout: float) -> bool:
+    try:
+        async with asyncio.timeout(timeout):
+            return await book.settle(tags, ack=ack)
+    except (ChannelInvalidStateError, TimeoutError, ConnectionError, OSError):
+        return False
+    except Exception as exc:
+        logger.warning("settling messages failed: %s: %s", type(exc).__name__, exc)
+        return False

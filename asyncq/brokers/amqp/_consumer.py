@@ -21,7 +21,7 @@ from aio_pika.exceptions import ChannelInvalidStateError
 from asyncq._batch import raise_first
 from asyncq._cancel import cancelled_by_caller
 from asyncq.brokers import Consumer, DeadItem, Delivery, Settlement
-from asyncq.brokers.amqp._acks import Book, Books
+from asyncq.brokers.amqp._acks import Books, settle
 from asyncq.brokers.amqp._connection import Connection, Returned
 from asyncq.brokers.amqp._dead import dead_properties
 from asyncq.brokers.amqp._layout import (
@@ -86,6 +86,7 @@ class AmqpConsumer(Consumer):
         self._closed = False
         self._idle = asyncio.Event()
         self._idle.set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- starting ------------------------------------------------------------------
     async def _start(self) -> None:
@@ -125,16 +126,35 @@ class AmqpConsumer(Consumer):
 
     def _callback(self, queue: str) -> Callback:
         async def on_message(message: AbstractIncomingMessage) -> None:
-            await self._on_message(queue, message)
+            self._arrived(queue, message)
 
         return on_message
 
     # -- receiving -----------------------------------------------------------------
-    async def _on_message(self, queue: str, message: AbstractIncomingMessage) -> None:
-        self._busy += 1
-        self._idle.clear()
+    def _arrived(self, queue: str, message: AbstractIncomingMessage) -> None:
+        """Book the delivery tag; hand a plain message over at once, without a task."""
         with contextlib.suppress(ChannelInvalidStateError):  # else it is stale already
             self._books.of(message.channel).arrive(message.delivery_tag or 0)
+        if self._closed or self._special(message):
+            self._busy += 1
+            self._idle.clear()
+            task = asyncio.get_running_loop().create_task(self._on_message(queue, message))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        self._accept(queue, message)
+
+    def _special(self, message: AbstractIncomingMessage) -> bool:
+        """A copy whose original is being settled, a (classic) redelivery or a delayed
+        message: ``_on_message`` looks at it in a task of its own."""
+        if self._copies and (message.message_id or "") in self._copies:
+            return True
+        if message.redelivered and not self._layout.kind.quorum:
+            return True
+        headers = message.headers
+        return bool(headers) and ETA_HEADER in headers
+
+    async def _on_message(self, queue: str, message: AbstractIncomingMessage) -> None:
         try:
             original_settled = self._copies.get(message.message_id or "")
             if original_settled is not None:
@@ -372,33 +392,7 @@ class AmqpConsumer(Consumer):
         except Exception as exc:
             logger.debug("closing the consumer channel: %s", self._conn.describe(exc))
 
-
-    async def _settle(self, messages: Sequence[AbstractIncomingMessage], *, ack: bool,
-                      timeout: float = 5.0) -> int:
-        """Ack (or requeue) without ever raising: a channel's messages in one write, its
-        acks as multiple-acks where they may be (:mod:`._acks`). Returns how many could
-        not be settled (their channel is gone: RabbitMQ redelivers them)."""
-        by_book: dict[int, tuple[Book, list[int]]] = {}
-        failed = 0
-        for message in messages:
-            try:
-                book = self._books.of(message.channel)
-            except ChannelInvalidStateError:
-                failed += 1
-                continue
-            by_book.setdefault(id(book), (book, []))[1].append(message.delivery_tag or 0)
-        for book, tags in by_book.values():
-            if not await _settle_tags(book, tags, ack=ack, timeout=timeout):
-                failed += len(tags)
-        return failed
-
-
-async def _settle_tags(book: Book, tags: list[int], *, ack: bool, timeout: float) -> bool:
-    try:
-        async with asyncio.timeout(timeout):
-            return await book.settle(tags, ack=ack)
-    except (ChannelInvalidStateError, TimeoutError, ConnectionError, OSError):
-        return False
-    except Exception as exc:
-        logger.warning("settling messages failed: %s: %s", type(exc).__name__, exc)
-        return False
+    async def _settle(self, messages: Sequence[AbstractIncomingMessage], *, ack: bool
+                      ) -> int:
+        """Ack (or requeue) without raising; how many could not be (:func:`settle`)."""
+        return await settle(self._books, messages, ack=ack)
