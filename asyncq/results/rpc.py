@@ -46,6 +46,8 @@ logger = logging.getLogger("asyncq.results.rpc")
 
 #: A record's tag byte and, when signed, its signature header (key id up to 255 bytes).
 _SIGNED_EXTRA = 1 + 2 + 255 + 32
+#: seconds between two sweeps of expired records (while under ``max_results``)
+_SWEEP_EVERY = 1.0
 
 
 @dataclass(slots=True)
@@ -71,6 +73,7 @@ class RpcResultBackend(ResultBackend):
         self.address: str | None = None
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._gone: set[str] = set()
+        self._next_sweep = 0.0
         self.dropped = 0
 
     @classmethod
@@ -133,8 +136,15 @@ class RpcResultBackend(ResultBackend):
         self._sweep()
 
     def _sweep(self) -> None:
-        """Drop expired records, and the oldest beyond ``max_results`` (never waited ones)."""
+        """Drop expired records, and the oldest beyond ``max_results`` (never waited ones).
+
+        At most every ``_SWEEP_EVERY`` seconds while under ``max_results``: a sweep per
+        task sent or received was a tenth of a producer's CPU.
+        """
         now = time.monotonic()
+        if now < self._next_sweep and len(self._entries) <= self.max_results:
+            return
+        self._next_sweep = now + _SWEEP_EVERY
         for _ in range(len(self._entries)):
             task_id, entry = next(iter(self._entries.items()))
             if entry.expires > now and len(self._entries) <= self.max_results:

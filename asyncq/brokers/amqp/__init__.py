@@ -122,7 +122,7 @@ class AmqpBroker(Broker):
         self.conn.on_open = lambda: self.layout.setup(self._exchanges, self._bindings)
         self.replies = Replies(self.conn)
         self.publisher = Publisher(self.conn, self.layout, self.replies.routes)
-        self.replies.sender = self.publisher.send
+        self.replies.sender = self.publisher.send_gathered
 
     @property
     def timeout(self) -> float:

@@ -9,17 +9,19 @@ classic queue) a redelivered message is republished with a delivery counter.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustQueue
-from aio_pika.exceptions import ChannelInvalidStateError, MessageProcessError
+from aio_pika.exceptions import ChannelInvalidStateError
 
 from asyncq._batch import raise_first
 from asyncq._cancel import cancelled_by_caller
 from asyncq.brokers import Consumer, DeadItem, Delivery, Settlement
+from asyncq.brokers.amqp._acks import Books, settle
 from asyncq.brokers.amqp._connection import Connection, Returned
 from asyncq.brokers.amqp._dead import dead_properties
 from asyncq.brokers.amqp._layout import (
@@ -74,6 +76,7 @@ class AmqpConsumer(Consumer):
         self._prefetch = max(1, min(prefetch, _MAX_PREFETCH))
         self._inbox: asyncio.Queue[Delivery] = asyncio.Queue()
         self._held: dict[int, Delivery] = {}
+        self._books = Books()  # outstanding delivery tags per channel (multiple-acks)
         self._channel: AbstractRobustChannel | None = None
         self._declared: dict[str, AbstractRobustQueue] = {}
         self._consuming: dict[str, str] = {}  # queue name -> consumer tag
@@ -83,6 +86,7 @@ class AmqpConsumer(Consumer):
         self._closed = False
         self._idle = asyncio.Event()
         self._idle.set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- starting ------------------------------------------------------------------
     async def _start(self) -> None:
@@ -122,14 +126,35 @@ class AmqpConsumer(Consumer):
 
     def _callback(self, queue: str) -> Callback:
         async def on_message(message: AbstractIncomingMessage) -> None:
-            await self._on_message(queue, message)
+            self._arrived(queue, message)
 
         return on_message
 
     # -- receiving -----------------------------------------------------------------
+    def _arrived(self, queue: str, message: AbstractIncomingMessage) -> None:
+        """Book the delivery tag; hand a plain message over at once, without a task."""
+        with contextlib.suppress(ChannelInvalidStateError):  # else it is stale already
+            self._books.of(message.channel).arrive(message.delivery_tag or 0)
+        if self._closed or self._special(message):
+            self._busy += 1
+            self._idle.clear()
+            task = asyncio.get_running_loop().create_task(self._on_message(queue, message))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        self._accept(queue, message)
+
+    def _special(self, message: AbstractIncomingMessage) -> bool:
+        """A copy whose original is being settled, a (classic) redelivery or a delayed
+        message: ``_on_message`` looks at it in a task of its own."""
+        if self._copies and (message.message_id or "") in self._copies:
+            return True
+        if message.redelivered and not self._layout.kind.quorum:
+            return True
+        headers = message.headers
+        return bool(headers) and ETA_HEADER in headers
+
     async def _on_message(self, queue: str, message: AbstractIncomingMessage) -> None:
-        self._busy += 1
-        self._idle.clear()
         try:
             original_settled = self._copies.get(message.message_id or "")
             if original_settled is not None:
@@ -171,7 +196,7 @@ class AmqpConsumer(Consumer):
         self._copies[key] = settled = asyncio.Event()
         try:
             await self._publisher.send("", queue, message.body, properties)
-            await _settle(message, ack=True)
+            await self._settle([message], ack=True)
         finally:
             settled.set()
             del self._copies[key]
@@ -185,9 +210,9 @@ class AmqpConsumer(Consumer):
             logger.warning("could not send an early message of %r back to wait (%s); "
                            "returning it to the queue", queue, self._conn.describe(exc))
             await asyncio.sleep(min(remaining / 1000, 1.0))
-            await _settle(message, ack=False)
+            await self._settle([message], ack=False)
             return
-        await _settle(message, ack=True)
+        await self._settle([message], ack=True)
 
     def _accept(self, queue: str, message: AbstractIncomingMessage) -> Delivery:
         route = message.correlation_id if message.reply_to else None
@@ -268,8 +293,8 @@ class AmqpConsumer(Consumer):
                 logger.debug("handing back a message of %r by copy failed: %s",
                              delivery.queue, self._conn.describe(exc))
             else:
-                return await _settle(message, ack=True)
-        return await _settle(message, ack=False)
+                return await self._settle([message], ack=True) == 0
+        return await self._settle([message], ack=False) == 0
 
     async def pause(self) -> None:
         """Stop deliveries (``basic.cancel``) and hand back the ones not handed out."""
@@ -331,10 +356,8 @@ class AmqpConsumer(Consumer):
             await self.resume()  # consumes what is not consumed yet (a failure: next fetch)
 
     async def _finish(self, deliveries: Sequence[Delivery], *, ack: bool) -> None:
-        failed = 0
-        for delivery in deliveries:
-            if self._forget(delivery) and not await _settle(delivery.tag.message, ack=ack):
-                failed += 1
+        failed = await self._settle([delivery.tag.message for delivery in deliveries
+                                     if self._forget(delivery)], ack=ack)
         if failed:
             logger.warning("could not %s %d message(s): their channel closed; RabbitMQ "
                            "redelivers them", "ack" if ack else "requeue", failed)
@@ -402,21 +425,7 @@ class AmqpConsumer(Consumer):
         except Exception as exc:
             logger.debug("closing the consumer channel: %s", self._conn.describe(exc))
 
-
-async def _settle(message: AbstractIncomingMessage, *, ack: bool, timeout: float = 5.0) -> bool:
-    """Ack (or requeue) without ever raising; False when the channel is gone."""
-    try:
-        async with asyncio.timeout(timeout):
-            if ack:
-                await message.ack()
-            else:
-                await message.nack(requeue=True)
-    except MessageProcessError:
-        return True  # settled before
-    except (ChannelInvalidStateError, TimeoutError, ConnectionError, OSError):
-        return False
-    except Exception as exc:
-        logger.warning("settling a message failed: %s: %s", type(exc).__name__, exc)
-        return False
-    return True
-
+    async def _settle(self, messages: Sequence[AbstractIncomingMessage], *, ack: bool
+                      ) -> int:
+        """Ack (or requeue) without raising; how many could not be (:func:`settle`)."""
+        return await settle(self._books, messages, ack=ack)

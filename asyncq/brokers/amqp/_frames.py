@@ -32,7 +32,7 @@ from pamqp.header import ContentHeader
 
 from asyncq._batch import runs_by_size
 
-__all__ = ["Item", "Unsendable", "Written", "confirmed", "supported", "write"]
+__all__ = ["Item", "Unsendable", "Written", "confirmed", "release", "supported", "write"]
 
 _ATTRIBUTES: Final = ("lock", "delivery_tag", "confirmations", "message_id_delivery_tag",
                       "write_queue", "create_future", "number", "max_content_size")
@@ -86,6 +86,7 @@ class Written:
     channel: Any
     outcomes: list[BaseException | None]
     waiting: list[tuple[int, asyncio.Future[Any]]]
+    ids: list[tuple[Any, int]]  # (message id, delivery tag) registered for returns
 
 
 async def write(channel: Any, items: Sequence[Item], timeout: float) -> Written:
@@ -99,9 +100,10 @@ async def write(channel: Any, items: Sequence[Item], timeout: float) -> Written:
             framed.append((index, _frames(channel, item), item.properties.message_id))
         except Exception as exc:
             outcomes[index] = Unsendable(f"{type(exc).__name__}: {exc}")
+    ids: list[tuple[Any, int]] = []
     async with asyncio.timeout(timeout):
-        waiting = await _write(channel, framed)
-    return Written(channel, outcomes, waiting)
+        waiting = await _write(channel, framed, ids)
+    return Written(channel, outcomes, waiting, ids)
 
 
 async def confirmed(written: Written, timeout: float) -> list[BaseException | None]:
@@ -114,8 +116,7 @@ async def confirmed(written: Written, timeout: float) -> list[BaseException | No
         return outcomes
     closed = written.channel.create_future()  # aiormq fails it when the channel closes
     try:
-        await asyncio.wait([_all_done([future for _, future in waiting]), closed],
-                           timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        await _all_done([future for _, future in waiting], closed, timeout)
     finally:
         reason = _close_reason(closed)
         closed.cancel()
@@ -127,16 +128,14 @@ async def confirmed(written: Written, timeout: float) -> list[BaseException | No
             outcomes[index] = asyncio.CancelledError()
         else:
             outcomes[index] = _confirm_outcome(future)
+    release(written)
     return outcomes
 
 
-async def _write(channel: Any, framed: list[tuple[int, bytes, Any]]
-                 ) -> list[tuple[int, asyncio.Future[Any]]]:
-    """Register and write the frames in order, under the channel's lock.
-
-    A message's id is forgotten, and its exception marked as read (nobody may wait for
-    it after a failed write), once its future is done.
-    """
+async def _write(channel: Any, framed: list[tuple[int, bytes, Any]],
+                 ids: list[tuple[Any, int]]) -> list[tuple[int, asyncio.Future[Any]]]:
+    """Register and write the frames in order, under the channel's lock; the message
+    ids registered are added to ``ids`` (:func:`release` forgets them)."""
     waiting: list[tuple[int, asyncio.Future[Any]]] = []
     loop = asyncio.get_running_loop()
     async with channel.lock:
@@ -148,7 +147,7 @@ async def _write(channel: Any, framed: list[tuple[int, bytes, Any]]
                 future = loop.create_future()
                 channel.confirmations[channel.delivery_tag] = future
                 channel.message_id_delivery_tag[message_id] = channel.delivery_tag
-                future.add_done_callback(_forget(channel, message_id, channel.delivery_tag))
+                ids.append((message_id, channel.delivery_tag))
                 waiting.append((index, future))
             payload = b"".join(data for _, data, _ in chunk)
             try:
@@ -160,14 +159,19 @@ async def _write(channel: Any, framed: list[tuple[int, bytes, Any]]
     return waiting
 
 
-def _forget(channel: Any, message_id: Any, tag: int) -> Any:
-    def forget(future: asyncio.Future[Any]) -> None:
-        if channel.message_id_delivery_tag.get(message_id) == tag:
-            del channel.message_id_delivery_tag[message_id]
-        if not future.cancelled():
+def release(written: Written) -> None:
+    """Forget a batch's message ids and end its confirm futures (a late confirm for a
+    cancelled one is dropped by aiormq), each exception marked as read. Idempotent; the
+    publisher calls it however its wait for the confirms ended."""
+    known = written.channel.message_id_delivery_tag
+    for message_id, tag in written.ids:
+        if known.get(message_id) == tag:
+            del known[message_id]
+    for _, future in written.waiting:
+        if not future.done():
+            future.cancel()
+        elif not future.cancelled():
             future.exception()  # read: no "exception was never retrieved" for a return
-
-    return forget
 
 
 def _close_reason(closed: asyncio.Future[Any]) -> BaseException | None:
@@ -183,23 +187,28 @@ def _unregister(channel: Any, first: int, futures: list[asyncio.Future[Any]]) ->
     channel.delivery_tag = first - 1
     for offset, future in enumerate(futures):
         channel.confirmations.pop(first + offset, None)
-        future.cancel()  # forgets its message id
+        future.cancel()
 
 
-def _all_done(futures: list[asyncio.Future[Any]]) -> asyncio.Future[None]:
-    """A future done once every one of ``futures`` is (one callback each, no Task)."""
-    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    remaining = len(futures)
+async def _all_done(futures: list[asyncio.Future[Any]], closed: asyncio.Future[Any],
+                    timeout: float) -> None:
+    """Until every one of ``futures`` is done, ``closed`` is or ``timeout`` passed.
 
-    def one_more(_: asyncio.Future[Any]) -> None:
-        nonlocal remaining
-        remaining -= 1
-        if remaining == 0 and not done.done():
-            done.set_result(None)
-
-    for future in futures:
-        future.add_done_callback(one_more)
-    return done
+    Confirms come nearly always in order: waiting on the last one pending at a time
+    costs one callback per batch rather than one per message.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    pending = futures
+    while pending:
+        last = pending[-1]
+        left = deadline - loop.time()
+        if left <= 0:
+            return
+        await asyncio.wait([last, closed], timeout=left, return_when=asyncio.FIRST_COMPLETED)
+        if not last.done():
+            return
+        pending = [future for future in pending if not future.done()]
 
 
 def _confirm_outcome(future: asyncio.Future[Any]) -> BaseException | None:

@@ -69,12 +69,15 @@ class Publisher:
         self._replies = replies
         self._batcher: Coalescer[Outgoing, asyncio.Future[None]] = Coalescer(
             self._flush, closed=lambda: self._lost("the broker closed before it was sent"))
+        self._gathered: Coalescer[_amqp_publish.Item, asyncio.Future[None]] = Coalescer(
+            self._flush_items, closed=lambda: self._lost("the broker closed before it was sent"))
         self._window = asyncio.Semaphore(_WINDOW)
         self._settling: set[asyncio.Task[None]] = set()
 
     async def close(self) -> None:
         """Fail what is still gathering or awaiting confirms (the connection is closing)."""
         await self._batcher.aclose()
+        await self._gathered.aclose()
         for task in list(self._settling):
             task.cancel()
         await asyncio.gather(*self._settling, return_exceptions=True)
@@ -127,6 +130,19 @@ class Publisher:
                 items.append((index, await self._item(message)))
             except Exception as exc:  # its queue could not be declared: that message fails
                 outcomes[index].set_exception(exc)
+        return await self._write(items, outcomes)
+
+    async def _flush_items(self, batch: Sequence[_amqp_publish.Item]
+                           ) -> list[BaseException | asyncio.Future[None]]:
+        """:meth:`_flush` for messages already made (:meth:`send_gathered`)."""
+        loop = asyncio.get_running_loop()
+        outcomes = [_quiet(loop.create_future()) for _ in batch]
+        return await self._write(list(enumerate(batch)), outcomes)
+
+    async def _write(self, items: list[tuple[int, _amqp_publish.Item]],
+                     outcomes: list[asyncio.Future[None]]
+                     ) -> list[BaseException | asyncio.Future[None]]:
+        loop = asyncio.get_running_loop()
         channel = await self.channel()
         if not _amqp_publish.supported(channel):
             await self._one_by_one(items, outcomes)
@@ -141,7 +157,7 @@ class Publisher:
             raise
         task = loop.create_task(self._settle(written, items, outcomes))
         self._settling.add(task)
-        task.add_done_callback(lambda done: self._settled(done, window, outcomes))
+        task.add_done_callback(lambda done: self._settled(done, window, outcomes, written))
         return list(outcomes)
 
     async def _settle(self, written: _amqp_publish.Written,
@@ -156,10 +172,11 @@ class Publisher:
                                                              item.routing_key))
 
     def _settled(self, task: asyncio.Task[None], window: asyncio.Semaphore,
-                 outcomes: list[asyncio.Future[None]]) -> None:
+                 outcomes: list[asyncio.Future[None]], written: _amqp_publish.Written) -> None:
         """A settle task ended, however (cancelled by ``close``, even before it ran)."""
         self._settling.discard(task)
         window.release()
+        _amqp_publish.release(written)
         for future in outcomes:  # what it did not settle was not confirmed
             _resolve(future, self._lost("the broker closed before RabbitMQ confirmed it"))
 
@@ -226,6 +243,17 @@ class Publisher:
             raise self.publish_error(exc, exchange, routing_key) from None
         if not isinstance(confirm, spec.Basic.Ack):
             raise PublishError(f"RabbitMQ did not confirm a message for {routing_key!r}")
+
+    async def send_gathered(self, exchange: str, routing_key: str, body: bytes,
+                            properties: spec.Basic.Properties) -> None:
+        """:meth:`send`, written together with concurrent calls (one write, confirms
+        awaited together); ``properties.message_id`` must be fresh."""
+        await self._conn.connect()
+        item = _amqp_publish.Item(exchange, routing_key, body, properties)
+        try:
+            await (await self._gathered.submit(item))
+        except Exception as exc:
+            raise self.publish_error(exc, exchange, routing_key) from None
 
     async def redelay(self, queue: str, body: bytes, properties: spec.Basic.Properties,
                       remaining_ms: int) -> None:
