@@ -56,9 +56,15 @@ _LoadMany = Callable[[Sequence[str]], Awaitable[list[bytes | BaseException | Non
 class Listener:
     """One pub/sub connection shared by every waiter of a backend."""
 
-    def __init__(self, backend: ResultBackend, client: Redis, recheck_interval: float, *,
-                 key_of: Callable[[str], str],
-                 load_many: _LoadMany) -> None:
+    def __init__(
+        self,
+        backend: ResultBackend,
+        client: Redis,
+        recheck_interval: float,
+        *,
+        key_of: Callable[[str], str],
+        load_many: _LoadMany,
+    ) -> None:
         self._backend = backend
         self._client = client
         self._recheck_interval = recheck_interval
@@ -198,7 +204,8 @@ class Listener:
     # -- reading ------------------------------------------------------------------------
     def _active(self) -> bool:
         return self._pubsub is not None and bool(
-            self._waiters or self._confirm or self._mine or self._reply)
+            self._waiters or self._confirm or self._mine or self._reply
+        )
 
     async def _read_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -208,8 +215,9 @@ class Listener:
             try:
                 await self._read_one()
             except _redis.connection_errors as exc:
-                logger.warning("result listener lost its connection (%s); reconnecting",
-                               type(exc).__name__)
+                logger.warning(
+                    "result listener lost its connection (%s); reconnecting", type(exc).__name__
+                )
                 lost_at, self._resubscribed = loop.time(), False
                 await asyncio.sleep(0.5)
                 continue
@@ -218,8 +226,7 @@ class Listener:
                 lost_at = lost_at or loop.time()
                 await asyncio.sleep(0.5)
             now = loop.time()
-            if lost_at is not None and (self._resubscribed
-                                        or now - lost_at > _RESUBSCRIBE_WAIT):
+            if lost_at is not None and (self._resubscribed or now - lost_at > _RESUBSCRIBE_WAIT):
                 lost_at = None if await self._recheck() else now
             if now >= next_recheck:
                 await self._recheck()

@@ -11,6 +11,7 @@ tasks on its one reply channel and for any other id on that id's channel; see
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from asyncq import _redis
 from asyncq._batch import Coalescer
@@ -74,7 +75,7 @@ class RedisResultBackend(ResultBackend):
 
     async def _get_batch(self, keys: Sequence[str]) -> Sequence[bytes | BaseException | None]:
         # one MGET: a pipeline of GETs cost ten times as much client CPU per key
-        replies: list[bytes | None] = await self.client.mget(keys)
+        replies: list[Any] = await self.client.mget(keys)
         return replies
 
     async def _put(self, writes: Sequence[KeyWrite]) -> None:
