@@ -77,7 +77,8 @@ def row_env(row: Row, args: argparse.Namespace, step: str) -> dict[str, str]:
     prefix = f"bench-{row.name}-{step.replace('_', '')}-{uuid.uuid4().hex[:6]}"
     return dict(os.environ, BENCH_PREFIX=prefix, BENCH_BROKER=row.broker,
                 BENCH_REDIS_URL=args.redis_url, BENCH_AMQP_URL=args.amqp_url,
-                PYTHONPATH=str(HERE))
+                # this tree's asyncq, not whichever the interpreter has installed
+                PYTHONPATH=os.pathsep.join([str(HERE), str(HERE.parent)]))
 
 
 def run_step(python: Path, row: Row, step: str, argv: list[str],
