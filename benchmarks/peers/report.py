@@ -104,7 +104,7 @@ def cells(row: dict[str, Any]) -> list[str]:
 def fan_in_share(row: dict[str, Any]) -> str:
     """W6 as a share of the same library's W2 drain in the same run."""
     fan_in, drain = get(row, "fan_in", "per_s"), get(row, "drain", "per_s")
-    return f"{fan_in / drain:.2f}× W2" if fan_in and drain else "n/a"
+    return f"{fan_in / drain:.2f}x W2" if fan_in and drain else "n/a"
 
 
 HEADER = ["library", "broker", "W1 enqueue one-at-a-time /s", "W1 batch /s", "W2 drain /s",
