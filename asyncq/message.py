@@ -14,20 +14,43 @@ from typing import Any, Final
 
 from asyncq import codec
 
-__all__ = ["Message", "new_id", "new_ids", "valid_id"]
+__all__ = ["TOKEN_CHARS", "Message", "new_id", "new_ids", "process_token", "valid_id"]
 
 _ID_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}")
+#: The first characters of every id this process makes: its reply token.
+TOKEN_CHARS: Final = 8
+_token = os.urandom(TOKEN_CHARS // 2).hex()
+
+
+def _new_token() -> None:
+    global _token
+    _token = os.urandom(TOKEN_CHARS // 2).hex()
+
+
+os.register_at_fork(after_in_child=_new_token)
+
+
+def process_token() -> str:
+    """This process's reply token: 8 random hex characters, new in a forked child.
+
+    Every id :func:`new_id` makes starts with it, so whoever records a task's outcome
+    can tell, from the id alone, which process's reply channel to notify (a result
+    backend may notify the process that sent a task on one channel for all its tasks:
+    :mod:`asyncq.results.redis`).
+    """
+    return _token
 
 
 def new_id() -> str:
-    """A random 128-bit task id, hex encoded."""
-    return os.urandom(16).hex()
+    """A task id: 32 hex characters, this process's token then 96 random bits."""
+    return _token + os.urandom(12).hex()
 
 
 def new_ids(count: int) -> list[str]:
     """``count`` ids like :func:`new_id`'s, from one read of the system's random source."""
-    raw = os.urandom(16 * count).hex()
-    return [raw[i : i + 32] for i in range(0, 32 * count, 32)]
+    raw = os.urandom(12 * count).hex()
+    token = _token
+    return [token + raw[i : i + 24] for i in range(0, 24 * count, 24)]
 
 
 def valid_id(value: object) -> bool:

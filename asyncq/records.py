@@ -83,8 +83,9 @@ class KeyWrite:
     """One record write: ``key`` gets ``value`` for ``ttl_ms``.
 
     ``final`` writes follow first-final-writer-wins. ``channel`` (if set) is published
-    the value after the write. A broker that shares a server with the result backend
-    applies these with its ack, in one atomic step.
+    the value after the write, and ``reply`` (if set: the sending process's reply
+    channel) ``key``, a space and the value. A broker that shares a server with the
+    result backend applies these with its ack, in one atomic step.
     """
 
     key: str
@@ -92,6 +93,7 @@ class KeyWrite:
     ttl_ms: int
     channel: str | None = None
     final: bool = True
+    reply: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,10 +154,12 @@ def may_replace(old: bytes | None, *, final: bool) -> bool:
 def lua_prelude(publish: str = "PUBLISH") -> str:
     """The rule in Lua, for scripts that store records (prepended when they load).
 
-    ``asyncq_store(key, value, ttl_ms, final, channel)`` writes unless a settled
-    record is there (whatever ``final`` says); it publishes ``value`` on ``channel``
-    ('' for none) with ``publish`` (``SPUBLISH`` on a Redis Cluster, where the channel
-    shares the key's slot) when it wrote, and returns 1 if it wrote, 0 if not.
+    ``asyncq_store(key, value, ttl_ms, final, channel, reply)`` writes unless a settled
+    record is there (whatever ``final`` says); when it wrote, it publishes ``value`` on
+    ``channel`` with ``publish`` (``SPUBLISH`` on a Redis Cluster, where the channel
+    shares the key's slot) and ``key .. ' ' .. value`` on ``reply`` with ``PUBLISH``
+    ('' or nil for none: a reply channel carries the records of many tasks; a Redis
+    Cluster passes none), and returns 1 if it wrote, 0 if not.
     """
     if publish not in ("PUBLISH", "SPUBLISH"):
         raise ValueError(f"not a publish command: {publish!r}")
@@ -163,13 +167,14 @@ def lua_prelude(publish: str = "PUBLISH") -> str:
     return (
         "-- the result-record rule (asyncq/records.py): first final writer wins\n"
         f"local asyncq_settled_tags = {{{settled}}}\n"
-        "local function asyncq_store(key, value, ttl, final, channel)\n"
+        "local function asyncq_store(key, value, ttl, final, channel, reply)\n"
         "  local old = redis.call('SET', key, value, 'PX', ttl, 'GET')\n"
         "  if old and asyncq_settled_tags[string.byte(old, 1)] then\n"
         "    redis.call('SET', key, old, 'PX', ttl)\n"
         "    return 0\n"
         "  end\n"
         f"  if channel ~= '' then redis.call('{publish}', channel, value) end\n"
+        "  if reply and reply ~= '' then redis.call('PUBLISH', reply, key .. ' ' .. value) end\n"
         "  return 1\n"
         "end\n"
     )

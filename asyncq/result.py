@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, overload
 
@@ -64,7 +65,10 @@ class TaskResult(Generic[R]):
         """
         if self._ignored:
             raise ResultUnavailable(f"task {self.task} ignores its results")
-        await ensure_loop(self._backend)
+        app = self._app
+        if (app is None or app.bound_loop is not asyncio.get_running_loop()
+                or app.backend is not self._backend):
+            await ensure_loop(self._backend)  # (the common case needs no coroutine)
         record = await self._backend.wait(self.id, timeout)
         try:
             return unwrap(self.id, record)

@@ -141,6 +141,23 @@ async def drain(mod: Any, args: argparse.Namespace, n: int, processes: int = 1) 
     return await _timed_drain(mod, args, n, handles[-1], processes)
 
 
+async def fan_in(mod: Any, n: int, inflight: int) -> dict[str, float]:
+    """``n`` calls, at most ``inflight`` at a time, each enqueued then awaited (a web app
+    awaiting the tasks it sends), with one worker running: first enqueue to last result."""
+    await (await mod.noop.enqueue(-1))  # the worker is up
+    calls = iter(range(n))
+
+    async def caller() -> None:  # (not a Semaphore: in 3.11 its release is O(waiters))
+        for i in calls:
+            assert await (await mod.noop.enqueue(i)) == i
+
+    start, cpu = time.perf_counter(), time.process_time()
+    await asyncio.gather(*(caller() for _ in range(inflight)))
+    elapsed = time.perf_counter() - start
+    return {"tasks": n, "seconds": elapsed, "per_s": n / elapsed, "inflight": inflight,
+            "producer_cpu_us": (time.process_time() - cpu) / n * 1e6}
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     queue = f"bench-{uuid.uuid4().hex[:8]}"
     mod = _load(args.broker, queue, args.backend)
@@ -154,6 +171,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         with worker(args.broker, queue, args.backend, args.concurrency,
                     observe=args.observe):
             out["round_trip"] = await round_trip(mod, args.round_trip)
+            if args.fan_in:
+                out["fan_in"] = await fan_in(mod, args.fan_in, args.inflight)
+        if args.fan_in:  # the drain it is compared with, timed the same way (to the last result)
+            out["fan_in"]["vs_drain"] = out["fan_in"]["per_s"] / out["drain"]["per_s"]
         await mod.app.broker.delete_queue(queue)
     return out
 
@@ -173,6 +194,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--enqueue", type=int, default=20000)
     p.add_argument("--observe", action="store_true",
                    help="Workers with --events and --metrics-port (what observing costs).")
+    p.add_argument("--fan-in", type=int, default=20000,
+                   help="calls awaited one by one while a worker runs (0: skip)")
+    p.add_argument("--inflight", type=int, default=1000, help="fan-in calls at a time")
     p.add_argument("--json", type=Path)
     return p.parse_args()
 

@@ -1,6 +1,7 @@
 """asyncq side by side with arq, SAQ, streaq, taskiq and Celery, on the local servers.
 
-    python benchmarks/suite.py [--quick] [--only asyncq,arq] [--json PATH] [--chart PNG]
+    python benchmarks/suite.py [--quick] [--only asyncq,arq] [--steps drain,fan_in]
+                               [--json PATH] [--chart PNG]
 
 Builds the peers' venvs (benchmarks/.venvs/, pinned in peers/requirements-*.txt) when
 missing or stale, then runs every workload for every library, each in its own
@@ -56,7 +57,7 @@ ROWS = [
 
 
 def steps(quick: bool) -> dict[str, list[str]]:
-    """Workload name -> driver arguments (W1 … W5 and memory; scale_1 is W2 itself)."""
+    """Workload name -> driver arguments (W1 … W6 and memory; scale_1 is W2 itself)."""
     n = 200 if quick else 20_000
     out = {
         "enqueue": ["enqueue", "--n", str(n)],
@@ -68,6 +69,7 @@ def steps(quick: bool) -> dict[str, list[str]]:
     for procs in (2,) if quick else (2, 4):
         out[f"scale_{procs}"] = ["drain", "--n", str(n), "--procs", str(procs)]
     out["memory"] = ["drain", "--n", "2000" if quick else "100000", "--rss"]
+    out["fan_in"] = ["fan_in", "--n", str(n), "--inflight", "100" if quick else "1000"]
     return out
 
 
@@ -75,7 +77,8 @@ def row_env(row: Row, args: argparse.Namespace, step: str) -> dict[str, str]:
     prefix = f"bench-{row.name}-{step.replace('_', '')}-{uuid.uuid4().hex[:6]}"
     return dict(os.environ, BENCH_PREFIX=prefix, BENCH_BROKER=row.broker,
                 BENCH_REDIS_URL=args.redis_url, BENCH_AMQP_URL=args.amqp_url,
-                PYTHONPATH=str(HERE))
+                # this tree's asyncq, not whichever the interpreter has installed
+                PYTHONPATH=os.pathsep.join([str(HERE), str(HERE.parent)]))
 
 
 def run_step(python: Path, row: Row, step: str, argv: list[str],
@@ -131,8 +134,11 @@ def run_all(rows: list[Row], args: argparse.Namespace) -> dict[str, Any]:
             return {"error": python}
         return run_step(python, row, step, argv, args)
 
+    chosen = steps(args.quick)
+    if args.steps:
+        chosen = {name: argv for name, argv in chosen.items() if name in args.steps}
     with ThreadPoolExecutor(args.parallel) as pool:
-        for step, argv in steps(args.quick).items():
+        for step, argv in chosen.items():
             outs = pool.map(lambda row, s=step, a=argv: one(row, s, a), rows)
             for row, out in zip(rows, outs, strict=True):
                 report.record(results[row.name], step, out)
@@ -145,6 +151,8 @@ def parse() -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="smoke mode: small N (CI)")
     p.add_argument("--only", help="comma-separated rows, e.g. asyncq,arq,asyncq-amqp")
+    p.add_argument("--steps", type=lambda text: set(text.split(",")),
+                   help="only these workloads, e.g. drain,fan_in (no chart unless --chart)")
     p.add_argument("--json", type=Path, help="default: results/suite.json (suite-quick.json)")
     p.add_argument("--chart", type=Path, help="PNG chart (default docs/benchmarks.png, full)")
     p.add_argument("--parallel", type=int, help="rows run at once (default 1; --quick: 3)")
@@ -156,7 +164,7 @@ def parse() -> argparse.Namespace:
     name = "suite-quick.json" if args.quick else "suite.json"
     args.json = args.json or HERE / "results" / name
     args.parallel = args.parallel or (3 if args.quick else 1)
-    if args.chart is None and not args.quick:
+    if args.chart is None and not args.quick and not args.steps:
         args.chart = HERE.parent / "docs" / "benchmarks.png"
     return args
 

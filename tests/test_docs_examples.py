@@ -153,7 +153,7 @@ EXPECTED: dict[str, list[str]] = {
         "expired: PENDING",
     ],
     "results_waiting_redis.py": [
-        "300 handles waiting on 1 pub/sub connection(s), 300 channels",
+        "300 handles waiting on 1 pub/sub connection(s), 1 channel(s)",
         "300 results; image 0 resized",
         "from another app: image 7 resized",
     ],

@@ -106,6 +106,11 @@ class ResultBackend(abc.ABC):
     def channel_for(self, task_id: str) -> str | None:
         return None
 
+    def reply_for(self, task_id: str) -> str | None:
+        """Where the process that sent ``task_id`` hears of all its tasks' final records
+        (None: nowhere but ``channel_for``)."""
+        return None
+
     # -- template methods ----------------------------------------------------------
     def key_write(self, task_id: str, record: ResultRecord) -> KeyWrite:
         """The write that stores ``record`` (applied by us or by a co-located broker)."""
@@ -116,6 +121,7 @@ class ResultBackend(abc.ABC):
             ttl_ms=int(self.ttl * 1000),
             channel=self.channel_for(task_id) if record.ready else None,
             final=record.ready,
+            reply=self.reply_for(task_id) if record.ready else None,
         )
 
     def success_write(self, task_id: str, value: Any, attempt: int, task: str | None
@@ -125,7 +131,7 @@ class ResultBackend(abc.ABC):
         if self.signer is not None:
             raw = sign_record(raw, task_id, self.signer)
         return KeyWrite(self.key_for(task_id), raw, int(self.ttl * 1000),
-                        self.channel_for(task_id), True)
+                        self.channel_for(task_id), True, self.reply_for(task_id))
 
     async def store(self, task_id: str, record: ResultRecord) -> None:
         await self._put([self.key_write(task_id, record)])
@@ -140,6 +146,8 @@ class ResultBackend(abc.ABC):
 
     async def wait(self, task_id: str, timeout: float | None = None) -> ResultRecord:
         """The final record, raising :class:`ResultTimeout` after ``timeout`` seconds."""
+        if timeout is None:
+            return self.decode(task_id, await self._wait(task_id))
         try:
             async with asyncio.timeout(timeout):
                 raw = await self._wait(task_id)

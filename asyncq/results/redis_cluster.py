@@ -21,7 +21,8 @@ from redis import exceptions as rexc
 
 from asyncq import _redis, _redis_cluster, codec
 from asyncq.records import KeyWrite
-from asyncq.results.redis import RedisResultBackend, _Listener
+from asyncq.results._listener import Listener
+from asyncq.results.redis import RedisResultBackend
 
 __all__ = ["RedisClusterResultBackend", "cluster_result_channel", "cluster_result_key"]
 
@@ -34,21 +35,16 @@ def cluster_result_channel(task_id: str) -> str:
     return f"asyncq:done:{{{task_id}}}"
 
 
-class _ShardedListener(_Listener):
+class _ShardedListener(Listener):
     """SSUBSCRIBE per channel (on the slot's owner); one reader task per node."""
 
-    def __init__(self, backend: RedisResultBackend, recheck_interval: float) -> None:
-        super().__init__(backend, recheck_interval)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._inbox: asyncio.Queue[Any] = asyncio.Queue()
         self._node_readers: dict[str, asyncio.Task[None]] = {}
 
-    def _ensure_pubsub(self) -> Any:
-        if self._pubsub is None:
-            self._pubsub = self._backend.client.pubsub()
-        return self._pubsub
-
     async def _subscribe_on(self, pubsub: Any, channels: Sequence[str]) -> None:
-        await self._backend.client.initialize()  # the slot map, to route each channel
+        await self._client.initialize()  # the slot map, to route each channel
         await pubsub.ssubscribe(*channels)
         self._start_node_readers(pubsub)
 
@@ -66,7 +62,7 @@ class _ShardedListener(_Listener):
     async def _read_node(self, pubsub: Any, name: str) -> None:
         """Hand every message of one node's connection to the shared read loop."""
         while name in pubsub.node_pubsub_mapping:
-            node = self._backend.client.get_node(node_name=name)
+            node = self._client.get_node(node_name=name)  # type: ignore[attr-defined]
             if node is None:
                 return
             try:
@@ -155,8 +151,18 @@ class RedisClusterResultBackend(RedisResultBackend):
             await self.client.execute_command("EVAL", self._node_script, 0, blob, target_nodes=node)
 
     @property
-    def _listener_class(self) -> type[_Listener]:
+    def _listener_class(self) -> type[Listener]:
         return _ShardedListener
+
+    async def _get_batch(self, keys: Sequence[str]) -> Sequence[bytes | BaseException | None]:
+        replies: list[Any] = await self.client.mget_nonatomic(keys)  # keys of many slots
+        return replies
+
+    def reply_for(self, task_id: str) -> str | None:
+        return None  # no process reply channel: a waiter SSUBSCRIBEs its task's channel
+
+    async def _wait(self, task_id: str) -> bytes:
+        return await self._listener.wait(task_id, cluster_result_channel(task_id))
 
     def _make_client(self, url: str) -> Any:
         return _redis_cluster.make_cluster_client(url)

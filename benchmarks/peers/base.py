@@ -62,5 +62,20 @@ class Client:
     async def result(self, handle: Any, timeout: float) -> Any:
         raise NotImplementedError
 
+    #: how ``fan_in`` awaits (the JSON records it)
+    fan_in_how = "inflight coroutines, each: result(await enqueue(...))"
+
+    async def fan_in(self, task: str, n: int, inflight: int, timeout: float) -> list[Any]:
+        """W6: ``n`` calls, each enqueued then awaited, ``inflight`` at a time (a web app
+        awaiting the tasks it sends); the results, in any order."""
+        calls, values = iter(range(n)), []
+
+        async def caller() -> None:
+            for i in calls:
+                values.append(await self.result(await self.enqueue(task, i), timeout))
+
+        await asyncio.gather(*(caller() for _ in range(inflight)))
+        return values
+
     async def cleanup(self) -> None:
         """Remove what the run left that the driver's ``*<prefix>*`` key sweep misses."""

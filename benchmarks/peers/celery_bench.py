@@ -75,6 +75,13 @@ class Client(BaseClient):
     async def result(self, handle: Any, timeout: float) -> Any:
         return handle.get(timeout=timeout)
 
+    fan_in_how = "loop of task.delay(), then AsyncResult.get() of each (Celery is synchronous)"
+
+    async def fan_in(self, task: str, n: int, inflight: int, timeout: float) -> list[Any]:
+        fn = TASKS[task]
+        handles = [fn.delay(i) for i in range(n)]
+        return [h.get(timeout=timeout) for h in handles]
+
     async def close(self) -> None:
         app.close()
 

@@ -125,7 +125,25 @@ async def w_round_trip(mod: ModuleType, client: Any, args: argparse.Namespace) -
             "p99_ms": round(samples[max(0, int(len(samples) * 0.99) - 1)] * 1e3, 3)}
 
 
-WORKLOADS = {"enqueue": w_enqueue, "drain": w_drain, "round_trip": w_round_trip}
+async def w_fan_in(mod: ModuleType, client: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """W6: ``n`` calls, each enqueued and its result awaited (``client.fan_in``: at most
+    ``--inflight`` at a time), one worker running; first enqueue to last result."""
+    with workers(mod.worker_argv(args.concurrency), 1, worker_env(args)) as group:
+        assert await client.result(await client.enqueue("noop", -1), 120) == -1  # worker up
+        start, cpu = time.perf_counter(), time.process_time()
+        values = await client.fan_in("noop", args.n, args.inflight, args.timeout)
+        seconds = time.perf_counter() - start
+        producer_cpu = time.process_time() - cpu
+        group.check()
+    if sorted(values) != list(range(args.n)):
+        raise AssertionError(f"fan-in got {len(values)} results, not 0..{args.n - 1}")
+    return {"tasks": args.n, "seconds": round(seconds, 4), "per_s": round(args.n / seconds, 1),
+            "inflight": args.inflight, "how": client.fan_in_how,
+            "producer_cpu_us": round(producer_cpu / args.n * 1e6, 1)}
+
+
+WORKLOADS = {"enqueue": w_enqueue, "drain": w_drain, "round_trip": w_round_trip,
+             "fan_in": w_fan_in}
 
 
 async def sweep() -> None:
@@ -163,6 +181,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--procs", type=int, default=1)
     p.add_argument("--task", default="noop", choices=["noop", "sleep"])
     p.add_argument("--rss", action="store_true", help="sample the workers' RSS")
+    p.add_argument("--inflight", type=int, default=1000, help="fan_in: calls at a time")
     p.add_argument("--timeout", type=float, default=600)
     return p.parse_args()
 

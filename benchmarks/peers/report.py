@@ -55,6 +55,7 @@ METRICS: dict[str, Metric] = {
     "w1_batch_per_s": lambda r: get(r, "enqueue", "batch", "per_s"),
     "w2_drain_per_s": lambda r: get(r, "drain", "per_s"),
     "w3_p50_ms": lambda r: get(r, "round_trip", "p50_ms"),
+    "w6_fan_in_per_s": lambda r: get(r, "fan_in", "per_s"),
 }
 
 
@@ -96,12 +97,19 @@ def cells(row: dict[str, Any]) -> list[str]:
             c("round_trip", f"{fmt(get(row, 'round_trip', 'p50_ms'), 2)} / "
                             f"{fmt(get(row, 'round_trip', 'p99_ms'), 2)}"),
             c("sleep", fmt(get(row, "sleep", "seconds"), 2)), scale,
-            c("memory", fmt(get(row, "memory", "peak_rss_mb"), 1))]
+            c("memory", fmt(get(row, "memory", "peak_rss_mb"), 1)),
+            c("fan_in", f"{fmt(get(row, 'fan_in', 'per_s'))} ({fan_in_share(row)})")]
+
+
+def fan_in_share(row: dict[str, Any]) -> str:
+    """W6 as a share of the same library's W2 drain in the same run."""
+    fan_in, drain = get(row, "fan_in", "per_s"), get(row, "drain", "per_s")
+    return f"{fan_in / drain:.2f}x W2" if fan_in and drain else "n/a"
 
 
 HEADER = ["library", "broker", "W1 enqueue one-at-a-time /s", "W1 batch /s", "W2 drain /s",
           "W3 round trip p50 / p99 ms", "W4 sleep wall s", "W5 1 / 2 / 4 procs /s",
-          "peak worker RSS MB"]
+          "peak worker RSS MB", "W6 fan-in /s (÷ own W2)"]
 
 
 def markdown(doc: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""How waiting works on Redis: many handles, one shared pub/sub connection, no polling.
+"""How waiting works on Redis: many handles, one pub/sub connection and one channel.
 
 Needs Redis: $ASYNCQ_TEST_REDIS_URL, default redis://127.0.0.1:6379/0.
 """
@@ -41,7 +41,7 @@ async def main() -> None:
             await asyncio.sleep(0.25)  # every handle is waiting now
             connections = await our_pubsub_connections()
             print(f"{len(handles)} handles waiting on {len(connections)} pub/sub connection(s),"
-                  f" {sum(int(c['sub']) for c in connections)} channels")
+                  f" {sum(int(c['sub']) for c in connections)} channel(s)")
             results = await waiting
             print(len(results), "results;", results[0])
 

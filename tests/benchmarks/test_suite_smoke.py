@@ -24,7 +24,7 @@ ROWS = ["asyncq", "arq", "saq", "streaq", "taskiq-redis", "celery",
 def check_row(name: str, row: dict) -> None:
     figures = row["figures"]
     assert figures["enqueue"]["each"]["per_s"] > 0, name
-    for step in ("drain", "sleep", "scale_2", "memory"):
+    for step in ("drain", "sleep", "scale_2", "memory", "fan_in"):
         assert figures[step]["per_s"] > 0, (name, step)
     assert 0 < figures["round_trip"]["p50_ms"] <= figures["round_trip"]["p99_ms"], name
     assert figures["memory"]["peak_rss_mb"] > 0, name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -117,15 +118,15 @@ async def test_a_settled_final_record_is_never_replaced_but_a_rejection_is(
     redis_client.set(keys[3], b"s-started", px=5_000)  # a non-final write replaces it
     redis_client.set(keys[4], b"V-revoked", px=5_000)  # nothing replaces a settled record
     pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(*(f"done:{key}" for key in keys))
+    pubsub.subscribe(*(f"done:{key}" for key in keys), *(f"reply:{key}" for key in keys))
     try:
         async with app:
             await app.broker.publish_many([_noop_message(app) for _ in keys])
             consumer = app.broker.consumer([app.default_queue], prefetch=5, lease=30)
             deliveries = await consumer.fetch(5, 1.0)
             assert len(deliveries) == 5
-            writes = [KeyWrite(key, b"F-second", 60_000, f"done:{key}", final=True)
-                      for key in keys[:3]]
+            writes = [KeyWrite(key, b"F-second", 60_000, f"done:{key}", final=True,
+                               reply=f"reply:{key}") for key in keys[:3]]
             writes += [KeyWrite(key, b"R-retrying", 60_000, None, final=False)
                        for key in keys[3:]]
             await consumer.ack([Settlement(d, w)
@@ -140,13 +141,16 @@ async def test_a_settled_final_record_is_never_replaced_but_a_rejection_is(
         redis_client.delete(*keys)
     assert values == [b"S-first", b"F-second", b"F-second", b"R-retrying", b"V-revoked"]
     assert 0 < settled_ttl <= 60_000  # the kept record still expires
-    assert published == {f"done:{keys[1]}": b"F-second", f"done:{keys[2]}": b"F-second"}
+    assert published == {f"done:{keys[1]}": b"F-second", f"done:{keys[2]}": b"F-second",
+                         f"reply:{keys[1]}": f"{keys[1]} F-second".encode(),
+                         f"reply:{keys[2]}": f"{keys[2]} F-second".encode()}
 
 
 def _published(pubsub: Any) -> dict[str, bytes]:
     """Everything the subscription received within about a second."""
     out: dict[str, bytes] = {}
-    for _ in range(10):
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
         message = pubsub.get_message(timeout=0.1)
         if message is not None:
             out[message["channel"].decode()] = message["data"]

@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 import asyncq
 from asyncq._record_signing import MARK
 from asyncq.records import ResultRecord, encode_record
-from asyncq.results.redis import result_channel, result_key
+from asyncq.results.redis import reply_channel, result_channel, result_key
 from asyncq.states import TaskState
 from asyncq.testing import worker
 
@@ -83,6 +83,17 @@ async def test_forged_notifications_are_ignored(app: asyncq.App,
         handle = await slow.enqueue(5)
         waiting = asyncio.create_task(handle.get(timeout=10))
         await asyncio.sleep(0.2)
+        reply = reply_channel(handle.id)
+        assert reply is not None
         for _ in range(3):  # only published, never stored, and unsigned
             await client.publish(result_channel(handle.id), forged(666))
+            # the handle waits on its process's reply channel: a forgery there too
+            await client.publish(reply, result_key(handle.id).encode() + b" " + forged(666))
         assert await waiting == 5
+        # an id-only handle of another process's task waits on the task's own channel
+        other = ("0" if handle.id[0] != "0" else "1") * 8 + handle.id[8:]
+        later = await slow.options(task_id=other).enqueue(6)
+        waiting = asyncio.create_task(later.get(timeout=10))
+        await asyncio.sleep(0.2)
+        await client.publish(result_channel(other), forged(666))
+        assert await waiting == 6

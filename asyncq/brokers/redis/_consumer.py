@@ -267,7 +267,8 @@ class RedisConsumer(Consumer):
             write = item.write
             if write is not None:
                 keys.append(write.key)
-                flat += (write.ttl_ms, write.final, write.channel or "", write.value)
+                flat += (write.ttl_ms, write.final, write.channel or "", write.reply or "",
+                         write.value)
         blob = codec.dumps_for_lua([[item.delivery.tag for item in items], flat])
         batch.script(self._scripts["settle"], keys, [self._group, blob])
 
@@ -297,7 +298,8 @@ class RedisConsumer(Consumer):
                            self.dead_letter_max]
         if item.write is not None:
             keys.append(item.write.key)
-            args.extend([item.write.ttl_ms, item.write.channel or "", item.write.value])
+            args.extend([item.write.ttl_ms, item.write.channel or "", item.write.value,
+                         item.write.reply or ""])
         batch.script(self._scripts["dead"], keys, args)
 
     async def renew(self, deliveries: Sequence[Delivery]) -> None:

@@ -2,7 +2,8 @@
 -- KEYS[1]   the stream; KEYS[2..] one result key per write
 -- ARGV[1]   consumer group
 -- ARGV[2]   msgpack [ids, writes]: ids = entry ids to ack and delete; writes = for each
---           result key, 4 items: ttl_ms, final (true/false), channel ('' for none), value
+--           result key, 5 items: ttl_ms, final (true/false), channel ('' for none),
+--           reply channel ('' for none), value
 -- (one packed argument instead of five per task: packing arguments dominated the cost)
 -- Each write follows the result-record rule (the prelude's asyncq_store: a final write
 -- never replaces a settled final record; X, a dead letter's rejection, gives way).
@@ -10,8 +11,9 @@ local group = ARGV[1]
 local data = cmsgpack.unpack(ARGV[2])
 local ids, writes = data[1], data[2]
 for i = 2, #KEYS do
-  local a = (i - 2) * 4
-  asyncq_store(KEYS[i], writes[a + 4], writes[a + 1], writes[a + 2], writes[a + 3])
+  local a = (i - 2) * 5
+  asyncq_store(KEYS[i], writes[a + 5], writes[a + 1], writes[a + 2], writes[a + 3],
+               writes[a + 4])
 end
 if #ids == 0 then return 0 end
 redis.call('XACK', KEYS[1], group, unpack(ids))
