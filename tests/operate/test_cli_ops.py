@@ -137,9 +137,13 @@ def test_lost_worker_is_shown_as_lost(redis_url: str, tasks_dir: Path,
     assert rows[0]["state"] == "online"
     worker.proc.kill()  # no offline event
     worker.proc.wait(10)
-    time.sleep(0.5 * 3 + 0.5)
-    (row,) = as_json(asyncq(tasks_dir, env, "status", "wtasks:app", "--json",
-                            "--timeout", "0.2"))
+    deadline = time.monotonic() + 20  # lost after three missed 0.5 s heartbeats
+    while True:
+        (row,) = as_json(asyncq(tasks_dir, env, "status", "wtasks:app", "--json",
+                                "--timeout", "0.2"))
+        if row["state"] == "lost" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert row["state"] == "lost"
     text = asyncq(tasks_dir, env, "status", "wtasks:app", "--timeout", "0.2").stdout
     assert "0 online, 1 lost" in text

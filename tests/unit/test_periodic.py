@@ -129,7 +129,9 @@ async def test_run_sends_ticks_to_a_worker_until_stopped() -> None:
         import asyncio
 
         running = asyncio.create_task(beat.run())
-        await asyncio.sleep(2.3)
+        async with asyncio.timeout(20):  # the first tick is due within a second
+            while not ran:  # noqa: ASYNC110 - waits for the worker to run a tick
+                await asyncio.sleep(0.05)
         beat.stop()
         await running
     assert len(ran) >= 1
