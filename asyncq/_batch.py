@@ -37,10 +37,18 @@ class Coalescer(Generic[T, R]):
         self._runner: asyncio.Task[None] | None = None
 
     async def submit(self, item: T) -> R:
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        return await self.future(item)
+
+    def future(self, item: T) -> asyncio.Future[R]:
+        """Submit ``item``; its outcome comes in the future returned (awaiting that
+        rather than :meth:`submit` saves a coroutine per item on a hot path)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
         self._pending.append((item, future))
-        self._start()
-        return await future
+        runner = self._runner
+        if runner is None or runner.done():
+            self._runner = loop.create_task(self._run())
+        return future
 
     async def submit_many(self, items: Sequence[T]) -> list[R | BaseException]:
         """Submit ``items`` in order and wait for all: one outcome each, an exception
@@ -74,7 +82,7 @@ class Coalescer(Generic[T, R]):
         while self._pending:
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
-            live = [(item, fut) for item, fut in batch if not fut.done()]
+            live = [pair for pair in batch if not pair[1].done()]
             if live:
                 await self._send(live)
 

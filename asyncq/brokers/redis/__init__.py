@@ -23,7 +23,7 @@ import asyncio
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -102,7 +102,7 @@ class RedisBroker(Broker):
 
     async def publish(self, message: Outgoing) -> None:
         try:  # not `with mapped_errors(...)`: a context manager costs more than the rest
-            await self._publisher.submit(message)
+            await self._publisher.future(message)
         except _redis.connection_errors as exc:
             raise _redis.unavailable("Redis broker", self.url, exc) from None
 
@@ -116,7 +116,7 @@ class RedisBroker(Broker):
         out: list[BaseException | None] = [None] * len(batch)
         groups, scores = _group(batch, out)
         batch_ = _redis.ScriptBatch(self.client)
-        owners: list[list[int]] = []  # per command: the messages it carries
+        owners: list[Sequence[int]] = []  # per command: the messages it carries
         for (delayed, queue, priority), indexes in groups.items():
             level = level_of(priority)
             if level:  # a priority stream: make it known to consumers
@@ -127,11 +127,11 @@ class RedisBroker(Broker):
                                  {batch[i].body: scores[i] for i in indexes})
                 owners.append(indexes)
                 continue
-            for run in runs_by_size([len(batch[i].body) for i in indexes], _BLOB_BYTES):
-                part = indexes[run]
-                blob = codec.dumps_for_lua([batch[i].body for i in part])
-                batch_.script(self.scripts["publish"], [level_key(queue, level)], [blob])
-                owners.append(part)
+            bodies = [batch[i].body for i in indexes]
+            for run in _runs(bodies):
+                batch_.script(self.scripts["publish"], [level_key(queue, level)],
+                              [codec.dumps_for_lua(bodies[run])])
+                owners.append(indexes[run])
         if not owners:
             return out
         async with asyncio.timeout(self.publish_timeout):
@@ -222,15 +222,24 @@ _BLOB_BYTES = 4 * 1024 * 1024
 
 
 def _group(batch: Sequence[Outgoing], out: list[BaseException | None]
-           ) -> tuple[dict[tuple[bool, str, int | None], list[int]], dict[int, int]]:
+           ) -> tuple[Mapping[tuple[bool, str, int | None], Sequence[int]], dict[int, int]]:
     """Message positions by (delayed, queue, priority), and the delayed ones' scores; a
     message that cannot be sent gets its error in ``out`` and fails alone, never its
     neighbours."""
+    if not batch:
+        return {}, {}
+    queue, priority = batch[0].queue, batch[0].priority
+    for message in batch:  # the common case first: one queue, one priority, none delayed
+        if (message.eta is not None or message.queue != queue
+                or message.priority != priority or type(message.body) is not bytes):
+            break
+    else:
+        return {(False, queue, priority): range(len(batch))}, {}
     now = time.time()
     groups: dict[tuple[bool, str, int | None], list[int]] = {}
     scores: dict[int, int] = {}
     for index, message in enumerate(batch):
-        if message.eta is None and type(message.body) is bytes:  # the common case
+        if message.eta is None and type(message.body) is bytes:
             groups.setdefault((False, message.queue, message.priority), []).append(index)
             continue
         try:
@@ -240,6 +249,13 @@ def _group(batch: Sequence[Outgoing], out: list[BaseException | None]
             continue
         groups.setdefault((score > 0, message.queue, message.priority), []).append(index)
     return groups, scores
+
+
+def _runs(bodies: list[bytes]) -> list[slice]:
+    """``bodies`` cut into runs of at most :data:`_BLOB_BYTES` (one script call each)."""
+    if sum(map(len, bodies)) <= _BLOB_BYTES:
+        return [slice(0, len(bodies))]
+    return runs_by_size([len(body) for body in bodies], _BLOB_BYTES)
 
 
 def _score(message: Outgoing, now: float) -> int:
