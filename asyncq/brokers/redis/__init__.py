@@ -78,7 +78,7 @@ class RedisBroker(Broker):
             for name in _SCRIPTS
         }
         self._publisher: Coalescer[Outgoing, None] = Coalescer(
-            self._flush, closed=lambda: BrokerUnavailable(
+            self._publish_batch, closed=lambda: BrokerUnavailable(
                 f"Redis broker at {mask_url(url)} closed before the message was sent"))
 
     async def close(self) -> None:
@@ -100,16 +100,31 @@ class RedisBroker(Broker):
                     "evict queued tasks; set it to noeviction (or a volatile-* policy)"]
         return []
 
-    async def publish(self, message: Outgoing) -> None:
-        try:  # not `with mapped_errors(...)`: a context manager costs more than the rest
-            await self._publisher.future(message)
-        except _redis.connection_errors as exc:
-            raise _redis.unavailable("Redis broker", self.url, exc) from None
+    def publish(self, message: Outgoing) -> asyncio.Future[None]:
+        """The future of the batch ``message`` goes in (no coroutine per message)."""
+        return self._publisher.future(message)
 
     async def publish_many(self, messages: Sequence[Outgoing]) -> None:
         with _redis.mapped_errors("Redis broker", self.url):
             for start in range(0, len(messages), 1000):
                 raise_first(await self._flush(messages[start : start + 1000]))
+
+    async def _publish_batch(self, batch: Sequence[Outgoing]
+                             ) -> Sequence[BaseException | None]:
+        """:meth:`_flush` for the coalescer of :meth:`publish`: connection failures are
+        BrokerUnavailable (what publish_many's callers get too)."""
+        try:
+            outcomes = await self._flush(batch)
+        except _redis.connection_errors as exc:
+            raise _redis.unavailable("Redis broker", self.url, exc) from None
+        if any(outcomes):
+            return [self._mapped(outcome) for outcome in outcomes]
+        return outcomes
+
+    def _mapped(self, outcome: BaseException | None) -> BaseException | None:
+        if isinstance(outcome, _redis.connection_errors):
+            return _redis.unavailable("Redis broker", self.url, outcome)
+        return outcome
 
     async def _flush(self, batch: Sequence[Outgoing]) -> Sequence[BaseException | None]:
         """One command per stream (a script appends all its bodies) and per delay set."""
