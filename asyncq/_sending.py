@@ -49,6 +49,7 @@ class Sender:
         if self.hooks:
             return (await self._send_with_hooks([sig]))[0]
         outgoing, handle = self.preparer.prepare(sig)
+        del sig  # packed: not kept alive while the broker has it (thousands may wait)
         app = self._app
         if self.loop is not _running_loop():  # not connected, or on another loop
             await app.connect()
