@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis import exceptions as rexc
 
-from asyncq import records
+from asyncq import _sentinel, records
 from asyncq._urls import mask_url, redact
-from asyncq.errors import BrokerUnavailable, ConfigurationError
+from asyncq.errors import BrokerUnavailable, ConfigurationError, NotReplicated
 
 __all__ = [
+    "Replication",
     "ScriptBatch",
     "connection_errors",
     "load_lua",
     "make_client",
     "mapped_errors",
+    "replication_of",
     "server_id",
     "unavailable",
 ]
@@ -39,11 +42,17 @@ connection_errors: tuple[type[BaseException], ...] = (
 
 def make_client(url: str, *, socket_timeout: float = 15.0,
                 connect_timeout: float = 5.0, max_connections: int = 64) -> aioredis.Redis:
-    """A client whose every network wait has a deadline."""
+    """A client whose every network wait has a deadline (of the current master, for a
+    ``redis+sentinel://`` URL)."""
+    url, _ = split_replication(url)
     try:
         parts = urlsplit(url)
     except ValueError:
         raise ConfigurationError(f"invalid Redis URL {mask_url(url)}") from None
+    if parts.scheme in _sentinel.SCHEMES:
+        return _sentinel.make_client(url, socket_timeout=socket_timeout,
+                                     connect_timeout=connect_timeout,
+                                     max_connections=max_connections)
     if parts.scheme not in {"redis", "rediss", "unix"}:
         raise ConfigurationError(f"not a Redis URL: {mask_url(url)}")
     if _decodes(parts.query):  # redis-py lets the URL override decode_responses=False
@@ -97,16 +106,23 @@ def _tls_defaults(query: str) -> dict[str, bool]:
 
 def server_id(url: str) -> str:
     """Identity of the server + database a URL points at (for co-located writes)."""
+    url, _ = split_replication(url)
     parts = urlsplit(url)
+    if parts.scheme in _sentinel.SCHEMES:
+        return _sentinel.server_id(url)
     db = parts.path.strip("/") or "0"
     return f"redis://{parts.hostname or 'localhost'}:{parts.port or 6379}/{db}"
 
 
-def load_lua(package: str, name: str) -> str:
+def load_lua(package: str, name: str, *, publish: str = "PUBLISH") -> str:
     """The script ``lua/<name>.lua`` of ``package``, after the result-record prelude
-    (:func:`asyncq.records.lua_prelude`) when the script stores records."""
+    (:func:`asyncq.records.lua_prelude`, notifying with ``publish``) when the script
+    stores records."""
     text = (resources.files(package) / "lua" / f"{name}.lua").read_text()
-    return records.lua_prelude() + text if "asyncq_store(" in text else text
+    if "asyncq_store(" not in text:
+        return text
+    shebang, sep, body = text.partition("\n") if text.startswith("#!") else ("", "", text)
+    return shebang + sep + records.lua_prelude(publish) + body  # a shebang stays first
 
 
 def unavailable(what: str, url: str, exc: BaseException) -> BrokerUnavailable:
@@ -125,6 +141,66 @@ def mapped_errors(what: str, url: str) -> Iterator[None]:
         raise unavailable(what, url, exc) from None
 
 
+#: The longest ``wait_timeout``: below every client deadline (socket, publish).
+MAX_WAIT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Replication:
+    """``?wait_replicas=N&wait_timeout=S``: writes wait (``WAIT``) for N replicas."""
+
+    replicas: int
+    timeout: float = 2.0
+
+    def queue(self, pipe: Any) -> None:
+        """Append the ``WAIT`` that covers every write queued before it."""
+        pipe.execute_command("WAIT", self.replicas, int(self.timeout * 1000))
+
+    def check(self, acked: Any) -> None:
+        """Raise :class:`NotReplicated` unless ``acked`` (WAIT's reply) is enough."""
+        if isinstance(acked, BaseException):
+            raise acked
+        if int(acked) < self.replicas:
+            raise NotReplicated(
+                f"{int(acked)} of {self.replicas} replica(s) acknowledged the write within "
+                f"{self.timeout:g} s (wait_replicas): the master has it, but a failover "
+                "now could lose it")
+
+
+def split_replication(url: str) -> tuple[str, Replication | None]:
+    """``url`` without asyncq's ``wait_replicas``/``wait_timeout`` options, and them."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url, None  # make_client says what is wrong with it
+    if "wait_" not in parts.query:
+        return url, None
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    ours = {k: v for k, v in pairs if k in {"wait_replicas", "wait_timeout"}}
+    rest = urlunsplit(parts._replace(query=urlencode([p for p in pairs if p[0] not in ours])))
+    if not ours:
+        return url, None
+    return rest, _replication(ours, url)
+
+
+def _replication(options: dict[str, str], url: str) -> Replication | None:
+    try:
+        replicas = int(options.get("wait_replicas", "0"))
+        timeout = float(options.get("wait_timeout", "2"))
+    except ValueError:
+        raise ConfigurationError(f"wait_replicas must be an integer and wait_timeout a "
+                                 f"number of seconds in {mask_url(url)}") from None
+    if replicas < 0 or not 0 < timeout <= MAX_WAIT_TIMEOUT:
+        raise ConfigurationError(f"wait_replicas must be >= 0 and wait_timeout in "
+                                 f"(0, {MAX_WAIT_TIMEOUT:g}] s in {mask_url(url)}")
+    return Replication(replicas, timeout) if replicas else None
+
+
+def replication_of(url: str) -> Replication | None:
+    """The URL's ``wait_replicas`` requirement, if any."""
+    return split_replication(url)[1]
+
+
 class ScriptBatch:
     """A pipeline that runs scripts by ``EVALSHA`` without checking them first.
 
@@ -133,11 +209,17 @@ class ScriptBatch:
     the server does not know (after a restart or ``SCRIPT FLUSH``) fails alone with
     ``NOSCRIPT`` and is run again on its own, which loads it; a script that failed so
     never ran, so running it again is safe.
+
+    With ``replication``, one ``WAIT`` follows the batch's writes (and another any
+    script run again) and :class:`NotReplicated` is raised when too few replicas
+    acknowledged them; the ``WAIT`` reply is not among those returned.
     """
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, replication: Replication | None = None) -> None:
+        self._client = client
         self._pipe = client.pipeline(transaction=False)
         self._scripts: dict[int, tuple[Any, list[Any], list[Any]]] = {}
+        self._replication = replication
 
     @property
     def pipe(self) -> Any:
@@ -145,19 +227,41 @@ class ScriptBatch:
         return self._pipe
 
     def script(self, script: Any, keys: list[Any], args: list[Any]) -> None:
-        self._scripts[len(self._pipe.command_stack)] = (script, keys, args)
-        self._pipe.evalsha(script.sha, len(keys), *keys, *args)
+        self._scripts[len(self._pipe)] = (script, keys, args)  # (a cluster pipeline too)
+        # (not pipe.evalsha: redis-py refuses that on a cluster pipeline, not this)
+        self._pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
 
     async def execute(self, *, raise_on_error: bool = True) -> list[Any]:
+        wait = self._replication
+        if wait is not None:
+            wait.queue(self._pipe)
         try:
             replies: list[Any] = await self._pipe.execute(raise_on_error=False)
         finally:
             await self._pipe.reset()  # type: ignore[no-untyped-call]
-        for index, (script, keys, args) in self._scripts.items():
-            if isinstance(replies[index], rexc.NoScriptError):
-                replies[index] = await script(keys=keys, args=args)  # loads it
+        acked = replies.pop() if wait is not None else None
+        if any(isinstance(replies[i], rexc.NoScriptError) for i in self._scripts):
+            acked = await self._rerun(replies, acked)
+        if wait is not None:
+            wait.check(acked)
         if raise_on_error:
             for reply in replies:
                 if isinstance(reply, Exception):
                     raise reply
         return replies
+
+    async def _rerun(self, replies: list[Any], acked: Any) -> Any:
+        """Run the scripts the server did not know (which loads them) on one connection,
+        and ``WAIT`` there too: ``WAIT`` covers the writes of its own connection only."""
+        wait = self._replication
+        if wait is None:  # any connection will do (a cluster client has no client())
+            for index, (script, keys, args) in self._scripts.items():
+                if isinstance(replies[index], rexc.NoScriptError):
+                    replies[index] = await script(keys=keys, args=args)
+            return acked
+        async with self._client.client() as conn:
+            for index, (script, keys, args) in self._scripts.items():
+                if isinstance(replies[index], rexc.NoScriptError):
+                    replies[index] = await script(keys=keys, args=args, client=conn)
+            return await conn.execute_command(  # type: ignore[no-untyped-call]
+                "WAIT", wait.replicas, int(wait.timeout * 1000))

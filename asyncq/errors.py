@@ -10,7 +10,9 @@ Every error asyncq raises on purpose derives from :class:`AsyncqError`::
     │   └── SignatureError          signature missing, unknown key id, or wrong
     ├── BrokerError                 the broker refused or could not be reached
     │   ├── BrokerUnavailable       connect/publish failed within its deadline
-    │   └── PublishError            the broker did not confirm a publish
+    │   ├── PublishError            the broker did not confirm a publish
+    │   └── NotReplicated           fewer replicas than asked (``wait_replicas``) confirmed a
+    │                               write in time: it may be lost if the master fails now
     ├── ResultError                 about a result handle
     │   ├── ResultTimeout           (also a builtin TimeoutError) no result in time
     │   ├── ResultUnavailable       the task ignores results / the backend cannot answer
@@ -39,6 +41,7 @@ __all__ = [
     "ConfigurationError",
     "DecodeError",
     "MessageTooLarge",
+    "NotReplicated",
     "PublishError",
     "ResultError",
     "ResultTimeout",
@@ -89,6 +92,14 @@ class BrokerUnavailable(BrokerError):
 
 class PublishError(BrokerError):
     """A publish was not confirmed by the broker."""
+
+
+class NotReplicated(BrokerError):
+    """Fewer replicas than ``wait_replicas`` acknowledged a write within ``wait_timeout``.
+
+    The master has the write (an enqueue may still run), but a failover now could lose
+    it: retrying the enqueue is safe for idempotent tasks.
+    """
 
 
 class ResultError(AsyncqError):

@@ -149,13 +149,16 @@ def may_replace(old: bytes | None, *, final: bool) -> bool:
     return not is_settled(old)
 
 
-def lua_prelude() -> str:
+def lua_prelude(publish: str = "PUBLISH") -> str:
     """The rule in Lua, for scripts that store records (prepended when they load).
 
     ``asyncq_store(key, value, ttl_ms, final, channel)`` writes unless a settled
     record is there (whatever ``final`` says); it publishes ``value`` on ``channel``
-    ('' for none) when it wrote, and returns 1 if it wrote, 0 if not.
+    ('' for none) with ``publish`` (``SPUBLISH`` on a Redis Cluster, where the channel
+    shares the key's slot) when it wrote, and returns 1 if it wrote, 0 if not.
     """
+    if publish not in ("PUBLISH", "SPUBLISH"):
+        raise ValueError(f"not a publish command: {publish!r}")
     settled = ", ".join(f"[{tag}]=true" for tag in SETTLED_TAGS)
     return (
         "-- the result-record rule (asyncq/records.py): first final writer wins\n"
@@ -166,7 +169,7 @@ def lua_prelude() -> str:
         "    redis.call('SET', key, old, 'PX', ttl)\n"
         "    return 0\n"
         "  end\n"
-        "  if channel ~= '' then redis.call('PUBLISH', channel, value) end\n"
+        f"  if channel ~= '' then redis.call('{publish}', channel, value) end\n"
         "  return 1\n"
         "end\n"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 from asyncq import App
@@ -14,3 +15,8 @@ QUEUE = os.environ.get("ASYNCQ_BENCH_QUEUE", "bench")
 @app.task(queue=QUEUE)
 async def noop(n: int) -> int:
     return n
+
+
+@app.task(queue=QUEUE)
+async def sleep_ms(ms: float) -> None:
+    await asyncio.sleep(ms / 1e3)

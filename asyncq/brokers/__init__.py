@@ -260,5 +260,8 @@ def broker_class(url: str) -> type[Broker]:
 
 
 register_broker(["memory"], "asyncq.brokers.memory:MemoryBroker")
-register_broker(["redis", "rediss", "unix"], "asyncq.brokers.redis:RedisBroker", extra="redis")
+register_broker(["redis", "rediss", "unix", "redis+sentinel"], "asyncq.brokers.redis:RedisBroker",
+                extra="redis")
+register_broker(["redis+cluster", "rediss+cluster"],
+                "asyncq.brokers.redis.cluster:RedisClusterBroker", extra="redis")
 register_broker(["amqp", "amqps"], "asyncq.brokers.amqp:AmqpBroker", extra="amqp")

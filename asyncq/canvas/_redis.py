@@ -35,7 +35,8 @@ class RedisCanvasStore(CanvasStore):
     @property
     def _client(self) -> Redis:
         # read each time: an App that moves to a new event loop rebuilds its client
-        return self._redis_backend.client
+        client: Redis = self._redis_backend.client  # (a RedisCluster on a cluster)
+        return client
 
     def _chord_script(self) -> Any:
         client = self._client

@@ -45,8 +45,10 @@ class RedisRevokeBus(RevokeBus):
                 pipe.zremrangebyscore(self._key, "-inf", now_ms - window_ms)
                 pipe.zremrangebyrank(self._key, 0, -(self.max_entries + 1))
                 pipe.pexpire(self._key, window_ms)
-                pipe.publish(self._channel, data)
                 await pipe.execute()
+            # after the transaction, not in it: a Redis Cluster runs MULTI in one slot,
+            # and a channel has none (the set is what a late listener reads anyway)
+            await self._broker.client.publish(self._channel, data)
 
     async def clear(self) -> None:
         with _redis.mapped_errors("Redis revoke bus", self._broker.url):

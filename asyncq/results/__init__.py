@@ -174,6 +174,8 @@ def backend_class(url: str) -> type[ResultBackend]:
 
 
 register_backend(["memory"], "asyncq.results.memory:MemoryResultBackend")
-register_backend(["redis", "rediss", "unix"], "asyncq.results.redis:RedisResultBackend",
-                 extra="redis")
+register_backend(["redis", "rediss", "unix", "redis+sentinel"],
+                 "asyncq.results.redis:RedisResultBackend", extra="redis")
+register_backend(["redis+cluster", "rediss+cluster"],
+                 "asyncq.results.redis_cluster:RedisClusterResultBackend", extra="redis")
 register_backend(["rpc", "amqp", "amqps"], "asyncq.results.rpc:RpcResultBackend", extra="amqp")

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from redis.asyncio.client import PubSub
 
@@ -37,15 +38,29 @@ def result_channel(task_id: str) -> str:
 
 
 class RedisResultBackend(ResultBackend):
+    #: how a script notifies waiters (``SPUBLISH`` on a cluster)
+    publish_command = "PUBLISH"
+
     def __init__(self, url: str, *, ttl: float = DEFAULT_RESULT_TTL,
                  max_size: int = DEFAULT_MAX_SIZE, recheck_interval: float = 30.0) -> None:
         super().__init__(url, ttl=ttl, max_size=max_size)
-        self.client = _redis.make_client(url)
-        self.server_id = _redis.server_id(url)
+        self.client: Any = self._make_client(url)
+        self.server_id = self._server_of(url)
+        self.replication = _redis.replication_of(url)
         self._store_script = self.client.register_script(
-            _redis.load_lua("asyncq.results", "store_result"))
-        self._listener = _Listener(self, recheck_interval)
+            _redis.load_lua("asyncq.results", "store_result", publish=self.publish_command))
+        self._listener = self._listener_class(self, recheck_interval)
         self._reader: Coalescer[str, bytes | None] = Coalescer(self._get_batch)
+
+    @property
+    def _listener_class(self) -> type[_Listener]:
+        return _Listener
+
+    def _make_client(self, url: str) -> Any:
+        return _redis.make_client(url)
+
+    def _server_of(self, url: str) -> str | None:
+        return _redis.server_id(url)
 
     def key_for(self, task_id: str) -> str:
         return result_key(task_id)
@@ -60,7 +75,7 @@ class RedisResultBackend(ResultBackend):
 
     async def _load(self, task_id: str) -> bytes | None:
         with _redis.mapped_errors("Redis result backend", self.url):
-            return await self._reader.submit(result_key(task_id))
+            return await self._reader.submit(self.key_for(task_id))
 
     async def _get_batch(self, keys: Sequence[str]) -> Sequence[bytes | BaseException | None]:
         async with self.client.pipeline(transaction=False) as pipe:
@@ -71,7 +86,7 @@ class RedisResultBackend(ResultBackend):
 
     async def _put(self, writes: Sequence[KeyWrite]) -> None:
         with _redis.mapped_errors("Redis result backend", self.url):
-            batch = _redis.ScriptBatch(self.client)
+            batch = _redis.ScriptBatch(self.client, self.replication)
             for w in writes:
                 batch.script(self._store_script,
                              [w.key], [w.ttl_ms, "1" if w.final else "0", w.channel or "", w.value])
@@ -79,7 +94,7 @@ class RedisResultBackend(ResultBackend):
 
     async def _delete(self, task_id: str) -> None:
         with _redis.mapped_errors("Redis result backend", self.url):
-            await self.client.delete(result_key(task_id))
+            await self.client.delete(self.key_for(task_id))
 
     async def _wait(self, task_id: str) -> bytes:
         return await self._listener.wait(task_id)
@@ -100,7 +115,8 @@ class _Listener:
         self._unsubscriber: Coalescer[str, None] = Coalescer(self._unsubscribe_batch)
 
     async def wait(self, task_id: str) -> bytes:
-        channel = result_channel(task_id)
+        channel = self._backend.channel_for(task_id)
+        assert channel is not None
         fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         entry = self._waiters.setdefault(channel, (task_id, []))
         entry[1].append(fut)
@@ -133,10 +149,18 @@ class _Listener:
 
     async def _subscribe_batch(self, channels: Sequence[str]) -> Sequence[None]:
         async with self._lock:
-            pubsub = self._ensure_pubsub()
-            await pubsub.subscribe(*channels)
+            await self._subscribe_on(self._ensure_pubsub(), channels)
             self._ensure_reader()
         return [None] * len(channels)
+
+    async def _subscribe_on(self, pubsub: Any, channels: Sequence[str]) -> None:
+        await pubsub.subscribe(*channels)
+
+    async def _unsubscribe_on(self, pubsub: Any, channels: Sequence[str]) -> None:
+        await pubsub.unsubscribe(*channels)
+
+    async def _next_message(self, pubsub: Any, timeout: float) -> Any:
+        return await pubsub.get_message(timeout=timeout)
 
     def _ensure_pubsub(self) -> PubSub:
         if self._pubsub is None:
@@ -165,7 +189,7 @@ class _Listener:
         idle = [ch for ch in channels if ch not in self._waiters]
         if idle and self._pubsub is not None:
             async with self._lock:
-                await self._pubsub.unsubscribe(*idle)
+                await self._unsubscribe_on(self._pubsub, idle)
         return [None] * len(channels)
 
     async def _read_loop(self) -> None:
@@ -174,7 +198,7 @@ class _Listener:
         next_recheck = loop.time() + self._recheck_interval
         while self._pubsub is not None and (self._waiters or self._confirm):
             try:
-                message = await self._pubsub.get_message(timeout=1.0)
+                message = await self._next_message(self._pubsub, 1.0)
             except _redis.connection_errors as exc:
                 logger.warning("result listener lost its connection (%s); reconnecting",
                                type(exc).__name__)
@@ -190,11 +214,11 @@ class _Listener:
     def _dispatch(self, message: dict[str, object]) -> None:
         channel = _text(message.get("channel"))
         kind = message.get("type")
-        if kind == "subscribe":
+        if kind in ("subscribe", "ssubscribe"):
             for fut in self._confirm.pop(channel, []):
                 if not fut.done():
                     fut.set_result(None)
-        elif kind == "message":
+        elif kind in ("message", "smessage"):
             data = message.get("data")
             if isinstance(data, bytes) and self._genuine(channel, data):
                 self._resolve(channel, data)

@@ -15,13 +15,12 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from urllib.parse import unquote, urlsplit
 
-import aio_pika
 import aiormq.abc
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
-from aio_pika.connection import make_url
 from aiormq import exceptions as amqp_errors
 
 from asyncq._urls import mask_url, redact
+from asyncq.brokers.amqp._hosts import NodeRing, first_node, node_urls
 from asyncq.errors import AsyncqError, BrokerError, BrokerUnavailable, PublishError
 
 __all__ = ["Connection", "Returned"]
@@ -47,7 +46,8 @@ class Connection:
                  reconnect_interval: float) -> None:
         self.url = url
         self.safe_url = mask_url(url)
-        self._amqp_url = amqp_url
+        self._nodes = node_urls(amqp_url)  # several with amqp://u:p@h1,h2/ (_hosts.py)
+        self._next = first_node(len(self._nodes))
         self._password = unquote(urlsplit(url).password or "")
         self.timeout = timeout
         self.reconnect_interval = reconnect_interval
@@ -68,11 +68,24 @@ class Connection:
                 await self._open()
 
     async def _open(self) -> None:
+        """Connect to the first node that answers, trying each once from the next one."""
+        error: BaseException | None = None
+        for _ in self._nodes:
+            start, self._next = self._next, (self._next + 1) % len(self._nodes)
+            try:
+                await self._open_at(start)
+                return
+            except _UNAVAILABLE as exc:
+                error = exc
+        assert error is not None
+        raise error
+
+    async def _open_at(self, node: int) -> None:
         # Not aio_pika.connect_robust: when its first attempt is cancelled (our deadline)
         # it loses the connection, whose reconnect task then retries forever and ignores
         # cancellation, so asyncio.run never returns. Holding it lets us close it.
-        conn = aio_pika.RobustConnection(
-            make_url(self._amqp_url), reconnect_interval=self.reconnect_interval,
+        conn = NodeRing(
+            self._nodes, node, reconnect_interval=self.reconnect_interval,
             client_properties={"connection_name":
                                f"asyncq {socket.gethostname()}:{os.getpid()}"})
         try:

@@ -61,8 +61,9 @@ _SCRIPTS = ("publish", "settle", "dead", "requeue", "promote", "undead", "read_l
 
 
 class RedisBroker(Broker):
-    """Redis Streams transport (``redis://`` or ``rediss://``)."""
+    """Redis Streams transport (``redis://``, ``rediss://`` or ``redis+sentinel://``)."""
 
+    _consumer_class: type[RedisConsumer] = RedisConsumer
 
     def __init__(self, url: str, *, publish_timeout: float = 10.0,
                  dead_letter_max: int = DEAD_LETTER_MAX) -> None:
@@ -71,8 +72,10 @@ class RedisBroker(Broker):
         if dead_letter_max < 1:
             raise ConfigurationError("dead_letter_max must be at least 1")
         self.dead_letter_max = dead_letter_max
-        self.client: aioredis.Redis = _redis.make_client(url)
-        self.server_id = _redis.server_id(url)
+        self.client: aioredis.Redis = self._make_client(url)
+        self.server_id = self._consumer_class._server_of(url)
+        #: ``?wait_replicas=N``: publishes and settles wait for N replicas
+        self.replication = _redis.replication_of(url)
         self.scripts = {
             name: self.client.register_script(_redis.load_lua(__name__, name))
             for name in _SCRIPTS
@@ -80,6 +83,9 @@ class RedisBroker(Broker):
         self._publisher: Coalescer[Outgoing, None] = Coalescer(
             self._publish_batch, closed=lambda: BrokerUnavailable(
                 f"Redis broker at {mask_url(url)} closed before the message was sent"))
+
+    def _make_client(self, url: str) -> aioredis.Redis:
+        return _redis.make_client(url)
 
     async def close(self) -> None:
         await self._publisher.aclose()
@@ -130,7 +136,7 @@ class RedisBroker(Broker):
         """One command per stream (a script appends all its bodies) and per delay set."""
         out: list[BaseException | None] = [None] * len(batch)
         groups, scores = _group(batch, out)
-        batch_ = _redis.ScriptBatch(self.client)
+        batch_ = _redis.ScriptBatch(self.client, self.replication)
         owners: list[Sequence[int]] = []  # per command: the messages it carries
         for (delayed, queue, priority), indexes in groups.items():
             level = level_of(priority)
@@ -160,9 +166,10 @@ class RedisBroker(Broker):
     def consumer(
         self, queues: Sequence[str], *, prefetch: int, lease: float, group: str = WORKER_GROUP
     ) -> Consumer:
-        consumer = RedisConsumer(self.client, self.scripts, self.url, list(queues),
-                                 group=group, lease=lease)
+        consumer = self._consumer_class(self.client, self.scripts, self.url, list(queues),
+                                        group=group, lease=lease)
         consumer.dead_letter_max = self.dead_letter_max
+        consumer.replication = self.replication
         return consumer
 
     async def queue_size(self, queue: str) -> int:

@@ -67,10 +67,7 @@ class RedisConsumer(Consumer):
         self._client = client
         self._scripts = scripts
         self._url = url
-        # a client of its own on the broker's pool, whose XREADGROUP replies are left
-        # as they come: redis-py would build a dict per entry (9% of a profiled drain)
-        self._reader = aioredis.Redis(connection_pool=client.connection_pool)
-        self._reader.set_response_callback("XREADGROUP", _as_is)
+        self._reader = self._make_reader(client)
         self._queues = queues
         self._streams = {stream_key(q): q for q in queues}
         self._group = group
@@ -82,10 +79,30 @@ class RedisConsumer(Consumer):
         self._cursors: dict[str, str] = {}
         self._levels = Levels()
         self._level_streams: set[str] = set()
-        self.server_id = _redis.server_id(url)
+        self.server_id = self._server_of(url)
         self.max_deliveries_seen = 0
         #: dead letters kept per queue (XADD MAXLEN ~): the broker sets it
         self.dead_letter_max = DEAD_LETTER_MAX
+        #: settles wait for replicas (``wait_replicas``): the broker sets it
+        self.replication: _redis.Replication | None = None
+
+    @staticmethod
+    def _server_of(url: str) -> str | None:
+        """The server (and database) the consumer settles on, for fused settles."""
+        return _redis.server_id(url)
+
+    def _make_reader(self, client: Any) -> Any:
+        """A client of its own on the broker's pool, whose XREADGROUP replies are left
+        as they come: redis-py would build a dict per entry (9% of a profiled drain)."""
+        reader = aioredis.Redis(connection_pool=client.connection_pool)
+        reader.set_response_callback("XREADGROUP", _as_is)
+        return reader
+
+    async def _xread(self, streams: dict[str, str], count: int, block_ms: int | None) -> Any:
+        """XREADGROUP of ``streams``: the (stream, entries) pairs read."""
+        reply: Any = await self._reader.xreadgroup(self._group, self._name, streams,
+                                                   count=count, block=block_ms)
+        return _streams_of(reply)
 
     # -- setup ---------------------------------------------------------------------
     async def _ensure_groups(self) -> None:
@@ -130,12 +147,10 @@ class RedisConsumer(Consumer):
     async def _read(self, limit: int, block: float) -> list[Delivery]:
         per_stream = max(1, limit // len(self._streams))
         block_ms = int(block * 1000)
-        reply: Any = await self._reader.xreadgroup(
-            self._group, self._name, dict.fromkeys(self._streams, ">"),
-            count=per_stream, block=block_ms if block_ms > 0 else None,
-        )
+        pairs = await self._xread(dict.fromkeys(self._streams, ">"), per_stream,
+                                  block_ms if block_ms > 0 else None)
         out: list[Delivery] = []
-        for stream, entries in _streams_of(reply):
+        for stream, entries in pairs:
             queue = self._streams[_redis_text(stream)]
             for entry_id, fields in entries:
                 body, earlier = _fields(fields)
@@ -158,10 +173,9 @@ class RedisConsumer(Consumer):
                                         entry_id))
         if out or block <= 0:
             return out
-        reply: Any = await self._reader.xreadgroup(
-            self._group, self._name, dict.fromkeys(self._streams, ">"),
-            count=max(1, limit // len(self._streams)), block=max(1, int(block * 1000)))
-        for stream, entries in _streams_of(reply):
+        pairs = await self._xread(dict.fromkeys(self._streams, ">"),
+                                  max(1, limit // len(self._streams)), max(1, int(block * 1000)))
+        for stream, entries in pairs:
             key = _redis_text(stream)
             for entry_id, fields in entries:
                 body, earlier = _fields(fields)
@@ -232,7 +246,7 @@ class RedisConsumer(Consumer):
         for item in items:
             by_stream.setdefault(stream_of(item.delivery), []).append(item)
         with _redis.mapped_errors("Redis broker", self._url):
-            batch = _redis.ScriptBatch(self._client)
+            batch = _redis.ScriptBatch(self._client, self.replication)
             for stream, group in by_stream.items():
                 for start in range(0, len(group), CHUNK):
                     self._queue_settle(batch, stream, group[start : start + CHUNK])
@@ -263,7 +277,7 @@ class RedisConsumer(Consumer):
 
     async def dead_letter(self, items: Sequence[DeadItem]) -> None:
         with _redis.mapped_errors("Redis broker", self._url):
-            batch = _redis.ScriptBatch(self._client)
+            batch = _redis.ScriptBatch(self._client, self.replication)
             for item in items:
                 self._queue_dead(batch, item)
             await batch.execute()

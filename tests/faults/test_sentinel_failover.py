@@ -1,0 +1,183 @@
+"""F9 Sentinel failover: SIGKILL the Redis master while a producer enqueues and a worker
+drains, with plain asynchronous replication and with ``wait_replicas=1``.
+
+Run: ./scripts/test tests/faults/test_sentinel_failover.py -m faults
+
+Two faults, each in both modes:
+
+- ``kill``: SIGKILL the master; the sentinels promote the replica.
+- ``lag-kill``: SIGSTOP the replica for ``LAG_S`` (it stops reading its replication
+  stream, as on a slow link), SIGKILL the master, SIGCONT the replica; the sentinels
+  promote it with whatever it had received (everything, here: the killed master's
+  kernel still delivers what it had written to the socket).
+- ``partition-kill``: everyone reaches the master through a proxy
+  (tests/_servers/hole.py) that, for ``LAG_S``, drops the replication link's bytes
+  (a partition between master and replica), then the master is SIGKILLed: what it
+  acknowledged meanwhile never reaches the replica that is promoted.
+
+The killed master is started again 1 s after the failover (empty: nothing on disk);
+the sentinels make it a replica of the new master. The producer enqueues with fixed ids
+and retries a failed batch with the same ids; the ledger counts the enqueues the broker
+acknowledged, the tasks that completed, and the acknowledged ones that never ran (lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import asyncq
+from tests._servers.sentinel import SentinelGroup
+from tests.faults.conftest import Ledger, record, start_worker, stop
+from tests.faults.test_chaos import first_completion, load_tasks
+
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
+
+LAG_S = 0.8  # the replica stopped, or its link cut, before the kill
+TASK_S = 0.02
+QUIET_S = 15.0  # no completion for this long (and none missing) ends the drain
+
+
+@pytest.fixture
+def group(kind: str) -> Iterator[SentinelGroup]:
+    with SentinelGroup.started(proxied=kind == "partition-kill") as started:
+        yield started
+
+
+async def produce(
+    mod: Any, ledger: Ledger, n: int, batch: int, pause: float, seconds: float = 0.0
+) -> int:
+    """Enqueue with fixed ids; a failed batch is retried with the same ids until the
+    broker acknowledges it, and noted in the ledger only then. Returns the retries."""
+    retries = 0
+    for start in range(0, n, batch):
+        numbers = list(range(start, min(n, start + batch)))
+        sigs = [mod.work.options(task_id=f"t{i}").s(i, seconds) for i in numbers]
+        while True:
+            try:
+                await mod.app.enqueue_many(sigs)
+                break
+            except asyncq.AsyncqError:
+                retries += 1
+                await asyncio.sleep(0.2)
+        ledger.producer_note(numbers)
+        await asyncio.sleep(pause)
+    return retries
+
+
+async def fault(group: SentinelGroup, kind: str, at: float, timings: dict[str, float]) -> None:
+    await asyncio.sleep(at)
+    master = group.master()
+    replica = next(node for node in group.nodes if node is not master)
+    assert replica.proc is not None
+    if kind == "lag-kill":
+        replica.proc.send_signal(signal.SIGSTOP)
+    elif kind == "partition-kill":
+        assert group.hole is not None
+        group.hole.cut()
+    if kind != "kill":
+        await asyncio.sleep(LAG_S)
+    timings["killed_at"] = time.time()
+    master.kill()
+    if kind == "lag-kill":
+        replica.proc.send_signal(signal.SIGCONT)
+    timings["failover_s"] = round(await asyncio.to_thread(group.wait_failover, master), 2)
+    if group.hole is not None:
+        timings["replication_links_cut"] = group.hole.holed
+        group.hole.mend()
+    await asyncio.sleep(1.0)
+    began = time.monotonic()
+    await asyncio.to_thread(group.restart, master)
+    await asyncio.to_thread(group.wait_replicas, 1, 60.0)
+    timings["old_master_back_as_replica_s"] = round(time.monotonic() - began, 2)
+
+
+async def drain(ledger: Ledger, wanted: set[int], deadline_s: float) -> None:
+    """Until every acknowledged task completed, or none completed for QUIET_S."""
+    deadline = time.monotonic() + deadline_s
+    last, quiet_since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        done = set(ledger.counts("done"))
+        if wanted <= done:
+            return
+        if len(done) != last:
+            last, quiet_since = len(done), time.monotonic()
+        elif time.monotonic() - quiet_since > QUIET_S:
+            return
+        await asyncio.sleep(0.5)
+
+
+def leftover(group: SentinelGroup) -> dict[str, int]:
+    """What the new master still holds of the queue (no stream at all: nothing)."""
+    client = group.master().client()
+    try:
+        if not client.exists("asyncq:{work}:stream"):
+            return {"stream": 0, "pending": 0}
+        pending = client.xpending("asyncq:{work}:stream", "asyncq")["pending"]
+        return {"stream": client.xlen("asyncq:{work}:stream"), "pending": pending}
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("kind", ["kill", "lag-kill", "partition-kill"])
+@pytest.mark.parametrize("mode", ["async", "wait_replicas=1"])
+async def test_f9_sentinel_failover(
+    group: SentinelGroup,
+    fault_env: tuple[Path, Ledger],
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+    kind: str,
+) -> None:
+    workdir, ledger = fault_env
+    n = int(os.environ.get("F9_TASKS", "20000"))
+    url = group.url(query="" if mode == "async" else mode)
+    mod = load_tasks(workdir, url, ledger, monkeypatch)
+    # tasks of 20 ms on -c 20 (1,000/s at most) behind a producer of 1,600/s: a backlog
+    # builds up, as in the queues that a failover can take writes from
+    sup = start_worker(
+        workdir, url, ledger, "-c", "20", "--prefetch", "20", "--lease", "2", name="f9"
+    )
+    timings: dict[str, float] = {}
+    started = time.time()
+    try:
+        async with mod.app:
+            window = 12.0  # the producer enqueues throughout, the fault 3 s into the drain
+            producer = asyncio.create_task(produce(mod, ledger, n, 200, window / (n / 200), TASK_S))
+            await first_completion(ledger, 60)  # the worker is up (it starts in 1-4 s)
+            await fault(group, kind, 3.0, timings)
+            retries = await producer
+            acked = set(ledger.counts("enq"))
+            await drain(ledger, acked, 180)
+            elapsed = time.time() - started
+            left = leftover(group)
+    finally:
+        stop(sup)
+    done = ledger.counts("done")
+    after = [ts for e, _, _, ts in ledger.rows() if e == "done" and ts > timings["killed_at"]]
+    figures = {
+        "mode": mode,
+        "fault": kind,
+        "tasks": n,
+        "enqueued_acknowledged": len(acked),
+        "completed": len(set(done) & acked),
+        "lost": len(acked - set(done)),
+        "duplicate_executions": sum(c - 1 for c in done.values() if c > 1),
+        "completed_after_the_kill": len(after),
+        "producer_batch_retries": retries,
+        "seconds": round(elapsed, 1),
+        "leftover": left,
+        **{k: v for k, v in timings.items() if k != "killed_at"},
+        "kill_at_s": round(timings["killed_at"] - started, 2),
+    }
+    record(f"F9_sentinel_{kind}_{mode.replace('=', '')}", figures)
+    assert len(acked) == n  # every batch was acknowledged in the end (after retries)
+    assert after, "the worker did not complete anything after the failover"
+    if mode != "async":
+        assert figures["lost"] == 0
