@@ -33,21 +33,34 @@ class Coalescer(Generic[T, R]):
         self._flush = flush
         self._max_batch = max_batch
         self._closed = closed
-        self._pending: list[tuple[T, asyncio.Future[R]]] = []
+        #: items waiting to be sent and their futures, side by side (not as pairs: one
+        #: object less per waiting caller for the garbage collector to visit)
+        self._items: list[T] = []
+        self._futures: list[asyncio.Future[R]] = []
         self._runner: asyncio.Task[None] | None = None
 
     async def submit(self, item: T) -> R:
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._pending.append((item, future))
-        self._start()
-        return await future
+        return await self.future(item)
+
+    def future(self, item: T) -> asyncio.Future[R]:
+        """Submit ``item``; its outcome comes in the future returned (awaiting that
+        rather than :meth:`submit` saves a coroutine per item on a hot path)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        self._items.append(item)
+        self._futures.append(future)
+        runner = self._runner
+        if runner is None or runner.done():
+            self._runner = loop.create_task(self._run())
+        return future
 
     async def submit_many(self, items: Sequence[T]) -> list[R | BaseException]:
         """Submit ``items`` in order and wait for all: one outcome each, an exception
         as a value. Cancelling the caller skips the items not yet sent."""
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[R]] = [loop.create_future() for _ in items]
-        self._pending.extend(zip(items, futures, strict=True))
+        self._items.extend(items)
+        self._futures.extend(futures)
         self._start()
         try:
             if futures:
@@ -67,31 +80,35 @@ class Coalescer(Generic[T, R]):
         logged at DEBUG, and the next batch goes on)."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         future.add_done_callback(_log_failure)
-        self._pending.append((item, future))
+        self._items.append(item)
+        self._futures.append(future)
         self._start()
 
     async def _run(self) -> None:
-        while self._pending:
-            batch = self._pending[: self._max_batch]
-            del self._pending[: self._max_batch]
-            live = [(item, fut) for item, fut in batch if not fut.done()]
-            if live:
-                await self._send(live)
+        size = self._max_batch
+        while self._futures:
+            items, futures = self._items[:size], self._futures[:size]
+            del self._items[:size], self._futures[:size]
+            if any([future.done() for future in futures]):  # cancelled callers: skipped
+                live = [i for i, future in enumerate(futures) if not future.done()]
+                items, futures = [items[i] for i in live], [futures[i] for i in live]
+            if futures:
+                await self._send(items, futures)
 
-    async def _send(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+    async def _send(self, items: list[T], futures: list[asyncio.Future[R]]) -> None:
         try:
-            results = await self._flush([item for item, _ in batch])
+            results = await self._flush(items)
         except asyncio.CancelledError:  # aclose: nobody cancelled the callers themselves
-            for _, fut in batch:
+            for fut in futures:
                 if not fut.done():
                     fut.set_exception(self._closed())
             raise
         except BaseException as exc:  # every caller of this batch gets the error
-            for _, fut in batch:
+            for fut in futures:
                 if not fut.done():
                     fut.set_exception(exc)
             return
-        for (_, fut), result in zip(batch, results, strict=True):
+        for fut, result in zip(futures, results, strict=True):
             if fut.done():
                 continue
             if isinstance(result, BaseException):
@@ -105,8 +122,8 @@ class Coalescer(Generic[T, R]):
             runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await runner
-        pending, self._pending = self._pending, []
-        for _, fut in pending:
+        futures, self._items, self._futures = self._futures, [], []
+        for fut in futures:
             if not fut.done():
                 fut.set_exception(self._closed())
 

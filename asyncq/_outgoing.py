@@ -88,7 +88,7 @@ class Preparer:
         if self._dynamic:
             sig = self._route_call(sig)
         task = sig.task
-        plan = self._plan(task)
+        plan = self._plans.get(task) or self._plan(task)
         opts = sig.options
         if opts is NO_OPTIONS:
             task_id = new_id()
@@ -106,12 +106,12 @@ class Preparer:
         return outgoing, handle
 
     def prepare_many(self, sigs: Iterable[Signature[Any]]
-                     ) -> tuple[list[Outgoing], list[TaskResult[Any]]]:
+                     ) -> tuple[list[Outgoing], list[TaskResult[Any]], list[int]]:
         """``prepare`` for a batch (see :meth:`_prepare_many`), with no cyclic garbage
         collection meanwhile: every object it makes is kept (no cycles to find), and in
         a process holding many objects the collections its 100,000 new ones trigger
         doubled the time of a 50,000-call batch (benchmarks/core.py after 50,000
-        concurrent enqueues)."""
+        concurrent enqueues). The third list holds the positions of delayed calls."""
         sigs = list(sigs)
         if len(sigs) < 1000:
             return self._prepare_many(sigs)
@@ -119,28 +119,35 @@ class Preparer:
             return self._prepare_many(sigs)
 
     def _prepare_many(self, sigs: list[Signature[Any]]
-                      ) -> tuple[list[Outgoing], list[TaskResult[Any]]]:
+                      ) -> tuple[list[Outgoing], list[TaskResult[Any]], list[int]]:
         """``prepare`` for a batch: ids from one random read, one packer, and plain
         calls (positional scalars, no options) packed inline; the bytes are the same."""
         outgoing: list[Outgoing] = []
         handles: list[TaskResult[Any]] = []
+        delayed: list[int] = []
         packer = codec.packer()
-        backend = self._app.backend
+        app = self._app
+        backend = app.backend
+        plans = self._plans
+        fits = self._codec.fits_plain
+        dynamic = self._dynamic
         for sig, task_id in zip(sigs, new_ids(len(sigs)), strict=True):
-            if self._dynamic:
+            if dynamic:
                 sig = self._route_call(sig)
-            plan = self._plan(sig.task)
+            plan = plans.get(sig.task) or self._plan(sig.task)
             body = _plain_body(packer, plan, task_id, sig)
-            if body is None or not self._codec.fits_plain(body):
+            if body is None or not fits(body):
                 out, handle = self.prepare(sig)  # the general path (and its errors)
+                if out.eta is not None:
+                    delayed.append(len(outgoing))
             else:
                 out = Outgoing(task_id, plan.queue, body, None, plan.routing_key,
                                plan.exchange)
                 handle = TaskResult(backend, task_id, plan.name, ignored=plan.ignored,
-                                    app=self._app)
+                                    app=app)
             outgoing.append(out)
             handles.append(handle)
-        return outgoing, handles
+        return outgoing, handles, delayed
 
     def _with_options(self, plan: _Plan, sig: Signature[Any], opts: CallOptions) -> Outgoing:
         if WORKFLOW_HEADER in opts.headers:  # link / link_error: state on the servers

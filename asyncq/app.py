@@ -6,21 +6,20 @@ import asyncio
 import datetime as dt
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, Unpack, overload
 
 from asyncq._loops import LoopCloser, owned_by, rebuild_for_new_loop
 from asyncq._names import check_queue
-from asyncq._outgoing import Preparer
+from asyncq._sending import Sender
 from asyncq.beat.entries import Entry, ScheduleSpec, add_entry, periodic
 from asyncq.brokers import Broker, broker_class
 from asyncq.codec import DEFAULT_MAX_SIZE
 from asyncq.compression import Compressor
 from asyncq.control import DEFAULT_REVOKE_WINDOW, Revocation
-from asyncq.control.scheduled import mark_scheduled
 from asyncq.errors import ConfigurationError, TaskNotRegistered
 from asyncq.message import valid_id
-from asyncq.middleware import Call, Middleware, overrides
+from asyncq.middleware import Middleware
 from asyncq.middleware.expiry import Expiry
 from asyncq.middleware.hooks import TaskHooks
 from asyncq.middleware.rate_limit import RateLimit
@@ -36,7 +35,15 @@ from asyncq.routing import Router, RoutesConfig
 from asyncq.schedule import DEFAULT_GRACE, Missed, zone
 from asyncq.signing import Signer
 from asyncq.states import TaskState
-from asyncq.task import Hook, OptionsDict, Signature, Task, TaskConfig, TaskDecorator
+from asyncq.task import (
+    Hook,
+    OptionsDict,
+    Signature,
+    Task,
+    TaskConfig,
+    TaskDecorator,
+    checked_task_defaults,
+)
 from asyncq.wire import DEFAULT_MAX_AGE, WireCodec
 
 if TYPE_CHECKING:
@@ -99,15 +106,15 @@ class App:
         self.entries: dict[str, Entry] = {}
         self.router = Router(task_routes)
         signer = Signer(signing_keys, signing_key_id) if signing_keys else None
-        self.task_defaults = _task_defaults(task_defaults)
+        self.task_defaults = checked_task_defaults(task_defaults)
         self.codec = WireCodec(max_size=max_message_size, signer=signer,
                                max_age=signing_max_age,
                                compressor=Compressor(compression) if compression else None)
         self.middleware: tuple[Middleware, ...] = ()
-        self._send_hooks: list[Middleware] = []
+        self._sender = Sender(self)
+        self._preparer = self._sender.preparer
         for mw in middleware:
             self.add_middleware(mw)
-        self._preparer = Preparer(self)
         if isinstance(broker, Broker):
             self.broker: Broker = broker
         else:
@@ -153,8 +160,7 @@ class App:
     def add_middleware(self, middleware: Middleware) -> None:
         """Add ``middleware`` inside those already there (before a worker starts)."""
         self.middleware = (*self.middleware, middleware)
-        self._send_hooks = [mw for mw in self.middleware
-                            if overrides(mw, "before_enqueue") or overrides(mw, "after_enqueue")]
+        self._sender.set_middleware(self.middleware)
 
     def run_middleware(self) -> list[Middleware]:
         """Every middleware around a task run, outermost first: the App's, then the
@@ -261,6 +267,7 @@ class App:
         if self.bound_loop is not None and self.bound_loop is not loop:
             rebuild_for_new_loop(self)  # or ConfigurationError
             self._connected, self._lock, self.bound_loop = False, None, None
+            self._sender.loop = None
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
@@ -271,6 +278,7 @@ class App:
             await self.backend.connect()
             await self.broker.ping()
             self._connected = True
+            self._sender.loop = loop  # sends on this loop need no connect() from now on
             await self._closer.arm(self)
 
     @property
@@ -281,7 +289,7 @@ class App:
     async def close(self) -> None:
         if not self._connected or self.bound_loop is not asyncio.get_running_loop():
             return
-        self._connected = False
+        self._connected, self._sender.loop = False, None
         await self._closer.disarm()
         await self.backend.close()
         await self.broker.close()
@@ -336,50 +344,13 @@ class App:
 
         return BlockingClient(self)
 
-    async def send_signature(self, sig: Signature[R]) -> TaskResult[R]:
-        if self._send_hooks:
-            return (await self._send_with_hooks([sig], self._send_hooks))[0]
-        outgoing, handle = self._preparer.prepare(sig)
-        if not self._connected or self.bound_loop is not asyncio.get_running_loop():
-            await self.connect()
-        await self.broker.publish(outgoing)
-        if outgoing.eta is not None:
-            await mark_scheduled(self, [(outgoing, handle)])
-        return handle
+    def send_signature(self, sig: Signature[R]) -> Coroutine[Any, Any, TaskResult[R]]:
+        """Send one call (what ``enqueue`` does); returns once the broker has it."""
+        return self._sender.send(sig)
 
     async def enqueue_many(self, signatures: Iterable[Signature[R]]) -> list[TaskResult[R]]:
         """Send many calls in as few round trips as the broker allows."""
-        if self._send_hooks:
-            return await self._send_with_hooks(list(signatures), self._send_hooks)
-        return await self._send_batch(signatures)
-
-    async def _send_batch(self, signatures: Iterable[Signature[R]]) -> list[TaskResult[R]]:
-        """Prepare, publish in as few round trips as the broker allows, and record
-        SCHEDULED for the delayed calls only (asyncq.control.scheduled)."""
-        outgoing, handles = self._preparer.prepare_many(signatures)
-        await self.connect()
-        await self.broker.publish_many(outgoing)
-        delayed = [(out, h) for out, h in zip(outgoing, handles, strict=True)
-                   if out.eta is not None]
-        if delayed:
-            await mark_scheduled(self, delayed)
-        return handles
-
-    async def _send_with_hooks(self, sigs: list[Signature[R]], hooks: list[Middleware]
-                               ) -> list[TaskResult[R]]:
-        """Enqueue with middleware: each call's hooks may add headers or refuse it."""
-        calls = [Call(s.task, s.args, s.kwargs, s.options, dict(s.options.headers))
-                 for s in sigs]
-        for call in calls:
-            for mw in hooks:
-                await mw.before_enqueue(call)
-        ready = [Signature(c.task, c.args, c.kwargs, c.options.with_headers(c.headers))
-                 for c in calls]
-        handles = await self._send_batch(ready)
-        for call, handle in zip(calls, handles, strict=True):
-            for mw in reversed(hooks):
-                await mw.after_enqueue(call, handle.id)
-        return handles
+        return await self._sender.send_many(signatures)
 
     async def requeue_dead(self, queue: str, refs: Sequence[str]) -> int:
         """Put dead letters back on ``queue``, clearing the rejections they left.
@@ -427,17 +398,3 @@ class App:
             raise TaskNotRegistered(f"no task named {name!r} on app {self.name!r}")
         return await task.options(**options).enqueue(*args, **(kwargs or {}))
 
-
-def _task_defaults(defaults: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``App(task_defaults=...)`` checked now: a bad key is a ConfigurationError."""
-    if not defaults:
-        return {}
-    refused = {"name", "queue"} & set(defaults)
-    if refused:
-        raise ConfigurationError(f"task_defaults cannot set {', '.join(sorted(refused))} "
-                                 "(use default_queue for the queue)")
-    try:
-        TaskConfig(name="task_defaults", **defaults)
-    except TypeError as exc:
-        raise ConfigurationError(f"task_defaults: {exc}") from None
-    return dict(defaults)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import (
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from asyncq.result import TaskResult
 
 __all__ = ["BoundTask", "CallOptions", "OptionsDict", "Signature", "Task", "TaskConfig",
-           "TaskDecorator"]
+           "TaskDecorator", "checked_task_defaults"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -139,8 +139,9 @@ class Signature(Generic[R]):
     #: in a chain, an immutable step (``task.si(...)``) does not get the previous result
     immutable: bool = False
 
-    async def enqueue(self) -> TaskResult[R]:
-        return await self.task.app.send_signature(self)
+    def enqueue(self) -> Coroutine[Any, Any, TaskResult[R]]:
+        """Send this call (a coroutine: ``await sig.enqueue()``)."""
+        return self.task.app.send_signature(self)
 
     def __or__(self, other: Signature[Any] | Chain[Any]) -> Chain[Any]:
         """``a.s(1) | b.s()``: a chain (see :mod:`asyncq.canvas`)."""
@@ -199,9 +200,10 @@ class Task(Generic[P, R]):
     async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return await self.fn(*args, **kwargs)
 
-    async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> TaskResult[R]:
-        """Send to a worker; returns once the broker has the message."""
-        return await self.app.send_signature(Signature(self, args, kwargs))
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, TaskResult[R]]:
+        """Send to a worker: ``await task.enqueue(...)`` returns once the broker has the
+        message. (The App's coroutine, returned as it is: one coroutine less per call.)"""
+        return self.app.send_signature(Signature(self, args, kwargs))
 
     def s(self, *args: Any, **kwargs: Any) -> Signature[R]:
         """A signature of this call, for ``app.enqueue_many`` and workflows.
@@ -236,10 +238,10 @@ class BoundTask(Generic[P, R]):
     def options(self, **options: Unpack[OptionsDict]) -> BoundTask[P, R]:
         return BoundTask(self.task, _call_options(options, self.call_options))
 
-    async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> TaskResult[R]:
-        return await self.task.app.send_signature(
-            Signature(self.task, args, kwargs, self.call_options)
-        )
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, TaskResult[R]]:
+        """Send to a worker with these options (a coroutine, as :meth:`Task.enqueue`)."""
+        return self.task.app.send_signature(
+            Signature(self.task, args, kwargs, self.call_options))
 
     def s(self, *args: Any, **kwargs: Any) -> Signature[R]:
         """A possibly partial signature (see :meth:`Task.s`)."""
@@ -291,3 +293,18 @@ def _plain_arity(signature: inspect.Signature) -> int | None:
     if all(p.kind in plain and p.default is inspect.Parameter.empty for p in params):
         return len(signature.parameters)
     return None
+
+
+def checked_task_defaults(defaults: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``App(task_defaults=...)`` checked now: a bad key is a ConfigurationError."""
+    if not defaults:
+        return {}
+    refused = {"name", "queue"} & set(defaults)
+    if refused:
+        raise ConfigurationError(f"task_defaults cannot set {', '.join(sorted(refused))} "
+                                 "(use default_queue for the queue)")
+    try:
+        TaskConfig(name="task_defaults", **defaults)
+    except TypeError as exc:
+        raise ConfigurationError(f"task_defaults: {exc}") from None
+    return dict(defaults)

@@ -185,7 +185,8 @@ def test_batch_preparation_sends_the_bytes_of_the_general_path() -> None:
     sigs = [pair.s(1, "x"), pair.s(b"\0", None), pair.s(2.5, True), opt.s(1),
             pair.s([1, {"k": 2}], {"m": dt.date(2024, 1, 2)}), pair.s(a=1, b=2),
             pair.options(countdown=5).s(1, 2)]
-    outgoing, handles = app._preparer.prepare_many(sigs)
+    outgoing, handles, delayed = app._preparer.prepare_many(sigs)
+    assert delayed == [6]  # the positions of the calls with an eta
     assert [h.id for h in handles] == [o.id for o in outgoing]
     assert len({o.id for o in outgoing}) == len(sigs)
     assert all(valid_id(o.id) for o in outgoing)
@@ -197,7 +198,7 @@ def test_batch_preparation_sends_the_bytes_of_the_general_path() -> None:
         app._preparer.prepare_many([pair.s(1, 2), pair.s(1, 2**70)])
     with pytest.raises(TypeError, match="pair"):
         app._preparer.prepare_many([pair.s(1)])
-    (after,), _ = app._preparer.prepare_many([pair.s(1, 2)])  # nothing half-written left
+    (after,), _, _ = app._preparer.prepare_many([pair.s(1, 2)])  # nothing half-written left
     assert after.body == encode_fields(after.id, pair.name, (1, 2), {}, {}, {})
 
 
@@ -210,7 +211,7 @@ def test_batch_preparation_signs_and_checks_the_size_as_the_general_path() -> No
     @signed.task
     async def echo(a: object) -> None: ...
 
-    (out,), _ = signed._preparer.prepare_many([echo.s("x")])
+    (out,), _, _ = signed._preparer.prepare_many([echo.s("x")])
     assert signed.codec.signer is not None
     expected = encode_fields(out.id, echo.name, ("x",), {}, {}, {})
     assert signed.codec.signer.verify(out.body) == expected

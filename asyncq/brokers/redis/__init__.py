@@ -23,7 +23,7 @@ import asyncio
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -81,7 +81,7 @@ class RedisBroker(Broker):
             for name in _SCRIPTS
         }
         self._publisher: Coalescer[Outgoing, None] = Coalescer(
-            self._flush, closed=lambda: BrokerUnavailable(
+            self._publish_batch, closed=lambda: BrokerUnavailable(
                 f"Redis broker at {mask_url(url)} closed before the message was sent"))
 
     def _make_client(self, url: str) -> aioredis.Redis:
@@ -106,23 +106,38 @@ class RedisBroker(Broker):
                     "evict queued tasks; set it to noeviction (or a volatile-* policy)"]
         return []
 
-    async def publish(self, message: Outgoing) -> None:
-        try:  # not `with mapped_errors(...)`: a context manager costs more than the rest
-            await self._publisher.submit(message)
-        except _redis.connection_errors as exc:
-            raise _redis.unavailable("Redis broker", self.url, exc) from None
+    def publish(self, message: Outgoing) -> asyncio.Future[None]:
+        """The future of the batch ``message`` goes in (no coroutine per message)."""
+        return self._publisher.future(message)
 
     async def publish_many(self, messages: Sequence[Outgoing]) -> None:
         with _redis.mapped_errors("Redis broker", self.url):
             for start in range(0, len(messages), 1000):
                 raise_first(await self._flush(messages[start : start + 1000]))
 
+    async def _publish_batch(self, batch: Sequence[Outgoing]
+                             ) -> Sequence[BaseException | None]:
+        """:meth:`_flush` for the coalescer of :meth:`publish`: connection failures are
+        BrokerUnavailable (what publish_many's callers get too)."""
+        try:
+            outcomes = await self._flush(batch)
+        except _redis.connection_errors as exc:
+            raise _redis.unavailable("Redis broker", self.url, exc) from None
+        if any(outcomes):
+            return [self._mapped(outcome) for outcome in outcomes]
+        return outcomes
+
+    def _mapped(self, outcome: BaseException | None) -> BaseException | None:
+        if isinstance(outcome, _redis.connection_errors):
+            return _redis.unavailable("Redis broker", self.url, outcome)
+        return outcome
+
     async def _flush(self, batch: Sequence[Outgoing]) -> Sequence[BaseException | None]:
         """One command per stream (a script appends all its bodies) and per delay set."""
         out: list[BaseException | None] = [None] * len(batch)
         groups, scores = _group(batch, out)
         batch_ = _redis.ScriptBatch(self.client, self.replication)
-        owners: list[list[int]] = []  # per command: the messages it carries
+        owners: list[Sequence[int]] = []  # per command: the messages it carries
         for (delayed, queue, priority), indexes in groups.items():
             level = level_of(priority)
             if level:  # a priority stream: make it known to consumers
@@ -133,11 +148,11 @@ class RedisBroker(Broker):
                                  {batch[i].body: scores[i] for i in indexes})
                 owners.append(indexes)
                 continue
-            for run in runs_by_size([len(batch[i].body) for i in indexes], _BLOB_BYTES):
-                part = indexes[run]
-                blob = codec.dumps_for_lua([batch[i].body for i in part])
-                batch_.script(self.scripts["publish"], [level_key(queue, level)], [blob])
-                owners.append(part)
+            bodies = [batch[i].body for i in indexes]
+            for run in _runs(bodies):
+                batch_.script(self.scripts["publish"], [level_key(queue, level)],
+                              [codec.dumps_for_lua(bodies[run])])
+                owners.append(indexes[run])
         if not owners:
             return out
         async with asyncio.timeout(self.publish_timeout):
@@ -229,15 +244,24 @@ _BLOB_BYTES = 4 * 1024 * 1024
 
 
 def _group(batch: Sequence[Outgoing], out: list[BaseException | None]
-           ) -> tuple[dict[tuple[bool, str, int | None], list[int]], dict[int, int]]:
+           ) -> tuple[Mapping[tuple[bool, str, int | None], Sequence[int]], dict[int, int]]:
     """Message positions by (delayed, queue, priority), and the delayed ones' scores; a
     message that cannot be sent gets its error in ``out`` and fails alone, never its
     neighbours."""
+    if not batch:
+        return {}, {}
+    queue, priority = batch[0].queue, batch[0].priority
+    for message in batch:  # the common case first: one queue, one priority, none delayed
+        if (message.eta is not None or message.queue != queue
+                or message.priority != priority or type(message.body) is not bytes):
+            break
+    else:
+        return {(False, queue, priority): range(len(batch))}, {}
     now = time.time()
     groups: dict[tuple[bool, str, int | None], list[int]] = {}
     scores: dict[int, int] = {}
     for index, message in enumerate(batch):
-        if message.eta is None and type(message.body) is bytes:  # the common case
+        if message.eta is None and type(message.body) is bytes:
             groups.setdefault((False, message.queue, message.priority), []).append(index)
             continue
         try:
@@ -247,6 +271,13 @@ def _group(batch: Sequence[Outgoing], out: list[BaseException | None]
             continue
         groups.setdefault((score > 0, message.queue, message.priority), []).append(index)
     return groups, scores
+
+
+def _runs(bodies: list[bytes]) -> list[slice]:
+    """``bodies`` cut into runs of at most :data:`_BLOB_BYTES` (one script call each)."""
+    if sum(map(len, bodies)) <= _BLOB_BYTES:
+        return [slice(0, len(bodies))]
+    return runs_by_size([len(body) for body in bodies], _BLOB_BYTES)
 
 
 def _score(message: Outgoing, now: float) -> int:
