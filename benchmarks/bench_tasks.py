@@ -8,7 +8,8 @@ import os
 from asyncq import App
 
 app = App("bench", broker=os.environ.get("ASYNCQ_BENCH_BROKER", "redis://127.0.0.1:6379/0"),
-          backend=os.environ.get("ASYNCQ_BENCH_BACKEND") or None)
+          backend=os.environ.get("ASYNCQ_BENCH_BACKEND") or None,
+          result_ttl=600)  # ten minutes: runs of millions of tasks leave no day of records
 QUEUE = os.environ.get("ASYNCQ_BENCH_QUEUE", "bench")
 
 
