@@ -290,6 +290,16 @@ async def test_f1_chaos_rabbitmq(queue_type: str, rabbit_node: RabbitNode,
     assert not any(left.values()), left
 
 
+async def dead_letters_soon(app: asyncq.App, queue: str, timeout: float = 10.0) -> list[Any]:
+    """The queue's dead letters, once there are any (or none after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        letters = await app.broker.dead_letters(queue)
+        if letters or time.monotonic() > deadline:
+            return letters
+        await asyncio.sleep(0.1)
+
+
 async def test_f2_poison(target: Target, fault_env: tuple[Path, Ledger],
                          monkeypatch: pytest.MonkeyPatch) -> None:
     workdir, ledger = fault_env
@@ -316,7 +326,8 @@ async def test_f2_poison(target: Target, fault_env: tuple[Path, Ledger],
             await wait_done(ledger, set(range(500)), 180)
             with pytest.raises(asyncq.TaskRejected, match="delivered 4 times"):
                 await bad.get(timeout=60)
-            letters = await mod.app.broker.dead_letters(target.queue)
+            # the handle's record is stored first, the dead letter right after it
+            letters = await dead_letters_soon(mod.app, target.queue)
     finally:
         keeper.cancel()
         for proc in procs:
