@@ -338,10 +338,13 @@ class Worker:
             logger.warning("%s[%s] did not finish within the shutdown timeout; handed back",
                            message.task, message.id)
             return
-        except Exception:
+        except BaseException as exc:  # (an Exception, or another BaseException it raised)
             logger.exception("%s[%s] could not be processed; handed back", message.task,
                              message.id)
             outcome = Requeue(delivery, counted=True)  # max_deliveries ends a loop of these
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                self._settler.add(outcome)
+                raise  # the process is to end: asyncio passes these on
         self._settler.add(outcome)
 
     async def _renew_loop(self, consumer: Consumer) -> None:

@@ -148,13 +148,17 @@ class Runners:
                     raise
                 self._spawn()  # cancelled from outside (terminate): a fresh runner
                 return
+            except BaseException:  # KeyboardInterrupt, SystemExit: never a runner short
+                self._spawn()
+                raise
             finally:
                 del busy[me]
                 if not busy:
                     self._idle.set()
             if self._closing:
                 return
-            if contextvars.copy_context() != base:  # the job left a variable set
+            # the job left a variable set, or swallowed a cancel (terminate) it was sent
+            if me.cancelling() or contextvars.copy_context() != base:
                 self._spawn()
                 return
 

@@ -211,3 +211,28 @@ def _noop_message(app: asyncq.App) -> Any:
 
     msg_id = new_id()
     return Outgoing(msg_id, app.default_queue, encode_fields(msg_id, "noop", [], {}, {}, {}))
+
+
+class _Odd(BaseException):
+    """Not an Exception (as gevent.Timeout or a test framework's outcome are)."""
+
+
+async def test_a_task_raising_a_base_exception_keeps_its_slot_and_is_dead_lettered(
+        app: asyncq.App) -> None:
+    @app.task
+    async def odd() -> None:
+        raise _Odd("not an Exception")
+
+    @app.task
+    async def double(n: int) -> int:
+        return 2 * n
+
+    async with app, asyncq.Worker(app, concurrency=1, prefetch=0, max_deliveries=2) as worker:
+        bad = await odd.enqueue()
+        # the one runner came back: later work still runs
+        assert await (await double.enqueue(21)).get(timeout=20) == 42
+        # the message was handed back (counted) each time, so it ends dead, not held
+        with pytest.raises(asyncq.TaskFailed):
+            await bad.get(timeout=20)
+        await worker.join(timeout=20)
+        assert worker.statistics().held == 0
