@@ -132,7 +132,7 @@ class Worker:
             await self._consumer.cancel_queue(queue)
         back = [job for job in self._buffer if job.queue == queue]
         for job in back:
-            self._buffer.remove(job)
+            self._runners.remove(job)  # (a suspect may wait for the buffer to drain)
             self._hand_back(job.delivery)
         logger.info("no longer consuming %s (%d message(s) handed back)", queue, len(back))
         return len(back)

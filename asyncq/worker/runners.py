@@ -86,6 +86,12 @@ class Runners:
             self._drained.clear()
             await self._drained.wait()
 
+    def remove(self, job: Job) -> None:
+        """Take a job out of those waiting (it is handed back elsewhere)."""
+        self.jobs.remove(job)
+        if not self.jobs:
+            self._drained.set()
+
     async def run_alone(self, job: Job) -> None:
         """Run ``job`` in a task of its own while the runners are halted; it counts
         as busy until it ends (also when this wait is cancelled)."""

@@ -236,3 +236,47 @@ async def test_a_task_raising_a_base_exception_keeps_its_slot_and_is_dead_letter
             await bad.get(timeout=20)
         await worker.join(timeout=20)
         assert worker.statistics().held == 0
+
+
+async def test_cancelling_a_queue_while_a_suspect_waits_for_the_buffer_does_not_stall(
+        redis_url: str, unique: Callable[[str], str],
+        redis_cleanup: Callable[[str], None]) -> None:
+    qa, qb, qc = unique("qa"), unique("qb"), unique("qc")
+    for queue in (qa, qb, qc):
+        redis_cleanup(queue)
+    app = asyncq.App(unique("stall"), broker=redis_url)
+
+    @app.task(queue=qa)
+    async def a(seconds: float) -> str:
+        await asyncio.sleep(seconds)
+        return "a"
+
+    @app.task(queue=qb)
+    async def b() -> str:
+        return "b"
+
+    async with app:
+        suspect = await b.enqueue()
+        consumer = app.broker.consumer([qb], prefetch=1, lease=30)
+        (delivery,) = await consumer.fetch(1, 5.0)
+        await consumer.requeue([delivery], counted=True)  # it comes back a second time
+        await consumer.close()
+        async with asyncq.Worker(app, [qa, qc], concurrency=1, prefetch=3,
+                                 max_deliveries=2) as worker:
+            running = await a.enqueue(1.0)
+            waiting = [await a.enqueue(0) for _ in range(2)]
+            for _ in range(100):  # one runs, two wait for the runner
+                if worker.statistics().held == 3:
+                    break
+                await asyncio.sleep(0.02)
+            await worker.add_queue(qb)  # the suspect: runs alone once the buffer drained
+            for _ in range(100):
+                if worker._suspects:
+                    break
+                await asyncio.sleep(0.02)
+            assert worker._suspects
+            assert len(worker.held()["reserved"]) == 3
+            assert await worker.cancel_queue(qa) == 2  # empties the buffer
+            assert await running.get(timeout=10) == "a"
+            assert await suspect.get(timeout=10) == "b"
+        assert [await h.state() for h in waiting] == [asyncq.TaskState.PENDING] * 2
