@@ -280,3 +280,23 @@ async def test_cancelling_a_queue_while_a_suspect_waits_for_the_buffer_does_not_
             assert await running.get(timeout=10) == "a"
             assert await suspect.get(timeout=10) == "b"
         assert [await h.state() for h in waiting] == [asyncq.TaskState.PENDING] * 2
+
+
+async def test_a_second_waiter_on_a_foreign_id_does_not_read_before_the_subscription(
+        app: asyncq.App, unique: Callable[[str], str]) -> None:
+    """Two waits on an id another process made (its own channel): the second must not
+    read the key before the shared subscription is confirmed, or it misses a record
+    stored in between until the slow recheck."""
+    backend = app.backend
+    listener = backend._listener  # type: ignore[attr-defined]
+    task_id = unique("foreign")
+    write = backend.success_write(task_id, 42, 1, "t")
+    async with app:
+        async with listener._lock:  # the subscription waits: as on a slow server
+            first = asyncio.create_task(backend.wait(task_id, timeout=20))
+            await asyncio.sleep(0.05)
+            second = asyncio.create_task(backend.wait(task_id, timeout=20))
+            await asyncio.sleep(0.3)  # the second has read the key by now, if it reads
+            await backend.store_writes([write])  # stored (and published) meanwhile
+        assert (await asyncio.wait_for(first, 5)).value == 42
+        assert (await asyncio.wait_for(second, 5)).value == 42
