@@ -155,7 +155,8 @@ class Runners:
                 self._spawn()  # cancelled from outside (terminate): a fresh runner
                 return
             except BaseException:  # KeyboardInterrupt, SystemExit: never a runner short
-                self._spawn()
+                if not self._closing:
+                    self._spawn()
                 raise
             finally:
                 del busy[me]
