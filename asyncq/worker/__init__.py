@@ -342,9 +342,9 @@ class Worker:
             logger.exception("%s[%s] could not be processed; handed back", message.task,
                              message.id)
             outcome = Requeue(delivery, counted=True)  # max_deliveries ends a loop of these
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
                 self._settler.add(outcome)
-                raise  # the process is to end: asyncio passes these on
+                raise  # the process is to end (or the coroutine closed): pass it on
         self._settler.add(outcome)
 
     async def _renew_loop(self, consumer: Consumer) -> None:

@@ -154,7 +154,7 @@ class Runners:
                     raise
                 self._spawn()  # cancelled from outside (terminate): a fresh runner
                 return
-            except BaseException:  # KeyboardInterrupt, SystemExit: never a runner short
+            except (KeyboardInterrupt, SystemExit):  # never a runner short meanwhile
                 if not self._closing:
                     self._spawn()
                 raise
