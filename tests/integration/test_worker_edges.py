@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -300,3 +301,39 @@ async def test_a_second_waiter_on_a_foreign_id_does_not_read_before_the_subscrip
             await backend.store_writes([write])  # stored (and published) meanwhile
         assert (await asyncio.wait_for(first, 5)).value == 42
         assert (await asyncio.wait_for(second, 5)).value == 42
+
+
+async def test_a_settle_tried_again_after_not_replicated_queues_no_second_retry(
+        redis_url: str, unique: Callable[[str], str], redis_client: Any,
+        redis_cleanup: Callable[[str], None]) -> None:
+    """wait_replicas with too few replicas: every settle raises NotReplicated after the
+    master applied it and is tried again; the next attempt is queued once, not once
+    per try (the test server has no replica)."""
+    from asyncq.brokers import Outgoing
+    from asyncq.worker.execute import RetryLater
+    from asyncq.worker.settle import Settler
+
+    queue = unique("norepl")
+    redis_cleanup(queue)
+    app = asyncq.App(unique("norepl"), default_queue=queue,
+                     broker=f"{redis_url}?wait_replicas=1&wait_timeout=0.05")
+    async with app:
+        plain = asyncq.App(unique("plain"), broker=redis_url)
+        async with plain:
+            await plain.broker.publish(Outgoing("norepl-1", queue, b"first"))
+        consumer = app.broker.consumer([queue], prefetch=1, lease=30)
+        (delivery,) = await consumer.fetch(1, 5.0)
+        write = app.backend.success_write(unique("id"), 1, 1, "t")
+        # due at once (retry_backoff=0): a copy per try would each land in the stream
+        retry = RetryLater(delivery, Outgoing("norepl-1", queue, b"again"), write)
+        settler = Settler(consumer, app.backend, app.broker.publish_many, lambda n: None)
+        settler.add(retry)
+        running = asyncio.create_task(settler.run())
+        await asyncio.sleep(1.6)  # tries at 0, 0.1, 0.3, 0.7, 1.5 s
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        await consumer.close()
+    delayed = redis_client.zrange(f"asyncq:{{{queue}}}:delayed", 0, -1)
+    stream = [f[b"d"] for _, f in redis_client.xrange(f"asyncq:{{{queue}}}:stream")]
+    assert delayed.count(b"again") + stream.count(b"again") == 1
