@@ -337,3 +337,32 @@ async def test_a_settle_tried_again_after_not_replicated_queues_no_second_retry(
     delayed = redis_client.zrange(f"asyncq:{{{queue}}}:delayed", 0, -1)
     stream = [f[b"d"] for _, f in redis_client.xrange(f"asyncq:{{{queue}}}:stream")]
     assert delayed.count(b"again") + stream.count(b"again") == 1
+
+
+async def test_a_dead_letter_tried_again_after_not_replicated_is_kept_once(
+        redis_url: str, unique: Callable[[str], str], redis_client: Any,
+        redis_cleanup: Callable[[str], None]) -> None:
+    """dead.lua run again (NotReplicated after the master applied it) adds no copy."""
+    from asyncq.brokers import Outgoing
+    from asyncq.worker.execute import Dead
+    from asyncq.worker.settle import Settler
+
+    queue = unique("nodead")
+    redis_cleanup(queue)
+    app = asyncq.App(unique("nodead"), default_queue=queue,
+                     broker=f"{redis_url}?wait_replicas=1&wait_timeout=0.05")
+    async with app:
+        plain = asyncq.App(unique("plain"), broker=redis_url)
+        async with plain:
+            await plain.broker.publish(Outgoing("nodead-1", queue, b"poison"))
+        consumer = app.broker.consumer([queue], prefetch=1, lease=30)
+        (delivery,) = await consumer.fetch(1, 5.0)
+        settler = Settler(consumer, app.backend, app.broker.publish_many, lambda n: None)
+        settler.add(Dead(delivery, "bad", None, "t"))
+        running = asyncio.create_task(settler.run())
+        await asyncio.sleep(0.8)  # tries at 0, 0.1, 0.3, 0.7 s
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        await consumer.close()
+    assert redis_client.xlen(f"asyncq:{{{queue}}}:dead") == 1
