@@ -122,7 +122,9 @@ class Listener:
         entry = self._waiters.setdefault(channel, (task_id, []))
         entry[1].append(fut)
         try:
-            if len(entry[1]) == 1:
+            # a second waiter too while the first one's subscription is unconfirmed:
+            # reading the key before it is could miss a record stored in between
+            if len(entry[1]) == 1 or channel in self._confirm:
                 await self._subscribe(channel)
             return await self._read_or(task_id, fut)
         finally:

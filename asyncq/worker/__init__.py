@@ -132,7 +132,7 @@ class Worker:
             await self._consumer.cancel_queue(queue)
         back = [job for job in self._buffer if job.queue == queue]
         for job in back:
-            self._buffer.remove(job)
+            self._runners.remove(job)  # (a suspect may wait for the buffer to drain)
             self._hand_back(job.delivery)
         logger.info("no longer consuming %s (%d message(s) handed back)", queue, len(back))
         return len(back)
@@ -338,10 +338,13 @@ class Worker:
             logger.warning("%s[%s] did not finish within the shutdown timeout; handed back",
                            message.task, message.id)
             return
-        except Exception:
+        except BaseException as exc:  # (an Exception, or another BaseException it raised)
             logger.exception("%s[%s] could not be processed; handed back", message.task,
                              message.id)
             outcome = Requeue(delivery, counted=True)  # max_deliveries ends a loop of these
+            if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
+                self._settler.add(outcome)
+                raise  # the process is to end (or the coroutine closed): pass it on
         self._settler.add(outcome)
 
     async def _renew_loop(self, consumer: Consumer) -> None:

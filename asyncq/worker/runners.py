@@ -86,6 +86,12 @@ class Runners:
             self._drained.clear()
             await self._drained.wait()
 
+    def remove(self, job: Job) -> None:
+        """Take a job out of those waiting (it is handed back elsewhere)."""
+        self.jobs.remove(job)
+        if not self.jobs:
+            self._drained.set()
+
     async def run_alone(self, job: Job) -> None:
         """Run ``job`` in a task of its own while the runners are halted; it counts
         as busy until it ends (also when this wait is cancelled)."""
@@ -148,13 +154,18 @@ class Runners:
                     raise
                 self._spawn()  # cancelled from outside (terminate): a fresh runner
                 return
+            except (KeyboardInterrupt, SystemExit):  # never a runner short meanwhile
+                if not self._closing:
+                    self._spawn()
+                raise
             finally:
                 del busy[me]
                 if not busy:
                     self._idle.set()
             if self._closing:
                 return
-            if contextvars.copy_context() != base:  # the job left a variable set
+            # the job left a variable set, or swallowed a cancel (terminate) it was sent
+            if me.cancelling() or contextvars.copy_context() != base:
                 self._spawn()
                 return
 

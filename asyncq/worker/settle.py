@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from asyncq.brokers import Consumer, DeadItem, Outgoing, Settlement
+from asyncq.errors import NotReplicated
 from asyncq.results import ResultBackend
 from asyncq.worker.execute import Ack, Dead, Outcome, Requeue, RetryLater, rejection
 
@@ -79,15 +80,17 @@ class Settler:
             self._on_settled(len(batch))
         self._settled.set()
 
-    async def _settle(self, batch: Sequence[Outcome]) -> None:
+    async def _settle(self, batch: list[Outcome]) -> None:
         acks = [o for o in batch if type(o) is Ack]
         if len(acks) == len(batch):  # the common case: nothing else to sort out
             await self._ack(acks)
             return
-        retries = [o for o in batch if isinstance(o, RetryLater)]
+        retries = [(i, o) for i, o in enumerate(batch) if isinstance(o, RetryLater)]
         if retries:  # the next attempt is safely queued before the current one is acked
-            await self._publish([r.again for r in retries])
-        acks += [Ack(r.delivery, r.write) for r in retries]
+            await self._publish_retries([r.again for _, r in retries])
+            for index, retry in retries:  # queued: a settle tried again queues no copy
+                batch[index] = ack = Ack(retry.delivery, retry.write)
+                acks.append(ack)
         dead = [o for o in batch if isinstance(o, Dead)]
         if acks:
             await self._ack(acks)
@@ -98,6 +101,12 @@ class Settler:
                        and o.counted is counted]
             if requeue:
                 await self._consumer.requeue(requeue, counted=counted)
+
+    async def _publish_retries(self, messages: list[Outgoing]) -> None:
+        try:
+            await self._publish(messages)
+        except NotReplicated as exc:  # the server has them; the ack waits for replicas
+            logger.warning("retries queued, not yet on enough replicas: %s", exc)
 
     async def _ack(self, acks: Sequence[Ack]) -> None:
         if self._fused:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -211,3 +212,157 @@ def _noop_message(app: asyncq.App) -> Any:
 
     msg_id = new_id()
     return Outgoing(msg_id, app.default_queue, encode_fields(msg_id, "noop", [], {}, {}, {}))
+
+
+class _Odd(BaseException):
+    """Not an Exception (as gevent.Timeout or a test framework's outcome are)."""
+
+
+async def test_a_task_raising_a_base_exception_keeps_its_slot_and_is_dead_lettered(
+        app: asyncq.App) -> None:
+    @app.task
+    async def odd() -> None:
+        raise _Odd("not an Exception")
+
+    @app.task
+    async def double(n: int) -> int:
+        return 2 * n
+
+    async with app, asyncq.Worker(app, concurrency=1, prefetch=0, max_deliveries=2) as worker:
+        bad = await odd.enqueue()
+        # the one runner came back: later work still runs
+        assert await (await double.enqueue(21)).get(timeout=20) == 42
+        # the message was handed back (counted) each time, so it ends dead, not held
+        with pytest.raises(asyncq.TaskFailed):
+            await bad.get(timeout=20)
+        await worker.join(timeout=20)
+        assert worker.statistics().held == 0
+
+
+async def test_cancelling_a_queue_while_a_suspect_waits_for_the_buffer_does_not_stall(
+        redis_url: str, unique: Callable[[str], str],
+        redis_cleanup: Callable[[str], None]) -> None:
+    qa, qb, qc = unique("qa"), unique("qb"), unique("qc")
+    for queue in (qa, qb, qc):
+        redis_cleanup(queue)
+    app = asyncq.App(unique("stall"), broker=redis_url)
+
+    @app.task(queue=qa)
+    async def a(seconds: float) -> str:
+        await asyncio.sleep(seconds)
+        return "a"
+
+    @app.task(queue=qb)
+    async def b() -> str:
+        return "b"
+
+    async with app:
+        suspect = await b.enqueue()
+        consumer = app.broker.consumer([qb], prefetch=1, lease=30)
+        (delivery,) = await consumer.fetch(1, 5.0)
+        await consumer.requeue([delivery], counted=True)  # it comes back a second time
+        await consumer.close()
+        async with asyncq.Worker(app, [qa, qc], concurrency=1, prefetch=3,
+                                 max_deliveries=2) as worker:
+            running = await a.enqueue(1.0)
+            waiting = [await a.enqueue(0) for _ in range(2)]
+            for _ in range(100):  # one runs, two wait for the runner
+                if worker.statistics().held == 3:
+                    break
+                await asyncio.sleep(0.02)
+            await worker.add_queue(qb)  # the suspect: runs alone once the buffer drained
+            for _ in range(100):
+                if worker._suspects:
+                    break
+                await asyncio.sleep(0.02)
+            assert worker._suspects
+            assert len(worker.held()["reserved"]) == 3
+            assert await worker.cancel_queue(qa) == 2  # empties the buffer
+            assert await running.get(timeout=10) == "a"
+            assert await suspect.get(timeout=10) == "b"
+        assert [await h.state() for h in waiting] == [asyncq.TaskState.PENDING] * 2
+
+
+async def test_a_second_waiter_on_a_foreign_id_does_not_read_before_the_subscription(
+        app: asyncq.App, unique: Callable[[str], str]) -> None:
+    """Two waits on an id another process made (its own channel): the second must not
+    read the key before the shared subscription is confirmed, or it misses a record
+    stored in between until the slow recheck."""
+    backend = app.backend
+    listener = backend._listener  # type: ignore[attr-defined]
+    task_id = unique("foreign")
+    write = backend.success_write(task_id, 42, 1, "t")
+    async with app:
+        async with listener._lock:  # the subscription waits: as on a slow server
+            first = asyncio.create_task(backend.wait(task_id, timeout=20))
+            await asyncio.sleep(0.05)
+            second = asyncio.create_task(backend.wait(task_id, timeout=20))
+            await asyncio.sleep(0.3)  # the second has read the key by now, if it reads
+            await backend.store_writes([write])  # stored (and published) meanwhile
+        assert (await asyncio.wait_for(first, 5)).value == 42
+        assert (await asyncio.wait_for(second, 5)).value == 42
+
+
+async def test_a_settle_tried_again_after_not_replicated_queues_no_second_retry(
+        redis_url: str, unique: Callable[[str], str], redis_client: Any,
+        redis_cleanup: Callable[[str], None]) -> None:
+    """wait_replicas with too few replicas: every settle raises NotReplicated after the
+    master applied it and is tried again; the next attempt is queued once, not once
+    per try (the test server has no replica)."""
+    from asyncq.brokers import Outgoing
+    from asyncq.worker.execute import RetryLater
+    from asyncq.worker.settle import Settler
+
+    queue = unique("norepl")
+    redis_cleanup(queue)
+    app = asyncq.App(unique("norepl"), default_queue=queue,
+                     broker=f"{redis_url}?wait_replicas=1&wait_timeout=0.05")
+    async with app:
+        plain = asyncq.App(unique("plain"), broker=redis_url)
+        async with plain:
+            await plain.broker.publish(Outgoing("norepl-1", queue, b"first"))
+        consumer = app.broker.consumer([queue], prefetch=1, lease=30)
+        (delivery,) = await consumer.fetch(1, 5.0)
+        write = app.backend.success_write(unique("id"), 1, 1, "t")
+        # due at once (retry_backoff=0): a copy per try would each land in the stream
+        retry = RetryLater(delivery, Outgoing("norepl-1", queue, b"again"), write)
+        settler = Settler(consumer, app.backend, app.broker.publish_many, lambda n: None)
+        settler.add(retry)
+        running = asyncio.create_task(settler.run())
+        await asyncio.sleep(1.6)  # tries at 0, 0.1, 0.3, 0.7, 1.5 s
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        await consumer.close()
+    delayed = redis_client.zrange(f"asyncq:{{{queue}}}:delayed", 0, -1)
+    stream = [f[b"d"] for _, f in redis_client.xrange(f"asyncq:{{{queue}}}:stream")]
+    assert delayed.count(b"again") + stream.count(b"again") == 1
+
+
+async def test_a_dead_letter_tried_again_after_not_replicated_is_kept_once(
+        redis_url: str, unique: Callable[[str], str], redis_client: Any,
+        redis_cleanup: Callable[[str], None]) -> None:
+    """dead.lua run again (NotReplicated after the master applied it) adds no copy."""
+    from asyncq.brokers import Outgoing
+    from asyncq.worker.execute import Dead
+    from asyncq.worker.settle import Settler
+
+    queue = unique("nodead")
+    redis_cleanup(queue)
+    app = asyncq.App(unique("nodead"), default_queue=queue,
+                     broker=f"{redis_url}?wait_replicas=1&wait_timeout=0.05")
+    async with app:
+        plain = asyncq.App(unique("plain"), broker=redis_url)
+        async with plain:
+            await plain.broker.publish(Outgoing("nodead-1", queue, b"poison"))
+        consumer = app.broker.consumer([queue], prefetch=1, lease=30)
+        (delivery,) = await consumer.fetch(1, 5.0)
+        settler = Settler(consumer, app.backend, app.broker.publish_many, lambda n: None)
+        settler.add(Dead(delivery, "bad", None, "t"))
+        running = asyncio.create_task(settler.run())
+        await asyncio.sleep(0.8)  # tries at 0, 0.1, 0.3, 0.7 s
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        await consumer.close()
+    assert redis_client.xlen(f"asyncq:{{{queue}}}:dead") == 1

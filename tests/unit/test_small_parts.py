@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import random
 from typing import Any
@@ -192,6 +193,34 @@ async def test_a_cancelled_job_leaves_its_runner_replaced() -> None:
     await runners.wait_drained()
     await runners.wait_idle()
     assert cancelled == [0]  # the fresh runner ran the next two
+    await runners.close(1.0, asyncio.Event(), lambda: None)
+
+
+async def test_a_job_that_swallows_its_cancellation_leaves_no_cancel_behind() -> None:
+    seen: list[int] = []
+
+    async def handle(job: Any) -> None:
+        if job == 0:
+            with contextlib.suppress(asyncio.CancelledError):  # the task ignores it
+                await asyncio.sleep(10)
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        seen.append(task.cancelling())  # what cancelled_by_caller() reads
+
+    runners = Runners(1, handle)
+    runners.start()
+    runners.jobs.append(0)
+    runners.wake()
+    await asyncio.sleep(0.01)
+    (runner,) = runners.busy
+    runner.cancel()  # revoke(terminate=True)
+    await asyncio.sleep(0.01)
+    runners.jobs.append(1)
+    runners.wake()
+    await runners.wait_drained()
+    await runners.wait_idle()
+    assert seen == [0]  # the next job does not look cancelled by the worker
     await runners.close(1.0, asyncio.Event(), lambda: None)
 
 

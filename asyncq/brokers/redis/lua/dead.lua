@@ -5,6 +5,13 @@
 --       then (with KEYS[3]) ttl_ms, channel ('' for none), value, reply ('' for none)
 -- The rejection record is final for waiters but never replaces a settled record
 -- (the prelude's asyncq_store).
+-- An entry its group no longer holds pending was settled already (this script tried
+-- again after NotReplicated, or a peer settled it): no second dead letter. A stream or
+-- group that is gone (queue deleted) still gets its dead letter.
+local pending = redis.pcall('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if type(pending) == 'table' and not pending.err and #pending == 0 then
+  return 0
+end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[9], '*', 'd', ARGV[3], 'reason', ARGV[4],
   'id', ARGV[5], 'task', ARGV[6], 'deliveries', ARGV[7], 'at', ARGV[8], 'src', ARGV[2])
 if KEYS[3] then
