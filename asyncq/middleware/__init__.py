@@ -24,8 +24,7 @@ Observers. A middleware that only needs to know outcomes (events, metrics) sets
 appends one :data:`OutcomeRow` per run outcome to it, synchronously, after the
 ``after_run`` hooks and before the outcome is recorded (no coroutine, no
 :class:`RunResult` per task), and the middleware reads the deque in batches (a
-periodic loop of its own). The rows hold the :class:`Job`: read what you need from it
-in the batch, do not keep it.
+periodic loop of its own).
 """
 
 from __future__ import annotations
@@ -49,11 +48,15 @@ __all__ = ["HOOKS", "Call", "Job", "Middleware", "OutcomeRow", "Pipeline", "RunR
            "overrides"]
 
 CallNext = Callable[[], Awaitable[Any]]
-#: One outcome, as observers see it: ``(job, state, runtime, ended, error, delay)``:
-#: the final or retry state, the run time in seconds (``None`` where the task did not
-#: run), when the outcome was decided (``time.perf_counter()``), the error text
-#: (FAILURE, RETRY, skips; ``None`` on success) and the retry delay (RETRY).
-OutcomeRow = tuple["Job", TaskState, float | None, float, str | None, float | None]
+#: One outcome, as observers see it: ``(id, task, queue, attempt, enqueued_at, state,
+#: runtime, ts, error, delay)``: the message's id, task name, queue, attempt and its
+#: ``asyncq-enqueued-at`` header (or ``None``), the final or retry state, the run time
+#: in seconds (``None`` where the task did not run), when the outcome was decided (unix
+#: time), the error text (FAILURE, RETRY, skips; ``None`` on success) and the retry
+#: delay (RETRY). Plain values only: a buffer of them adds no work to the garbage
+#: collector (a buffer of jobs, with their dicts, would cost every task several µs).
+OutcomeRow = tuple[str, str, str, int, Any, TaskState, float | None, float, str | None,
+                   float | None]
 
 
 @dataclass(slots=True, eq=False)

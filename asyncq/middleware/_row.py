@@ -9,7 +9,6 @@ fields are :data:`asyncq.events.ROW`, in that order.
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Final
 
@@ -32,17 +31,15 @@ EVENT_TYPES: Final = {"SUCCESS": "task-succeeded", "FAILURE": "task-failed",
 def drain(outcomes: deque[OutcomeRow], worker: str) -> list[tuple[Any, ...]]:
     """Take every outcome waiting in ``outcomes`` (from any thread) as ``(type, ts, id,
     task, queue, attempt, state, runtime, error, delay, worker, enqueued_at)`` rows."""
-    wall = time.time() - time.perf_counter()  # perf_counter to unix time
     types = EVENT_TYPES
     rows: list[tuple[Any, ...]] = []
     append = rows.append
     while outcomes:
         try:
-            job, state, runtime, ended, error, delay = outcomes.popleft()
+            task_id, task, queue, attempt, sent, state, runtime, ts, error, delay = \
+                outcomes.popleft()
         except IndexError:  # another thread took the last one
             break
-        message = job.message
-        append((types.get(state, "task-failed"), wall + ended, message.id, message.task,
-                job.delivery.queue, message.attempt, state, runtime, error, delay, worker,
-                message.headers.get(ENQUEUED_AT)))
+        append((types.get(state, "task-failed"), ts, task_id, task, queue, attempt, state,
+                runtime, error, delay, worker, sent))
     return rows

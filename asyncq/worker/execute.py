@@ -22,7 +22,7 @@ from asyncq.brokers import DEAD_BODY_KEEP, Delivery, Outgoing, Settlement
 from asyncq.context import reset_request, set_request
 from asyncq.errors import DecodeError, Retry, SerializationError, TimeLimitExceeded
 from asyncq.middleware import CallNext, Job, Middleware, Pipeline, RunResult, Skip
-from asyncq.middleware._row import MAX_ERROR
+from asyncq.middleware._row import ENQUEUED_AT, MAX_ERROR
 from asyncq.records import REJECTED, KeyWrite, ResultRecord
 from asyncq.states import TaskState
 from asyncq.task import WORKFLOW_HEADER
@@ -221,9 +221,11 @@ class Executor:
 
     def _succeeded(self, job: Job, value: Any, started: float) -> Ack:
         sinks = job.pipeline.sinks
-        if sinks:  # one tuple per outcome for the observers: no coroutine
-            ended = time.perf_counter()
-            row = (job, _SUCCESS, ended - started, ended, None, None)
+        if sinks:  # one tuple of plain values per outcome for the observers: no coroutine
+            message = job.message
+            row = (message.id, message.task, job.delivery.queue, message.attempt,
+                   message.headers.get(ENQUEUED_AT), _SUCCESS,
+                   time.perf_counter() - started, time.time(), None, None)
             for sink in sinks:
                 sink.append(row)
         if job.task.config.ignore_result:
@@ -325,7 +327,9 @@ def _tell(job: Job, state: TaskState, runtime: float | None, error: str | None,
     """Give the observers (:attr:`Middleware.outcomes`) a run's outcome."""
     sinks = job.pipeline.sinks
     if sinks:
-        row = (job, state, runtime, time.perf_counter(), error, delay)
+        message = job.message
+        row = (message.id, message.task, job.delivery.queue, message.attempt,
+               message.headers.get(ENQUEUED_AT), state, runtime, time.time(), error, delay)
         for sink in sinks:
             sink.append(row)
 
