@@ -252,7 +252,7 @@ class Events(Heartbeats):
 
     def take_outcomes(self, worker: str) -> list[tuple[Any, ...]]:
         """The outcomes the worker gave since the last batch, as event rows."""
-        return drain(self.outcomes, worker)
+        return drain(self.outcomes)
 
     def keep(self, rows: list[tuple[Any, ...]]) -> None:
         """Buffer outcome rows made by :func:`~asyncq.middleware._row.drain`."""

@@ -41,13 +41,13 @@ class Observed(Middleware):
 
     def _for_events(self, worker: str) -> list[tuple[Any, ...]]:
         """Rows for the event batch (the metrics get them too)."""
-        rows = drain(self.outcomes, worker)
+        rows = drain(self.outcomes)
         self.metrics.stats.pending.extend(rows)
         return rows
 
     def _for_metrics(self) -> None:
         """Rows for the metrics (at a scrape; the events get them too)."""
-        rows = drain(self.outcomes, self.events.name)
+        rows = drain(self.outcomes)
         if rows:
             self.metrics.stats.pending.extend(rows)
             self.events.keep(rows)

@@ -48,15 +48,17 @@ __all__ = ["HOOKS", "Call", "Job", "Middleware", "OutcomeRow", "Pipeline", "RunR
            "overrides"]
 
 CallNext = Callable[[], Awaitable[Any]]
-#: One outcome, as observers see it: ``(id, task, queue, attempt, enqueued_at, state,
-#: runtime, ts, error, delay)``: the message's id, task name, queue, attempt and its
-#: ``asyncq-enqueued-at`` header (or ``None``), the final or retry state, the run time
-#: in seconds (``None`` where the task did not run), when the outcome was decided (unix
-#: time), the error text (FAILURE, RETRY, skips; ``None`` on success) and the retry
-#: delay (RETRY). Plain values only: a buffer of them adds no work to the garbage
-#: collector (a buffer of jobs, with their dicts, would cost every task several µs).
-OutcomeRow = tuple[str, str, str, int, Any, TaskState, float | None, float, str | None,
-                   float | None]
+#: One outcome, as observers see it: the event row :data:`asyncq.events.ROW`,
+#: ``(type, ts, id, task, queue, attempt, state, runtime, error, delay, worker,
+#: enqueued_at)``: the event type (``task-succeeded``...), when the outcome was decided
+#: (unix time), the message's id, task name, queue and attempt, the final or retry
+#: state, the run time in seconds (``None`` where the task did not run), the error text
+#: (FAILURE, RETRY, skips; ``None`` on success), the retry delay (RETRY), the worker's
+#: name and the message's ``asyncq-enqueued-at`` header (or ``None``). Plain values
+#: only (a buffer of jobs, with their dicts, would make the garbage collector's work
+#: grow with it), and made once: events send it as it is, metrics fold it.
+OutcomeRow = tuple[str, float, str, str, str, int, TaskState, float | None, str | None,
+                   float | None, str, Any]
 
 
 @dataclass(slots=True, eq=False)

@@ -1,16 +1,16 @@
 """The outcome of one run as one tuple: what task events and metrics both keep.
 
 The worker appends one :data:`~asyncq.middleware.OutcomeRow` per outcome to an
-observer's deque (:attr:`~asyncq.middleware.Middleware.outcomes`); :func:`drain` turns
-those into outcome rows in a batch, off the run's path: the event's fields, which the
-event stream sends as they are and the metrics fold into counters and histograms. The
-fields are :data:`asyncq.events.ROW`, in that order.
+observer's deque (:attr:`~asyncq.middleware.Middleware.outcomes`); :func:`drain` takes
+them in a batch, off the run's path: the event stream sends them as they are and the
+metrics fold them into counters and histograms. The fields are
+:data:`asyncq.events.ROW`, in that order.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from asyncq.middleware import OutcomeRow
@@ -28,18 +28,15 @@ EVENT_TYPES: Final = {"SUCCESS": "task-succeeded", "FAILURE": "task-failed",
                       "CANCELLED": "task-cancelled"}
 
 
-def drain(outcomes: deque[OutcomeRow], worker: str) -> list[tuple[Any, ...]]:
-    """Take every outcome waiting in ``outcomes`` (from any thread) as ``(type, ts, id,
-    task, queue, attempt, state, runtime, error, delay, worker, enqueued_at)`` rows."""
-    types = EVENT_TYPES
-    rows: list[tuple[Any, ...]] = []
-    append = rows.append
-    while outcomes:
+def drain(outcomes: deque[OutcomeRow]) -> list[OutcomeRow]:
+    """Take every outcome row waiting in ``outcomes`` (from any thread). The worker makes
+    the rows in their final form (:data:`~asyncq.middleware.OutcomeRow`): nothing is
+    done to them here."""
+    rows: list[OutcomeRow] = []
+    popleft = outcomes.popleft
+    for _ in range(len(outcomes)):
         try:
-            task_id, task, queue, attempt, sent, state, runtime, ts, error, delay = \
-                outcomes.popleft()
-        except IndexError:  # another thread took the last one
+            rows.append(popleft())
+        except IndexError:  # another thread took the last ones
             break
-        append((types.get(state, "task-failed"), ts, task_id, task, queue, attempt, state,
-                runtime, error, delay, worker, sent))
     return rows

@@ -22,7 +22,7 @@ from asyncq.brokers import DEAD_BODY_KEEP, Delivery, Outgoing, Settlement
 from asyncq.context import reset_request, set_request
 from asyncq.errors import DecodeError, Retry, SerializationError, TimeLimitExceeded
 from asyncq.middleware import CallNext, Job, Middleware, Pipeline, RunResult, Skip
-from asyncq.middleware._row import ENQUEUED_AT, MAX_ERROR
+from asyncq.middleware._row import ENQUEUED_AT, EVENT_TYPES, MAX_ERROR
 from asyncq.records import REJECTED, KeyWrite, ResultRecord
 from asyncq.states import TaskState
 from asyncq.task import WORKFLOW_HEADER
@@ -37,6 +37,8 @@ logger = logging.getLogger("asyncq.worker")
 
 MAX_TRACEBACK = 64 * 1024
 _SUCCESS = TaskState.SUCCESS
+#: the name of the (last) worker made in this process: one per process
+_NAME = [""]
 #: Characters of an unknown task's name kept in its dead letter (the reason, the field).
 _MAX_NAME = 200
 
@@ -86,6 +88,10 @@ class Executor:
         self._middleware = app.run_middleware()
         self._pipelines: dict[Task[Any, Any], Pipeline] = {}
         self._workflow_pipelines: dict[Task[Any, Any], Pipeline] = {}
+        from asyncq.events import worker_name
+
+        #: this process's worker name, in the observers' outcome rows
+        self.name = _NAME[0] = worker_name()
 
     def pipeline(self, task: Task[Any, Any]) -> Pipeline:
         found = self._pipelines.get(task)
@@ -223,9 +229,10 @@ class Executor:
         sinks = job.pipeline.sinks
         if sinks:  # one tuple of plain values per outcome for the observers: no coroutine
             message = job.message
-            row = (message.id, message.task, job.delivery.queue, message.attempt,
-                   message.headers.get(ENQUEUED_AT), _SUCCESS,
-                   time.perf_counter() - started, time.time(), None, None)
+            row = ("task-succeeded", time.time(), message.id, message.task,
+                   job.delivery.queue, message.attempt, _SUCCESS,
+                   time.perf_counter() - started, None, None, self.name,
+                   message.headers.get(ENQUEUED_AT))
             for sink in sinks:
                 sink.append(row)
         if job.task.config.ignore_result:
@@ -328,8 +335,9 @@ def _tell(job: Job, state: TaskState, runtime: float | None, error: str | None,
     sinks = job.pipeline.sinks
     if sinks:
         message = job.message
-        row = (message.id, message.task, job.delivery.queue, message.attempt,
-               message.headers.get(ENQUEUED_AT), state, runtime, time.time(), error, delay)
+        row = (EVENT_TYPES.get(state, "task-failed"), time.time(), message.id, message.task,
+               job.delivery.queue, message.attempt, state, runtime, error, delay, _NAME[0],
+               message.headers.get(ENQUEUED_AT))
         for sink in sinks:
             sink.append(row)
 
