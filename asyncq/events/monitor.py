@@ -5,7 +5,7 @@ Both are off unless installed (``App(middleware=[Events()])`` or ``asyncq worker
 --events``). :class:`Heartbeats` overrides only the worker lifecycle hooks, so it costs
 nothing per task; :class:`Events` is an outcome observer
 (:attr:`~asyncq.middleware.Middleware.outcomes`): the worker appends one tuple per run
-to its deque, and a background task turns them into events and sends them in batches
+to its deque (the event row), and a background task sends them in batches
 (every :data:`FLUSH_EVERY` seconds, one round trip) — no hook call and never a server
 call per task.
 
@@ -191,8 +191,8 @@ class Events(Heartbeats):
     deliveries); with ``received=True`` and ``started=True`` also task-received (the
     worker took the message) and task-started (just before it runs).
 
-    One run costs the worker one tuple appended to :attr:`outcomes` (the event's row
-    and its bytes are made in the batch); received and started add one each, so they
+    One run costs the worker one tuple (the event row) appended to :attr:`outcomes` (its
+    bytes are made in the batch); received and started add one each, so they
     are off by default.
     Received and dead-lettered come from the worker's executor (``prepare``, which turns
     a delivery into a job or a dead letter): the middleware wraps that one method of the
