@@ -55,9 +55,10 @@ CallNext = Callable[[], Awaitable[Any]]
 #: state, the run time in seconds (``None`` where the task did not run), the error text
 #: (FAILURE, RETRY, skips; ``None`` on success), the retry delay (RETRY), the worker's
 #: name and the message's ``asyncq-enqueued-at`` header (or ``None``). Plain values
-#: only (a buffer of jobs, with their dicts, would make the garbage collector's work
-#: grow with it), and made once: events send it as it is, metrics fold it.
-OutcomeRow = tuple[str, float, str, str, str, int, TaskState, float | None, str | None,
+#: only, the state too (``"SUCCESS"``, not the enum member): the garbage collector stops
+#: tracking such a tuple, while a buffer of jobs or enum members makes its work grow
+#: with the buffer. Made once: events send it as it is, metrics fold it.
+OutcomeRow = tuple[str, float, str, str, str, int, str, float | None, str | None,
                    float | None, str, Any]
 
 

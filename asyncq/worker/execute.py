@@ -36,7 +36,9 @@ __all__ = ["Ack", "Dead", "Executor", "Outcome", "Requeue", "RetryLater"]
 logger = logging.getLogger("asyncq.worker")
 
 MAX_TRACEBACK = 64 * 1024
-_SUCCESS = TaskState.SUCCESS
+#: plain ``str`` in outcome rows, not the enum member: a tuple holding only plain values
+#: is dropped from the garbage collector's tracking, one with an enum member never is
+_SUCCESS = TaskState.SUCCESS.value
 #: the name of the (last) worker made in this process: one per process
 _NAME = [""]
 #: Characters of an unknown task's name kept in its dead letter (the reason, the field).
@@ -336,7 +338,7 @@ def _tell(job: Job, state: TaskState, runtime: float | None, error: str | None,
     if sinks:
         message = job.message
         row = (EVENT_TYPES.get(state, "task-failed"), time.time(), message.id, message.task,
-               job.delivery.queue, message.attempt, state, runtime, error, delay, _NAME[0],
+               job.delivery.queue, message.attempt, state.value, runtime, error, delay, _NAME[0],
                message.headers.get(ENQUEUED_AT))
         for sink in sinks:
             sink.append(row)
