@@ -3,9 +3,11 @@
 
 Both are off unless installed (``App(middleware=[Events()])`` or ``asyncq worker APP
 --events``). :class:`Heartbeats` overrides only the worker lifecycle hooks, so it costs
-nothing per task; :class:`Events` adds ``before_run`` and ``after_run``, each of which
-appends one small dict to an in-memory buffer that a background task sends in batches
-(every :data:`FLUSH_EVERY` seconds, one round trip) — never a server call per task.
+nothing per task; :class:`Events` is an outcome observer
+(:attr:`~asyncq.middleware.Middleware.outcomes`): the worker appends one tuple per run
+to its deque (the event row), and a background task sends them in batches
+(every :data:`FLUSH_EVERY` seconds, one round trip) — no hook call and never a server
+call per task.
 
 One middleware instance serves one worker at a time (the usual one worker per process).
 """
@@ -13,18 +15,19 @@ One middleware instance serves one worker at a time (the usual one worker per pr
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
 import socket
 import time
-from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from asyncq.events import MAX_EVENTS, Bus, Subscription, bus_for, worker_name
 from asyncq.events.control import CONTROL_TOPIC, ControlServer
-from asyncq.middleware import Job, Middleware, RunResult
-from asyncq.middleware._row import MAX_ERROR, run_row
+from asyncq.middleware import Job, Middleware, OutcomeRow
+from asyncq.middleware._row import MAX_ERROR, drain
 from asyncq.worker.execute import Dead
 
 if TYPE_CHECKING:
@@ -39,6 +42,8 @@ logger = logging.getLogger("asyncq.events")
 FLUSH_EVERY: Final = 0.25
 #: Seconds the worker waits to announce itself offline when it stops.
 STOP_TIMEOUT: Final = 5.0
+#: Outcomes an observer holds between two batches at most (the oldest are dropped).
+MAX_OUTCOMES: Final = 1_000_000
 
 
 class _Side:
@@ -51,9 +56,12 @@ class _Side:
         self.name = worker_name()
         self.started = time.time()
         #: events as dicts, or outcome rows (tuples: :data:`asyncq.events.ROW`)
-        self.buffer: deque[dict[str, Any] | tuple[Any, ...]] = deque(maxlen=MAX_EVENTS)
+        self.buffer: collections.deque[dict[str, Any] | tuple[Any, ...]] = collections.deque(
+            maxlen=MAX_EVENTS)
         self.tasks: list[asyncio.Task[None]] = []
         self.subscription: Subscription | None = None
+        #: called before each batch with the worker's name: outcome rows to send
+        self.source: Callable[[str], list[tuple[Any, ...]]] | None = None
 
     def info(self, state: str) -> dict[str, Any]:
         stats = self.worker.statistics()
@@ -71,6 +79,8 @@ class _Side:
         self.buffer.append(event)
 
     async def flush(self) -> None:
+        if self.source is not None:
+            self.buffer.extend(self.source(self.name))
         if not self.buffer:
             return
         batch = list(self.buffer)  # outcome rows go as they are: readers make them maps
@@ -181,8 +191,9 @@ class Events(Heartbeats):
     deliveries); with ``received=True`` and ``started=True`` also task-received (the
     worker took the message) and task-started (just before it runs).
 
-    One run costs one tuple appended to a buffer (the event's dict and its bytes are
-    made in the batch); received and started add one each, so they are off by default.
+    One run costs the worker one tuple (the event row) appended to :attr:`outcomes` (its
+    bytes are made in the batch); received and started add one each, so they
+    are off by default.
     Received and dead-lettered come from the worker's executor (``prepare``, which turns
     a delivery into a job or a dead letter): the middleware wraps that one method of the
     worker it serves while it runs, since no middleware hook sees a delivery before it
@@ -194,11 +205,20 @@ class Events(Heartbeats):
         super().__init__(interval, control=control)
         self.received = received
         self.started = started
+        self.outcomes: collections.deque[OutcomeRow] = collections.deque(maxlen=MAX_OUTCOMES)
+        #: the outcome rows to send, given the worker's name (replaced by ``Observed``)
+        self.source: Callable[[str], list[tuple[Any, ...]]] = self.take_outcomes
+
+    def uses(self, hook: str) -> bool:
+        if hook == "before_run":  # task-started events only
+            return self.started
+        return super().uses(hook)
 
     async def worker_start(self, worker: Worker) -> None:
         await super().worker_start(worker)
         side = self._side
         assert side is not None
+        side.source = self.source
         prepare = worker.executor.prepare
         received = self.received
 
@@ -224,26 +244,21 @@ class Events(Heartbeats):
             self.announce(job)
         return None
 
-    async def after_run(self, job: Job, result: RunResult) -> None:
-        self.record(job, result, result.runtime)
-
     def announce(self, job: Job) -> None:
         """Buffer a task-started event."""
         if self._side is not None:
             self._side.add({"type": "task-started", "id": job.id, "task": job.name,
                             "queue": job.queue, "attempt": job.attempt})
 
-    def record(self, job: Job, result: RunResult, runtime: float | None) -> None:
-        """Buffer the outcome event of one run (a tuple, sent as it is)."""
-        side = self._side
-        if side is not None:
-            side.buffer.append(run_row(job, result, runtime, side.name))
+    def take_outcomes(self, worker: str) -> list[tuple[Any, ...]]:
+        """The outcomes the worker gave since the last batch, as event rows."""
+        return drain(self.outcomes)
 
-    def keep(self, row: tuple[Any, ...]) -> None:
-        """Buffer an outcome row made by :func:`~asyncq.middleware._row.run_row`."""
+    def keep(self, rows: list[tuple[Any, ...]]) -> None:
+        """Buffer outcome rows made by :func:`~asyncq.middleware._row.drain`."""
         side = self._side
-        if side is not None:
-            side.buffer.append(row)
+        if side is not None and rows:
+            side.buffer.extend(rows)
 
     @property
     def name(self) -> str:

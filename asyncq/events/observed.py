@@ -1,19 +1,21 @@
 """Task events and Prometheus metrics with one pair of run hooks between them.
 
 ``asyncq worker --events --metrics-port N`` installs :func:`observed` rather than the
-two middleware side by side: each hook call costs about as much as what it does for a
-no-op task, so they share one ``after_run`` (the run time comes with the outcome, so
-there is no ``before_run`` unless task-started events are on), and a run makes one
-tuple for both (see :mod:`asyncq.middleware._row`).
+two middleware side by side: one outcome observer (:attr:`Middleware.outcomes`) for
+both, so a run costs the worker one tuple appended to one deque, and no hook at all
+(no ``before_run`` unless task-started events are on); the batch of rows made from
+those tuples (:func:`asyncq.middleware._row.drain`) is sent as events and folded into
+the metrics.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import collections
+from typing import TYPE_CHECKING, Any
 
-from asyncq.events.monitor import Events
-from asyncq.middleware import Call, Job, Middleware, RunResult
-from asyncq.middleware._row import run_row
+from asyncq.events.monitor import MAX_OUTCOMES, Events
+from asyncq.middleware import Call, Job, Middleware, OutcomeRow
+from asyncq.middleware._row import drain
 
 if TYPE_CHECKING:
     from asyncq.middleware.prometheus import Metrics
@@ -22,13 +24,33 @@ if TYPE_CHECKING:
 __all__ = ["Observed", "observed"]
 
 
-
 class Observed(Middleware):
     """``events`` and ``metrics`` as one middleware (their lifecycles run as usual)."""
 
     def __init__(self, events: Events, metrics: Metrics) -> None:
         self.events = events
         self.metrics = metrics
+        self.outcomes: collections.deque[OutcomeRow] = collections.deque(maxlen=MAX_OUTCOMES)
+        events.source = self._for_events
+        metrics.stats.source = self._for_metrics
+
+    def uses(self, hook: str) -> bool:
+        if hook == "before_run":  # task-started events only
+            return self.events.started
+        return super().uses(hook)
+
+    def _for_events(self, worker: str) -> list[tuple[Any, ...]]:
+        """Rows for the event batch (the metrics get them too)."""
+        rows = drain(self.outcomes)
+        self.metrics.stats.pending.extend(rows)
+        return rows
+
+    def _for_metrics(self) -> None:
+        """Rows for the metrics (at a scrape; the events get them too)."""
+        rows = drain(self.outcomes)
+        if rows:
+            self.metrics.stats.pending.extend(rows)
+            self.events.keep(rows)
 
     async def before_enqueue(self, call: Call) -> None:
         await self.metrics.before_enqueue(call)
@@ -44,15 +66,6 @@ class Observed(Middleware):
         await self.metrics.worker_stop(worker)
         await self.events.worker_stop(worker)
 
-    async def after_run(self, job: Job, result: RunResult) -> None:
-        row = run_row(job, result, result.runtime, self.events.name)
-        self.events.keep(row)  # one tuple for both: sent as an event, folded into metrics
-        self.metrics.stats.pending.append(row)
-
-
-class _ObservedStarted(Observed):
-    """:class:`Observed` with task-started events (``--events-all``)."""
-
     async def before_run(self, job: Job) -> None:
         self.events.announce(job)
         return None
@@ -61,4 +74,4 @@ class _ObservedStarted(Observed):
 def observed(events: Events, metrics: Metrics) -> Observed:
     """``events`` and ``metrics`` as one middleware; a ``before_run`` hook only when the
     events include task-started (the run time comes with the outcome)."""
-    return _ObservedStarted(events, metrics) if events.started else Observed(events, metrics)
+    return Observed(events, metrics)

@@ -18,10 +18,18 @@ and around one enqueue ``a.before_enqueue -> b.before_enqueue``, then the publis
 and :class:`~asyncq.middleware.time_limits.TimeLimits`. A ``before_run`` that returns a
 :class:`Skip` ends the run there: the task does not run, the skip's state is recorded,
 and the ``after_run`` of every middleware whose ``before_run`` ran is called.
+
+Observers. A middleware that only needs to know outcomes (events, metrics) sets
+:attr:`Middleware.outcomes` to a deque instead of overriding ``after_run``: the worker
+appends one :data:`OutcomeRow` per run outcome to it, synchronously, after the
+``after_run`` hooks and before the outcome is recorded (no coroutine, no
+:class:`RunResult` per task), and the middleware reads the deque in batches (a
+periodic loop of its own).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -36,9 +44,22 @@ if TYPE_CHECKING:
     from asyncq.task import CallOptions, Task
     from asyncq.worker import Worker
 
-__all__ = ["HOOKS", "Call", "Job", "Middleware", "Pipeline", "RunResult", "Skip", "overrides"]
+__all__ = ["HOOKS", "Call", "Job", "Middleware", "OutcomeRow", "Pipeline", "RunResult", "Skip",
+           "overrides"]
 
 CallNext = Callable[[], Awaitable[Any]]
+#: One outcome, as observers see it: the event row :data:`asyncq.events.ROW`,
+#: ``(type, ts, id, task, queue, attempt, state, runtime, error, delay, worker,
+#: enqueued_at)``: the event type (``task-succeeded``...), when the outcome was decided
+#: (unix time), the message's id, task name, queue and attempt, the final or retry
+#: state, the run time in seconds (``None`` where the task did not run), the error text
+#: (FAILURE, RETRY, skips; ``None`` on success), the retry delay (RETRY), the worker's
+#: name and the message's ``asyncq-enqueued-at`` header (or ``None``). Plain values
+#: only, the state too (``"SUCCESS"``, not the enum member): the garbage collector stops
+#: tracking such a tuple, while a buffer of jobs or enum members makes its work grow
+#: with the buffer. Made once: events send it as it is, metrics fold it.
+OutcomeRow = tuple[str, float, str, str, str, int, str, float | None, str | None,
+                   float | None, str, Any]
 
 
 @dataclass(slots=True, eq=False)
@@ -131,6 +152,14 @@ class RunResult:
 class Middleware:
     """Base class: override the hooks you need; each one you do not is never called."""
 
+    #: An observer's buffer of outcomes (see the module's "Observers"); ``None``: not one.
+    outcomes: deque[OutcomeRow] | None = None
+
+    def uses(self, hook: str) -> bool:
+        """Whether the worker calls ``hook`` (one of :data:`HOOKS`) of this middleware;
+        by default, the hooks its class overrides."""
+        return overrides(self, hook)
+
     def applies_to(self, task: Task[..., Any]) -> bool:
         """Whether this middleware's run hooks are used for ``task`` (checked once per
         task; enqueue hooks apply to every call)."""
@@ -203,13 +232,13 @@ class Pipeline:
     """The run hooks that apply to one task, in calling order (built once per task)."""
 
     __slots__ = ("admit", "after", "around", "before", "checks", "failure", "observed",
-                 "retry", "retry_hooks", "success")
+                 "retry", "retry_hooks", "sinks", "success")
 
     def __init__(self, middleware: Sequence[Middleware], task: Task[..., Any]) -> None:
         used = [mw for mw in middleware if mw.applies_to(task)]
 
         def having(hook: str) -> list[Middleware]:
-            return [mw for mw in used if overrides(mw, hook)]
+            return [mw for mw in used if mw.uses(hook)]
 
         self.checks = having("check_run")
         self.admit = having("admit")
@@ -222,3 +251,5 @@ class Pipeline:
         self.after = list(reversed(having("after_run")))
         #: someone is told of a success (on_success or after_run hooks)
         self.observed = bool(self.success or self.after)
+        #: the observers' outcome buffers
+        self.sinks = [mw.outcomes for mw in used if mw.outcomes is not None]

@@ -1,21 +1,21 @@
 """The outcome of one run as one tuple: what task events and metrics both keep.
 
-A run observed by :class:`~asyncq.events.monitor.Events` and
-:class:`~asyncq.middleware.prometheus.Metrics` (together: ``Observed``) costs the
-worker one tuple, appended to their buffers; the event map, the counters and the
-histograms are made from it later, in batches, off the run's path. The fields are
+The worker appends one :data:`~asyncq.middleware.OutcomeRow` per outcome to an
+observer's deque (:attr:`~asyncq.middleware.Middleware.outcomes`); :func:`drain` takes
+them in a batch, off the run's path: the event stream sends them as they are and the
+metrics fold them into counters and histograms. The fields are
 :data:`asyncq.events.ROW`, in that order.
 """
 
 from __future__ import annotations
 
-import time
-from typing import TYPE_CHECKING, Any, Final
+from collections import deque
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from asyncq.middleware import Job, RunResult
+    from asyncq.middleware import OutcomeRow
 
-__all__ = ["ENQUEUED_AT", "EVENT_TYPES", "MAX_ERROR", "run_row"]
+__all__ = ["ENQUEUED_AT", "EVENT_TYPES", "MAX_ERROR", "drain"]
 
 #: The header the producer stamps with the enqueue time (unix seconds), when it has
 #: the metrics middleware.
@@ -28,16 +28,15 @@ EVENT_TYPES: Final = {"SUCCESS": "task-succeeded", "FAILURE": "task-failed",
                       "CANCELLED": "task-cancelled"}
 
 
-def run_row(job: Job, result: RunResult, runtime: float | None, worker: str
-            ) -> tuple[Any, ...]:
-    """``(type, ts, id, task, queue, attempt, state, runtime, error, delay, worker,
-    enqueued_at)`` of one run."""
-    error = None
-    if result.error is not None:
-        error = f"{type(result.error).__name__}: {result.error}"[:MAX_ERROR]
-    elif result.skipped is not None:
-        error = result.skipped.message[:MAX_ERROR]
-    message = job.message
-    return (EVENT_TYPES.get(result.state, "task-failed"), time.time(), message.id,
-            message.task, job.delivery.queue, message.attempt, result.state, runtime, error,
-            result.delay, worker, message.headers.get(ENQUEUED_AT))
+def drain(outcomes: deque[OutcomeRow]) -> list[OutcomeRow]:
+    """Take every outcome row waiting in ``outcomes`` (from any thread). The worker makes
+    the rows in their final form (:data:`~asyncq.middleware.OutcomeRow`): nothing is
+    done to them here."""
+    rows: list[OutcomeRow] = []
+    popleft = outcomes.popleft
+    for _ in range(len(outcomes)):
+        try:
+            rows.append(popleft())
+        except IndexError:  # another thread took the last ones
+            break
+    return rows

@@ -1,7 +1,9 @@
 """Prometheus metrics (``pip install 'asyncq[metrics]'``): ``App(middleware=[Metrics()])``
 or ``asyncq worker APP --metrics-port 9808``.
 
-Per task (``after_run``, which is told the run time; nothing when the middleware is not installed):
+Per task (an outcome observer, :attr:`~asyncq.middleware.Middleware.outcomes`: a run
+costs the worker one tuple appended to a deque, folded into the figures in batches;
+nothing when the middleware is not installed):
 
 - ``asyncq_tasks_total{task,queue,outcome}`` — outcome: succeeded, failed, retried,
   revoked, cancelled
@@ -24,6 +26,7 @@ last sample), ``asyncq_queue_depth{queue,state}`` with state waiting, scheduled 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
 import time
@@ -31,8 +34,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final
 
 from asyncq.errors import ConfigurationError
-from asyncq.middleware import Call, Job, Middleware, RunResult
-from asyncq.middleware._row import ENQUEUED_AT, run_row
+from asyncq.middleware import Call, Middleware, OutcomeRow
+from asyncq.middleware._row import ENQUEUED_AT, drain
 
 try:
     import prometheus_client as prom
@@ -96,6 +99,8 @@ class Metrics(Middleware):
         from asyncq.middleware._runstats import RunStats
 
         self.stats = RunStats()
+        self.outcomes: collections.deque[OutcomeRow] = collections.deque(maxlen=1_000_000)
+        self.stats.source = self._take_outcomes
         self.enqueued = prom.Counter("asyncq_tasks_enqueued", "Tasks sent.",
                                      ["task", "queue"], registry=self.registry)
         self.registry.register(_Live(self))
@@ -136,12 +141,9 @@ class Metrics(Middleware):
             self._server = None
         self.worker = None
 
-    async def after_run(self, job: Job, result: RunResult) -> None:
-        self.record(job, result, result.runtime)
-
-    def record(self, job: Job, result: RunResult, run: float | None) -> None:
-        """Count one run (one tuple on a deque; folded later)."""
-        self.stats.pending.append(run_row(job, result, run, ""))
+    def _take_outcomes(self) -> None:
+        """The outcomes the worker gave since the last fold, as rows to fold."""
+        self.stats.pending.extend(drain(self.outcomes))
 
     async def _sample_lag(self) -> None:
         from asyncq.events.monitor import cancelling

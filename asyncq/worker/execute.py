@@ -22,6 +22,7 @@ from asyncq.brokers import DEAD_BODY_KEEP, Delivery, Outgoing, Settlement
 from asyncq.context import reset_request, set_request
 from asyncq.errors import DecodeError, Retry, SerializationError, TimeLimitExceeded
 from asyncq.middleware import CallNext, Job, Middleware, Pipeline, RunResult, Skip
+from asyncq.middleware._row import ENQUEUED_AT, EVENT_TYPES, MAX_ERROR
 from asyncq.records import REJECTED, KeyWrite, ResultRecord
 from asyncq.states import TaskState
 from asyncq.task import WORKFLOW_HEADER
@@ -35,6 +36,11 @@ __all__ = ["Ack", "Dead", "Executor", "Outcome", "Requeue", "RetryLater"]
 logger = logging.getLogger("asyncq.worker")
 
 MAX_TRACEBACK = 64 * 1024
+#: plain ``str`` in outcome rows, not the enum member: a tuple holding only plain values
+#: is dropped from the garbage collector's tracking, one with an enum member never is
+_SUCCESS = TaskState.SUCCESS.value
+#: the name of the (last) worker made in this process: one per process
+_NAME = [""]
 #: Characters of an unknown task's name kept in its dead letter (the reason, the field).
 _MAX_NAME = 200
 
@@ -84,6 +90,10 @@ class Executor:
         self._middleware = app.run_middleware()
         self._pipelines: dict[Task[Any, Any], Pipeline] = {}
         self._workflow_pipelines: dict[Task[Any, Any], Pipeline] = {}
+        from asyncq.events import worker_name
+
+        #: this process's worker name, in the observers' outcome rows
+        self.name = _NAME[0] = worker_name()
 
     def pipeline(self, task: Task[Any, Any]) -> Pipeline:
         found = self._pipelines.get(task)
@@ -211,12 +221,22 @@ class Executor:
 
     async def _skipped(self, job: Job, skip: Skip) -> Ack:
         await self._after(job, RunResult(skip.state, skipped=skip))
+        _tell(job, skip.state, None, skip.message[:MAX_ERROR], None)
         record = ResultRecord(skip.state, error_type=skip.error_type,
                               error_message=skip.message, task=job.name,
                               finished_at=time.time())
         return Ack(job.delivery, self.backend.key_write(job.id, record))
 
     def _succeeded(self, job: Job, value: Any, started: float) -> Ack:
+        sinks = job.pipeline.sinks
+        if sinks:  # one tuple of plain values per outcome for the observers: no coroutine
+            message = job.message
+            row = ("task-succeeded", time.time(), message.id, message.task,
+                   job.delivery.queue, message.attempt, _SUCCESS,
+                   time.perf_counter() - started, None, None, self.name,
+                   message.headers.get(ENQUEUED_AT))
+            for sink in sinks:
+                sink.append(row)
         if job.task.config.ignore_result:
             _log_success(job, started)
             return Ack(job.delivery)
@@ -229,15 +249,18 @@ class Executor:
             cause = exc.cause if isinstance(exc, Retry) and exc.cause is not None else exc
             for mw in job.pipeline.retry_hooks:
                 await _observe(mw.on_retry(job, cause, delay))
+            runtime = _since(started)
             await self._after(job, RunResult(TaskState.RETRY, error=cause, delay=delay,
-                                             runtime=_since(started)))
+                                             runtime=runtime))
+            _tell(job, TaskState.RETRY, runtime, _error_text(cause), delay)
             return self._retry(job, cause, delay)
         if isinstance(exc, Retry) and isinstance(exc.cause, Exception):
             exc = exc.cause
         for mw in job.pipeline.failure:
             await _observe(mw.on_failure(job, exc))
-        await self._after(job, RunResult(TaskState.FAILURE, error=exc,
-                                         runtime=_since(started)))
+        runtime = _since(started)
+        await self._after(job, RunResult(TaskState.FAILURE, error=exc, runtime=runtime))
+        _tell(job, TaskState.FAILURE, runtime, _error_text(exc), None)
         return Ack(job.delivery, self._failure(job, exc, started))
 
     @staticmethod
@@ -306,6 +329,26 @@ def _chain(job: Job, around: list[Middleware], index: int) -> CallNext:
         return lambda: job.task.fn(*job.message.args, **job.message.kwargs)
     inner = _chain(job, around, index + 1)
     return lambda: around[index].around_run(job, inner)
+
+
+def _tell(job: Job, state: TaskState, runtime: float | None, error: str | None,
+          delay: float | None) -> None:
+    """Give the observers (:attr:`Middleware.outcomes`) a run's outcome."""
+    sinks = job.pipeline.sinks
+    if sinks:
+        message = job.message
+        row = (EVENT_TYPES.get(state, "task-failed"), time.time(), message.id, message.task,
+               job.delivery.queue, message.attempt, state.value, runtime, error, delay, _NAME[0],
+               message.headers.get(ENQUEUED_AT))
+        for sink in sinks:
+            sink.append(row)
+
+
+def _error_text(error: BaseException) -> str:
+    try:
+        return f"{type(error).__name__}: {error}"[:MAX_ERROR]
+    except Exception:
+        return f"{type(error).__name__}: <unprintable>"
 
 
 def _since(started: float | None) -> float | None:

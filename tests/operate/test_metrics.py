@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time
 import urllib.request
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -123,3 +125,52 @@ async def test_observed_counts_and_events_match(unique: Callable[[str], str]) ->
     assert {outcomes[h.id]["type"] for h in sent} == {"task-succeeded", "task-failed"}
     assert all(outcomes[h.id]["runtime"] >= 0 for h in sent)
     assert "ValueError: no" in outcomes[sent[2].id]["error"]
+
+
+async def test_observed_retries_and_skips_reach_events_and_metrics(
+        unique: Callable[[str], str]) -> None:
+    from prometheus_client import generate_latest
+
+    from asyncq.events import bus_for
+    from asyncq.events.monitor import Events
+    from asyncq.events.observed import observed
+
+    metrics = Metrics()
+    app = App(unique("obs"), broker=f"memory://{unique('m')}",
+              middleware=[observed(Events(0.2), metrics)])
+    tries: list[int] = []
+
+    @app.task(name="flaky", queue="q", retries=1, retry_backoff=0.01, retry_jitter=False)
+    async def flaky() -> None:
+        tries.append(1)
+        if len(tries) == 1:
+            raise Retry(0.01)
+
+    async with app:
+        revoked = await flaky.enqueue()
+        await revoked.revoke()
+        expired = await flaky.options(expires=0.01).enqueue()
+        await asyncio.sleep(0.05)
+        retried = await flaky.enqueue()
+        async with Worker(app, concurrency=1) as worker:
+            await retried.get(timeout=10)
+            await worker.join(10)
+            await asyncio.sleep(0.4)  # one flush of events
+            events = await bus_for(app).recent(50)
+    text = generate_latest(metrics.registry).decode()
+    for outcome, count in (("succeeded", 1), ("retried", 1), ("revoked", 1),
+                           ("cancelled", 1)):
+        assert f'asyncq_tasks_total{{outcome="{outcome}",queue="q",task="flaky"}} ' \
+            f'{count}.0' in text
+    assert 'asyncq_task_retries_total{queue="q",task="flaky"} 1.0' in text
+    assert 'asyncq_task_run_seconds_count{queue="q",task="flaky"} 2.0' in text  # ran twice
+    by_id: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        by_id.setdefault(str(event.get("id")), []).append(event)
+    assert [e["type"] for e in by_id[retried.id]] == ["task-retried", "task-succeeded"]
+    assert by_id[retried.id][0]["delay"] == pytest.approx(0.01)
+    (skip,) = by_id[revoked.id]
+    assert skip["type"] == "task-revoked"
+    assert skip.get("runtime") is None  # it did not run
+    assert by_id[expired.id][0]["type"] == "task-cancelled"
+    assert all(abs(e["ts"] - time.time()) < 30 for e in events)

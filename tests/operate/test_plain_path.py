@@ -36,32 +36,33 @@ def test_heartbeats_and_control_cost_nothing_per_task() -> None:
     assert hooks(plain) == BASE
 
 
-def test_task_events_add_exactly_their_two_hooks() -> None:
-    added = hooks(pipeline(Events()))
-    assert added["before"] == [Events, *BASE["before"]]
-    assert added["after"] == [*BASE["after"], Events]
-    assert {k: v for k, v in added.items() if k not in ("before", "after")} == \
-        {k: v for k, v in BASE.items() if k not in ("before", "after")}
+def test_task_events_add_no_hook_and_one_outcome_buffer() -> None:
+    events = Events()
+    plain = pipeline(events)
+    assert hooks(plain) == BASE
+    assert plain.sinks == [events.outcomes]
+    started = hooks(pipeline(Events(started=True)))  # task-started events: before_run
+    assert started["before"] == [Events, *BASE["before"]]
 
 
-def test_metrics_add_exactly_one_hook() -> None:
+def test_metrics_add_no_hook_and_one_outcome_buffer() -> None:
     pytest.importorskip("prometheus_client")
     from asyncq.middleware.prometheus import Metrics
 
-    added = hooks(pipeline(Metrics()))  # the run time comes with the outcome
-    assert added["before"] == BASE["before"]
-    assert added["after"] == [*BASE["after"], Metrics]
-    assert added["around"] == BASE["around"]
+    metrics = Metrics()
+    plain = pipeline(metrics)  # the run time comes with the outcome
+    assert hooks(plain) == BASE
+    assert plain.sinks == [metrics.outcomes]
 
 
-def test_events_and_metrics_together_add_one_hook() -> None:
+def test_events_and_metrics_together_share_one_outcome_buffer() -> None:
     pytest.importorskip("prometheus_client")
     from asyncq.events.observed import Observed, observed
     from asyncq.middleware.prometheus import Metrics
 
-    added = hooks(pipeline(observed(Events(), Metrics())))
-    assert added["before"] == BASE["before"]
-    assert added["after"] == [*BASE["after"], Observed]
-    assert added["around"] == BASE["around"]
+    both = observed(Events(), Metrics())
+    plain = pipeline(both)
+    assert hooks(plain) == BASE
+    assert plain.sinks == [both.outcomes]
     with_started = hooks(pipeline(observed(Events(started=True), Metrics())))
-    assert issubclass(with_started["before"][0], Observed)  # task-started events: before_run
+    assert with_started["before"] == [Observed, *BASE["before"]]
