@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -89,24 +89,26 @@ def test_shop_tests_pass_against_a_real_worker_on_redis(tmp_path: Path,
     assert "shop.tasks.send_email[" in text, text
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _bound_port(log: Path) -> int:
+    """The port uvicorn bound (started with ``--port 0``: a port probed free beforehand
+    could be taken by a test running in parallel before uvicorn binds it)."""
+    found = re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", log.read_text())
+    assert found is not None, log.read_text()
+    return int(found.group(1))
 
 
 def test_the_shop_runs_with_one_command_on_memory(tmp_path: Path) -> None:
     """The README's command: uvicorn --app-dir docs/examples shop.api:api (no server)."""
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASYNCQ_")}
     log = tmp_path / "uvicorn.log"
     with log.open("wb") as out:
         server = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--app-dir", "docs/examples", "shop.api:api",
-             "--port", str(port)], cwd=EXAMPLES.parents[1], env=env, stdout=out,
+             "--port", "0"], cwd=EXAMPLES.parents[1], env=env, stdout=out,
             stderr=subprocess.STDOUT)
     try:
-        _wait_for(log, "Application startup complete", server)
+        _wait_for(log, "Uvicorn running on", server)
+        port = _bound_port(log)
         request = urllib.request.Request(f"http://127.0.0.1:{port}/add?x=2&y=3", method="POST")
         with urllib.request.urlopen(request, timeout=30) as response:
             body = json.load(response)
