@@ -68,17 +68,21 @@ def make_client(url: str, *, socket_timeout: float = 15.0,
     return aioredis.Redis.from_pool(pool)  # the client owns (and closes) its pool
 
 
+def connection_options(socket_timeout: float, connect_timeout: float,
+                       max_connections: int) -> dict[str, Any]:
+    """The pool and connection settings every asyncq Redis client uses (a plain URL's
+    pool and a Sentinel master's alike): bytes replies, keepalive, a bounded pool."""
+    return {"socket_timeout": socket_timeout, "socket_connect_timeout": connect_timeout,
+            "socket_keepalive": True, "health_check_interval": 30,
+            "max_connections": max_connections, "timeout": socket_timeout,
+            "decode_responses": False}
+
+
 def _pool(url: str, scheme: str, query: str, *, socket_timeout: float,
           connect_timeout: float, max_connections: int) -> aioredis.BlockingConnectionPool:
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=connect_timeout,
-        socket_keepalive=True,
-        health_check_interval=30,
-        max_connections=max_connections,
-        timeout=socket_timeout,
-        decode_responses=False,
+        **connection_options(socket_timeout, connect_timeout, max_connections),
         **(_tls_defaults(query) if scheme == "rediss" else {}),
     )
     # An unknown URL option (?foo=1) fails only when a connection is made: build one

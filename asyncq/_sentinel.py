@@ -120,19 +120,15 @@ def make_client(
             "password": target.sentinel_password,
         },
     )
+    from asyncq import _redis  # (it imports this module: not at the top)
+
     client: aioredis.Redis = sentinel.master_for(
         target.service,
         connection_pool_class=_Pool,
         db=target.db,
         username=target.username,
         password=target.password,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=connect_timeout,
-        socket_keepalive=True,
-        health_check_interval=30,
-        max_connections=max_connections,
-        timeout=socket_timeout,
-        decode_responses=False,
+        **_redis.connection_options(socket_timeout, connect_timeout, max_connections),
     )
     return client
 

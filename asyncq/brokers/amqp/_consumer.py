@@ -330,15 +330,7 @@ class AmqpConsumer(Consumer):
             self._queues.remove(queue)
         tag = self._consuming.pop(queue, None)
         if tag is not None and self._channel is not None:
-            try:
-                async with asyncio.timeout(self._conn.timeout):
-                    await self._declared[queue].cancel(tag)
-            except asyncio.CancelledError:
-                if cancelled_by_caller():
-                    raise
-                logger.debug("cancelling consumer %s: the channel closed", tag)
-            except Exception as exc:
-                logger.debug("cancelling consumer %s: %s", tag, exc)
+            await self._cancel_tag(queue, tag)
             await self._wait_callbacks()
         waiting = [self._inbox.get_nowait() for _ in range(self._inbox.qsize())]
         for delivery in waiting:
@@ -400,16 +392,20 @@ class AmqpConsumer(Consumer):
 
     async def _cancel_consuming(self) -> None:
         for name, tag in list(self._consuming.items()):
-            try:
-                async with asyncio.timeout(self._conn.timeout):
-                    await self._declared[name].cancel(tag)
-            except asyncio.CancelledError:
-                if cancelled_by_caller():
-                    raise
-                logger.debug("cancelling consumer %s: the channel closed", tag)
-            except Exception as exc:
-                logger.debug("cancelling consumer %s: %s", tag, exc)
+            await self._cancel_tag(name, tag)
         self._consuming.clear()
+
+    async def _cancel_tag(self, queue: str, tag: str) -> None:
+        """``basic.cancel`` of one consumer; a failure (the channel closed) is logged."""
+        try:
+            async with asyncio.timeout(self._conn.timeout):
+                await self._declared[queue].cancel(tag)
+        except asyncio.CancelledError:
+            if cancelled_by_caller():
+                raise
+            logger.debug("cancelling consumer %s: the channel closed", tag)
+        except Exception as exc:
+            logger.debug("cancelling consumer %s: %s", tag, exc)
 
     async def _wait_callbacks(self) -> None:
         try:
