@@ -149,6 +149,9 @@ def test_the_worker_stops_when_the_reloader_is_killed(tmp_path: Path, redis_url:
             assert time.monotonic() < deadline, _read(log)
             time.sleep(0.05)
         child = int(found.group(1))  # it asked for PR_SET_PDEATHSIG before its banner
+        while "ready: consuming" not in _read(log):  # a running worker, not one starting
+            assert time.monotonic() < deadline, _read(log)
+            time.sleep(0.05)
     finally:
         proc.kill()
         proc.wait(10)
