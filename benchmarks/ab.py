@@ -33,12 +33,14 @@ FIGURES = [  # (name, path in core.py's JSON, higher is better)
     ("enqueue batch /s", ("enqueue_batch", "per_s"), True),
     ("round trip p50 ms", ("round_trip", "p50_ms"), False),
     ("round trip p99 ms", ("round_trip", "p99_ms"), False),
+    ("fan-in /s", ("fan_in", "per_s"), True),
 ]
 
 
 def run(tree: Path, args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        cmd = [sys.executable, str(tree / "benchmarks" / "core.py"), "--broker", args.broker,
+        harness = args.harness or tree
+        cmd = [sys.executable, str(harness / "benchmarks" / "core.py"), "--broker", args.broker,
                "--drain", str(args.drain), "--enqueue", str(args.enqueue),
                "--json", out.name]
         if args.backend:
@@ -50,7 +52,7 @@ def run(tree: Path, args: argparse.Namespace, extra: list[str]) -> dict[str, Any
 
 
 def pick(result: dict[str, Any], path: tuple[str, str]) -> float:
-    return float(result[path[0]].get(path[1], "nan"))  # a figure an older core.py lacks
+    return float(result.get(path[0], {}).get(path[1], "nan"))  # a figure an older core.py lacks
 
 
 def main() -> None:
@@ -68,8 +70,13 @@ def main() -> None:
                    help="More options for the after side's core.py; with --before and "
                    "--after the same tree, --after-args=--observe measures what observing "
                    "costs.")
+    p.add_argument("--harness", type=Path, default=None,
+                   help="Run this tree's benchmarks/core.py (and bench_tasks.py) for both "
+                   "sides, each side's asyncq on PYTHONPATH; default: each tree its own.")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
+    if args.harness:
+        args.harness = args.harness.resolve()
     runs: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
     for index in range(args.pairs):
         order = ("before", "after") if index % 2 == 0 else ("after", "before")

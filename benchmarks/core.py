@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import socket
@@ -164,10 +165,15 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"broker": args.broker.split("@")[-1], "queue": queue,
                            "observe": args.observe}
     async with mod.app:
+        gc.collect()  # each timed phase starts with no garbage left by the one before
         out["enqueue_concurrent"] = await enqueue_concurrent(mod, args.enqueue)
+        gc.collect()
         out["enqueue_batch"], last = await enqueue_batch(mod, args.enqueue)
+        gc.collect()
         out["drain_backlog_first"] = await drain_existing(mod, args, last)
+        gc.collect()
         out["drain"] = await drain(mod, args, args.drain)
+        gc.collect()
         with worker(args.broker, queue, args.backend, args.concurrency,
                     observe=args.observe):
             out["round_trip"] = await round_trip(mod, args.round_trip)
