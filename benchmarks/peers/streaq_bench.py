@@ -20,7 +20,11 @@ from peers.base import Client as BaseClient
 from peers.ledger import LEDGER
 
 PACKAGES = ["streaq", "coredis", "anyio"]
-worker: Worker[Any] = Worker(redis_url=REDIS_URL, concurrency=CONCURRENCY, queue_name=PREFIX)
+# coredis's pool holds 64 connections by default, and every result wait holds one for its
+# pub/sub subscription: 64 or more waits at once (W6 runs 1,000) leave none for the
+# GET each wait makes first, and all of them time out. Like SAQ's pool here, 2,000.
+worker: Worker[Any] = Worker(redis_url=REDIS_URL, concurrency=CONCURRENCY, queue_name=PREFIX,
+                             redis_kwargs={"max_connections": 2000})
 
 
 @worker.task
@@ -47,7 +51,8 @@ def main() -> None:
 
 
 def config(concurrency: int) -> str:
-    return (f"Worker(redis_url=url, concurrency={concurrency}, queue_name=q) run as "
+    return (f"Worker(redis_url=url, concurrency={concurrency}, queue_name=q, "
+            "redis_kwargs={'max_connections': 2000}) run as "
             "`streaq run` does, logger at WARNING; task.result(timeout=...)")
 
 
