@@ -32,9 +32,9 @@ from redis.asyncio.client import PubSub
 from asyncq import _redis
 from asyncq._batch import Coalescer
 from asyncq._record_signing import open_record
-from asyncq.errors import DecodeError
+from asyncq.errors import DecodeError, ResultUnavailable
 from asyncq.records import decode_record, is_final
-from asyncq.results import ResultBackend
+from asyncq.results import ResultBackend, _pubsub
 
 __all__ = ["REPLY_IDLE", "REPLY_PREFIX", "Listener"]
 
@@ -51,6 +51,9 @@ _RESUBSCRIBE_WAIT: Final = 2.0
 
 _Waiting = tuple[str, list["asyncio.Future[bytes]"]]
 _LoadMany = Callable[[Sequence[str]], Awaitable[list[bytes | BaseException | None]]]
+_ReadMany = Callable[[Sequence[str]], Awaitable[Sequence[bytes | BaseException | None]]]
+#: Keys read by one MGET of :meth:`Listener._read_keys`.
+_READ_BATCH: Final = 1000
 
 
 class Listener:
@@ -64,12 +67,17 @@ class Listener:
         *,
         key_of: Callable[[str], str],
         load_many: _LoadMany,
+        read_many: _ReadMany,
     ) -> None:
         self._backend = backend
         self._client = client
         self._recheck_interval = recheck_interval
         self._key_of = key_of
         self._load_many = load_many
+        self._read_many = read_many
+        #: waits on the reply channel whose key is still to be read, and who reads them
+        self._unread: list[tuple[str, asyncio.Future[bytes]]] = []
+        self._key_reader: asyncio.Task[None] | None = None
         self._pubsub: PubSub | None = None
         #: per-id waits: channel -> (task id, futures)
         self._waiters: dict[str, _Waiting] = {}
@@ -99,7 +107,10 @@ class Listener:
             if self._reply != channel:
                 await self._open_reply(channel)
             self._ensure_reader()
-            return await self._read_or(task_id, fut)
+            # the stored record, read once the channel is confirmed, resolves ``fut``
+            # too: one wait per handle (the reads of many handles share an MGET)
+            self._read_later(task_id, fut)
+            return await fut
         finally:
             futs = entry[1]
             futs.remove(fut)
@@ -107,6 +118,45 @@ class Listener:
                 del self._mine[key]
                 if not self._mine:
                     self._idle_since = asyncio.get_running_loop().time()
+
+    def _read_later(self, task_id: str, fut: asyncio.Future[bytes]) -> None:
+        self._unread.append((task_id, fut))
+        keys = self._key_reader
+        if keys is None or keys.done():
+            self._key_reader = asyncio.get_running_loop().create_task(self._read_keys())
+
+    async def _read_keys(self) -> None:
+        """Read the keys of the waits queued by :meth:`_read_later`, a batch at a time
+        (the next batch gathers while one is on the wire; a batch leaves the queue once
+        read, so that closing the backend fails the waits of the one on the wire too)."""
+        while self._unread:
+            taken = self._unread[:_READ_BATCH]
+            batch = [w for w in taken if not w[1].done()]
+            try:
+                outcomes: Sequence[bytes | BaseException | None] = await self._read_many(
+                    [self._key_of(task_id) for task_id, _ in batch]) if batch else []
+            except Exception as exc:  # every wait of the batch gets it
+                outcomes = [exc] * len(batch)
+            del self._unread[:len(taken)]
+            for (_, fut), raw in zip(batch, outcomes, strict=True):
+                if not fut.done():
+                    self._settle_read(fut, raw)
+
+    def _settle_read(self, fut: asyncio.Future[bytes], raw: bytes | BaseException | None
+                     ) -> None:
+        """A wait's stored record: final resolves it, none leaves it waiting."""
+        if isinstance(raw, BaseException):
+            if isinstance(raw, _redis.connection_errors):
+                raw = _redis.unavailable("Redis result backend", self._backend.url, raw)
+            fut.set_exception(raw)
+        elif is_final(raw):
+            assert raw is not None
+            fut.set_result(raw)
+        elif raw is not None:  # a record that is not final must at least be one
+            try:
+                decode_record(raw, max_size=self._backend.max_size)
+            except DecodeError as exc:
+                fut.set_exception(exc)
 
     async def _open_reply(self, channel: str) -> None:
         """Subscribe the reply channel: one subscription for all who wait meanwhile."""
@@ -246,25 +296,53 @@ class Listener:
                 await self._release_reply()
 
     async def _read_one(self) -> None:
-        assert self._pubsub is not None
-        message = await self._next_message(self._pubsub, 1.0)
+        pubsub = self._pubsub
+        assert pubsub is not None
+        message = await self._next_message(pubsub, 1.0)
         if message is not None:
             self._dispatch(message)
+            await self._read_buffered(pubsub)
+
+    async def _read_buffered(self, pubsub: Any) -> None:
+        """Dispatch every further reply the connection already holds (:mod:`._pubsub`:
+        redis-py's per-message cost was a third of a fan-in's CPU)."""
+        source = _pubsub.buffered(pubsub)
+        if source is None:
+            return
+        gets, parser = source
+        while (reply := gets()) is not _pubsub.EMPTY:
+            if isinstance(reply, BaseException):
+                raise reply
+            if len(reply) == 3 and reply[0] in _pubsub.MESSAGE_KINDS:
+                if isinstance(reply[2], bytes):
+                    self._on_message(_text(reply[1]), reply[2])
+                continue
+            # anything else as get_message has it: a RESP3 push through the parser's
+            # handler, the health check's answer dropped
+            if isinstance(reply, list) and type(reply) is not list:
+                reply = await parser.handle_push_response(reply)
+            if reply in pubsub.health_check_response:
+                continue
+            message = await pubsub.handle_message(reply)
+            if message is not None:
+                self._dispatch(message)
 
     def _dispatch(self, message: dict[str, object]) -> None:
         kind = message.get("type")
         data = message.get("data")
         if kind in ("message", "smessage") and isinstance(data, bytes):
-            channel = _text(message.get("channel"))
-            if channel.startswith(REPLY_PREFIX):
-                self._dispatch_mine(data)
-            elif self._genuine(channel, data):
-                self._resolve(self._waiters.get(channel), data)
+            self._on_message(_text(message.get("channel")), data)
         elif kind in ("subscribe", "ssubscribe"):
             self._resubscribed = True
             for fut in self._confirm.pop(_text(message.get("channel")), []):
                 if not fut.done():
                     fut.set_result(None)
+
+    def _on_message(self, channel: str, data: bytes) -> None:
+        if channel.startswith(REPLY_PREFIX):
+            self._dispatch_mine(data)
+        elif self._genuine(channel, data):
+            self._resolve(self._waiters.get(channel), data)
 
     def _dispatch_mine(self, data: bytes) -> None:
         key, _, raw = data.partition(b" ")
@@ -313,11 +391,16 @@ class Listener:
     async def aclose(self) -> None:
         await self._subscriber.aclose()
         await self._unsubscriber.aclose()
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+        for task in (self._key_reader, self._reader):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._key_reader = self._reader = None
+        for _, fut in self._unread:
+            if not fut.done():
+                fut.set_exception(ResultUnavailable("the result backend was closed"))
+        self._unread.clear()
         self._reply = None
         if self._pubsub is not None:
             pubsub, self._pubsub = self._pubsub, None

@@ -58,7 +58,8 @@ class RedisResultBackend(ResultBackend):
         self._reader: Coalescer[str, bytes | None] = Coalescer(self._get_batch)
         self._listener = self._listener_class(self, self.client, recheck_interval,
                                               key_of=self.key_for,
-                                              load_many=self._reader.submit_many)
+                                              load_many=self._reader.submit_many,
+                                              read_many=self._get_batch)
 
     @property
     def _listener_class(self) -> type[Listener]:
