@@ -32,9 +32,11 @@ from redis.asyncio.client import PubSub
 from asyncq import _redis
 from asyncq._batch import Coalescer
 from asyncq._record_signing import open_record
-from asyncq.errors import DecodeError, ResultUnavailable
+from asyncq.errors import DecodeError
 from asyncq.records import decode_record, is_final
 from asyncq.results import ResultBackend, _pubsub
+from asyncq.results._early import EarlyResults
+from asyncq.results._keys import KeyReads, ReadMany
 
 __all__ = ["REPLY_IDLE", "REPLY_PREFIX", "Listener"]
 
@@ -51,9 +53,6 @@ _RESUBSCRIBE_WAIT: Final = 2.0
 
 _Waiting = tuple[str, list["asyncio.Future[bytes]"]]
 _LoadMany = Callable[[Sequence[str]], Awaitable[list[bytes | BaseException | None]]]
-_ReadMany = Callable[[Sequence[str]], Awaitable[Sequence[bytes | BaseException | None]]]
-#: Keys read by one MGET of :meth:`Listener._read_keys`.
-_READ_BATCH: Final = 1000
 
 
 class Listener:
@@ -67,17 +66,15 @@ class Listener:
         *,
         key_of: Callable[[str], str],
         load_many: _LoadMany,
-        read_many: _ReadMany,
+        read_many: ReadMany,
     ) -> None:
         self._backend = backend
         self._client = client
         self._recheck_interval = recheck_interval
         self._key_of = key_of
         self._load_many = load_many
-        self._read_many = read_many
-        #: waits on the reply channel whose key is still to be read, and who reads them
-        self._unread: list[tuple[str, asyncio.Future[bytes]]] = []
-        self._key_reader: asyncio.Task[None] | None = None
+        #: reads the keys of the waits on the reply channel that need it
+        self._keys = KeyReads(backend, key_of, read_many)
         self._pubsub: PubSub | None = None
         #: per-id waits: channel -> (task id, futures)
         self._waiters: dict[str, _Waiting] = {}
@@ -93,11 +90,33 @@ class Listener:
         self._subscriber: Coalescer[str, None] = Coalescer(self._subscribe_batch)
         self._unsubscriber: Coalescer[str, None] = Coalescer(self._unsubscribe_batch)
         self._resubscribed = True
+        #: the backend's generation since which the reply channel is live (subscribed,
+        #: confirmed, nothing lost since), None while it is not (see ``wait_mine``)
+        self._live: int | None = None
+        self._early = EarlyResults(lambda: self._new_generation(live=True))
+
+    def _new_generation(self, *, live: bool) -> None:
+        """Handles made from now on (``live``), or none (not ``live``), may skip reading
+        their key: after a (re)subscription, a loss of messages, giving the channel up."""
+        backend = self._backend
+        backend.generation += 1
+        self._live = backend.generation if live else None
 
     # -- waiting -------------------------------------------------------------------
-    async def wait_mine(self, task_id: str, channel: str) -> bytes:
-        """Wait on this process's reply channel ``channel`` for ``task_id``'s record."""
+    async def wait_mine(self, task_id: str, channel: str, since: int | None = None) -> bytes:
+        """Wait on this process's reply channel ``channel`` for ``task_id``'s record.
+
+        ``since``: the backend's ``generation`` when ``enqueue`` made the handle (None
+        for any other handle). At or after the one the channel went live at, the task
+        was published while the channel was subscribed: its record comes over the
+        channel (or came, and waits in ``self._early``), so its key is not read.
+        """
         key = self._key_of(task_id).encode()
+        early = self._early.take(key)
+        if early is not None:
+            if self._genuine_for(task_id, early):
+                return early
+            since = None  # a forged one may have replaced the genuine one: read the key
         fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         entry = self._mine.get(key)
         if entry is None:
@@ -107,9 +126,11 @@ class Listener:
             if self._reply != channel:
                 await self._open_reply(channel)
             self._ensure_reader()
-            # the stored record, read once the channel is confirmed, resolves ``fut``
-            # too: one wait per handle (the reads of many handles share an MGET)
-            self._read_later(task_id, fut)
+            live = self._live
+            if since is None or live is None or since < live:
+                # the stored record, read once the channel is confirmed, resolves
+                # ``fut`` too: one wait per handle (many handles' reads share an MGET)
+                self._keys.add(task_id, fut)
             return await fut
         finally:
             futs = entry[1]
@@ -118,45 +139,6 @@ class Listener:
                 del self._mine[key]
                 if not self._mine:
                     self._idle_since = asyncio.get_running_loop().time()
-
-    def _read_later(self, task_id: str, fut: asyncio.Future[bytes]) -> None:
-        self._unread.append((task_id, fut))
-        keys = self._key_reader
-        if keys is None or keys.done():
-            self._key_reader = asyncio.get_running_loop().create_task(self._read_keys())
-
-    async def _read_keys(self) -> None:
-        """Read the keys of the waits queued by :meth:`_read_later`, a batch at a time
-        (the next batch gathers while one is on the wire; a batch leaves the queue once
-        read, so that closing the backend fails the waits of the one on the wire too)."""
-        while self._unread:
-            taken = self._unread[:_READ_BATCH]
-            batch = [w for w in taken if not w[1].done()]
-            try:
-                outcomes: Sequence[bytes | BaseException | None] = await self._read_many(
-                    [self._key_of(task_id) for task_id, _ in batch]) if batch else []
-            except Exception as exc:  # every wait of the batch gets it
-                outcomes = [exc] * len(batch)
-            del self._unread[:len(taken)]
-            for (_, fut), raw in zip(batch, outcomes, strict=True):
-                if not fut.done():
-                    self._settle_read(fut, raw)
-
-    def _settle_read(self, fut: asyncio.Future[bytes], raw: bytes | BaseException | None
-                     ) -> None:
-        """A wait's stored record: final resolves it, none leaves it waiting."""
-        if isinstance(raw, BaseException):
-            if isinstance(raw, _redis.connection_errors):
-                raw = _redis.unavailable("Redis result backend", self._backend.url, raw)
-            fut.set_exception(raw)
-        elif is_final(raw):
-            assert raw is not None
-            fut.set_result(raw)
-        elif raw is not None:  # a record that is not final must at least be one
-            try:
-                decode_record(raw, max_size=self._backend.max_size)
-            except DecodeError as exc:
-                fut.set_exception(exc)
 
     async def _open_reply(self, channel: str) -> None:
         """Subscribe the reply channel: one subscription for all who wait meanwhile."""
@@ -260,6 +242,8 @@ class Listener:
             if self._mine:  # a waiter came meanwhile: keep the channel
                 self._reply = channel
             elif channel is not None and self._pubsub is not None:
+                self._new_generation(live=False)
+                self._early.clear()
                 await self._unsubscribe_on(self._pubsub, [channel])
 
     # -- reading ------------------------------------------------------------------------
@@ -280,15 +264,18 @@ class Listener:
                     "result listener lost its connection (%s); reconnecting", type(exc).__name__
                 )
                 lost_at, self._resubscribed = loop.time(), False
+                self._new_generation(live=False)
                 await asyncio.sleep(0.5)
                 continue
             except Exception:  # never leave waiters without a reader: recheck instead
                 logger.exception("result listener failed; re-reading the waited keys")
+                self._new_generation(live=self._live is not None)  # a message may be lost
                 lost_at = lost_at or loop.time()
                 await asyncio.sleep(0.5)
             now = loop.time()
             if lost_at is not None and (self._resubscribed or now - lost_at > _RESUBSCRIBE_WAIT):
                 lost_at = None if await self._recheck() else now
+            self._early.age()
             if now >= next_recheck:
                 await self._recheck()
                 next_recheck = now + self._recheck_interval
@@ -306,26 +293,7 @@ class Listener:
     async def _read_buffered(self, pubsub: Any) -> None:
         """Dispatch every further reply the connection already holds (:mod:`._pubsub`:
         redis-py's per-message cost was a third of a fan-in's CPU)."""
-        source = _pubsub.buffered(pubsub)
-        if source is None:
-            return
-        gets, parser = source
-        while (reply := gets()) is not _pubsub.EMPTY:
-            if isinstance(reply, BaseException):
-                raise reply
-            if len(reply) == 3 and reply[0] in _pubsub.MESSAGE_KINDS:
-                if isinstance(reply[2], bytes):
-                    self._on_message(_text(reply[1]), reply[2])
-                continue
-            # anything else as get_message has it: a RESP3 push through the parser's
-            # handler, the health check's answer dropped
-            if isinstance(reply, list) and type(reply) is not list:
-                reply = await parser.handle_push_response(reply)
-            if reply in pubsub.health_check_response:
-                continue
-            message = await pubsub.handle_message(reply)
-            if message is not None:
-                self._dispatch(message)
+        await _pubsub.read_buffered(pubsub, self._on_message, self._dispatch)
 
     def _dispatch(self, message: dict[str, object]) -> None:
         kind = message.get("type")
@@ -334,9 +302,21 @@ class Listener:
             self._on_message(_text(message.get("channel")), data)
         elif kind in ("subscribe", "ssubscribe"):
             self._resubscribed = True
-            for fut in self._confirm.pop(_text(message.get("channel")), []):
+            channel = _text(message.get("channel"))
+            if channel.startswith(REPLY_PREFIX):
+                self._reply_confirmed(channel)
+            for fut in self._confirm.pop(channel, []):
                 if not fut.done():
                     fut.set_result(None)
+
+    def _reply_confirmed(self, channel: str) -> None:
+        """The reply channel is (again) subscribed. Again (a reconnect redis-py made on
+        its own): what was published meanwhile is lost, so every wait reads its key."""
+        self._new_generation(live=True)
+        if self._reply == channel:
+            for task_id, futs in list(self._mine.values()):
+                for fut in futs:
+                    self._keys.add(task_id, fut)
 
     def _on_message(self, channel: str, data: bytes) -> None:
         if channel.startswith(REPLY_PREFIX):
@@ -347,7 +327,9 @@ class Listener:
     def _dispatch_mine(self, data: bytes) -> None:
         key, _, raw = data.partition(b" ")
         entry = self._mine.get(key)
-        if entry is not None and self._genuine_for(entry[0], raw):
+        if entry is None:
+            self._early.keep(key, raw)  # checked when claimed (the task id is not known)
+        elif self._genuine_for(entry[0], raw):
             self._resolve(entry, raw)
 
     def _genuine(self, channel: str, raw: bytes) -> bool:
@@ -391,16 +373,14 @@ class Listener:
     async def aclose(self) -> None:
         await self._subscriber.aclose()
         await self._unsubscriber.aclose()
-        for task in (self._key_reader, self._reader):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._key_reader = self._reader = None
-        for _, fut in self._unread:
-            if not fut.done():
-                fut.set_exception(ResultUnavailable("the result backend was closed"))
-        self._unread.clear()
+        await self._keys.aclose()
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+        self._new_generation(live=False)
+        self._early.clear()
         self._reply = None
         if self._pubsub is not None:
             pubsub, self._pubsub = self._pubsub, None

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
-__all__ = ["MESSAGE_KINDS", "buffered"]
+__all__ = ["EMPTY", "MESSAGE_KINDS", "buffered", "read_buffered"]
 
 #: The reply kinds that carry a published message (SUBSCRIBE / SSUBSCRIBE).
 MESSAGE_KINDS: Final = (b"message", b"smessage")
@@ -48,3 +48,31 @@ def buffered(pubsub: Any) -> tuple[Gets, Any] | None:
         return None
     gets: Gets = reader.gets
     return gets, parser
+
+
+async def read_buffered(pubsub: Any, on_message: Callable[[str, bytes], None],
+                        on_other: Callable[[dict[str, Any]], None]) -> None:
+    """Hand every complete reply already received on ``pubsub``'s connection to
+    ``on_message(channel, data)`` (a published message) or, as ``get_message`` would
+    return it, to ``on_other`` (anything else); nothing without hiredis."""
+    source = buffered(pubsub)
+    if source is None:
+        return
+    gets, parser = source
+    while (reply := gets()) is not EMPTY:
+        if isinstance(reply, BaseException):
+            raise reply
+        if len(reply) == 3 and reply[0] in MESSAGE_KINDS:
+            channel, data = reply[1], reply[2]
+            if isinstance(data, bytes):
+                on_message(channel.decode() if isinstance(channel, bytes) else channel, data)
+            continue
+        # anything else as get_message has it: a RESP3 push through the parser's
+        # handler, the health check's answer dropped
+        if isinstance(reply, list) and type(reply) is not list:
+            reply = await parser.handle_push_response(reply)
+        if reply in pubsub.health_check_response:
+            continue
+        message = await pubsub.handle_message(reply)
+        if message is not None:
+            on_other(message)
