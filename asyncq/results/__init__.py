@@ -10,7 +10,6 @@ schemes here (:func:`register_backend`); ``App`` picks one by the URL's scheme.
 from __future__ import annotations
 
 import abc
-import asyncio
 import time
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, Final
@@ -28,6 +27,7 @@ from asyncq.records import (
     encode_record,
     encode_success,
 )
+from asyncq.results._deadlines import Deadlines
 from asyncq.signing import Signer
 
 __all__ = [
@@ -81,6 +81,8 @@ class ResultBackend(abc.ABC):
     #: that can tell, from it, that a handle's record will reach it without a read of
     #: the key bumps it (the Redis backend's reply channel: :mod:`._listener`).
     generation: int = 0
+    #: the shared timers of waits with a timeout (made on the first one)
+    _deadlines: Deadlines | None = None
 
     async def connect(self) -> None:  # noqa: B027
         """Open connections (idempotent)."""
@@ -158,9 +160,11 @@ class ResultBackend(abc.ABC):
         (``since``: the ``generation`` a handle of ``enqueue`` was stamped with)."""
         if timeout is None:
             return self.decode(task_id, await self._waiting(task_id, since))
-        try:
-            async with asyncio.timeout(timeout):
-                raw = await self._waiting(task_id, since)
+        deadlines = self._deadlines
+        if deadlines is None:
+            deadlines = self._deadlines = Deadlines()
+        try:  # (not asyncio.timeout: a timer per wait churned the loop's heap, see _deadlines)
+            raw = await deadlines.within(self._waiting(task_id, since), timeout)
         except TimeoutError:
             raise ResultTimeout(f"no result for task {task_id} within {timeout} s") from None
         return self.decode(task_id, raw)

@@ -15,9 +15,9 @@ Either way the subscription is confirmed before the key is read, so a record sto
 in between is never missed. A handle that ``enqueue`` made while the reply channel was
 live (``wait_mine``'s ``since``) reads no key: its record comes over the channel, or
 came before and waits in an :class:`~asyncq.results._early.EarlyResults`. After the
-connection is lost, every waiter re-reads its key once the subscriptions are back; a slow recheck of every waited key
-(``recheck_interval``) is the safety net for anything else (a record stored by a
-writer that did not notify, a reader that failed).
+connection is lost, every waiter re-reads its key once the subscriptions are back; a
+slow recheck of every waited key (``recheck_interval``) is the safety net for anything
+else (a record stored by a writer that did not notify, a reader that failed).
 """
 
 from __future__ import annotations
