@@ -31,6 +31,7 @@ class Deadlines:
     """Shared timers for the waits of one event loop."""
 
     def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._slots: dict[int, _Slot] = {}
         #: tasks cancelled by a timer, until their wait sees it
         self._expired: set[asyncio.Task[object]] = set()
@@ -38,6 +39,8 @@ class Deadlines:
     async def within(self, awaitable: Awaitable[T], delay: float) -> T:
         """``await awaitable``, raising TimeoutError once ``delay`` seconds passed."""
         loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # timers belong to a loop: none of another one's
+            self._loop, self._slots, self._expired = loop, {}, set()
         task: asyncio.Task[object] | None = asyncio.current_task(loop)
         assert task is not None
         cancelling = task.cancelling()

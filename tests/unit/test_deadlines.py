@@ -74,3 +74,20 @@ async def test_handles_time_out_as_result_timeout() -> None:
         with pytest.raises(ResultTimeout):
             await handle.get(timeout=0.1)
         assert time.monotonic() - start >= 0.1
+
+
+def test_a_second_event_loop_gets_timers_of_its_own() -> None:
+    deadlines = Deadlines()
+
+    async def stranded() -> None:  # its loop ends with the wait (and its timer) pending
+        never: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().create_task(deadlines.within(never, 0.05))
+        await asyncio.sleep(0)
+
+    async def times_out() -> None:
+        never: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        with pytest.raises(TimeoutError):
+            await deadlines.within(never, 0.05)
+
+    asyncio.run(stranded())
+    asyncio.run(times_out())
