@@ -88,6 +88,9 @@ class _ShardedListener(Listener):
             raise item
         return item
 
+    async def _read_buffered(self, pubsub: Any) -> None:
+        """Nothing: each node's reader task owns its connection (``_read_node``)."""
+
     async def aclose(self) -> None:
         readers, self._node_readers = list(self._node_readers.values()), {}
         for reader in readers:
