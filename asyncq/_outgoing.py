@@ -101,8 +101,12 @@ class Preparer:
         else:
             self._codec.check_call(task, sig.args, sig.kwargs)
             outgoing = self._with_options(plan, sig, opts)
-        handle: TaskResult[R] = TaskResult(self._app.backend, outgoing.id, plan.name,
-                                           ignored=plan.ignored, app=self._app)
+        backend = self._app.backend
+        # a new id (not one the caller chose, which may have a record already): its
+        # record may come over a subscription the backend has now (ResultBackend.generation)
+        since = backend.generation if opts is NO_OPTIONS or opts.task_id is None else None
+        handle: TaskResult[R] = TaskResult(backend, outgoing.id, plan.name,
+                                           ignored=plan.ignored, app=self._app, since=since)
         return outgoing, handle
 
     def prepare_many(self, sigs: Iterable[Signature[Any]]
@@ -131,6 +135,7 @@ class Preparer:
         plans = self._plans
         fits = self._codec.fits_plain
         dynamic = self._dynamic
+        since = backend.generation  # (see prepare)
         for sig, task_id in zip(sigs, new_ids(len(sigs)), strict=True):
             if dynamic:
                 sig = self._route_call(sig)
@@ -144,7 +149,7 @@ class Preparer:
                 out = Outgoing(task_id, plan.queue, body, None, plan.routing_key,
                                plan.exchange)
                 handle = TaskResult(backend, task_id, plan.name, ignored=plan.ignored,
-                                    app=app)
+                                    app=app, since=since)
             outgoing.append(out)
             handles.append(handle)
         return outgoing, handles, delayed

@@ -32,11 +32,15 @@ class TaskResult(Generic[R]):
     Built by ``enqueue`` or, from an id alone, by ``app.result(task_id)``.
     """
 
-    __slots__ = ("_app", "_backend", "_ignored", "id", "task")
+    __slots__ = ("_app", "_backend", "_ignored", "_since", "id", "task")
 
     def __init__(self, backend: ResultBackend, task_id: str, task: str | None = None,
-                 *, ignored: bool = False, app: App | None = None) -> None:
+                 *, ignored: bool = False, app: App | None = None,
+                 since: int | None = None) -> None:
         self._backend = backend
+        #: the backend's ``generation`` when enqueue made this handle for the new id it
+        #: published (None: made otherwise, or awaited already)
+        self._since = since
         self._ignored = ignored
         self._app = app
         self.id = task_id
@@ -69,7 +73,8 @@ class TaskResult(Generic[R]):
         if (app is None or app.bound_loop is not asyncio.get_running_loop()
                 or app.backend is not self._backend):
             await ensure_loop(self._backend)  # (the common case needs no coroutine)
-        record = await self._backend.wait(self.id, timeout)
+        record = await self._backend.wait(self.id, timeout, since=self._since)
+        self._since = None  # its record is no longer on its way: a second await reads it
         try:
             return unwrap(self.id, record)
         except (TaskFailed, TaskCancelled) as exc:

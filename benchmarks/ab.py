@@ -34,6 +34,8 @@ FIGURES = [  # (name, path in core.py's JSON, higher is better)
     ("round trip p50 ms", ("round_trip", "p50_ms"), False),
     ("round trip p99 ms", ("round_trip", "p99_ms"), False),
     ("fan-in /s", ("fan_in", "per_s"), True),
+    ("fan-in: producer CPU us/task", ("fan_in", "producer_cpu_us"), False),
+    ("fan-in / drain", ("fan_in", "vs_drain"), True),
 ]
 
 

@@ -10,9 +10,8 @@ schemes here (:func:`register_backend`); ``App`` picks one by the URL's scheme.
 from __future__ import annotations
 
 import abc
-import asyncio
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, Final
 
 from asyncq import codec
@@ -28,6 +27,7 @@ from asyncq.records import (
     encode_record,
     encode_success,
 )
+from asyncq.results._deadlines import Deadlines
 from asyncq.signing import Signer
 
 __all__ = [
@@ -77,6 +77,12 @@ class ResultBackend(abc.ABC):
     #: The App's signing keys (set by the App when signing is on): records written are
     #: signed, records read must be (:mod:`asyncq._record_signing`).
     signer: Signer | None = None
+    #: Stamped on the handles ``enqueue`` makes (``TaskResult(since=...)``); a backend
+    #: that can tell, from it, that a handle's record will reach it without a read of
+    #: the key bumps it (the Redis backend's reply channel: :mod:`._listener`).
+    generation: int = 0
+    #: the shared timers of waits with a timeout (made on the first one)
+    _deadlines: Deadlines | None = None
 
     async def connect(self) -> None:  # noqa: B027
         """Open connections (idempotent)."""
@@ -99,6 +105,10 @@ class ResultBackend(abc.ABC):
     @abc.abstractmethod
     async def _wait(self, task_id: str) -> bytes:
         """Return the stored bytes once a final record exists (no timeout here)."""
+
+    def _waiting(self, task_id: str, since: int | None) -> Awaitable[bytes]:
+        """``_wait`` for a handle stamped with ``since`` (see ``generation``)."""
+        return self._wait(task_id)
 
     @abc.abstractmethod
     def key_for(self, task_id: str) -> str: ...
@@ -144,13 +154,17 @@ class ResultBackend(abc.ABC):
         raw = await self._load(task_id)
         return None if raw is None else self.decode(task_id, raw)
 
-    async def wait(self, task_id: str, timeout: float | None = None) -> ResultRecord:
-        """The final record, raising :class:`ResultTimeout` after ``timeout`` seconds."""
+    async def wait(self, task_id: str, timeout: float | None = None, *,
+                   since: int | None = None) -> ResultRecord:
+        """The final record, raising :class:`ResultTimeout` after ``timeout`` seconds
+        (``since``: the ``generation`` a handle of ``enqueue`` was stamped with)."""
         if timeout is None:
-            return self.decode(task_id, await self._wait(task_id))
-        try:
-            async with asyncio.timeout(timeout):
-                raw = await self._wait(task_id)
+            return self.decode(task_id, await self._waiting(task_id, since))
+        deadlines = self._deadlines
+        if deadlines is None:
+            deadlines = self._deadlines = Deadlines()
+        try:  # (not asyncio.timeout: a timer per wait churned the loop's heap, see _deadlines)
+            raw = await deadlines.within(self._waiting(task_id, since), timeout)
         except TimeoutError:
             raise ResultTimeout(f"no result for task {task_id} within {timeout} s") from None
         return self.decode(task_id, raw)

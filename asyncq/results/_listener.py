@@ -12,10 +12,12 @@ Two kinds of waits share it:
   its own channel ``asyncq:done:<id>`` for as long as it waits.
 
 Either way the subscription is confirmed before the key is read, so a record stored
-in between is never missed. After the connection is lost, every waiter re-reads its
-key once the subscriptions are back; a slow recheck of every waited key
-(``recheck_interval``) is the safety net for anything else (a record stored by a
-writer that did not notify, a reader that failed).
+in between is never missed. A handle that ``enqueue`` made while the reply channel was
+live (``wait_mine``'s ``since``) reads no key: its record comes over the channel, or
+came before and waits in an :class:`~asyncq.results._early.EarlyResults`. After the
+connection is lost, every waiter re-reads its key once the subscriptions are back; a
+slow recheck of every waited key (``recheck_interval``) is the safety net for anything
+else (a record stored by a writer that did not notify, a reader that failed).
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ from asyncq._batch import Coalescer
 from asyncq._record_signing import open_record
 from asyncq.errors import DecodeError
 from asyncq.records import decode_record, is_final
-from asyncq.results import ResultBackend
+from asyncq.results import ResultBackend, _pubsub
+from asyncq.results._early import EarlyResults
+from asyncq.results._keys import KeyReads, ReadMany
 
 __all__ = ["REPLY_IDLE", "REPLY_PREFIX", "Listener"]
 
@@ -64,12 +68,15 @@ class Listener:
         *,
         key_of: Callable[[str], str],
         load_many: _LoadMany,
+        read_many: ReadMany,
     ) -> None:
         self._backend = backend
         self._client = client
         self._recheck_interval = recheck_interval
         self._key_of = key_of
         self._load_many = load_many
+        #: reads the keys of the waits on the reply channel that need it
+        self._keys = KeyReads(backend, key_of, read_many)
         self._pubsub: PubSub | None = None
         #: per-id waits: channel -> (task id, futures)
         self._waiters: dict[str, _Waiting] = {}
@@ -85,11 +92,33 @@ class Listener:
         self._subscriber: Coalescer[str, None] = Coalescer(self._subscribe_batch)
         self._unsubscriber: Coalescer[str, None] = Coalescer(self._unsubscribe_batch)
         self._resubscribed = True
+        #: the backend's generation since which the reply channel is live (subscribed,
+        #: confirmed, nothing lost since), None while it is not (see ``wait_mine``)
+        self._live: int | None = None
+        self._early = EarlyResults(lambda: self._new_generation(live=True))
+
+    def _new_generation(self, *, live: bool) -> None:
+        """Handles made from now on (``live``), or none (not ``live``), may skip reading
+        their key: after a (re)subscription, a loss of messages, giving the channel up."""
+        backend = self._backend
+        backend.generation += 1
+        self._live = backend.generation if live else None
 
     # -- waiting -------------------------------------------------------------------
-    async def wait_mine(self, task_id: str, channel: str) -> bytes:
-        """Wait on this process's reply channel ``channel`` for ``task_id``'s record."""
+    async def wait_mine(self, task_id: str, channel: str, since: int | None = None) -> bytes:
+        """Wait on this process's reply channel ``channel`` for ``task_id``'s record.
+
+        ``since``: the backend's ``generation`` when ``enqueue`` made the handle (None
+        for any other handle). At or after the one the channel went live at, the task
+        was published while the channel was subscribed: its record comes over the
+        channel (or came, and waits in ``self._early``), so its key is not read.
+        """
         key = self._key_of(task_id).encode()
+        early = self._early.take(key)
+        if early is not None:
+            if self._genuine_for(task_id, early):
+                return early
+            since = None  # a forged one may have replaced the genuine one: read the key
         fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         entry = self._mine.get(key)
         if entry is None:
@@ -99,7 +128,12 @@ class Listener:
             if self._reply != channel:
                 await self._open_reply(channel)
             self._ensure_reader()
-            return await self._read_or(task_id, fut)
+            live = self._live
+            if since is None or live is None or since < live:
+                # the stored record, read once the channel is confirmed, resolves
+                # ``fut`` too: one wait per handle (many handles' reads share an MGET)
+                self._keys.add(task_id, fut)
+            return await fut
         finally:
             futs = entry[1]
             futs.remove(fut)
@@ -210,6 +244,8 @@ class Listener:
             if self._mine:  # a waiter came meanwhile: keep the channel
                 self._reply = channel
             elif channel is not None and self._pubsub is not None:
+                self._new_generation(live=False)
+                self._early.clear()
                 await self._unsubscribe_on(self._pubsub, [channel])
 
     # -- reading ------------------------------------------------------------------------
@@ -230,15 +266,18 @@ class Listener:
                     "result listener lost its connection (%s); reconnecting", type(exc).__name__
                 )
                 lost_at, self._resubscribed = loop.time(), False
+                self._new_generation(live=False)
                 await asyncio.sleep(0.5)
                 continue
             except Exception:  # never leave waiters without a reader: recheck instead
                 logger.exception("result listener failed; re-reading the waited keys")
+                self._new_generation(live=self._live is not None)  # a message may be lost
                 lost_at = lost_at or loop.time()
                 await asyncio.sleep(0.5)
             now = loop.time()
             if lost_at is not None and (self._resubscribed or now - lost_at > _RESUBSCRIBE_WAIT):
                 lost_at = None if await self._recheck() else now
+            self._early.age()
             if now >= next_recheck:
                 await self._recheck()
                 next_recheck = now + self._recheck_interval
@@ -246,30 +285,53 @@ class Listener:
                 await self._release_reply()
 
     async def _read_one(self) -> None:
-        assert self._pubsub is not None
-        message = await self._next_message(self._pubsub, 1.0)
+        pubsub = self._pubsub
+        assert pubsub is not None
+        message = await self._next_message(pubsub, 1.0)
         if message is not None:
             self._dispatch(message)
+            await self._read_buffered(pubsub)
+
+    async def _read_buffered(self, pubsub: Any) -> None:
+        """Dispatch every further reply the connection already holds (:mod:`._pubsub`:
+        redis-py's per-message cost was a third of a fan-in's CPU)."""
+        await _pubsub.read_buffered(pubsub, self._on_message, self._dispatch)
 
     def _dispatch(self, message: dict[str, object]) -> None:
         kind = message.get("type")
         data = message.get("data")
         if kind in ("message", "smessage") and isinstance(data, bytes):
-            channel = _text(message.get("channel"))
-            if channel.startswith(REPLY_PREFIX):
-                self._dispatch_mine(data)
-            elif self._genuine(channel, data):
-                self._resolve(self._waiters.get(channel), data)
+            self._on_message(_text(message.get("channel")), data)
         elif kind in ("subscribe", "ssubscribe"):
             self._resubscribed = True
-            for fut in self._confirm.pop(_text(message.get("channel")), []):
+            channel = _text(message.get("channel"))
+            if channel.startswith(REPLY_PREFIX):
+                self._reply_confirmed(channel)
+            for fut in self._confirm.pop(channel, []):
                 if not fut.done():
                     fut.set_result(None)
+
+    def _reply_confirmed(self, channel: str) -> None:
+        """The reply channel is (again) subscribed. Again (a reconnect redis-py made on
+        its own): what was published meanwhile is lost, so every wait reads its key."""
+        self._new_generation(live=True)
+        if self._reply == channel:
+            for task_id, futs in list(self._mine.values()):
+                for fut in futs:
+                    self._keys.add(task_id, fut)
+
+    def _on_message(self, channel: str, data: bytes) -> None:
+        if channel.startswith(REPLY_PREFIX):
+            self._dispatch_mine(data)
+        elif self._genuine(channel, data):
+            self._resolve(self._waiters.get(channel), data)
 
     def _dispatch_mine(self, data: bytes) -> None:
         key, _, raw = data.partition(b" ")
         entry = self._mine.get(key)
-        if entry is not None and self._genuine_for(entry[0], raw):
+        if entry is None:
+            self._early.keep(key, raw)  # checked when claimed (the task id is not known)
+        elif self._genuine_for(entry[0], raw):
             self._resolve(entry, raw)
 
     def _genuine(self, channel: str, raw: bytes) -> bool:
@@ -313,11 +375,14 @@ class Listener:
     async def aclose(self) -> None:
         await self._subscriber.aclose()
         await self._unsubscriber.aclose()
+        await self._keys.aclose()
         reader, self._reader = self._reader, None
         if reader is not None:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
+        self._new_generation(live=False)
+        self._early.clear()
         self._reply = None
         if self._pubsub is not None:
             pubsub, self._pubsub = self._pubsub, None

@@ -10,7 +10,7 @@ tasks on its one reply channel and for any other id on that id's channel; see
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from asyncq import _redis
@@ -58,7 +58,8 @@ class RedisResultBackend(ResultBackend):
         self._reader: Coalescer[str, bytes | None] = Coalescer(self._get_batch)
         self._listener = self._listener_class(self, self.client, recheck_interval,
                                               key_of=self.key_for,
-                                              load_many=self._reader.submit_many)
+                                              load_many=self._reader.submit_many,
+                                              read_many=self._get_batch)
 
     @property
     def _listener_class(self) -> type[Listener]:
@@ -108,8 +109,11 @@ class RedisResultBackend(ResultBackend):
             await self.client.delete(self.key_for(task_id))
 
     async def _wait(self, task_id: str) -> bytes:
+        return await self._waiting(task_id, None)
+
+    def _waiting(self, task_id: str, since: int | None) -> Awaitable[bytes]:
         if len(task_id) == _ID_CHARS and task_id.startswith(process_token()):
-            return await self._listener.wait_mine(task_id, REPLY_PREFIX + process_token())
+            return self._listener.wait_mine(task_id, REPLY_PREFIX + process_token(), since)
         channel = self.channel_for(task_id)
         assert channel is not None
-        return await self._listener.wait(task_id, channel)
+        return self._listener.wait(task_id, channel)

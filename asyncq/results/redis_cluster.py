@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from redis import exceptions as rexc
@@ -87,6 +87,9 @@ class _ShardedListener(Listener):
         if isinstance(item, BaseException):
             raise item
         return item
+
+    async def _read_buffered(self, pubsub: Any) -> None:
+        """Nothing: each node's reader task owns its connection (``_read_node``)."""
 
     async def aclose(self) -> None:
         readers, self._node_readers = list(self._node_readers.values()), {}
@@ -163,6 +166,9 @@ class RedisClusterResultBackend(RedisResultBackend):
 
     async def _wait(self, task_id: str) -> bytes:
         return await self._listener.wait(task_id, cluster_result_channel(task_id))
+
+    def _waiting(self, task_id: str, since: int | None) -> Awaitable[bytes]:
+        return self._listener.wait(task_id, cluster_result_channel(task_id))
 
     def _make_client(self, url: str) -> Any:
         return _redis_cluster.make_cluster_client(url)

@@ -97,3 +97,37 @@ async def test_forged_notifications_are_ignored(app: asyncq.App,
         await asyncio.sleep(0.2)
         await client.publish(result_channel(other), forged(666))
         assert await waiting == 6
+
+
+async def test_a_forged_early_notification_does_not_replace_the_genuine_record(
+        app: asyncq.App, client: aioredis.Redis) -> None:
+    """A record that comes before its handle is awaited is kept until then (the handle
+    then reads no key); a forgery published after it must not take its place."""
+    gate = asyncio.Event()
+
+    @app.task
+    async def held() -> int:
+        await gate.wait()
+        return 0
+
+    @app.task
+    async def quick(n: int) -> int:
+        return n
+
+    listener = app.backend._listener  # type: ignore[attr-defined]
+    async with worker(app):
+        keeper = asyncio.create_task((await held.enqueue()).get(timeout=20))
+        async with asyncio.timeout(10):
+            while listener._live is None:  # noqa: ASYNC110 - the channel is subscribed
+                await asyncio.sleep(0.02)
+        handle = await quick.enqueue(7)
+        async with asyncio.timeout(10):
+            while not len(listener._early):  # noqa: ASYNC110 - came, nobody waits
+                await asyncio.sleep(0.02)
+        reply = reply_channel(handle.id)
+        assert reply is not None
+        await client.publish(reply, result_key(handle.id).encode() + b" " + forged(666))
+        await asyncio.sleep(0.3)  # the forgery took the genuine record's place
+        assert await handle.get(timeout=10) == 7  # read from the key instead
+        gate.set()
+        assert await keeper == 0
