@@ -137,3 +137,36 @@ async def _kill_subscribers(client: aioredis.Redis, app: asyncq.App) -> int:
     pubsub: Any = app.backend._listener._pubsub  # type: ignore[attr-defined]
     host, port = pubsub.connection._writer.get_extra_info("sockname")[:2]
     return int(await client.client_kill_filter(_type="pubsub", addr=f"{host}:{port}"))
+
+
+async def test_the_installed_redis_py_lets_the_listener_read_buffered_replies(
+    redis_url: str,
+) -> None:
+    """The listener reads every reply hiredis already parsed through redis-py internals
+    (``asyncq/results/_pubsub.py``), falling back to one ``get_message`` per reply when
+    they change. The fallback is correct but slow, so an upgrade that takes the fast path
+    away must fail here rather than only show in a benchmark."""
+    from asyncq.results._pubsub import EMPTY, buffered
+
+    client = aioredis.Redis.from_url(redis_url)
+    pubsub = client.pubsub()
+    channel = f"asyncq-test-buffered-{uuid.uuid4().hex}"
+    try:
+        await pubsub.subscribe(channel)
+        source = buffered(pubsub)
+        assert source is not None, "redis-py's hiredis parser layout changed: see _pubsub.py"
+        for i in range(3):
+            await client.publish(channel, f"m{i}")
+        gets, _ = source
+        replies: list[Any] = []
+        while len(replies) < 4:  # the subscribe confirmation, then three messages
+            msg = await pubsub.get_message(timeout=2.0)
+            assert msg is not None
+            replies.append(msg)
+            while (reply := gets()) is not EMPTY:
+                replies.append(reply)
+        datas = [r["data"] if isinstance(r, dict) else r[2] for r in replies[1:]]
+        assert datas == [b"m0", b"m1", b"m2"]
+    finally:
+        await pubsub.aclose()
+        await client.aclose()
