@@ -172,6 +172,25 @@ async def stop_tasks(tasks: list[asyncio.Task[None]]) -> None:
             logger.warning("%s failed: %r", task.get_name(), task.exception())
 
 
+def _no_one(dead: Dead) -> None:
+    """Dead letters told to nobody (the worker stopped)."""
+
+
+def _announce_received(worker: Worker, side: _Side) -> None:
+    """Wrap the worker's executor's ``prepare`` (which turns a delivery into a job or a
+    dead letter) to buffer a task-received event per job."""
+    prepare = worker.executor.prepare
+
+    def observed(delivery: Delivery) -> Job | Dead:
+        prepared = prepare(delivery)
+        if not isinstance(prepared, Dead):
+            side.add({"type": "task-received", "id": prepared.id, "task": prepared.name,
+                      "queue": delivery.queue, "attempt": prepared.attempt})
+        return prepared
+
+    setattr(worker.executor, "prepare", observed)  # noqa: B010 - shadows the method
+
+
 async def _say_goodbye(side: _Side) -> None:
     if side.subscription is not None:
         with contextlib.suppress(Exception):
@@ -195,9 +214,10 @@ class Events(Heartbeats):
     bytes are made in the batch); received and started add one each, so they
     are off by default.
     Received and dead-lettered come from the worker's executor (``prepare``, which turns
-    a delivery into a job or a dead letter): the middleware wraps that one method of the
-    worker it serves while it runs, since no middleware hook sees a delivery before it
-    becomes a job.
+    a delivery into a job or a dead letter), since no middleware hook sees a delivery
+    before it becomes a job: dead letters through its ``refused`` callback (nothing on
+    the path of a good message), task-received by wrapping that one method of the
+    worker it serves while it runs (only when ``received`` is on).
     """
 
     def __init__(self, interval: float = 2.0, *, control: bool = True,
@@ -219,24 +239,18 @@ class Events(Heartbeats):
         side = self._side
         assert side is not None
         side.source = self.source
-        prepare = worker.executor.prepare
-        received = self.received
 
-        def observed(delivery: Delivery) -> Job | Dead:
-            prepared = prepare(delivery)
-            if isinstance(prepared, Dead):
-                side.add({"type": "task-dead-lettered", "id": prepared.task_id,
-                          "task": prepared.task, "queue": delivery.queue,
-                          "error": prepared.reason[:MAX_ERROR]})
-            elif received:
-                side.add({"type": "task-received", "id": prepared.id, "task": prepared.name,
-                          "queue": delivery.queue, "attempt": prepared.attempt})
-            return prepared
+        def refused(dead: Dead) -> None:
+            side.add({"type": "task-dead-lettered", "id": dead.task_id, "task": dead.task,
+                      "queue": dead.delivery.queue, "error": dead.reason[:MAX_ERROR]})
 
-        setattr(worker.executor, "prepare", observed)  # noqa: B010 - shadows the method
+        worker.executor.refused = refused
+        if self.received:  # task-received only: a plain worker's ``prepare`` is not wrapped
+            _announce_received(worker, side)
 
     async def worker_stop(self, worker: Worker) -> None:
         vars(worker.executor).pop("prepare", None)
+        worker.executor.refused = _no_one
         await super().worker_stop(worker)
 
     async def before_run(self, job: Job) -> None:

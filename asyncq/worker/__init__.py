@@ -269,6 +269,7 @@ class Worker:
             prepared = self.executor.prepare(delivery)
             if isinstance(prepared, Dead):
                 self._settler.add(prepared)
+                self.executor.refused(prepared)
             elif delivery.delivery_count >= self._isolate_from:
                 self._suspects.append(prepared)
                 self._suspected.set()

@@ -28,6 +28,8 @@ from asyncq.states import TaskState
 from asyncq.task import WORKFLOW_HEADER
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from asyncq.app import App
     from asyncq.task import Task
 
@@ -94,6 +96,8 @@ class Executor:
 
         #: this process's worker name, in the observers' outcome rows
         self.name = _NAME[0] = worker_name()
+        #: told of each dead letter :meth:`prepare` makes (the events middleware sets it)
+        self.refused: Callable[[Dead], None] = _ignore
 
     def pipeline(self, task: Task[Any, Any]) -> Pipeline:
         found = self._pipelines.get(task)
@@ -342,6 +346,10 @@ def _tell(job: Job, state: TaskState, runtime: float | None, error: str | None,
                message.headers.get(ENQUEUED_AT))
         for sink in sinks:
             sink.append(row)
+
+
+def _ignore(dead: Dead) -> None:
+    """The default :attr:`Executor.refused`: nobody is told."""
 
 
 def _error_text(error: BaseException) -> str:

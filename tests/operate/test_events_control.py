@@ -92,6 +92,43 @@ async def test_task_and_worker_events(any_broker: str, unique: Callable[[str], s
         assert "unknown task" in dead["error"]
 
 
+async def test_dead_letters_without_wrapping_prepare(redis_url: str,
+                                                     unique: Callable[[str], str],
+                                                     cleanup: Callable[[App, str], None]
+                                                     ) -> None:
+    """Without task-received events the executor's ``prepare`` stays the method (nothing
+    on a good message's path), and a dead letter still becomes an event."""
+    queue = unique("q")
+    app = App(unique("app"), broker=redis_url, middleware=[Events(0.2)])
+    cleanup(app, queue)
+
+    @app.task(name="ok", queue=queue)
+    async def ok(x: int) -> int:
+        return x
+
+    async with app:
+        follow = bus_for(app).follow()
+        first = asyncio.ensure_future(follow.__anext__())
+        await asyncio.sleep(0.3)
+        async with Worker(app, concurrency=4) as worker:
+            assert "prepare" not in vars(worker.executor)
+            poison_id = uuid.uuid4().hex
+            body = app.codec.encode(poison_id, "no.such.task", [], {}, {}, {})
+            await app.broker.publish(Outgoing(poison_id, queue, body))
+            assert await (await ok.enqueue(3)).get(timeout=10) == 3
+            events = [await first]
+            events += await collect(follow, lambda seen: {"task-dead-lettered",
+                                                          "task-succeeded"}
+                                    <= {e["type"] for e in events + seen})
+            await worker.join(5)
+        await follow.aclose()
+        dead = next(e for e in events if e["type"] == "task-dead-lettered")
+        assert dead["id"] == poison_id
+        assert dead["queue"] == queue
+        assert "unknown task" in dead["error"]
+        assert not any(e["type"] == "task-received" for e in events)
+
+
 async def test_control_and_inspect(any_broker: str, unique: Callable[[str], str],
                                    cleanup: Callable[[App, str], None]) -> None:
     app, queue = make_app(any_broker, unique)
