@@ -16,6 +16,8 @@ R = TypeVar("R")
 logger = logging.getLogger("asyncq.batch")
 
 Flush = Callable[[Sequence[T]], Awaitable[Sequence[R | BaseException]]]
+#: a flush that settles the callers' futures itself, possibly after it returned
+FlushInto = Callable[[Sequence[T], Sequence["asyncio.Future[R]"]], Awaitable[None]]
 
 
 class Coalescer(Generic[T, R]):
@@ -25,12 +27,21 @@ class Coalescer(Generic[T, R]):
     round trip and many concurrent callers share round trips. Order is preserved.
     ``flush`` returns one result or exception per item. Callers still waiting when
     :meth:`aclose` runs get ``closed()``, an error of the owner's choosing.
+
+    With ``into`` instead of ``flush``, the callers' futures are handed over with their
+    items and the owner settles them, when it likes (after the next batch went, say):
+    one future per caller rather than a future of a future. If ``into`` raises, the
+    futures it left unsettled get the error.
     """
 
-    def __init__(self, flush: Flush[T, R], *, max_batch: int = 1000,
+    def __init__(self, flush: Flush[T, R] | None = None, *, into: FlushInto[T, R] | None = None,
+                 max_batch: int = 1000,
                  closed: Callable[[], BaseException] = lambda: RuntimeError(
                      "closed before the batch was sent")) -> None:
+        if (flush is None) == (into is None):
+            raise TypeError("Coalescer takes flush or into, one of them")
         self._flush = flush
+        self._into = into
         self._max_batch = max_batch
         self._closed = closed
         #: items waiting to be sent and their futures, side by side (not as pairs: one
@@ -95,9 +106,18 @@ class Coalescer(Generic[T, R]):
             if futures:
                 await self._send(items, futures)
 
+    async def _call(self, items: list[T], futures: list[asyncio.Future[R]]
+                    ) -> Sequence[R | BaseException] | None:
+        """The flush's results; None with ``into`` (it settles the futures itself)."""
+        if self._into is not None:
+            await self._into(items, futures)
+            return None
+        assert self._flush is not None
+        return await self._flush(items)
+
     async def _send(self, items: list[T], futures: list[asyncio.Future[R]]) -> None:
         try:
-            results = await self._flush(items)
+            results = await self._call(items, futures)
         except asyncio.CancelledError:  # aclose: nobody cancelled the callers themselves
             for fut in futures:
                 if not fut.done():
@@ -108,13 +128,7 @@ class Coalescer(Generic[T, R]):
                 if not fut.done():
                     fut.set_exception(exc)
             return
-        for fut, result in zip(futures, results, strict=True):
-            if fut.done():
-                continue
-            if isinstance(result, BaseException):
-                fut.set_exception(result)
-            else:
-                fut.set_result(result)
+        _settle(futures, results)
 
     async def aclose(self) -> None:
         runner, self._runner = self._runner, None
@@ -126,6 +140,20 @@ class Coalescer(Generic[T, R]):
         for fut in futures:
             if not fut.done():
                 fut.set_exception(self._closed())
+
+
+def _settle(futures: list[asyncio.Future[R]],
+            results: Sequence[R | BaseException] | None) -> None:
+    """Each caller's result or exception (None: the flush settled them itself)."""
+    if results is None:
+        return
+    for fut, result in zip(futures, results, strict=True):
+        if fut.done():
+            continue
+        if isinstance(result, BaseException):
+            fut.set_exception(result)
+        else:
+            fut.set_result(result)
 
 
 def raise_first(outcomes: Iterable[object]) -> None:

@@ -65,7 +65,9 @@ async def test_a_revocation_holds_across_a_worker_restart(
         start_worker: Start, worker_env: dict[str, str], control: Any) -> None:
     queue = worker_env["T_QUEUE"]
     first = start_worker(worker_env, "-Q", queue)
-    first.wait_for("queues:")
+    # "ready", not the banner: the banner comes before the worker's signal handlers, and
+    # a SIGTERM in between ends the process by the default handler (-15, not 0)
+    first.wait_for("ready: consuming")
     doomed = await control.slow.options(countdown=4).enqueue(1, 0.0)
     kept = await control.slow.options(countdown=4).enqueue(2, 0.0)
     assert await doomed.state() is asyncq.TaskState.SCHEDULED

@@ -21,7 +21,6 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from aio_pika.abc import AbstractIncomingMessage
 from aio_pika.exceptions import ChannelInvalidStateError
 from aiormq.abc import ChannelFrame
 from pamqp import commands as spec
@@ -119,7 +118,7 @@ class Books:
 
 
 async def settle(
-    books: Books, messages: Sequence[AbstractIncomingMessage], *, ack: bool, timeout: float = 5.0
+    books: Books, messages: Sequence[Any], *, ack: bool, timeout: float = 5.0
 ) -> int:
     """Ack (or requeue) ``messages`` without ever raising: each channel's in one write,
     its acks as multiple-acks where they may be. Returns how many could not be settled

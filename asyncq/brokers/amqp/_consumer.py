@@ -4,18 +4,20 @@
 ``fetch`` drains. Before a message reaches that queue, the consumer handles two cases
 itself: a delayed message that arrived early goes back to a delay bucket, and (on a
 classic queue) a redelivered message is republished with a delivery counter.
+Deliveries come through aiormq's consumer callback, not aio-pika's (:mod:`._received`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustQueue
+from aio_pika.abc import AbstractRobustChannel, AbstractRobustQueue
 from aio_pika.exceptions import ChannelInvalidStateError
 
 from asyncq._batch import raise_first
@@ -34,6 +36,7 @@ from asyncq.brokers.amqp._layout import (
     header_int,
 )
 from asyncq.brokers.amqp._publisher import Publisher
+from asyncq.brokers.amqp._received import Message, callbacks, take_over
 from asyncq.brokers.amqp._replies import ReplyRoutes
 
 __all__ = ["AmqpConsumer"]
@@ -41,14 +44,13 @@ __all__ = ["AmqpConsumer"]
 logger = logging.getLogger("asyncq.brokers.amqp")
 
 _MAX_PREFETCH = 65535
-Callback = Callable[[AbstractIncomingMessage], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
 class _Tag:
     """``Delivery.tag``: the message and the task id its reply route is held under."""
 
-    message: AbstractIncomingMessage
+    message: Message
     route: str | None
 
 
@@ -122,16 +124,12 @@ class AmqpConsumer(Consumer):
             if queue is None:
                 queue = self._declared[name] = await channel.declare_queue(
                     name, durable=True, arguments=self._layout.kind.main_args(name))
-            self._consuming[name] = await queue.consume(self._callback(name), no_ack=False)
-
-    def _callback(self, queue: str) -> Callback:
-        async def on_message(message: AbstractIncomingMessage) -> None:
-            self._arrived(queue, message)
-
-        return on_message
+            slow, fast = callbacks(functools.partial(self._arrived, name))
+            self._consuming[name] = tag = await queue.consume(slow, no_ack=False)
+            await take_over(channel, tag, fast)  # without aio-pika's message and task
 
     # -- receiving -----------------------------------------------------------------
-    def _arrived(self, queue: str, message: AbstractIncomingMessage) -> None:
+    def _arrived(self, queue: str, message: Message) -> None:
         """Book the delivery tag; hand a plain message over at once, without a task."""
         with contextlib.suppress(ChannelInvalidStateError):  # else it is stale already
             self._books.of(message.channel).arrive(message.delivery_tag or 0)
@@ -144,7 +142,7 @@ class AmqpConsumer(Consumer):
             return
         self._accept(queue, message)
 
-    def _special(self, message: AbstractIncomingMessage) -> bool:
+    def _special(self, message: Message) -> bool:
         """A copy whose original is being settled, a (classic) redelivery or a delayed
         message: ``_on_message`` looks at it in a task of its own."""
         if self._copies and (message.message_id or "") in self._copies:
@@ -154,7 +152,7 @@ class AmqpConsumer(Consumer):
         headers = message.headers
         return bool(headers) and ETA_HEADER in headers
 
-    async def _on_message(self, queue: str, message: AbstractIncomingMessage) -> None:
+    async def _on_message(self, queue: str, message: Message) -> None:
         try:
             original_settled = self._copies.get(message.message_id or "")
             if original_settled is not None:
@@ -172,7 +170,7 @@ class AmqpConsumer(Consumer):
         if self._closed:  # arrived while close() hands everything back: this one too
             await self.requeue([delivery])
 
-    async def _divert(self, queue: str, message: AbstractIncomingMessage) -> bool:
+    async def _divert(self, queue: str, message: Message) -> bool:
         """Handle early and (classic-queue) redelivered messages; True if handled."""
         remaining = header_int(message.headers, ETA_HEADER) - int(time.time() * 1000)
         if remaining > 0:
@@ -183,7 +181,7 @@ class AmqpConsumer(Consumer):
             return True
         return False
 
-    async def _recount(self, queue: str, message: AbstractIncomingMessage) -> None:
+    async def _recount(self, queue: str, message: Message) -> None:
         """Republish a redelivered message with its counter raised, then ack it.
 
         RabbitMQ may deliver the copy before the original's ack is on the wire; the copy
@@ -201,7 +199,7 @@ class AmqpConsumer(Consumer):
             settled.set()
             del self._copies[key]
 
-    async def _redelay(self, queue: str, message: AbstractIncomingMessage,
+    async def _redelay(self, queue: str, message: Message,
                        remaining: int) -> None:
         try:
             await self._publisher.redelay(queue, message.body, copy_properties(message, {}),
@@ -214,7 +212,7 @@ class AmqpConsumer(Consumer):
             return
         await self._settle([message], ack=True)
 
-    def _accept(self, queue: str, message: AbstractIncomingMessage) -> Delivery:
+    def _accept(self, queue: str, message: Message) -> Delivery:
         route = message.correlation_id if message.reply_to else None
         if route is not None and message.reply_to is not None:
             self._replies.hold(route, message.reply_to)
@@ -223,7 +221,7 @@ class AmqpConsumer(Consumer):
         self._inbox.put_nowait(delivery)
         return delivery
 
-    def _count(self, message: AbstractIncomingMessage) -> int:
+    def _count(self, message: Message) -> int:
         earlier = header_count(message.headers, REDELIVERIES_HEADER)
         if self._layout.kind.quorum:
             earlier += header_count(message.headers, "x-delivery-count")
@@ -421,7 +419,7 @@ class AmqpConsumer(Consumer):
         except Exception as exc:
             logger.debug("closing the consumer channel: %s", self._conn.describe(exc))
 
-    async def _settle(self, messages: Sequence[AbstractIncomingMessage], *, ack: bool
+    async def _settle(self, messages: Sequence[Message], *, ack: bool
                       ) -> int:
         """Ack (or requeue) without raising; how many could not be (:func:`settle`)."""
         return await settle(self._books, messages, ack=ack)

@@ -13,7 +13,6 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from aio_pika.abc import AbstractIncomingMessage
 from aiormq import spec
 from aiormq.abc import DeliveredMessage
 from aiormq.exceptions import ChannelNotFoundEntity
@@ -41,7 +40,7 @@ _CLEARED: Final = dict.fromkeys((REASON, TASK_ID, TASK, DELIVERIES, DEAD_AT, ETA
                                  REDELIVERIES_HEADER))
 
 
-def dead_properties(item: DeadItem, message: AbstractIncomingMessage) -> spec.Basic.Properties:
+def dead_properties(item: DeadItem, message: Any) -> spec.Basic.Properties:
     """The original message's properties plus why it died (and a fresh ``message_id``)."""
     return copy_properties(message, {
         **_CLEARED,

@@ -2,7 +2,8 @@
 
 aiormq's ``basic_publish`` marshals, locks, writes and waits one message at a time:
 about 150 µs of Python per message, the whole cost of an enqueue. Here a batch is
-marshalled with pamqp (the ``basic.publish`` method frame once per destination), written
+marshalled with pamqp (the ``basic.publish`` method frame once per destination; the
+content frames by :mod:`._header`), written
 as one buffer under the channel's lock, and registered for publisher confirms and
 returns the way ``basic_publish`` registers a message (delivery tag, confirmation
 future, message id), so aiormq's own confirm and return handling settles it. One future
@@ -27,10 +28,9 @@ from typing import Any, Final
 import pamqp.frame
 from aiormq.abc import ChannelFrame
 from pamqp import commands as spec
-from pamqp.body import ContentBody
-from pamqp.header import ContentHeader
 
 from asyncq._batch import runs_by_size
+from asyncq.brokers.amqp._header import content_frames
 
 __all__ = ["Item", "Unsendable", "Written", "confirmed", "release", "supported", "write"]
 
@@ -71,12 +71,9 @@ def _method_frame(channel_number: int, exchange: str, routing_key: str) -> bytes
 
 
 def _frames(channel: Any, item: Item) -> bytes:
-    number, body, step = channel.number, item.body, channel.max_content_size
-    parts = [_method_frame(number, item.exchange, item.routing_key),
-             pamqp.frame.marshal(ContentHeader(0, len(body), item.properties), number)]
-    parts.extend(pamqp.frame.marshal(ContentBody(body[start : start + step]), number)
-                 for start in range(0, len(body), step))
-    return b"".join(parts)
+    number = channel.number
+    return (_method_frame(number, item.exchange, item.routing_key)
+            + content_frames(number, item.body, item.properties, channel.max_content_size))
 
 
 @dataclass(slots=True)

@@ -1,10 +1,12 @@
 """Publishing to RabbitMQ for :class:`~asyncq.brokers.amqp.AmqpBroker`.
 
 Concurrent ``publish`` calls are gathered (:class:`~asyncq._batch.Coalescer`) and
-written in one go by :mod:`asyncq.brokers._amqp_publish`; each caller then waits for
-its own message's publisher confirm. A batch is written while earlier ones still await
-their confirms (up to ``_WINDOW`` batches), in order on one channel. Every message is
-mandatory and persistent, and a caller returns only once RabbitMQ confirmed it.
+written in one go by :mod:`asyncq.brokers.amqp._frames`; each caller then waits for
+its own message's publisher confirm, on the one future the coalescer gave it (settled
+by the batch's settle task: no second future per message). A batch is written while
+earlier ones still await their confirms (up to ``_WINDOW`` batches), in order on one
+channel. Every message is mandatory and persistent, and a caller returns only once
+RabbitMQ confirmed it.
 """
 
 from __future__ import annotations
@@ -33,12 +35,6 @@ __all__ = ["Publisher"]
 _WINDOW = 8
 
 
-def _quiet(future: asyncio.Future[None]) -> asyncio.Future[None]:
-    """A confirm future whose failure nobody may read (its caller was cancelled)."""
-    future.add_done_callback(lambda f: f.cancelled() or f.exception())
-    return future
-
-
 def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
     if future.done():
         return
@@ -46,17 +42,6 @@ def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
         future.set_result(None)
     else:
         future.set_exception(error)
-
-
-async def _confirmed(outcomes: Sequence[BaseException | asyncio.Future[None]]
-                     ) -> list[BaseException | None]:
-    """The confirm outcome of each message of a submitted batch."""
-    futures = [out for out in outcomes if isinstance(out, asyncio.Future)]
-    if futures:
-        await asyncio.wait(futures)
-    return [out if isinstance(out, BaseException)
-            else (asyncio.CancelledError() if out.cancelled() else out.exception())
-            for out in outcomes]
 
 
 class Publisher:
@@ -67,10 +52,11 @@ class Publisher:
         self._conn = conn
         self._layout = layout
         self._replies = replies
-        self._batcher: Coalescer[Outgoing, asyncio.Future[None]] = Coalescer(
-            self._flush, closed=lambda: self._lost("the broker closed before it was sent"))
-        self._gathered: Coalescer[_amqp_publish.Item, asyncio.Future[None]] = Coalescer(
-            self._flush_items, closed=lambda: self._lost("the broker closed before it was sent"))
+        self._batcher: Coalescer[Outgoing, None] = Coalescer(
+            into=self._flush, closed=lambda: self._lost("the broker closed before it was sent"))
+        self._gathered: Coalescer[_amqp_publish.Item, None] = Coalescer(
+            into=self._flush_items,
+            closed=lambda: self._lost("the broker closed before it was sent"))
         self._window = asyncio.Semaphore(_WINDOW)
         self._settling: set[asyncio.Task[None]] = set()
 
@@ -98,55 +84,50 @@ class Publisher:
         await self._conn.connect()
         try:  # not `with conn.errors(...)`: a context manager costs more than the rest
             try:
-                await (await self._batcher.submit(message))
+                await self._batcher.future(message)
             except Returned:  # a queue deleted under us: declare again, once
                 self._layout.forget(message.queue)
-                await (await self._batcher.submit(message))
+                await self._batcher.future(message)
         except Exception as exc:
             raise self._conn.mapped(exc, "publish") from None
 
     async def publish_many(self, messages: Sequence[Outgoing]) -> None:
         await self._conn.connect()
         with self._conn.errors("publish"):
-            outcomes = await _confirmed(await self._batcher.submit_many(messages))
+            outcomes = await self._batcher.submit_many(messages)
             returned = [m for m, out in zip(messages, outcomes, strict=True)
                         if isinstance(out, Returned)]
             raise_first(out for out in outcomes if not isinstance(out, Returned))
             if returned:  # queues deleted under us: declare again, once
                 for message in returned:
                     self._layout.forget(message.queue)
-                raise_first(await _confirmed(await self._batcher.submit_many(returned)))
+                raise_first(await self._batcher.submit_many(returned))
 
-    async def _flush(self, batch: Sequence[Outgoing]
-                     ) -> list[BaseException | asyncio.Future[None]]:
+    async def _flush(self, batch: Sequence[Outgoing],
+                     outcomes: Sequence[asyncio.Future[None]]) -> None:
         """Write what concurrent publishes gathered, in one write (``_amqp_publish``);
-        each gets a future of its confirm, settled by a task while the next batch is
-        written (up to ``_WINDOW`` batches await their confirms at once)."""
-        loop = asyncio.get_running_loop()
-        outcomes = [_quiet(loop.create_future()) for _ in batch]
+        their futures are settled with their confirms by a task while the next batch
+        is written (up to ``_WINDOW`` batches await their confirms at once)."""
         items: list[tuple[int, _amqp_publish.Item]] = []
         for index, message in enumerate(batch):
             try:
                 items.append((index, await self._item(message)))
             except Exception as exc:  # its queue could not be declared: that message fails
-                outcomes[index].set_exception(exc)
-        return await self._write(items, outcomes)
+                _resolve(outcomes[index], exc)
+        await self._write(items, outcomes)
 
-    async def _flush_items(self, batch: Sequence[_amqp_publish.Item]
-                           ) -> list[BaseException | asyncio.Future[None]]:
+    async def _flush_items(self, batch: Sequence[_amqp_publish.Item],
+                           outcomes: Sequence[asyncio.Future[None]]) -> None:
         """:meth:`_flush` for messages already made (:meth:`send_gathered`)."""
-        loop = asyncio.get_running_loop()
-        outcomes = [_quiet(loop.create_future()) for _ in batch]
-        return await self._write(list(enumerate(batch)), outcomes)
+        await self._write(list(enumerate(batch)), outcomes)
 
     async def _write(self, items: list[tuple[int, _amqp_publish.Item]],
-                     outcomes: list[asyncio.Future[None]]
-                     ) -> list[BaseException | asyncio.Future[None]]:
+                     outcomes: Sequence[asyncio.Future[None]]) -> None:
         loop = asyncio.get_running_loop()
         channel = await self.channel()
         if not _amqp_publish.supported(channel):
             await self._one_by_one(items, outcomes)
-            return list(outcomes)
+            return
         window = self._window
         await window.acquire()
         try:
@@ -158,11 +139,10 @@ class Publisher:
         task = loop.create_task(self._settle(written, items, outcomes))
         self._settling.add(task)
         task.add_done_callback(lambda done: self._settled(done, window, outcomes, written))
-        return list(outcomes)
 
     async def _settle(self, written: _amqp_publish.Written,
                       items: list[tuple[int, _amqp_publish.Item]],
-                      outcomes: list[asyncio.Future[None]]) -> None:
+                      outcomes: Sequence[asyncio.Future[None]]) -> None:
         results = await _amqp_publish.confirmed(written, self._conn.timeout)
         for (index, item), result in zip(items, results, strict=True):
             if result is None:
@@ -172,7 +152,8 @@ class Publisher:
                                                              item.routing_key))
 
     def _settled(self, task: asyncio.Task[None], window: asyncio.Semaphore,
-                 outcomes: list[asyncio.Future[None]], written: _amqp_publish.Written) -> None:
+                 outcomes: Sequence[asyncio.Future[None]], written: _amqp_publish.Written
+                 ) -> None:
         """A settle task ended, however (cancelled by ``close``, even before it ran)."""
         self._settling.discard(task)
         window.release()
@@ -185,7 +166,7 @@ class Publisher:
                                  "message may or may not be queued")
 
     async def _one_by_one(self, items: list[tuple[int, _amqp_publish.Item]],
-                          outcomes: list[asyncio.Future[None]]) -> None:
+                          outcomes: Sequence[asyncio.Future[None]]) -> None:
         for index, item in items:
             try:
                 await self.send(item.exchange, item.routing_key, item.body, item.properties)
@@ -251,7 +232,7 @@ class Publisher:
         await self._conn.connect()
         item = _amqp_publish.Item(exchange, routing_key, body, properties)
         try:
-            await (await self._gathered.submit(item))
+            await self._gathered.future(item)
         except Exception as exc:
             raise self.publish_error(exc, exchange, routing_key) from None
 

@@ -1,0 +1,106 @@
+"""A delivery as the consumer reads it, straight from aiormq.
+
+aio-pika hands a consumer each delivery as an ``IncomingMessage`` (about thirty
+attribute writes through a checking ``__setattr__``) from a task of its own, on top of
+the task aiormq already runs the callback in. The consumer registers with aio-pika
+(which brings its consumers back after a reconnect) and then puts the aiormq callback
+of :func:`callbacks` in aio-pika's place on the aiormq channel (:func:`take_over`): a
+delivery becomes a :class:`Received` (the few fields the consumer reads, looked up
+when read) in aiormq's task. A delivery that still comes the aio-pika way (before the
+swap, or the first one after a reconnect, which swaps again) is an ``IncomingMessage``,
+which has the same fields: the consumer reads either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel
+from aio_pika.exceptions import ChannelInvalidStateError
+from aiormq.abc import DeliveredMessage
+from pamqp import commands as spec
+
+__all__ = ["Message", "Received", "callbacks", "take_over"]
+
+#: the aiormq consumer callback :func:`take_over` installs
+FastCallback = Callable[[DeliveredMessage], Coroutine[Any, Any, None]]
+
+
+class Received:
+    """The fields of a delivery the consumer uses, as ``IncomingMessage`` names them."""
+
+    __slots__ = ("_channel", "_delivery", "_properties", "body")
+
+    def __init__(self, message: DeliveredMessage) -> None:
+        self._channel: Any = message.channel
+        self._delivery: Any = message.delivery  # a Basic.Deliver
+        self._properties: spec.Basic.Properties = message.header.properties
+        self.body = message.body
+
+    @property
+    def channel(self) -> Any:
+        """The aiormq channel it came on; raises once that channel is closed."""
+        if self._channel.is_closed:
+            raise ChannelInvalidStateError("the channel of this delivery is closed")
+        return self._channel
+
+    @property
+    def delivery_tag(self) -> int:
+        return int(self._delivery.delivery_tag or 0)
+
+    @property
+    def redelivered(self) -> bool:
+        return bool(self._delivery.redelivered)
+
+    @property
+    def headers(self) -> dict[str, Any]:
+        return self._properties.headers or {}
+
+    @property
+    def message_id(self) -> str | None:
+        return self._properties.message_id
+
+    @property
+    def correlation_id(self) -> str | None:
+        return self._properties.correlation_id
+
+    @property
+    def reply_to(self) -> str | None:
+        return self._properties.reply_to
+
+    @property
+    def priority(self) -> int | None:
+        return self._properties.priority
+
+
+#: what the consumer handles: an ``IncomingMessage`` or a :class:`Received`
+Message = AbstractIncomingMessage | Received
+
+
+def callbacks(on_message: Callable[[Message], None]
+              ) -> tuple[Callable[[AbstractIncomingMessage], Awaitable[None]], FastCallback]:
+    """aio-pika's consumer callback and aiormq's (:func:`take_over`) for ``on_message``;
+    the first one takes over again when a delivery comes its way (after a reconnect)."""
+
+    async def deliver(message: DeliveredMessage) -> None:
+        on_message(Received(message))
+
+    async def slow(message: AbstractIncomingMessage) -> None:
+        with contextlib.suppress(ChannelInvalidStateError):  # closed: nothing to swap
+            _swap(message.channel, message.consumer_tag, deliver)
+        on_message(message)
+
+    return slow, deliver
+
+
+async def take_over(channel: AbstractRobustChannel, tag: str, fast: FastCallback) -> None:
+    """Put ``fast`` in place of aio-pika's callback for consumer ``tag`` on ``channel``."""
+    _swap(await channel.get_underlay_channel(), tag, fast)
+
+
+def _swap(channel: Any, tag: str | None, fast: FastCallback) -> None:
+    consumers = getattr(channel, "consumers", None)  # aiormq's, by consumer tag
+    if tag is not None and consumers is not None and consumers.get(tag, fast) is not fast:
+        consumers[tag] = fast

@@ -1,0 +1,49 @@
+"""The hand-made content frames of a published message (asyncq/brokers/amqp/_header.py)
+are byte for byte what pamqp writes, and anything unusual still goes through pamqp."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from pamqp import commands as spec
+
+from asyncq.brokers.amqp._header import _pamqp_frames, content_frames
+from asyncq.brokers.amqp._layout import new_properties
+
+NOW = dt.datetime(2026, 12, 3, 16, 50, 7, tzinfo=dt.UTC)
+
+CASES = [
+    new_properties(headers={}, correlation_id="a" * 32, reply_to=None),
+    new_properties(headers={}, correlation_id="t1", reply_to="amq.rabbitmq.reply-to.g1h2",
+                   priority=7),
+    new_properties(headers={}, correlation_id=None, reply_to=None, persistent=False),
+    new_properties(headers={"x-asyncq-eta": 1234567890123, "s": "é"}, correlation_id="c",
+                   reply_to=None),  # a table: pamqp's
+    spec.Basic.Properties(delivery_mode=2, message_id="m", timestamp=NOW),
+    spec.Basic.Properties(headers=None, correlation_id="", message_id="m"),
+    spec.Basic.Properties(delivery_mode=2, content_type="application/x-msgpack"),
+    spec.Basic.Properties(message_id="é" * 200),  # over 255 bytes: pamqp raises
+    spec.Basic.Properties(message_id="ü" * 100, timestamp=NOW.replace(tzinfo=None)),
+    spec.Basic.Properties(),
+]
+
+
+@pytest.mark.parametrize("props", CASES)
+@pytest.mark.parametrize("body", [b"", b"\x93\x01\x02", bytes(range(256)) * 700])
+def test_same_bytes_as_pamqp(props: spec.Basic.Properties, body: bytes) -> None:
+    try:
+        expected = _pamqp_frames(5, body, props, 131_072 - 8)
+    except Exception as exc:  # pamqp refuses it: so does content_frames, the same way
+        with pytest.raises(type(exc)):
+            content_frames(5, body, props, 131_072 - 8)
+        return
+    assert content_frames(5, body, props, 131_072 - 8) == expected
+
+
+def test_a_priority_out_of_range_goes_to_pamqp() -> None:
+    props = spec.Basic.Properties(priority=300, message_id="m")
+    with pytest.raises(Exception):  # noqa: B017, PT011 - whatever pamqp raises
+        _pamqp_frames(1, b"x", props, 1000)
+    with pytest.raises(Exception):  # noqa: B017, PT011
+        content_frames(1, b"x", props, 1000)
