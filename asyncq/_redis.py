@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from redis import exceptions as rexc
 
 from asyncq import _sentinel, records
+from asyncq._resp import fast_packing
 from asyncq._urls import mask_url, redact
 from asyncq.errors import BrokerUnavailable, ConfigurationError, NotReplicated
 
@@ -85,6 +86,7 @@ def _pool(url: str, scheme: str, query: str, *, socket_timeout: float,
         **connection_options(socket_timeout, connect_timeout, max_connections),
         **(_tls_defaults(query) if scheme == "rediss" else {}),
     )
+    pool.connection_class = fast_packing(pool.connection_class)  # the same bytes, less CPU
     # An unknown URL option (?foo=1) fails only when a connection is made: build one
     # now (no I/O) so that it is a ConfigurationError here, not a TypeError later.
     pool.connection_class(**pool.connection_kwargs)

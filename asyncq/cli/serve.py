@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -83,6 +84,11 @@ def default_handlers() -> None:
 
 async def _announce(instance: Worker) -> None:
     await instance.started.wait()
+    # What start-up made (modules, the app, its clients) lives as long as the process:
+    # kept out of the collector's full passes, which otherwise walk all of it again and
+    # again while the worker makes and drops a few objects per message.
+    gc.collect()
+    gc.freeze()
     logger.info("ready: consuming %s", ", ".join(instance.queues))
     mark_ready()
 
