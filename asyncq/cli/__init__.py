@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import multiprocessing
 import os
+import signal
 import sys
 from typing import Annotated, Literal
 
@@ -153,25 +155,16 @@ def worker(
                           unsafe_server=_choice(unsafe_server), threads=threads)
     except (AsyncqError, ValueError) as exc:
         raise fail(str(exc)) from None
+    # Until the event loop installs the worker's own handlers, SIGTERM stops the worker
+    # as Ctrl-C does (nothing is consumed yet): without this, a SIGTERM sent as soon as
+    # the banner shows ended the process by the default action, exit status -15.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     if reload:  # the child this starts prints the banner, and again after each change
         raise typer.Exit(reload_worker(app_path, sys.argv[1:], shutdown_timeout))
-    if os.environ.get(RELOAD_CHILD_ENV):
-        stop_with_parent()
-    if child:  # one of `-w N`'s processes: the supervisor printed the banner
-        multiprocessing.current_process().name = f"Worker-{child}"
-        stop_with_parent()
-    else:
-        _print_banner(app, instance, workers or 1, json_)
-        _warn_unused(app, instance.queues)
-        if workers or max_tasks_per_child or max_memory_per_child:
-            raise typer.Exit(supervise(workers or 1, sys.argv[1:]))
-    try:
-        run_async(serve(instance, Beat(app) if with_beat else None,
-                        patience=CHILD_START_PATIENCE if child else 0.0))
-    except AsyncqError as exc:
-        raise fail(str(exc)) from None
-    except KeyboardInterrupt:
-        pass
+    with contextlib.suppress(KeyboardInterrupt):  # also a SIGTERM before the loop's handlers
+        _start_and_serve(app, instance, child=child, processes=workers,
+                         recycle=bool(max_tasks_per_child or max_memory_per_child),
+                         json_=json_, with_beat=with_beat)
     raise typer.Exit(child_exit_code(guards))
 
 
@@ -191,6 +184,32 @@ def _check_numbers(**values: float) -> None:
 
 def _number(value: float) -> str:
     return str(int(value)) if math.isfinite(value) and value == int(value) else f"{value:g}"
+
+
+def _start_and_serve(app: App, instance: Worker, *, child: str | None, processes: int | None,
+                     recycle: bool, json_: bool, with_beat: bool) -> None:
+    if os.environ.get(RELOAD_CHILD_ENV):
+        stop_with_parent()
+    if child:  # one of `-w N`'s processes: the supervisor printed the banner
+        multiprocessing.current_process().name = f"Worker-{child}"
+        stop_with_parent()
+    else:
+        _print_banner(app, instance, processes or 1, json_)
+        _warn_unused(app, instance.queues)
+        if processes or recycle:
+            raise typer.Exit(_supervise(processes or 1))
+    try:
+        run_async(serve(instance, Beat(app) if with_beat else None,
+                        patience=CHILD_START_PATIENCE if child else 0.0))
+    except AsyncqError as exc:
+        raise fail(str(exc)) from None
+
+
+def _supervise(processes: int) -> int:
+    try:
+        return supervise(processes, sys.argv[1:])
+    except KeyboardInterrupt:  # stopped before the supervisor's own handlers (no child yet)
+        return 0
 
 
 def _print_banner(app: App, instance: Worker, processes: int, json_: bool) -> None:
