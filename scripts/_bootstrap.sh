@@ -32,9 +32,7 @@ asyncq_make_venv() {
 
 asyncq_install() {
     echo "asyncq: installing the project into .venv (pip install -e '.[dev]')" >&2
-    # --no-compile: no .pyc for the ~100 packages up front (mkdocs-material, mypy, selenium
-    # ...); Python writes one for each module the first time it is imported
-    .venv/bin/pip install -q --no-compile -e '.[dev]' \
+    .venv/bin/pip install -q -e '.[dev]' \
         || asyncq_die "'.venv/bin/pip install -e .[dev]' failed (see above)"
     touch "$asyncq_stamp"
 }
