@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 
+from tests._order import deal, workers_of
+
 REDIS_URL = os.environ.get("ASYNCQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 AMQP_URL = os.environ.get("ASYNCQ_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 HOW = "run ./scripts/test (it finds or starts the servers) or set ASYNCQ_TEST_{}_URL"
@@ -29,6 +31,12 @@ def _reachable(url: str, default_port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In a parallel run the slowest tests start first, spread over the processes."""
+    items[:] = deal(items, workers_of(config))
 
 
 @pytest.fixture(scope="session")

@@ -19,11 +19,16 @@ def test_core_benchmark_smoke(fixture: str, request: pytest.FixtureRequest,
     out = tmp_path / "core.json"
     result = subprocess.run(
         [sys.executable, str(CORE), "--broker", url, "--drain", "300", "--enqueue", "300",
-         "--round-trip", "30", "--concurrency", "20", "--json", str(out)],
+         "--round-trip", "30", "--concurrency", "20", "--fan-in", "300", "--inflight", "50",
+         "--json", str(out)],
         capture_output=True, text=True, timeout=180, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     figures = json.loads(out.read_text())
     for workload in ("enqueue_concurrent", "enqueue_batch", "drain", "drain_backlog_first"):
         assert figures[workload]["per_s"] > 0, workload
     assert 0 < figures["round_trip"]["p50_ms"] <= figures["round_trip"]["p99_ms"]
+    # a small fan-in (its default is 20,000 calls: most of the smoke's time when it ran)
+    assert figures["fan_in"]["tasks"] == 300
+    assert figures["fan_in"]["per_s"] > 0
+    assert figures["fan_in"]["vs_drain"] > 0
     assert "guest:guest" not in out.read_text()
