@@ -48,6 +48,11 @@ class EarlyResults:
         raw = self._young.pop(key, None)
         return self._old.pop(key, None) if raw is None else raw
 
+    def peek(self, key: bytes) -> bytes | None:
+        """The record kept for ``key`` (left in place), or None."""
+        raw = self._young.get(key)
+        return self._old.get(key) if raw is None else raw
+
     def age(self) -> None:
         """Rotate if the young generation is ``EARLY_AGE`` old (called now and then)."""
         if (self._young or self._old) and time.monotonic() - self._since > EARLY_AGE:

@@ -95,7 +95,9 @@ class Listener:
         #: the backend's generation since which the reply channel is live (subscribed,
         #: confirmed, nothing lost since), None while it is not (see ``wait_mine``)
         self._live: int | None = None
-        self._early = EarlyResults(lambda: self._new_generation(live=True))
+        # records dropped: a new generation, live only if the channel is (not while the
+        # connection is away or the channel given up)
+        self._early = EarlyResults(lambda: self._new_generation(live=self._live is not None))
 
     def _new_generation(self, *, live: bool) -> None:
         """Handles made from now on (``live``), or none (not ``live``), may skip reading
@@ -114,7 +116,9 @@ class Listener:
         channel (or came, and waits in ``self._early``), so its key is not read.
         """
         key = self._key_of(task_id).encode()
-        early = self._early.take(key)
+        # only the stamped handle claims an early record; any other wait (app.result of
+        # this id) reads the key and leaves the record to the handle, which will not
+        early = self._early.take(key) if since is not None else self._early.peek(key)
         if early is not None:
             if self._genuine_for(task_id, early):
                 return early

@@ -1,0 +1,114 @@
+"""Redis results, review of the reply-channel skip: cases where a handle stamped while the
+reply channel was live must still get its record without waiting for the slow recheck.
+
+Each test awaits with a timeout far below the listener's recheck interval (30 s): a record
+that is stored but missed shows up as a ResultTimeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+import asyncq
+from asyncq.results.redis import result_key
+from tests.integration.test_reply_generation import _live, _tasks, _until
+
+
+@pytest.fixture
+async def app(redis_url: str, redis_cleanup: Callable[[str], None]) -> AsyncIterator[asyncq.App]:
+    queue = f"replyrev-{uuid.uuid4().hex[:8]}"
+    redis_cleanup(queue)
+    app = asyncq.App(f"replyrev{uuid.uuid4().hex[:6]}", broker=redis_url, default_queue=queue)
+    async with app:
+        yield app
+        await app.broker.delete_queue(queue)
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+async def _early_record(app: asyncq.App, client: aioredis.Redis, double: Any) -> Any:
+    """A handle stamped live whose record already waits in the early table."""
+    listener: Any = app.backend._listener  # type: ignore[attr-defined]
+    handle = await double.enqueue(21)
+    await _until(lambda: client.exists(result_key(handle.id)))
+    await _until(lambda: len(listener._early) >= 1)
+    return handle
+
+
+async def test_app_result_of_an_own_id_does_not_take_the_handles_early_record(
+        app: asyncq.App, client: aioredis.Redis) -> None:
+    gate = asyncio.Event()
+    held, double = _tasks(app, gate)
+    async with asyncq.Worker(app, concurrency=20):
+        keeper = await _live(app, held)
+        handle = await _early_record(app, client, double)
+        assert await app.result(handle.id).get(timeout=5) == 42
+        assert await handle.get(timeout=5) == 42  # was: ResultTimeout (until the 30 s recheck)
+        gate.set()
+        assert await keeper == -1
+
+
+async def test_two_concurrent_awaits_of_a_handle_whose_record_came_early(
+        app: asyncq.App, client: aioredis.Redis) -> None:
+    gate = asyncio.Event()
+    held, double = _tasks(app, gate)
+    async with asyncq.Worker(app, concurrency=20):
+        keeper = await _live(app, held)
+        handle = await _early_record(app, client, double)
+        assert await asyncio.gather(handle.get(timeout=5), handle.get(timeout=5)) == [42, 42]
+        gate.set()
+        assert await keeper == -1
+
+
+async def test_an_await_cancelled_just_as_its_record_came_leaves_it_for_the_next(
+        app: asyncq.App, client: aioredis.Redis) -> None:
+    gate = asyncio.Event()
+    held, _ = _tasks(app, gate)
+    listener: Any = app.backend._listener  # type: ignore[attr-defined]
+    async with asyncq.Worker(app, concurrency=20):
+        keeper = await _live(app, held)
+        slow = asyncio.Event()
+
+        @app.task
+        async def later(n: int) -> int:
+            await slow.wait()
+            return n
+
+        handle = await later.enqueue(7)
+        first = asyncio.ensure_future(handle.get(timeout=20))
+        key = result_key(handle.id).encode()
+        await _until(lambda: key in listener._mine)
+        resolve = listener._resolve
+
+        def resolve_then_cancel(entry: Any, raw: bytes) -> None:
+            resolve(entry, raw)  # the record reaches the waiter ...
+            if entry is not None and entry[0] == handle.id:
+                first.cancel()  # ... and its caller is cancelled in the same turn
+
+        listener._resolve = resolve_then_cancel
+        slow.set()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        listener._resolve = resolve
+        assert await handle.get(timeout=5) == 7  # was: ResultTimeout
+        gate.set()
+        assert await keeper == -1
+
+
+async def test_an_infinite_timeout_waits(app: asyncq.App) -> None:
+    gate = asyncio.Event()
+    _, double = _tasks(app, gate)
+    async with asyncq.Worker(app, concurrency=20):
+        handle = await double.enqueue(4)
+        assert await handle.get(timeout=float("inf")) == 8  # was: OverflowError
