@@ -34,7 +34,7 @@ from redis.asyncio.client import PubSub
 from asyncq import _redis
 from asyncq._batch import Coalescer
 from asyncq._record_signing import open_record
-from asyncq.errors import DecodeError
+from asyncq.errors import DecodeError, ResultUnavailable
 from asyncq.records import decode_record, is_final
 from asyncq.results import ResultBackend, _pubsub
 from asyncq.results._early import EarlyResults
@@ -388,6 +388,12 @@ class Listener:
         self._new_generation(live=False)
         self._early.clear()
         self._reply = None
+        # nothing reads for them any more: they would wait for ever
+        closed = ResultUnavailable("the result backend was closed")
+        for _, futs in [*self._waiters.values(), *self._mine.values()]:
+            for fut in futs:
+                if not fut.done():
+                    fut.set_exception(closed)
         if self._pubsub is not None:
             pubsub, self._pubsub = self._pubsub, None
             await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -112,3 +112,23 @@ async def test_an_infinite_timeout_waits(app: asyncq.App) -> None:
     async with asyncq.Worker(app, concurrency=20):
         handle = await double.enqueue(4)
         assert await handle.get(timeout=float("inf")) == 8  # was: OverflowError
+
+
+async def test_waits_in_flight_when_the_app_closes_end(redis_url: str) -> None:
+    queue = f"replyrev-{uuid.uuid4().hex[:8]}"
+    app = asyncq.App(f"replyrev{uuid.uuid4().hex[:6]}", broker=redis_url, default_queue=queue)
+
+    @app.task
+    async def never(n: int) -> int:  # no worker runs it
+        return n
+
+    async with app:
+        unstamped = asyncio.ensure_future((await never.enqueue(1)).get())
+        await _until(lambda: app.backend._listener._live is not None)  # type: ignore[attr-defined]
+        stamped = asyncio.ensure_future((await never.enqueue(2)).get())
+        other = asyncio.ensure_future(app.result(uuid.uuid4().hex).get())
+        await asyncio.sleep(0.3)
+        await app.broker.delete_queue(queue)
+    for wait in (unstamped, stamped, other):  # was: each waited for ever
+        with pytest.raises(asyncq.ResultUnavailable, match="closed"):
+            await asyncio.wait_for(wait, 5)
