@@ -39,7 +39,7 @@ class EarlyResults:
 
     def keep(self, key: bytes, raw: bytes) -> None:
         self._young[key] = raw
-        self._bytes += len(raw)
+        self._bytes += len(key) + len(raw)  # (a key is whatever was published)
         if len(self._young) >= EARLY_COUNT or self._bytes >= EARLY_BYTES:
             self.rotate()
 
