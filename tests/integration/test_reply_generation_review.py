@@ -132,3 +132,26 @@ async def test_waits_in_flight_when_the_app_closes_end(redis_url: str) -> None:
     for wait in (unstamped, stamped, other):  # was: each waited for ever
         with pytest.raises(asyncq.ResultUnavailable, match="closed"):
             await asyncio.wait_for(wait, 5)
+
+
+async def test_a_handle_stamped_live_and_awaited_after_the_channel_was_released(
+        app: asyncq.App) -> None:
+    gate, slow = asyncio.Event(), asyncio.Event()
+    held, _ = _tasks(app, gate)
+    listener: Any = app.backend._listener  # type: ignore[attr-defined]
+
+    @app.task
+    async def later(n: int) -> int:
+        await slow.wait()
+        return n
+
+    async with asyncq.Worker(app, concurrency=20):
+        keeper = await _live(app, held)
+        handle = await later.enqueue(3)  # stamped while live
+        assert handle._since is not None
+        gate.set()
+        assert await keeper == -1
+        await _until(lambda: listener._reply is None)  # released after REPLY_IDLE
+        slow.set()  # its record is published while nobody listens
+        await _until(lambda: app.backend.get(handle.id))
+        assert await handle.get(timeout=5) == 3
