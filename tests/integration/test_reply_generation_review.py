@@ -155,3 +155,29 @@ async def test_a_handle_stamped_live_and_awaited_after_the_channel_was_released(
         slow.set()  # its record is published while nobody listens
         await _until(lambda: app.backend.get(handle.id))
         assert await handle.get(timeout=5) == 3
+
+
+async def test_handles_awaited_only_after_a_reconnect_get_what_was_published_meanwhile(
+        app: asyncq.App, client: aioredis.Redis) -> None:
+    gate, release = asyncio.Event(), asyncio.Event()
+    held, _ = _tasks(app, gate)
+    listener: Any = app.backend._listener  # type: ignore[attr-defined]
+
+    @app.task
+    async def later(n: int) -> int:
+        await release.wait()
+        return n
+
+    async with asyncq.Worker(app, concurrency=40):
+        keeper = await _live(app, held)
+        handles = [await later.enqueue(i) for i in range(20)]  # stamped live, not awaited
+        live = listener._live
+        host, port = listener._pubsub.connection._writer.get_extra_info("sockname")[:2]
+        assert await client.client_kill_filter(_type="pubsub", addr=f"{host}:{port}") == 1
+        release.set()  # stored and published around the reconnect
+        await _until(lambda: listener._live is not None and listener._live != live)
+        for h in handles:
+            await _until(lambda h=h: client.exists(result_key(h.id)))
+        assert [await h.get(timeout=5) for h in handles] == list(range(20))
+        gate.set()
+        assert await keeper == -1
