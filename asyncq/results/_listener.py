@@ -95,8 +95,7 @@ class Listener:
         #: the backend's generation since which the reply channel is live (subscribed,
         #: confirmed, nothing lost since), None while it is not (see ``wait_mine``)
         self._live: int | None = None
-        # records dropped: a new generation, live only if the channel is (not while the
-        # connection is away or the channel given up)
+        # records dropped: a new generation (live only if the channel still is)
         self._early = EarlyResults(lambda: self._new_generation(live=self._live is not None))
 
     def _new_generation(self, *, live: bool) -> None:
@@ -116,8 +115,7 @@ class Listener:
         channel (or came, and waits in ``self._early``), so its key is not read.
         """
         key = self._key_of(task_id).encode()
-        # only the stamped handle claims an early record; any other wait (app.result of
-        # this id) reads the key and leaves the record to the handle, which will not
+        # only the stamped handle, which reads no key, claims an early record
         early = self._early.take(key) if since is not None else self._early.peek(key)
         if early is not None:
             if self._genuine_for(task_id, early):
@@ -388,12 +386,10 @@ class Listener:
         self._new_generation(live=False)
         self._early.clear()
         self._reply = None
-        # nothing reads for them any more: they would wait for ever
-        closed = ResultUnavailable("the result backend was closed")
         for _, futs in [*self._waiters.values(), *self._mine.values()]:
-            for fut in futs:
+            for fut in futs:  # nothing reads for them any more
                 if not fut.done():
-                    fut.set_exception(closed)
+                    fut.set_exception(ResultUnavailable("the result backend was closed"))
         if self._pubsub is not None:
             pubsub, self._pubsub = self._pubsub, None
             await pubsub.aclose()  # type: ignore[no-untyped-call]
