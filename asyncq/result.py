@@ -73,8 +73,11 @@ class TaskResult(Generic[R]):
         if (app is None or app.bound_loop is not asyncio.get_running_loop()
                 or app.backend is not self._backend):
             await ensure_loop(self._backend)  # (the common case needs no coroutine)
-        record = await self._backend.wait(self.id, timeout, since=self._since)
-        self._since = None  # its record is no longer on its way: a second await reads it
+        # the record comes over the channel once, to one wait: any further await (one
+        # running alongside, or after this one timed out or was cancelled just as the
+        # record reached it) reads the key
+        since, self._since = self._since, None
+        record = await self._backend.wait(self.id, timeout, since=since)
         try:
             return unwrap(self.id, record)
         except (TaskFailed, TaskCancelled) as exc:

@@ -44,7 +44,10 @@ class Deadlines:
         task: asyncio.Task[object] | None = asyncio.current_task(loop)
         assert task is not None
         cancelling = task.cancelling()
-        number = math.ceil((loop.time() + delay) / GRAIN)
+        when = (loop.time() + delay) / GRAIN
+        if not math.isfinite(when):  # timeout=inf (or too far to schedule): no timer
+            return await awaitable
+        number = math.ceil(when)
         slot = self._slots.get(number)
         if slot is None:
             slot = self._slots[number] = (set(), loop.call_at(number * GRAIN, self._fire, number))

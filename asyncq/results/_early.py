@@ -39,7 +39,7 @@ class EarlyResults:
 
     def keep(self, key: bytes, raw: bytes) -> None:
         self._young[key] = raw
-        self._bytes += len(raw)
+        self._bytes += len(key) + len(raw)  # (a key is whatever was published)
         if len(self._young) >= EARLY_COUNT or self._bytes >= EARLY_BYTES:
             self.rotate()
 
@@ -47,6 +47,11 @@ class EarlyResults:
         """The record kept for ``key`` (removed), or None."""
         raw = self._young.pop(key, None)
         return self._old.pop(key, None) if raw is None else raw
+
+    def peek(self, key: bytes) -> bytes | None:
+        """The record kept for ``key`` (left in place), or None."""
+        raw = self._young.get(key)
+        return self._old.get(key) if raw is None else raw
 
     def age(self) -> None:
         """Rotate if the young generation is ``EARLY_AGE`` old (called now and then)."""

@@ -34,7 +34,7 @@ from redis.asyncio.client import PubSub
 from asyncq import _redis
 from asyncq._batch import Coalescer
 from asyncq._record_signing import open_record
-from asyncq.errors import DecodeError
+from asyncq.errors import DecodeError, ResultUnavailable
 from asyncq.records import decode_record, is_final
 from asyncq.results import ResultBackend, _pubsub
 from asyncq.results._early import EarlyResults
@@ -95,7 +95,8 @@ class Listener:
         #: the backend's generation since which the reply channel is live (subscribed,
         #: confirmed, nothing lost since), None while it is not (see ``wait_mine``)
         self._live: int | None = None
-        self._early = EarlyResults(lambda: self._new_generation(live=True))
+        # records dropped: a new generation (live only if the channel still is)
+        self._early = EarlyResults(lambda: self._new_generation(live=self._live is not None))
 
     def _new_generation(self, *, live: bool) -> None:
         """Handles made from now on (``live``), or none (not ``live``), may skip reading
@@ -114,7 +115,8 @@ class Listener:
         channel (or came, and waits in ``self._early``), so its key is not read.
         """
         key = self._key_of(task_id).encode()
-        early = self._early.take(key)
+        # only the stamped handle, which reads no key, claims an early record
+        early = self._early.take(key) if since is not None else self._early.peek(key)
         if early is not None:
             if self._genuine_for(task_id, early):
                 return early
@@ -384,6 +386,10 @@ class Listener:
         self._new_generation(live=False)
         self._early.clear()
         self._reply = None
+        for _, futs in [*self._waiters.values(), *self._mine.values()]:
+            for fut in futs:  # nothing reads for them any more
+                if not fut.done():
+                    fut.set_exception(ResultUnavailable("the result backend was closed"))
         if self._pubsub is not None:
             pubsub, self._pubsub = self._pubsub, None
             await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -91,3 +91,14 @@ def test_a_second_event_loop_gets_timers_of_its_own() -> None:
 
     asyncio.run(stranded())
     asyncio.run(times_out())
+
+
+@pytest.mark.parametrize("delay", [float("inf"), 1e308])
+async def test_a_delay_too_far_to_schedule_waits_without_a_timer(delay: float) -> None:
+    deadlines = Deadlines()  # asyncio.timeout accepts these too
+    fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    wait = asyncio.ensure_future(deadlines.within(fut, delay))
+    await asyncio.sleep(0)
+    assert deadlines._slots == {}
+    fut.set_result(1)
+    assert await wait == 1
