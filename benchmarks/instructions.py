@@ -58,6 +58,7 @@ def count(tree: Path, tasks: int, drain: bool, program: Path, broker: str,
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/cg.out",
              sys.executable, str(program), str(tasks), "1" if drain else "0"],
             env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin", "CG_BROKER": broker,
+                 "PYTHONHASHSEED": "0",
                  "CG_OBSERVE": "1" if observe else "0"},
             capture_output=True, text=True, check=True)
     found = re.search(r"Collected : (\d+)", result.stderr)
@@ -68,6 +69,9 @@ def count(tree: Path, tasks: int, drain: bool, program: Path, broker: str,
 
 def per_task(tree: Path, tasks: int, program: Path, broker: str,
              observe: bool = False) -> dict[str, float]:
+    subprocess.run([sys.executable, str(program), "10", "1"], check=True,  # writes the .pyc
+                   env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin", "CG_BROKER": broker,
+                        "CG_OBSERVE": "1" if observe else "0"})
     base = count(tree, 0, False, program, broker, observe)
     produced = count(tree, tasks, False, program, broker, observe)
     idle_worker = count(tree, 0, True, program, broker, observe)

@@ -1,8 +1,12 @@
 """The Redis bus: a bounded stream of events, pub/sub topics, a hash of workers.
 
-Events are written in batches, one stream entry per batch (``XADD ... MAXLEN ~``
-:data:`MAX_BATCHES`), so a worker running thousands of tasks a second adds about four
-entries a second.
+Events are written in batches: each flush of a worker becomes one stream entry per
+:data:`ROWS_PER_ENTRY` events at most (a msgpack array in the field ``m``), so a worker
+running thousands of tasks a second adds a few entries a second, and an entry stays
+small (about 60 kB for 500 outcome rows). The stream is trimmed by entries
+(``XADD ... MAXLEN ~`` :data:`MAX_ENTRIES`), which with rows capped per entry bounds it by
+events: it keeps about :data:`MAX_STREAM_EVENTS` recent events (some more while Redis
+trims whole nodes; about 12 MB of outcome rows), however large the batches.
 """
 
 from __future__ import annotations
@@ -10,16 +14,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 import redis.asyncio as aioredis
 
 from asyncq.events import FORGET_AFTER, Event, decode, encode, pack_events, unpack_events
 
-__all__ = ["MAX_BATCHES", "RedisBus", "events_key", "workers_key"]
+__all__ = ["MAX_ENTRIES", "MAX_STREAM_EVENTS", "ROWS_PER_ENTRY", "RedisBus", "events_key",
+           "workers_key"]
 
-#: Entries (batches of events) the stream keeps, approximately (XADD MAXLEN ~).
-MAX_BATCHES = 2_000
+#: Events (maps or outcome rows) in one stream entry at most.
+ROWS_PER_ENTRY: Final = 500
+#: Recent events the stream keeps, about (it is trimmed by entries).
+MAX_STREAM_EVENTS: Final = 100_000
+#: Entries the stream keeps, approximately (``XADD ... MAXLEN ~``).
+MAX_ENTRIES: Final = MAX_STREAM_EVENTS // ROWS_PER_ENTRY
 
 
 def events_key(app: str) -> str:
@@ -64,12 +73,21 @@ class RedisBus:
         return f"asyncq:bus:{{{self._app}}}:{topic}"
 
     async def emit(self, events: Sequence[Event]) -> None:
-        """One stream entry per batch (field ``m``: a msgpack array), so a busy worker
-        adds a few entries a second, not one per event."""
+        """One stream entry per :data:`ROWS_PER_ENTRY` events (field ``m``: a msgpack
+        array), in one round trip, so a busy worker adds a few entries a second, not one
+        per event, and the stream's size is bounded by events."""
         if not events:
             return
-        await self._client.xadd(self._events, {"m": pack_events(events)},
-                                maxlen=MAX_BATCHES, approximate=True)
+        if len(events) <= ROWS_PER_ENTRY:
+            await self._client.xadd(self._events, {"m": pack_events(events)},
+                                    maxlen=MAX_ENTRIES, approximate=True)
+            return
+        async with self._client.pipeline(transaction=False) as pipe:
+            for start in range(0, len(events), ROWS_PER_ENTRY):
+                chunk = events[start:start + ROWS_PER_ENTRY]
+                pipe.xadd(self._events, {"m": pack_events(chunk)}, maxlen=MAX_ENTRIES,
+                          approximate=True)
+            await pipe.execute()
 
     async def follow(self, history: int = 0) -> AsyncIterator[dict[str, Any]]:
         last: Any = "$"
@@ -92,15 +110,17 @@ class RedisBus:
         events: list[dict[str, Any]] = []
         newest: Any = "$"
         end: Any = "+"
+        page = 2  # an entry holds up to ROWS_PER_ENTRY events: read few, then more
         while len(events) < count:
-            entries: Any = await self._client.xrevrange(self._events, max=end, count=50)
+            entries: Any = await self._client.xrevrange(self._events, max=end, count=page)
             if newest == "$" and entries:
                 newest = entries[0][0]
             for _ref, fields in entries:
                 events[:0] = _batch(fields)
-            if len(entries) < 50:
+            if len(entries) < page:
                 break
             end = "(" + _text(entries[-1][0])
+            page = min(page * 2, 50)
         return events[-count:], newest
 
     async def recent(self, count: int) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from asyncq.events import MAX_EVENTS, Bus, Subscription, bus_for, worker_name
@@ -44,20 +44,46 @@ FLUSH_EVERY: Final = 0.25
 STOP_TIMEOUT: Final = 5.0
 #: Outcomes an observer holds between two batches at most (the oldest are dropped).
 MAX_OUTCOMES: Final = 1_000_000
+#: Seconds between two warnings that events were dropped, at least.
+WARN_EVERY: Final = 60.0
+
+
+class Drops:
+    """Events a worker dropped because more than its buffer's limit came between two
+    batches (the oldest go): counted (``asyncq_events_dropped_total`` with metrics on)
+    and logged at most once every :data:`WARN_EVERY` seconds."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._since_warning = 0
+        self._warned_at = -WARN_EVERY
+
+    def note(self, count: int, limit: int) -> None:
+        self.count += count
+        self._since_warning += count
+        now = time.monotonic()
+        if now - self._warned_at >= WARN_EVERY:
+            logger.warning("dropped %d event(s) (more than %d between two batches, every "
+                           "%gs); metrics still count every run", self._since_warning,
+                           limit, FLUSH_EVERY)
+            self._warned_at = now
+            self._since_warning = 0
 
 
 class _Side:
     """What a running worker's monitor holds: its bus, buffer and background tasks."""
 
-    def __init__(self, worker: Worker, bus: Bus, interval: float) -> None:
+    def __init__(self, worker: Worker, bus: Bus, interval: float, drops: Drops,
+                 limit: int = MAX_EVENTS) -> None:
         self.worker = worker
+        self.drops = drops
         self.bus = bus
         self.interval = interval
         self.name = worker_name()
         self.started = time.time()
         #: events as dicts, or outcome rows (tuples: :data:`asyncq.events.ROW`)
         self.buffer: collections.deque[dict[str, Any] | tuple[Any, ...]] = collections.deque(
-            maxlen=MAX_EVENTS)
+            maxlen=limit)
         self.tasks: list[asyncio.Task[None]] = []
         self.subscription: Subscription | None = None
         #: called before each batch with the worker's name: outcome rows to send
@@ -76,11 +102,20 @@ class _Side:
     def add(self, event: dict[str, Any]) -> None:
         event["ts"] = time.time()
         event["worker"] = self.name
-        self.buffer.append(event)
+        self.keep((event,))
+
+    def keep(self, events: Sequence[dict[str, Any] | tuple[Any, ...]]) -> None:
+        """Buffer events; the oldest beyond the buffer's limit are dropped and counted."""
+        buffer = self.buffer
+        limit = buffer.maxlen or 0
+        over = len(buffer) + len(events) - limit
+        if over > 0:
+            self.drops.note(over, limit)
+        buffer.extend(events)
 
     async def flush(self) -> None:
         if self.source is not None:
-            self.buffer.extend(self.source(self.name))
+            self.keep(self.source(self.name))
         if not self.buffer:
             return
         batch = list(self.buffer)  # outcome rows go as they are: readers make them maps
@@ -92,7 +127,7 @@ class _Side:
 
     async def beat(self, state: str) -> None:
         info = self.info(state)
-        self.buffer.append({**info, "type": f"worker-{state}"})
+        self.keep(({**info, "type": f"worker-{state}"},))
         try:
             await self.bus.put_worker(self.name, info)
         except Exception as exc:
@@ -119,6 +154,10 @@ class Heartbeats(Middleware):
             raise ValueError("the heartbeat interval must be positive")
         self.interval = interval
         self.control = control
+        #: events buffered between two batches at most (beyond: the oldest are dropped)
+        self.buffer_limit = MAX_EVENTS
+        #: events dropped so far (all the workers this middleware served)
+        self.drops = Drops()
         self._side: _Side | None = None
 
     @property
@@ -126,7 +165,8 @@ class Heartbeats(Middleware):
         return self._side
 
     async def worker_start(self, worker: Worker) -> None:
-        side = self._side = _Side(worker, bus_for(worker.app), self.interval)
+        side = self._side = _Side(worker, bus_for(worker.app), self.interval, self.drops,
+                                  self.buffer_limit)
         await side.beat("online")
         side.tasks += [asyncio.create_task(side.heartbeat_loop(), name="asyncq-heartbeat"),
                        asyncio.create_task(side.flush_loop(), name="asyncq-events")]
@@ -195,7 +235,7 @@ async def _say_goodbye(side: _Side) -> None:
     if side.subscription is not None:
         with contextlib.suppress(Exception):
             await side.subscription.aclose()
-    side.buffer.append({**side.info("offline"), "type": "worker-offline"})
+    side.keep(({**side.info("offline"), "type": "worker-offline"},))
     await side.flush()
     with contextlib.suppress(Exception):
         await side.bus.drop_worker(side.name)
@@ -272,7 +312,7 @@ class Events(Heartbeats):
         """Buffer outcome rows made by :func:`~asyncq.middleware._row.drain`."""
         side = self._side
         if side is not None and rows:
-            side.buffer.extend(rows)
+            side.keep(rows)
 
     @property
     def name(self) -> str:

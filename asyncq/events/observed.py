@@ -33,6 +33,7 @@ class Observed(Middleware):
         self.outcomes: collections.deque[OutcomeRow] = collections.deque(maxlen=MAX_OUTCOMES)
         events.source = self._for_events
         metrics.stats.source = self._for_metrics
+        metrics.events_dropped = lambda: events.drops.count
 
     def uses(self, hook: str) -> bool:
         if hook == "before_run":  # task-started events only
@@ -40,7 +41,8 @@ class Observed(Middleware):
         return super().uses(hook)
 
     def _for_events(self, worker: str) -> list[tuple[Any, ...]]:
-        """Rows for the event batch (the metrics get them too)."""
+        """Rows for the event batch (the metrics get them first: the events may drop
+        some, the metrics count every run)."""
         rows = drain(self.outcomes)
         self.metrics.stats.pending.extend(rows)
         return rows

@@ -18,6 +18,8 @@ from typing import Any, Final
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.utils import INF
 
+from asyncq.middleware._row import take
+
 __all__ = ["BUCKETS", "RunStats"]
 
 #: Upper bounds of the histogram buckets, seconds (prometheus-client's defaults).
@@ -81,19 +83,16 @@ class RunStats:
         per row: the rows of a batch mostly share their task and queue."""
         if self.source is not None:
             self.source()
-        pending = self.pending
         with self._lock:
-            last: Key | None = None
+            last_task = last_queue = None
             series = _Series()
-            while pending:
-                try:
-                    kind, ts, _, task, queue, _, _, run, _, delay, _, sent = pending.popleft()
-                except IndexError:
-                    break
-                if last is None or task != last[0] or queue != last[1]:
-                    last = (task, queue)
-                    series = self._of(last)
-                series.kinds[kind] = series.kinds.get(kind, 0) + 1
+            kinds = series.kinds
+            for kind, ts, _, task, queue, _, _, run, _, delay, _, sent in take(self.pending):
+                if task != last_task or queue != last_queue:
+                    last_task, last_queue = task, queue
+                    series = self._of((task, queue))
+                    kinds = series.kinds
+                kinds[kind] = kinds.get(kind, 0) + 1
                 if run is not None:
                     series.run[bisect_left(BUCKETS, run)] += 1
                     series.run_sum += run

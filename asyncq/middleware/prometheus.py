@@ -17,7 +17,10 @@ Read at scrape time: ``asyncq_tasks_in_flight``, ``asyncq_prefetch_buffer`` (the
 worker's statistics), ``asyncq_event_loop_lag_seconds`` (how late a 0.25 s sleep woke,
 last sample), ``asyncq_queue_depth{queue,state}`` with state waiting, scheduled and dead
 (asked of the broker at most once per ``depth_ttl`` seconds; the scrape waits up to
-2 s for it).
+2 s for it). With task events too (``--events --metrics-port``, one
+:func:`~asyncq.events.observed.observed` middleware): ``asyncq_events_dropped_total``,
+the events the worker dropped because more than its buffer holds came between two
+batches (the runs are still counted here).
 
 ``-w N``: each child process serves its own port, ``port + i - 1`` for child ``i``
 (scrape them all, or sum by job); prometheus-client's multiprocess mode is not used.
@@ -30,7 +33,7 @@ import collections
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
 from asyncq.errors import ConfigurationError
@@ -39,7 +42,7 @@ from asyncq.middleware._row import ENQUEUED_AT, drain
 
 try:
     import prometheus_client as prom
-    from prometheus_client.core import GaugeMetricFamily
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
     from prometheus_client.registry import Collector
 except ImportError:  # pragma: no cover - the extra is not installed
     prom = None  # type: ignore[assignment]
@@ -66,6 +69,10 @@ class _Live(Collector):
     def collect(self) -> Iterator[Metric]:
         m = self.metrics
         yield from m.stats.families()
+        if m.events_dropped is not None:
+            yield CounterMetricFamily("asyncq_events_dropped",
+                                      "Task events dropped by the worker (too many between "
+                                      "two batches).", m.events_dropped())
         worker = m.worker
         if worker is None:
             return
@@ -105,6 +112,8 @@ class Metrics(Middleware):
                                      ["task", "queue"], registry=self.registry)
         self.registry.register(_Live(self))
         self.worker: Worker | None = None
+        #: the count of events dropped, when task events go with these metrics
+        self.events_dropped: Callable[[], int] | None = None
         self.lag = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sampler: asyncio.Task[None] | None = None

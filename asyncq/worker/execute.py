@@ -22,7 +22,7 @@ from asyncq.brokers import DEAD_BODY_KEEP, Delivery, Outgoing, Settlement
 from asyncq.context import reset_request, set_request
 from asyncq.errors import DecodeError, Retry, SerializationError, TimeLimitExceeded
 from asyncq.middleware import CallNext, Job, Middleware, Pipeline, RunResult, Skip
-from asyncq.middleware._row import ENQUEUED_AT, EVENT_TYPES, MAX_ERROR
+from asyncq.middleware._row import ENQUEUED_AT, EVENT_TYPES, MAX_ERROR, WALL
 from asyncq.records import REJECTED, KeyWrite, ResultRecord
 from asyncq.states import TaskState
 from asyncq.task import WORKFLOW_HEADER
@@ -235,10 +235,10 @@ class Executor:
         sinks = job.pipeline.sinks
         if sinks:  # one tuple of plain values per outcome for the observers: no coroutine
             message = job.message
-            row = ("task-succeeded", time.time(), message.id, message.task,
-                   job.delivery.queue, message.attempt, _SUCCESS,
-                   time.perf_counter() - started, None, None, self.name,
-                   message.headers.get(ENQUEUED_AT))
+            now = time.perf_counter()  # one clock read: wall time = now + WALL[0]
+            row = ("task-succeeded", now + WALL[0], message.id, message.task,
+                   job.delivery.queue, message.attempt, _SUCCESS, now - started, None, None,
+                   self.name, message.headers.get(ENQUEUED_AT))
             for sink in sinks:
                 sink.append(row)
         if job.task.config.ignore_result:
