@@ -51,6 +51,8 @@ __all__ = ["LOST_AFTER", "MAX_EVENTS", "ROW", "Bus", "Subscription", "as_event",
 LOST_AFTER: Final = 3
 #: Events kept per app (Redis stream, approximate) or per listener queue (RabbitMQ).
 MAX_EVENTS: Final = 10_000
+#: Events (maps or outcome rows) in one stream entry (Redis) or message (RabbitMQ) at most.
+ROWS_PER_ENTRY: Final = 500
 #: Worker registry entries silent for longer than this are dropped when read.
 FORGET_AFTER: Final = 24 * 3600.0
 

@@ -1,9 +1,12 @@
 """The RabbitMQ bus: a fanout exchange of events, a direct exchange of topics.
 
 Each listener of events declares its own exclusive, auto-delete queue, bounded with
-``x-max-length`` and ``x-overflow: drop-head`` (a slow listener loses the oldest
-events, never blocks a worker). Events are sent in batches, one msgpack array per
-message. RabbitMQ keeps no history and no worker registry: :meth:`AmqpBus.recent`
+``x-max-length``, ``x-max-length-bytes`` and ``x-overflow: drop-head`` (a slow listener
+loses the oldest events, never blocks a worker). Events are sent in batches of at most
+:data:`~asyncq.events.ROWS_PER_ENTRY` events, one msgpack array per message, so
+the queue's bound counts about that many events per message and at most
+:data:`LISTENER_BYTES` in all (a whole flush of 10,000 rows per message let one listener
+hold gigabytes). RabbitMQ keeps no history and no worker registry: :meth:`AmqpBus.recent`
 returns ``[]`` and :meth:`AmqpBus.workers` ``None``.
 """
 
@@ -12,12 +15,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
-from asyncq.events import MAX_EVENTS, Event, pack_events, unpack_events
+from asyncq.events import MAX_EVENTS, ROWS_PER_ENTRY, Event, pack_events, unpack_events
+
+#: Bytes one listener's queue holds at most (the oldest messages go first).
+LISTENER_BYTES: Final = 16 * 2**20
+#: Arguments of a listener's queue: at most this many messages and bytes, oldest dropped.
+LISTENER_QUEUE: Final[dict[str, Any]] = {"x-max-length": MAX_EVENTS,
+                                         "x-max-length-bytes": LISTENER_BYTES,
+                                         "x-overflow": "drop-head"}
 
 if TYPE_CHECKING:
     from asyncq.brokers.amqp import AmqpBroker
@@ -75,7 +85,9 @@ class AmqpBus:
     async def emit(self, events: Sequence[Event]) -> None:
         if events:
             exchange, _ = await self._open()
-            await exchange.publish(aio_pika.Message(pack_events(events)), routing_key="")
+            for start in range(0, len(events), ROWS_PER_ENTRY):
+                chunk = events[start:start + ROWS_PER_ENTRY]
+                await exchange.publish(aio_pika.Message(pack_events(chunk)), routing_key="")
 
     async def follow(self, history: int = 0) -> AsyncIterator[dict[str, Any]]:
         await self._broker.connect()
@@ -84,7 +96,7 @@ class AmqpBus:
             events, _ = await self._exchanges(channel)
             queue = await channel.declare_queue(
                 exclusive=True, auto_delete=True,
-                arguments={"x-max-length": MAX_EVENTS, "x-overflow": "drop-head"})
+                arguments=LISTENER_QUEUE)
             await queue.bind(events)
             async with queue.iterator(no_ack=True) as messages:
                 async for message in messages:
@@ -109,7 +121,7 @@ class AmqpBus:
             _, bus = await self._exchanges(channel)
             queue = await channel.declare_queue(
                 exclusive=True, auto_delete=True,
-                arguments={"x-max-length": MAX_EVENTS, "x-overflow": "drop-head"})
+                arguments=LISTENER_QUEUE)
             await queue.bind(bus, routing_key=topic)
             await queue.consume(subscription.on_message, no_ack=True)
         except BaseException:

@@ -18,13 +18,19 @@ from typing import Any, Final
 
 import redis.asyncio as aioredis
 
-from asyncq.events import FORGET_AFTER, Event, decode, encode, pack_events, unpack_events
+from asyncq.events import (
+    FORGET_AFTER,
+    ROWS_PER_ENTRY,
+    Event,
+    decode,
+    encode,
+    pack_events,
+    unpack_events,
+)
 
 __all__ = ["MAX_ENTRIES", "MAX_STREAM_EVENTS", "ROWS_PER_ENTRY", "RedisBus", "events_key",
            "workers_key"]
 
-#: Events (maps or outcome rows) in one stream entry at most.
-ROWS_PER_ENTRY: Final = 500
 #: Recent events the stream keeps, about (it is trimmed by entries).
 MAX_STREAM_EVENTS: Final = 100_000
 #: Entries the stream keeps, approximately (``XADD ... MAXLEN ~``).

@@ -100,3 +100,38 @@ async def test_dropped_events_are_counted_and_metrics_keep_every_run(
     assert f"asyncq_events_dropped_total {float(events.drops.count)}" in text
     warnings = [r for r in caplog.records if "dropped" in r.getMessage()]
     assert len(warnings) == 1  # at most once a minute
+
+
+async def test_rabbitmq_events_go_in_messages_of_bounded_size(
+        amqp_url: str, unique: Callable[[str], str]) -> None:
+    """A flush of 1,201 events is three messages of at most ROWS_PER_ENTRY events (a
+    listener queue's bound counts messages), and a listener gets every event in order."""
+    import aio_pika
+
+    from asyncq.events import ROWS_PER_ENTRY, unpack_events
+
+    app = App(unique("bounds"), broker=amqp_url)
+    async with app:
+        bus = bus_for(app)
+        connection = await aio_pika.connect(amqp_url)
+        try:
+            channel = await connection.channel()
+            exchange = await channel.declare_exchange(f"asyncq.events.{app.name}",
+                                                      aio_pika.ExchangeType.FANOUT)
+            mine = await channel.declare_queue(exclusive=True, auto_delete=True)
+            await mine.bind(exchange)
+            follow = bus.follow()
+            first = asyncio.ensure_future(follow.__anext__())
+            await asyncio.sleep(0.5)  # the listener's queue is declared and bound
+            await bus.emit([row(n) for n in range(2 * ROWS_PER_ENTRY + 201)])
+            got = [(await first)["id"]]
+            while len(got) < 2 * ROWS_PER_ENTRY + 201:
+                got.append((await asyncio.wait_for(follow.__anext__(), 10))["id"])
+            assert got == [row(n)[2] for n in range(2 * ROWS_PER_ENTRY + 201)]
+            sizes = []
+            while (message := await mine.get(no_ack=True, fail=False)) is not None:
+                sizes.append(len(unpack_events(message.body)))
+            assert sizes == [ROWS_PER_ENTRY, ROWS_PER_ENTRY, 201]
+            await follow.aclose()
+        finally:
+            await connection.close()
