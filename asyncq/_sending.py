@@ -48,6 +48,11 @@ class Sender:
         """Send one call; returns once the broker has it."""
         if self.hooks:
             return (await self._send_with_hooks([sig]))[0]
+        return await self._send_one(sig)
+
+    async def _send_one(self, sig: Signature[R]) -> TaskResult[R]:
+        """Publish one call through the broker's batching ``publish``: concurrent
+        enqueues share round trips."""
         outgoing, handle = self.preparer.prepare(sig)
         del sig  # packed: not kept alive while the broker has it (thousands may wait)
         app = self._app
@@ -85,7 +90,10 @@ class Sender:
                 await mw.before_enqueue(call)
         ready = [Signature(c.task, c.args, c.kwargs, c.options.with_headers(c.headers))
                  for c in calls]
-        handles: list[TaskResult[Any]] = await self._send_batch(ready)
+        # one call (an `await task.enqueue()`) takes the batching path of calls without
+        # hooks: as a batch of one, each concurrent enqueue was a round trip of its own
+        handles: list[TaskResult[Any]] = (
+            [await self._send_one(ready[0])] if len(ready) == 1 else await self._send_batch(ready))
         for call, handle in zip(calls, handles, strict=True):
             for mw in reversed(hooks):
                 await mw.after_enqueue(call, handle.id)
