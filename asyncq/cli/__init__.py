@@ -25,6 +25,7 @@ from asyncq.cli._common import (
     run_async,
     task_queues,
 )
+from asyncq.cli._early import note_early
 from asyncq.cli._text import LiteralFormatter
 from asyncq.cli.banner import banner, banner_info
 from asyncq.cli.beat import beat
@@ -155,13 +156,13 @@ def worker(
                           unsafe_server=_choice(unsafe_server), threads=threads)
     except (AsyncqError, ValueError) as exc:
         raise fail(str(exc)) from None
-    # Until the event loop installs the worker's own handlers, SIGTERM stops the worker
-    # as Ctrl-C does (nothing is consumed yet): without this, a SIGTERM sent as soon as
-    # the banner shows ended the process by the default action, exit status -15.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Until the event loop (or the supervisor, or the reloader) installs its own
+    # handlers, a SIGTERM is noted and acted on then: the default action ended a worker
+    # signalled as soon as its banner showed with status -15.
+    signal.signal(signal.SIGTERM, note_early)
     if reload:  # the child this starts prints the banner, and again after each change
         raise typer.Exit(reload_worker(app_path, sys.argv[1:], shutdown_timeout))
-    with contextlib.suppress(KeyboardInterrupt):  # also a SIGTERM before the loop's handlers
+    with contextlib.suppress(KeyboardInterrupt):
         _start_and_serve(app, instance, child=child, processes=workers,
                          recycle=bool(max_tasks_per_child or max_memory_per_child),
                          json_=json_, with_beat=with_beat)
@@ -197,19 +198,12 @@ def _start_and_serve(app: App, instance: Worker, *, child: str | None, processes
         _print_banner(app, instance, processes or 1, json_)
         _warn_unused(app, instance.queues)
         if processes or recycle:
-            raise typer.Exit(_supervise(processes or 1))
+            raise typer.Exit(supervise(processes or 1, sys.argv[1:]))
     try:
         run_async(serve(instance, Beat(app) if with_beat else None,
                         patience=CHILD_START_PATIENCE if child else 0.0))
     except AsyncqError as exc:
         raise fail(str(exc)) from None
-
-
-def _supervise(processes: int) -> int:
-    try:
-        return supervise(processes, sys.argv[1:])
-    except KeyboardInterrupt:  # stopped before the supervisor's own handlers (no child yet)
-        return 0
 
 
 def _print_banner(app: App, instance: Worker, processes: int, json_: bool) -> None:

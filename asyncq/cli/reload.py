@@ -28,6 +28,7 @@ from types import FrameType
 from typing import Any
 
 from asyncq.cli._common import fail
+from asyncq.cli._early import take_early
 
 __all__ = ["RELOAD_CHILD_ENV", "reload_worker", "watched_directory"]
 
@@ -114,6 +115,8 @@ def reload_worker(app_path: str, argv: list[str], shutdown_timeout: float) -> in
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, on_signal)
+    if take_early():  # a SIGTERM since the command started
+        stop.set()
     logger.info("watching %s/**/*.py; the worker restarts when one changes", root)
     child = _Child(_child_argv(argv), shutdown_timeout)
     for changes in watchfiles.watch(root, watch_filter=watchfiles.PythonFilter(),

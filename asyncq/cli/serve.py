@@ -20,6 +20,7 @@ import signal
 from collections.abc import Callable
 
 from asyncq.beat import Beat
+from asyncq.cli._early import take_early
 from asyncq.cli.supervise import mark_ready
 from asyncq.errors import BrokerUnavailable
 from asyncq.worker import Worker
@@ -141,6 +142,8 @@ async def serve(instance: Worker, scheduler: Beat | None = None, *,
                         stopping="finishing running tasks (again to abort them)",
                         aborting="aborting running tasks (again to exit now)")
     on_signal.install()
+    for signum in take_early():
+        asyncio.get_running_loop().call_soon(on_signal, signum)
     announce = asyncio.ensure_future(_announce(instance))
     try:
         await run

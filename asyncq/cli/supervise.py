@@ -32,6 +32,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from asyncq.cli._early import take_early
 from asyncq.middleware.recycle import EXIT_RECYCLED, MaxMemory, MaxTasks, Recycle
 from asyncq.worker.hard_limit import EXIT_HARD_LIMIT, HardLimitGuard
 
@@ -108,8 +109,13 @@ def supervise(processes: int, argv: list[str]) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # before any child runs
         signal.signal(signum, on_signal)
+    if take_early():  # a SIGTERM since the command started: start no child
+        return 0
     with tempfile.TemporaryDirectory(prefix="asyncq-ready-") as ready_dir:
-        children.extend(_start(cmd, index, Path(ready_dir)) for index in range(processes))
+        for index in range(processes):  # each one listed at once: a signal reaches it
+            children.append(_start(cmd, index, Path(ready_dir)))
+        if stopping:  # a signal came while they started: those started after it get it too
+            on_signal(stopping[0], None)
         restarts = _Restarts(Path(ready_dir))
         while not stopping:
             if _restart_dead(cmd, children, stopping, restarts):
@@ -117,7 +123,7 @@ def supervise(processes: int, argv: list[str]) -> int:
                 _wait_all(children)
                 return ERROR_EXIT
             time.sleep(0.2)
-        return _wait_all(children)
+        return _wait_all(children, signalled=True)
 
 
 class _Restarts:
@@ -157,9 +163,13 @@ def _restart_dead(cmd: list[str], children: list[subprocess.Popen[bytes]],
     return False
 
 
-def _wait_all(children: list[subprocess.Popen[bytes]]) -> int:
+def _wait_all(children: list[subprocess.Popen[bytes]], *, signalled: bool = False) -> int:
+    """The supervisor's exit code once every child ended. ``signalled``: the children
+    were sent SIGTERM or SIGINT to stop, and one that died of it before it could
+    install its handlers (a child still starting) stopped as asked too."""
+    asked = {EXIT_RECYCLED, -signal.SIGTERM, -signal.SIGINT} if signalled else {EXIT_RECYCLED}
     codes = [child.wait() for child in children]
-    codes = [0 if code == EXIT_RECYCLED else code for code in codes]  # stopped as asked
+    codes = [0 if code in asked else code for code in codes]  # stopped as asked
     return max((abs(code) for code in codes), default=0) if any(codes) else 0
 
 

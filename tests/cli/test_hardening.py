@@ -282,13 +282,15 @@ def test_ctrl_c_stops_a_command_that_is_still_connecting(cli_dir: Path,
                 proc.kill()
 
 
+@pytest.mark.parametrize("extra", [[], ["-w", "2"]], ids=["worker", "supervisor"])
 def test_sigterm_right_at_the_banner_stops_the_worker_cleanly(cli_dir: Path, redis_url: str,
-                                                              queue: str) -> None:
+                                                              queue: str, extra: list[str]
+                                                              ) -> None:
     """The banner is printed before the event loop installs the worker's signal handlers;
     a supervisor (or a test) that sends SIGTERM as soon as it shows must get a clean stop
     (status 0), not a process ended by the default action (-15). The banner is read from
     a pipe and the signal sent the moment it arrives, inside that window."""
-    argv = [sys.executable, "-m", "asyncq", "worker", "htasks:app", "-l", "info"]
+    argv = [sys.executable, "-m", "asyncq", "worker", "htasks:app", "-l", "info", *extra]
     for _ in range(3):
         with subprocess.Popen(argv, cwd=cli_dir, env=cli_env(redis_url, queue),
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as worker:
