@@ -80,8 +80,10 @@ class RedisRevokeBus(RevokeBus):
                     await asyncio.wait_for(pubsub.aclose(), 5)
 
 
-#: Seconds each read of the subscription waits at most (so ``stop`` is seen that soon).
-_READ = 0.5
+#: Seconds each read of the subscription waits at most (so ``stop`` is seen that soon:
+#: a worker's exit waits for it). A read that times out only waits on the socket: no
+#: round trip to the server, a timer of the event loop.
+_READ = 0.1
 
 
 async def _confirmed(pubsub: Any, stop: asyncio.Event) -> bool:

@@ -77,6 +77,7 @@ class RedisConsumer(Consumer):
         self._lease_ms = max(1, int(lease * 1000))
         self._name = _consumer_name()
         self._ready = False
+        self._woken = False
         self._next_promote = 0.0
         self._next_reclaim = 0.0
         self._cursors: dict[str, str] = {}
@@ -142,7 +143,8 @@ class RedisConsumer(Consumer):
             self._next_reclaim = now if reclaimed else now + self._lease_ms / 2000
             if reclaimed:
                 return reclaimed
-        block = min(timeout, max(0.0, self._next_promote - time.monotonic()))
+        block = 0.0 if self._woken else min(timeout,
+                                             max(0.0, self._next_promote - time.monotonic()))
         if self._level_streams:
             return await self._read_levels(limit, block)
         return await self._read(limit, block)
@@ -186,6 +188,11 @@ class RedisConsumer(Consumer):
                 out.append(delivery_for(key, self._known[key], body, earlier + 1,
                                         entry_id))
         return out
+
+    def wake(self) -> None:
+        """A read not sent yet does not block; one blocking on the server is left to end
+        by itself (within ``PROMOTE_INTERVAL``): cancelled, what it read could be lost."""
+        self._woken = True
 
     async def _promote(self) -> None:
         """Move due delayed messages into their streams; look for new priority levels."""
