@@ -3,9 +3,10 @@
     python benchmarks/startstop.py --runs 10 [--tree A --tree B ...] [--json out.json]
 
 Each run spawns ``python -m asyncq worker startstop_app:app -l info`` on an empty queue
-of its own, times the first stderr line with "ready: consuming" (start-up), then sends
-SIGTERM and times the exit (stop). The worker's CPU (user+system, from ``os.wait4``)
-is kept too: it moves less with the other load of a shared machine than wall time.
+of its own, times the first stderr line with "ready: consuming" (start-up), waits
+``--idle`` seconds, then sends SIGTERM and times the exit (stop). The worker's CPU
+(user+system, from ``os.wait4``) is kept too: it moves less with the other load of a
+shared machine than wall time.
 With several ``--tree``, each tree's worker runs with ``PYTHONPATH`` set to it and the
 trees take turns run after run, so drift on the machine falls on all alike. Medians.
 """
@@ -43,7 +44,7 @@ async def noop() -> None:
 '''
 
 
-def one_run(tree: Path, broker: str, app_dir: Path) -> dict[str, float]:
+def one_run(tree: Path, broker: str, app_dir: Path, idle: float) -> dict[str, float]:
     queue = f"startstop-{uuid.uuid4().hex[:10]}"
     env = dict(os.environ, PYTHONPATH=f"{tree}{os.pathsep}{app_dir}", T_BROKER=broker,
                T_QUEUE=queue)
@@ -57,6 +58,7 @@ def one_run(tree: Path, broker: str, app_dir: Path) -> dict[str, float]:
             break
     else:
         raise RuntimeError(f"worker exited without consuming (status {proc.wait()})")
+    time.sleep(idle)  # an idle worker's read is blocked on the server when the signal comes
     ready = time.perf_counter()
     proc.send_signal(signal.SIGTERM)
     proc.stderr.read()  # until the worker closes it
@@ -92,6 +94,8 @@ def main() -> None:
     parser.add_argument("--tree", action="append", type=Path, default=None)
     parser.add_argument("--broker", action="append", choices=sorted(BROKERS), default=None)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--idle", type=float, default=1.0,
+                        help="Seconds between 'ready' and SIGTERM (default 1).")
     args = parser.parse_args()
     trees = [t.resolve() for t in args.tree or [Path(__file__).resolve().parent.parent]]
     brokers = args.broker or ["redis", "amqp"]
@@ -103,7 +107,7 @@ def main() -> None:
         for _ in range(args.runs):
             for broker in brokers:
                 for tree in trees:
-                    sample = one_run(tree, BROKERS[broker], app_dir)
+                    sample = one_run(tree, BROKERS[broker], app_dir, args.idle)
                     samples.setdefault((str(tree), broker), []).append(sample)
     for (tree, broker), runs in samples.items():
         results.setdefault(tree, {})[broker] = summary(runs)
