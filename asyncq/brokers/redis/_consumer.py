@@ -22,7 +22,7 @@ from asyncq.brokers.redis._keys import (
     stream_key,
 )
 from asyncq.brokers.redis._levels import Levels, delivery_for, stream_of
-from asyncq.brokers.redis._wake import Waker
+from asyncq.brokers.redis._wake import Reader, Waker
 
 __all__ = ["RedisConsumer"]
 
@@ -104,8 +104,7 @@ class RedisConsumer(Consumer):
         """A client of its own on the broker's pool, whose XREADGROUP replies are left
         as they come: redis-py would build a dict per entry (9% of a profiled drain).
         It keeps one connection, whose blocked read :meth:`wake` can end (:mod:`._wake`)."""
-        reader = aioredis.Redis(connection_pool=client.connection_pool,
-                                single_connection_client=True)
+        reader = Reader(connection_pool=client.connection_pool, single_connection_client=True)
         reader.set_response_callback("XREADGROUP", _as_is)
         return reader
 

@@ -21,9 +21,10 @@ import contextlib
 import logging
 from typing import Any
 
+import redis.asyncio as aioredis
 from redis import exceptions as rexc
 
-__all__ = ["Waker"]
+__all__ = ["Reader", "Waker"]
 
 logger = logging.getLogger("asyncq.brokers.redis")
 
@@ -31,6 +32,20 @@ logger = logging.getLogger("asyncq.brokers.redis")
 #: the server when the first one did), and the most of them.
 RETRY = 0.01
 TRIES = 50
+
+
+class Reader(aioredis.Redis):
+    """The consumer's reading client: one connection of its own from the broker's pool.
+
+    A consumer dropped without ``close()`` (a crash simulated in a test, a process that
+    ends) closes that connection when it is collected, quietly, as a client without a
+    connection of its own did; redis-py's warning is for clients a program forgot."""
+
+    def __del__(self, *args: Any) -> None:
+        connection = getattr(self, "connection", None)
+        if connection is not None:
+            self.connection = None
+            connection._close()
 
 
 class Waker:
