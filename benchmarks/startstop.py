@@ -4,7 +4,7 @@
 
 Each run spawns ``python -m asyncq worker startstop_app:app -l info`` on an empty queue
 of its own, times the first stderr line with "ready: consuming" (start-up), waits
-``--idle`` seconds, then sends SIGTERM and times the exit (stop). The worker's CPU
+about ``--idle`` seconds, then sends SIGTERM and times the exit (stop). The worker's CPU
 (user+system, from ``os.wait4``) is kept too: it moves less with the other load of a
 shared machine than wall time.
 With several ``--tree``, each tree's worker runs with ``PYTHONPATH`` set to it and the
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -95,7 +96,9 @@ def main() -> None:
     parser.add_argument("--broker", action="append", choices=sorted(BROKERS), default=None)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--idle", type=float, default=1.0,
-                        help="Seconds between 'ready' and SIGTERM (default 1).")
+                        help="Mean seconds between 'ready' and SIGTERM (default 1): each run "
+                        "draws from 0.5x to 1.5x of it (the same for every tree), so that the "
+                        "signal does not keep to the phase of a periodic wait.")
     args = parser.parse_args()
     trees = [t.resolve() for t in args.tree or [Path(__file__).resolve().parent.parent]]
     brokers = args.broker or ["redis", "amqp"]
@@ -105,9 +108,10 @@ def main() -> None:
         (app_dir / "startstop_app.py").write_text(APP)
         samples: dict[tuple[str, str], list[dict[str, float]]] = {}
         for _ in range(args.runs):
+            idle = args.idle * random.uniform(0.5, 1.5)
             for broker in brokers:
                 for tree in trees:
-                    sample = one_run(tree, BROKERS[broker], app_dir, args.idle)
+                    sample = one_run(tree, BROKERS[broker], app_dir, idle)
                     samples.setdefault((str(tree), broker), []).append(sample)
     for (tree, broker), runs in samples.items():
         results.setdefault(tree, {})[broker] = summary(runs)
