@@ -149,8 +149,8 @@ class RedisConsumer(Consumer):
             self._next_reclaim = now if reclaimed else now + self._lease_ms / 2000
             if reclaimed:
                 return reclaimed
-        block = 0.0 if self._woken else min(timeout,
-                                             max(0.0, self._next_promote - time.monotonic()))
+        woken, self._woken = self._woken, False  # (a later fetch blocks again)
+        block = 0.0 if woken else min(timeout, max(0.0, self._next_promote - time.monotonic()))
         if self._level_streams:
             return await self._read_levels(limit, block)
         return await self._read(limit, block)
