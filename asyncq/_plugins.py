@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
 from asyncq._urls import mask_url, scheme_of
@@ -64,6 +63,8 @@ class Registry(Generic[T]):
         if self._scanned:
             return
         self._scanned = True
+        from importlib.metadata import entry_points  # only for a scheme not registered
+
         for point in entry_points(group=self._group):
             self._entries.setdefault(point.name.lower(), _Entry(point.value, None))
 

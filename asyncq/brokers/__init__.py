@@ -156,6 +156,12 @@ class Consumer(abc.ABC):
     async def renew(self, deliveries: Sequence[Delivery]) -> None:  # noqa: B027
         """Extend the lease of running deliveries (brokers with visibility timeouts)."""
 
+    def wake(self) -> None:  # noqa: B027
+        """The worker stops: a :meth:`fetch` waiting for its first delivery (or the next
+        fetch) returns at once with what it has. Only where nothing the wait may have
+        received is lost or left held (a local wait); a broker whose wait is a blocking
+        server read leaves it to end by itself within its ``timeout``."""
+
     async def cancel_queue(self, queue: str) -> None:
         """Take nothing more from ``queue``; hand back what was received from it but not
         handed out (not counted as a delivery). Deliveries already handed out are still

@@ -133,18 +133,26 @@ class _MemoryConsumer(Consumer):
         self._hub = hub
         self._queues = queues
         self._held: dict[int, Delivery] = {}
+        self._woken = False
+        self._changed: asyncio.Event | None = None  # what fetch's wait waits for
 
     async def fetch(self, limit: int, timeout: float) -> Sequence[Delivery]:
         deadline = time.monotonic() + timeout
         while True:
             out = self._take(limit)
             remaining = deadline - time.monotonic()
-            if out or remaining <= 0:
+            if out or remaining <= 0 or self._woken:
+                self._woken = False
                 return out
             await self._wait_change(remaining)
 
+    def wake(self) -> None:
+        self._woken = True
+        if self._changed is not None:
+            self._changed.set()
+
     async def _wait_change(self, remaining: float) -> None:
-        changed = asyncio.Event()
+        self._changed = changed = asyncio.Event()
         self._hub.watchers[changed] = asyncio.get_running_loop()
         next_due = self._hub.promote_due()
         wait = remaining if next_due is None else min(remaining, next_due)
@@ -155,6 +163,7 @@ class _MemoryConsumer(Consumer):
             pass
         finally:
             self._hub.watchers.pop(changed, None)
+            self._changed = None
 
     async def cancel_queue(self, queue: str) -> None:
         if queue in self._queues:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
-from rich.markup import escape
-
 from asyncq.cli._text import literal as text_literal
 
 __all__ = ["bounded_json", "dump_json", "literal"]
@@ -18,6 +16,8 @@ MAX_TEXT: Final = 200
 def literal(value: Any, limit: int = MAX_TEXT) -> str:
     """``value`` as text safe inside rich markup: control characters escaped and cut as
     :func:`asyncq.cli._text.literal` does, then rich markup escaped."""
+    from rich.markup import escape  # (not imported by `asyncq worker`)
+
     return escape(text_literal("" if value is None else str(value), limit))
 
 

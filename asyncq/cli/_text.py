@@ -10,14 +10,16 @@ reaching the terminal, and each field is cut at a documented length.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.text import Text
 
 __all__ = [
     "ERROR_LIMIT",
     "FIELD_LIMIT",
     "INSPECT_LIMIT",
+    "LazyConsole",
     "LiteralFormatter",
     "cell",
     "literal",
@@ -47,7 +49,27 @@ def literal(text: str, limit: int = FIELD_LIMIT) -> str:
 
 def cell(text: str, limit: int = FIELD_LIMIT) -> Text:
     """A table cell that rich prints as is (no markup, no emoji codes, no highlighting)."""
+    from rich.text import Text  # (rich is imported by the commands that print with it)
+
     return Text(literal(text, limit))
+
+
+class LazyConsole:
+    """rich's Console, made at the first print (160 columns wide when not a terminal):
+    rich takes tens of milliseconds to import, and ``asyncq worker`` never prints
+    through it."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Any = None
+
+    def print(self, *objects: Any) -> None:
+        if self._console is None:
+            from rich.console import Console
+
+            width = None if Console().is_terminal else 160
+            self._console = Console(width=width, **self._options)
+        self._console.print(*objects)
 
 
 def _keep_lines(text: str) -> str:

@@ -13,15 +13,12 @@ from collections.abc import Sequence
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
-from rich.pretty import Pretty
-from rich.table import Table
 
 from asyncq.app import App
 from asyncq.brokers import DeadLetter
 from asyncq.cli._common import AppPath, OneLineGroup, fail, load_or_fail, run_on, task_queues
 from asyncq.cli._literal import bounded_json, dump_json
-from asyncq.cli._text import FIELD_LIMIT, INSPECT_LIMIT, cell, literal
+from asyncq.cli._text import FIELD_LIMIT, INSPECT_LIMIT, LazyConsole, cell, literal
 from asyncq.errors import DecodeError
 
 __all__ = ["dlq"]
@@ -32,8 +29,7 @@ dlq = typer.Typer(help="Dead letters: list, inspect, requeue, purge. Everything 
                   "broker is printed literally: control characters escaped (\\x1b), no "
                   "markup, each field cut at a fixed length.",
                   no_args_is_help=True, cls=OneLineGroup)
-console = Console(width=None if Console().is_terminal else 160, markup=False, emoji=False,
-                  highlight=False)
+console = LazyConsole(markup=False, emoji=False, highlight=False)
 
 Queue = Annotated[str, typer.Option("-Q", "--queue", help="The queue whose dead letters to use.")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON (strings cut at 2000 characters).")]
@@ -80,6 +76,8 @@ def list_(app_path: AppPath, queue: Queue,
     if json_:
         typer.echo(dump_json(bounded_json([_summary(d) for d in letters], INSPECT_LIMIT)))
         return
+    from rich.table import Table  # (rich: imported by the commands that print with it)
+
     table = Table("ref", "task", "id", "deliveries", "dead at (UTC)", "reason")
     for column in table.columns[:5]:
         column.no_wrap = True
@@ -115,6 +113,8 @@ def inspect(app_path: AppPath, queue: Queue,
     if json_:
         typer.echo(dump_json(bounded_json({**_summary(letter), **decoded}, INSPECT_LIMIT)))
         return
+    from rich.pretty import Pretty
+
     console.print(Pretty({"ref": letter.ref, "queue": letter.queue, "task": letter.task,
                           "id": letter.task_id, "reason": letter.reason,
                           "deliveries": letter.deliveries, "dead_at": _when(letter.dead_at),

@@ -11,18 +11,17 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from asyncq.app import App
 from asyncq.cli._common import AppPath, fail, load_or_fail, run_on
 from asyncq.cli._literal import dump_json, literal
+from asyncq.cli._text import LazyConsole
 
 __all__ = ["Json", "Timeout", "purge", "queues", "register", "result", "run_with", "status"]
 
 T = TypeVar("T")
 
-console = Console(width=None if Console().is_terminal else 160, highlight=False)
+console = LazyConsole(highlight=False)
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Timeout = Annotated[float, typer.Option("--timeout", min=0.05,
@@ -79,6 +78,8 @@ def status(app_path: AppPath, json_: Json = False, timeout: Timeout = 1.0) -> No
     if json_:
         typer.echo(dump_json(rows))
         return
+    from rich.table import Table  # (rich: imported by the commands that print with it)
+
     table = Table("worker", "state", "host", "pid", "queues", "conc.", "running",
                   "processed", "uptime", "heartbeat")
     for r in rows:
@@ -104,6 +105,8 @@ def queues(app_path: AppPath, names: QueuesOpt = None, json_: Json = False) -> N
     if json_:
         typer.echo(dump_json({q: d.as_dict() for q, d in depths.items()}))
         return
+    from rich.table import Table  # (rich: imported by the commands that print with it)
+
     table = Table("queue", "waiting", "scheduled", "in flight", "dead", "consumers")
     for queue, d in depths.items():
         table.add_row(literal(queue), *("-" if v is None else str(v) for v in (

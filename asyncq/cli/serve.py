@@ -85,13 +85,15 @@ def default_handlers() -> None:
 
 async def _announce(instance: Worker) -> None:
     await instance.started.wait()
-    # What start-up made (modules, the app, its clients) lives as long as the process:
-    # kept out of the collector's full passes, which otherwise walk all of it again and
-    # again while the worker makes and drops a few objects per message.
-    gc.collect()
-    gc.freeze()
     logger.info("ready: consuming %s", ", ".join(instance.queues))
     mark_ready()
+    # What start-up made (modules, the app, its clients) lives as long as the process:
+    # kept out of the collector's full passes, which otherwise walk all of it again and
+    # again while the worker makes and drops a few objects per message. After the
+    # "ready" line: the full pass takes tens of milliseconds that need not delay it
+    # (the fetch loop was already started; it sees no difference).
+    gc.collect()
+    gc.freeze()
 
 
 async def _patient(instance: Worker, scheduler: Beat | None, patience: float) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from typing import Any
 
@@ -62,15 +63,31 @@ class RedisRevokeBus(RevokeBus):
 
     async def listen(self, on_revoke: OnRevoke, ready: asyncio.Event,
                      stop: asyncio.Event) -> None:
+        # a channel of this listener's own: on stop, a message to it ends the read
+        # in progress at once (a worker's exit waits for the listener)
+        wake = f"{self._channel}:wake:{os.urandom(8).hex()}"
+        waking = asyncio.create_task(self._wake_on(stop, wake))
+        try:
+            await self._listen(on_revoke, ready, stop, wake)
+        finally:
+            waking.cancel()
+
+    async def _wake_on(self, stop: asyncio.Event, wake: str) -> None:
+        await stop.wait()
+        with contextlib.suppress(Exception):  # the read ends by itself within _READ
+            await self._broker.client.publish(wake, b"")
+
+    async def _listen(self, on_revoke: OnRevoke, ready: asyncio.Event,
+                      stop: asyncio.Event, wake: str) -> None:
         while not stop.is_set():
             pubsub = self.broker.client.pubsub()
             try:
-                await pubsub.subscribe(self._channel)
+                await pubsub.subscribe(self._channel, wake)
                 if not await _confirmed(pubsub, stop):
                     return
                 await self._history(on_revoke)  # after subscribing: nothing falls between
                 ready.set()
-                await _follow(pubsub, on_revoke, stop)
+                await _follow(pubsub, self._channel.encode(), on_revoke, stop)
             except _redis.connection_errors as exc:
                 logger.warning("revoke listener lost its connection (%s); reconnecting",
                                type(exc).__name__)
@@ -80,7 +97,9 @@ class RedisRevokeBus(RevokeBus):
                     await asyncio.wait_for(pubsub.aclose(), 5)
 
 
-#: Seconds each read of the subscription waits at most (so ``stop`` is seen that soon).
+#: Seconds each read of the subscription waits at most (so ``stop`` is seen that soon,
+#: if the message to the wake channel did not end the read). A read that times out only
+#: waits on the socket: no round trip to the server.
 _READ = 0.5
 
 
@@ -98,11 +117,13 @@ async def _confirmed(pubsub: Any, stop: asyncio.Event) -> bool:
     return False
 
 
-async def _follow(pubsub: Any, on_revoke: OnRevoke, stop: asyncio.Event) -> None:
+async def _follow(pubsub: Any, channel: bytes, on_revoke: OnRevoke,
+                  stop: asyncio.Event) -> None:
     # reads end by themselves: cancelling one of redis-py's reads can be lost when it
     # lands as the read's own timeout fires (the listener would then never stop)
     while not stop.is_set():
         message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=_READ)
-        if message is not None and message.get("type") == "message":
+        if (message is not None and message.get("type") == "message"
+                and message.get("channel") == channel):  # (not the wake channel)
             deliver_revocation(on_revoke, message.get("data"))
 

@@ -85,7 +85,7 @@ class Revoke(Middleware):
         if self._workers or self._listener is None:
             return
         listener, self._listener = self._listener, None
-        self._stop.set()  # it returns by itself within a second
+        self._stop.set()  # it returns by itself at once (or within a second)
         done, _ = await asyncio.wait({listener}, timeout=3)
         if not done:  # a last resort: a cancelled client read may not end
             listener.cancel()

@@ -381,7 +381,8 @@ class Worker:
         await _cancel(renew)
 
     async def _stop_fetching(self, fetch: asyncio.Task[None]) -> None:
-        """Let the fetch loop return by itself (a read ends within ``fetch_timeout``).
+        """Let the fetch loop return by itself (a read ends within ``fetch_timeout``,
+        a wait the consumer can end safely at once: :meth:`Consumer.wake`).
 
         Cancelling a blocking read is a last resort: a cancellation that lands while
         the client library handles its own read timeout can be lost. Whatever a
@@ -389,6 +390,8 @@ class Worker:
         """
         self._room.set()
         self._calm.set()
+        if self._consumer is not None:
+            self._consumer.wake()  # a local wait (RabbitMQ, memory) ends at once
         done, _ = await asyncio.wait({fetch}, timeout=self.fetch_timeout + 2)
         if not done:
             fetch.cancel()

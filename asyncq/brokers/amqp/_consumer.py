@@ -89,6 +89,8 @@ class AmqpConsumer(Consumer):
         self._idle = asyncio.Event()
         self._idle.set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._waiting: asyncio.Timeout | None = None  # fetch's wait for a first delivery
+        self._woken = False
 
     # -- starting ------------------------------------------------------------------
     async def _start(self) -> None:
@@ -238,14 +240,24 @@ class AmqpConsumer(Consumer):
         if limit <= 0:
             return out
         if self._inbox.empty():
+            woken, self._woken = self._woken, False
             try:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout(0 if woken else timeout) as self._waiting:
                     self._take(await self._inbox.get(), out)
             except TimeoutError:
                 return out
+            finally:
+                self._waiting = None
         while len(out) < limit and not self._inbox.empty():
             self._take(self._inbox.get_nowait(), out)
         return out
+
+    def wake(self) -> None:
+        """End fetch's wait now: what arrives stays in the inbox (a cancelled
+        ``Queue.get`` takes nothing), and close() hands it back."""
+        self._woken = True
+        if self._waiting is not None:
+            self._waiting.reschedule(asyncio.get_running_loop().time())
 
     def _take(self, delivery: Delivery, out: list[Delivery]) -> None:
         if _stale(delivery):  # its channel died: RabbitMQ redelivers it

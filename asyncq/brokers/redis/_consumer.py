@@ -22,6 +22,7 @@ from asyncq.brokers.redis._keys import (
     stream_key,
 )
 from asyncq.brokers.redis._levels import Levels, delivery_for, stream_of
+from asyncq.brokers.redis._wake import Reader, Waker
 
 __all__ = ["RedisConsumer"]
 
@@ -62,12 +63,16 @@ def _consumer_name() -> str:
 class RedisConsumer(Consumer):
     """Reads with XREADGROUP, recovers crashed peers' entries with XAUTOCLAIM."""
 
+    #: whether a blocked read can be ended at once on stop (:mod:`._wake`)
+    wakeable = True
+
     def __init__(self, client: aioredis.Redis, scripts: dict[str, Any], url: str,
                  queues: list[str], *, group: str, lease: float) -> None:
         self._client = client
         self._scripts = scripts
         self._url = url
         self._reader = self._make_reader(client)
+        self._waker = Waker(self._reader, client) if self.wakeable else None
         self._queues = queues
         self._streams = {stream_key(q): q for q in queues}
         #: every stream read since the start (and its queue), also of dropped queues:
@@ -77,6 +82,7 @@ class RedisConsumer(Consumer):
         self._lease_ms = max(1, int(lease * 1000))
         self._name = _consumer_name()
         self._ready = False
+        self._woken = False
         self._next_promote = 0.0
         self._next_reclaim = 0.0
         self._cursors: dict[str, str] = {}
@@ -96,15 +102,16 @@ class RedisConsumer(Consumer):
 
     def _make_reader(self, client: Any) -> Any:
         """A client of its own on the broker's pool, whose XREADGROUP replies are left
-        as they come: redis-py would build a dict per entry (9% of a profiled drain)."""
-        reader = aioredis.Redis(connection_pool=client.connection_pool)
+        as they come: redis-py would build a dict per entry (9% of a profiled drain).
+        It keeps one connection, whose blocked read :meth:`wake` can end (:mod:`._wake`)."""
+        reader = Reader(connection_pool=client.connection_pool, single_connection_client=True)
         reader.set_response_callback("XREADGROUP", _as_is)
         return reader
 
     async def _xread(self, streams: dict[str, str], count: int, block_ms: int | None) -> Any:
         """XREADGROUP of ``streams``: the (stream, entries) pairs read."""
-        reply: Any = await self._reader.xreadgroup(self._group, self._name, streams,
-                                                   count=count, block=block_ms)
+        read = self._waker.xreadgroup if block_ms and self._waker else self._reader.xreadgroup
+        reply: Any = await read(self._group, self._name, streams, count=count, block=block_ms)
         return _streams_of(reply)
 
     # -- setup ---------------------------------------------------------------------
@@ -142,7 +149,8 @@ class RedisConsumer(Consumer):
             self._next_reclaim = now if reclaimed else now + self._lease_ms / 2000
             if reclaimed:
                 return reclaimed
-        block = min(timeout, max(0.0, self._next_promote - time.monotonic()))
+        woken, self._woken = self._woken, False  # (a later fetch blocks again)
+        block = 0.0 if woken else min(timeout, max(0.0, self._next_promote - time.monotonic()))
         if self._level_streams:
             return await self._read_levels(limit, block)
         return await self._read(limit, block)
@@ -186,6 +194,13 @@ class RedisConsumer(Consumer):
                 out.append(delivery_for(key, self._known[key], body, earlier + 1,
                                         entry_id))
         return out
+
+    def wake(self) -> None:
+        """A read not sent yet does not block; one blocking on the server is ended there
+        by CLIENT UNBLOCK, never cancelled here: what it read could be lost (:mod:`._wake`)."""
+        self._woken = True
+        if self._waker is not None:
+            self._waker.wake()
 
     async def _promote(self) -> None:
         """Move due delayed messages into their streams; look for new priority levels."""
@@ -333,11 +348,14 @@ class RedisConsumer(Consumer):
 
     async def close(self) -> None:
         """Hand back whatever this consumer still holds, then leave the group."""
-        if not self._ready:
-            return
-        with _redis.mapped_errors("Redis broker", self._url):
-            for stream in list(self._known):
-                await self._sweep(stream)
+        try:
+            if self._ready:
+                with _redis.mapped_errors("Redis broker", self._url):
+                    for stream in list(self._known):
+                        await self._sweep(stream)
+        finally:
+            if self._waker is not None:
+                await self._waker.close()
 
     async def _sweep(self, stream: str) -> None:
         while True:

@@ -40,6 +40,8 @@ __all__ = ["RedisClusterBroker"]
 class RedisClusterConsumer(RedisConsumer):
     """A consumer whose reads keep to one slot per command."""
 
+    wakeable = False  # its reads go to several nodes: each ends within its BLOCK
+
     @staticmethod
     def _server_of(url: str) -> str | None:
         return None  # results live in other slots: never settled in the ack's script
