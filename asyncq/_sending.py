@@ -20,6 +20,7 @@ from asyncq.task import Signature
 
 if TYPE_CHECKING:
     from asyncq.app import App
+    from asyncq.brokers import Outgoing
     from asyncq.result import TaskResult
 
 __all__ = ["Sender"]
@@ -48,13 +49,21 @@ class Sender:
         """Send one call; returns once the broker has it."""
         if self.hooks:
             return (await self._send_with_hooks([sig]))[0]
-        return await self._send_one(sig)
-
-    async def _send_one(self, sig: Signature[R]) -> TaskResult[R]:
-        """Publish one call through the broker's batching ``publish``: concurrent
-        enqueues share round trips."""
         outgoing, handle = self.preparer.prepare(sig)
         del sig  # packed: not kept alive while the broker has it (thousands may wait)
+        # inline, not through _publish_one: a coroutine object more per call is more
+        # work for the garbage collector while thousands of calls wait at once
+        app = self._app
+        if self.loop is not _running_loop():  # not connected, or on another loop
+            await app.connect()
+        await app.broker.publish(outgoing)
+        if outgoing.eta is not None:
+            await mark_scheduled(app, [(outgoing, handle)])
+        return handle
+
+    async def _publish_one(self, outgoing: Outgoing, handle: TaskResult[R]) -> TaskResult[R]:
+        """Publish one call through the broker's batching ``publish``: concurrent
+        enqueues share round trips."""
         app = self._app
         if self.loop is not _running_loop():  # not connected, or on another loop
             await app.connect()
@@ -93,7 +102,8 @@ class Sender:
         # one call (an `await task.enqueue()`) takes the batching path of calls without
         # hooks: as a batch of one, each concurrent enqueue was a round trip of its own
         handles: list[TaskResult[Any]] = (
-            [await self._send_one(ready[0])] if len(ready) == 1 else await self._send_batch(ready))
+            [await self._publish_one(*self.preparer.prepare(ready[0]))] if len(ready) == 1
+            else await self._send_batch(ready))
         for call, handle in zip(calls, handles, strict=True):
             for mw in reversed(hooks):
                 await mw.after_enqueue(call, handle.id)
