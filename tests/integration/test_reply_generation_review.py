@@ -5,11 +5,11 @@ Each test awaits with a timeout far below the listener's recheck interval (30 s)
 that is stored but missed shows up as a ResultTimeout.
 """
 
+# ruff: noqa: F401, F811 - the fixtures imported below are used as test parameters
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -17,24 +17,13 @@ import redis.asyncio as aioredis
 
 import asyncq
 from asyncq.results.redis import result_key
-from tests.integration.test_reply_generation import _live, _tasks, _until
-
-
-@pytest.fixture
-async def app(redis_url: str, redis_cleanup: Callable[[str], None]) -> AsyncIterator[asyncq.App]:
-    queue = f"replyrev-{uuid.uuid4().hex[:8]}"
-    redis_cleanup(queue)
-    app = asyncq.App(f"replyrev{uuid.uuid4().hex[:6]}", broker=redis_url, default_queue=queue)
-    async with app:
-        yield app
-        await app.broker.delete_queue(queue)
-
-
-@pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
+from tests.integration.test_reply_generation import (  # the same app and client fixtures
+    _live,
+    _tasks,
+    _until,
+    app,
+    client,
+)
 
 
 async def _early_record(app: asyncq.App, client: aioredis.Redis, double: Any) -> Any:
