@@ -165,7 +165,10 @@ def chart(doc: dict[str, Any], json_path: Path, png: Path, python: Path | None) 
     if python is None:
         return ["chart: the peers venv (matplotlib) is not available"]
     here = Path(__file__).resolve().parents[1]
-    done = subprocess.run([str(python), "-m", "peers.chart", str(json_path), str(png)],
+    # the chart runs from benchmarks/: paths given relative to the caller's directory
+    # are made absolute first
+    done = subprocess.run([str(python), "-m", "peers.chart", str(json_path.resolve()),
+                           str(png.resolve())],
                           cwd=here, capture_output=True, text=True, check=False, timeout=120)
     if done.returncode != 0:
         return [f"chart: {(done.stderr.strip().splitlines() or ['failed'])[-1]}"]
