@@ -10,7 +10,7 @@ event loop (one identity test), publish. Enqueue middleware (``before_enqueue`` 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from asyncq._outgoing import Preparer
@@ -20,7 +20,6 @@ from asyncq.task import Signature
 
 if TYPE_CHECKING:
     from asyncq.app import App
-    from asyncq.brokers import Outgoing
     from asyncq.result import TaskResult
 
 __all__ = ["Sender"]
@@ -45,25 +44,22 @@ class Sender:
         self.hooks = [mw for mw in middleware
                       if overrides(mw, "before_enqueue") or overrides(mw, "after_enqueue")]
 
-    async def send(self, sig: Signature[R]) -> TaskResult[R]:
-        """Send one call; returns once the broker has it."""
+    def send(self, sig: Signature[R]) -> Coroutine[Any, Any, TaskResult[R]]:
+        """Send one call; the coroutine returns once the broker has it. A plain function
+        handing out the one coroutine that does the work: a coroutine object more per
+        call is more work for the garbage collector while thousands of calls wait."""
         if self.hooks:
-            return (await self._send_with_hooks([sig]))[0]
+            return self._send_one_with_hooks(sig)
+        return self._send_plain(sig)
+
+    async def _send_one_with_hooks(self, sig: Signature[R]) -> TaskResult[R]:
+        return (await self._send_with_hooks([sig]))[0]
+
+    async def _send_plain(self, sig: Signature[R]) -> TaskResult[R]:
+        """Prepare and publish one call through the broker's batching ``publish``:
+        concurrent enqueues share round trips."""
         outgoing, handle = self.preparer.prepare(sig)
         del sig  # packed: not kept alive while the broker has it (thousands may wait)
-        # inline, not through _publish_one: a coroutine object more per call is more
-        # work for the garbage collector while thousands of calls wait at once
-        app = self._app
-        if self.loop is not _running_loop():  # not connected, or on another loop
-            await app.connect()
-        await app.broker.publish(outgoing)
-        if outgoing.eta is not None:
-            await mark_scheduled(app, [(outgoing, handle)])
-        return handle
-
-    async def _publish_one(self, outgoing: Outgoing, handle: TaskResult[R]) -> TaskResult[R]:
-        """Publish one call through the broker's batching ``publish``: concurrent
-        enqueues share round trips."""
         app = self._app
         if self.loop is not _running_loop():  # not connected, or on another loop
             await app.connect()
@@ -102,7 +98,7 @@ class Sender:
         # one call (an `await task.enqueue()`) takes the batching path of calls without
         # hooks: as a batch of one, each concurrent enqueue was a round trip of its own
         handles: list[TaskResult[Any]] = (
-            [await self._publish_one(*self.preparer.prepare(ready[0]))] if len(ready) == 1
+            [await self._send_plain(ready[0])] if len(ready) == 1
             else await self._send_batch(ready))
         for call, handle in zip(calls, handles, strict=True):
             for mw in reversed(hooks):
