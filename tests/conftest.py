@@ -9,12 +9,13 @@ import sys
 import textwrap
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 
 from tests._order import deal, workers_of
 
@@ -64,6 +65,14 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url)
     yield client
     client.close()
+
+
+@pytest.fixture
+async def redis_aio(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    """A plain asyncio Redis client on the test server (to look at what asyncq wrote)."""
+    client = aioredis.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture

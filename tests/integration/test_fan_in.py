@@ -41,13 +41,6 @@ async def app(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[a
         await app.broker.delete_queue(queue)
 
 
-@pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
 async def _until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while not await check():  # noqa: ASYNC110 - polls the server
@@ -55,7 +48,7 @@ async def _until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) ->
 
 
 async def test_many_handles_of_one_process_share_one_subscription(
-        app: asyncq.App, client: aioredis.Redis) -> None:
+        app: asyncq.App, redis_aio: aioredis.Redis) -> None:
     gate = asyncio.Event()
 
     @app.task
@@ -73,16 +66,16 @@ async def test_many_handles_of_one_process_share_one_subscription(
             assert channel == f"asyncq:reply:{token}"
 
             async def subscribed() -> bool:
-                return dict(await client.pubsub_numsub(channel)).get(channel.encode(), 0) >= 1
+                return dict(await redis_aio.pubsub_numsub(channel)).get(channel.encode(), 0) >= 1
 
             await _until(subscribed)
-            assert await client.pubsub_channels(f"asyncq:done:{token}*") == []
+            assert await redis_aio.pubsub_channels(f"asyncq:done:{token}*") == []
         gate.set()
         assert await asyncio.gather(*waits) == [i * 2 for i in range(240)]
 
 
 async def test_a_handle_for_another_process_s_task_waits_on_its_own_channel(
-        app: asyncq.App, client: aioredis.Redis) -> None:
+        app: asyncq.App, redis_aio: aioredis.Redis) -> None:
     if not app.backend.url.startswith("redis"):
         pytest.skip("RPC results reach only the sending process (test_amqp_rpc.py)")
     gate = asyncio.Event()
@@ -99,7 +92,7 @@ async def test_a_handle_for_another_process_s_task_waits_on_its_own_channel(
         waiting = asyncio.ensure_future(app.result(task_id).get(timeout=30))
 
         async def subscribed() -> bool:
-            return await client.pubsub_channels(result_channel(task_id)) != []
+            return await redis_aio.pubsub_channels(result_channel(task_id)) != []
 
         await _until(subscribed)
         gate.set()
@@ -107,7 +100,7 @@ async def test_a_handle_for_another_process_s_task_waits_on_its_own_channel(
 
 
 async def test_reply_waiters_get_results_stored_while_their_connection_was_down(
-        app: asyncq.App, client: aioredis.Redis) -> None:
+        app: asyncq.App, redis_aio: aioredis.Redis) -> None:
     if not app.backend.url.startswith("redis"):
         pytest.skip("a Redis result backend's subscriber")
     gate = asyncio.Event()
@@ -124,10 +117,10 @@ async def test_reply_waiters_get_results_stored_while_their_connection_was_down(
         assert channel is not None
 
         async def subscribed() -> bool:
-            return dict(await client.pubsub_numsub(channel)).get(channel.encode(), 0) >= 1
+            return dict(await redis_aio.pubsub_numsub(channel)).get(channel.encode(), 0) >= 1
 
         await _until(subscribed)
-        assert await _kill_subscribers(client, app) >= 1
+        assert await _kill_subscribers(redis_aio, app) >= 1
         gate.set()  # the results are stored and published while nobody listens
         assert await asyncio.gather(*waits) == list(range(20))
 

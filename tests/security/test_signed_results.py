@@ -31,19 +31,12 @@ async def app(redis_url: str, unique: Callable[[str], str],
         yield application
 
 
-@pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    conn = aioredis.Redis.from_url(redis_url)
-    yield conn
-    await conn.aclose()
-
-
 def forged(value: object) -> bytes:
     return encode_record(ResultRecord(TaskState.SUCCESS, value, finished_at=1.0))
 
 
 async def test_records_are_signed_and_forgeries_refused(app: asyncq.App,
-                                                        client: aioredis.Redis) -> None:
+                                                        redis_aio: aioredis.Redis) -> None:
     @app.task
     async def add(x: int, y: int) -> int:
         return x + y
@@ -53,27 +46,27 @@ async def test_records_are_signed_and_forgeries_refused(app: asyncq.App,
         second = await add.enqueue(3, 4)
         assert await first.get(timeout=10) == 3  # the fused settle path signs too
         assert await second.get(timeout=10) == 7
-    genuine = await client.get(result_key(first.id))
+    genuine = await redis_aio.get(result_key(first.id))
     assert genuine[1] == MARK
     # a reader without keys still reads signed records
     plain = asyncq.App("plain", broker=app.broker.url)
     assert (await plain.backend.get(first.id)).value == 3  # type: ignore[union-attr]
     await plain.backend.close()
 
-    await client.set(result_key(second.id), genuine)  # a genuine record, moved
+    await redis_aio.set(result_key(second.id), genuine)  # a genuine record, moved
     with pytest.raises(asyncq.SignatureError, match="failed its signature check"):
         await second.get(timeout=5)
-    await client.set(result_key(second.id), forged(666))  # unsigned
+    await redis_aio.set(result_key(second.id), forged(666))  # unsigned
     with pytest.raises(asyncq.SignatureError, match="is not signed"):
         await second.get(timeout=5)
     altered = genuine[:-1] + bytes((genuine[-1] ^ 1,))
-    await client.set(result_key(first.id), altered)
+    await redis_aio.set(result_key(first.id), altered)
     with pytest.raises(asyncq.SignatureError):
         await first.get(timeout=5)
 
 
 async def test_forged_notifications_are_ignored(app: asyncq.App,
-                                                client: aioredis.Redis) -> None:
+                                                redis_aio: aioredis.Redis) -> None:
     @app.task
     async def slow(n: int) -> int:
         await asyncio.sleep(0.5)
@@ -86,21 +79,21 @@ async def test_forged_notifications_are_ignored(app: asyncq.App,
         reply = reply_channel(handle.id)
         assert reply is not None
         for _ in range(3):  # only published, never stored, and unsigned
-            await client.publish(result_channel(handle.id), forged(666))
+            await redis_aio.publish(result_channel(handle.id), forged(666))
             # the handle waits on its process's reply channel: a forgery there too
-            await client.publish(reply, result_key(handle.id).encode() + b" " + forged(666))
+            await redis_aio.publish(reply, result_key(handle.id).encode() + b" " + forged(666))
         assert await waiting == 5
         # an id-only handle of another process's task waits on the task's own channel
         other = ("0" if handle.id[0] != "0" else "1") * 8 + handle.id[8:]
         later = await slow.options(task_id=other).enqueue(6)
         waiting = asyncio.create_task(later.get(timeout=10))
         await asyncio.sleep(0.2)
-        await client.publish(result_channel(other), forged(666))
+        await redis_aio.publish(result_channel(other), forged(666))
         assert await waiting == 6
 
 
 async def test_a_forged_early_notification_does_not_replace_the_genuine_record(
-        app: asyncq.App, client: aioredis.Redis) -> None:
+        app: asyncq.App, redis_aio: aioredis.Redis) -> None:
     """A record that comes before its handle is awaited is kept until then (the handle
     then reads no key); a forgery published after it must not take its place."""
     gate = asyncio.Event()
@@ -126,7 +119,7 @@ async def test_a_forged_early_notification_does_not_replace_the_genuine_record(
                 await asyncio.sleep(0.02)
         reply = reply_channel(handle.id)
         assert reply is not None
-        await client.publish(reply, result_key(handle.id).encode() + b" " + forged(666))
+        await redis_aio.publish(reply, result_key(handle.id).encode() + b" " + forged(666))
         await asyncio.sleep(0.3)  # the forgery took the genuine record's place
         assert await handle.get(timeout=10) == 7  # read from the key instead
         gate.set()
