@@ -7,8 +7,8 @@ independent of the broker, counts lost and duplicated work.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import importlib.util
 import json
 import os
 import shutil
@@ -19,13 +19,16 @@ import sys
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
+from typing import Any
 
 import pytest
 import redis
+
+import asyncq
+from tests._servers.rabbit_cluster import servers_script
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
@@ -96,20 +99,6 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         server.crash()
 
 
-def _servers_script() -> ModuleType:
-    """scripts/servers.py, which knows how to run a throwaway RabbitMQ node."""
-    name = "asyncq_test_servers"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[2] / "scripts" / "servers.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up there
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 @dataclass
 class RabbitNode:
     """A RabbitMQ node of the test's own (private epmd, files in ``workdir``), which the
@@ -129,7 +118,7 @@ class RabbitNode:
 
     def start(self, timeout: float = 90.0) -> float:
         """Start (or start again) the node; return the seconds until it answered AMQP."""
-        servers = _servers_script()
+        servers = servers_script()
         if not self.env:
             program = servers.find_program(servers.RABBITMQ)
             if program is None:
@@ -256,9 +245,6 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
         return
     queue = f"faults-{os.getpid()}-{int(time.time() * 1000)}"
     yield Target("amqp", str(request.getfixturevalue("amqp_url")), queue)
-    import asyncio
-
-    import asyncq
 
     async def drop() -> None:
         app = asyncq.App("faults-cleanup", broker=str(request.getfixturevalue("amqp_url")))
@@ -298,3 +284,38 @@ def record(scenario: str, figures: dict[str, object]) -> None:
     data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     data[scenario] = figures
     RESULTS.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+async def enqueue_numbered(app: asyncq.App, make: Callable[[list[int]], list[Any]],
+                           ledger: Ledger, n: int, batch: int, pause: float) -> int:
+    """Enqueue tasks 0 .. n-1, ``batch`` at a time (``make`` gives a batch's signatures,
+    with fixed ids), ``pause`` seconds apart. A batch the broker refuses is sent again,
+    with the same ids, until it is acknowledged, and noted in the ledger only then.
+    Returns the retries."""
+    retries = 0
+    for start in range(0, n, batch):
+        numbers = list(range(start, min(n, start + batch)))
+        sigs = make(numbers)
+        while True:
+            try:
+                await app.enqueue_many(sigs)
+                break
+            except asyncq.AsyncqError:
+                retries += 1
+                await asyncio.sleep(0.2)
+        ledger.producer_note(numbers)
+        await asyncio.sleep(pause)
+    return retries
+
+
+def tally(ledger: Ledger, acked: set[int]) -> dict[str, int]:
+    """Acknowledged enqueues against completions: completed, lost and run twice."""
+    done = ledger.counts("done")
+    return {"enqueued_acknowledged": len(acked), "completed": len(set(done) & acked),
+            "lost": len(acked - set(done)),
+            "duplicate_executions": sum(c - 1 for c in done.values() if c > 1)}
+
+
+def completions_after(ledger: Ledger, moment: float) -> list[float]:
+    """The times of the completions after ``moment``, in order."""
+    return sorted(ts for e, _, _, ts in ledger.rows() if e == "done" and ts > moment)

@@ -22,6 +22,7 @@ from tests.faults.conftest import (
     RabbitNode,
     RedisServer,
     Target,
+    enqueue_numbered,
     record,
     start_worker,
     stop,
@@ -56,21 +57,10 @@ def children(pid: int) -> list[int]:
 
 
 async def enqueue_all(mod: Any, ledger: Ledger, n: int, batch: int, pause: float) -> int:
-    """Enqueue with fixed ids, retrying a failed batch with the same ids; count retries."""
-    retries = 0
-    for start in range(0, n, batch):
-        numbers = list(range(start, min(n, start + batch)))
-        sigs = [mod.work.options(task_id=f"t{i}").s(i) for i in numbers]
-        while True:
-            try:
-                await mod.app.enqueue_many(sigs)
-                break
-            except asyncq.AsyncqError:
-                retries += 1
-                await asyncio.sleep(0.2)
-        ledger.producer_note(numbers)
-        await asyncio.sleep(pause)
-    return retries
+    """No-op tasks with fixed ids (see :func:`enqueue_numbered`)."""
+    return await enqueue_numbered(
+        mod.app, lambda ns: [mod.work.options(task_id=f"t{i}").s(i) for i in ns],
+        ledger, n, batch, pause)
 
 
 async def wait_done(ledger: Ledger, wanted: set[int], timeout: float) -> None:

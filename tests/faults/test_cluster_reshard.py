@@ -23,9 +23,8 @@ from typing import Any
 
 import pytest
 
-import asyncq
 from tests._servers.redis_cluster import RedisCluster
-from tests.faults.conftest import Ledger, record, start_worker, stop
+from tests.faults.conftest import Ledger, enqueue_numbered, record, start_worker, stop
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
 
@@ -43,23 +42,13 @@ def load_tasks(workdir: Path, url: str, ledger: Ledger, monkeypatch: pytest.Monk
 
 
 async def produce(mod: Any, ledger: Ledger) -> int:
-    retries = 0
-    for start in range(0, N, BATCH):
-        numbers = list(range(start, min(N, start + BATCH)))
-        sigs = [
-            mod.work.options(task_id=f"t{i}", countdown=2 if i % 10 == 0 else None).s(i)
-            for i in numbers
-        ]
-        while True:
-            try:
-                await mod.app.enqueue_many(sigs)
-                break
-            except asyncq.AsyncqError:
-                retries += 1
-                await asyncio.sleep(0.2)
-        ledger.producer_note(numbers)
-        await asyncio.sleep(0.4)  # enqueues go on through the moves
-    return retries
+    """Fixed ids, every tenth task delayed 2 s (see :func:`enqueue_numbered`); enqueues
+    go on through the moves."""
+    return await enqueue_numbered(
+        mod.app,
+        lambda ns: [mod.work.options(task_id=f"t{i}", countdown=2 if i % 10 == 0 else None).s(i)
+                    for i in ns],
+        ledger, N, BATCH, 0.4)
 
 
 async def at_completions(ledger: Ledger, count: int, timeout: float = 300) -> None:

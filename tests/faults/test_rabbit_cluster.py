@@ -23,7 +23,15 @@ import pytest
 
 from asyncq.brokers.amqp import _connection
 from tests._servers.rabbit_cluster import RabbitCluster, RabbitClusterNode, usage
-from tests.faults.conftest import Ledger, RedisServer, record, start_worker, stop
+from tests.faults.conftest import (
+    Ledger,
+    RedisServer,
+    completions_after,
+    record,
+    start_worker,
+    stop,
+    tally,
+)
 from tests.faults.test_chaos import first_completion, load_tasks
 from tests.faults.test_sentinel_failover import drain, produce
 
@@ -119,17 +127,13 @@ async def test_f10_rabbitmq_cluster_node_kill(
     survivors = [name for name in now if name != timings["killed"]]
     cpu_share = sum(now[n][0] - cpu_before[n] for n in survivors) / elapsed / len(survivors)
     left = left_on(cluster, cluster.nodes[0])
-    done = ledger.counts("done")
     killed_at = float(timings.pop("killed_at"))
-    after = sorted(ts for e, _, _, ts in ledger.rows() if e == "done" and ts > killed_at)
+    after = completions_after(ledger, killed_at)
     figures = {
         "nodes": len(cluster.nodes),
         "queue_type": "quorum",
         "tasks": n,
-        "enqueued_acknowledged": len(acked),
-        "completed": len(set(done) & acked),
-        "lost": len(acked - set(done)),
-        "duplicate_executions": sum(c - 1 for c in done.values() if c > 1),
+        **tally(ledger, acked),
         "completed_after_the_kill": len(after),
         "first_completion_after_the_kill_s": round(after[0] - killed_at, 2) if after else None,
         "producer_batch_retries": retries,

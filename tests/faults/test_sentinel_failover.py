@@ -33,9 +33,16 @@ from typing import Any
 
 import pytest
 
-import asyncq
 from tests._servers.sentinel import SentinelGroup
-from tests.faults.conftest import Ledger, record, start_worker, stop
+from tests.faults.conftest import (
+    Ledger,
+    completions_after,
+    enqueue_numbered,
+    record,
+    start_worker,
+    stop,
+    tally,
+)
 from tests.faults.test_chaos import first_completion, load_tasks
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
@@ -54,22 +61,10 @@ def group(kind: str) -> Iterator[SentinelGroup]:
 async def produce(
     mod: Any, ledger: Ledger, n: int, batch: int, pause: float, seconds: float = 0.0
 ) -> int:
-    """Enqueue with fixed ids; a failed batch is retried with the same ids until the
-    broker acknowledges it, and noted in the ledger only then. Returns the retries."""
-    retries = 0
-    for start in range(0, n, batch):
-        numbers = list(range(start, min(n, start + batch)))
-        sigs = [mod.work.options(task_id=f"t{i}").s(i, seconds) for i in numbers]
-        while True:
-            try:
-                await mod.app.enqueue_many(sigs)
-                break
-            except asyncq.AsyncqError:
-                retries += 1
-                await asyncio.sleep(0.2)
-        ledger.producer_note(numbers)
-        await asyncio.sleep(pause)
-    return retries
+    """Tasks of ``seconds`` each, with fixed ids (see :func:`enqueue_numbered`)."""
+    return await enqueue_numbered(
+        mod.app, lambda ns: [mod.work.options(task_id=f"t{i}").s(i, seconds) for i in ns],
+        ledger, n, batch, pause)
 
 
 async def fault(group: SentinelGroup, kind: str, at: float, timings: dict[str, float]) -> None:
@@ -159,16 +154,12 @@ async def test_f9_sentinel_failover(
             left = leftover(group)
     finally:
         stop(sup)
-    done = ledger.counts("done")
-    after = [ts for e, _, _, ts in ledger.rows() if e == "done" and ts > timings["killed_at"]]
+    after = completions_after(ledger, timings["killed_at"])
     figures = {
         "mode": mode,
         "fault": kind,
         "tasks": n,
-        "enqueued_acknowledged": len(acked),
-        "completed": len(set(done) & acked),
-        "lost": len(acked - set(done)),
-        "duplicate_executions": sum(c - 1 for c in done.values() if c > 1),
+        **tally(ledger, acked),
         "completed_after_the_kill": len(after),
         "producer_batch_retries": retries,
         "seconds": round(elapsed, 1),
