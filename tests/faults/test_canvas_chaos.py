@@ -128,9 +128,12 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _app(workdir: Path, where: Where) -> asyncq.App:
-    os.environ.update(where.env(workdir))
-    sys.path.insert(0, str(workdir))
+def _app(workdir: Path, where: Where, monkeypatch: pytest.MonkeyPatch) -> asyncq.App:
+    # through monkeypatch: a variable left set (F_BACKEND) sent later scenarios' workers
+    # to this one's dead result store
+    for name, value in where.env(workdir).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.syspath_prepend(str(workdir))
     sys.modules.pop("ctasks", None)
     import ctasks  # type: ignore[import-not-found]
 
@@ -139,8 +142,9 @@ def _app(workdir: Path, where: Where) -> asyncq.App:
 
 
 async def test_chord_of_1000_with_three_worker_kills(where: Where, redis_server: RedisServer,
-                                                     workdir: Path) -> None:
-    app = _app(workdir, where)
+                                                     workdir: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    app = _app(workdir, where, monkeypatch)
     workers = [_start(workdir, where, f"w{i}") for i in range(2)]
     member, total = app.tasks["cf.member"], app.tasks["cf.total"]
     try:
@@ -171,8 +175,9 @@ async def test_chord_of_1000_with_three_worker_kills(where: Where, redis_server:
     assert callbacks[1000] >= 1
 
 
-async def test_chain_of_10_with_worker_kills(where: Where, workdir: Path) -> None:
-    app = _app(workdir, where)
+async def test_chain_of_10_with_worker_kills(where: Where, workdir: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    app = _app(workdir, where, monkeypatch)
     workers = [_start(workdir, where, f"w{i}") for i in range(2)]
     step = app.tasks["cf.step"]
     try:
