@@ -111,7 +111,7 @@ def make_client(
     """A client of the current master of the URL's service."""
     target = parse(url)
     ask_timeout = min(connect_timeout, 2.0)  # a dead sentinel must not hold a failover up
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(  # type: ignore[no-untyped-call, unused-ignore]
         list(target.sentinels),
         sentinel_kwargs={
             "socket_timeout": ask_timeout,

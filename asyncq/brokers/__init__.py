@@ -140,6 +140,12 @@ class Consumer(abc.ABC):
     async def dead_letter(self, items: Sequence[DeadItem]) -> None:
         """Move deliveries to the dead-letter store with a reason, and ack them."""
 
+    async def start(self) -> None:  # noqa: B027
+        """Set up what :meth:`fetch` reads from (consumer groups, subscriptions): the
+        worker calls it before it says it is ready, so that it consumes from then on.
+        Idempotent; :meth:`fetch` sets up what is missing too (the first time, or again
+        after a stream was deleted or a connection came back)."""
+
     async def pause(self) -> None:  # noqa: B027
         """Hold nothing new until :meth:`resume`.
 

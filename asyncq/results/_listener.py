@@ -392,7 +392,7 @@ class Listener:
                     fut.set_exception(ResultUnavailable("the result backend was closed"))
         if self._pubsub is not None:
             pubsub, self._pubsub = self._pubsub, None
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
 
 
 def _text(value: object) -> str:

@@ -95,6 +95,19 @@ class BrokerContract:
             await consumer.close()
         self.run(broker_factory, body)
 
+    def test_a_started_consumer_gets_what_comes_after(self, broker_factory: BrokerFactory
+                                                      ) -> None:
+        async def body(broker: Broker, queue: str) -> None:
+            consumer = self.consumer(broker, queue)
+            await consumer.start()
+            await consumer.start()  # idempotent
+            await broker.publish(Outgoing(_ids(), queue, b"later"))
+            (delivery,) = await _fetch(consumer)
+            assert delivery.body == b"later"
+            await consumer.ack([Settlement(delivery)])
+            await consumer.close()
+        self.run(broker_factory, body)
+
     def test_publish_many_keeps_order(self, broker_factory: BrokerFactory) -> None:
         async def body(broker: Broker, queue: str) -> None:
             bodies = [f"m{i}".encode() for i in range(50)]

@@ -182,6 +182,7 @@ class Worker:
         self._settler = Settler(consumer, self.app.backend, self.app.broker.publish_many,
                                 self._on_settled)
         try:
+            await consumer.start()  # consuming before it says it is ready
             await self._lifecycle("worker_start")
             await self._serve(consumer, self._settler)
         finally:

@@ -93,6 +93,9 @@ class AmqpConsumer(Consumer):
         self._woken = False
 
     # -- starting ------------------------------------------------------------------
+    async def start(self) -> None:
+        await self._start()
+
     async def _start(self) -> None:
         if self._channel is not None:
             return

@@ -126,6 +126,10 @@ class RedisConsumer(Consumer):
                     raise
         self._ready = True
 
+    async def start(self) -> None:
+        with _redis.mapped_errors("Redis broker", self._url):
+            await self._ensure_groups()
+
     # -- fetching ------------------------------------------------------------------
     async def fetch(self, limit: int, timeout: float) -> Sequence[Delivery]:
         with _redis.mapped_errors("Redis broker", self._url):
