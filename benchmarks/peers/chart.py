@@ -25,6 +25,8 @@ PANELS = [
     ("W4 {sleep:,} x sleep(0.1), c=200 (wall s)", ("sleep", "seconds")),
     ("W5 drain, {procs} processes (tasks/s)", ("scale_{procs}", "per_s")),
     ("peak worker RSS, draining {memory:,} queued (MB)", ("memory", "peak_rss_mb")),
+    ("W6 fan-in: {fan_in:,} enqueued and awaited by one process (tasks/s)",
+     ("fan_in", "per_s")),
 ]
 
 
@@ -51,15 +53,18 @@ def panel(ax: Any, rows: dict[str, Any], title: str, path: tuple[str, ...]) -> N
 
 def main(source: Path, target: Path) -> None:
     doc = json.loads(source.read_text())
-    fig, axes = plt.subplots(4, 2, figsize=(12, 13))
+    fig, axes = plt.subplots(4 + len(PANELS) // 8, 2, figsize=(12, 16))
     rows = doc["rows"].values()
     procs = "4" if any("scale_4" in r["figures"] for r in rows) else "2"
-    sizes = {s: max((get(r, s, "tasks") or 0) for r in rows) for s in ("sleep", "memory")}
+    sizes = {s: max((get(r, s, "tasks") or 0) for r in rows)
+             for s in ("sleep", "memory", "fan_in")}
     for ax, (title, path) in zip(axes.flat, PANELS, strict=False):
         path = tuple(p.format(procs=procs) for p in path)
         panel(ax, doc["rows"], title.format(procs=procs, **sizes), path)
-    note = axes.flat[-1]
-    note.axis("off")
+    spare = list(axes.flat)[len(PANELS):]
+    for ax in spare:
+        ax.axis("off")
+    note = spare[0]
     note.text(0, 0.5, f"asyncq vs peers, {doc['mode']} run {doc['started']}\n{doc['machine']}\n"
               "red: asyncq; blue: Redis peers; pink: RabbitMQ peers", fontsize=9, va="center")
     fig.tight_layout()
