@@ -11,11 +11,12 @@ the query, to the sentinels. A port left out is 26379.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.connection import BlockingConnectionPool
-from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
 
 from asyncq._urls import mask_url
 from asyncq.errors import ConfigurationError
@@ -94,6 +95,22 @@ def _address(item: str, url: str) -> tuple[str, int]:
     return host, int(port or DEFAULT_PORT)
 
 
+class _Connection(SentinelManagedConnection):
+    """A connection that asks the sentinels where the master is whenever it reconnects.
+
+    redis-py 8.2 reconnects a dropped connection that a client keeps (a client with
+    ``single_connection_client``, such as the consumer's reader) when it next sends,
+    by ``connect_check_health``, not ``connect``: to the address it had, which after a
+    failover is a replica or nothing, so the reader failed with READONLY for ever (a
+    worker consumed nothing after a failover). Here that reconnect goes through
+    ``connect``, which asks the sentinels, as a connection taken from the pool does."""
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        if not self.is_connected:
+            await self.connect()  # type: ignore[no-untyped-call, unused-ignore]
+        await super().send_packed_command(command, check_health)
+
+
 class _Pool(SentinelConnectionPool, BlockingConnectionPool):
     """A Sentinel-managed pool that waits for a free connection (as the plain client's
     pool does) and closes the sentinels' own connections when it closes."""
@@ -125,6 +142,7 @@ def make_client(
     client: aioredis.Redis = sentinel.master_for(
         target.service,
         connection_pool_class=_Pool,
+        connection_class=_Connection,
         db=target.db,
         username=target.username,
         password=target.password,
