@@ -45,7 +45,7 @@ EXPECTED: dict[str, list[str]] = {
         "refused: RabbitMQ returned the message (NO_ROUTE)",
     ],
     "celery_port.py": [": compressing cat.png", "success SUCCESS"],
-    "writing_a_broker.py": ["add on toy://: 5", "published: 1", "kit: 13 passed"],
+    "writing_a_broker.py": ["add on toy://: 5", "published: 1", "kit: 14 passed"],
     "controlling_priority_rate_redis.py": [
         "ran: outage, security, billing, routine-1, routine-2",
         "12 calls in 1.0s: 10/s after a burst of 2",
