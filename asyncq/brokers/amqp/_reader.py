@@ -1,0 +1,215 @@
+"""Reading frames on asyncq's own AMQP connections, and deliveries without a task each.
+
+aiormq reads every frame with three ``readexactly`` calls under a lock, decodes it with
+pamqp's generic decoder, puts it on its channel's queue for the channel's reader task,
+which gathers a delivery's three frames and runs the consumer callback in a task of its
+own. :class:`FrameReader` reads what the socket has in one call and cuts the frames out
+of it (:mod:`._decode`). A delivery to asyncq's consumer (a :class:`~._received.Direct`
+callback) whose three frames are all there, on a channel with nothing queued for its
+reader, is handed to that callback right there, in order with the deliveries before it:
+the deliveries of one read go together in one ``call_soon``, which runs after whatever
+the channel's reader already started. Every other frame goes to aiormq's loop as
+aiormq's own receiver would give it; aiormq's loop then sees a heartbeat after each read
+whose frames were all deliveries, so that it knows the connection is alive.
+
+Only connections asyncq opens read this way (:class:`AsyncqConnection`, which
+:class:`Underlay` builds for :class:`~._hosts.NodeRing`): aiormq's own classes are
+untouched, so an application's own aio-pika connections are too. The reader is handed
+over at :data:`READER`, aiormq's private connection loop, which a test pins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any, Final
+
+import aiormq.abc
+import aiormq.connection
+from aio_pika.abc import UnderlayConnection
+from aiormq.exceptions import AMQPConnectionError
+from pamqp.heartbeat import Heartbeat
+
+from asyncq.brokers.amqp._decode import (
+    DELIVER,
+    FRAME,
+    FRAME_END,
+    Frame,
+    content_span,
+    decode_frame,
+    fast_frame,
+    header_fields,
+)
+from asyncq.brokers.amqp._received import Direct, Received
+
+__all__ = ["READER", "AsyncqConnection", "FrameReader", "Underlay"]
+
+logger = logging.getLogger("asyncq.brokers.amqp")
+
+#: aiormq's connection loop (``Connection.__reader(frame_receiver)``), which a test pins
+READER: Final = "_Connection__reader"
+#: bytes asked of the socket at a time (a larger frame is read on until it is whole)
+_CHUNK: Final = 1 << 16
+_HEARTBEAT: Final = (8, 0, Heartbeat())
+#: :meth:`FrameReader._take`: the channel's reader has frames queued
+_WAIT: Final = -2
+#: how long a delivery waits for its channel's reader to take the frames queued before it
+_QUEUED_WAIT: Final = 0.05
+
+#: a delivery taken here: its callback, channel, basic.deliver, properties and body
+Taken = tuple[Direct, Any, Any, Any, bytes]
+
+
+def _connection_error(exc: OSError) -> AMQPConnectionError:
+    """aiormq's error for a failed read (``FrameReceiver.get_frame``)."""
+    if isinstance(exc, ConnectionRefusedError):
+        return AMQPConnectionError(f"Server connection refused: {exc!r}")
+    if isinstance(exc, ConnectionResetError):
+        return AMQPConnectionError(f"Server connection reset: {exc!r}")
+    if isinstance(exc, ConnectionError):
+        return AMQPConnectionError(f"Server connection error: {exc!r}")
+    return AMQPConnectionError(f"Server communication error: {exc!r}")
+
+
+def _body(buf: bytes, at: int, end: int) -> bytes:
+    """The body of the body frames between ``at`` and ``end`` (checked by content_span)."""
+    parts = []
+    while at < end:
+        size = FRAME.unpack_from(buf, at)[2]
+        parts.append(buf[at + 7 : at + 7 + size])
+        at += 8 + size
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+class FrameReader:
+    """What aiormq's connection loop iterates over (``FrameReceiver``'s interface once
+    the handshake is done): ``(bytes used, channel, frame)`` per frame, as
+    ``pamqp.frame.unmarshal`` gives them; deliveries to a :class:`Direct` callback go to
+    it instead (see the module docstring).
+
+    Only the connection's reader task reads (the handshake, which aiormq's receiver
+    serialises with a lock, is over), so there is no lock."""
+
+    def __init__(self, reader: asyncio.StreamReader, channels: dict[int, Any]) -> None:
+        self.reader = reader
+        self.started = True
+        self._channels = channels
+        self._buffer = b""
+        self._at = 0
+        self._taken: list[Taken] = []
+
+    def __aiter__(self) -> FrameReader:
+        return self
+
+    async def __anext__(self) -> tuple[int, int, Frame]:
+        return await self.get_frame()
+
+    async def get_frame(self) -> tuple[int, int, Frame]:
+        buf, at, took = self._buffer, self._at, False
+        while True:
+            left = len(buf) - at
+            if left >= 7:
+                need = 8 + FRAME.unpack_from(buf, at)[2]
+                if left >= need:
+                    end = self._take(buf, at, need) if buf[at + 7 : at + 11] == DELIVER else -1
+                    if end == _WAIT:
+                        end = await self._after_queued(buf, at, need)
+                    if end > 0:
+                        at = self._at = end
+                        took = True
+                        continue
+                    if end < 0:
+                        self._at = at + need
+                        return decode_frame(buf, at)
+            elif left == 0 and took:
+                return _HEARTBEAT  # aiormq's loop: the connection is alive
+            elif left == 0 and self.reader.at_eof():
+                raise StopAsyncIteration
+            buf, at = await self._fill(left + 1), 0
+
+    async def _fill(self, need: int) -> bytes:
+        """Read on until ``need`` bytes from the current offset are buffered."""
+        buf = self._buffer[self._at :]
+        while len(buf) < need:
+            try:
+                chunk = await self.reader.read(max(_CHUNK, need - len(buf)))
+            except OSError as exc:
+                raise _connection_error(exc) from exc
+            if not chunk:
+                raise AMQPConnectionError(
+                    f"Server connection unexpectedly closed. Read {len(buf)} bytes but "
+                    f"{need} bytes expected")
+            buf += chunk
+        self._buffer, self._at = buf, 0
+        return buf
+
+    # -- deliveries --------------------------------------------------------------------
+    def _take(self, buf: bytes, at: int, need: int, *, waited: bool = False) -> int:
+        """Take the delivery whose ``basic.deliver`` frame (``need`` bytes) is at ``at``
+        for its :class:`Direct` callback: the offset after its content frames; 0 when
+        they are not all read yet; -1 when it goes aiormq's way; :data:`_WAIT` when the
+        channel's reader has frames to do first."""
+        number = FRAME.unpack_from(buf, at)[1]
+        channel = self._channels.get(number)
+        if channel is None or channel.is_closed or buf[at + need - 1] != FRAME_END:
+            return -1
+        end = content_span(buf, at + need, number)
+        if end <= 0:
+            return end
+        deliver = fast_frame(1, buf, at + 7, at + need - 1)
+        callback = channel.consumers.get(getattr(deliver, "consumer_tag", None))
+        if type(callback) is not Direct:
+            return -1
+        if not channel.frames.empty():  # earlier frames first, deliveries in order
+            return -1 if waited else _WAIT
+        header = at + need
+        fields = header_fields(buf, header)
+        if fields is None:  # pamqp's, then
+            fields = Received.of_properties(decode_frame(buf, header)[2].properties)
+        if not self._taken:
+            asyncio.get_running_loop().call_soon(self._hand_over)
+        self._taken.append((callback, channel, deliver, fields,
+                            _body(buf, header + 8 + FRAME.unpack_from(buf, header)[2], end)))
+        return end
+
+    async def _after_queued(self, buf: bytes, at: int, need: int) -> int:
+        """:meth:`_take`, once the channel's reader took what it has queued (the first
+        deliveries after a consumer became a :class:`Direct` one), or -1 if it does not
+        within a moment (the delivery then queues behind, as aiormq does)."""
+        channel = self._channels[FRAME.unpack_from(buf, at)[1]]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_QUEUED_WAIT):
+                await channel.frames.join()
+        return self._take(buf, at, need, waited=True)
+
+    def _hand_over(self) -> None:
+        taken, self._taken = self._taken, []
+        for callback, channel, deliver, properties, body in taken:
+            try:
+                callback.take(channel, deliver, properties, body)
+            except Exception:
+                logger.exception("the consumer callback failed")
+
+
+# -- the connection ----------------------------------------------------------------------
+class AsyncqConnection(aiormq.connection.Connection):
+    """aiormq's connection, reading frames with a :class:`FrameReader` once connected."""
+
+    async def _read_frames(self, receiver: Any) -> None:
+        await getattr(super(), READER)(FrameReader(receiver.reader, self.channels))
+
+
+setattr(AsyncqConnection, READER, AsyncqConnection._read_frames)  # what connect() starts
+
+
+class Underlay(UnderlayConnection):
+    """aio-pika's transport, on an :class:`AsyncqConnection`."""
+
+    @classmethod
+    async def make_connection(cls, url: Any, timeout: Any = None,
+                              **kwargs: Any) -> aiormq.abc.AbstractConnection:
+        connection = AsyncqConnection(url, **kwargs)
+        await asyncio.wait_for(connection.connect(), timeout=timeout)
+        await connection.ready()
+        return connection
