@@ -31,7 +31,7 @@ __all__ = [
 
 FRAME: Final = struct.Struct(">BHI")  # type, channel, size
 _INDEX: Final = struct.Struct(">I")
-_TAG_BITS: Final = struct.Struct(">QB")
+_TAG_BITS: Final = struct.Struct(">qB")  # pamqp reads a longlong signed
 _HEADER: Final = struct.Struct(">HHQH")  # class id, weight, body size, flags
 _TABLE_SIZE: Final = struct.Struct(">I")
 _STAMP: Final = struct.Struct(">Q")
