@@ -61,4 +61,5 @@ def test_new_properties_are_what_pamqps_constructor_makes(persistent: bool) -> N
         timestamp=props.timestamp)
     assert list(props) == list(expected)
     assert len(props.message_id or "") == 32
-    assert props.timestamp is not None and props.timestamp.tzinfo is not None
+    assert props.timestamp is not None
+    assert props.timestamp.tzinfo is not None
