@@ -117,6 +117,18 @@ async def test_the_installed_aiormq_and_aio_pika_still_have_what_the_frame_reade
     assert "self.frames: asyncio.Queue" in channel
     deliver = inspect.getsource(aiormq.channel.Channel._on_deliver_frame)
     assert "self.consumers.get(frame.consumer_tag)" in deliver
+    # publisher confirms, settled by _reader._confirm / _settle as aiormq settles them
+    confirm = inspect.getsource(aiormq.channel.Channel._on_confirm_frame)
+    assert "if frame.delivery_tag not in self.confirmations:" in confirm
+    assert "if frame.delivery_tag >= delivery_tag:" in confirm
+    settle = inspect.getsource(aiormq.channel.Channel._confirm_delivery)
+    for line in ("confirmation = self.confirmations.pop(delivery_tag)",
+                 "if isinstance(confirmation, Returning):",
+                 "confirmation.set_result(frame)",
+                 "DeliveryError(None, frame)"):
+        assert line in settle
+    returning = inspect.getsource(aiormq.channel.Channel._on_return_frame)
+    assert "self.confirmations[delivery_tag] = Returning()" in returning
     attempt = inspect.getsource(getattr(aio_pika.RobustConnection, _hosts.ATTEMPT))
     assert "await Connection.connect(self, self.__connect_timeout)" in attempt
     assert "self.__fail_fast_future.set_result(None)" in attempt

@@ -5,6 +5,7 @@ delivery to asyncq's consumer with the properties, tag and body pamqp would give
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as dt
 import decimal
 import random
@@ -12,7 +13,8 @@ from typing import Any
 
 import pamqp.frame
 import pytest
-from aiormq.exceptions import AMQPConnectionError, InvalidFrameError
+from aiormq.channel import Returning
+from aiormq.exceptions import AMQPConnectionError, DeliveryError, InvalidFrameError
 from pamqp import commands as spec
 from pamqp.body import ContentBody
 from pamqp.exceptions import PAMQPException
@@ -248,3 +250,78 @@ def test_content_span_and_header_fields_refuse_what_is_not_a_plain_delivery() ->
     decoded = pamqp.frame.unmarshal(header)[2].properties
     assert header_fields(header, 0) == {name: value for name, value in decoded
                                         if value is not None and value != ""}
+
+
+class ConfirmingChannel(Channel):
+    """What FrameReader reads of an aiormq channel with publisher confirms."""
+
+    publisher_confirms = True
+
+    def __init__(self) -> None:
+        super().__init__({})
+        self.confirmations: dict[int, Any] = collections.OrderedDict()
+
+
+async def test_publisher_confirms_settle_as_aiormq_settles_them() -> None:
+    loop = asyncio.get_running_loop()
+    channel = ConfirmingChannel()
+    futures = {tag: loop.create_future() for tag in range(1, 9)}
+    channel.confirmations.update(futures)
+    returned = futures[3]
+    channel.confirmations[3] = Returning()  # aiormq's mark of a returned message
+    returned.set_exception(RuntimeError("returned"))
+    futures[5].cancel()  # a publish that stopped waiting
+    stream = b"".join(pamqp.frame.marshal(frame, 1) for frame in (
+        spec.Basic.Ack(delivery_tag=6, multiple=True),
+        spec.Basic.Nack(delivery_tag=7),
+        spec.Basic.Ack(delivery_tag=99),  # unknown: aiormq's way (it logs it)
+    ))
+    frames = await _read_all(stream, {1: channel}, seed=0)
+    assert [type(f[2]) for f in frames] == [spec.Basic.Ack]  # the tag 99 one, aiormq's
+    assert list(channel.confirmations) == [8]
+    for tag in (1, 2, 4, 6):
+        assert isinstance(futures[tag].result(), spec.Basic.Ack)
+    assert futures[5].cancelled()
+    with pytest.raises(DeliveryError):
+        futures[7].result()
+    assert not futures[8].done()
+
+
+async def test_a_confirm_waits_for_a_return_its_channel_has_queued() -> None:
+    channel = ConfirmingChannel()
+    future = asyncio.get_running_loop().create_future()
+    channel.confirmations[1] = future
+    channel.frames.put_nowait("the return")
+    reader = asyncio.StreamReader()
+    reader.feed_data(pamqp.frame.marshal(spec.Basic.Ack(delivery_tag=1), 1))
+    reader.feed_eof()
+    frames = FrameReader(reader, {1: channel})
+    first = asyncio.ensure_future(frames.get_frame())
+    await asyncio.sleep(0.01)
+    assert not first.done()
+    channel.frames.get_nowait()  # aiormq's reader takes the return: it marks the tag
+    channel.confirmations[1] = Returning()
+    channel.frames.task_done()
+    assert isinstance((await first)[2], Heartbeat)
+    assert not future.done()  # settled by the return, not by the confirm
+    assert not channel.confirmations
+
+
+async def test_aiormqs_loop_hears_of_handled_frames_before_the_reader_waits_for_more() -> None:
+    """A stream of deliveries whose reads end mid-frame must still show aiormq's loop a
+    frame now and then: it closes a connection it hears nothing from (heartbeats)."""
+    got: list[Message] = []
+    channel = Channel({"ctag1.abc": Direct(got.append)})
+    one = b"".join(_message(1, DELIVERIES[0], PROPERTIES[0], b"b"))
+    reader = asyncio.StreamReader()
+    reader.feed_data(one + one[:10])  # a delivery and the start of the next one
+    frames = FrameReader(reader, {1: channel})
+    first = await asyncio.wait_for(frames.get_frame(), 1)
+    assert isinstance(first[2], Heartbeat)
+    waiting = asyncio.ensure_future(frames.get_frame())
+    await asyncio.sleep(0.01)
+    assert not waiting.done()  # now it waits for the rest
+    reader.feed_data(one[10:])
+    assert isinstance((await waiting)[2], Heartbeat)
+    await asyncio.sleep(0)
+    assert len(got) == 2

@@ -1,21 +1,30 @@
-"""Reading frames on asyncq's own AMQP connections, and deliveries without a task each.
+"""Reading frames on asyncq's own AMQP connections; deliveries and publisher confirms
+handled without aiormq's per-frame queue, tasks and ``call_soon`` calls.
 
 aiormq reads every frame with three ``readexactly`` calls under a lock, decodes it with
-pamqp's generic decoder, puts it on its channel's queue for the channel's reader task,
-which gathers a delivery's three frames and runs the consumer callback in a task of its
-own. :class:`FrameReader` reads what the socket has in one call and cuts the frames out
-of it (:mod:`._decode`). A delivery to asyncq's consumer (a :class:`~._received.Direct`
-callback) whose three frames are all there, on a channel with nothing queued for its
-reader, is handed to that callback right there, in order with the deliveries before it:
-the deliveries of one read go together in one ``call_soon``, which runs after whatever
-the channel's reader already started. Every other frame goes to aiormq's loop as
-aiormq's own receiver would give it; aiormq's loop then sees a heartbeat after each read
-whose frames were all deliveries, so that it knows the connection is alive.
+pamqp's generic decoder and puts it on its channel's queue for the channel's reader
+task, which gathers a delivery's three frames and runs the consumer callback in a task
+of its own, and settles a multiple confirm with a ``call_soon`` per message.
+:class:`FrameReader` reads what the socket has in one call and cuts the frames out of
+it (:mod:`._decode`). Two kinds of frames are handled right there, in order with the
+frames before them (when the channel's reader still has frames queued, the reader
+waits a moment for it to take them, else the frame queues behind them, aiormq's way):
+
+* a delivery to asyncq's consumer (a :class:`~._received.Direct` callback) whose three
+  frames are all read: the deliveries of one read go to the consumer together in one
+  ``call_soon``;
+* a ``basic.ack`` / ``basic.nack`` on a channel with publisher confirms: its messages'
+  futures are settled as aiormq's ``Channel._confirm_delivery`` settles them.
+
+Every other frame goes to aiormq's loop as aiormq's own receiver would give it;
+aiormq's loop then sees a heartbeat after each read whose frames were all handled here,
+so that it knows the connection is alive.
 
 Only connections asyncq opens read this way (:class:`AsyncqConnection`, which
-:class:`Underlay` builds for :class:`~._hosts.NodeRing`): aiormq's own classes are
-untouched, so an application's own aio-pika connections are too. The reader is handed
-over at :data:`READER`, aiormq's private connection loop, which a test pins.
+:class:`Underlay` builds for :class:`~._hosts.NodeRing`), and all their channels are
+asyncq's: aiormq's own classes are untouched, so an application's own aio-pika
+connections are too. The reader is handed over at :data:`READER`, aiormq's private
+connection loop; what it relies on there and in aiormq's channel is pinned by a test.
 """
 
 from __future__ import annotations
@@ -28,7 +37,9 @@ from typing import Any, Final
 import aiormq.abc
 import aiormq.connection
 from aio_pika.abc import UnderlayConnection
-from aiormq.exceptions import AMQPConnectionError
+from aiormq.channel import Returning
+from aiormq.exceptions import AMQPConnectionError, DeliveryError
+from pamqp.commands import Basic
 from pamqp.heartbeat import Heartbeat
 
 from asyncq.brokers.amqp._decode import (
@@ -52,10 +63,15 @@ READER: Final = "_Connection__reader"
 #: bytes asked of the socket at a time (a larger frame is read on until it is whole)
 _CHUNK: Final = 1 << 16
 _HEARTBEAT: Final = (8, 0, Heartbeat())
-#: :meth:`FrameReader._take`: the channel's reader has frames queued
+#: :meth:`FrameReader._handle`: the channel's reader has frames queued
 _WAIT: Final = -2
-#: how long a delivery waits for its channel's reader to take the frames queued before it
+#: how long a frame waits for its channel's reader to take the frames queued before it
 _QUEUED_WAIT: Final = 0.05
+
+_Ack = Basic.Ack
+#: the first payload bytes of the confirms :meth:`FrameReader._confirm` settles
+_CONFIRMS: Final = frozenset(cls.index.to_bytes(4, "big") for cls in (Basic.Ack, Basic.Nack))
+_METHOD: Final = 1
 
 #: a delivery taken here: its callback, channel, basic.deliver, properties and body
 Taken = tuple[Direct, Any, Any, Any, bytes]
@@ -80,6 +96,20 @@ def _body(buf: bytes, at: int, end: int) -> bytes:
         parts.append(buf[at + 7 : at + 7 + size])
         at += 8 + size
     return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _settle(confirmation: asyncio.Future[Any], frame: Any, tag: int) -> None:
+    """aiormq's ``Channel._confirm_delivery`` for one confirmed message."""
+    if isinstance(confirmation, Returning):
+        return  # returned: aiormq failed its future with the return already
+    if confirmation.done():
+        logger.log(logging.DEBUG if confirmation.cancelled() else logging.WARNING,
+                   "Delivery tag %r confirmed %r was ignored", tag, frame)
+        return
+    if isinstance(frame, _Ack):
+        confirmation.set_result(frame)
+    else:
+        confirmation.set_exception(DeliveryError(None, frame))
 
 
 class FrameReader:
@@ -112,7 +142,7 @@ class FrameReader:
             if left >= 7:
                 need = 8 + FRAME.unpack_from(buf, at)[2]
                 if left >= need:
-                    end = self._take(buf, at, need) if buf[at + 7 : at + 11] == DELIVER else -1
+                    end = self._handle(buf, at, need)
                     if end == _WAIT:
                         end = await self._after_queued(buf, at, need)
                     if end > 0:
@@ -122,9 +152,9 @@ class FrameReader:
                     if end < 0:
                         self._at = at + need
                         return decode_frame(buf, at)
-            elif left == 0 and took:
-                return _HEARTBEAT  # aiormq's loop: the connection is alive
-            elif left == 0 and self.reader.at_eof():
+            if took:  # before reading on: aiormq's loop learns the connection is alive
+                return _HEARTBEAT
+            if left == 0 and self.reader.at_eof():
                 raise StopAsyncIteration
             buf, at = await self._fill(left + 1), 0
 
@@ -173,15 +203,48 @@ class FrameReader:
                             _body(buf, header + 8 + FRAME.unpack_from(buf, header)[2], end)))
         return end
 
+    def _handle(self, buf: bytes, at: int, need: int, *, waited: bool = False) -> int:
+        """A delivery (:meth:`_take`) or a publisher confirm (:meth:`_confirm`) handled
+        here: the offset after it; 0: more bytes needed; -1: aiormq's way; :data:`_WAIT`:
+        after what the channel's reader has queued."""
+        if buf[at] != _METHOD:
+            return -1
+        index = buf[at + 7 : at + 11]
+        if index == DELIVER:
+            return self._take(buf, at, need, waited=waited)
+        if index in _CONFIRMS:
+            return self._confirm(buf, at, need, waited=waited)
+        return -1
+
     async def _after_queued(self, buf: bytes, at: int, need: int) -> int:
-        """:meth:`_take`, once the channel's reader took what it has queued (the first
-        deliveries after a consumer became a :class:`Direct` one), or -1 if it does not
-        within a moment (the delivery then queues behind, as aiormq does)."""
+        """:meth:`_handle`, once the channel's reader took what it has queued (the first
+        deliveries after a consumer became a :class:`Direct` one, a confirm after a
+        returned message), or -1 if it does not within a moment (the frame then queues
+        behind, as aiormq does)."""
         channel = self._channels[FRAME.unpack_from(buf, at)[1]]
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(_QUEUED_WAIT):
                 await channel.frames.join()
-        return self._take(buf, at, need, waited=True)
+        return self._handle(buf, at, need, waited=True)
+
+    def _confirm(self, buf: bytes, at: int, need: int, *, waited: bool = False) -> int:
+        """Settle the publisher confirms of the ``basic.ack`` / ``basic.nack`` at ``at``
+        as aiormq's channel does (``_on_confirm_frame``), without its task hop and its
+        ``call_soon`` per confirmed message: the offset after it, -1 or :data:`_WAIT`."""
+        channel = self._channels.get(FRAME.unpack_from(buf, at)[1])
+        if channel is None or channel.is_closed or not channel.publisher_confirms:
+            return -1
+        frame = fast_frame(_METHOD, buf, at + 7, at + need - 1)
+        confirmations = channel.confirmations
+        if frame is None or buf[at + need - 1] != FRAME_END or (
+                frame.delivery_tag not in confirmations):
+            return -1  # aiormq's: it logs an unexpected confirm
+        if not channel.frames.empty():  # a returned message first
+            return -1 if waited else _WAIT
+        top = frame.delivery_tag
+        for tag in [t for t in confirmations if t <= top] if frame.multiple else [top]:
+            _settle(confirmations.pop(tag), frame, tag)
+        return at + need
 
     def _hand_over(self) -> None:
         taken, self._taken = self._taken, []
