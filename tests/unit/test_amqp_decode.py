@@ -325,3 +325,13 @@ async def test_aiormqs_loop_hears_of_handled_frames_before_the_reader_waits_for_
     assert isinstance((await waiting)[2], Heartbeat)
     await asyncio.sleep(0)
     assert len(got) == 2
+
+
+async def test_a_large_delivery_is_read_whole_and_taken() -> None:
+    got: list[Message] = []
+    channel = Channel({"ctag1.abc": Direct(got.append)})
+    body = bytes(range(256)) * 12_000  # 3 MB in 4 KiB frames
+    frames = await _read_all(b"".join(_message(1, DELIVERIES[0], PROPERTIES[0], body)),
+                             {1: channel}, seed=1)
+    assert all(isinstance(frame[2], Heartbeat) for frame in frames)
+    assert [message.body for message in got] == [body]

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import struct
 from typing import Any, Final
 
 import aiormq.abc
@@ -63,6 +64,7 @@ READER: Final = "_Connection__reader"
 #: bytes asked of the socket at a time (a larger frame is read on until it is whole)
 _CHUNK: Final = 1 << 16
 _HEARTBEAT: Final = (8, 0, Heartbeat())
+_BODY_SIZE: Final = struct.Struct(">Q")
 #: :meth:`FrameReader._handle`: the channel's reader has frames queued
 _WAIT: Final = -2
 #: how long a frame waits for its channel's reader to take the frames queued before it
@@ -86,6 +88,17 @@ def _connection_error(exc: OSError) -> AMQPConnectionError:
     if isinstance(exc, ConnectionError):
         return AMQPConnectionError(f"Server connection error: {exc!r}")
     return AMQPConnectionError(f"Server communication error: {exc!r}")
+
+
+def _delivery_size(buf: bytes, at: int, need: int) -> int:
+    """At least how many bytes from ``at`` the delivery there takes: its method frame
+    (``need`` bytes), its content header frame and its body with one frame's overhead."""
+    header = at + need
+    if len(buf) - header < 19:  # the header's frame size and body size are not read yet
+        return need + 19
+    header_size: int = FRAME.unpack_from(buf, header)[2]
+    body_size: int = _BODY_SIZE.unpack_from(buf, header + 11)[0]
+    return need + 8 + header_size + 8 + body_size
 
 
 def _body(buf: bytes, at: int, end: int) -> bytes:
@@ -138,9 +151,9 @@ class FrameReader:
     async def get_frame(self) -> tuple[int, int, Frame]:
         buf, at, took = self._buffer, self._at, False
         while True:
-            left = len(buf) - at
+            left, want = len(buf) - at, 7
             if left >= 7:
-                need = 8 + FRAME.unpack_from(buf, at)[2]
+                want = need = 8 + FRAME.unpack_from(buf, at)[2]
                 if left >= need:
                     end = self._handle(buf, at, need)
                     if end == _WAIT:
@@ -152,27 +165,31 @@ class FrameReader:
                     if end < 0:
                         self._at = at + need
                         return decode_frame(buf, at)
+                    want = _delivery_size(buf, at, need)
             if took:  # before reading on: aiormq's loop learns the connection is alive
                 return _HEARTBEAT
             if left == 0 and self.reader.at_eof():
                 raise StopAsyncIteration
-            buf, at = await self._fill(left + 1), 0
+            buf, at = await self._fill(max(want, left + 1)), 0
 
     async def _fill(self, need: int) -> bytes:
-        """Read on until ``need`` bytes from the current offset are buffered."""
-        buf = self._buffer[self._at :]
-        while len(buf) < need:
+        """Read on until ``need`` bytes from the current offset are buffered (joined
+        once: a large message is not copied over and over)."""
+        parts = [self._buffer[self._at :]]
+        have = len(parts[0])
+        while have < need:
             try:
-                chunk = await self.reader.read(max(_CHUNK, need - len(buf)))
+                chunk = await self.reader.read(max(_CHUNK, need - have))
             except OSError as exc:
                 raise _connection_error(exc) from exc
             if not chunk:
                 raise AMQPConnectionError(
-                    f"Server connection unexpectedly closed. Read {len(buf)} bytes but "
+                    f"Server connection unexpectedly closed. Read {have} bytes but "
                     f"{need} bytes expected")
-            buf += chunk
-        self._buffer, self._at = buf, 0
-        return buf
+            parts.append(chunk)
+            have += len(chunk)
+        self._buffer, self._at = b"".join(parts), 0
+        return self._buffer
 
     # -- deliveries --------------------------------------------------------------------
     def _take(self, buf: bytes, at: int, need: int, *, waited: bool = False) -> int:
