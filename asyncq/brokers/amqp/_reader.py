@@ -191,7 +191,7 @@ class FrameReader:
         self._buffer, self._at = b"".join(parts), 0
         return self._buffer
 
-    # -- deliveries --------------------------------------------------------------------
+    # -- deliveries and confirms ----------------------------------------------------------
     def _take(self, buf: bytes, at: int, need: int, *, waited: bool = False) -> int:
         """Take the delivery whose ``basic.deliver`` frame (``need`` bytes) is at ``at``
         for its :class:`Direct` callback: the offset after its content frames; 0 when
@@ -204,7 +204,7 @@ class FrameReader:
         end = content_span(buf, at + need, number)
         if end <= 0:
             return end
-        deliver = fast_frame(1, buf, at + 7, at + need - 1)
+        deliver = fast_frame(_METHOD, buf, at + 7, at + need - 1)
         callback = channel.consumers.get(getattr(deliver, "consumer_tag", None))
         if type(callback) is not Direct:
             return -1
