@@ -4,6 +4,7 @@ after aio-pika restored it on a reconnect) swaps back at its first delivery."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import uuid
 from collections.abc import AsyncIterator
@@ -86,3 +87,83 @@ def _slow_of(consumer: Consumer, tag: str) -> object:
         if kwargs is not None:
             return kwargs["callback"]
     raise AssertionError("aio-pika does not know the consumer")
+
+
+async def test_the_installed_aiormq_and_aio_pika_still_have_what_the_frame_reader_uses(
+) -> None:
+    """asyncq's connections read frames with their own reader (``_reader.py``), handed
+    over at aiormq's private connection loop, and are built by a reimplementation of
+    aio-pika's private connection attempt (``_hosts.NodeRing._attempt``). An upgrade that
+    moves either must fail here, not hang or slow down in production."""
+    import inspect
+
+    import aio_pika.connection
+    import aiormq.channel
+    import aiormq.connection
+
+    from asyncq.brokers.amqp import _hosts, _reader
+
+    connect = inspect.getsource(aiormq.connection.Connection.connect)
+    assert "frame_receiver = FrameReceiver(reader)" in connect
+    assert "self.__reader(frame_receiver)" in connect
+    assert callable(getattr(aiormq.connection.Connection, _reader.READER, None))
+    loop = inspect.getsource(getattr(aiormq.connection.Connection, _reader.READER))
+    assert "async for weight, channel, frame in frame_receiver" in loop
+    assert "await ch.frames.put((weight, frame))" in loop  # a channel's queue of frames
+    receiver = aiormq.connection.FrameReceiver(asyncio.StreamReader())
+    assert receiver.reader is not None
+    channel = inspect.getsource(aiormq.channel.Channel.__init__)
+    assert "self.consumers: dict[str, ConsumerCallback] = {}" in channel
+    assert "self.frames: asyncio.Queue" in channel
+    deliver = inspect.getsource(aiormq.channel.Channel._on_deliver_frame)
+    assert "self.consumers.get(frame.consumer_tag)" in deliver
+    # publisher confirms, settled by _reader._confirm / _settle as aiormq settles them
+    confirm = inspect.getsource(aiormq.channel.Channel._on_confirm_frame)
+    assert "if frame.delivery_tag not in self.confirmations:" in confirm
+    assert "if frame.delivery_tag >= delivery_tag:" in confirm
+    settle = inspect.getsource(aiormq.channel.Channel._confirm_delivery)
+    for line in ("confirmation = self.confirmations.pop(delivery_tag)",
+                 "if isinstance(confirmation, Returning):",
+                 "confirmation.set_result(frame)",
+                 "DeliveryError(None, frame)"):
+        assert line in settle
+    returning = inspect.getsource(aiormq.channel.Channel._on_return_frame)
+    assert "self.confirmations[delivery_tag] = Returning()" in returning
+    attempt = inspect.getsource(getattr(aio_pika.RobustConnection, _hosts.ATTEMPT))
+    assert "await Connection.connect(self, self.__connect_timeout)" in attempt
+    assert "self.__fail_fast_future.set_result(None)" in attempt
+    assert _hosts.TIMEOUT.endswith("__connect_timeout")
+    assert _hosts.FIRST_ATTEMPT.endswith("__fail_fast_future")
+    pika_connect = inspect.getsource(aio_pika.connection.Connection.connect)
+    assert "self.transport = await UnderlayConnection.connect(" in pika_connect
+    assert "await self._on_connected()" in pika_connect
+
+
+async def test_only_asyncqs_connections_read_with_asyncqs_reader(
+        app: asyncq.App, amqp_url: str) -> None:
+    """An application's own aio-pika connection keeps aiormq's connection class (and
+    aio-pika's message objects); the broker's connection is asyncq's."""
+    import aio_pika
+    import aiormq.connection
+
+    from asyncq.brokers.amqp._reader import AsyncqConnection
+
+    async with app:
+        broker = app.broker
+        assert isinstance(broker, AmqpBroker)
+        transport = broker.conn.connection().transport
+        assert transport is not None
+        assert type(transport.connection) is AsyncqConnection
+        own = await aio_pika.connect_robust(amqp_url)
+        try:
+            assert own.transport is not None
+            assert type(own.transport.connection) is aiormq.connection.Connection
+            channel = await own.channel()
+            queue = await channel.declare_queue(exclusive=True)
+            await channel.default_exchange.publish(aio_pika.Message(b"hi"), queue.name)
+            message = await queue.get(timeout=5)
+            assert isinstance(message, aio_pika.IncomingMessage)
+            assert message.body == b"hi"
+            await message.ack()
+        finally:
+            await own.close()

@@ -47,3 +47,19 @@ def test_a_priority_out_of_range_goes_to_pamqp() -> None:
         _pamqp_frames(1, b"x", props, 1000)
     with pytest.raises(Exception):  # noqa: B017, PT011
         content_frames(1, b"x", props, 1000)
+
+
+@pytest.mark.parametrize("persistent", [True, False])
+def test_new_properties_are_what_pamqps_constructor_makes(persistent: bool) -> None:
+    """new_properties skips pamqp's __init__ (its checks hold by construction): every
+    slot still holds what the constructor would put there."""
+    props = new_properties(headers={"a": 1}, correlation_id="c", reply_to="r", priority=3,
+                           persistent=persistent)
+    expected = spec.Basic.Properties(
+        headers={"a": 1}, delivery_mode=2 if persistent else 1, priority=3,
+        correlation_id="c", reply_to="r", message_id=props.message_id,
+        timestamp=props.timestamp)
+    assert list(props) == list(expected)
+    assert len(props.message_id or "") == 32
+    assert props.timestamp is not None
+    assert props.timestamp.tzinfo is not None

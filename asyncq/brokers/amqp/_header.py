@@ -28,9 +28,6 @@ _FRAME_END: Final = b"\xce"
 _BASIC_CLASS: Final = 60
 _CONTENT_HEADER, _CONTENT_BODY = 2, 3
 
-#: the properties :func:`_fast_properties` leaves to pamqp when set
-_OTHERS: Final = ("content_type", "content_encoding", "expiration", "message_type",
-                  "user_id", "app_id", "cluster_id")
 
 
 def _short(value: Any) -> bytes | None:
@@ -49,9 +46,15 @@ def _octet(value: Any) -> bytes | None:
     return bytes((value,))
 
 
+def _set(value: Any) -> bool:
+    return value is not None and value != ""
+
+
 def _fast_properties(props: Any) -> tuple[int, bytes] | None:
     """(flags, encoded properties) for the plain case, else None."""
-    if props.headers or any([getattr(props, name) not in (None, "") for name in _OTHERS]):
+    if props.headers or _set(props.content_type) or _set(props.content_encoding) or _set(
+            props.expiration) or _set(props.message_type) or _set(props.user_id) or _set(
+            props.app_id) or _set(props.cluster_id):
         return None  # a table of values (pamqp chooses each one's type), or other fields
     flags, parts = (0, []) if props.headers is None else (0x2000, [b"\x00\x00\x00\x00"])
     for flag, value, encode in ((0x1000, props.delivery_mode, _octet),
@@ -67,7 +70,7 @@ def _fast_properties(props: Any) -> tuple[int, bytes] | None:
             parts.append(encoded)
     stamp = props.timestamp
     if stamp is not None:
-        if not isinstance(stamp, dt.datetime) or stamp.tzinfo is None:
+        if type(stamp) is not dt.datetime or stamp.tzinfo is None:
             return None
         flags |= 0x0040
         parts.append(_TIMESTAMP.pack(int(stamp.timestamp())))

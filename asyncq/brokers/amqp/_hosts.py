@@ -8,6 +8,7 @@ dead node. The user-info, virtual host and query are the same for every node.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -16,13 +17,18 @@ import aio_pika
 from aio_pika.connection import make_url
 
 from asyncq._urls import mask_url
+from asyncq.brokers.amqp._reader import Underlay
 from asyncq.errors import ConfigurationError
 
 __all__ = ["NodeRing", "node_urls"]
 
-#: aio-pika's step that makes one connection attempt (RobustConnection.__connect_transport);
-#: a test checks that it is still there.
+#: aio-pika's step that makes one connection attempt (RobustConnection.__connect_transport),
+#: and the two private attributes of its that :meth:`NodeRing._attempt` uses in its place
+#: (the deadline ``connect`` was given, and the future ``connect`` waits for the first
+#: attempt on); a test checks that they are still there.
 ATTEMPT = "_RobustConnection__connect_transport"
+TIMEOUT = "_RobustConnection__connect_timeout"
+FIRST_ATTEMPT = "_RobustConnection__fail_fast_future"
 
 
 def node_urls(url: str) -> list[str]:
@@ -55,11 +61,21 @@ class NodeRing(aio_pika.RobustConnection):
             self.url = self._nodes[self._at]
 
     async def _attempt(self) -> None:
+        """aio-pika's attempt (``__connect_transport`` then ``Connection.connect``), on
+        asyncq's own aiormq connection class (:class:`~._reader.Underlay`)."""
         try:
-            await getattr(super(), ATTEMPT)()
+            self.transport = None
+            self.connected.clear()
+            self.transport = await Underlay.connect(
+                self.url, self._on_connection_close, timeout=getattr(self, TIMEOUT),
+                **self.kwargs)
+            await self._on_connected()
         except BaseException:
             self._move_on()
             raise
+        first: asyncio.Future[None] = getattr(self, FIRST_ATTEMPT)
+        if not first.done():
+            first.set_result(None)
 
     async def _on_connection_close(self, closing: Any) -> None:
         if not (self._close_called or self.is_closed):

@@ -26,6 +26,8 @@ from aiormq.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
 from asyncq.brokers import DEAD_LETTER_MAX
 from asyncq.errors import ConfigurationError
 
+_Properties = spec.Basic.Properties
+
 logger = logging.getLogger("asyncq.brokers.amqp")
 
 __all__ = [
@@ -109,12 +111,23 @@ def header_count(headers: Mapping[str, Any] | None, name: str) -> int:
 def new_properties(*, headers: dict[str, Any], correlation_id: str | None,
                    reply_to: str | None, priority: int | None = None,
                    persistent: bool = True) -> spec.Basic.Properties:
-    """Properties of a message we publish; ``message_id`` is fresh (returns match on it)."""
-    return spec.Basic.Properties(
-        headers=headers, delivery_mode=2 if persistent else 1, priority=priority,
-        correlation_id=correlation_id, reply_to=reply_to, message_id=os.urandom(16).hex(),
-        timestamp=dt.datetime.now(dt.UTC),
-    )
+    """Properties of a message we publish; ``message_id`` is fresh (returns match on it).
+
+    What ``spec.Basic.Properties(...)`` makes, without its ``__init__``, whose checks
+    (an empty ``cluster_id``, a delivery mode of 1 or 2) hold here by construction: it
+    costs an enqueue more than the rest of this function."""
+    props = _Properties.__new__(_Properties)
+    props.content_type = props.content_encoding = props.expiration = None
+    props.message_type = props.user_id = props.app_id = None
+    props.cluster_id = ""
+    props.headers = headers
+    props.delivery_mode = 2 if persistent else 1
+    props.priority = priority
+    props.correlation_id = correlation_id
+    props.reply_to = reply_to
+    props.message_id = os.urandom(16).hex()
+    props.timestamp = dt.datetime.now(dt.UTC)
+    return props
 
 
 def copy_properties(source: Any, headers: Mapping[str, Any]) -> spec.Basic.Properties:

@@ -4,17 +4,19 @@ aio-pika hands a consumer each delivery as an ``IncomingMessage`` (about thirty
 attribute writes through a checking ``__setattr__``) from a task of its own, on top of
 the task aiormq already runs the callback in. The consumer registers with aio-pika
 (which brings its consumers back after a reconnect) and then puts the aiormq callback
-of :func:`callbacks` in aio-pika's place on the aiormq channel (:func:`take_over`): a
-delivery becomes a :class:`Received` (the few fields the consumer reads, looked up
-when read) in aiormq's task. A delivery that still comes the aio-pika way (before the
-swap, or the first one after a reconnect, which swaps again) is an ``IncomingMessage``,
-which has the same fields: the consumer reads either.
+of :func:`callbacks`, a :class:`Direct`, in aio-pika's place on the aiormq channel
+(:func:`take_over`): a delivery becomes a :class:`Received` (the few fields the
+consumer reads, looked up when read), given to the consumer by asyncq's frame reader
+(:mod:`._reader`) with no task at all, or else in aiormq's task. A delivery that still
+comes the aio-pika way (before the swap, or the first one after a reconnect, which
+swaps again) is an ``IncomingMessage``, which has the same fields: the consumer reads
+either.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel
@@ -22,22 +24,36 @@ from aio_pika.exceptions import ChannelInvalidStateError
 from aiormq.abc import DeliveredMessage
 from pamqp import commands as spec
 
-__all__ = ["Message", "Received", "callbacks", "take_over"]
+__all__ = ["Direct", "Message", "Received", "callbacks", "take_over"]
 
-#: the aiormq consumer callback :func:`take_over` installs
-FastCallback = Callable[[DeliveredMessage], Coroutine[Any, Any, None]]
+
+#: the properties :class:`Received` reads
+_READ = ("headers", "message_id", "correlation_id", "reply_to", "priority")
 
 
 class Received:
-    """The fields of a delivery the consumer uses, as ``IncomingMessage`` names them."""
+    """The fields of a delivery the consumer uses, as ``IncomingMessage`` names them;
+    ``properties`` holds the message's properties by name (absent ones may be left out)."""
 
     __slots__ = ("_channel", "_delivery", "_properties", "body")
 
-    def __init__(self, message: DeliveredMessage) -> None:
-        self._channel: Any = message.channel
-        self._delivery: Any = message.delivery  # a Basic.Deliver
-        self._properties: spec.Basic.Properties = message.header.properties
-        self.body = message.body
+    def __init__(self, channel: Any, delivery: Any, properties: dict[str, Any],
+                 body: bytes) -> None:
+        self._channel = channel
+        self._delivery = delivery  # a Basic.Deliver
+        self._properties = properties
+        self.body = body
+
+    @classmethod
+    def of(cls, message: DeliveredMessage) -> Received:
+        """A delivery as aiormq gives it to a consumer callback."""
+        return cls(message.channel, message.delivery,
+                   cls.of_properties(message.header.properties), message.body)
+
+    @staticmethod
+    def of_properties(properties: spec.Basic.Properties) -> dict[str, Any]:
+        """The properties :class:`Received` reads, by name, out of pamqp's object."""
+        return {name: getattr(properties, name) for name in _READ}
 
     @property
     def channel(self) -> Any:
@@ -56,36 +72,52 @@ class Received:
 
     @property
     def headers(self) -> dict[str, Any]:
-        return self._properties.headers or {}
+        return self._properties.get("headers") or {}
 
     @property
     def message_id(self) -> str | None:
-        return self._properties.message_id
+        return self._properties.get("message_id")
 
     @property
     def correlation_id(self) -> str | None:
-        return self._properties.correlation_id
+        return self._properties.get("correlation_id")
 
     @property
     def reply_to(self) -> str | None:
-        return self._properties.reply_to
+        return self._properties.get("reply_to")
 
     @property
     def priority(self) -> int | None:
-        return self._properties.priority
+        return self._properties.get("priority")
 
 
 #: what the consumer handles: an ``IncomingMessage`` or a :class:`Received`
 Message = AbstractIncomingMessage | Received
 
 
+class Direct:
+    """The aiormq consumer callback :func:`take_over` installs: ``on_message`` gets each
+    delivery as a :class:`Received`, from asyncq's frame reader (:meth:`take`, no task)
+    or from aiormq's task (a call)."""
+
+    __slots__ = ("on_message",)
+
+    def __init__(self, on_message: Callable[[Message], None]) -> None:
+        self.on_message = on_message
+
+    async def __call__(self, message: DeliveredMessage) -> None:
+        self.on_message(Received.of(message))
+
+    def take(self, channel: Any, delivery: Any, properties: dict[str, Any],
+             body: bytes) -> None:
+        self.on_message(Received(channel, delivery, properties, body))
+
+
 def callbacks(on_message: Callable[[Message], None]
-              ) -> tuple[Callable[[AbstractIncomingMessage], Awaitable[None]], FastCallback]:
+              ) -> tuple[Callable[[AbstractIncomingMessage], Awaitable[None]], Direct]:
     """aio-pika's consumer callback and aiormq's (:func:`take_over`) for ``on_message``;
     the first one takes over again when a delivery comes its way (after a reconnect)."""
-
-    async def deliver(message: DeliveredMessage) -> None:
-        on_message(Received(message))
+    deliver = Direct(on_message)
 
     async def slow(message: AbstractIncomingMessage) -> None:
         with contextlib.suppress(ChannelInvalidStateError):  # closed: nothing to swap
@@ -95,12 +127,12 @@ def callbacks(on_message: Callable[[Message], None]
     return slow, deliver
 
 
-async def take_over(channel: AbstractRobustChannel, tag: str, fast: FastCallback) -> None:
+async def take_over(channel: AbstractRobustChannel, tag: str, fast: Direct) -> None:
     """Put ``fast`` in place of aio-pika's callback for consumer ``tag`` on ``channel``."""
     _swap(await channel.get_underlay_channel(), tag, fast)
 
 
-def _swap(channel: Any, tag: str | None, fast: FastCallback) -> None:
+def _swap(channel: Any, tag: str | None, fast: Direct) -> None:
     consumers = getattr(channel, "consumers", None)  # aiormq's, by consumer tag
     if tag is not None and consumers is not None and consumers.get(tag, fast) is not fast:
         consumers[tag] = fast
