@@ -158,22 +158,32 @@ class AmqpConsumer(Consumer):
         return bool(headers) and ETA_HEADER in headers
 
     async def _on_message(self, queue: str, message: Message) -> None:
+        """Counted busy until done, hand-back included: close() closes the channel only
+        once these are (an ack after the channel's close makes RabbitMQ drop the whole
+        connection)."""
         try:
-            original_settled = self._copies.get(message.message_id or "")
-            if original_settled is not None:
-                await original_settled.wait()
-            if await self._divert(queue, message):
+            if await self._diverted(queue, message):
                 return
-        except Exception as exc:
-            logger.warning("could not republish a redelivered message of %r (%s); "
-                           "handing it over as is", queue, self._conn.describe(exc))
+            delivery = self._accept(queue, message)
+            if self._closed:  # arrived while close() hands everything back: this one too
+                await self.requeue([delivery])
         finally:
             self._busy -= 1
             if self._busy == 0:
                 self._idle.set()
-        delivery = self._accept(queue, message)
-        if self._closed:  # arrived while close() hands everything back: this one too
-            await self.requeue([delivery])
+
+    async def _diverted(self, queue: str, message: Message) -> bool:
+        """Wait for the original of a copy to be settled; True if the message was sent
+        back to wait or republished (``_divert``) and is not for the worker."""
+        try:
+            original_settled = self._copies.get(message.message_id or "")
+            if original_settled is not None:
+                await original_settled.wait()
+            return await self._divert(queue, message)
+        except Exception as exc:
+            logger.warning("could not republish a redelivered message of %r (%s); "
+                           "handing it over as is", queue, self._conn.describe(exc))
+            return False
 
     async def _divert(self, queue: str, message: Message) -> bool:
         """Handle early and (classic-queue) redelivered messages; True if handled."""
