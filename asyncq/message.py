@@ -55,6 +55,8 @@ def new_ids(count: int) -> list[str]:
 
 def valid_id(value: object) -> bool:
     """Task ids are 1-128 chars of ``[A-Za-z0-9_.:-]``, starting alphanumeric."""
+    if type(value) is str and value.isalnum() and value.isascii() and len(value) <= 128:
+        return True  # (the ids new_id makes: two C calls instead of the pattern)
     return isinstance(value, str) and _ID_RE.fullmatch(value) is not None
 
 

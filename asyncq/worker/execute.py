@@ -28,9 +28,10 @@ from asyncq.states import TaskState
 from asyncq.task import WORKFLOW_HEADER
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from asyncq.app import App
+    from asyncq.message import Message
     from asyncq.task import Task
 
 __all__ = ["Ack", "Dead", "Executor", "Outcome", "Requeue", "RetryLater"]
@@ -128,6 +129,35 @@ class Executor:
             message = self.codec.decode(delivery.body, delivery.queue)
         except DecodeError as exc:
             return self._undecodable(delivery, exc)
+        return self._job(delivery, message)
+
+    def prepare_all(self, deliveries: Sequence[Delivery]) -> list[Job | Dead]:
+        """:meth:`prepare` of each of a fetched batch: the plain messages decoded in one
+        pass (:meth:`WireCodec.decode_batch`), and a plain call of a known task made a
+        job inline; the rest one by one, as ``prepare`` does."""
+        prepare = self.prepare
+        if "prepare" in vars(self):  # wrapped (task-received events): it sees each one
+            return [prepare(delivery) for delivery in deliveries]
+        tasks, pipelines, app = self.app.tasks, self._pipelines, self.app
+        out: list[Job | Dead] = []
+        messages = self.codec.decode_batch([delivery.body for delivery in deliveries])
+        for delivery, message in zip(deliveries, messages, strict=True):
+            if message is None:
+                out.append(prepare(delivery))
+                continue
+            task = tasks.get(message.task)
+            pipeline = pipelines.get(task) if task is not None else None
+            if (task is None or pipeline is None or message.kwargs
+                    or len(message.args) != task.plain_arity
+                    or WORKFLOW_HEADER in message.headers):
+                out.append(self._job(delivery, message))
+            else:
+                out.append(Job(app, message, task, delivery, pipeline))
+        return out
+
+    def _job(self, delivery: Delivery, message: Message) -> Job | Dead:
+        """The job of a decoded message, or the dead letter of an unknown task or of
+        arguments that do not bind."""
         task = self.app.tasks.get(message.task)
         if task is None:  # the name is the sender's: any length, any characters
             name = bounded(message.task, _MAX_NAME)

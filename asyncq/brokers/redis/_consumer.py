@@ -164,8 +164,11 @@ class RedisConsumer(Consumer):
         for stream, entries in pairs:
             queue = self._known[_redis_text(stream)]
             for entry_id, fields in entries:
-                body, earlier = _fields(fields)
-                out.append(Delivery(body, queue, earlier + 1, entry_id))
+                if fields and len(fields) == 2 and fields[0] == b"d":  # as publish.lua writes
+                    out.append(Delivery(fields[1], queue, 1, entry_id))
+                else:
+                    body, earlier = _fields(fields)
+                    out.append(Delivery(body, queue, earlier + 1, entry_id))
         return out
 
     async def _read_levels(self, limit: int, block: float) -> list[Delivery]:
