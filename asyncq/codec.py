@@ -103,7 +103,10 @@ def dumps_for_lua(obj: object) -> bytes:
 
 def dumps(obj: object) -> bytes:
     """Pack ``obj``; raise :class:`SerializationError` for unsupported values."""
-    own = packer()
+    try:
+        own = _local.packer
+    except AttributeError:
+        own = packer()
     try:
         packed: bytes = own.pack(obj)
     except (TypeError, ValueError, OverflowError) as exc:
