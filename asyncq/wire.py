@@ -238,14 +238,14 @@ class WireCodec:
         if self.signer is not None:
             return [None] * len(bodies)
         limit = self._unmeasured
-        hot = [b for b in bodies if len(b) <= limit and b.startswith(_PLAIN_HEAD)]
+        hot = [b for b in bodies if len(b) <= limit and b[:1] == _PLAIN_HEAD]
         if not hot:
             return [None] * len(bodies)
         decoded = _unpack_joined(hot)
         if len(hot) == len(bodies):
             return decoded
         found = iter(decoded)
-        return [next(found) if len(b) <= limit and b.startswith(_PLAIN_HEAD) else None
+        return [next(found) if len(b) <= limit and b[:1] == _PLAIN_HEAD else None
                 for b in bodies]
 
     def _unpack(self, payload: bytes) -> Message:
@@ -326,8 +326,8 @@ def _unpack_joined(bodies: list[bytes]) -> list[Message | None]:
                        and type(task) is str and task and type(args) is list
                        and type(kwargs) is dict and type(options) is dict
                        and type(headers) is dict and type(attempt) is int and attempt >= 0
-                       and ((type(msg_id) is str and msg_id.isalnum() and msg_id.isascii()
-                             and len(msg_id) <= _MAX_ID) or valid_id(msg_id))) else None)
+                       and ((type(msg_id) is str and msg_id.isascii() and len(msg_id) <= _MAX_ID
+                             and msg_id.encode().isalnum()) or valid_id(msg_id))) else None)
     out += [None] * (len(bodies) - len(out))
     return out
 

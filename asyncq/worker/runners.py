@@ -42,6 +42,8 @@ class Runners:
         self._closing = False
         self._idle = asyncio.Event()
         self._idle.set()
+        #: someone waits for the runners to be idle (a runner tells the event only then)
+        self._idle_awaited = False
         self._drained = asyncio.Event()
         self._context = contextvars.copy_context()
 
@@ -77,6 +79,7 @@ class Runners:
     async def wait_idle(self) -> None:
         """Until no runner has a job."""
         while self.busy:
+            self._idle_awaited = True
             self._idle.clear()
             await self._idle.wait()
 
@@ -145,7 +148,8 @@ class Runners:
         base = contextvars.copy_context()
         busy = self.busy
         while True:
-            job = await self._take()
+            job = self._take_now()  # (no coroutine for _take when a job waits)
+            job = job if job is not None else await self._take()
             busy[me] = job
             try:
                 await self._handle(job)
@@ -160,7 +164,8 @@ class Runners:
                 raise
             finally:
                 del busy[me]
-                if not busy:
+                if not busy and self._idle_awaited:
+                    self._idle_awaited = False
                     self._idle.set()
             if self._closing:
                 return
@@ -169,13 +174,21 @@ class Runners:
                 self._spawn()
                 return
 
-    async def _take(self) -> Job:
+    def _take_now(self) -> Job | None:
+        """The next job, if one waits and the runners are not halted."""
         jobs = self.jobs
-        while self._halted or not jobs:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiting.append(waiter)
-            await waiter
+        if self._halted or not jobs:
+            return None
         job = jobs.popleft()
         if not jobs:
             self._drained.set()
         return job
+
+    async def _take(self) -> Job:
+        while True:
+            job = self._take_now()
+            if job is not None:
+                return job
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiting.append(waiter)
+            await waiter
