@@ -40,6 +40,8 @@ class Runners:
         self._waiting: deque[asyncio.Future[None]] = deque()
         self._halted = False
         self._closing = False
+        #: a _spread is scheduled (see wake)
+        self._spreading = False
         self._idle = asyncio.Event()
         self._idle.set()
         #: someone waits for the runners to be idle (a runner tells the event only then)
@@ -59,7 +61,25 @@ class Runners:
         return iter(self.busy.values())
 
     def wake(self) -> None:
-        """Wake an idle runner for each job waiting (after jobs were added)."""
+        """Wake an idle runner for the jobs added, and, in the loop's next step, one for
+        each job still waiting then: a runner whose jobs finish without waiting (no-op
+        tasks) takes the next at once, so the others would wake for nothing (a future,
+        a callback and a task step each)."""
+        if self._halted or not self.jobs:
+            return
+        waiting = self._waiting
+        while waiting:
+            waiter = waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
+        if waiting and not self._spreading:
+            self._spreading = True
+            asyncio.get_running_loop().call_soon(self._spread)
+
+    def _spread(self) -> None:
+        """Wake an idle runner for each job still waiting."""
+        self._spreading = False
         if self._halted:
             return
         waiting = self._waiting
