@@ -57,6 +57,9 @@ _FIELDS: Final = 8
 _PEEK: Final = 512
 #: The longest valid task id (:func:`asyncq.message.valid_id`).
 _MAX_ID: Final = 128
+#: Bodies up to this size are joined for one pass (a batch's copy stays a few MiB); a
+#: larger one costs far more to unpack than the calls saved, and goes one by one.
+_JOINED_MAX: Final = 16 * 1024
 #: How a plain version-1 envelope starts (an array of 8): neither signed nor compressed.
 _PLAIN_HEAD: Final = b"\x98"
 #: Both signed forms (AQS2, and the refused AQS1) start so.
@@ -231,13 +234,14 @@ class WireCodec:
 
     def decode_batch(self, bodies: Sequence[bytes]) -> list[Message | None]:
         """The messages of a fetched batch that take :meth:`decode`'s hot path (no signing,
-        uncompressed, small), unpacked in one pass over their joined bytes: ``None`` for
-        every other body, and for one that is not a well-formed envelope of exactly its
-        own bytes (and those after it in the pass). :meth:`decode` of a ``None`` gives its
-        message or its :class:`DecodeError`: what is decoded here is what it would give."""
+        uncompressed, at most 16 KiB), unpacked in one pass over their joined bytes:
+        ``None`` for every other body, and for one that is not a well-formed envelope of
+        exactly its own bytes (and those after it in the pass). :meth:`decode` of a
+        ``None`` gives its message or its :class:`DecodeError`: what is decoded here is
+        what it would give."""
         if self.signer is not None:
             return [None] * len(bodies)
-        limit = self._unmeasured
+        limit = min(self._unmeasured, _JOINED_MAX)
         hot = [b for b in bodies if len(b) <= limit and b[:1] == _PLAIN_HEAD]
         if not hot:
             return [None] * len(bodies)

@@ -100,6 +100,9 @@ def test_signed_compressed_and_large_bodies_go_the_general_way() -> None:
     assert _check(zipped, [big, _good(1)])[0] is None
     plain = _good(1)
     assert _check(small, [measured, plain]) == [None, _outcome(small, plain)]
+    wide = Message(new_id(), "t", ["z" * 20_000]).encode()  # over 16 KiB: not joined
+    assert _check(WireCodec(), [plain, wide]) == [_outcome(WireCodec(), plain), None]
+    assert isinstance(_outcome(WireCodec(), wide), Message)
 
 
 @settings(max_examples=300, deadline=None)
