@@ -20,7 +20,7 @@ from asyncq.errors import DecodeError, MessageTooLarge, SerializationError
 
 __all__ = [
     "DEFAULT_MAX_SIZE", "SCALARS", "check_keys", "dumps", "dumps_for_lua", "loads",
-    "name_unpackable", "packer",
+    "name_unpackable", "packer", "unpacker",
 ]
 
 DEFAULT_MAX_SIZE: Final = 1024 * 1024
@@ -103,7 +103,10 @@ def dumps_for_lua(obj: object) -> bytes:
 
 def dumps(obj: object) -> bytes:
     """Pack ``obj``; raise :class:`SerializationError` for unsupported values."""
-    own = packer()
+    try:
+        own = _local.packer
+    except AttributeError:
+        own = packer()
     try:
         packed: bytes = own.pack(obj)
     except (TypeError, ValueError, OverflowError) as exc:
@@ -159,6 +162,14 @@ def loads(data: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> Any:
         raise
     except Exception as exc:  # msgpack raises many unrelated types on bad input
         raise DecodeError(f"undecodable msgpack: {type(exc).__name__}: {exc}") from None
+
+
+def unpacker(size: int) -> Any:
+    """An Unpacker for ``size`` bytes fed at once, with :func:`loads`'s options: objects
+    read from it one by one are what :func:`loads` makes of each one's bytes. Its errors
+    are msgpack's own (and :class:`DecodeError` from an ext type)."""
+    return msgpack.Unpacker(raw=False, strict_map_key=True, ext_hook=_ext_hook, timestamp=0,
+                            max_buffer_size=max(1, size))
 
 
 def name_unpackable(args: Sequence[object], kwargs: Mapping[str, object]) -> str | None:

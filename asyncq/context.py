@@ -87,12 +87,10 @@ def current_request() -> Request:
     return request_of(value)
 
 
-def set_request(request: Request | Job) -> contextvars.Token[Any]:
-    return _current.set(request)
-
-
-def reset_request(token: contextvars.Token[Any]) -> None:
-    _current.reset(token)
+#: ``set_request(request_or_job)`` and ``reset_request(token)``: the variable's own methods
+#: (no Python call around them: the worker sets and resets it around every run)
+set_request = _current.set
+reset_request = _current.reset
 
 
 _KEY: Final = "asyncq.request"

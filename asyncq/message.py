@@ -55,6 +55,8 @@ def new_ids(count: int) -> list[str]:
 
 def valid_id(value: object) -> bool:
     """Task ids are 1-128 chars of ``[A-Za-z0-9_.:-]``, starting alphanumeric."""
+    if type(value) is str and value.isascii() and len(value) <= 128 and value.encode().isalnum():
+        return True  # (the ids new_id makes: cheaper than the pattern, or str.isalnum)
     return isinstance(value, str) and _ID_RE.fullmatch(value) is not None
 
 

@@ -195,7 +195,8 @@ def encode_record(record: ResultRecord) -> bytes:
 
 def encode_success(value: Any, attempt: int, task: str | None, finished_at: float) -> bytes:
     """``encode_record`` of a SUCCESS record, without building the record (worker hot path)."""
-    codec.check_keys(value)
+    if type(value) not in codec.SCALARS:
+        codec.check_keys(value)
     return _SUCCESS_CODE + codec.dumps([_RECORD_VERSION, value, None, None, None, attempt,
                                         task, finished_at])
 

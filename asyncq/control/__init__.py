@@ -91,6 +91,9 @@ class RevokedSet:
         self.window = window
         self.max_entries = max_entries
         self._until: OrderedDict[str, float] = OrderedDict()
+        #: the expiry of a revoked id's entry (None if there is none), with no Python
+        #: call: a worker asks for every message it runs (``in`` still checks the expiry)
+        self.until_of: Callable[[str], float | None] = self._until.get
 
     def __contains__(self, task_id: object) -> bool:
         until = self._until.get(task_id)  # type: ignore[call-overload]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from asyncq.control import (
@@ -94,7 +95,8 @@ class Revoke(Middleware):
             logger.warning("the revoke listener did not stop; leaving it behind")
 
     def check_run(self, job: Job) -> Skip | None:
-        return _REVOKED if job.message.id in self.revoked else None
+        until = self.revoked.until_of(job.message.id)  # (``in self.revoked``, inline)
+        return _REVOKED if until is not None and until > time.time() else None
 
     def _on_revoke(self, revocation: Revocation) -> None:
         """Remember a revocation; cancel the job now if it says terminate."""

@@ -263,15 +263,17 @@ class Worker:
         assert self._settler is not None
         self._held += len(batch)
         cancelled = self._cancelled
-        for delivery in batch:
-            if cancelled and delivery.queue in cancelled:
-                self._hand_back(delivery)
-                continue
-            prepared = self.executor.prepare(delivery)
+        if cancelled:  # a fetch in progress when the queue was dropped: hand those back
+            for delivery in batch:
+                if delivery.queue in cancelled:
+                    self._hand_back(delivery)
+            batch = [delivery for delivery in batch if delivery.queue not in cancelled]
+        isolate_from = self._isolate_from
+        for delivery, prepared in zip(batch, self.executor.prepare_all(batch), strict=True):
             if isinstance(prepared, Dead):
                 self._settler.add(prepared)
                 self.executor.refused(prepared)
-            elif delivery.delivery_count >= self._isolate_from:
+            elif delivery.delivery_count >= isolate_from:
                 self._suspects.append(prepared)
                 self._suspected.set()
             elif prepared.pipeline.admit:

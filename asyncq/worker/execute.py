@@ -28,9 +28,10 @@ from asyncq.states import TaskState
 from asyncq.task import WORKFLOW_HEADER
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from asyncq.app import App
+    from asyncq.message import Message
     from asyncq.task import Task
 
 __all__ = ["Ack", "Dead", "Executor", "Outcome", "Requeue", "RetryLater"]
@@ -128,6 +129,35 @@ class Executor:
             message = self.codec.decode(delivery.body, delivery.queue)
         except DecodeError as exc:
             return self._undecodable(delivery, exc)
+        return self._job(delivery, message)
+
+    def prepare_all(self, deliveries: Sequence[Delivery]) -> list[Job | Dead]:
+        """:meth:`prepare` of each of a fetched batch: the plain messages decoded in one
+        pass (:meth:`WireCodec.decode_batch`), and a plain call of a known task made a
+        job inline; the rest one by one, as ``prepare`` does."""
+        prepare = self.prepare
+        if "prepare" in vars(self):  # wrapped (task-received events): it sees each one
+            return [prepare(delivery) for delivery in deliveries]
+        tasks, pipelines, app = self.app.tasks, self._pipelines, self.app
+        out: list[Job | Dead] = []
+        messages = self.codec.decode_batch([delivery.body for delivery in deliveries])
+        for delivery, message in zip(deliveries, messages, strict=True):
+            if message is None:
+                out.append(prepare(delivery))
+                continue
+            task = tasks.get(message.task)
+            pipeline = pipelines.get(task) if task is not None else None
+            if (task is None or pipeline is None or message.kwargs
+                    or len(message.args) != task.plain_arity
+                    or WORKFLOW_HEADER in message.headers):
+                out.append(self._job(delivery, message))
+            else:
+                out.append(Job(app, message, task, delivery, pipeline))
+        return out
+
+    def _job(self, delivery: Delivery, message: Message) -> Job | Dead:
+        """The job of a decoded message, or the dead letter of an unknown task or of
+        arguments that do not bind."""
         task = self.app.tasks.get(message.task)
         if task is None:  # the name is the sender's: any length, any characters
             name = bounded(message.task, _MAX_NAME)
@@ -151,23 +181,25 @@ class Executor:
 
     async def execute(self, job: Job) -> Outcome:
         """Run ``job`` through its pipeline; exceptions become RETRY or FAILURE records."""
-        if job.delivery.delivery_count > 1 and await self._recorded(job):
-            return Ack(job.delivery)  # its outcome is in: however often it came back
-        if job.delivery.delivery_count > self.max_deliveries:
-            return self._over_limit(job)
+        count = job.delivery.delivery_count
+        if (count > 1 or count > self.max_deliveries) and (
+                stopped := await self._redelivered(job, count)) is not None:
+            return stopped
         pipe = job.pipeline
-        skip = _checked(job) if pipe.checks else None
-        if skip is not None or pipe.before:
-            stopped = await (self._skipped(job, skip) if skip else self._before(job))
-            if stopped is not None:
-                return stopped
+        for mw in pipe.checks:  # the first Skip of the check_run hooks ends the run
+            skip = mw.check_run(job)
+            if skip is not None:
+                return await self._skipped(job, skip)
+        if pipe.before and (stopped := await self._before(job)) is not None:
+            return stopped
         started = time.perf_counter()
         token = set_request(job)
         try:
             if pipe.around:
                 value = await _chain(job, pipe.around, 0)()
             else:
-                value = await job.task.fn(*job.message.args, **job.message.kwargs)
+                message = job.message
+                value = await job.task.fn(*message.args, **message.kwargs)
         except Exception as exc:
             return await self._failed(job, exc, started)
         except asyncio.CancelledError as exc:
@@ -197,6 +229,15 @@ class Executor:
                 return await self._failed(job, exc)
             if skip is not None:
                 return await self._skipped(job, skip)
+        return None
+
+    async def _redelivered(self, job: Job, count: int) -> Outcome | None:
+        """The outcome of a message that came back: an Ack if its outcome is recorded
+        (however often it came back), a Dead if it came back too often; else None."""
+        if count > 1 and await self._recorded(job):
+            return Ack(job.delivery)
+        if count > self.max_deliveries:
+            return self._over_limit(job)
         return None
 
     def _over_limit(self, job: Job) -> Dead:
@@ -300,7 +341,8 @@ class Executor:
             return self._error(job, "asyncq.SerializationError",
                                f"the return value takes {len(write.value)} bytes, over the "
                                f"{self.codec.max_size} byte limit")
-        _log_success(job, started)
+        if logger.isEnabledFor(logging.INFO):
+            _log_success(job, started)
         return write
 
     def _failure(self, job: Job, exc: BaseException, started: float | None) -> KeyWrite:
@@ -316,15 +358,6 @@ class Executor:
         record = ResultRecord(TaskState.FAILURE, None, etype, text, tb, job.attempt, job.name,
                               time.time())
         return self.backend.key_write(job.id, record)
-
-
-def _checked(job: Job) -> Skip | None:
-    """The first Skip of the ``check_run`` hooks, if any."""
-    for mw in job.pipeline.checks:
-        skip = mw.check_run(job)
-        if skip is not None:
-            return skip
-    return None
 
 
 def _chain(job: Job, around: list[Middleware], index: int) -> CallNext:

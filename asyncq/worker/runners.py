@@ -40,8 +40,12 @@ class Runners:
         self._waiting: deque[asyncio.Future[None]] = deque()
         self._halted = False
         self._closing = False
+        #: a _spread is scheduled (see wake)
+        self._spreading = False
         self._idle = asyncio.Event()
         self._idle.set()
+        #: someone waits for the runners to be idle (a runner tells the event only then)
+        self._idle_awaited = False
         self._drained = asyncio.Event()
         self._context = contextvars.copy_context()
 
@@ -57,7 +61,25 @@ class Runners:
         return iter(self.busy.values())
 
     def wake(self) -> None:
-        """Wake an idle runner for each job waiting (after jobs were added)."""
+        """Wake an idle runner for the jobs added, and, in the loop's next step, one for
+        each job still waiting then: a runner whose jobs finish without waiting (no-op
+        tasks) takes the next at once, so the others would wake for nothing (a future,
+        a callback and a task step each)."""
+        if self._halted or not self.jobs:
+            return
+        waiting = self._waiting
+        while waiting:
+            waiter = waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
+        if waiting and not self._spreading:
+            self._spreading = True
+            asyncio.get_running_loop().call_soon(self._spread)
+
+    def _spread(self) -> None:
+        """Wake an idle runner for each job still waiting."""
+        self._spreading = False
         if self._halted:
             return
         waiting = self._waiting
@@ -77,6 +99,7 @@ class Runners:
     async def wait_idle(self) -> None:
         """Until no runner has a job."""
         while self.busy:
+            self._idle_awaited = True
             self._idle.clear()
             await self._idle.wait()
 
@@ -145,7 +168,8 @@ class Runners:
         base = contextvars.copy_context()
         busy = self.busy
         while True:
-            job = await self._take()
+            job = self._take_now()  # (no coroutine for _take when a job waits)
+            job = job if job is not None else await self._take()
             busy[me] = job
             try:
                 await self._handle(job)
@@ -160,7 +184,8 @@ class Runners:
                 raise
             finally:
                 del busy[me]
-                if not busy:
+                if not busy and self._idle_awaited:
+                    self._idle_awaited = False
                     self._idle.set()
             if self._closing:
                 return
@@ -169,13 +194,21 @@ class Runners:
                 self._spawn()
                 return
 
-    async def _take(self) -> Job:
+    def _take_now(self) -> Job | None:
+        """The next job, if one waits and the runners are not halted."""
         jobs = self.jobs
-        while self._halted or not jobs:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiting.append(waiter)
-            await waiter
+        if self._halted or not jobs:
+            return None
         job = jobs.popleft()
         if not jobs:
             self._drained.set()
         return job
+
+    async def _take(self) -> Job:
+        while True:
+            job = self._take_now()
+            if job is not None:
+                return job
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiting.append(waiter)
+            await waiter

@@ -168,6 +168,61 @@ async def test_runners_bound_what_runs_and_each_job_starts_in_a_clean_context() 
     await runners.close(1.0, asyncio.Event(), lambda: None)
 
 
+async def test_idle_runners_all_take_jobs_that_wait_and_one_runs_jobs_that_do_not() -> None:
+    """wake() wakes one idle runner, and the rest in the loop's next step for the jobs
+    still waiting: jobs that wait all run at once (up to the runner count); jobs that
+    finish without waiting are run by the first runner, the others stay asleep."""
+    gate = asyncio.Event()
+    now = peak = 0
+    ran_by: list[asyncio.Task[Any] | None] = []
+
+    async def handle(job: Any) -> None:
+        nonlocal now, peak
+        ran_by.append(asyncio.current_task())
+        if job == "quick":
+            return
+        now += 1
+        peak = max(peak, now)
+        await gate.wait()
+        now -= 1
+
+    runners = Runners(6, handle)
+    runners.start()
+    await asyncio.sleep(0.01)  # all six idle, each waiting for a job
+    runners.jobs.extend(range(8))
+    runners.wake()
+    await asyncio.sleep(0.01)
+    assert (now, len(runners.jobs)) == (6, 2)  # every runner took one
+    gate.set()
+    await runners.wait_drained()
+    await runners.wait_idle()
+    assert (peak, len(ran_by)) == (6, 8)
+    ran_by.clear()
+    loop = asyncio.get_running_loop()
+    futures = 0
+    make = loop.create_future
+
+    def counted() -> asyncio.Future[Any]:
+        nonlocal futures
+        futures += 1
+        return make()
+
+    loop.create_future = counted  # type: ignore[method-assign]
+    try:
+        runners.jobs.extend(["quick"] * 20)
+        runners.wake()
+        for _ in range(3):  # a few steps of the loop (making no future of their own)
+            await asyncio.sleep(0)
+    finally:
+        del loop.create_future
+    await runners.wait_drained()
+    await runners.wait_idle()
+    assert len(ran_by) == 20
+    assert len(set(ran_by)) == 1  # one runner took them all, one after the other
+    assert futures == 1  # it alone woke, and waits again: the five others slept on
+    await runners.close(1.0, asyncio.Event(), lambda: None)
+
+
 async def test_a_cancelled_job_leaves_its_runner_replaced() -> None:
     cancelled: list[int] = []
 

@@ -21,7 +21,7 @@ from asyncq.brokers.redis._keys import (
     levels_key,
     stream_key,
 )
-from asyncq.brokers.redis._levels import Levels, delivery_for, stream_of
+from asyncq.brokers.redis._levels import LevelDelivery, Levels, delivery_for, stream_of
 from asyncq.brokers.redis._wake import Reader, Waker
 
 __all__ = ["RedisConsumer"]
@@ -168,8 +168,11 @@ class RedisConsumer(Consumer):
         for stream, entries in pairs:
             queue = self._known[_redis_text(stream)]
             for entry_id, fields in entries:
-                body, earlier = _fields(fields)
-                out.append(Delivery(body, queue, earlier + 1, entry_id))
+                if fields and len(fields) == 2 and fields[0] == b"d":  # as publish.lua writes
+                    out.append(Delivery(fields[1], queue, 1, entry_id))
+                else:
+                    body, earlier = _fields(fields)
+                    out.append(Delivery(body, queue, earlier + 1, entry_id))
         return out
 
     async def _read_levels(self, limit: int, block: float) -> list[Delivery]:
@@ -268,9 +271,7 @@ class RedisConsumer(Consumer):
 
     # -- settling ------------------------------------------------------------------
     async def ack(self, items: Sequence[Settlement]) -> None:
-        by_stream: dict[str, list[Settlement]] = {}
-        for item in items:
-            by_stream.setdefault(stream_of(item.delivery), []).append(item)
+        by_stream = _by_stream(items)
         with _redis.mapped_errors("Redis broker", self._url):
             batch = _redis.ScriptBatch(self._client, self.replication)
             for stream, group in by_stream.items():
@@ -370,6 +371,22 @@ class RedisConsumer(Consumer):
                 break
             await self._requeue_ids(stream, [row["message_id"] for row in rows], False)
         await self._client.xgroup_delconsumer(stream, self._group, self._name)
+
+
+def _by_stream(items: Sequence[Settlement]) -> dict[str, list[Settlement]]:
+    """``items`` grouped by the stream of their delivery, in order within each: grouped
+    by queue first (no stream name made per item), a priority level's by its stream."""
+    by_queue: dict[str, list[Settlement]] = {}
+    by_level: dict[str, list[Settlement]] = {}
+    for item in items:
+        delivery = item.delivery
+        if type(delivery) is LevelDelivery:
+            by_level.setdefault(delivery.stream, []).append(item)
+        else:
+            by_queue.setdefault(delivery.queue, []).append(item)
+    by_stream = {stream_key(queue): group for queue, group in by_queue.items()}
+    by_stream.update(by_level)  # (never a queue's plain stream: see delivery_for)
+    return by_stream
 
 
 def _ids_by_stream(deliveries: Sequence[Delivery]) -> dict[str, list[Any]]:
