@@ -183,6 +183,10 @@ class Worker:
                                 self._on_settled)
         try:
             await consumer.start()  # consuming before it says it is ready
+        except BaseException:  # never started: no worker_stop (serve() may try again)
+            await consumer.close()
+            raise
+        try:
             await self._lifecycle("worker_start")
             await self._serve(consumer, self._settler)
         finally:

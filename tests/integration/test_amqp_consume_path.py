@@ -110,6 +110,11 @@ async def test_the_installed_aiormq_and_aio_pika_still_have_what_the_frame_reade
     loop = inspect.getsource(getattr(aiormq.connection.Connection, _reader.READER))
     assert "async for weight, channel, frame in frame_receiver" in loop
     assert "await ch.frames.put((weight, frame))" in loop  # a channel's queue of frames
+    # the stuck-connection check, told of a large delivery's progress (_reader.LAST_FRAME)
+    assert "self.__last_frame_time = self.loop.time()" in loop
+    assert _reader.LAST_FRAME.endswith("__last_frame_time")
+    stuck = aiormq.connection.Connection.is_connection_was_stuck
+    assert "self.__last_frame_time" in inspect.getsource(stuck.fget)
     receiver = aiormq.connection.FrameReceiver(asyncio.StreamReader())
     assert receiver.reader is not None
     channel = inspect.getsource(aiormq.channel.Channel.__init__)

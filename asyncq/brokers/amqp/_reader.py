@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import logging
 import struct
+from collections.abc import Callable
 from typing import Any, Final
 
 import aiormq.abc
@@ -61,6 +62,8 @@ logger = logging.getLogger("asyncq.brokers.amqp")
 
 #: aiormq's connection loop (``Connection.__reader(frame_receiver)``), which a test pins
 READER: Final = "_Connection__reader"
+#: when aiormq's loop last got a frame, which its stuck-connection check looks at
+LAST_FRAME: Final = "_Connection__last_frame_time"
 #: bytes asked of the socket at a time (a larger frame is read on until it is whole)
 _CHUNK: Final = 1 << 16
 _HEARTBEAT: Final = (8, 0, Heartbeat())
@@ -134,10 +137,12 @@ class FrameReader:
     Only the connection's reader task reads (the handshake, which aiormq's receiver
     serialises with a lock, is over), so there is no lock."""
 
-    def __init__(self, reader: asyncio.StreamReader, channels: dict[int, Any]) -> None:
+    def __init__(self, reader: asyncio.StreamReader, channels: dict[int, Any],
+                 alive: Callable[[], None] = lambda: None) -> None:
         self.reader = reader
         self.started = True
         self._channels = channels
+        self._alive = alive  # bytes came while a read goes on (a large delivery)
         self._buffer = b""
         self._at = 0
         self._taken: list[Taken] = []
@@ -188,6 +193,8 @@ class FrameReader:
                     f"{need} bytes expected")
             parts.append(chunk)
             have += len(chunk)
+            if have < need:  # aiormq hears of no frame until the delivery is whole
+                self._alive()
         self._buffer, self._at = b"".join(parts), 0
         return self._buffer
 
@@ -277,7 +284,14 @@ class AsyncqConnection(aiormq.connection.Connection):
     """aiormq's connection, reading frames with a :class:`FrameReader` once connected."""
 
     async def _read_frames(self, receiver: Any) -> None:
-        await getattr(super(), READER)(FrameReader(receiver.reader, self.channels))
+        await getattr(super(), READER)(FrameReader(receiver.reader, self.channels,
+                                                   self._alive))
+
+    def _alive(self) -> None:
+        """Part of a delivery came: the connection is not stuck. aiormq's own reader
+        saw a frame every ``frame_max`` bytes; this one reads a delivery whole, which can
+        take longer than the grace of 3 x (heartbeat + 1) s."""
+        setattr(self, LAST_FRAME, self.loop.time())
 
 
 setattr(AsyncqConnection, READER, AsyncqConnection._read_frames)  # what connect() starts
