@@ -12,6 +12,7 @@ from typing import Any
 
 import aio_pika
 import msgpack
+import pamqp.frame
 import pytest
 
 import asyncq
@@ -184,3 +185,57 @@ async def test_results_go_only_to_reply_queues(
     finally:
         async with app:
             await app.broker.delete_queue(queue)
+
+
+async def _publish_raw(amqp_url: str, queue: str, header: bytes, body: bytes) -> None:
+    """A basic.publish with the content header frame as given (not one aio-pika would
+    make: its text properties may hold bytes that are not UTF-8)."""
+    from aiormq.abc import ChannelFrame
+    from pamqp import commands as spec
+    from pamqp.body import ContentBody
+
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=False)
+        raw = await channel.get_underlay_channel()
+        payload = (pamqp.frame.marshal(spec.Basic.Publish(routing_key=queue), raw.number)
+                   + header + pamqp.frame.marshal(ContentBody(body), raw.number))
+        await raw.write_queue.put(ChannelFrame(payload=payload, should_close=False))
+        await asyncio.sleep(0.2)  # written before the connection closes
+
+
+async def test_text_properties_and_header_keys_that_are_not_utf8_stop_nobody(
+        amqp_url: str, redis_url: str) -> None:
+    """Such a message is handed to the worker (bad text replaced, an undecodable headers
+    table marked) on the same connection; pamqp refused the frame and aiormq dropped the
+    consumer's connection, again at every redelivery."""
+    from pamqp import commands as spec
+    from pamqp.header import ContentHeader
+
+    queue = f"utf-{uuid.uuid4().hex[:8]}"
+    app = asyncq.App(f"utf{uuid.uuid4().hex[:6]}", broker=amqp_url, backend=redis_url,
+                     default_queue=queue)
+    async with app:
+        consumer = app.broker.consumer([queue], prefetch=10, lease=30)
+        await consumer.start()
+        connection = app.broker.conn.connection().transport.connection  # type: ignore[attr-defined]
+        body = encode_fields("utf-1", "echo", [], {}, {}, {})
+        channel_number = 1
+        properties = spec.Basic.Properties(message_id="AA", headers={"kk": 1})
+        frame = pamqp.frame.marshal(ContentHeader(0, len(body), properties), channel_number)
+        bad = frame.replace(b"\x02AA", b"\x02\xff\xfe").replace(b"\x02kk", b"\x02\xfe\xff")
+        await _publish_raw(amqp_url, queue, bad, body)
+        got = []
+        for _ in range(30):
+            got += await consumer.fetch(10, 0.2)
+            if got:
+                break
+        assert [d.body for d in got] == [body]
+        message = got[0].tag.message
+        assert message.message_id == "\ufffd\ufffd"
+        assert "x-asyncq-undecodable-headers" in message.headers
+        assert not connection.is_closed
+        assert app.broker.conn.connection().transport.connection is connection  # type: ignore[attr-defined]
+        await consumer.ack([asyncq.brokers.Settlement(d) for d in got])
+        await consumer.close()
+        await app.broker.delete_queue(queue)

@@ -25,8 +25,8 @@ from pamqp.exceptions import PAMQPException
 from pamqp.header import ContentHeader
 
 __all__ = [
-    "DELIVER", "FRAME", "FRAME_END", "Frame", "content_span", "decode_frame", "fast_frame",
-    "header_fields",
+    "DELIVER", "FRAME", "FRAME_END", "UNDECODABLE", "Frame", "content_span", "decode_frame",
+    "fast_frame", "header_fields",
 ]
 
 FRAME: Final = struct.Struct(">BHI")  # type, channel, size
@@ -60,6 +60,14 @@ def _short(buf: bytes, at: int) -> tuple[str, int]:
     return buf[at + 1 : end].decode(), end
 
 
+def _text(buf: bytes, at: int) -> tuple[str, int]:
+    """A short string property; bytes that are not UTF-8 become U+FFFD. pamqp raises
+    there, and aiormq then drops the connection: one message with such a property
+    (from any publisher) stopped every consumer of its queue, again at each redelivery."""
+    end = at + 1 + buf[at]
+    return buf[at + 1 : end].decode("utf-8", "replace"), end
+
+
 def _octet(buf: bytes, at: int) -> tuple[int, int]:
     return buf[at], at + 1
 
@@ -68,7 +76,10 @@ def _table(buf: bytes, at: int) -> tuple[dict[str, Any], int]:
     size = _TABLE_SIZE.unpack_from(buf, at)[0]
     if size == 0:
         return {}, at + 4
-    consumed, table = decode.field_table(buf[at : at + 4 + size])  # pamqp's, for values
+    try:
+        consumed, table = decode.field_table(buf[at : at + 4 + size])  # pamqp's, for values
+    except ValueError as exc:  # a key that is not UTF-8 (pamqp gives such values as bytes)
+        return {UNDECODABLE: f"headers table: {exc}"}, at + 4 + size
     return table, at + consumed
 
 
@@ -85,15 +96,18 @@ def _timestamp(buf: bytes, at: int) -> tuple[dt.datetime, int]:
 
 Decoder = Callable[[bytes, int], tuple[Any, int]]
 
+#: The only header of a message whose headers table could not be decoded (its reason).
+UNDECODABLE: Final = "x-asyncq-undecodable-headers"
+
 #: Basic.Properties in wire order: (name, flag bit, decoder)
 _FIELDS: Final[tuple[tuple[str, int, Decoder], ...]] = (
-    ("content_type", 0x8000, _short), ("content_encoding", 0x4000, _short),
+    ("content_type", 0x8000, _text), ("content_encoding", 0x4000, _text),
     ("headers", 0x2000, _table), ("delivery_mode", 0x1000, _octet),
-    ("priority", 0x0800, _octet), ("correlation_id", 0x0400, _short),
-    ("reply_to", 0x0200, _short), ("expiration", 0x0100, _short),
-    ("message_id", 0x0080, _short), ("timestamp", 0x0040, _timestamp),
-    ("message_type", 0x0020, _short), ("user_id", 0x0010, _short),
-    ("app_id", 0x0008, _short), ("cluster_id", 0x0004, _short),
+    ("priority", 0x0800, _octet), ("correlation_id", 0x0400, _text),
+    ("reply_to", 0x0200, _text), ("expiration", 0x0100, _text),
+    ("message_id", 0x0080, _text), ("timestamp", 0x0040, _timestamp),
+    ("message_type", 0x0020, _text), ("user_id", 0x0010, _text),
+    ("app_id", 0x0008, _text), ("cluster_id", 0x0004, _text),
 )
 _UNSET: Final = tuple((name, "" if name == "cluster_id" else None) for name, _, _ in _FIELDS)
 
