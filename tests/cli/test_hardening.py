@@ -262,6 +262,32 @@ async def test_dlq_prints_forged_amqp_dead_letters_literally(cli_dir: Path, amqp
 
 
 
+def _wait_connecting(pid: int, port: int, timeout: float = 30.0) -> None:
+    """Until process ``pid`` has a TCP connection to ``port`` (its import can take over
+    1.5 s on a loaded machine: a fixed sleep sent the signal while it imported)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _connected_to(pid, port):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"process {pid} did not connect to port {port}")
+
+
+def _connected_to(pid: int, port: int) -> bool:
+    try:
+        links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+    except OSError:  # an fd closed meanwhile: look again
+        return False
+    inodes = {link[8:-1] for link in links if link.startswith("socket:[")}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for row in f.read().splitlines()[1:]:
+                fields = row.split()
+                if int(fields[2].rsplit(":", 1)[1], 16) == port and fields[9] in inodes:
+                    return True
+    return False
+
+
 @pytest.mark.parametrize("args", [["enqueue", "htasks:app", "htasks.echo", "--args", '["x"]'],
                                   ["dlq", "list", "htasks:app", "-Q", "hq"]])
 def test_ctrl_c_stops_a_command_that_is_still_connecting(cli_dir: Path,
@@ -270,7 +296,7 @@ def test_ctrl_c_stops_a_command_that_is_still_connecting(cli_dir: Path,
                           env=cli_env(NOT_AMQP), stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE) as proc:
         try:
-            time.sleep(1.5)  # importing, then connecting for up to 10 s
+            _wait_connecting(proc.pid, 6379)  # it connects for up to 10 s
             sent = time.monotonic()
             proc.send_signal(signal.SIGINT)
             out, _ = proc.communicate(timeout=8)
