@@ -47,8 +47,27 @@ def first_node(count: int) -> int:
     return random.randrange(count)  # spreading load over the nodes, not a secret
 
 
+class RingChannel(aio_pika.RobustChannel):
+    """A robust channel whose reopening after a reconnect ends quietly if asyncq closed
+    the channel meanwhile (a worker stopping while the connection comes back).
+
+    aio-pika reopens every channel of a new connection in turn and fails the whole
+    attempt when one reopening raises: a channel closed under it raised
+    ``ChannelClosed``, the new connection was dropped, and every call then in flight
+    (``delete_queue``, the last acks) failed with it."""
+
+    async def restore(self, channel: Any = None) -> None:
+        try:
+            await super().restore(channel)
+        except Exception:
+            if not self._close_called:
+                raise
+
+
 class NodeRing(aio_pika.RobustConnection):
     """A robust connection that moves to the next node after a failed attempt or a loss."""
+
+    CHANNEL_CLASS = RingChannel
 
     def __init__(self, urls: list[str], start: int, **kwargs: Any) -> None:
         self._nodes = [make_url(u) for u in urls]
