@@ -4,7 +4,8 @@
 
 Runs, under ``valgrind --tool=callgrind`` (a count that load does not move), a program
 that makes N outcome rows with the worker's own code (``Executor._succeeded`` on a
-stand-in job, the path of a task that succeeded), takes them in batches of
+``Job`` of the worker's own slotted classes, ``Message``, ``Delivery`` and ``Pipeline``,
+the path of a task that succeeded), takes them in batches of
 ``--batch`` rows as ``asyncq worker --events --metrics-port`` does (``Observed``: the
 rows go to the metrics and the event buffer), folds them into the metrics and packs
 them as an event batch (msgpack); a run with 0 rows is subtracted. What is left is the
@@ -27,9 +28,12 @@ from pathlib import Path
 PROGRAM = '''
 import collections, sys, time
 from types import SimpleNamespace
-from asyncq.events import pack_events
+from asyncq.brokers import Delivery
+from asyncq.events import ROWS_PER_ENTRY, pack_events
 from asyncq.events.monitor import Events
 from asyncq.events.observed import Observed
+from asyncq.message import Message
+from asyncq.middleware import Job, Pipeline
 from asyncq.middleware.prometheus import Metrics
 from asyncq.worker.execute import Executor
 
@@ -37,12 +41,14 @@ n, batch, step = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 events, metrics = Events(2.0), Metrics()
 observer = Observed(events, metrics)
 sink = observer.outcomes
-message = SimpleNamespace(id="0123456789abcdef0123456789abcdef", task="bench.noop",
-                          attempt=1, headers={"asyncq-enqueued-at": time.time()})
-job = SimpleNamespace(message=message, delivery=SimpleNamespace(queue="bench"),
-                      pipeline=SimpleNamespace(sinks=[] if step == "off" else [sink]),
-                      task=SimpleNamespace(config=SimpleNamespace(ignore_result=True)))
-worker = SimpleNamespace(name="12345@host")
+task = SimpleNamespace(config=SimpleNamespace(ignore_result=True))
+message = Message("0123456789abcdef0123456789abcdef", "bench.noop", [1], {}, {},
+                  {"asyncq-enqueued-at": time.time()}, 1)
+# the worker's own classes (slotted: their attributes cost what they cost in a worker)
+job = Job(None, message, task, Delivery(b"", "bench"),
+          Pipeline([] if step == "off" else [observer], task))
+worker = Executor.__new__(Executor)
+worker.name = "12345@host"
 succeeded = Executor._succeeded
 started = time.perf_counter()
 for start in range(0, n, batch):
@@ -56,8 +62,9 @@ for start in range(0, n, batch):
         metrics.stats.fold()
     else:
         metrics.stats.pending.clear()
-    if step != "fold":
-        pack_events(rows)
+    if step != "fold":  # one stream entry (Redis) or message (RabbitMQ) per chunk
+        for chunk in range(0, len(rows), ROWS_PER_ENTRY):
+            pack_events(rows[chunk:chunk + ROWS_PER_ENTRY])
 '''
 
 
