@@ -46,25 +46,29 @@ def blocks(events: Sequence[Any]) -> list[Any]:
     if n == 0:
         return []
     kinds = list(map(type, events))
+    if kinds.count(tuple) == n:  # all rows: all success rows?
+        try:
+            columns = list(zip(*events, strict=True))
+        except ValueError:  # rows of both lengths
+            columns = []
+        if len(columns) == SHORT:
+            return [_block(columns, n)]
     sizes = list(map(len, events))
-    if kinds.count(tuple) == n and sizes.count(SHORT) == n:
-        return [_block(events)]
     out: list[Any] = []
     start = 0
     odd = map(max, map(ne, sizes, repeat(SHORT)), map(is_not, kinds, repeat(tuple)))
     for i in compress(range(n), odd):  # what is not a success row: few, found in C
         if i > start:
-            out.append(_block(events[start:i]))
+            out.append(_block(list(zip(*events[start:i], strict=True)), i - start))
         out.append(events[i])
         start = i + 1
     if start < n:
-        out.append(_block(events[start:]))
+        out.append(_block(list(zip(*events[start:], strict=True)), n - start))
     return out
 
 
-def _block(rows: Sequence[Any]) -> list[Any]:
-    n = len(rows)
-    ts, ids, task, queue, attempt, runtime, worker, enqueued_at = zip(*rows, strict=True)
+def _block(columns: list[tuple[Any, ...]], n: int) -> list[Any]:
+    ts, ids, task, queue, attempt, runtime, worker, enqueued_at = columns
     return [BLOCK, n, _column(worker, n), _column(task, n), _column(queue, n),
             _column(attempt, n), _column(enqueued_at, n), list(ids), _floats(ts, n),
             _floats(runtime, n)]
@@ -76,9 +80,11 @@ def _column(values: tuple[Any, ...], n: int) -> list[Any]:
 
 
 def _floats(values: tuple[Any, ...], n: int) -> bytes | list[Any]:
-    if list(map(type, values)).count(float) == n:
+    """Numbers as doubles (a worker's are floats), anything else as it is."""
+    try:
         return struct.pack(f"<{n}d", *values)
-    return list(values)
+    except struct.error:
+        return list(values)
 
 
 def is_block(item: Any) -> bool:

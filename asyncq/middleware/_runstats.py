@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from itertools import compress, repeat
 from math import isfinite
-from operator import eq, ne, sub
+from operator import eq, itemgetter, ne, sub
 from typing import Any, Final
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
@@ -36,8 +36,9 @@ _OUTCOMES: Final = {"task-succeeded": "succeeded", "task-failed": "failed",
 
 Key = tuple[str, str]
 _NUMBER: Final = (int, float)
-#: The length of a success row (:data:`asyncq.events.SUCCESS_ROW`).
+#: The length of a success row (:data:`asyncq.events.SUCCESS_ROW`), and its columns.
 _SHORT: Final = 8
+_TS, _TASK, _QUEUE, _RUN, _SENT = map(itemgetter, (0, 2, 3, 5, 7))
 
 
 class _Series:
@@ -54,20 +55,23 @@ class _Series:
         self.wait = [0] * len(BUCKETS)
         self.wait_sum = 0.0
 
-    def succeeded(self, ts: Sequence[float], runs: Sequence[float], sent: Sequence[Any]
-                  ) -> None:
-        """Count successes, given their columns: end times, run times and enqueue times."""
-        n = len(runs)
+    def succeeded(self, rows: list[Any]) -> None:
+        """Count success rows (:data:`asyncq.events.SUCCESS_ROW`) of this series."""
+        n = len(rows)
         self.kinds["task-succeeded"] = self.kinds.get("task-succeeded", 0) + n
+        runs = list(map(_RUN, rows))
         self.run_sum += _histogram(self.run, runs)
+        sent = list(map(_SENT, rows))
         if sent.count(None) == n:  # the producer did not stamp them
             return
+        ts = list(map(_TS, rows))
         try:
-            waits = list(map(max, map(sub, map(sub, ts, runs), sent), repeat(0.0)))
+            waits = list(map(sub, map(sub, ts, runs), sent))
         except TypeError:  # a stamp that is not a number: those rows have no wait
-            numbers = [(t, r, s) for t, r, s in zip(ts, runs, sent, strict=True)
-                       if isinstance(s, _NUMBER)]
-            waits = [max(t - r - s, 0.0) for t, r, s in numbers]
+            waits = [t - r - s for t, r, s in zip(ts, runs, sent, strict=True)
+                     if isinstance(s, _NUMBER)]
+        if not isfinite(sum(waits)) or min(waits, default=0.0) < 0.0:
+            waits = [0.0 if wait < 0.0 else wait for wait in waits]
         self.wait_sum += _histogram(self.wait, waits)
 
     def outcomes(self) -> dict[str, int]:
@@ -81,7 +85,7 @@ class _Series:
 def _histogram(counts: list[int], values: Sequence[float]) -> float:
     """Add ``values`` to the bucket ``counts`` (value ``v`` in the first bucket whose
     bound is at least ``v``, as ``bisect_left``); their sum. In C but for a loop over
-    the buckets: one bucket for all (min and max), else sorted and cut at each bound."""
+    the buckets: one bucket for all (max, min), else sorted and cut at each bound."""
     total = sum(values)
     if not values:
         return total
@@ -89,8 +93,9 @@ def _histogram(counts: list[int], values: Sequence[float]) -> float:
         for value in values:
             counts[bisect_left(BUCKETS, value)] += 1
         return total
-    first = bisect_left(BUCKETS, min(values))
-    if first == bisect_left(BUCKETS, max(values)):
+    last = bisect_left(BUCKETS, max(values))
+    first = 0 if last == 0 else bisect_left(BUCKETS, min(values))
+    if first == last:
         counts[first] += len(values)
         return total
     ordered = sorted(values)
@@ -144,17 +149,16 @@ class RunStats:
         batch mostly has one task and queue, and its run times one bucket."""
         if not rows:
             return
-        ts, _, tasks, queues, _, runs, _, sent = zip(*rows, strict=True)
         n = len(rows)
+        tasks, queues = list(map(_TASK, rows)), list(map(_QUEUE, rows))
         if tasks.count(tasks[0]) == n and queues.count(queues[0]) == n:
-            self._of((tasks[0], queues[0])).succeeded(ts, runs, sent)
+            self._of((tasks[0], queues[0])).succeeded(rows)
             return
         groups: dict[Key, list[Any]] = {}
         for key, row in zip(zip(tasks, queues, strict=True), rows, strict=True):
             groups.setdefault(key, []).append(row)
         for key, group in groups.items():
-            ts, _, _, _, _, runs, _, sent = zip(*group, strict=True)
-            self._of(key).succeeded(ts, runs, sent)
+            self._of(key).succeeded(group)
 
     def _fold_rows(self, rows: list[Any]) -> None:
         """Full rows (:data:`asyncq.events.ROW`): one loop with no call per row; the rows
