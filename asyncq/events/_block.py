@@ -45,14 +45,13 @@ def blocks(events: Sequence[Any]) -> list[Any]:
     n = len(events)
     if n == 0:
         return []
-    kinds = list(map(type, events))
-    if kinds.count(tuple) == n:  # all rows: all success rows?
-        try:
-            columns = list(zip(*events, strict=True))
-        except ValueError:  # rows of both lengths
-            columns = []
+    try:  # all success rows? (a map is no row: its first key is not a number)
+        columns = list(zip(*events, strict=True))
         if len(columns) == SHORT:
-            return [_block(columns, n)]
+            return [_block(columns, n, struct.pack(f"<{n}d", *columns[0]))]
+    except (ValueError, TypeError, struct.error):  # not: keep each thing in its place
+        pass
+    kinds = list(map(type, events))
     sizes = list(map(len, events))
     out: list[Any] = []
     start = 0
@@ -67,11 +66,12 @@ def blocks(events: Sequence[Any]) -> list[Any]:
     return out
 
 
-def _block(columns: list[tuple[Any, ...]], n: int) -> list[Any]:
+def _block(columns: list[tuple[Any, ...]], n: int, doubles: bytes | None = None
+           ) -> list[Any]:
     ts, ids, task, queue, attempt, runtime, worker, enqueued_at = columns
     return [BLOCK, n, _column(worker, n), _column(task, n), _column(queue, n),
-            _column(attempt, n), _column(enqueued_at, n), list(ids), _floats(ts, n),
-            _floats(runtime, n)]
+            _column(attempt, n), _column(enqueued_at, n), list(ids),
+            _floats(ts, n) if doubles is None else doubles, _floats(runtime, n)]
 
 
 def _column(values: tuple[Any, ...], n: int) -> list[Any]:
