@@ -133,16 +133,25 @@ class RunStats:
         if self.source is not None:
             self.source()
         with self._lock:
-            rows = take(self.pending)
-            sizes = list(map(len, rows))
-            short = sizes.count(_SHORT)
-            if short == len(rows):
-                self._fold_successes(rows)
-                return
-            if short:
-                self._fold_successes(list(compress(rows, map(eq, sizes, repeat(_SHORT)))))
-                rows = list(compress(rows, map(ne, sizes, repeat(_SHORT))))
-            self._fold_rows(rows)
+            self._fold(take(self.pending))
+
+    def add(self, rows: list[Any]) -> None:
+        """Fold outcome rows now (from any thread): what an observer that has a batch in
+        hand does, rather than queue it in :attr:`pending` to be taken again."""
+        with self._lock:
+            self._fold(rows)
+
+    def _fold(self, rows: list[Any]) -> None:
+        """Success rows by columns, the others (few: failures, retries, skips) by a loop."""
+        sizes = list(map(len, rows))
+        short = sizes.count(_SHORT)
+        if short == len(rows):
+            self._fold_successes(rows)
+            return
+        if short:
+            self._fold_successes(list(compress(rows, map(eq, sizes, repeat(_SHORT)))))
+            rows = list(compress(rows, map(ne, sizes, repeat(_SHORT))))
+        self._fold_rows(rows)
 
     def _fold_successes(self, rows: list[Any]) -> None:
         """Success rows (:data:`asyncq.events.SUCCESS_ROW`) by columns, made in C: a
