@@ -29,11 +29,15 @@ PROGRAM = '''
 import asyncio, os, sys, uuid, asyncq
 app = asyncq.App("cg", broker=os.environ["CG_BROKER"],
                  default_queue="cg-" + uuid.uuid4().hex[:8])
-if os.environ.get("CG_OBSERVE") == "1":  # what `asyncq worker --events --metrics-port` adds
+
+def observe() -> None:  # what `asyncq worker --events --metrics-port` adds
     from asyncq.events.monitor import Events
     from asyncq.events.observed import observed
     from asyncq.middleware.prometheus import Metrics
     app.add_middleware(observed(Events(2.0), Metrics()))
+
+if os.environ.get("CG_OBSERVE") == "1":  # the producer too: it stamps asyncq-enqueued-at
+    observe()
 
 @app.task
 async def noop(i: int) -> int:
@@ -43,6 +47,8 @@ async def main(n: int, drain: bool) -> None:
     async with app:
         await app.enqueue_many([noop.s(i) for i in range(n)])
         if drain:
+            if os.environ.get("CG_OBSERVE") == "2":  # the worker only (core.py --observe)
+                observe()
             async with asyncq.Worker(app, concurrency=100, loop_lag_threshold=None) as w:
                 await w.join(timeout=3600)
         await app.broker.delete_queue(app.default_queue)
@@ -52,14 +58,14 @@ asyncio.run(main(int(sys.argv[1]), sys.argv[2] == "1"))
 
 
 def count(tree: Path, tasks: int, drain: bool, program: Path, broker: str,
-          observe: bool = False) -> int:
+          observe: str = "0") -> int:
     with tempfile.TemporaryDirectory() as out:
         result = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/cg.out",
              sys.executable, str(program), str(tasks), "1" if drain else "0"],
             env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin", "CG_BROKER": broker,
                  "PYTHONHASHSEED": "0",
-                 "CG_OBSERVE": "1" if observe else "0"},
+                 "CG_OBSERVE": observe},
             capture_output=True, text=True, check=True)
     found = re.search(r"Collected : (\d+)", result.stderr)
     if found is None:
@@ -68,10 +74,10 @@ def count(tree: Path, tasks: int, drain: bool, program: Path, broker: str,
 
 
 def per_task(tree: Path, tasks: int, program: Path, broker: str,
-             observe: bool = False) -> dict[str, float]:
+             observe: str = "0") -> dict[str, float]:
     subprocess.run([sys.executable, str(program), "10", "1"], check=True,  # writes the .pyc
                    env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin", "CG_BROKER": broker,
-                        "CG_OBSERVE": "1" if observe else "0"})
+                        "CG_OBSERVE": observe})
     base = count(tree, 0, False, program, broker, observe)
     produced = count(tree, tasks, False, program, broker, observe)
     idle_worker = count(tree, 0, True, program, broker, observe)
@@ -91,16 +97,21 @@ def main() -> None:
     p.add_argument("--after-observe", action="store_true",
                    help="The after side's worker with events, heartbeats and metrics "
                    "(--before . --after . --after-observe: what observing costs).")
+    p.add_argument("--worker-only", action="store_true",
+                   help="With --*-observe: the middleware on the worker only, as in core.py "
+                   "--observe (the producer does not stamp asyncq-enqueued-at, so the worker "
+                   "decodes no such header and folds no queue wait).")
     args = p.parse_args()
+    side = "2" if args.worker_only else "1"
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
     with tempfile.TemporaryDirectory() as folder:
         program = Path(folder) / "program.py"
         program.write_text(PROGRAM)
         before = per_task(args.before.resolve(), args.tasks, program, args.broker,
-                          args.before_observe)
+                          side if args.before_observe else "0")
         after = per_task(args.after.resolve(), args.tasks, program, args.broker,
-                         args.after_observe)
+                         side if args.after_observe else "0")
     print("| per task (instructions) | before | after | after / before |")
     print("|---|---|---|---|")
     for name in ("enqueue", "worker"):

@@ -14,9 +14,11 @@ memory      a bounded deque in this process                     in-process queue
 ==========  ==================================================  =========================
 
 Events travel in batches, a msgpack array each (one Redis stream entry, one AMQP
-message), of maps, and of arrays for the outcome of a run (the fields of :data:`ROW`,
-in order: the worker buffers and sends that row as it is, and readers make it a map,
-so a run costs the worker one tuple); control requests and replies are JSON objects.
+message), of maps, of arrays for the outcome of a run (the fields of :data:`ROW`, in
+order: readers make it a map, so a run costs the worker one tuple), and of blocks of
+successful runs as columns (a worker's :data:`SUCCESS_ROW` rows, see
+:mod:`asyncq.events._block`; readers make each row the map its full row gives);
+control requests and replies are JSON objects.
 
 Workers also keep a registry of themselves (Redis: hash ``asyncq:workers:{app}``;
 memory: a dict) so ``asyncq status`` can show a worker that died without saying so:
@@ -34,18 +36,21 @@ from __future__ import annotations
 import json
 import os
 import socket
+import struct
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import msgpack
 
+from asyncq.events._block import SHORT, blocks, expand, full_row, is_block
+
 if TYPE_CHECKING:
     from asyncq.app import App
 
-__all__ = ["LOST_AFTER", "MAX_EVENTS", "ROW", "Bus", "Subscription", "as_event", "broker_kind",
-           "bus_for", "decode", "encode", "is_lost", "pack_events", "unpack_events",
-           "worker_name"]
+__all__ = ["LOST_AFTER", "MAX_EVENTS", "ROW", "SUCCESS_ROW", "Bus", "Subscription", "as_event",
+           "broker_kind", "bus_for", "decode", "encode", "is_lost", "pack_events",
+           "unpack_events", "worker_name"]
 
 #: A worker is shown as lost after this many heartbeat intervals without one.
 LOST_AFTER: Final = 3
@@ -140,18 +145,26 @@ def worker_name() -> str:
     return f"{os.getpid()}@{socket.gethostname()}"
 
 
-#: The fields of a run's outcome row (see :func:`asyncq.middleware.run_row`), in order.
+#: The fields of a run's outcome row (:data:`asyncq.middleware.OutcomeRow`), in order.
 ROW: Final = ("type", "ts", "id", "task", "queue", "attempt", "state", "runtime", "error",
               "delay", "worker", "enqueued_at")
+#: The fields of a success row, the short form of a row of type ``task-succeeded``
+#: (state ``SUCCESS``, no error or delay): the worker's row for most runs. In a batch on
+#: the wire, success rows travel as columns (:mod:`asyncq.events._block`).
+SUCCESS_ROW: Final = ("ts", "id", "task", "queue", "attempt", "runtime", "worker",
+                      "enqueued_at")
 
 Event = Mapping[str, Any] | Sequence[Any]
 
 
 def as_event(item: Any) -> dict[str, Any] | None:
-    """An event as a map: a map as is, an outcome row (:data:`ROW`) with its ``None``
-    fields left out; ``None`` for anything else (the bus is not trusted)."""
+    """An event as a map: a map as is, an outcome row (:data:`ROW`, or
+    :data:`SUCCESS_ROW`) with its ``None`` fields left out; ``None`` for anything else
+    (the bus is not trusted)."""
     if isinstance(item, dict):
         return item
+    if isinstance(item, list | tuple) and len(item) == SHORT and isinstance(item[1], str):
+        item = full_row(item)
     if isinstance(item, list | tuple) and len(item) == len(ROW):
         event = {key: value for key, value in zip(ROW, item, strict=True) if value is not None}
         if isinstance(event.get("type"), str):
@@ -161,8 +174,8 @@ def as_event(item: Any) -> dict[str, Any] | None:
 
 def pack_events(events: Sequence[Event]) -> bytes:
     """A batch of events (maps and outcome rows) as msgpack (several times cheaper to
-    make than JSON)."""
-    return bytes(msgpack.packb(list(events), use_bin_type=True, default=str))
+    make than JSON); success rows go as columns (:func:`asyncq.events._block.blocks`)."""
+    return bytes(msgpack.packb(blocks(events), use_bin_type=True, default=str))
 
 
 def unpack_events(raw: bytes) -> list[dict[str, Any]]:
@@ -172,7 +185,22 @@ def unpack_events(raw: bytes) -> list[dict[str, Any]]:
     except Exception:
         return []
     items = value if isinstance(value, list) else [value]
-    return [event for event in map(as_event, items) if event is not None]
+    events: list[dict[str, Any]] = []
+    for item in items:
+        if is_block(item):
+            events += _block_events(item)
+        elif (event := as_event(item)) is not None:
+            events.append(event)
+    return events
+
+
+def _block_events(block: list[Any]) -> list[dict[str, Any]]:
+    """The events of a block of success rows; none if it is malformed."""
+    try:
+        rows = list(expand(block))
+    except (ValueError, TypeError, struct.error):
+        return []
+    return [event for event in map(as_event, rows) if event is not None]
 
 
 def encode(data: Mapping[str, Any]) -> bytes:

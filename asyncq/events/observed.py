@@ -44,14 +44,15 @@ class Observed(Middleware):
         """Rows for the event batch (the metrics get them first: the events may drop
         some, the metrics count every run)."""
         rows = drain(self.outcomes)
-        self.metrics.stats.pending.extend(rows)
+        self.metrics.stats.add(rows)  # folded now: not queued to be taken again
         return rows
 
     def _for_metrics(self) -> None:
-        """Rows for the metrics (at a scrape; the events get them too)."""
+        """Rows for the metrics (at a scrape, or the lag sampler's fold; the events get
+        them too)."""
         rows = drain(self.outcomes)
         if rows:
-            self.metrics.stats.pending.extend(rows)
+            self.metrics.stats.add(rows)
             self.events.keep(rows)
 
     async def before_enqueue(self, call: Call) -> None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 from asyncq.states import TaskState
@@ -57,9 +58,12 @@ CallNext = Callable[[], Awaitable[Any]]
 #: name and the message's ``asyncq-enqueued-at`` header (or ``None``). Plain values
 #: only, the state too (``"SUCCESS"``, not the enum member): the garbage collector stops
 #: tracking such a tuple, while a buffer of jobs or enum members makes its work grow
-#: with the buffer. Made once: events send it as it is, metrics fold it.
-OutcomeRow = tuple[str, float, str, str, str, int, str, float | None, str | None,
-                   float | None, str, Any]
+#: with the buffer. Made once: events send it, metrics fold it. A success is told in the
+#: short form :data:`asyncq.events.SUCCESS_ROW`, ``(ts, id, task, queue, attempt,
+#: runtime, worker, enqueued_at)``: its type, state, error and delay follow from it.
+OutcomeRow = (tuple[str, float, str, str, str, int, str, float | None, str | None,
+                    float | None, str, Any]
+              | tuple[float, str, str, str, int, float, str, Any])
 
 
 @dataclass(slots=True, eq=False)
@@ -232,7 +236,7 @@ class Pipeline:
     """The run hooks that apply to one task, in calling order (built once per task)."""
 
     __slots__ = ("admit", "after", "around", "before", "checks", "failure", "observed",
-                 "retry", "retry_hooks", "sinks", "success")
+                 "retry", "retry_hooks", "sinks", "success", "tell")
 
     def __init__(self, middleware: Sequence[Middleware], task: Task[..., Any]) -> None:
         used = [mw for mw in middleware if mw.applies_to(task)]
@@ -253,3 +257,12 @@ class Pipeline:
         self.observed = bool(self.success or self.after)
         #: the observers' outcome buffers
         self.sinks = [mw.outcomes for mw in used if mw.outcomes is not None]
+        #: appends one outcome row to every sink (``None``: no observer): one call
+        self.tell: Callable[[OutcomeRow], None] | None = (
+            None if not self.sinks else self.sinks[0].append if len(self.sinks) == 1
+            else partial(_tell_all, self.sinks))
+
+
+def _tell_all(sinks: list[deque[OutcomeRow]], row: OutcomeRow) -> None:
+    for sink in sinks:
+        sink.append(row)

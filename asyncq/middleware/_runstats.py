@@ -10,9 +10,12 @@ bucket search in Python), which a drain of tens of thousands of tasks a second f
 from __future__ import annotations
 
 import threading
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from itertools import compress, repeat
+from math import isfinite
+from operator import eq, itemgetter, ne, sub
 from typing import Any, Final
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
@@ -33,6 +36,9 @@ _OUTCOMES: Final = {"task-succeeded": "succeeded", "task-failed": "failed",
 
 Key = tuple[str, str]
 _NUMBER: Final = (int, float)
+#: The length of a success row (:data:`asyncq.events.SUCCESS_ROW`), and its columns.
+_SHORT: Final = 8
+_TS, _TASK, _QUEUE, _RUN, _SENT = map(itemgetter, (0, 2, 3, 5, 7))
 
 
 class _Series:
@@ -49,12 +55,56 @@ class _Series:
         self.wait = [0] * len(BUCKETS)
         self.wait_sum = 0.0
 
+    def succeeded(self, rows: list[Any]) -> None:
+        """Count success rows (:data:`asyncq.events.SUCCESS_ROW`) of this series."""
+        n = len(rows)
+        self.kinds["task-succeeded"] = self.kinds.get("task-succeeded", 0) + n
+        runs = list(map(_RUN, rows))
+        self.run_sum += _histogram(self.run, runs)
+        sent = list(map(_SENT, rows))
+        if sent.count(None) == n:  # the producer did not stamp them
+            return
+        ts = list(map(_TS, rows))
+        try:
+            waits = list(map(sub, map(sub, ts, runs), sent))
+        except TypeError:  # a stamp that is not a number: those rows have no wait
+            waits = [t - r - s for t, r, s in zip(ts, runs, sent, strict=True)
+                     if isinstance(s, _NUMBER)]
+        if not isfinite(sum(waits)) or min(waits, default=0.0) < 0.0:
+            waits = [0.0 if wait < 0.0 else wait for wait in waits]
+        self.wait_sum += _histogram(self.wait, waits)
+
     def outcomes(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for kind, count in self.kinds.items():
             outcome = _OUTCOMES.get(kind, "failed")
             out[outcome] = out.get(outcome, 0) + count
         return out
+
+
+def _histogram(counts: list[int], values: Sequence[float]) -> float:
+    """Add ``values`` to the bucket ``counts`` (value ``v`` in the first bucket whose
+    bound is at least ``v``, as ``bisect_left``); their sum. In C but for a loop over
+    the buckets: one bucket for all (max, min), else sorted and cut at each bound."""
+    total = sum(values)
+    if not values:
+        return total
+    if not isfinite(total):  # an infinite or NaN value: one at a time, as the rows do
+        for value in values:
+            counts[bisect_left(BUCKETS, value)] += 1
+        return total
+    last = bisect_left(BUCKETS, max(values))
+    first = 0 if last == 0 else bisect_left(BUCKETS, min(values))
+    if first == last:
+        counts[first] += len(values)
+        return total
+    ordered = sorted(values)
+    start = 0
+    for i in range(first, len(BUCKETS)):
+        end = bisect_right(ordered, BUCKETS[i], start)
+        counts[i] += end - start
+        start = end
+    return total
 
 
 def _buckets(counts: list[int]) -> list[tuple[str, float]]:
@@ -79,31 +129,69 @@ class RunStats:
         self._series: dict[Key, _Series] = {}
 
     def fold(self) -> None:
-        """Move pending runs into the totals (from any thread). One loop with no call
-        per row: the rows of a batch mostly share their task and queue."""
+        """Move pending runs into the totals (from any thread)."""
         if self.source is not None:
             self.source()
         with self._lock:
-            last_task = last_queue = None
-            series = _Series()
-            kinds = series.kinds
-            for kind, ts, _, task, queue, _, _, run, _, delay, _, sent in take(self.pending):
-                if task != last_task or queue != last_queue:
-                    last_task, last_queue = task, queue
-                    series = self._of((task, queue))
-                    kinds = series.kinds
-                kinds[kind] = kinds.get(kind, 0) + 1
-                if run is not None:
-                    series.run[bisect_left(BUCKETS, run)] += 1
-                    series.run_sum += run
-                    if isinstance(sent, _NUMBER):  # enqueue to start
-                        wait = ts - run - sent
-                        if wait < 0.0:
-                            wait = 0.0
-                        series.wait[bisect_left(BUCKETS, wait)] += 1
-                        series.wait_sum += wait
-                if delay is not None:
-                    series.retries += 1
+            self._fold(take(self.pending))
+
+    def add(self, rows: list[Any]) -> None:
+        """Fold outcome rows now (from any thread): what an observer that has a batch in
+        hand does, rather than queue it in :attr:`pending` to be taken again."""
+        with self._lock:
+            self._fold(rows)
+
+    def _fold(self, rows: list[Any]) -> None:
+        """Success rows by columns, the others (few: failures, retries, skips) by a loop."""
+        sizes = list(map(len, rows))
+        short = sizes.count(_SHORT)
+        if short == len(rows):
+            self._fold_successes(rows)
+            return
+        if short:
+            self._fold_successes(list(compress(rows, map(eq, sizes, repeat(_SHORT)))))
+            rows = list(compress(rows, map(ne, sizes, repeat(_SHORT))))
+        self._fold_rows(rows)
+
+    def _fold_successes(self, rows: list[Any]) -> None:
+        """Success rows (:data:`asyncq.events.SUCCESS_ROW`) by columns, made in C: a
+        batch mostly has one task and queue, and its run times one bucket."""
+        if not rows:
+            return
+        n = len(rows)
+        tasks, queues = list(map(_TASK, rows)), list(map(_QUEUE, rows))
+        if tasks.count(tasks[0]) == n and queues.count(queues[0]) == n:
+            self._of((tasks[0], queues[0])).succeeded(rows)
+            return
+        groups: dict[Key, list[Any]] = {}
+        for key, row in zip(zip(tasks, queues, strict=True), rows, strict=True):
+            groups.setdefault(key, []).append(row)
+        for key, group in groups.items():
+            self._of(key).succeeded(group)
+
+    def _fold_rows(self, rows: list[Any]) -> None:
+        """Full rows (:data:`asyncq.events.ROW`): one loop with no call per row; the rows
+        of a batch mostly share their task and queue."""
+        last_task = last_queue = None
+        series = _Series()
+        kinds = series.kinds
+        for kind, ts, _, task, queue, _, _, run, _, delay, _, sent in rows:
+            if task != last_task or queue != last_queue:
+                last_task, last_queue = task, queue
+                series = self._of((task, queue))
+                kinds = series.kinds
+            kinds[kind] = kinds.get(kind, 0) + 1
+            if run is not None:
+                series.run[bisect_left(BUCKETS, run)] += 1
+                series.run_sum += run
+                if isinstance(sent, _NUMBER):  # enqueue to start
+                    wait = ts - run - sent
+                    if wait < 0.0:
+                        wait = 0.0
+                    series.wait[bisect_left(BUCKETS, wait)] += 1
+                    series.wait_sum += wait
+            if delay is not None:
+                series.retries += 1
 
     def _of(self, key: Key) -> _Series:
         found = self._series.get(key)

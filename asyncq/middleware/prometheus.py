@@ -152,7 +152,7 @@ class Metrics(Middleware):
 
     def _take_outcomes(self) -> None:
         """The outcomes the worker gave since the last fold, as rows to fold."""
-        self.stats.pending.extend(drain(self.outcomes))
+        self.stats.add(drain(self.outcomes))
 
     async def _sample_lag(self) -> None:
         from asyncq.events.monitor import cancelling

@@ -39,9 +39,6 @@ __all__ = ["Ack", "Dead", "Executor", "Outcome", "Requeue", "RetryLater"]
 logger = logging.getLogger("asyncq.worker")
 
 MAX_TRACEBACK = 64 * 1024
-#: plain ``str`` in outcome rows, not the enum member: a tuple holding only plain values
-#: is dropped from the garbage collector's tracking, one with an enum member never is
-_SUCCESS = TaskState.SUCCESS.value
 #: the name of the (last) worker made in this process: one per process
 _NAME = [""]
 #: Characters of an unknown task's name kept in its dead letter (the reason, the field).
@@ -273,15 +270,12 @@ class Executor:
         return Ack(job.delivery, self.backend.key_write(job.id, record))
 
     def _succeeded(self, job: Job, value: Any, started: float) -> Ack:
-        sinks = job.pipeline.sinks
-        if sinks:  # one tuple of plain values per outcome for the observers: no coroutine
+        tell = job.pipeline.tell
+        if tell is not None:  # the observers' success row (SUCCESS_ROW): 8 plain values
             message = job.message
             now = time.perf_counter()  # one clock read: wall time = now + WALL[0]
-            row = ("task-succeeded", now + WALL[0], message.id, message.task,
-                   job.delivery.queue, message.attempt, _SUCCESS, now - started, None, None,
-                   self.name, message.headers.get(ENQUEUED_AT))
-            for sink in sinks:
-                sink.append(row)
+            tell((now + WALL[0], message.id, message.task, job.delivery.queue,
+                  message.attempt, now - started, self.name, message.headers.get(ENQUEUED_AT)))
         if job.task.config.ignore_result:
             _log_success(job, started)
             return Ack(job.delivery)
