@@ -262,6 +262,10 @@ async def test_dlq_prints_forged_amqp_dead_letters_literally(cli_dir: Path, amqp
 
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _wait_connecting(pid: int, port: int, timeout: float = 30.0) -> None:
     """Until process ``pid`` has a TCP connection to ``port`` (its import can take over
     1.5 s on a loaded machine: a fixed sleep sent the signal while it imported)."""
@@ -292,9 +296,11 @@ def _connected_to(pid: int, port: int) -> bool:
                                   ["dlq", "list", "htasks:app", "-Q", "hq"]])
 def test_ctrl_c_stops_a_command_that_is_still_connecting(cli_dir: Path,
                                                          args: list[str]) -> None:
+    # SIGINT as a terminal leaves it: a suite run in the background (`./.ci/run &`)
+    # ignores it, and an ignored SIGINT is inherited (the command then rightly ignores it)
     with subprocess.Popen([sys.executable, "-m", "asyncq", *args], cwd=cli_dir,
                           env=cli_env(NOT_AMQP), stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE) as proc:
+                          stderr=subprocess.PIPE, preexec_fn=_default_sigint) as proc:
         try:
             _wait_connecting(proc.pid, 6379)  # it connects for up to 10 s
             sent = time.monotonic()

@@ -2,8 +2,9 @@
 
 ``basic.consume`` (manual ack, ``basic.qos`` prefetch) feeds an asyncio queue that
 ``fetch`` drains. Before a message reaches that queue, the consumer handles two cases
-itself: a delayed message that arrived early goes back to a delay bucket, and (on a
-classic queue) a redelivered message is republished with a delivery counter.
+itself (:mod:`._divert`): a delayed message that arrived early goes back to a delay
+bucket, and (on a classic queue) a redelivered message is republished with a delivery
+counter.
 Deliveries come through aiormq's consumer callback, not aio-pika's (:mod:`._received`).
 """
 
@@ -13,7 +14,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,14 +26,13 @@ from asyncq.brokers import Consumer, DeadItem, Delivery, Settlement
 from asyncq.brokers.amqp._acks import Books, settle
 from asyncq.brokers.amqp._connection import Connection, Returned
 from asyncq.brokers.amqp._dead import dead_properties
+from asyncq.brokers.amqp._divert import Diverter
 from asyncq.brokers.amqp._layout import (
     DEAD_EXCHANGE,
-    ETA_HEADER,
     REDELIVERIES_HEADER,
     Layout,
     copy_properties,
     header_count,
-    header_int,
 )
 from asyncq.brokers.amqp._publisher import Publisher
 from asyncq.brokers.amqp._received import Message, callbacks, take_over
@@ -83,7 +82,7 @@ class AmqpConsumer(Consumer):
         self._declared: dict[str, AbstractRobustQueue] = {}
         self._consuming: dict[str, str] = {}  # queue name -> consumer tag
         self._paused = False
-        self._copies: dict[str, asyncio.Event] = {}
+        self._diverter = Diverter(conn, layout, publisher, self._settle)
         self._busy = 0
         self._closed = False
         self._idle = asyncio.Event()
@@ -138,7 +137,7 @@ class AmqpConsumer(Consumer):
         """Book the delivery tag; hand a plain message over at once, without a task."""
         with contextlib.suppress(ChannelInvalidStateError):  # else it is stale already
             self._books.of(message.channel).arrive(message.delivery_tag or 0)
-        if self._closed or self._special(message):
+        if self._closed or self._diverter.special(message):
             self._busy += 1
             self._idle.clear()
             task = asyncio.get_running_loop().create_task(self._on_message(queue, message))
@@ -147,22 +146,12 @@ class AmqpConsumer(Consumer):
             return
         self._accept(queue, message)
 
-    def _special(self, message: Message) -> bool:
-        """A copy whose original is being settled, a (classic) redelivery or a delayed
-        message: ``_on_message`` looks at it in a task of its own."""
-        if self._copies and (message.message_id or "") in self._copies:
-            return True
-        if message.redelivered and not self._layout.kind.quorum:
-            return True
-        headers = message.headers
-        return bool(headers) and ETA_HEADER in headers
-
     async def _on_message(self, queue: str, message: Message) -> None:
         """Counted busy until done, hand-back included: close() closes the channel only
         once these are (an ack after the channel's close makes RabbitMQ drop the whole
         connection)."""
         try:
-            if await self._diverted(queue, message):
+            if await self._diverter.diverted(queue, message):
                 return
             delivery = self._accept(queue, message)
             if self._closed:  # arrived while close() hands everything back: this one too
@@ -171,61 +160,6 @@ class AmqpConsumer(Consumer):
             self._busy -= 1
             if self._busy == 0:
                 self._idle.set()
-
-    async def _diverted(self, queue: str, message: Message) -> bool:
-        """Wait for the original of a copy to be settled; True if the message was sent
-        back to wait or republished (``_divert``) and is not for the worker."""
-        try:
-            original_settled = self._copies.get(message.message_id or "")
-            if original_settled is not None:
-                await original_settled.wait()
-            return await self._divert(queue, message)
-        except Exception as exc:
-            logger.warning("could not republish a redelivered message of %r (%s); "
-                           "handing it over as is", queue, self._conn.describe(exc))
-            return False
-
-    async def _divert(self, queue: str, message: Message) -> bool:
-        """Handle early and (classic-queue) redelivered messages; True if handled."""
-        remaining = header_int(message.headers, ETA_HEADER) - int(time.time() * 1000)
-        if remaining > 0:
-            await self._redelay(queue, message, remaining)
-            return True
-        if message.redelivered and not self._layout.kind.quorum:
-            await self._recount(queue, message)
-            return True
-        return False
-
-    async def _recount(self, queue: str, message: Message) -> None:
-        """Republish a redelivered message with its counter raised, then ack it.
-
-        RabbitMQ may deliver the copy before the original's ack is on the wire; the copy
-        waits for it (in ``_on_message``), so a task that kills its worker cannot leave
-        both behind and keep the counter from growing.
-        """
-        count = header_count(message.headers, REDELIVERIES_HEADER) + 1
-        properties = copy_properties(message, {REDELIVERIES_HEADER: count})
-        key = properties.message_id or ""
-        self._copies[key] = settled = asyncio.Event()
-        try:
-            await self._publisher.send("", queue, message.body, properties)
-            await self._settle([message], ack=True)
-        finally:
-            settled.set()
-            del self._copies[key]
-
-    async def _redelay(self, queue: str, message: Message,
-                       remaining: int) -> None:
-        try:
-            await self._publisher.redelay(queue, message.body, copy_properties(message, {}),
-                                       remaining)
-        except Exception as exc:
-            logger.warning("could not send an early message of %r back to wait (%s); "
-                           "returning it to the queue", queue, self._conn.describe(exc))
-            await asyncio.sleep(min(remaining / 1000, 1.0))
-            await self._settle([message], ack=False)
-            return
-        await self._settle([message], ack=True)
 
     def _accept(self, queue: str, message: Message) -> Delivery:
         route = message.correlation_id if message.reply_to else None
