@@ -180,7 +180,7 @@ def _describe(result: RunResult) -> ResultRecord:
 
 def failure_of(exc: BaseException, state: TaskState) -> ResultRecord:
     """The record of a failure, as the worker records it (type name, message, traceback)."""
-    from asyncq.worker.execute import describe
+    from asyncq.worker.outcomes import describe
 
     etype, text, tb = describe(exc)
     if isinstance(exc, TimeLimitExceeded):

@@ -12,13 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import traceback
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from asyncq._cancel import cancelled_by_caller
 from asyncq._text import bounded
-from asyncq.brokers import DEAD_BODY_KEEP, Delivery, Outgoing, Settlement
+from asyncq.brokers import DEAD_BODY_KEEP, Delivery, Outgoing
 from asyncq.context import reset_request, set_request
 from asyncq.errors import DecodeError, Retry, SerializationError, TimeLimitExceeded
 from asyncq.middleware import CallNext, Job, Middleware, Pipeline, RunResult, Skip
@@ -26,6 +24,14 @@ from asyncq.middleware._row import ENQUEUED_AT, EVENT_TYPES, MAX_ERROR, WALL
 from asyncq.records import REJECTED, KeyWrite, ResultRecord
 from asyncq.states import TaskState
 from asyncq.task import WORKFLOW_HEADER
+from asyncq.worker.outcomes import (
+    Ack,
+    Dead,
+    Outcome,
+    Requeue,
+    RetryLater,
+    describe,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -38,45 +44,10 @@ __all__ = ["Ack", "Dead", "Executor", "Outcome", "Requeue", "RetryLater"]
 
 logger = logging.getLogger("asyncq.worker")
 
-MAX_TRACEBACK = 64 * 1024
 #: the name of the (last) worker made in this process: one per process
 _NAME = [""]
 #: Characters of an unknown task's name kept in its dead letter (the reason, the field).
 _MAX_NAME = 200
-
-
-@dataclass(slots=True, eq=False)
-class Ack(Settlement):
-    """Ack, with the result record to write first (if any): passed to the consumer as
-    it is, no new object per settled message."""
-
-
-@dataclass(slots=True, eq=False)
-class Dead:
-    delivery: Delivery
-    reason: str
-    task_id: str | None = None
-    task: str | None = None
-
-
-@dataclass(slots=True, eq=False)
-class Requeue:
-    """Hand back; ``counted`` when the worker failed it (it then counts as a delivery)."""
-
-    delivery: Delivery
-    counted: bool = False
-
-
-@dataclass(slots=True, eq=False)
-class RetryLater:
-    """Publish ``again`` (the next attempt, delayed), then ack with a RETRY record."""
-
-    delivery: Delivery
-    again: Outgoing
-    write: KeyWrite
-
-
-Outcome = Ack | Dead | Requeue | RetryLater
 
 
 class Executor:
@@ -402,25 +373,3 @@ def _log_success(job: Job, started: float) -> None:
     if logger.isEnabledFor(logging.INFO):
         logger.info("%s[%s] succeeded in %.4fs", job.name, job.id,
                     time.perf_counter() - started)
-
-
-def rejection(dead: Dead) -> ResultRecord:
-    """The FAILURE record a handle sees for a dead-lettered message."""
-    return ResultRecord(TaskState.FAILURE, None, REJECTED, dead.reason, None, 0, dead.task,
-                        time.time())
-
-
-def describe(exc: BaseException) -> tuple[str, str, str]:
-    """Type name, message and traceback text, even for exceptions that cannot print."""
-    cls = type(exc)
-    module = cls.__module__
-    etype = cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
-    try:
-        text = str(exc)
-    except Exception:
-        text = f"<unprintable {etype}>"
-    try:
-        tb = "".join(traceback.format_exception(exc))
-    except Exception:
-        tb = f"<traceback unavailable for {etype}>"
-    return etype, text, tb[-MAX_TRACEBACK:]

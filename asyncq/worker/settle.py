@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from asyncq.brokers import Consumer, DeadItem, Outgoing, Settlement
 from asyncq.errors import NotReplicated
 from asyncq.results import ResultBackend
-from asyncq.worker.execute import Ack, Dead, Outcome, Requeue, RetryLater, rejection
+from asyncq.worker.outcomes import Ack, Dead, Outcome, Requeue, RetryLater, rejection
 
 __all__ = ["Settler"]
 
