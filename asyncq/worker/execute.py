@@ -336,14 +336,12 @@ def _chain(job: Job, around: list[Middleware], index: int) -> CallNext:
 def _tell(job: Job, state: TaskState, runtime: float | None, error: str | None,
           delay: float | None) -> None:
     """Give the observers (:attr:`Middleware.outcomes`) a run's outcome."""
-    sinks = job.pipeline.sinks
-    if sinks:
+    tell = job.pipeline.tell
+    if tell is not None:
         message = job.message
-        row = (EVENT_TYPES.get(state, "task-failed"), time.time(), message.id, message.task,
-               job.delivery.queue, message.attempt, state.value, runtime, error, delay, _NAME[0],
-               message.headers.get(ENQUEUED_AT))
-        for sink in sinks:
-            sink.append(row)
+        tell((EVENT_TYPES.get(state, "task-failed"), time.time(), message.id, message.task,
+              job.delivery.queue, message.attempt, state.value, runtime, error, delay, _NAME[0],
+              message.headers.get(ENQUEUED_AT)))
 
 
 def _ignore(dead: Dead) -> None:
