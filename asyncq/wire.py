@@ -55,8 +55,6 @@ ENVELOPE_VERSION: Final = 1
 _FIELDS: Final = 8
 #: peek_id reads no further than this: the version and a valid id fit well within it.
 _PEEK: Final = 512
-#: The longest valid task id (:func:`asyncq.message.valid_id`).
-_MAX_ID: Final = 128
 #: Bodies up to this size are joined for one pass (a batch's copy stays a few MiB); a
 #: larger one costs far more to unpack than the calls saved, and goes one by one.
 _JOINED_MAX: Final = 16 * 1024
@@ -330,8 +328,7 @@ def _unpack_joined(bodies: list[bytes]) -> list[Message | None]:
                        and type(task) is str and task and type(args) is list
                        and type(kwargs) is dict and type(options) is dict
                        and type(headers) is dict and type(attempt) is int and attempt >= 0
-                       and ((type(msg_id) is str and msg_id.isascii() and len(msg_id) <= _MAX_ID
-                             and msg_id.encode().isalnum()) or valid_id(msg_id))) else None)
+                       and valid_id(msg_id)) else None)
     out += [None] * (len(bodies) - len(out))
     return out
 
