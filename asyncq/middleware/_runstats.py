@@ -21,6 +21,7 @@ from typing import Any, Final
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.utils import INF
 
+from asyncq.events._block import SHORT
 from asyncq.middleware._row import take
 
 __all__ = ["BUCKETS", "RunStats"]
@@ -36,8 +37,7 @@ _OUTCOMES: Final = {"task-succeeded": "succeeded", "task-failed": "failed",
 
 Key = tuple[str, str]
 _NUMBER: Final = (int, float)
-#: The length of a success row (:data:`asyncq.events.SUCCESS_ROW`), and its columns.
-_SHORT: Final = 8
+#: The columns of a success row (:data:`asyncq.events.SUCCESS_ROW`, ``SHORT`` long).
 _TS, _TASK, _QUEUE, _RUN, _SENT = map(itemgetter, (0, 2, 3, 5, 7))
 
 
@@ -144,13 +144,13 @@ class RunStats:
     def _fold(self, rows: list[Any]) -> None:
         """Success rows by columns, the others (few: failures, retries, skips) by a loop."""
         sizes = list(map(len, rows))
-        short = sizes.count(_SHORT)
+        short = sizes.count(SHORT)
         if short == len(rows):
             self._fold_successes(rows)
             return
         if short:
-            self._fold_successes(list(compress(rows, map(eq, sizes, repeat(_SHORT)))))
-            rows = list(compress(rows, map(ne, sizes, repeat(_SHORT))))
+            self._fold_successes(list(compress(rows, map(eq, sizes, repeat(SHORT)))))
+            rows = list(compress(rows, map(ne, sizes, repeat(SHORT))))
         self._fold_rows(rows)
 
     def _fold_successes(self, rows: list[Any]) -> None:
