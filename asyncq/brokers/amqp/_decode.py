@@ -25,8 +25,8 @@ from pamqp.exceptions import PAMQPException
 from pamqp.header import ContentHeader
 
 __all__ = [
-    "DELIVER", "FRAME", "FRAME_END", "UNDECODABLE", "Frame", "content_span", "decode_frame",
-    "fast_frame", "header_fields",
+    "BODY_SIZE", "DELIVER", "FRAME", "FRAME_END", "METHOD", "UNDECODABLE", "Frame",
+    "content_span", "decode_frame", "fast_frame", "header_fields",
 ]
 
 FRAME: Final = struct.Struct(">BHI")  # type, channel, size
@@ -36,13 +36,13 @@ _HEADER: Final = struct.Struct(">HHQH")  # class id, weight, body size, flags
 _TABLE_SIZE: Final = struct.Struct(">I")
 _STAMP: Final = struct.Struct(">Q")
 FRAME_END: Final = 0xCE
-_METHOD, _CONTENT_HEADER, _CONTENT_BODY = 1, 2, 3
+METHOD, _CONTENT_HEADER, _CONTENT_BODY = 1, 2, 3  # frame types
 _DELIVER: Final = spec.Basic.Deliver.index
 _ACK: Final = spec.Basic.Ack.index
 _NACK: Final = spec.Basic.Nack.index
 #: the first bytes of a ``basic.deliver`` method frame's payload
 DELIVER: Final = _INDEX.pack(_DELIVER)
-_BODY_SIZE: Final = struct.Struct(">Q")
+BODY_SIZE: Final = struct.Struct(">Q")  # a content header's body size
 _U32: Final = struct.Struct(">I")
 _FLAGS: Final = struct.Struct(">H")
 
@@ -191,7 +191,7 @@ def fast_frame(kind: int, buf: bytes, at: int, end: int) -> Frame | None:
     if kind == _CONTENT_BODY:
         return ContentBody(buf[at:end])
     try:
-        if kind == _METHOD:
+        if kind == METHOD:
             return _method(buf, at, end)
         if kind == _CONTENT_HEADER:
             return _content_header(buf, at, end)
@@ -229,7 +229,7 @@ def content_span(buf: bytes, at: int, channel: int) -> int:
         return 0
     if buf[at + 7 + size] != FRAME_END:
         return -1
-    left = _BODY_SIZE.unpack_from(buf, at + 11)[0]  # after class id and weight
+    left = BODY_SIZE.unpack_from(buf, at + 11)[0]  # after class id and weight
     at += 8 + size
     while left > 0:
         if len(buf) - at < 7:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import struct
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -45,9 +44,11 @@ from pamqp.commands import Basic
 from pamqp.heartbeat import Heartbeat
 
 from asyncq.brokers.amqp._decode import (
+    BODY_SIZE,
     DELIVER,
     FRAME,
     FRAME_END,
+    METHOD,
     Frame,
     content_span,
     decode_frame,
@@ -67,7 +68,6 @@ LAST_FRAME: Final = "_Connection__last_frame_time"
 #: bytes asked of the socket at a time (a larger frame is read on until it is whole)
 _CHUNK: Final = 1 << 16
 _HEARTBEAT: Final = (8, 0, Heartbeat())
-_BODY_SIZE: Final = struct.Struct(">Q")
 #: :meth:`FrameReader._handle`: the channel's reader has frames queued
 _WAIT: Final = -2
 #: how long a frame waits for its channel's reader to take the frames queued before it
@@ -76,7 +76,6 @@ _QUEUED_WAIT: Final = 0.05
 _Ack = Basic.Ack
 #: the first payload bytes of the confirms :meth:`FrameReader._confirm` settles
 _CONFIRMS: Final = frozenset(cls.index.to_bytes(4, "big") for cls in (Basic.Ack, Basic.Nack))
-_METHOD: Final = 1
 
 #: a delivery taken here: its callback, channel, basic.deliver, properties and body
 Taken = tuple[Direct, Any, Any, Any, bytes]
@@ -100,7 +99,7 @@ def _delivery_size(buf: bytes, at: int, need: int) -> int:
     if len(buf) - header < 19:  # the header's frame size and body size are not read yet
         return need + 19
     header_size: int = FRAME.unpack_from(buf, header)[2]
-    body_size: int = _BODY_SIZE.unpack_from(buf, header + 11)[0]
+    body_size: int = BODY_SIZE.unpack_from(buf, header + 11)[0]
     return need + 8 + header_size + 8 + body_size
 
 
@@ -211,7 +210,7 @@ class FrameReader:
         end = content_span(buf, at + need, number)
         if end <= 0:
             return end
-        deliver = fast_frame(_METHOD, buf, at + 7, at + need - 1)
+        deliver = fast_frame(METHOD, buf, at + 7, at + need - 1)
         callback = channel.consumers.get(getattr(deliver, "consumer_tag", None))
         if type(callback) is not Direct:
             return -1
@@ -231,7 +230,7 @@ class FrameReader:
         """A delivery (:meth:`_take`) or a publisher confirm (:meth:`_confirm`) handled
         here: the offset after it; 0: more bytes needed; -1: aiormq's way; :data:`_WAIT`:
         after what the channel's reader has queued."""
-        if buf[at] != _METHOD:
+        if buf[at] != METHOD:
             return -1
         index = buf[at + 7 : at + 11]
         if index == DELIVER:
@@ -258,7 +257,7 @@ class FrameReader:
         channel = self._channels.get(FRAME.unpack_from(buf, at)[1])
         if channel is None or channel.is_closed or not channel.publisher_confirms:
             return -1
-        frame = fast_frame(_METHOD, buf, at + 7, at + need - 1)
+        frame = fast_frame(METHOD, buf, at + 7, at + need - 1)
         confirmations = channel.confirmations
         if frame is None or buf[at + need - 1] != FRAME_END or (
                 frame.delivery_tag not in confirmations):
