@@ -29,8 +29,6 @@ SLOW: dict[str, float] = {
     "test_concurrent_and_batched_enqueues_arrive_in_order_with_large_bodies": 28,
     "tests/cli/test_hardening.py::test_supervisor_stops_when_its_workers_cannotstart_cli": 23,
     "tests/test_docs_examples.py::test_example_runs[writing_a_broker.py]": 21,
-    "tests/sentinel/test_reader_failover.py::"
-    "test_the_consumer_reads_from_the_new_master_after_a_failover": 23,
     "tests/integration/test_child_limits.py::test_a_child_is_replaced_after_max_tasks": 20,
     "tests/cli/test_hardening.py::test_dlq_prints_forged_dead_letters_literally": 20,
     "tests/operate/test_cli_ops.py::test_one_metrics_port_per_worker_process": 17,

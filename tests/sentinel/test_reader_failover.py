@@ -1,7 +1,10 @@
-"""A worker's consumer reads from the new master after a failover, also when its reading
-connection (one it keeps, for CLIENT UNBLOCK) reconnects only after the old master came
-back as a replica: redis-py 8.2 reconnected such a connection to the address it had, and
-every read then failed with READONLY for ever. A group of its own (it fails over)."""
+"""A worker's consumer reads from the new master after a failover, though its reading
+connection is one it keeps (for CLIENT UNBLOCK): redis-py 8.2 reconnected such a
+connection to the address it had, the dead master's (connection refused for ever; once
+that node was back as a replica, READONLY for ever). A group of its own (it fails
+over). The old master is not started again here: the sentinels' turning it into a
+replica took over a minute once on a loaded machine, and a dead address shows the
+same fault."""
 
 from __future__ import annotations
 
@@ -10,7 +13,6 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-import redis
 
 import asyncq
 from asyncq.brokers import Outgoing
@@ -21,23 +23,6 @@ from tests._servers.sentinel import SentinelGroup
 def own_group() -> Iterator[SentinelGroup]:
     with SentinelGroup.started() as group:
         yield group
-
-
-def _wait_replica(node: object, timeout: float = 60.0) -> None:
-    """Until the restarted old master serves as a replica."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            client = node.client()  # type: ignore[attr-defined]
-            try:
-                if client.info("replication")["role"] == "slave":
-                    return
-            finally:
-                client.close()
-        except redis.RedisError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("the old master did not come back as a replica")
 
 
 async def test_the_consumer_reads_from_the_new_master_after_a_failover(
@@ -53,8 +38,6 @@ async def test_the_consumer_reads_from_the_new_master_after_a_failover(
         assert [d.body for d in got] == [b"before"]
         old = await asyncio.to_thread(own_group.kill_master)
         await asyncio.to_thread(own_group.wait_failover, old)
-        await asyncio.to_thread(own_group.restart, old)
-        await asyncio.to_thread(_wait_replica, old)
         await broker.publish(Outgoing(unique("m"), queue, b"after"))
         bodies: list[bytes] = []
         errors: list[str] = []
