@@ -13,6 +13,7 @@ from asyncq._threads import pool_size, task_threads
 from asyncq.brokers import Consumer, Delivery
 from asyncq.errors import ConfigurationError
 from asyncq.middleware import Job, overrides
+from asyncq.worker import _queues
 from asyncq.worker._parts import (
     WorkerStats,
     _cancel,
@@ -112,33 +113,11 @@ class Worker:
         messages waiting here for a slot go back to it (the number is returned), and
         the rest stays in it for other consumers. ConfigurationError if the worker does
         not consume it, or it is the last one (stop the worker instead)."""
-        if queue not in self.queues:
-            raise ConfigurationError(f"not consuming {queue[:200]!r} (consuming: "
-                                     f"{', '.join(self.queues)[:500]})")
-        if len(self.queues) == 1:
-            raise ConfigurationError(f"{queue[:200]!r} is the worker's last queue: stop the "
-                                     "worker instead")
-        self.queues.remove(queue)
-        self._cancelled.add(queue)
-        if self._consumer is not None:
-            await self._consumer.cancel_queue(queue)
-        back = [job for job in self._buffer if job.queue == queue]
-        for job in back:
-            self._runners.remove(job)  # (a suspect may wait for the buffer to drain)
-            self._hand_back(job.delivery)
-        logger.info("no longer consuming %s (%d message(s) handed back)", queue, len(back))
-        return len(back)
+        return await _queues.cancel(self, queue)
 
     async def add_queue(self, queue: str) -> None:
         """Consume ``queue`` too (again, after :meth:`cancel_queue`)."""
-        check_queue(queue, "add_consumer")
-        if queue in self.queues:
-            return
-        if self._consumer is not None:
-            await self._consumer.add_queue(queue)
-        self.queues.append(queue)
-        self._cancelled.discard(queue)
-        logger.info("consuming %s too", queue)
+        await _queues.add(self, queue)
 
     def _hand_back(self, delivery: Delivery) -> None:
         assert self._settler is not None
