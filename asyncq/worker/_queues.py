@@ -29,6 +29,8 @@ async def cancel(worker: Worker, queue: str) -> int:
     back = [job for job in worker._buffer if job.queue == queue]
     for job in back:
         worker._runners.remove(job)  # (a suspect may wait for the buffer to drain)
+    back += worker._admission.take(queue)  # held back by a rate limit, say
+    for job in back:
         worker._hand_back(job.delivery)
     logger.info("no longer consuming %s (%d message(s) handed back)", queue, len(back))
     return len(back)

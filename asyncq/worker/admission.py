@@ -64,6 +64,18 @@ class Admission:
             if not line:
                 self._lines.pop(name, None)
 
+    def take(self, queue: str) -> list[Job]:
+        """Take out the jobs of ``queue`` that wait behind their line's first (that
+        one is being admitted: it runs); the caller hands them back."""
+        taken: list[Job] = []
+        for line in self._lines.values():
+            keep = [job for i, job in enumerate(line) if i == 0 or job.queue != queue]
+            if len(keep) < len(line):
+                taken += [job for i, job in enumerate(line) if i and job.queue == queue]
+                line.clear()
+                line.extend(keep)
+        return taken
+
     async def close(self) -> list[Job]:
         """Stop admitting; return the jobs still waiting (to hand back)."""
         runners = list(self._runners.values())

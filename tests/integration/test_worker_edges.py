@@ -366,3 +366,37 @@ async def test_a_dead_letter_tried_again_after_not_replicated_is_kept_once(
             await running
         await consumer.close()
     assert redis_client.xlen(f"asyncq:{{{queue}}}:dead") == 1
+
+
+async def test_cancelling_a_queue_hands_back_jobs_held_by_a_rate_limit(
+        redis_url: str, unique: Callable[[str], str],
+        redis_cleanup: Callable[[str], None]) -> None:
+    """Jobs waiting for a rate limit's token are waiting here too: cancel-consumer hands
+    them back to their queue (but for the one being admitted), not runs them later."""
+    qa, qb = unique("rla"), unique("rlb")
+    for queue in (qa, qb):
+        redis_cleanup(queue)
+    app = asyncq.App(unique("rlcancel"), broker=redis_url)
+
+    @app.task(queue=qa, rate_limit="1/m")
+    async def slow(n: int) -> int:
+        return n
+
+    async with app:
+        handles = [await slow.enqueue(n) for n in range(6)]
+        async with asyncq.Worker(app, [qa, qb], concurrency=2, prefetch=4) as worker:
+            assert await handles[0].get(timeout=10) == 0  # the burst's token(s)
+            await asyncio.sleep(0.3)
+            ran = [await h.state() for h in handles].count(asyncq.TaskState.SUCCESS)
+            assert ran < 6
+            assert len(worker._admission) == 6 - ran  # each waits, holding no slot
+            assert await worker.cancel_queue(qa) == 5 - ran  # all but the one admitting
+            assert len(worker._admission) == 1
+            for _ in range(100):
+                if await app.broker.queue_size(qa) == 5 - ran:
+                    break
+                await asyncio.sleep(0.02)
+            assert await app.broker.queue_size(qa) == 5 - ran
+            worker.abort()
+        states = [await h.state() for h in handles[ran:]]
+        assert states == [asyncq.TaskState.PENDING] * (6 - ran)
