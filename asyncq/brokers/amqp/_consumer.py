@@ -199,7 +199,11 @@ class AmqpConsumer(Consumer):
         if not inbox and not await self._wait_arrival(timeout):
             return out
         while len(out) < limit and inbox:
-            self._take(inbox.popleft(), out)
+            delivery = inbox.popleft()
+            if _stale(delivery):  # its channel died: RabbitMQ redelivers it
+                self._forget(delivery)
+            else:
+                out.append(delivery)
         return out
 
     async def _wait_arrival(self, timeout: float) -> bool:
@@ -222,12 +226,6 @@ class AmqpConsumer(Consumer):
         self._woken = True
         if self._waiting is not None:
             self._waiting.reschedule(asyncio.get_running_loop().time())
-
-    def _take(self, delivery: Delivery, out: list[Delivery]) -> None:
-        if _stale(delivery):  # its channel died: RabbitMQ redelivers it
-            self._forget(delivery)
-            return
-        out.append(delivery)
 
     def _forget(self, delivery: Delivery) -> bool:
         if self._held.pop(id(delivery), None) is None:

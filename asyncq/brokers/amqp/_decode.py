@@ -171,10 +171,14 @@ def deliver_fields(buf: bytes, at: int, end: int) -> tuple[str, int, bool] | Non
     other frame, or one :func:`_deliver` would not decode."""
     if buf[at : at + 4] != DELIVER:
         return None
-    try:
-        consumer_tag, at = _short(buf, at + 4)
-        delivery_tag, bits = _TAG_BITS.unpack_from(buf, at)
-        at = _short(buf, _short(buf, at + 9)[1])[1]  # exchange, routing key: checked
+    try:  # (_short inline: this is read for every delivery)
+        tag_at = at + 5 + buf[at + 4]
+        consumer_tag = buf[at + 5 : tag_at].decode()
+        delivery_tag, bits = _TAG_BITS.unpack_from(buf, tag_at)
+        key_at = tag_at + 10 + buf[tag_at + 9]
+        buf[tag_at + 10 : key_at].decode()  # the exchange and routing key: checked
+        at = key_at + 1 + buf[key_at]
+        buf[key_at + 1 : at].decode()
     except (IndexError, ValueError, struct.error):
         return None
     return (consumer_tag, delivery_tag, bool(bits & 1)) if at == end else None

@@ -78,9 +78,8 @@ _Ack = Basic.Ack
 #: the first payload bytes of the confirms :meth:`FrameReader._confirm` settles
 _CONFIRMS: Final = frozenset(cls.index.to_bytes(4, "big") for cls in (Basic.Ack, Basic.Nack))
 
-#: a delivery taken here: its callback, channel, delivery tag, redelivered flag,
-#: properties and body
-Taken = tuple[Direct, Any, int, bool, Any, bytes]
+#: a delivery taken here: its consumer's callback (:attr:`Direct.on_message`), and itself
+Taken = tuple[Callable[[Received], None], Received]
 
 
 def _connection_error(exc: OSError) -> AMQPConnectionError:
@@ -226,8 +225,9 @@ class FrameReader:
             fields = Received.of_properties(decode_frame(buf, header)[2].properties)
         if not self._taken:
             asyncio.get_running_loop().call_soon(self._hand_over)
-        self._taken.append((callback, channel, deliver[1], deliver[2], fields,
-                            _body(buf, header + 8 + FRAME.unpack_from(buf, header)[2], end)))
+        body = _body(buf, header + 8 + FRAME.unpack_from(buf, header)[2], end)
+        self._taken.append((callback.on_message,
+                            Received(channel, deliver[1], deliver[2], fields, body)))
         return end
 
     def _handle(self, buf: bytes, at: int, need: int, *, waited: bool = False) -> int:
@@ -275,9 +275,9 @@ class FrameReader:
 
     def _hand_over(self) -> None:
         taken, self._taken = self._taken, []
-        for callback, channel, tag, redelivered, properties, body in taken:
+        for on_message, message in taken:
             try:
-                callback.take(channel, tag, redelivered, properties, body)
+                on_message(message)
             except Exception:
                 logger.exception("the consumer callback failed")
 

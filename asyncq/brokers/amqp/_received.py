@@ -91,7 +91,7 @@ Message = AbstractIncomingMessage | Received
 
 class Direct:
     """The aiormq consumer callback :func:`take_over` installs: ``on_message`` gets each
-    delivery as a :class:`Received`, from asyncq's frame reader (:meth:`take`, no task)
+    delivery as a :class:`Received`, from asyncq's frame reader (a call, no task)
     or from aiormq's task (a call)."""
 
     __slots__ = ("on_message",)
@@ -101,10 +101,6 @@ class Direct:
 
     async def __call__(self, message: DeliveredMessage) -> None:
         self.on_message(Received.of(message))
-
-    def take(self, channel: Any, delivery_tag: int, redelivered: bool,
-             properties: dict[str, Any], body: bytes) -> None:
-        self.on_message(Received(channel, delivery_tag, redelivered, properties, body))
 
 
 def callbacks(on_message: Callable[[Message], None]
