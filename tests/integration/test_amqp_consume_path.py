@@ -81,10 +81,7 @@ async def test_deliveries_come_as_received_and_the_fast_callback_comes_back(
 
 async def test_a_waiting_fetch_returns_when_a_delivery_comes_and_leaves_none_behind(
         app: asyncq.App) -> None:
-    @app.task
-    async def echo(x: int) -> int:
-        return x
-
+    echo = app.task(_identity)
     async with app:
         consumer = app.broker.consumer([app.default_queue], prefetch=10, lease=30)
         assert await consumer.fetch(10, 0.01) == []  # consuming
@@ -99,6 +96,10 @@ async def test_a_waiting_fetch_returns_when_a_delivery_comes_and_leaves_none_beh
         await consumer.ack([Settlement(d) for d in (first, *rest)])
         await consumer.close()
         assert await app.broker.queue_size(app.default_queue) == 0
+
+
+async def _identity(x: int) -> int:
+    return x
 
 
 def _slow_of(consumer: Consumer, tag: str) -> object:
