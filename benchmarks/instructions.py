@@ -1,7 +1,7 @@
 """CPU work per task, in instructions, before and after: repeatable on a shared machine.
 
     python benchmarks/instructions.py --before /path/to/old/tree --after . [--tasks 20000] \
-        [--broker redis://127.0.0.1:6379/0]
+        [--broker redis://127.0.0.1:6379/0] [--backend redis://127.0.0.1:6379/0]
 
 Wall-clock figures on a 2-core machine shared with servers and other work drift by tens
 of percent; ``valgrind --tool=callgrind`` counts the instructions a process executes,
@@ -28,6 +28,7 @@ from pathlib import Path
 PROGRAM = '''
 import asyncio, os, sys, uuid, asyncq
 app = asyncq.App("cg", broker=os.environ["CG_BROKER"],
+                 backend=os.environ.get("CG_BACKEND") or None,
                  default_queue="cg-" + uuid.uuid4().hex[:8])
 
 def observe() -> None:  # what `asyncq worker --events --metrics-port` adds
@@ -57,6 +58,10 @@ asyncio.run(main(int(sys.argv[1]), sys.argv[2] == "1"))
 '''
 
 
+#: the result backend URL of every run ("": the broker's default), set by main()
+BACKEND = [""]
+
+
 def count(tree: Path, tasks: int, drain: bool, program: Path, broker: str,
           observe: str = "0") -> int:
     with tempfile.TemporaryDirectory() as out:
@@ -64,7 +69,7 @@ def count(tree: Path, tasks: int, drain: bool, program: Path, broker: str,
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/cg.out",
              sys.executable, str(program), str(tasks), "1" if drain else "0"],
             env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin", "CG_BROKER": broker,
-                 "PYTHONHASHSEED": "0",
+                 "PYTHONHASHSEED": "0", "CG_BACKEND": BACKEND[0],
                  "CG_OBSERVE": observe},
             capture_output=True, text=True, check=True)
     found = re.search(r"Collected : (\d+)", result.stderr)
@@ -77,7 +82,7 @@ def per_task(tree: Path, tasks: int, program: Path, broker: str,
              observe: str = "0") -> dict[str, float]:
     subprocess.run([sys.executable, str(program), "10", "1"], check=True,  # writes the .pyc
                    env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin", "CG_BROKER": broker,
-                        "CG_OBSERVE": observe})
+                        "CG_OBSERVE": observe, "CG_BACKEND": BACKEND[0]})
     base = count(tree, 0, False, program, broker, observe)
     produced = count(tree, tasks, False, program, broker, observe)
     idle_worker = count(tree, 0, True, program, broker, observe)
@@ -92,6 +97,8 @@ def main() -> None:
     p.add_argument("--after", type=Path, required=True)
     p.add_argument("--tasks", type=int, default=20_000)
     p.add_argument("--broker", default="memory://cg")
+    p.add_argument("--backend", default="",
+                   help="result backend URL (default: the broker's own; on RabbitMQ, RPC)")
     p.add_argument("--before-observe", action="store_true",
                    help="The before side's worker with events, heartbeats and metrics.")
     p.add_argument("--after-observe", action="store_true",
@@ -103,6 +110,7 @@ def main() -> None:
                    "decodes no such header and folds no queue wait).")
     args = p.parse_args()
     side = "2" if args.worker_only else "1"
+    BACKEND[0] = args.backend
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
     with tempfile.TemporaryDirectory() as folder:

@@ -28,6 +28,8 @@ _ID_CHARS = 32
 #: A record's key and its own channel: these prefixes, then the task id.
 _RESULT_PREFIX = "asyncq:result:"
 _DONE_PREFIX = "asyncq:done:"
+#: Writes stored by one script call at most (a call holds Redis for its whole run).
+_PER_CALL = 500
 
 
 def result_key(task_id: str) -> str:
@@ -98,11 +100,25 @@ class RedisResultBackend(ResultBackend):
         return replies
 
     async def _put(self, writes: Sequence[KeyWrite]) -> None:
+        """One script call per :data:`_PER_CALL` writes (redis-py's packing, parsing and
+        read timeout, and Redis's script call, once per batch instead of per record)."""
+        await self._put_in(writes, _PER_CALL)
+
+    async def _put_each(self, writes: Sequence[KeyWrite]) -> None:
+        """One script call per write (keys of many slots, on a Redis Cluster)."""
+        await self._put_in(writes, 1)
+
+    async def _put_in(self, writes: Sequence[KeyWrite], per_call: int) -> None:
         with _redis.mapped_errors("Redis result backend", self.url):
             batch = _redis.ScriptBatch(self.client, self.replication)
-            for w in writes:
-                batch.script(self._store_script, [w.key], [
-                    w.ttl_ms, "1" if w.final else "0", w.channel or "", w.value, w.reply or ""])
+            for start in range(0, len(writes), per_call):
+                keys: list[str] = []
+                args: list[Any] = []
+                for w in writes[start : start + per_call]:
+                    keys.append(w.key)
+                    args += (w.ttl_ms, "1" if w.final else "0", w.channel or "", w.value,
+                             w.reply or "")
+                batch.script(self._store_script, keys, args)
             await batch.execute()
 
     async def _delete(self, task_id: str) -> None:

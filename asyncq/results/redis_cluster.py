@@ -122,7 +122,7 @@ class RedisClusterResultBackend(RedisResultBackend):
 
     async def _put(self, writes: Sequence[KeyWrite]) -> None:
         if len(writes) < 2:
-            return await super()._put(writes)
+            return await self._put_each(writes)
         with _redis.mapped_errors("Redis result backend", self.url):
             await self.client.initialize()  # the slot map
             by_node: dict[str, tuple[Any, list[KeyWrite]]] = {}
@@ -140,7 +140,7 @@ class RedisClusterResultBackend(RedisResultBackend):
                 elif isinstance(reply, BaseException):
                     raise reply
         if again:
-            await super()._put(again)
+            await self._put_each(again)
         return None
 
     async def _put_on(self, node: Any, writes: list[KeyWrite]) -> None:

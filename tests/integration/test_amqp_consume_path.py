@@ -79,6 +79,29 @@ async def test_deliveries_come_as_received_and_the_fast_callback_comes_back(
         assert await broker.queue_size(app.default_queue) == 0
 
 
+async def test_a_waiting_fetch_returns_when_a_delivery_comes_and_leaves_none_behind(
+        app: asyncq.App) -> None:
+    echo = app.task(_identity)
+    async with app:
+        consumer = app.broker.consumer([app.default_queue], prefetch=10, lease=30)
+        assert await consumer.fetch(10, 0.01) == []  # consuming
+        waiting = asyncio.create_task(consumer.fetch(10, 60.0))
+        await asyncio.sleep(0.05)
+        await echo.enqueue(1)
+        [first] = await asyncio.wait_for(waiting, 10)  # not after the 60 s
+        await app.enqueue_many([echo.s(i) for i in range(2, 5)])
+        rest = await _fetch(consumer, 3)
+        assert sorted(app.codec.decode(d.body, d.queue).args[0] for d in rest) == [2, 3, 4]
+        assert await consumer.fetch(10, 0.05) == []
+        await consumer.ack([Settlement(d) for d in (first, *rest)])
+        await consumer.close()
+        assert await app.broker.queue_size(app.default_queue) == 0
+
+
+async def _identity(x: int) -> int:
+    return x
+
+
 def _slow_of(consumer: Consumer, tag: str) -> object:
     """The aio-pika callback the consumer registered for ``tag`` (aio-pika keeps it to
     consume again after a reconnect)."""

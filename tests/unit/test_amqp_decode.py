@@ -21,7 +21,12 @@ from pamqp.exceptions import PAMQPException
 from pamqp.header import ContentHeader
 from pamqp.heartbeat import Heartbeat
 
-from asyncq.brokers.amqp._decode import content_span, decode_frame, header_fields
+from asyncq.brokers.amqp._decode import (
+    content_span,
+    decode_frame,
+    deliver_fields,
+    header_fields,
+)
 from asyncq.brokers.amqp._layout import new_properties
 from asyncq.brokers.amqp._reader import FrameReader
 from asyncq.brokers.amqp._received import Direct, Message, Received
@@ -335,3 +340,19 @@ async def test_a_large_delivery_is_read_whole_and_taken() -> None:
                              {1: channel}, seed=1)
     assert all(isinstance(frame[2], Heartbeat) for frame in frames)
     assert [message.body for message in got] == [body]
+
+
+def test_deliver_fields_are_pamqps_and_refuse_what_it_would_not_decode() -> None:
+    for deliver in DELIVERIES:
+        frame = pamqp.frame.marshal(deliver, 1)
+        assert deliver_fields(frame, 7, len(frame) - 1) == (
+            deliver.consumer_tag, deliver.delivery_tag, deliver.redelivered)
+    frame = pamqp.frame.marshal(DELIVERIES[0], 1)
+    assert deliver_fields(frame, 7, len(frame) - 2) is None  # a byte short
+    assert deliver_fields(frame[:-6], 7, len(frame) - 1) is None  # cut off
+    bad = frame.replace(b"\x06asyncq", b"\x06async\xff")  # an exchange not UTF-8
+    with pytest.raises(PAMQPException):
+        pamqp.frame.unmarshal(bad)
+    assert deliver_fields(bad, 7, len(bad) - 1) is None
+    ack = pamqp.frame.marshal(spec.Basic.Ack(delivery_tag=1), 1)
+    assert deliver_fields(ack, 7, len(ack) - 1) is None

@@ -11,19 +11,18 @@ Deliveries come through aiormq's consumer callback, not aio-pika's (:mod:`._rece
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustQueue
-from aio_pika.exceptions import ChannelInvalidStateError
 
 from asyncq._batch import raise_first
 from asyncq._cancel import cancelled_by_caller
 from asyncq.brokers import Consumer, DeadItem, Delivery, Settlement
-from asyncq.brokers.amqp._acks import Books, settle
+from asyncq.brokers.amqp._acks import Book, Books, Entry, entries, settle
 from asyncq.brokers.amqp._connection import Connection, Returned
 from asyncq.brokers.amqp._dead import dead_properties
 from asyncq.brokers.amqp._divert import Diverter
@@ -45,21 +44,25 @@ logger = logging.getLogger("asyncq.brokers.amqp")
 _MAX_PREFETCH = 65535
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Tag:
-    """``Delivery.tag``: the message and the task id its reply route is held under."""
+    """``Delivery.tag``: the message, the task id its reply route is held under, and the
+    book of its channel its delivery tag was entered in (None: the channel had closed)."""
 
     message: Message
     route: str | None
+    book: Book | None
 
 
 def _stale(delivery: Delivery) -> bool:
     """True when the delivery's channel died: it can no longer be acked."""
-    try:
-        delivery.tag.message.channel  # noqa: B018 - raises once the channel is closed
-    except ChannelInvalidStateError:
-        return True
-    return False
+    book = delivery.tag.book
+    return book is None or bool(book.channel.is_closed)
+
+
+def _entry(delivery: Delivery) -> Entry:
+    tag = delivery.tag
+    return tag.book, tag.message.delivery_tag or 0
 
 
 class AmqpConsumer(Consumer):
@@ -75,7 +78,8 @@ class AmqpConsumer(Consumer):
         self._replies = replies
         self._queues = queues
         self._prefetch = max(1, min(prefetch, _MAX_PREFETCH))
-        self._inbox: asyncio.Queue[Delivery] = asyncio.Queue()
+        self._inbox: deque[Delivery] = deque()  # delivered, not handed out by fetch yet
+        self._arrival: asyncio.Future[None] | None = None  # fetch waits on it
         self._held: dict[int, Delivery] = {}
         self._books = Books()  # outstanding delivery tags per channel (multiple-acks)
         self._channel: AbstractRobustChannel | None = None
@@ -135,25 +139,25 @@ class AmqpConsumer(Consumer):
     # -- receiving -----------------------------------------------------------------
     def _arrived(self, queue: str, message: Message) -> None:
         """Book the delivery tag; hand a plain message over at once, without a task."""
-        with contextlib.suppress(ChannelInvalidStateError):  # else it is stale already
-            self._books.of(message.channel).arrive(message.delivery_tag or 0)
+        book = self._books.enter(message)
         if self._closed or self._diverter.special(message):
             self._busy += 1
             self._idle.clear()
-            task = asyncio.get_running_loop().create_task(self._on_message(queue, message))
+            task = asyncio.get_running_loop().create_task(
+                self._on_message(queue, message, book))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             return
-        self._accept(queue, message)
+        self._accept(queue, message, book)
 
-    async def _on_message(self, queue: str, message: Message) -> None:
+    async def _on_message(self, queue: str, message: Message, book: Book | None) -> None:
         """Counted busy until done, hand-back included: close() closes the channel only
         once these are (an ack after the channel's close makes RabbitMQ drop the whole
         connection)."""
         try:
             if await self._diverter.diverted(queue, message):
                 return
-            delivery = self._accept(queue, message)
+            delivery = self._accept(queue, message, book)
             if self._closed:  # arrived while close() hands everything back: this one too
                 await self.requeue([delivery])
         finally:
@@ -161,19 +165,24 @@ class AmqpConsumer(Consumer):
             if self._busy == 0:
                 self._idle.set()
 
-    def _accept(self, queue: str, message: Message) -> Delivery:
-        route = message.correlation_id if message.reply_to else None
-        if route is not None and message.reply_to is not None:
-            self._replies.hold(route, message.reply_to)
-        delivery = Delivery(message.body, queue, self._count(message), _Tag(message, route))
+    def _accept(self, queue: str, message: Message, book: Book | None) -> Delivery:
+        reply_to = message.reply_to
+        route = message.correlation_id if reply_to else None
+        if route is not None and reply_to is not None:
+            self._replies.hold(route, reply_to)
+        delivery = Delivery(message.body, queue, self._count(message), _Tag(message, route, book))
         self._held[id(delivery)] = delivery
-        self._inbox.put_nowait(delivery)
+        self._inbox.append(delivery)
+        arrival = self._arrival
+        if arrival is not None and not arrival.done():
+            arrival.set_result(None)
         return delivery
 
     def _count(self, message: Message) -> int:
-        earlier = header_count(message.headers, REDELIVERIES_HEADER)
+        headers = message.headers
+        earlier = header_count(headers, REDELIVERIES_HEADER) if headers else 0
         if self._layout.kind.quorum:
-            earlier += header_count(message.headers, "x-delivery-count")
+            earlier += header_count(headers, "x-delivery-count")
         elif message.redelivered:
             earlier += 1  # the counting republish failed; at least this one
         return earlier + 1
@@ -186,31 +195,37 @@ class AmqpConsumer(Consumer):
         out: list[Delivery] = []
         if limit <= 0:
             return out
-        if self._inbox.empty():
-            woken, self._woken = self._woken, False
-            try:
-                async with asyncio.timeout(0 if woken else timeout) as self._waiting:
-                    self._take(await self._inbox.get(), out)
-            except TimeoutError:
-                return out
-            finally:
-                self._waiting = None
-        while len(out) < limit and not self._inbox.empty():
-            self._take(self._inbox.get_nowait(), out)
+        inbox = self._inbox
+        if not inbox and not await self._wait_arrival(timeout):
+            return out
+        while len(out) < limit and inbox:
+            delivery = inbox.popleft()
+            if _stale(delivery):  # its channel died: RabbitMQ redelivers it
+                self._forget(delivery)
+            else:
+                out.append(delivery)
         return out
 
+    async def _wait_arrival(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for a delivery (not at all after :meth:`wake`): True
+        when one is in the inbox."""
+        woken, self._woken = self._woken, False
+        self._arrival = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout(0 if woken else timeout) as self._waiting:
+                await self._arrival
+        except TimeoutError:
+            pass
+        finally:
+            self._waiting = self._arrival = None
+        return bool(self._inbox)
+
     def wake(self) -> None:
-        """End fetch's wait now: what arrives stays in the inbox (a cancelled
-        ``Queue.get`` takes nothing), and close() hands it back."""
+        """End fetch's wait now: what arrives stays in the inbox (a wait takes nothing
+        out of it), and close() hands it back."""
         self._woken = True
         if self._waiting is not None:
             self._waiting.reschedule(asyncio.get_running_loop().time())
-
-    def _take(self, delivery: Delivery, out: list[Delivery]) -> None:
-        if _stale(delivery):  # its channel died: RabbitMQ redelivers it
-            self._forget(delivery)
-            return
-        out.append(delivery)
 
     def _forget(self, delivery: Delivery) -> bool:
         if self._held.pop(id(delivery), None) is None:
@@ -250,8 +265,8 @@ class AmqpConsumer(Consumer):
                 logger.debug("handing back a message of %r by copy failed: %s",
                              delivery.queue, self._conn.describe(exc))
             else:
-                return await self._settle([message], ack=True) == 0
-        return await self._settle([message], ack=False) == 0
+                return await settle([_entry(delivery)], ack=True) == 0
+        return await settle([_entry(delivery)], ack=False) == 0
 
     async def pause(self) -> None:
         """Stop deliveries (``basic.cancel``) and hand back the ones not handed out."""
@@ -260,9 +275,8 @@ class AmqpConsumer(Consumer):
             return
         await self._cancel_consuming()
         await self._wait_callbacks()
-        waiting = []
-        while not self._inbox.empty():
-            waiting.append(self._inbox.get_nowait())
+        waiting = list(self._inbox)
+        self._inbox.clear()
         await self.requeue(waiting)
 
     async def resume(self) -> None:
@@ -289,10 +303,9 @@ class AmqpConsumer(Consumer):
         if tag is not None and self._channel is not None:
             await self._cancel_tag(queue, tag)
             await self._wait_callbacks()
-        waiting = [self._inbox.get_nowait() for _ in range(self._inbox.qsize())]
-        for delivery in waiting:
-            if delivery.queue != queue:
-                self._inbox.put_nowait(delivery)
+        waiting = list(self._inbox)
+        self._inbox.clear()
+        self._inbox.extend(delivery for delivery in waiting if delivery.queue != queue)
         await self.requeue([d for d in waiting if d.queue == queue])
 
     async def add_queue(self, queue: str) -> None:
@@ -305,8 +318,8 @@ class AmqpConsumer(Consumer):
             await self.resume()  # consumes what is not consumed yet (a failure: next fetch)
 
     async def _finish(self, deliveries: Sequence[Delivery], *, ack: bool) -> None:
-        failed = await self._settle([delivery.tag.message for delivery in deliveries
-                                     if self._forget(delivery)], ack=ack)
+        failed = await settle([_entry(delivery) for delivery in deliveries
+                               if self._forget(delivery)], ack=ack)
         if failed:
             logger.warning("could not %s %d message(s): their channel closed; RabbitMQ "
                            "redelivers them", "ack" if ack else "requeue", failed)
@@ -343,8 +356,7 @@ class AmqpConsumer(Consumer):
         await self._cancel_consuming()
         await self._wait_callbacks()
         await self.requeue(list(self._held.values()))
-        while not self._inbox.empty():
-            self._inbox.get_nowait()
+        self._inbox.clear()
         await self._close_channel(channel)
 
     async def _cancel_consuming(self) -> None:
@@ -381,4 +393,4 @@ class AmqpConsumer(Consumer):
     async def _settle(self, messages: Sequence[Message], *, ack: bool
                       ) -> int:
         """Ack (or requeue) without raising; how many could not be (:func:`settle`)."""
-        return await settle(self._books, messages, ack=ack)
+        return await settle(entries(self._books, messages), ack=ack)

@@ -26,7 +26,7 @@ from pamqp.header import ContentHeader
 
 __all__ = [
     "BODY_SIZE", "DELIVER", "FRAME", "FRAME_END", "METHOD", "UNDECODABLE", "Frame",
-    "content_span", "decode_frame", "fast_frame", "header_fields",
+    "content_span", "decode_frame", "deliver_fields", "fast_frame", "header_fields",
 ]
 
 FRAME: Final = struct.Struct(">BHI")  # type, channel, size
@@ -163,6 +163,25 @@ def _deliver(buf: bytes, at: int, end: int) -> spec.Basic.Deliver | None:
     frame.exchange, at = _short(buf, at + 9)
     frame.routing_key, at = _short(buf, at)
     return frame if at == end else None
+
+
+def deliver_fields(buf: bytes, at: int, end: int) -> tuple[str, int, bool] | None:
+    """The consumer tag, delivery tag and redelivered flag of the ``basic.deliver``
+    method frame whose payload is ``buf[at:end]``, without pamqp's object; None for any
+    other frame, or one :func:`_deliver` would not decode."""
+    if buf[at : at + 4] != DELIVER:
+        return None
+    try:  # (_short inline: this is read for every delivery)
+        tag_at = at + 5 + buf[at + 4]
+        consumer_tag = buf[at + 5 : tag_at].decode()
+        delivery_tag, bits = _TAG_BITS.unpack_from(buf, tag_at)
+        key_at = tag_at + 10 + buf[tag_at + 9]
+        buf[tag_at + 10 : key_at].decode()  # the exchange and routing key: checked
+        at = key_at + 1 + buf[key_at]
+        buf[key_at + 1 : at].decode()
+    except (IndexError, ValueError, struct.error):
+        return None
+    return (consumer_tag, delivery_tag, bool(bits & 1)) if at == end else None
 
 
 def _confirm(buf: bytes, at: int, end: int, cls: type[Any]) -> Frame | None:

@@ -52,6 +52,7 @@ from asyncq.brokers.amqp._decode import (
     Frame,
     content_span,
     decode_frame,
+    deliver_fields,
     fast_frame,
     header_fields,
 )
@@ -77,8 +78,8 @@ _Ack = Basic.Ack
 #: the first payload bytes of the confirms :meth:`FrameReader._confirm` settles
 _CONFIRMS: Final = frozenset(cls.index.to_bytes(4, "big") for cls in (Basic.Ack, Basic.Nack))
 
-#: a delivery taken here: its callback, channel, basic.deliver, properties and body
-Taken = tuple[Direct, Any, Any, Any, bytes]
+#: a delivery taken here: its consumer's callback (:attr:`Direct.on_message`), and itself
+Taken = tuple[Callable[[Received], None], Received]
 
 
 def _connection_error(exc: OSError) -> AMQPConnectionError:
@@ -210,8 +211,10 @@ class FrameReader:
         end = content_span(buf, at + need, number)
         if end <= 0:
             return end
-        deliver = fast_frame(METHOD, buf, at + 7, at + need - 1)
-        callback = channel.consumers.get(getattr(deliver, "consumer_tag", None))
+        deliver = deliver_fields(buf, at + 7, at + need - 1)
+        if deliver is None:
+            return -1
+        callback = channel.consumers.get(deliver[0])
         if type(callback) is not Direct:
             return -1
         if not channel.frames.empty():  # earlier frames first, deliveries in order
@@ -222,8 +225,9 @@ class FrameReader:
             fields = Received.of_properties(decode_frame(buf, header)[2].properties)
         if not self._taken:
             asyncio.get_running_loop().call_soon(self._hand_over)
-        self._taken.append((callback, channel, deliver, fields,
-                            _body(buf, header + 8 + FRAME.unpack_from(buf, header)[2], end)))
+        body = _body(buf, header + 8 + FRAME.unpack_from(buf, header)[2], end)
+        self._taken.append((callback.on_message,
+                            Received(channel, deliver[1], deliver[2], fields, body)))
         return end
 
     def _handle(self, buf: bytes, at: int, need: int, *, waited: bool = False) -> int:
@@ -271,9 +275,9 @@ class FrameReader:
 
     def _hand_over(self) -> None:
         taken, self._taken = self._taken, []
-        for callback, channel, deliver, properties, body in taken:
+        for on_message, message in taken:
             try:
-                callback.take(channel, deliver, properties, body)
+                on_message(message)
             except Exception:
                 logger.exception("the consumer callback failed")
 

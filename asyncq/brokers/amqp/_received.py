@@ -35,19 +35,21 @@ class Received:
     """The fields of a delivery the consumer uses, as ``IncomingMessage`` names them;
     ``properties`` holds the message's properties by name (absent ones may be left out)."""
 
-    __slots__ = ("_channel", "_delivery", "_properties", "body")
+    __slots__ = ("_channel", "_properties", "body", "delivery_tag", "redelivered")
 
-    def __init__(self, channel: Any, delivery: Any, properties: dict[str, Any],
-                 body: bytes) -> None:
+    def __init__(self, channel: Any, delivery_tag: int, redelivered: bool,
+                 properties: dict[str, Any], body: bytes) -> None:
         self._channel = channel
-        self._delivery = delivery  # a Basic.Deliver
+        self.delivery_tag = delivery_tag  # (attributes: each is read twice or more)
+        self.redelivered = redelivered
         self._properties = properties
         self.body = body
 
     @classmethod
     def of(cls, message: DeliveredMessage) -> Received:
         """A delivery as aiormq gives it to a consumer callback."""
-        return cls(message.channel, message.delivery,
+        deliver: Any = message.delivery  # a Basic.Deliver
+        return cls(message.channel, deliver.delivery_tag or 0, bool(deliver.redelivered),
                    cls.of_properties(message.header.properties), message.body)
 
     @staticmethod
@@ -61,14 +63,6 @@ class Received:
         if self._channel.is_closed:
             raise ChannelInvalidStateError("the channel of this delivery is closed")
         return self._channel
-
-    @property
-    def delivery_tag(self) -> int:
-        return int(self._delivery.delivery_tag or 0)
-
-    @property
-    def redelivered(self) -> bool:
-        return bool(self._delivery.redelivered)
 
     @property
     def headers(self) -> dict[str, Any]:
@@ -97,7 +91,7 @@ Message = AbstractIncomingMessage | Received
 
 class Direct:
     """The aiormq consumer callback :func:`take_over` installs: ``on_message`` gets each
-    delivery as a :class:`Received`, from asyncq's frame reader (:meth:`take`, no task)
+    delivery as a :class:`Received`, from asyncq's frame reader (a call, no task)
     or from aiormq's task (a call)."""
 
     __slots__ = ("on_message",)
@@ -107,10 +101,6 @@ class Direct:
 
     async def __call__(self, message: DeliveredMessage) -> None:
         self.on_message(Received.of(message))
-
-    def take(self, channel: Any, delivery: Any, properties: dict[str, Any],
-             body: bytes) -> None:
-        self.on_message(Received(channel, delivery, properties, body))
 
 
 def callbacks(on_message: Callable[[Message], None]
