@@ -14,7 +14,7 @@ from asyncq.errors import (
     TaskRejected,
     TaskRevoked,
 )
-from asyncq.records import Progress
+from asyncq.records import NOT_PLAIN, Progress, success_value
 from asyncq.results import REJECTED, ResultRecord
 from asyncq.states import TaskState
 
@@ -77,9 +77,14 @@ class TaskResult(Generic[R]):
         # running alongside, or after this one timed out or was cancelled just as the
         # record reached it) reads the key
         since, self._since = self._since, None
-        record = await self._backend.wait(self.id, timeout, since=since)
+        backend = self._backend
+        raw = await backend.wait_raw(self.id, timeout, since)
+        if backend.signer is None:  # the common record, read without a ResultRecord
+            value = success_value(raw, max_size=backend.max_size)
+            if value is not NOT_PLAIN:
+                return value
         try:
-            return unwrap(self.id, record)
+            return unwrap(self.id, backend.decode(self.id, raw))
         except (TaskFailed, TaskCancelled) as exc:
             if propagate:
                 raise
