@@ -52,7 +52,9 @@ class TaskResult(Generic[R]):
         return f"<TaskResult {self.task or '?'}[{self.id}]>"
 
     def __await__(self) -> Generator[Any, None, R]:
-        return self._outcome(None, True)  # (a generator: no coroutine of get's per await)
+        # a generator, no coroutine of get's per await: a subclass with a get of its own
+        # awaits that in its __await__ (asyncq.canvas's workflow handles)
+        return self._outcome(None, True)
 
     @overload
     async def get(self, timeout: float | None = None, *, propagate: Literal[True] = True

@@ -1,15 +1,17 @@
 """The producer's CPU per awaited call in a fan-in, in instructions, before and after.
 
     python benchmarks/fanin_cost.py --before /path/to/old/tree --after . [--calls 5000] \
-        [--inflight 1000] [--broker redis://127.0.0.1:6379/0] [--profile DIR]
+        [--inflight 1000] [--rounds 3] [--broker redis://127.0.0.1:6379/0] [--profile DIR]
 
 What ``benchmarks/core.py --fan-in`` times (callers that each ``await (await
 noop.enqueue(i))``, ``--inflight`` of them at a time, while one ``asyncq worker``
 process drains), but counted: the producer runs under ``valgrind --tool=callgrind``
 (the worker, a separate CLI process of the same tree, does not), once with ``--calls``
 calls and once with none; the difference over ``--calls`` is the producer's
-instructions per awaited call: enqueue, publish, the wait and the reply it gets. Load
-on the machine moves wall-clock figures by tens of percent, this count by a few.
+instructions per awaited call: enqueue, publish, the wait and the reply it gets. The
+count still follows timing (how many replies one read takes, how many calls one
+publish carries), so a busy machine moves it by up to ±10 %: the sides take turns,
+``--rounds`` times, and their medians are compared.
 ``--profile DIR`` keeps each side's callgrind output there (``callgrind_annotate``).
 """
 
@@ -19,6 +21,7 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -95,7 +98,8 @@ def per_call(tree: Path, args: argparse.Namespace, program: Path, name: str) -> 
     keep = args.profile / f"{name}.cg.out" if args.profile else None
     none = count(tree, 0, args, program, None)
     some = count(tree, args.calls, args, program, keep)
-    return (some - none) / args.calls
+    calls: int = args.calls
+    return (some - none) / calls
 
 
 def main() -> None:
@@ -106,7 +110,10 @@ def main() -> None:
     p.add_argument("--inflight", type=int, default=1000)
     p.add_argument("--broker", default="redis://127.0.0.1:6379/0")
     p.add_argument("--timeout", type=float, default=900, help="seconds a producer run may take")
-    p.add_argument("--profile", type=Path, help="keep each side's callgrind output here")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="runs per side, alternated; the medians are compared")
+    p.add_argument("--profile", type=Path, help="keep each side's callgrind output here "
+                   "(the last round's)")
     args = p.parse_args()
     args.worker_log = subprocess.DEVNULL
     if shutil.which("valgrind") is None:
@@ -114,15 +121,19 @@ def main() -> None:
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
     sides = {"before": args.before, "after": args.after}
+    runs: dict[str, list[float]] = {name: [] for name, tree in sides.items() if tree}
     with tempfile.TemporaryDirectory() as folder:
         program = Path(folder) / "program.py"
         program.write_text(PROGRAM)
-        counts = {name: per_call(tree.resolve(), args, program, name)
-                  for name, tree in sides.items() if tree is not None}
-    print(f"calls {args.calls}, {args.inflight} at a time")
+        for _ in range(args.rounds):  # the sides take turns: drift falls on both alike
+            for name in runs:
+                runs[name].append(per_call(sides[name].resolve(), args, program, name))
+                print(f"{name}: {runs[name][-1]:,.0f}", file=sys.stderr)
+    print(f"calls {args.calls}, {args.inflight} at a time, median of {args.rounds}")
     print("| per awaited call (instructions) | before | after | after / before |")
     print("|---|---|---|---|")
-    before, after = counts.get("before"), counts["after"]
+    before = statistics.median(runs["before"]) if "before" in runs else None
+    after = statistics.median(runs["after"])
     ratio = f"{after / before:.3f}" if before else "-"
     print(f"| producer | {before or 0:,.0f} | {after:,.0f} | {ratio} |")
 
