@@ -40,6 +40,7 @@ from asyncq.states import FINAL_STATES, TaskState
 
 __all__ = [
     "FINAL_TAGS",
+    "NOT_PLAIN",
     "REJECTED",
     "SETTLED_TAGS",
     "KeyWrite",
@@ -53,6 +54,7 @@ __all__ = [
     "is_settled",
     "lua_prelude",
     "may_replace",
+    "success_value",
 ]
 
 _RECORD_VERSION: Final = 1
@@ -76,6 +78,10 @@ REJECTED: Final = "asyncq.TaskRejected"
 FINAL_TAGS: Final = b"SFCVX"
 #: Final tags that no later record replaces (first final writer wins).
 SETTLED_TAGS: Final = b"SFCV"
+#: What :func:`success_value` returns for a record it leaves to :func:`decode_record`.
+NOT_PLAIN: Final = object()
+#: An unsigned SUCCESS record without extras: the tag, then a msgpack array of 8.
+_PLAIN_SUCCESS: Final = _SUCCESS_CODE + b"\x98"
 
 
 @dataclass(slots=True, eq=False)
@@ -228,6 +234,25 @@ def decode_record(data: bytes, *, max_size: int = codec.DEFAULT_MAX_SIZE) -> Res
     progress, eta = _decode_extras(wire[8] if len(wire) == 9 else {})
     return ResultRecord(_CODE_STATES[data[0]], value, etype, emsg, tb, attempt, task, finished,
                         progress, eta)
+
+
+def success_value(data: bytes, *, max_size: int = codec.DEFAULT_MAX_SIZE) -> Any:
+    """The value of an unsigned SUCCESS record as :func:`encode_success` writes it (what
+    nearly every awaited task gets), without building a :class:`ResultRecord`; for any
+    other record (another state, signed, with extras, odd fields) :data:`NOT_PLAIN`,
+    which :func:`decode_record` is then for. Undecodable bytes are a DecodeError."""
+    if data[:2] != _PLAIN_SUCCESS:
+        return NOT_PLAIN
+    wire = codec.loads(data[1:], max_size=max_size)  # an array of 8: the tag said so
+    if (wire[0] == _RECORD_VERSION and wire[2] is None and wire[3] is None
+            and wire[4] is None and type(wire[5]) is int
+            and (wire[6] is None or type(wire[6]) is str)
+            and type(wire[7]) in _FINISHED_TYPES):
+        return wire[1]
+    return NOT_PLAIN
+
+
+_FINISHED_TYPES: Final = (float, int, type(None))
 
 
 def _number(value: Any) -> bool:

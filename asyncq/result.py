@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import types
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from asyncq._loops import ensure_loop
 from asyncq.errors import (
@@ -14,7 +15,7 @@ from asyncq.errors import (
     TaskRejected,
     TaskRevoked,
 )
-from asyncq.records import Progress
+from asyncq.records import NOT_PLAIN, Progress, success_value
 from asyncq.results import REJECTED, ResultRecord
 from asyncq.states import TaskState
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["REJECTED", "TaskResult"]
 
 R = TypeVar("R")
+T = TypeVar("T")
 
 class TaskResult(Generic[R]):
     """A handle on one task's outcome: ``await handle`` gives the task's return value.
@@ -50,7 +52,14 @@ class TaskResult(Generic[R]):
         return f"<TaskResult {self.task or '?'}[{self.id}]>"
 
     def __await__(self) -> Generator[Any, None, R]:
-        return cast("Generator[Any, None, R]", self.get().__await__())
+        # a generator, no coroutine of get's per await (a subclass's own get: below)
+        return self._outcome(None, True)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass with a ``get`` of its own and no ``__await__`` awaits its ``get``."""
+        super().__init_subclass__(**kwargs)
+        if "get" in cls.__dict__ and "__await__" not in cls.__dict__:
+            cls.__await__ = _await_get  # type: ignore[method-assign,assignment]
 
     @overload
     async def get(self, timeout: float | None = None, *, propagate: Literal[True] = True
@@ -67,19 +76,28 @@ class TaskResult(Generic[R]):
         message and traceback text; with ``propagate=False`` the failure (a
         ``TaskFailed`` or ``TaskCancelled``) is returned instead of raised.
         """
+        return await _awaitable(self._outcome(timeout, propagate))
+
+    def _outcome(self, timeout: float | None, propagate: bool) -> Generator[Any, None, Any]:
+        """:meth:`get`, as the plain generator ``__await__`` returns."""
         if self._ignored:
             raise ResultUnavailable(f"task {self.task} ignores its results")
         app = self._app
         if (app is None or app.bound_loop is not asyncio.get_running_loop()
                 or app.backend is not self._backend):
-            await ensure_loop(self._backend)  # (the common case needs no coroutine)
+            yield from ensure_loop(self._backend).__await__()  # (the common case: none)
         # the record comes over the channel once, to one wait: any further await (one
         # running alongside, or after this one timed out or was cancelled just as the
         # record reached it) reads the key
         since, self._since = self._since, None
-        record = await self._backend.wait(self.id, timeout, since=since)
+        backend = self._backend
+        raw: bytes = yield from backend.wait_raw(self.id, timeout, since).__await__()
+        if backend.signer is None:  # the common record, read without a ResultRecord
+            value = success_value(raw, max_size=backend.max_size)
+            if value is not NOT_PLAIN:
+                return value
         try:
-            return unwrap(self.id, record)
+            return unwrap(self.id, backend.decode(self.id, raw))
         except (TaskFailed, TaskCancelled) as exc:
             if propagate:
                 raise
@@ -127,6 +145,12 @@ class TaskResult(Generic[R]):
         await self._app.revoke(self.id, terminate=terminate)
 
 
+@types.coroutine
+def _awaitable(steps: Generator[Any, None, T]) -> Generator[Any, None, T]:
+    """A plain generator's steps as something ``await`` takes."""
+    return (yield from steps)
+
+
 def unwrap(task_id: str, record: ResultRecord) -> Any:
     """The value of a final record, or the error it stands for."""
     if record.state is TaskState.SUCCESS:
@@ -138,3 +162,8 @@ def unwrap(task_id: str, record: ResultRecord) -> Any:
     error = TaskRejected if record.error_type == REJECTED else TaskFailed
     raise error(task_id, record.error_type or "Error", record.error_message or "",
                 record.traceback)
+
+
+def _await_get(handle: TaskResult[Any]) -> Generator[Any, None, Any]:
+    """``__await__`` of a subclass that has a ``get`` of its own."""
+    return handle.get().__await__()

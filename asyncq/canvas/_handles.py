@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from collections.abc import AsyncIterator, Generator, Sequence
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from asyncq.canvas._spec import derive_id, final_id, stopped_ids, unpack_nodes
 from asyncq.canvas._store import store_for
@@ -42,6 +42,9 @@ class WorkflowResult(TaskResult[R]):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.id}>"
+
+    def __await__(self) -> Generator[Any, None, R]:
+        return cast("Generator[Any, None, R]", self.get().__await__())  # (get is its own)
 
     async def load(self) -> dict[str, Any]:
         """The workflow's record (ResultUnavailable when it expired or was never sent)."""

@@ -158,16 +158,24 @@ class ResultBackend(abc.ABC):
                    since: int | None = None) -> ResultRecord:
         """The final record, raising :class:`ResultTimeout` after ``timeout`` seconds
         (``since``: the ``generation`` a handle of ``enqueue`` was stamped with)."""
+        return self.decode(task_id, await self.wait_raw(task_id, timeout, since))
+
+    def wait_raw(self, task_id: str, timeout: float | None, since: int | None
+                 ) -> Awaitable[bytes]:
+        """:meth:`wait`'s bytes, not decoded nor checked (:meth:`decode` does that). With
+        no timeout, the backend's own wait itself: no coroutine of ours around it."""
         if timeout is None:
-            return self.decode(task_id, await self._waiting(task_id, since))
+            return self._waiting(task_id, since)
+        return self._within(task_id, timeout, since)
+
+    async def _within(self, task_id: str, timeout: float, since: int | None) -> bytes:
         deadlines = self._deadlines
         if deadlines is None:
             deadlines = self._deadlines = Deadlines()
         try:  # (not asyncio.timeout: a timer per wait churned the loop's heap, see _deadlines)
-            raw = await deadlines.within(self._waiting(task_id, since), timeout)
+            return await deadlines.within(self._waiting(task_id, since), timeout)
         except TimeoutError:
             raise ResultTimeout(f"no result for task {task_id} within {timeout} s") from None
-        return self.decode(task_id, raw)
 
     def decode(self, task_id: str, raw: bytes) -> ResultRecord:
         """A stored record of ``task_id``; with signing on, only a genuine signed one

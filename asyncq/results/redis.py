@@ -129,8 +129,9 @@ class RedisResultBackend(ResultBackend):
         return await self._waiting(task_id, None)
 
     def _waiting(self, task_id: str, since: int | None) -> Awaitable[bytes]:
-        if len(task_id) == _ID_CHARS and task_id.startswith(process_token()):
-            return self._listener.wait_mine(task_id, REPLY_PREFIX + process_token(), since)
+        token = process_token()
+        if len(task_id) == _ID_CHARS and task_id.startswith(token):
+            return self._listener.wait_mine(task_id, REPLY_PREFIX + token, since)
         channel = self.channel_for(task_id)
         assert channel is not None
         return self._listener.wait(task_id, channel)

@@ -28,3 +28,33 @@ def test_ids_start_with_the_process_token_and_a_child_gets_its_own() -> None:
     os.close(write)
     assert len(child) == 8
     assert child != token
+
+
+def test_a_child_makes_none_of_the_ids_its_parent_made_ahead() -> None:
+    new_id()  # the parent has ids made ahead now
+    read, write = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: its next ids, then leave at once
+        os.write(write, "".join(new_id() for _ in range(300)).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    raw = os.read(read, 300 * 32).decode()
+    os.close(read)
+    os.close(write)
+    child = {raw[i : i + 32] for i in range(0, len(raw), 32)}
+    parent = {new_id() for _ in range(300)}
+    assert len(child) == 300
+    assert all(i.startswith(process_token()) for i in parent)
+    assert not any(i.startswith(process_token()) for i in child)
+    assert not child & parent
+
+
+def test_ids_made_from_threads_at_once_are_all_different() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        batches = list(pool.map(lambda _: [new_id() for _ in range(2000)], range(8)))
+    ids = [i for batch in batches for i in batch]
+    assert len(set(ids)) == len(ids) == 16000
