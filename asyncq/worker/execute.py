@@ -242,7 +242,7 @@ class Executor:
 
     def _succeeded(self, job: Job, value: Any, started: float) -> Ack:
         tell = job.pipeline.tell
-        if tell is not None:  # the observers' success row (SUCCESS_ROW): 8 plain values
+        if tell is not None:  # the observers' success row (SUCCESS_ROW): 8 values extended
             message = job.message
             now = time.perf_counter()  # one clock read: wall time = now + WALL[0]
             tell((now + WALL[0], message.id, message.task, job.delivery.queue,
@@ -335,13 +335,15 @@ def _chain(job: Job, around: list[Middleware], index: int) -> CallNext:
 
 def _tell(job: Job, state: TaskState, runtime: float | None, error: str | None,
           delay: float | None) -> None:
-    """Give the observers (:attr:`Middleware.outcomes`) a run's outcome."""
+    """Give the observers (:attr:`Middleware.outcomes`) a run's outcome: its full row,
+    padded to a success row's length."""
     tell = job.pipeline.tell
     if tell is not None:
         message = job.message
-        tell((EVENT_TYPES.get(state, "task-failed"), time.time(), message.id, message.task,
-              job.delivery.queue, message.attempt, state.value, runtime, error, delay, _NAME[0],
-              message.headers.get(ENQUEUED_AT)))
+        tell(((EVENT_TYPES.get(state, "task-failed"), time.time(), message.id, message.task,
+               job.delivery.queue, message.attempt, state.value, runtime, error, delay,
+               _NAME[0], message.headers.get(ENQUEUED_AT)),
+              None, None, None, None, None, None, None))  # PAD: a success row's length
 
 
 def _ignore(dead: Dead) -> None:
