@@ -87,13 +87,11 @@ def block(rows: Successes) -> list[Any]:
     n = len(rows)
     ids: Any = rows.ids
     kind = BLOCK
-    try:
-        joined = SEPARATOR.join(ids)
+    try:  # no id has the separator in it (``in``: a memchr; ``count`` reads 5x slower)
+        if SEPARATOR not in "".join(ids):
+            ids, kind = SEPARATOR.join(ids), JOINED
     except TypeError:  # an id that is not a string
         pass
-    else:
-        if joined.count(SEPARATOR) == n - 1:  # no id has the separator in it
-            ids, kind = joined, JOINED
     return [kind, n, _column(rows.workers, n), _column(rows.tasks, n),
             _column(rows.queues, n), _column(rows.attempts, n), _column(rows.sent, n),
             ids, _floats(rows.ts, n), _floats(rows.runs, n)]

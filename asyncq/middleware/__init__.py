@@ -61,10 +61,11 @@ CallNext = Callable[[], Awaitable[Any]]
 #: with the buffer. Made once: events send it, metrics fold it. A success is told in the
 #: short form :data:`asyncq.events.SUCCESS_ROW`, ``(ts, id, task, queue, attempt,
 #: runtime, worker, enqueued_at)``: its type, state, error and delay follow from it;
-#: an observer's list keeps its values, not the tuple. Another outcome is told as
-#: ``(row, *PAD)`` (:data:`asyncq.middleware._row.PAD`): as long as a success row.
-OutcomeRow = (tuple[float, str, str, str, int, float, str, Any]
-              | tuple[tuple[Any, ...], None, None, None, None, None, None, None])
+#: the worker tells it with the message's headers in place of ``enqueued_at`` (read in
+#: the batch), and an observer's list keeps its values, not the tuple. Another outcome
+#: is told as ``(row, *PAD)`` (:data:`asyncq.middleware._row.PAD`): as long.
+OutcomeRow = (tuple[float, str, str, str, int, float, str, Mapping[str, Any]]
+              | tuple[tuple[Any, ...], None, None, None, None, None, None, Mapping[str, Any]])
 #: An observer's buffer of outcomes: the values of the rows told, one after the other.
 Outcomes = list[Any]
 

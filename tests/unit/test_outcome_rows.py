@@ -167,14 +167,17 @@ def test_an_observers_values_round_trip_to_the_events_of_their_rows() -> None:
     batches -> readers: the events of the rows told, in order; the fold counts them
     as it counts the rows."""
     from asyncq.events import chunks
-    from asyncq.middleware._row import PAD, Successes, drain
+    from asyncq.middleware._row import ENQUEUED_AT, PAD, Successes, drain
 
-    told: list[Any] = [short(n, runtime=0.001 * n) for n in range(700)]
+    told: list[Any] = [short(n, runtime=0.001 * n, sent=T0 - 1 if n % 3 else None)
+                       for n in range(700)]
     told[300:300] = [failed(300), failed(301, delay=1.0)]
     told.append(failed(999, runtime=None))
     outcomes: list[Any] = []
-    for row in told:
-        outcomes.extend(row if len(row) == len(SUCCESS_ROW) else (row, *PAD))
+    for row in told:  # as the worker tells them: a success with its message's headers
+        headers = {} if row[-1] is None else {"other": 1, ENQUEUED_AT: row[-1]}
+        outcomes.extend((*row[:-1], headers) if len(row) == len(SUCCESS_ROW)
+                        else (row, *PAD))
     items = drain(outcomes)
     assert outcomes == []
     assert [type(i) for i in items] == [Successes, tuple, tuple, Successes, tuple]
@@ -189,3 +192,12 @@ def test_an_observers_values_round_trip_to_the_events_of_their_rows() -> None:
     for key, (kinds, retries, run, run_sum, wait, wait_sum) in expected.items():
         assert folded[key] == (kinds, retries, run, pytest.approx(run_sum), wait,
                                pytest.approx(wait_sum))  # sums added in another order
+
+
+def test_stamps_come_from_any_mapping_of_headers() -> None:
+    from types import MappingProxyType
+
+    from asyncq.middleware._row import ENQUEUED_AT, stamps
+
+    assert stamps([{}, {ENQUEUED_AT: T0}]) == [None, T0]
+    assert stamps([{ENQUEUED_AT: T0}, MappingProxyType({ENQUEUED_AT: 2.0})]) == [T0, 2.0]
