@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
@@ -84,6 +85,7 @@ class _Side:
         self.buffer: collections.deque[Event] = collections.deque()
         self.count = 0
         self.limit = limit
+        self.lock = threading.Lock()
         self.tasks: list[asyncio.Task[None]] = []
         self.subscription: Subscription | None = None
         #: called before each batch with the worker's name: outcomes to send
@@ -105,13 +107,16 @@ class _Side:
         self.keep((event,))
 
     def keep(self, events: Sequence[Event]) -> None:
-        """Buffer events; the oldest beyond the buffer's limit are dropped and counted."""
-        self.buffer.extend(events)
-        self.count += sum(map(weight, events))
-        over = self.count - self.limit
+        """Buffer events (from any thread: a scrape's fold keeps what it drained); the
+        oldest beyond the buffer's limit are dropped and counted."""
+        with self.lock:
+            self.buffer.extend(events)
+            self.count += sum(map(weight, events))
+            over = self.count - self.limit
+            if over > 0:
+                self._drop(over)
         if over > 0:
             self.drops.note(over, self.limit)
-            self._drop(over)
 
     def _drop(self, over: int) -> None:
         """Drop the ``over`` oldest events (part of a ``Successes``, if need be)."""
@@ -125,6 +130,14 @@ class _Side:
                 buffer.appendleft(first.part(over, size))
             over -= size
 
+    def take(self) -> list[Event]:
+        """Every buffered event, oldest first; the buffer is left empty."""
+        with self.lock:
+            batch = list(self.buffer)
+            self.buffer.clear()
+            self.count = 0
+        return batch
+
     def collect(self) -> None:
         """Buffer the outcomes told since the last batch."""
         if self.source is not None:
@@ -132,11 +145,9 @@ class _Side:
 
     async def flush(self) -> None:
         self.collect()
-        if not self.buffer:
+        batch = self.take()  # outcomes go as they are: readers make them maps
+        if not batch:
             return
-        batch = list(self.buffer)  # outcomes go as they are: readers make them maps
-        self.buffer.clear()
-        self.count = 0
         try:
             await self.bus.emit(batch)
         except Exception as exc:

@@ -201,3 +201,19 @@ def test_stamps_come_from_any_mapping_of_headers() -> None:
 
     assert stamps([{}, {ENQUEUED_AT: T0}]) == [None, T0]
     assert stamps([{ENQUEUED_AT: T0}, MappingProxyType({ENQUEUED_AT: 2.0})]) == [T0, 2.0]
+
+
+def test_a_full_event_buffer_drops_the_oldest_events_counting_rows_of_columns() -> None:
+    from asyncq.events import rows_of
+    from asyncq.events.monitor import Drops, _Side
+    from asyncq.middleware._row import Successes
+
+    side = _Side(Any, Any, 2.0, Drops(), limit=5)  # type: ignore[arg-type]
+    first = {"type": "worker-online"}
+    side.keep([first, Successes.of_rows([short(n) for n in range(3)])])
+    assert (side.count, side.drops.count) == (4, 0)
+    side.keep([failed(3), Successes.of_rows([short(n) for n in range(4, 7)])])
+    assert (side.count, side.drops.count) == (5, 3)  # the map and two rows of the first
+    kept = [row for item in side.take() for row in rows_of(item)]
+    assert kept == [short(2), failed(3), short(4), short(5), short(6)]
+    assert (side.count, side.take()) == (0, [])
