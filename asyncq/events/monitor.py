@@ -174,7 +174,8 @@ class _Side:
 
     async def collect_loop(self) -> None:
         """Buffer the outcomes told while a batch is sent, however long it takes: the
-        buffer is bounded, the observer's list is not."""
+        buffer is bounded, the observer's list is not. (With metrics, ``Observed``, the
+        metrics' fold every 0.25 s does it: no second wake-up.)"""
         while not cancelling():
             await asyncio.sleep(FLUSH_EVERY)
             self.collect()
@@ -314,7 +315,8 @@ class Events(Heartbeats):
         side = self._side
         assert side is not None
         side.source = self.source
-        side.tasks.append(asyncio.create_task(side.collect_loop(), name="asyncq-outcomes"))
+        if self.source == self.take_outcomes:  # alone (``Observed``: the metrics' fold)
+            side.tasks.append(asyncio.create_task(side.collect_loop(), name="asyncq-outcomes"))
 
         def refused(dead: Dead) -> None:
             side.add({"type": "task-dead-lettered", "id": dead.task_id, "task": dead.task,

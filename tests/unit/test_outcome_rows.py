@@ -217,3 +217,24 @@ def test_a_full_event_buffer_drops_the_oldest_events_counting_rows_of_columns() 
     kept = [row for item in side.take() for row in rows_of(item)]
     assert kept == [short(2), failed(3), short(4), short(5), short(6)]
     assert (side.count, side.take()) == (0, [])
+
+
+async def test_events_alone_take_outcomes_on_their_own_loop_bounded_by_the_buffer() -> None:
+    """The observer's list has no bound: Events alone move it into the bounded buffer
+    every 0.25 s by a loop that no send waits for."""
+    import asyncio
+
+    from asyncq.events.monitor import Events, _Side
+
+    events = Events()
+    side = _Side(Any, Any, 2.0, events.drops, limit=5)  # type: ignore[arg-type]
+    side.source = events.source
+    for n in range(10):
+        events.outcomes.extend((*short(n)[:-1], {}))
+    loop = asyncio.create_task(side.collect_loop())
+    await asyncio.sleep(0.4)
+    loop.cancel()
+    assert events.outcomes == []
+    assert (side.count, events.drops.count) == (5, 5)
+    assert [row[1] for item in side.take() for row in item.rows()] == [
+        f"id-{n}" for n in range(5, 10)]
