@@ -92,14 +92,14 @@ def block(rows: Successes) -> list[Any]:
             ids, kind = SEPARATOR.join(ids), JOINED
     except TypeError:  # an id that is not a string
         pass
-    return [kind, n, _column(rows, rows.workers), _column(rows, rows.tasks),
-            _column(rows, rows.queues), _column(rows, rows.attempts),
-            _column(rows, rows.sent), ids, _floats(rows.ts, n), _floats(rows.runs, n)]
+    return [kind, n, _column(rows.workers, n), _column(rows.tasks, n),
+            _column(rows.queues, n), _column(rows.attempts, n), _column(rows.sent, n),
+            ids, _floats(rows.ts, n), _floats(rows.runs, n)]
 
 
-def _column(rows: Successes, values: list[Any]) -> list[Any]:
+def _column(values: list[Any], n: int) -> list[Any]:
     """One value for all rows, or each row's."""
-    return [values[0]] if rows.same(values) else values
+    return [values[0]] if values.count(values[0]) == n else values
 
 
 def _floats(values: list[Any], n: int) -> bytes | list[Any]:

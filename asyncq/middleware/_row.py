@@ -58,23 +58,11 @@ class Successes:
     values each, in the row's order: ``ts, ids, tasks, queues, attempts, runs, workers,
     sent`` (the ``enqueued_at`` stamps)."""
 
-    __slots__ = ("_same", "attempts", "ids", "queues", "runs", "sent", "tasks", "ts",
-                 "workers")
+    __slots__ = ("attempts", "ids", "queues", "runs", "sent", "tasks", "ts", "workers")
 
     def __init__(self, columns: list[list[Any]]) -> None:
         (self.ts, self.ids, self.tasks, self.queues, self.attempts, self.runs, self.workers,
          self.sent) = columns
-        self._same: dict[int, bool] = {}
-
-    def same(self, column: list[Any]) -> bool:
-        """Whether every row has the first row's value in ``column`` (one of these
-        columns): counted once for the metrics' fold and the event block (a worker's
-        task names are equal strings, not one object: each count compares them)."""
-        found = self._same.get(id(column))
-        if found is None:
-            found = self._same[id(column)] = (not column
-                                              or column.count(column[0]) == len(column))
-        return found
 
     @classmethod
     def of_rows(cls, rows: list[Any]) -> Successes:

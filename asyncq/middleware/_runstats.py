@@ -158,7 +158,7 @@ class RunStats:
         if not n:
             return
         tasks, queues = rows.tasks, rows.queues
-        if rows.same(tasks) and rows.same(queues):
+        if tasks.count(tasks[0]) == n and queues.count(queues[0]) == n:
             self._of((tasks[0], queues[0])).succeeded(rows.ts, rows.runs, rows.sent)
             return
         groups: dict[Key, list[tuple[Any, Any, Any]]] = {}
