@@ -38,19 +38,20 @@ import os
 import socket
 import struct
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import msgpack
 
 from asyncq.events._block import SHORT, blocks, expand, full_row, is_block
+from asyncq.middleware._row import Successes
 
 if TYPE_CHECKING:
     from asyncq.app import App
 
 __all__ = ["LOST_AFTER", "MAX_EVENTS", "ROW", "SUCCESS_ROW", "Bus", "Subscription", "as_event",
-           "broker_kind", "bus_for", "decode", "encode", "is_lost", "pack_events",
-           "unpack_events", "worker_name"]
+           "broker_kind", "bus_for", "chunks", "decode", "encode", "is_lost", "pack_events",
+           "rows_of", "unpack_events", "weight", "worker_name"]
 
 #: A worker is shown as lost after this many heartbeat intervals without one.
 LOST_AFTER: Final = 3
@@ -154,7 +155,52 @@ ROW: Final = ("type", "ts", "id", "task", "queue", "attempt", "state", "runtime"
 SUCCESS_ROW: Final = ("ts", "id", "task", "queue", "attempt", "runtime", "worker",
                       "enqueued_at")
 
-Event = Mapping[str, Any] | Sequence[Any]
+#: An event: a map, an outcome row (:data:`ROW`, :data:`SUCCESS_ROW`), or success rows
+#: as columns (:class:`~asyncq.middleware._row.Successes`, as many events as rows).
+Event = Mapping[str, Any] | Sequence[Any] | Successes
+
+
+def weight(item: Event) -> int:
+    """The events ``item`` stands for: its rows if it is :class:`Successes`, else 1."""
+    return len(item) if type(item) is Successes else 1
+
+
+def rows_of(item: Event) -> Sequence[Any]:
+    """``item`` as the events it stands for: a :class:`Successes`' rows, else itself."""
+    return list(item.rows()) if isinstance(item, Successes) else (item,)
+
+
+def chunks(events: Sequence[Event], size: int = ROWS_PER_ENTRY) -> list[Sequence[Event]]:
+    """``events`` cut into batches of ``size`` events at most (counted by
+    :func:`weight`; success columns are cut where a batch is full)."""
+    if Successes not in set(map(type, events)):
+        return [events[start:start + size] for start in range(0, len(events), size)]
+    out: list[Sequence[Event]] = []
+    chunk: list[Event] = []
+    room = size
+    for item in events:
+        for part in _parts(item, room, size):
+            if room == 0:
+                out.append(chunk)
+                chunk, room = [], size
+            chunk.append(part)
+            room -= weight(part)
+    if chunk:
+        out.append(chunk)
+    return out
+
+
+def _parts(item: Event, room: int, size: int) -> Iterator[Event]:
+    """``item``, or a :class:`Successes` in parts: one that fills ``room`` (or a whole
+    batch when there is none), then batches of ``size`` rows."""
+    if not isinstance(item, Successes) or len(item) <= (room or size):
+        yield item
+        return
+    start, n = 0, len(item)
+    while start < n:
+        stop = min(n, start + (room or size))
+        yield item.part(start, stop)
+        start, room = stop, 0
 
 
 def as_event(item: Any) -> dict[str, Any] | None:

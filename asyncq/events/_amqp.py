@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
-from asyncq.events import MAX_EVENTS, ROWS_PER_ENTRY, Event, pack_events, unpack_events
+from asyncq.events import MAX_EVENTS, Event, chunks, pack_events, unpack_events
 
 #: Bytes one listener's queue holds at most (the oldest messages go first).
 LISTENER_BYTES: Final = 16 * 2**20
@@ -85,8 +85,7 @@ class AmqpBus:
     async def emit(self, events: Sequence[Event]) -> None:
         if events:
             exchange, _ = await self._open()
-            for start in range(0, len(events), ROWS_PER_ENTRY):
-                chunk = events[start:start + ROWS_PER_ENTRY]
+            for chunk in chunks(events):
                 await exchange.publish(aio_pika.Message(pack_events(chunk)), routing_key="")
 
     async def follow(self, history: int = 0) -> AsyncIterator[dict[str, Any]]:

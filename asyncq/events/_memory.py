@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from asyncq.events import MAX_EVENTS, Event, as_event
+from asyncq.events import MAX_EVENTS, Event, as_event, rows_of
 
 __all__ = ["MemoryBus"]
 
@@ -50,13 +50,16 @@ class MemoryBus:
 
     async def emit(self, events: Sequence[Event]) -> None:
         for item in events:
-            event = as_event(item)
-            if event is None:
-                continue
-            self._hub.events.append(dict(event))
-            for follower in self._hub.followers:
-                with contextlib.suppress(asyncio.QueueFull):  # a slow reader loses events
-                    follower.put_nowait(dict(event))
+            for row in rows_of(item):
+                event = as_event(row)
+                if event is not None:
+                    self._keep(event)
+
+    def _keep(self, event: dict[str, Any]) -> None:
+        self._hub.events.append(dict(event))
+        for follower in self._hub.followers:
+            with contextlib.suppress(asyncio.QueueFull):  # a slow reader loses events
+                follower.put_nowait(dict(event))
 
     async def follow(self, history: int = 0) -> AsyncIterator[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=MAX_EVENTS)

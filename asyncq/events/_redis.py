@@ -22,6 +22,7 @@ from asyncq.events import (
     FORGET_AFTER,
     ROWS_PER_ENTRY,
     Event,
+    chunks,
     decode,
     encode,
     pack_events,
@@ -82,18 +83,17 @@ class RedisBus:
         """One stream entry per :data:`ROWS_PER_ENTRY` events (field ``m``: a msgpack
         array), in one round trip, so a busy worker adds a few entries a second, not one
         per event, and the stream's size is bounded by events."""
-        if not events:
-            return
-        if len(events) <= ROWS_PER_ENTRY:
-            await self._client.xadd(self._events, {"m": pack_events(events)},
+        batches = chunks(events)
+        if len(batches) == 1:
+            await self._client.xadd(self._events, {"m": pack_events(batches[0])},
                                     maxlen=MAX_ENTRIES, approximate=True)
             return
-        async with self._client.pipeline(transaction=False) as pipe:
-            for start in range(0, len(events), ROWS_PER_ENTRY):
-                chunk = events[start:start + ROWS_PER_ENTRY]
-                pipe.xadd(self._events, {"m": pack_events(chunk)}, maxlen=MAX_ENTRIES,
-                          approximate=True)
-            await pipe.execute()
+        if batches:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for chunk in batches:
+                    pipe.xadd(self._events, {"m": pack_events(chunk)}, maxlen=MAX_ENTRIES,
+                              approximate=True)
+                await pipe.execute()
 
     async def follow(self, history: int = 0) -> AsyncIterator[dict[str, Any]]:
         last: Any = "$"

@@ -20,14 +20,15 @@ import contextlib
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from asyncq.events import MAX_EVENTS, Bus, Subscription, bus_for, worker_name
+from asyncq.events import MAX_EVENTS, Bus, Event, Subscription, bus_for, weight, worker_name
 from asyncq.events.control import CONTROL_TOPIC, ControlServer
-from asyncq.middleware import Job, Middleware, OutcomeRow
-from asyncq.middleware._row import MAX_ERROR, drain
+from asyncq.middleware import Job, Middleware, Outcomes
+from asyncq.middleware._row import MAX_ERROR, Successes, drain
 from asyncq.worker.execute import Dead
 
 if TYPE_CHECKING:
@@ -42,8 +43,6 @@ logger = logging.getLogger("asyncq.events")
 FLUSH_EVERY: Final = 0.25
 #: Seconds the worker waits to announce itself offline when it stops.
 STOP_TIMEOUT: Final = 5.0
-#: Outcomes an observer holds between two batches at most (the oldest are dropped).
-MAX_OUTCOMES: Final = 1_000_000
 #: Seconds between two warnings that events were dropped, at least.
 WARN_EVERY: Final = 60.0
 
@@ -81,13 +80,16 @@ class _Side:
         self.interval = interval
         self.name = worker_name()
         self.started = time.time()
-        #: events as dicts, or outcome rows (tuples: :data:`asyncq.events.ROW`)
-        self.buffer: collections.deque[dict[str, Any] | tuple[Any, ...]] = collections.deque(
-            maxlen=limit)
+        #: events as dicts, outcome rows (tuples: :data:`asyncq.events.ROW`) and success
+        #: rows as columns (``Successes``), :attr:`count` events in all
+        self.buffer: collections.deque[Event] = collections.deque()
+        self.count = 0
+        self.limit = limit
+        self.lock = threading.Lock()
         self.tasks: list[asyncio.Task[None]] = []
         self.subscription: Subscription | None = None
-        #: called before each batch with the worker's name: outcome rows to send
-        self.source: Callable[[str], list[tuple[Any, ...]]] | None = None
+        #: called before each batch with the worker's name: outcomes to send
+        self.source: Callable[[str], list[Event]] | None = None
 
     def info(self, state: str) -> dict[str, Any]:
         stats = self.worker.statistics()
@@ -104,22 +106,48 @@ class _Side:
         event["worker"] = self.name
         self.keep((event,))
 
-    def keep(self, events: Sequence[dict[str, Any] | tuple[Any, ...]]) -> None:
-        """Buffer events; the oldest beyond the buffer's limit are dropped and counted."""
-        buffer = self.buffer
-        limit = buffer.maxlen or 0
-        over = len(buffer) + len(events) - limit
+    def keep(self, events: Sequence[Event]) -> None:
+        """Buffer events (from any thread: a scrape's fold keeps what it drained); the
+        oldest beyond the buffer's limit are dropped and counted."""
+        with self.lock:
+            self.buffer.extend(events)
+            self.count += sum(map(weight, events))
+            over = self.count - self.limit
+            if over > 0:
+                self._drop(over)
         if over > 0:
-            self.drops.note(over, limit)
-        buffer.extend(events)
+            self.drops.note(over, self.limit)
 
-    async def flush(self) -> None:
+    def _drop(self, over: int) -> None:
+        """Drop the ``over`` oldest events (part of a ``Successes``, if need be)."""
+        buffer = self.buffer
+        self.count -= over
+        while over > 0:
+            first = buffer.popleft()
+            size = weight(first)
+            if size > over:
+                assert isinstance(first, Successes)
+                buffer.appendleft(first.part(over, size))
+            over -= size
+
+    def take(self) -> list[Event]:
+        """Every buffered event, oldest first; the buffer is left empty."""
+        with self.lock:
+            batch = list(self.buffer)
+            self.buffer.clear()
+            self.count = 0
+        return batch
+
+    def collect(self) -> None:
+        """Buffer the outcomes told since the last batch."""
         if self.source is not None:
             self.keep(self.source(self.name))
-        if not self.buffer:
+
+    async def flush(self) -> None:
+        self.collect()
+        batch = self.take()  # outcomes go as they are: readers make them maps
+        if not batch:
             return
-        batch = list(self.buffer)  # outcome rows go as they are: readers make them maps
-        self.buffer.clear()
         try:
             await self.bus.emit(batch)
         except Exception as exc:
@@ -143,6 +171,14 @@ class _Side:
         while not cancelling():
             await asyncio.sleep(FLUSH_EVERY)
             await self.flush()
+
+    async def collect_loop(self) -> None:
+        """Buffer the outcomes told while a batch is sent, however long it takes: the
+        buffer is bounded, the observer's list is not. (With metrics, ``Observed``, the
+        metrics' fold every 0.25 s does it: no second wake-up.)"""
+        while not cancelling():
+            await asyncio.sleep(FLUSH_EVERY)
+            self.collect()
 
 
 class Heartbeats(Middleware):
@@ -265,9 +301,9 @@ class Events(Heartbeats):
         super().__init__(interval, control=control)
         self.received = received
         self.started = started
-        self.outcomes: collections.deque[OutcomeRow] = collections.deque(maxlen=MAX_OUTCOMES)
-        #: the outcome rows to send, given the worker's name (replaced by ``Observed``)
-        self.source: Callable[[str], list[tuple[Any, ...]]] = self.take_outcomes
+        self.outcomes: Outcomes = []
+        #: the outcomes to send, given the worker's name (replaced by ``Observed``)
+        self.source: Callable[[str], list[Event]] = self.take_outcomes
 
     def uses(self, hook: str) -> bool:
         if hook == "before_run":  # task-started events only
@@ -279,6 +315,8 @@ class Events(Heartbeats):
         side = self._side
         assert side is not None
         side.source = self.source
+        if self.source == self.take_outcomes:  # alone (``Observed``: the metrics' fold)
+            side.tasks.append(asyncio.create_task(side.collect_loop(), name="asyncq-outcomes"))
 
         def refused(dead: Dead) -> None:
             side.add({"type": "task-dead-lettered", "id": dead.task_id, "task": dead.task,
@@ -304,11 +342,11 @@ class Events(Heartbeats):
             self._side.add({"type": "task-started", "id": job.id, "task": job.name,
                             "queue": job.queue, "attempt": job.attempt})
 
-    def take_outcomes(self, worker: str) -> list[tuple[Any, ...]]:
-        """The outcomes the worker gave since the last batch, as event rows."""
-        return drain(self.outcomes)
+    def take_outcomes(self, worker: str) -> list[Event]:
+        """The outcomes the worker gave since the last batch, as events."""
+        return list(drain(self.outcomes))
 
-    def keep(self, rows: list[tuple[Any, ...]]) -> None:
+    def keep(self, rows: list[Event]) -> None:
         """Buffer outcome rows made by :func:`~asyncq.middleware._row.drain`."""
         side = self._side
         if side is not None and rows:

@@ -2,19 +2,19 @@
 
 ``asyncq worker --events --metrics-port N`` installs :func:`observed` rather than the
 two middleware side by side: one outcome observer (:attr:`Middleware.outcomes`) for
-both, so a run costs the worker one tuple appended to one deque, and no hook at all
-(no ``before_run`` unless task-started events are on); the batch of rows made from
-those tuples (:func:`asyncq.middleware._row.drain`) is sent as events and folded into
-the metrics.
+both, so a run costs the worker one ``list.extend`` of its row's values into one list,
+and no hook at all (no ``before_run`` unless task-started events are on); the batch
+taken from that list (:func:`asyncq.middleware._row.drain`: success rows as columns)
+is sent as events and folded into the metrics.
 """
 
 from __future__ import annotations
 
-import collections
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from asyncq.events.monitor import MAX_OUTCOMES, Events
-from asyncq.middleware import Call, Job, Middleware, OutcomeRow
+from asyncq.events import Event
+from asyncq.events.monitor import Events
+from asyncq.middleware import Call, Job, Middleware, Outcomes
 from asyncq.middleware._row import drain
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ class Observed(Middleware):
     def __init__(self, events: Events, metrics: Metrics) -> None:
         self.events = events
         self.metrics = metrics
-        self.outcomes: collections.deque[OutcomeRow] = collections.deque(maxlen=MAX_OUTCOMES)
+        self.outcomes: Outcomes = []
         events.source = self._for_events
         metrics.stats.source = self._for_metrics
         metrics.events_dropped = lambda: events.drops.count
@@ -40,12 +40,12 @@ class Observed(Middleware):
             return self.events.started
         return super().uses(hook)
 
-    def _for_events(self, worker: str) -> list[tuple[Any, ...]]:
+    def _for_events(self, worker: str) -> list[Event]:
         """Rows for the event batch (the metrics get them first: the events may drop
         some, the metrics count every run)."""
         rows = drain(self.outcomes)
         self.metrics.stats.add(rows)  # folded now: not queued to be taken again
-        return rows
+        return list(rows)
 
     def _for_metrics(self) -> None:
         """Rows for the metrics (at a scrape, or the lag sampler's fold; the events get
@@ -53,7 +53,7 @@ class Observed(Middleware):
         rows = drain(self.outcomes)
         if rows:
             self.metrics.stats.add(rows)
-            self.events.keep(rows)
+            self.events.keep(list(rows))
 
     async def before_enqueue(self, call: Call) -> None:
         await self.metrics.before_enqueue(call)

@@ -20,16 +20,16 @@ and :class:`~asyncq.middleware.time_limits.TimeLimits`. A ``before_run`` that re
 and the ``after_run`` of every middleware whose ``before_run`` ran is called.
 
 Observers. A middleware that only needs to know outcomes (events, metrics) sets
-:attr:`Middleware.outcomes` to a deque instead of overriding ``after_run``: the worker
-appends one :data:`OutcomeRow` per run outcome to it, synchronously, after the
-``after_run`` hooks and before the outcome is recorded (no coroutine, no
-:class:`RunResult` per task), and the middleware reads the deque in batches (a
+:attr:`Middleware.outcomes` to a list instead of overriding ``after_run``: the worker
+extends it with one :data:`OutcomeRow` per run outcome (its values, see
+:mod:`asyncq.middleware._row`), synchronously, after the ``after_run`` hooks and before
+the outcome is recorded (no coroutine, no :class:`RunResult` per task), and the
+middleware takes them in batches (:func:`asyncq.middleware._row.drain`, from a
 periodic loop of its own).
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -45,8 +45,8 @@ if TYPE_CHECKING:
     from asyncq.task import CallOptions, Task
     from asyncq.worker import Worker
 
-__all__ = ["HOOKS", "Call", "Job", "Middleware", "OutcomeRow", "Pipeline", "RunResult", "Skip",
-           "overrides"]
+__all__ = ["HOOKS", "Call", "Job", "Middleware", "OutcomeRow", "Outcomes", "Pipeline",
+           "RunResult", "Skip", "overrides"]
 
 CallNext = Callable[[], Awaitable[Any]]
 #: One outcome, as observers see it: the event row :data:`asyncq.events.ROW`,
@@ -60,10 +60,14 @@ CallNext = Callable[[], Awaitable[Any]]
 #: tracking such a tuple, while a buffer of jobs or enum members makes its work grow
 #: with the buffer. Made once: events send it, metrics fold it. A success is told in the
 #: short form :data:`asyncq.events.SUCCESS_ROW`, ``(ts, id, task, queue, attempt,
-#: runtime, worker, enqueued_at)``: its type, state, error and delay follow from it.
-OutcomeRow = (tuple[str, float, str, str, str, int, str, float | None, str | None,
-                    float | None, str, Any]
-              | tuple[float, str, str, str, int, float, str, Any])
+#: runtime, worker, enqueued_at)``: its type, state, error and delay follow from it;
+#: the worker tells it with the message's headers in place of ``enqueued_at`` (read in
+#: the batch), and an observer's list keeps its values, not the tuple. Another outcome
+#: is told as ``(row, *PAD)`` (:data:`asyncq.middleware._row.PAD`): as long.
+OutcomeRow = (tuple[float, str, str, str, int, float, str, Mapping[str, Any]]
+              | tuple[tuple[Any, ...], None, None, None, None, None, None, Mapping[str, Any]])
+#: An observer's buffer of outcomes: the values of the rows told, one after the other.
+Outcomes = list[Any]
 
 
 @dataclass(slots=True, eq=False)
@@ -157,7 +161,7 @@ class Middleware:
     """Base class: override the hooks you need; each one you do not is never called."""
 
     #: An observer's buffer of outcomes (see the module's "Observers"); ``None``: not one.
-    outcomes: deque[OutcomeRow] | None = None
+    outcomes: Outcomes | None = None
 
     def uses(self, hook: str) -> bool:
         """Whether the worker calls ``hook`` (one of :data:`HOOKS`) of this middleware;
@@ -257,12 +261,12 @@ class Pipeline:
         self.observed = bool(self.success or self.after)
         #: the observers' outcome buffers
         self.sinks = [mw.outcomes for mw in used if mw.outcomes is not None]
-        #: appends one outcome row to every sink (``None``: no observer): one call
+        #: adds one outcome row's values to every sink (``None``: no observer): one call
         self.tell: Callable[[OutcomeRow], None] | None = (
-            None if not self.sinks else self.sinks[0].append if len(self.sinks) == 1
+            None if not self.sinks else self.sinks[0].extend if len(self.sinks) == 1
             else partial(_tell_all, self.sinks))
 
 
-def _tell_all(sinks: list[deque[OutcomeRow]], row: OutcomeRow) -> None:
+def _tell_all(sinks: list[Outcomes], row: OutcomeRow) -> None:
     for sink in sinks:
-        sink.append(row)
+        sink.extend(row)

@@ -11,25 +11,22 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left, bisect_right
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from itertools import compress, repeat
 from math import isfinite
-from operator import eq, itemgetter, ne, sub
+from operator import eq, ne, sub
 from typing import Any, Final
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.utils import INF
 
-from asyncq.events._block import SHORT
-from asyncq.middleware._row import take
+from asyncq.middleware._row import SHORT, Successes, take
 
 __all__ = ["BUCKETS", "RunStats"]
 
 #: Upper bounds of the histogram buckets, seconds (prometheus-client's defaults).
 BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
                   7.5, 10.0, INF)
-_MAX_PENDING: Final = 1_000_000
 #: The outcome label of each event type.
 _OUTCOMES: Final = {"task-succeeded": "succeeded", "task-failed": "failed",
                     "task-retried": "retried", "task-revoked": "revoked",
@@ -37,8 +34,6 @@ _OUTCOMES: Final = {"task-succeeded": "succeeded", "task-failed": "failed",
 
 Key = tuple[str, str]
 _NUMBER: Final = (int, float)
-#: The columns of a success row (:data:`asyncq.events.SUCCESS_ROW`, ``SHORT`` long).
-_TS, _TASK, _QUEUE, _RUN, _SENT = map(itemgetter, (0, 2, 3, 5, 7))
 
 
 class _Series:
@@ -55,16 +50,14 @@ class _Series:
         self.wait = [0] * len(BUCKETS)
         self.wait_sum = 0.0
 
-    def succeeded(self, rows: list[Any]) -> None:
-        """Count success rows (:data:`asyncq.events.SUCCESS_ROW`) of this series."""
-        n = len(rows)
+    def succeeded(self, ts: list[Any], runs: list[Any], sent: list[Any]) -> None:
+        """Count success rows (:data:`asyncq.events.SUCCESS_ROW`) of this series, given
+        as their columns of times, run times and enqueue stamps."""
+        n = len(runs)
         self.kinds["task-succeeded"] = self.kinds.get("task-succeeded", 0) + n
-        runs = list(map(_RUN, rows))
         self.run_sum += _histogram(self.run, runs)
-        sent = list(map(_SENT, rows))
         if sent.count(None) == n:  # the producer did not stamp them
             return
-        ts = list(map(_TS, rows))
         try:
             waits = list(map(sub, map(sub, ts, runs), sent))
         except TypeError:  # a stamp that is not a number: those rows have no wait
@@ -121,8 +114,8 @@ class RunStats:
     """Outcomes, run times, queue waits and retries by task and queue."""
 
     def __init__(self) -> None:
-        #: outcome rows (:func:`asyncq.middleware._row.drain`)
-        self.pending: deque[tuple[Any, ...]] = deque(maxlen=_MAX_PENDING)
+        #: outcome rows, and :class:`~asyncq.middleware._row.Successes`
+        self.pending: list[Any] = []
         #: called first by each fold: moves outcomes waiting elsewhere into ``pending``
         self.source: Callable[[], None] | None = None
         self._lock = threading.Lock()
@@ -141,33 +134,40 @@ class RunStats:
         with self._lock:
             self._fold(rows)
 
-    def _fold(self, rows: list[Any]) -> None:
-        """Success rows by columns, the others (few: failures, retries, skips) by a loop."""
-        sizes = list(map(len, rows))
-        short = sizes.count(SHORT)
-        if short == len(rows):
-            self._fold_successes(rows)
+    def _fold(self, items: list[Any]) -> None:
+        """Successes by columns; full rows (failures, retries, skips: few) by a loop.
+        Success rows as tuples (queued in :attr:`pending`) are made columns first."""
+        rows = [item for item in items if type(item) is not Successes]
+        if len(rows) < len(items):
+            for item in items:
+                if type(item) is Successes:
+                    self._fold_successes(item)
+        if not rows:
             return
-        if short:
-            self._fold_successes(list(compress(rows, map(eq, sizes, repeat(SHORT)))))
+        sizes = list(map(len, rows))
+        if sizes.count(SHORT):
+            self._fold_successes(Successes.of_rows(
+                list(compress(rows, map(eq, sizes, repeat(SHORT))))))
             rows = list(compress(rows, map(ne, sizes, repeat(SHORT))))
         self._fold_rows(rows)
 
-    def _fold_successes(self, rows: list[Any]) -> None:
-        """Success rows (:data:`asyncq.events.SUCCESS_ROW`) by columns, made in C: a
-        batch mostly has one task and queue, and its run times one bucket."""
-        if not rows:
-            return
+    def _fold_successes(self, rows: Successes) -> None:
+        """Success rows by columns: a batch mostly has one task and queue, and its run
+        times one bucket."""
         n = len(rows)
-        tasks, queues = list(map(_TASK, rows)), list(map(_QUEUE, rows))
-        if tasks.count(tasks[0]) == n and queues.count(queues[0]) == n:
-            self._of((tasks[0], queues[0])).succeeded(rows)
+        if not n:
             return
-        groups: dict[Key, list[Any]] = {}
-        for key, row in zip(zip(tasks, queues, strict=True), rows, strict=True):
-            groups.setdefault(key, []).append(row)
+        tasks, queues = rows.tasks, rows.queues
+        if tasks.count(tasks[0]) == n and queues.count(queues[0]) == n:
+            self._of((tasks[0], queues[0])).succeeded(rows.ts, rows.runs, rows.sent)
+            return
+        groups: dict[Key, list[tuple[Any, Any, Any]]] = {}
+        for key, t, run, sent in zip(zip(tasks, queues, strict=True), rows.ts, rows.runs,
+                                     rows.sent, strict=True):
+            groups.setdefault(key, []).append((t, run, sent))
         for key, group in groups.items():
-            self._of(key).succeeded(group)
+            ts, runs, stamps = (list(column) for column in zip(*group, strict=True))
+            self._of(key).succeeded(ts, runs, stamps)
 
     def _fold_rows(self, rows: list[Any]) -> None:
         """Full rows (:data:`asyncq.events.ROW`): one loop with no call per row; the rows

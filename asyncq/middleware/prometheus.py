@@ -2,7 +2,7 @@
 or ``asyncq worker APP --metrics-port 9808``.
 
 Per task (an outcome observer, :attr:`~asyncq.middleware.Middleware.outcomes`: a run
-costs the worker one tuple appended to a deque, folded into the figures in batches;
+costs the worker one ``list.extend`` of its row's values, folded into the figures in batches;
 nothing when the middleware is not installed):
 
 - ``asyncq_tasks_total{task,queue,outcome}`` — outcome: succeeded, failed, retried,
@@ -29,7 +29,6 @@ batches (the runs are still counted here).
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import os
 import time
@@ -37,7 +36,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
 from asyncq.errors import ConfigurationError
-from asyncq.middleware import Call, Middleware, OutcomeRow
+from asyncq.middleware import Call, Middleware, Outcomes
 from asyncq.middleware._row import ENQUEUED_AT, drain
 
 try:
@@ -106,7 +105,7 @@ class Metrics(Middleware):
         from asyncq.middleware._runstats import RunStats
 
         self.stats = RunStats()
-        self.outcomes: collections.deque[OutcomeRow] = collections.deque(maxlen=1_000_000)
+        self.outcomes: Outcomes = []
         self.stats.source = self._take_outcomes
         self.enqueued = prom.Counter("asyncq_tasks_enqueued", "Tasks sent.",
                                      ["task", "queue"], registry=self.registry)

@@ -20,7 +20,7 @@ from asyncq.brokers import DEAD_BODY_KEEP, Delivery, Outgoing
 from asyncq.context import reset_request, set_request
 from asyncq.errors import DecodeError, Retry, SerializationError, TimeLimitExceeded
 from asyncq.middleware import CallNext, Job, Middleware, Pipeline, RunResult, Skip
-from asyncq.middleware._row import ENQUEUED_AT, EVENT_TYPES, MAX_ERROR, WALL
+from asyncq.middleware._row import ENQUEUED_AT, EVENT_TYPES, MAX_ERROR, NO_HEADERS, WALL
 from asyncq.records import REJECTED, KeyWrite, ResultRecord
 from asyncq.states import TaskState
 from asyncq.task import WORKFLOW_HEADER
@@ -48,6 +48,8 @@ logger = logging.getLogger("asyncq.worker")
 _NAME = [""]
 #: Characters of an unknown task's name kept in its dead letter (the reason, the field).
 _MAX_NAME = 200
+#: The clock of run times (one global lookup per success, not two)
+_clock = time.perf_counter
 
 
 class Executor:
@@ -242,11 +244,11 @@ class Executor:
 
     def _succeeded(self, job: Job, value: Any, started: float) -> Ack:
         tell = job.pipeline.tell
-        if tell is not None:  # the observers' success row (SUCCESS_ROW): 8 plain values
-            message = job.message
-            now = time.perf_counter()  # one clock read: wall time = now + WALL[0]
+        if tell is not None:  # the observers' success row (SUCCESS_ROW; the headers for
+            message = job.message  # the enqueue stamp, read in the batch: ``_row.stamps``)
+            now = _clock()  # one clock read: wall time = now + WALL[0]
             tell((now + WALL[0], message.id, message.task, job.delivery.queue,
-                  message.attempt, now - started, self.name, message.headers.get(ENQUEUED_AT)))
+                  message.attempt, now - started, self.name, message.headers))
         if job.task.config.ignore_result:
             _log_success(job, started)
             return Ack(job.delivery)
@@ -335,13 +337,15 @@ def _chain(job: Job, around: list[Middleware], index: int) -> CallNext:
 
 def _tell(job: Job, state: TaskState, runtime: float | None, error: str | None,
           delay: float | None) -> None:
-    """Give the observers (:attr:`Middleware.outcomes`) a run's outcome."""
+    """Give the observers (:attr:`Middleware.outcomes`) a run's outcome: its full row,
+    padded to a success row's length."""
     tell = job.pipeline.tell
     if tell is not None:
         message = job.message
-        tell((EVENT_TYPES.get(state, "task-failed"), time.time(), message.id, message.task,
-              job.delivery.queue, message.attempt, state.value, runtime, error, delay, _NAME[0],
-              message.headers.get(ENQUEUED_AT)))
+        tell(((EVENT_TYPES.get(state, "task-failed"), time.time(), message.id, message.task,
+               job.delivery.queue, message.attempt, state.value, runtime, error, delay,
+               _NAME[0], message.headers.get(ENQUEUED_AT)),
+              None, None, None, None, None, None, NO_HEADERS))  # PAD: a success row's length
 
 
 def _ignore(dead: Dead) -> None:

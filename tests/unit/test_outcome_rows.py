@@ -11,7 +11,7 @@ import msgpack
 import pytest
 
 from asyncq.events import ROW, SUCCESS_ROW, as_event, pack_events, unpack_events
-from asyncq.events._block import BLOCK, blocks, full_row
+from asyncq.events._block import BLOCK, JOINED, blocks, full_row
 
 T0 = 1_760_000_000.0
 
@@ -68,7 +68,8 @@ def test_success_rows_travel_as_blocks_that_old_readers_skip() -> None:
     events = [short(n, runtime=0.25 * n) for n in range(500)]
     packed = pack_events(events)
     value = msgpack.unpackb(packed, raw=False)
-    assert [(item[0], len(item) != len(ROW)) for item in value] == [(BLOCK, True)]
+    assert [(item[0], len(item) != len(ROW)) for item in value] == [(JOINED, True)]
+    assert as_event(value[0]) is None  # not a row: a reader that knows no block skips it
     assert len(packed) < len(old_batch(events)) / 2
     got = unpack_events(packed)
     assert [e["runtime"] for e in got] == [0.25 * n for n in range(500)]  # exact doubles
@@ -81,7 +82,7 @@ def test_blocks_keep_everything_that_is_not_a_success_row_in_place() -> None:
                                     "h": 8}, short(1), short(2), failed(3), short(4)]
     out = blocks(events)
     assert [item[0] if isinstance(item, list) else item for item in out] == [
-        BLOCK, events[1], BLOCK, events[4], BLOCK]
+        JOINED, events[1], JOINED, events[4], JOINED]
     assert [item[1] for item in out if isinstance(item, list)] == [1, 2, 1]
 
 
@@ -138,3 +139,102 @@ def test_the_fold_of_one_bucket_and_of_many() -> None:
     spread = [short(n, runtime=b) for n, b in enumerate(BUCKETS[:-1] * 3)]
     folded = _stats(spread)[("t.ok", "q")]
     assert folded[2] == [3] * (len(BUCKETS) - 1) + [0]  # a bound is in its own bucket
+
+
+def test_the_ids_of_a_block_go_as_one_string_unless_one_holds_the_separator() -> None:
+    plain = [short(n) for n in range(3)]
+    odd = [*plain, (T0, "id\nwith a newline", "t.ok", "q", 1, 0.001, "1@h", None)]
+    (joined,), (listed,) = blocks(plain), blocks(odd)
+    assert (joined[0], joined[7]) == (JOINED, "id-0\nid-1\nid-2")
+    assert (listed[0], listed[7]) == (BLOCK, [row[1] for row in odd])
+    for events in (plain, odd):
+        assert unpack_events(pack_events(events)) == [as_event(e) for e in events]
+    # a block of version 1, as a worker before version 2 sends it, is still read
+    old = [BLOCK, *joined[1:7], ["id-0", "id-1", "id-2"], *joined[8:]]
+    assert unpack_events(bytes(msgpack.packb([old], use_bin_type=True))) == [
+        as_event(e) for e in plain]
+
+
+def test_a_joined_block_with_the_wrong_number_of_ids_gives_no_events() -> None:
+    (joined,) = blocks([short(n) for n in range(3)])
+    joined[7] = "id-0\nid-1"
+    raw = bytes(msgpack.packb([joined, {"type": "x"}], use_bin_type=True))
+    assert unpack_events(raw) == [{"type": "x"}]
+
+
+def test_an_observers_values_round_trip_to_the_events_of_their_rows() -> None:
+    """What the worker tells (success values, full rows padded) -> drain -> the bus's
+    batches -> readers: the events of the rows told, in order; the fold counts them
+    as it counts the rows."""
+    from asyncq.events import chunks
+    from asyncq.middleware._row import ENQUEUED_AT, PAD, Successes, drain
+
+    told: list[Any] = [short(n, runtime=0.001 * n, sent=T0 - 1 if n % 3 else None)
+                       for n in range(700)]
+    told[300:300] = [failed(300), failed(301, delay=1.0)]
+    told.append(failed(999, runtime=None))
+    outcomes: list[Any] = []
+    for row in told:  # as the worker tells them: a success with its message's headers
+        headers = {} if row[-1] is None else {"other": 1, ENQUEUED_AT: row[-1]}
+        outcomes.extend((*row[:-1], headers) if len(row) == len(SUCCESS_ROW)
+                        else (row, *PAD))
+    items = drain(outcomes)
+    assert outcomes == []
+    assert [type(i) for i in items] == [Successes, tuple, tuple, Successes, tuple]
+    batches = chunks(items, 500)
+    assert [sum(len(i) if isinstance(i, Successes) else 1 for i in b) for b in batches] == [
+        500, 203]
+    got = [e for b in batches for e in unpack_events(pack_events(b))]
+    assert got == [as_event(e) for e in told]
+    pytest.importorskip("prometheus_client")
+    folded, expected = _stats(items), _stats(told)
+    assert folded.keys() == expected.keys()
+    for key, (kinds, retries, run, run_sum, wait, wait_sum) in expected.items():
+        assert folded[key] == (kinds, retries, run, pytest.approx(run_sum), wait,
+                               pytest.approx(wait_sum))  # sums added in another order
+
+
+def test_stamps_come_from_any_mapping_of_headers() -> None:
+    from types import MappingProxyType
+
+    from asyncq.middleware._row import ENQUEUED_AT, stamps
+
+    assert stamps([{}, {ENQUEUED_AT: T0}]) == [None, T0]
+    assert stamps([{ENQUEUED_AT: T0}, MappingProxyType({ENQUEUED_AT: 2.0})]) == [T0, 2.0]
+
+
+def test_a_full_event_buffer_drops_the_oldest_events_counting_rows_of_columns() -> None:
+    from asyncq.events import rows_of
+    from asyncq.events.monitor import Drops, _Side
+    from asyncq.middleware._row import Successes
+
+    side = _Side(Any, Any, 2.0, Drops(), limit=5)  # type: ignore[arg-type]
+    first = {"type": "worker-online"}
+    side.keep([first, Successes.of_rows([short(n) for n in range(3)])])
+    assert (side.count, side.drops.count) == (4, 0)
+    side.keep([failed(3), Successes.of_rows([short(n) for n in range(4, 7)])])
+    assert (side.count, side.drops.count) == (5, 3)  # the map and two rows of the first
+    kept = [row for item in side.take() for row in rows_of(item)]
+    assert kept == [short(2), failed(3), short(4), short(5), short(6)]
+    assert (side.count, side.take()) == (0, [])
+
+
+async def test_events_alone_take_outcomes_on_their_own_loop_bounded_by_the_buffer() -> None:
+    """The observer's list has no bound: Events alone move it into the bounded buffer
+    every 0.25 s by a loop that no send waits for."""
+    import asyncio
+
+    from asyncq.events.monitor import Events, _Side
+
+    events = Events()
+    side = _Side(Any, Any, 2.0, events.drops, limit=5)  # type: ignore[arg-type]
+    side.source = events.source
+    for n in range(10):
+        events.outcomes.extend((*short(n)[:-1], {}))
+    loop = asyncio.create_task(side.collect_loop())
+    await asyncio.sleep(0.4)
+    loop.cancel()
+    assert events.outcomes == []
+    assert (side.count, events.drops.count) == (5, 5)
+    assert [row[1] for item in side.take() for row in item.rows()] == [
+        f"id-{n}" for n in range(5, 10)]
