@@ -7,7 +7,9 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from asyncq.records import ResultRecord
 from asyncq.results.redis import _PER_CALL, RedisResultBackend, result_key
@@ -79,3 +81,28 @@ async def _messages(pubsub: Any) -> list[bytes]:
         heard.append(message["channel"])
     await asyncio.sleep(0)
     return heard
+
+
+async def test_a_write_that_fails_does_not_cost_the_others_of_its_call(
+        redis_url: str, redis_aio: aioredis.Redis, unique: Callable[[str], str]) -> None:
+    """One record Redis refuses (its key holds another type: a caller's own task id)
+    fails the batch as it did when each record had a call of its own, but the writes
+    after it in the same script call are stored and notified all the same."""
+    backend = RedisResultBackend(redis_url, ttl=60)
+    before, bad, after = (unique("poison") for _ in range(3))
+    try:
+        await redis_aio.hset(result_key(bad), "not", "a record")
+        pubsub = redis_aio.pubsub()
+        await pubsub.subscribe(backend.channel_for(after))
+        await pubsub.get_message(timeout=1)
+        writes = [backend.success_write(task_id, n, 1, "t")
+                  for n, task_id in enumerate((before, bad, after))]
+        with pytest.raises(ResponseError, match="WRONGTYPE"):  # as each call's used to
+            await backend.store_writes(writes)
+        assert await _state(backend, before) == TaskState.SUCCESS
+        assert await _state(backend, after) == TaskState.SUCCESS
+        assert await _messages(pubsub) == [backend.channel_for(after).encode()]
+        await pubsub.aclose()
+    finally:
+        await redis_aio.delete(*(result_key(task_id) for task_id in (before, bad, after)))
+        await backend.close()
