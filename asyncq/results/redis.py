@@ -10,7 +10,7 @@ tasks on its one reply channel and for any other id on that id's channel; see
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
 from typing import Any
 
 from asyncq import _redis
@@ -30,6 +30,11 @@ _RESULT_PREFIX = "asyncq:result:"
 _DONE_PREFIX = "asyncq:done:"
 #: Writes stored by one script call at most (a call holds Redis for its whole run).
 _PER_CALL = 500
+#: Record bytes one script call takes at most (it takes one write, however large): what
+#: a call publishes reaches a subscriber's output buffer at once, and Redis cuts off a
+#: subscriber past 32 MB of it (``client-output-buffer-limit pubsub``, the default);
+#: between calls it sends on what it has.
+_BYTES_PER_CALL = 1 << 20
 
 
 def result_key(task_id: str) -> str:
@@ -111,10 +116,10 @@ class RedisResultBackend(ResultBackend):
     async def _put_in(self, writes: Sequence[KeyWrite], per_call: int) -> None:
         with _redis.mapped_errors("Redis result backend", self.url):
             batch = _redis.ScriptBatch(self.client, self.replication)
-            for start in range(0, len(writes), per_call):
+            for call in _calls(writes, per_call):
                 keys: list[str] = []
                 args: list[Any] = []
-                for w in writes[start : start + per_call]:
+                for w in call:
                     keys.append(w.key)
                     args += (w.ttl_ms, "1" if w.final else "0", w.channel or "", w.value,
                              w.reply or "")
@@ -135,3 +140,16 @@ class RedisResultBackend(ResultBackend):
         channel = self.channel_for(task_id)
         assert channel is not None
         return self._listener.wait(task_id, channel)
+
+
+def _calls(writes: Sequence[KeyWrite], per_call: int) -> Iterator[Sequence[KeyWrite]]:
+    """``writes`` cut into script calls: :data:`_BYTES_PER_CALL` bytes of records and
+    ``per_call`` writes at most (one write alone when it is larger)."""
+    start, size = 0, 0
+    for end, w in enumerate(writes):
+        if end > start and (end - start == per_call or size + len(w.value) > _BYTES_PER_CALL):
+            yield writes[start:end]
+            start, size = end, 0
+        size += len(w.value)
+    if start < len(writes):
+        yield writes[start:]

@@ -4,10 +4,12 @@ record rule (first final writer wins), each notified, more than one call's worth
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
@@ -106,3 +108,51 @@ async def test_a_write_that_fails_does_not_cost_the_others_of_its_call(
     finally:
         await redis_aio.delete(*(result_key(task_id) for task_id in (before, bad, after)))
         await backend.close()
+
+
+def test_a_batch_of_large_records_does_not_cut_off_a_listener(
+        redis_url: str, redis_client: redis.Redis, unique: Callable[[str], str]) -> None:
+    """What one script call publishes reaches a subscriber's output buffer at once:
+    Redis cuts off a subscriber past 32 MB of it (``client-output-buffer-limit pubsub``,
+    the default). 400 records of 100 kB (40 MB, a worker's settled batch of mid-size
+    results) must reach a listener that reads all along, as they did one call each."""
+    backend = RedisResultBackend(redis_url, ttl=60)
+    ids = [unique("large") for _ in range(400)]
+    reply = unique("asyncq:test-reply")
+    heard: list[bytes] = []
+    lost: list[BaseException] = []
+    subscribed = threading.Event()
+
+    def listen() -> None:
+        pubsub = redis_client.pubsub()
+        try:
+            pubsub.subscribe(reply)
+            pubsub.get_message(timeout=5)
+            subscribed.set()
+            while len(heard) < len(ids):
+                message = pubsub.get_message(ignore_subscribe_messages=True, timeout=10)
+                if message is None:
+                    return
+                heard.append(message["data"])
+        except redis.ConnectionError as exc:
+            lost.append(exc)
+        finally:
+            pubsub.close()
+
+    async def store() -> None:
+        writes = [backend.success_write(task_id, "x" * 100_000, 1, "t") for task_id in ids]
+        for write in writes:
+            write.reply = reply
+        await backend.store_writes(writes)
+        await backend.close()
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    try:
+        assert subscribed.wait(5)
+        asyncio.run(store())
+        listener.join(30)
+        assert not lost, lost  # the subscriber was cut off
+        assert len(heard) == len(ids)
+    finally:
+        redis_client.delete(*(result_key(task_id) for task_id in ids))
