@@ -83,8 +83,7 @@ async def test_a_waiting_fetch_returns_when_a_delivery_comes_and_leaves_none_beh
         app: asyncq.App) -> None:
     echo = app.task(_identity)
     async with app:
-        consumer = app.broker.consumer([app.default_queue], prefetch=10, lease=30)
-        assert await consumer.fetch(10, 0.01) == []  # consuming
+        consumer = await _consuming(app)
         waiting = asyncio.create_task(consumer.fetch(10, 60.0))
         await asyncio.sleep(0.05)
         await echo.enqueue(1)
@@ -107,8 +106,7 @@ async def test_two_fetches_waiting_at_once_each_return_when_deliveries_come(
         app: asyncq.App) -> None:
     echo = app.task(_identity)
     async with app:
-        consumer = app.broker.consumer([app.default_queue], prefetch=10, lease=30)
-        assert await consumer.fetch(10, 0.01) == []  # consuming
+        consumer = await _consuming(app)
         waiting = [asyncio.create_task(consumer.fetch(1, 60.0)) for _ in range(2)]
         await asyncio.sleep(0.05)
         await app.enqueue_many([echo.s(1), echo.s(2)])
@@ -121,6 +119,13 @@ async def test_two_fetches_waiting_at_once_each_return_when_deliveries_come(
         assert sorted(app.codec.decode(d.body, d.queue).args[0] for d in deliveries) == [1, 2]
         await consumer.ack([Settlement(d) for d in deliveries])
         await consumer.close()
+
+
+async def _consuming(app: asyncq.App) -> Consumer:
+    """A consumer of the app's default queue that has started consuming."""
+    consumer = app.broker.consumer([app.default_queue], prefetch=10, lease=30)
+    assert await consumer.fetch(10, 0.01) == []
+    return consumer
 
 
 async def _identity(x: int) -> int:
