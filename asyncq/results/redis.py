@@ -10,7 +10,7 @@ tasks on its one reply channel and for any other id on that id's channel; see
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterator, Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from asyncq import _redis
@@ -116,13 +116,7 @@ class RedisResultBackend(ResultBackend):
     async def _put_in(self, writes: Sequence[KeyWrite], per_call: int) -> None:
         with _redis.mapped_errors("Redis result backend", self.url):
             batch = _redis.ScriptBatch(self.client, self.replication)
-            for call in _calls(writes, per_call):
-                keys: list[str] = []
-                args: list[Any] = []
-                for w in call:
-                    keys.append(w.key)
-                    args += (w.ttl_ms, "1" if w.final else "0", w.channel or "", w.value,
-                             w.reply or "")
+            for keys, args in _script_calls(writes, per_call):
                 batch.script(self._store_script, keys, args)
             await batch.execute()
 
@@ -142,14 +136,24 @@ class RedisResultBackend(ResultBackend):
         return self._listener.wait(task_id, channel)
 
 
-def _calls(writes: Sequence[KeyWrite], per_call: int) -> Iterator[Sequence[KeyWrite]]:
-    """``writes`` cut into script calls: :data:`_BYTES_PER_CALL` bytes of records and
-    ``per_call`` writes at most (one write alone when it is larger)."""
-    start, size = 0, 0
-    for end, w in enumerate(writes):
-        if end > start and (end - start == per_call or size + len(w.value) > _BYTES_PER_CALL):
-            yield writes[start:end]
-            start, size = end, 0
-        size += len(w.value)
-    if start < len(writes):
-        yield writes[start:]
+
+def _script_calls(writes: Sequence[KeyWrite], per_call: int
+                 ) -> list[tuple[list[str], list[Any]]]:
+    """The keys and arguments of each ``store_result`` call that stores ``writes``, in
+    order: ``per_call`` writes and :data:`_BYTES_PER_CALL` bytes of records at most
+    (a larger record alone)."""
+    calls: list[tuple[list[str], list[Any]]] = []
+    keys: list[str] = []
+    args: list[Any] = []
+    size = 0
+    for w in writes:
+        value = w.value
+        if keys and (len(keys) == per_call or size + len(value) > _BYTES_PER_CALL):
+            calls.append((keys, args))
+            keys, args, size = [], [], 0
+        keys.append(w.key)
+        args += (w.ttl_ms, "1" if w.final else "0", w.channel or "", value, w.reply or "")
+        size += len(value)
+    if keys:
+        calls.append((keys, args))
+    return calls

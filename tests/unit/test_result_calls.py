@@ -10,7 +10,7 @@ import random
 import pytest
 
 from asyncq.records import KeyWrite
-from asyncq.results.redis import _BYTES_PER_CALL, _calls
+from asyncq.results.redis import _BYTES_PER_CALL, _script_calls
 
 
 @pytest.mark.parametrize("seed", range(50))
@@ -21,7 +21,12 @@ def test_calls_keep_the_order_and_the_bounds(seed: int) -> None:
     writes = [KeyWrite(f"k{n}", b"v" * size, 1000, None, True, None)
               for n, size in enumerate(sizes)]
     per_call = rng.choice((1, 3, 500))
-    calls = list(_calls(writes, per_call))
+    by_key = {w.key: w for w in writes}
+    calls = []
+    for keys, args in _script_calls(writes, per_call):
+        call = [by_key[key] for key in keys]
+        assert args == [item for w in call for item in (1000, "1", "", w.value, "")]
+        calls.append(call)
     assert [w for call in calls for w in call] == writes
     for call in calls:
         assert 1 <= len(call) <= per_call
