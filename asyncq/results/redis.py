@@ -30,6 +30,11 @@ _RESULT_PREFIX = "asyncq:result:"
 _DONE_PREFIX = "asyncq:done:"
 #: Writes stored by one script call at most (a call holds Redis for its whole run).
 _PER_CALL = 500
+#: Record bytes one script call takes at most (it takes one write, however large): what
+#: a call publishes reaches a subscriber's output buffer at once, and Redis cuts off a
+#: subscriber past 32 MB of it (``client-output-buffer-limit pubsub``, the default);
+#: between calls it sends on what it has.
+_BYTES_PER_CALL = 1 << 20
 
 
 def result_key(task_id: str) -> str:
@@ -111,13 +116,7 @@ class RedisResultBackend(ResultBackend):
     async def _put_in(self, writes: Sequence[KeyWrite], per_call: int) -> None:
         with _redis.mapped_errors("Redis result backend", self.url):
             batch = _redis.ScriptBatch(self.client, self.replication)
-            for start in range(0, len(writes), per_call):
-                keys: list[str] = []
-                args: list[Any] = []
-                for w in writes[start : start + per_call]:
-                    keys.append(w.key)
-                    args += (w.ttl_ms, "1" if w.final else "0", w.channel or "", w.value,
-                             w.reply or "")
+            for keys, args in _script_calls(writes, per_call):
                 batch.script(self._store_script, keys, args)
             await batch.execute()
 
@@ -135,3 +134,26 @@ class RedisResultBackend(ResultBackend):
         channel = self.channel_for(task_id)
         assert channel is not None
         return self._listener.wait(task_id, channel)
+
+
+
+def _script_calls(writes: Sequence[KeyWrite], per_call: int
+                 ) -> list[tuple[list[str], list[Any]]]:
+    """The keys and arguments of each ``store_result`` call that stores ``writes``, in
+    order: ``per_call`` writes and :data:`_BYTES_PER_CALL` bytes of records at most
+    (a larger record alone)."""
+    calls: list[tuple[list[str], list[Any]]] = []
+    keys: list[str] = []
+    args: list[Any] = []
+    size = 0
+    for w in writes:
+        value = w.value
+        if keys and (len(keys) == per_call or size + len(value) > _BYTES_PER_CALL):
+            calls.append((keys, args))
+            keys, args, size = [], [], 0
+        keys.append(w.key)
+        args += (w.ttl_ms, "1" if w.final else "0", w.channel or "", value, w.reply or "")
+        size += len(value)
+    if keys:
+        calls.append((keys, args))
+    return calls

@@ -4,10 +4,14 @@ record rule (first final writer wins), each notified, more than one call's worth
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+import redis
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from asyncq.records import ResultRecord
 from asyncq.results.redis import _PER_CALL, RedisResultBackend, result_key
@@ -79,3 +83,76 @@ async def _messages(pubsub: Any) -> list[bytes]:
         heard.append(message["channel"])
     await asyncio.sleep(0)
     return heard
+
+
+async def test_a_write_that_fails_does_not_cost_the_others_of_its_call(
+        redis_url: str, redis_aio: aioredis.Redis, unique: Callable[[str], str]) -> None:
+    """One record Redis refuses (its key holds another type: a caller's own task id)
+    fails the batch as it did when each record had a call of its own, but the writes
+    after it in the same script call are stored and notified all the same."""
+    backend = RedisResultBackend(redis_url, ttl=60)
+    before, bad, after = (unique("poison") for _ in range(3))
+    try:
+        await redis_aio.hset(result_key(bad), "not", "a record")
+        pubsub = redis_aio.pubsub()
+        await pubsub.subscribe(backend.channel_for(after))
+        await pubsub.get_message(timeout=1)
+        writes = [backend.success_write(task_id, n, 1, "t")
+                  for n, task_id in enumerate((before, bad, after))]
+        with pytest.raises(ResponseError, match="WRONGTYPE"):  # as each call's used to
+            await backend.store_writes(writes)
+        assert await _state(backend, before) == TaskState.SUCCESS
+        assert await _state(backend, after) == TaskState.SUCCESS
+        assert await _messages(pubsub) == [backend.channel_for(after).encode()]
+        await pubsub.aclose()
+    finally:
+        await redis_aio.delete(*(result_key(task_id) for task_id in (before, bad, after)))
+        await backend.close()
+
+
+def test_a_batch_of_large_records_does_not_cut_off_a_listener(
+        redis_url: str, redis_client: redis.Redis, unique: Callable[[str], str]) -> None:
+    """What one script call publishes reaches a subscriber's output buffer at once:
+    Redis cuts off a subscriber past 32 MB of it (``client-output-buffer-limit pubsub``,
+    the default). 400 records of 100 kB (40 MB, a worker's settled batch of mid-size
+    results) must reach a listener that reads all along, as they did one call each."""
+    backend = RedisResultBackend(redis_url, ttl=60)
+    ids = [unique("large") for _ in range(400)]
+    reply = unique("asyncq:test-reply")
+    heard: list[bytes] = []
+    lost: list[BaseException] = []
+    subscribed = threading.Event()
+
+    def listen() -> None:
+        pubsub = redis_client.pubsub()
+        try:
+            pubsub.subscribe(reply)
+            pubsub.get_message(timeout=5)
+            subscribed.set()
+            while len(heard) < len(ids):
+                message = pubsub.get_message(ignore_subscribe_messages=True, timeout=10)
+                if message is None:
+                    return
+                heard.append(message["data"])
+        except redis.ConnectionError as exc:
+            lost.append(exc)
+        finally:
+            pubsub.close()
+
+    async def store() -> None:
+        writes = [backend.success_write(task_id, "x" * 100_000, 1, "t") for task_id in ids]
+        for write in writes:
+            write.reply = reply
+        await backend.store_writes(writes)
+        await backend.close()
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    try:
+        assert subscribed.wait(5)
+        asyncio.run(store())
+        listener.join(30)
+        assert not lost, lost  # the subscriber was cut off
+        assert len(heard) == len(ids)
+    finally:
+        redis_client.delete(*(result_key(task_id) for task_id in ids))

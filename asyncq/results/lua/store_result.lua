@@ -2,10 +2,23 @@
 -- a batch of writes is one script call, not one call per record.
 -- KEYS[i] the i-th result key; ARGV 5 per key, in key order: ttl_ms, final ('1'/'0'),
 -- channel ('' for none), value, reply channel ('' for none)
-local stored = 0
-for i = 1, #KEYS do
+-- A write Redis refuses (its key holds another type) does not stop the others: each
+-- is stored as if it had a call of its own, then the first refusal fails the call.
+local function store(i)
   local at = (i - 1) * 5
-  stored = stored + asyncq_store(KEYS[i], ARGV[at + 4], ARGV[at + 1], ARGV[at + 2] == '1',
-                                 ARGV[at + 3], ARGV[at + 5])
+  return asyncq_store(KEYS[i], ARGV[at + 4], ARGV[at + 1], ARGV[at + 2] == '1',
+                      ARGV[at + 3], ARGV[at + 5])
+end
+local stored, refused = 0, nil
+for i = 1, #KEYS do
+  local ok, wrote = pcall(store, i)
+  if ok then
+    stored = stored + wrote
+  elseif refused == nil then
+    refused = wrote
+  end
+end
+if refused ~= nil then
+  error(refused)
 end
 return stored
