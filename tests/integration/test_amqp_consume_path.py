@@ -97,11 +97,6 @@ async def test_a_waiting_fetch_returns_when_a_delivery_comes_and_leaves_none_beh
         assert await app.broker.queue_size(app.default_queue) == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "since 1627efd fetch waits on one future (self._arrival): a second fetch waiting at "
-    "the same time replaces the first's, which then sleeps out its whole timeout with a "
-    "delivery in the inbox (asyncio.Queue woke each getter). The worker fetches from one "
-    "loop only; a fix needs a waiter list and wake() for each, see review4-report.md"))
 async def test_two_fetches_waiting_at_once_each_return_when_deliveries_come(
         app: asyncq.App) -> None:
     echo = app.task(_identity)
@@ -118,6 +113,17 @@ async def test_two_fetches_waiting_at_once_each_return_when_deliveries_come(
         deliveries = [d for batch in got for d in batch]
         assert sorted(app.codec.decode(d.body, d.queue).args[0] for d in deliveries) == [1, 2]
         await consumer.ack([Settlement(d) for d in deliveries])
+        await consumer.close()
+
+
+async def test_fetches_that_time_out_leave_no_waiter_behind(app: asyncq.App) -> None:
+    """An idle worker's fetch times out again and again: each wait is gone after it."""
+    async with app:
+        consumer = await _consuming(app)
+        for _ in range(5):
+            assert await consumer.fetch(1, 0.01) == []
+        assert consumer._arrivals == []  # type: ignore[attr-defined]
+        assert consumer._waiting == set()  # type: ignore[attr-defined]
         await consumer.close()
 
 

@@ -79,7 +79,7 @@ class AmqpConsumer(Consumer):
         self._queues = queues
         self._prefetch = max(1, min(prefetch, _MAX_PREFETCH))
         self._inbox: deque[Delivery] = deque()  # delivered, not handed out by fetch yet
-        self._arrival: asyncio.Future[None] | None = None  # fetch waits on it
+        self._arrivals: list[asyncio.Future[None]] = []  # fetches wait on them
         self._held: dict[int, Delivery] = {}
         self._books = Books()  # outstanding delivery tags per channel (multiple-acks)
         self._channel: AbstractRobustChannel | None = None
@@ -92,7 +92,7 @@ class AmqpConsumer(Consumer):
         self._idle = asyncio.Event()
         self._idle.set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._waiting: asyncio.Timeout | None = None  # fetch's wait for a first delivery
+        self._waiting: set[asyncio.Timeout] = set()  # fetches' waits for a first delivery
         self._woken = False
 
     # -- starting ------------------------------------------------------------------
@@ -173,9 +173,12 @@ class AmqpConsumer(Consumer):
         delivery = Delivery(message.body, queue, self._count(message), _Tag(message, route, book))
         self._held[id(delivery)] = delivery
         self._inbox.append(delivery)
-        arrival = self._arrival
-        if arrival is not None and not arrival.done():
-            arrival.set_result(None)
+        arrivals = self._arrivals
+        if arrivals:  # each waiting fetch (nearly always one) looks at the inbox
+            for arrival in arrivals:
+                if not arrival.done():
+                    arrival.set_result(None)
+            arrivals.clear()
         return delivery
 
     def _count(self, message: Message) -> int:
@@ -210,22 +213,28 @@ class AmqpConsumer(Consumer):
         """Wait up to ``timeout`` for a delivery (not at all after :meth:`wake`): True
         when one is in the inbox."""
         woken, self._woken = self._woken, False
-        self._arrival = asyncio.get_running_loop().create_future()
+        arrival = asyncio.get_running_loop().create_future()
+        arrivals, waits = self._arrivals, self._waiting
+        arrivals.append(arrival)
         try:
-            async with asyncio.timeout(0 if woken else timeout) as self._waiting:
-                await self._arrival
+            async with asyncio.timeout(0 if woken else timeout) as waiting:
+                waits.add(waiting)
+                await arrival
         except TimeoutError:
             pass
         finally:
-            self._waiting = self._arrival = None
+            waits.discard(waiting)
+            if arrival in arrivals:  # timed out or cancelled: no longer one to wake
+                arrivals.remove(arrival)
         return bool(self._inbox)
 
     def wake(self) -> None:
         """End fetch's wait now: what arrives stays in the inbox (a wait takes nothing
         out of it), and close() hands it back."""
         self._woken = True
-        if self._waiting is not None:
-            self._waiting.reschedule(asyncio.get_running_loop().time())
+        now = asyncio.get_running_loop().time()
+        for waiting in self._waiting:
+            waiting.reschedule(now)
 
     def _forget(self, delivery: Delivery) -> bool:
         if self._held.pop(id(delivery), None) is None:
