@@ -33,13 +33,12 @@ from redis.asyncio.client import PubSub
 
 from asyncq import _redis
 from asyncq._batch import Coalescer
-from asyncq._record_signing import genuine
-from asyncq.errors import ResultUnavailable
+from asyncq._record_signing import open_record
+from asyncq.errors import DecodeError, ResultUnavailable
 from asyncq.records import decode_record, is_final
 from asyncq.results import ResultBackend, _pubsub
 from asyncq.results._early import EarlyResults
 from asyncq.results._keys import KeyReads, ReadMany
-from asyncq.results._quick import QuickWaits, Waiting
 
 __all__ = ["REPLY_IDLE", "REPLY_PREFIX", "Listener"]
 
@@ -54,6 +53,7 @@ REPLY_IDLE: Final = 1.0
 #: re-reading the waited keys anyway.
 _RESUBSCRIBE_WAIT: Final = 2.0
 
+_Waiting = tuple[str, list["asyncio.Future[bytes]"]]
 _LoadMany = Callable[[Sequence[str]], Awaitable[list[bytes | BaseException | None]]]
 
 
@@ -79,10 +79,9 @@ class Listener:
         self._keys = KeyReads(backend, key_of, read_many)
         self._pubsub: PubSub | None = None
         #: per-id waits: channel -> (task id, futures)
-        self._waiters: dict[str, Waiting] = {}
+        self._waiters: dict[str, _Waiting] = {}
         #: waits on the reply channel: result key (bytes) -> (task id, futures)
-        self._mine: dict[bytes, Waiting] = {}
-        self._quick = QuickWaits(self._mine, self._fell_idle)
+        self._mine: dict[bytes, _Waiting] = {}
         #: the reply channel while it is subscribed (confirmed), and when it fell idle
         self._reply: str | None = None
         self._opening: asyncio.Future[None] | None = None
@@ -107,37 +106,21 @@ class Listener:
         self._live = backend.generation if live else None
 
     # -- waiting -------------------------------------------------------------------
-    def wait_mine(self, task_id: str, channel: str, since: int | None = None
-                  ) -> Awaitable[bytes]:
+    async def wait_mine(self, task_id: str, channel: str, since: int | None = None) -> bytes:
         """Wait on this process's reply channel ``channel`` for ``task_id``'s record.
 
         ``since``: the backend's ``generation`` when ``enqueue`` made the handle (None
         for any other handle). At or after the one the channel went live at, the task
         was published while the channel was subscribed: its record comes over the
-        channel (or came, and waits in ``self._early``), so its key is not read, and
-        while the channel is live the wait is a bare future (no coroutine: fan-in).
+        channel (or came, and waits in ``self._early``), so its key is not read.
         """
         key = self._key_of(task_id).encode()
         # only the stamped handle, which reads no key, claims an early record
         early = self._early.take(key) if since is not None else self._early.peek(key)
         if early is not None:
             if self._genuine_for(task_id, early):
-                done: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-                done.set_result(early)
-                return done
+                return early
             since = None  # a forged one may have replaced the genuine one: read the key
-        if since is not None and self._live_for(channel, since) and key not in self._mine:
-            return self._quick.wait(task_id, key)
-        return self._wait_mine(task_id, key, channel, since)
-
-    def _live_for(self, channel: str, since: int) -> bool:
-        """The channel is live for a handle stamped ``since``, and has a reader."""
-        live, reader = self._live, self._reader
-        return (self._reply == channel and live is not None and since >= live
-                and reader is not None and not reader.done())
-
-    async def _wait_mine(self, task_id: str, key: bytes, channel: str,
-                         since: int | None) -> bytes:
         fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         entry = self._mine.get(key)
         if entry is None:
@@ -161,10 +144,7 @@ class Listener:
             if not futs and self._mine.get(key) is entry:
                 del self._mine[key]
                 if not self._mine:
-                    self._fell_idle()
-
-    def _fell_idle(self) -> None:
-        self._idle_since = asyncio.get_running_loop().time()
+                    self._idle_since = asyncio.get_running_loop().time()
 
     async def _open_reply(self, channel: str) -> None:
         """Subscribe the reply channel: one subscription for all who wait meanwhile."""
@@ -347,8 +327,8 @@ class Listener:
     def _on_message(self, channel: str, data: bytes) -> None:
         if channel.startswith(REPLY_PREFIX):
             self._dispatch_mine(data)
-        elif (entry := self._waiters.get(channel)) and self._genuine_for(entry[0], data):
-            self._resolve(entry, data)
+        elif self._genuine(channel, data):
+            self._resolve(self._waiters.get(channel), data)
 
     def _dispatch_mine(self, data: bytes) -> None:
         key, _, raw = data.partition(b" ")
@@ -356,14 +336,27 @@ class Listener:
         if entry is None:
             self._early.keep(key, raw)  # checked when claimed (the task id is not known)
         elif self._backend.signer is None or self._genuine_for(entry[0], raw):
-            self._quick.settle(key, entry)
             self._resolve(entry, raw)
 
+    def _genuine(self, channel: str, raw: bytes) -> bool:
+        entry = self._waiters.get(channel)
+        return entry is None or self._genuine_for(entry[0], raw)
+
     def _genuine_for(self, task_id: str, raw: bytes) -> bool:
-        return genuine(raw, task_id, self._backend.signer, logger)
+        """With signing on, a notification must carry a genuine record: one published
+        by anyone else is ignored (the waiter goes on waiting for the real one)."""
+        signer = self._backend.signer
+        if signer is None:
+            return True
+        try:
+            open_record(raw, task_id, signer)
+        except DecodeError:
+            logger.warning("ignored a forged result notification for task %s", task_id)
+            return False
+        return True
 
     @staticmethod
-    def _resolve(entry: Waiting | None, raw: bytes) -> None:
+    def _resolve(entry: _Waiting | None, raw: bytes) -> None:
         for fut in entry[1] if entry else []:
             if not fut.done():
                 fut.set_result(raw)
