@@ -110,15 +110,28 @@ async def drain(ledger: Ledger, wanted: set[int], deadline_s: float) -> None:
 
 
 def leftover(group: SentinelGroup) -> dict[str, int]:
-    """What the new master still holds of the queue (no stream at all: nothing)."""
+    """What the new master still holds of the queue: the stream and its pending
+    entries, and the delayed set and the dead letters (a task in either is not lost,
+    but the drain does not wait for it)."""
     client = group.master().client()
     try:
-        if not client.exists("asyncq:{work}:stream"):
-            return {"stream": 0, "pending": 0}
-        pending = client.xpending("asyncq:{work}:stream", "asyncq")["pending"]
-        return {"stream": client.xlen("asyncq:{work}:stream"), "pending": pending}
+        out = {"stream": 0, "pending": 0,
+               "delayed": client.zcard("asyncq:{work}:delayed"),
+               "dead": client.xlen("asyncq:{work}:dead")}
+        if client.exists("asyncq:{work}:stream"):
+            out["stream"] = client.xlen("asyncq:{work}:stream")
+            out["pending"] = client.xpending("asyncq:{work}:stream", "asyncq")["pending"]
+        return out
     finally:
         client.close()
+
+
+def log_tail(workdir: Path, name: str, lines: int = 40) -> str:
+    """The last lines of a worker's log (kept in the failure message: pytest keeps a
+    few workdirs only)."""
+    path = workdir / f"{name}.log"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() \
+        else "(no log)"
 
 
 @pytest.mark.parametrize("kind", ["kill", "lag-kill", "partition-kill"])
