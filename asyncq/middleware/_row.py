@@ -22,12 +22,11 @@ import time
 from collections.abc import Iterator
 from itertools import compress, repeat
 from operator import is_not
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 __all__ = ["ENQUEUED_AT", "EVENT_TYPES", "MAX_ERROR", "NO_HEADERS", "PAD", "SHORT", "WALL",
-           "Successes", "drain", "split", "stamps", "take"]
+           "Successes", "drain", "split", "stamps"]
 
-T = TypeVar("T")
 _TAKING = threading.Lock()
 
 #: The header the producer stamps with the enqueue time (unix seconds), when it has
@@ -111,15 +110,6 @@ def stamps(headers: list[Any]) -> list[Any]:
         return list(map(dict.get, headers, repeat(ENQUEUED_AT)))
     except TypeError:  # a mapping that is not a dict
         return [mapping.get(ENQUEUED_AT) for mapping in headers]
-
-
-def take(items: list[T]) -> list[T]:
-    """Take every item waiting in ``items`` (from any thread), oldest first."""
-    with _TAKING:
-        n = len(items)
-        taken = items[:n]
-        del items[:n]
-    return taken
 
 
 def split(columns: list[list[Any]]) -> list[Successes | tuple[Any, ...]]:

@@ -20,7 +20,7 @@ from typing import Any, Final
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.utils import INF
 
-from asyncq.middleware._row import SHORT, Successes, take
+from asyncq.middleware._row import SHORT, Successes
 
 __all__ = ["BUCKETS", "RunStats"]
 
@@ -114,29 +114,25 @@ class RunStats:
     """Outcomes, run times, queue waits and retries by task and queue."""
 
     def __init__(self) -> None:
-        #: outcome rows, and :class:`~asyncq.middleware._row.Successes`
-        self.pending: list[Any] = []
-        #: called first by each fold: moves outcomes waiting elsewhere into ``pending``
+        #: called by each fold: folds (:meth:`add`) the outcomes waiting in the observer
         self.source: Callable[[], None] | None = None
         self._lock = threading.Lock()
         self._series: dict[Key, _Series] = {}
 
     def fold(self) -> None:
-        """Move pending runs into the totals (from any thread)."""
+        """Move the runs told since the last fold into the totals (from any thread)."""
         if self.source is not None:
             self.source()
-        with self._lock:
-            self._fold(take(self.pending))
 
     def add(self, rows: list[Any]) -> None:
-        """Fold outcome rows now (from any thread): what an observer that has a batch in
-        hand does, rather than queue it in :attr:`pending` to be taken again."""
+        """Fold outcome rows now (from any thread): what an observer does with a batch
+        it took."""
         with self._lock:
             self._fold(rows)
 
     def _fold(self, items: list[Any]) -> None:
         """Successes by columns; full rows (failures, retries, skips: few) by a loop.
-        Success rows as tuples (queued in :attr:`pending`) are made columns first."""
+        Success rows given as tuples are made columns first."""
         rows = [item for item in items if type(item) is not Successes]
         if len(rows) < len(items):
             for item in items:

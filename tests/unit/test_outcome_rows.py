@@ -101,8 +101,7 @@ def _stats(rows: list[Any]) -> dict[Any, Any]:
     from asyncq.middleware._runstats import RunStats
 
     stats = RunStats()
-    stats.pending.extend(rows)
-    stats.fold()
+    stats.add(rows)
     return {key: (s.kinds, s.retries, s.run, s.run_sum, s.wait, s.wait_sum)
             for key, s in stats._series.items()}
 
