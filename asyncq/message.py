@@ -57,7 +57,7 @@ def new_id() -> str:
     try:
         return ids.pop()  # (one step under the GIL: no two threads get the same id)
     except IndexError:  # another thread took the last ones meanwhile
-        return _token + os.urandom(12).hex()
+        return new_ids(1)[0]
 
 
 def new_ids(count: int) -> list[str]:

@@ -136,7 +136,6 @@ class RedisResultBackend(ResultBackend):
         return self._listener.wait(task_id, channel)
 
 
-
 def _script_calls(writes: Sequence[KeyWrite], per_call: int
                  ) -> list[tuple[list[str], list[Any]]]:
     """The keys and arguments of each ``store_result`` call that stores ``writes``, in
