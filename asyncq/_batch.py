@@ -56,13 +56,15 @@ class Coalescer(Generic[T, R]):
     def future(self, item: T) -> asyncio.Future[R]:
         """Submit ``item``; its outcome comes in the future returned (awaiting that
         rather than :meth:`submit` saves a coroutine per item on a hot path)."""
-        loop = asyncio.get_running_loop()
+        runner = self._runner
+        if runner is None or runner.done():
+            loop = asyncio.get_running_loop()
+            self._runner = loop.create_task(self._run())
+        else:  # the batch gathers on the loop its sender runs on (and on Python 3.11
+            loop = runner.get_loop()  # get_running_loop is a getpid system call)
         future: asyncio.Future[R] = loop.create_future()
         self._items.append(item)
         self._futures.append(future)
-        runner = self._runner
-        if runner is None or runner.done():
-            self._runner = loop.create_task(self._run())
         return future
 
     async def submit_many(self, items: Sequence[T]) -> list[R | BaseException]:

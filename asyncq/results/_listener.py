@@ -121,7 +121,11 @@ class Listener:
             if self._genuine_for(task_id, early):
                 return early
             since = None  # a forged one may have replaced the genuine one: read the key
-        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        reader = self._reader
+        # the loop the reader runs on: waits share it (get_running_loop is a system call
+        # on Python 3.11); with no reader, the wait's own, as the reader will be
+        loop = asyncio.get_running_loop() if reader is None or reader.done() else reader.get_loop()
+        fut: asyncio.Future[bytes] = loop.create_future()
         entry = self._mine.get(key)
         if entry is None:
             entry = self._mine[key] = (task_id, [])
@@ -144,7 +148,7 @@ class Listener:
             if not futs and self._mine.get(key) is entry:
                 del self._mine[key]
                 if not self._mine:
-                    self._idle_since = asyncio.get_running_loop().time()
+                    self._idle_since = loop.time()
 
     async def _open_reply(self, channel: str) -> None:
         """Subscribe the reply channel: one subscription for all who wait meanwhile."""

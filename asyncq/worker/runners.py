@@ -165,11 +165,12 @@ class Runners:
     async def _run(self) -> None:
         me = asyncio.current_task()
         assert me is not None
+        loop = me.get_loop()  # (asking for the running loop is a system call on 3.11)
         base = contextvars.copy_context()
         busy = self.busy
         while True:
             job = self._take_now()  # (no coroutine for _take when a job waits)
-            job = job if job is not None else await self._take()
+            job = job if job is not None else await self._take(loop)
             busy[me] = job
             try:
                 await self._handle(job)
@@ -204,11 +205,11 @@ class Runners:
             self._drained.set()
         return job
 
-    async def _take(self) -> Job:
+    async def _take(self, loop: asyncio.AbstractEventLoop) -> Job:
         while True:
             job = self._take_now()
             if job is not None:
                 return job
-            waiter = asyncio.get_running_loop().create_future()
+            waiter = loop.create_future()
             self._waiting.append(waiter)
             await waiter
