@@ -7,6 +7,12 @@ WARNING so that log I/O is not what we measure. ``--observe`` starts them with
 everything an operator turns on (``--events --metrics-port PORT``: heartbeats, task
 events, control, Prometheus metrics); ``benchmarks/ab.py --after-args=--observe``
 alternates runs with and without it, which is how the cost of observing is measured.
+
+``--pin`` (Linux) puts this process, the producer, on CPU 0 and the workers, with any
+``--pin-pid`` (the local Redis, say), on the other CPUs: a web app on cores of its own.
+On a 2-core machine the drain needs one core (worker and Redis) and the fan-in a second
+one for the producer; unpinned, three busy processes share two cores as the scheduler
+places them.
 """
 
 from __future__ import annotations
@@ -47,6 +53,33 @@ def _free_port() -> int:
 #: The worker options of ``--observe``: events (with heartbeats and control) and metrics.
 OBSERVE = ["--events"]
 
+#: ``--pin``: (this producer's CPUs, the workers' CPUs), None when not pinned.
+PINNED: tuple[set[int], set[int]] | None = None
+
+
+@contextlib.contextmanager
+def pinned(on: bool, others: list[int]) -> Iterator[None]:
+    """With ``on``: this process (the producer) on CPU 0, the workers and the ``others``
+    pids (a local broker, say) on the rest, as when a web app runs on cores of its own;
+    the others get their CPUs back at the end."""
+    global PINNED
+    cpus = sorted(os.sched_getaffinity(0))
+    if not on or len(cpus) < 2:
+        yield
+        return
+    PINNED = ({cpus[0]}, set(cpus[1:]))
+    saved = {pid: os.sched_getaffinity(pid) for pid in others}
+    os.sched_setaffinity(0, PINNED[0])
+    for pid in others:
+        os.sched_setaffinity(pid, PINNED[1])
+    try:
+        yield
+    finally:
+        for pid, mask in saved.items():
+            os.sched_setaffinity(pid, mask)
+        os.sched_setaffinity(0, set(cpus))
+        PINNED = None
+
 
 @contextlib.contextmanager
 def worker(broker: str, queue: str, backend: str | None, concurrency: int,
@@ -59,6 +92,8 @@ def worker(broker: str, queue: str, backend: str | None, concurrency: int,
 
     procs = [subprocess.Popen([*cmd, *extra()], env=_env(broker, queue, backend), cwd=HERE,
                               stderr=subprocess.DEVNULL) for _ in range(processes)]
+    for proc in procs if PINNED else []:
+        os.sched_setaffinity(proc.pid, PINNED[1])
     try:
         yield procs
     finally:
@@ -203,13 +238,19 @@ def parse() -> argparse.Namespace:
     p.add_argument("--fan-in", type=int, default=20000,
                    help="calls awaited one by one while a worker runs (0: skip)")
     p.add_argument("--inflight", type=int, default=1000, help="fan-in calls at a time")
+    p.add_argument("--pin", action="store_true",
+                   help="producer on CPU 0, workers (and --pin-pid) on the other CPUs (Linux)")
+    p.add_argument("--pin-pid", type=int, action="append", default=[],
+                   help="with --pin: a process (the local broker) moved to the workers' CPUs")
     p.add_argument("--json", type=Path)
     return p.parse_args()
 
 
 if __name__ == "__main__":
     arguments = parse()
-    result = asyncio.run(main(arguments))
+    with pinned(arguments.pin, arguments.pin_pid):
+        result = asyncio.run(main(arguments))
+    result["pinned"] = arguments.pin
     text = json.dumps(result, indent=2)
     print(text)
     if arguments.json:

@@ -121,9 +121,7 @@ class Listener:
             if self._genuine_for(task_id, early):
                 return early
             since = None  # a forged one may have replaced the genuine one: read the key
-        reader = self._reader
-        # the loop the reader runs on: waits share it (get_running_loop is a system call
-        # on Python 3.11); with no reader, the wait's own, as the reader will be
+        reader = self._reader  # its loop is ours (get_running_loop: a system call on 3.11)
         loop = asyncio.get_running_loop() if reader is None or reader.done() else reader.get_loop()
         fut: asyncio.Future[bytes] = loop.create_future()
         entry = self._mine.get(key)

@@ -21,7 +21,7 @@ from asyncq.records import KeyWrite
 from asyncq.results import DEFAULT_RESULT_TTL, ResultBackend
 from asyncq.results._listener import REPLY_PREFIX, Listener
 
-__all__ = ["RedisResultBackend", "reply_channel", "result_channel", "result_key"]
+__all__ = ["RedisResultBackend", "reply_channel", "result_channel", "result_key", "write_runs"]
 
 #: The length of the ids this package makes (:func:`asyncq.message.new_id`).
 _ID_CHARS = 32
@@ -139,20 +139,27 @@ class RedisResultBackend(ResultBackend):
 def _script_calls(writes: Sequence[KeyWrite], per_call: int
                  ) -> list[tuple[list[str], list[Any]]]:
     """The keys and arguments of each ``store_result`` call that stores ``writes``, in
-    order: ``per_call`` writes and :data:`_BYTES_PER_CALL` bytes of records at most
-    (a larger record alone)."""
+    order: one call per run of :func:`write_runs`."""
     calls: list[tuple[list[str], list[Any]]] = []
-    keys: list[str] = []
-    args: list[Any] = []
-    size = 0
-    for w in writes:
-        value = w.value
-        if keys and (len(keys) == per_call or size + len(value) > _BYTES_PER_CALL):
-            calls.append((keys, args))
-            keys, args, size = [], [], 0
-        keys.append(w.key)
-        args += (w.ttl_ms, "1" if w.final else "0", w.channel or "", value, w.reply or "")
-        size += len(value)
-    if keys:
-        calls.append((keys, args))
+    for run in write_runs(writes, per_call):
+        args: list[Any] = []
+        for w in run:
+            args += (w.ttl_ms, "1" if w.final else "0", w.channel or "", w.value, w.reply or "")
+        calls.append(([w.key for w in run], args))
     return calls
+
+
+def write_runs(writes: Sequence[KeyWrite], per_call: int = _PER_CALL
+               ) -> list[Sequence[KeyWrite]]:
+    """``writes`` cut, in order, into the runs one script call stores: ``per_call``
+    writes and :data:`_BYTES_PER_CALL` bytes of records at most (a larger record alone)."""
+    runs: list[Sequence[KeyWrite]] = []
+    start, size = 0, 0
+    for index, w in enumerate(writes):
+        if index > start and (index - start == per_call or size + len(w.value) > _BYTES_PER_CALL):
+            runs.append(writes[start:index])
+            start, size = index, 0
+        size += len(w.value)
+    if start < len(writes):
+        runs.append(writes[start:])
+    return runs

@@ -22,7 +22,7 @@ from redis import exceptions as rexc
 from asyncq import _redis, _redis_cluster, codec
 from asyncq.records import KeyWrite
 from asyncq.results._listener import Listener
-from asyncq.results.redis import RedisResultBackend
+from asyncq.results.redis import RedisResultBackend, write_runs
 
 __all__ = ["RedisClusterResultBackend", "cluster_result_channel", "cluster_result_key"]
 
@@ -144,6 +144,12 @@ class RedisClusterResultBackend(RedisResultBackend):
         return None
 
     async def _put_on(self, node: Any, writes: list[KeyWrite]) -> None:
+        """A node's writes, a call per :func:`write_runs` run (what one call publishes
+        reaches a subscriber's output buffer at once)."""
+        for run in write_runs(writes):
+            await self._put_run(node, run)
+
+    async def _put_run(self, node: Any, writes: Sequence[KeyWrite]) -> None:
         flat: list[Any] = []
         for w in writes:
             flat += (w.key, w.ttl_ms, w.final, w.channel or "", w.value)

@@ -11,7 +11,7 @@ import pytest
 
 from asyncq.brokers import Outgoing, Settlement, broker_class
 from asyncq.brokers.redis.cluster import RedisClusterBroker
-from asyncq.records import ResultRecord
+from asyncq.records import KeyWrite, ResultRecord
 from asyncq.results import backend_class
 from asyncq.results.redis_cluster import RedisClusterResultBackend
 from asyncq.states import TaskState
@@ -136,5 +136,45 @@ def test_a_batch_of_results_follows_a_slot_that_moved(redis_cluster: RedisCluste
             for i in ids:
                 await backend.forget(i)
             await backend.close()
+
+    asyncio.run(go())
+
+
+def test_a_node_s_large_records_go_in_calls_of_a_mebibyte_at_most(
+    redis_cluster: RedisCluster,
+) -> None:
+    """What one call publishes reaches a subscriber's output buffer at once (Redis cuts
+    a subscriber off past 32 MB of it): three records of 600 kB on one node are three
+    calls, and all three are stored."""
+
+    async def go() -> None:
+        backend = RedisClusterResultBackend(redis_cluster.url)
+        first = uuid.uuid4().hex
+        owner = redis_cluster.owner(RedisCluster.slot_of(backend.key_for(first)))
+        ids = [first]
+        while len(ids) < 5:
+            other = uuid.uuid4().hex
+            if redis_cluster.owner(RedisCluster.slot_of(backend.key_for(other))) is owner:
+                ids.append(other)
+        node = owner.client()
+
+        def script_calls() -> int:
+            return int(node.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+
+        def writes(of: list[str], value: str) -> list[KeyWrite]:
+            return [backend.key_write(i, ResultRecord(TaskState.SUCCESS, value=value))
+                    for i in of]
+
+        try:  # two small ones first: the node has the script, calls are EVALSHAs
+            await backend.store_writes(writes(ids[3:], "small"))
+            calls = script_calls()
+            await backend.store_writes(writes(ids[:3], "x" * 600_000))
+            assert script_calls() - calls == 3
+            assert [(await backend.get(i)) is not None for i in ids] == [True] * 5
+        finally:
+            for i in ids:
+                await backend.forget(i)
+            await backend.close()
+            node.close()
 
     asyncio.run(go())
