@@ -152,7 +152,7 @@ class RedisClusterResultBackend(RedisResultBackend):
     async def _put_run(self, node: Any, writes: Sequence[KeyWrite]) -> None:
         flat: list[Any] = []
         for w in writes:
-            flat += (w.key, w.ttl_ms, w.final, w.channel or "", w.value)
+            flat += (w.key, str(w.ttl_ms), w.final, w.channel or "", w.value)  # (see _consumer)
         blob = codec.dumps_for_lua(flat)
         try:
             await self.client.execute_command("EVALSHA", self._node_sha, 0, blob, target_nodes=node)

@@ -107,6 +107,30 @@ async def test_a_batch_larger_than_one_script_argument_keeps_its_order(
 
 
 
+async def test_records_settled_together_keep_each_its_own_ttl(
+        app: asyncq.App, redis_client: Any, unique: Callable[[str], str]) -> None:
+    """settle.lua gets each TTL as text (the worker makes the text once per run of equal
+    TTLs): records of one settle with different TTLs expire each after its own."""
+    from asyncq.brokers import KeyWrite, Settlement
+
+    ttls = [60_000, 60_000, 5_000, 600_000, 600_000]
+    keys = [f"asyncq:result:{unique(f'ttl{n}')}" for n in range(len(ttls))]
+    try:
+        async with app:
+            await app.broker.publish_many([_noop_message(app) for _ in keys])
+            consumer = app.broker.consumer([app.default_queue], prefetch=5, lease=30)
+            deliveries = await consumer.fetch(5, 1.0)
+            assert len(deliveries) == 5
+            await consumer.ack([Settlement(d, KeyWrite(key, b"S-done", ttl, None, final=True))
+                                for d, key, ttl in zip(deliveries, keys, ttls, strict=True)])
+            await consumer.close()
+        left = [redis_client.pttl(key) for key in keys]
+    finally:
+        redis_client.delete(*keys)
+    for ttl, pttl in zip(ttls, left, strict=True):
+        assert ttl - 5_000 < pttl <= ttl
+
+
 async def test_a_settled_final_record_is_never_replaced_but_a_rejection_is(
         app: asyncq.App, redis_client: Any, unique: Callable[[str], str]) -> None:
     """settle.lua: results written with the ack follow first-final-writer-wins."""

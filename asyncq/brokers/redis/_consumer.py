@@ -21,7 +21,13 @@ from asyncq.brokers.redis._keys import (
     levels_key,
     stream_key,
 )
-from asyncq.brokers.redis._levels import LevelDelivery, Levels, delivery_for, stream_of
+from asyncq.brokers.redis._levels import (
+    Levels,
+    by_stream,
+    delivery_for,
+    ids_by_stream,
+    stream_of,
+)
 from asyncq.brokers.redis._wake import Reader, Waker
 
 __all__ = ["RedisConsumer"]
@@ -271,10 +277,10 @@ class RedisConsumer(Consumer):
 
     # -- settling ------------------------------------------------------------------
     async def ack(self, items: Sequence[Settlement]) -> None:
-        by_stream = _by_stream(items)
+        streams = by_stream(items)
         with _redis.mapped_errors("Redis broker", self._url):
             batch = _redis.ScriptBatch(self._client, self.replication)
-            for stream, group in by_stream.items():
+            for stream, group in streams.items():
                 for start in range(0, len(group), CHUNK):
                     self._queue_settle(batch, stream, group[start : start + CHUNK])
             await batch.execute()
@@ -283,18 +289,21 @@ class RedisConsumer(Consumer):
                       items: list[Settlement]) -> None:
         keys = [stream]
         flat: list[Any] = []
+        ttl, ttl_text = -1, ""  # a TTL as text: Redis formats a Lua number per call (0.3 µs)
         for item in items:
             write = item.write
             if write is not None:
                 keys.append(write.key)
-                flat += (write.ttl_ms, write.final, write.channel or "", write.reply or "",
+                if write.ttl_ms != ttl:
+                    ttl, ttl_text = write.ttl_ms, str(write.ttl_ms)
+                flat += (ttl_text, write.final, write.channel or "", write.reply or "",
                          write.value)
         blob = codec.dumps_for_lua([[item.delivery.tag for item in items], flat])
         batch.script(self._scripts["settle"], keys, [self._group, blob])
 
     async def requeue(self, deliveries: Sequence[Delivery], *, counted: bool = False) -> None:
         with _redis.mapped_errors("Redis broker", self._url):
-            for stream, ids in _ids_by_stream(deliveries).items():
+            for stream, ids in ids_by_stream(deliveries).items():
                 await self._requeue_ids(stream, ids, counted)
 
     async def _requeue_ids(self, stream: str, ids: list[Any], counted: bool) -> None:
@@ -325,7 +334,7 @@ class RedisConsumer(Consumer):
     async def renew(self, deliveries: Sequence[Delivery]) -> None:
         with _redis.mapped_errors("Redis broker", self._url):
             async with self._client.pipeline(transaction=False) as pipe:
-                for stream, ids in _ids_by_stream(deliveries).items():
+                for stream, ids in ids_by_stream(deliveries).items():
                     for start in range(0, len(ids), CHUNK):
                         pipe.xclaim(stream, self._group, self._name, 0,
                                     ids[start : start + CHUNK], justid=True)
@@ -371,29 +380,6 @@ class RedisConsumer(Consumer):
                 break
             await self._requeue_ids(stream, [row["message_id"] for row in rows], False)
         await self._client.xgroup_delconsumer(stream, self._group, self._name)
-
-
-def _by_stream(items: Sequence[Settlement]) -> dict[str, list[Settlement]]:
-    """``items`` grouped by the stream of their delivery, in order within each: grouped
-    by queue first (no stream name made per item), a priority level's by its stream."""
-    by_queue: dict[str, list[Settlement]] = {}
-    by_level: dict[str, list[Settlement]] = {}
-    for item in items:
-        delivery = item.delivery
-        if type(delivery) is LevelDelivery:
-            by_level.setdefault(delivery.stream, []).append(item)
-        else:
-            by_queue.setdefault(delivery.queue, []).append(item)
-    by_stream = {stream_key(queue): group for queue, group in by_queue.items()}
-    by_stream.update(by_level)  # (never a queue's plain stream: see delivery_for)
-    return by_stream
-
-
-def _ids_by_stream(deliveries: Sequence[Delivery]) -> dict[str, list[Any]]:
-    by_stream: dict[str, list[Any]] = {}
-    for delivery in deliveries:
-        by_stream.setdefault(stream_of(delivery), []).append(delivery.tag)
-    return by_stream
 
 
 def _as_is(response: Any, **options: Any) -> Any:

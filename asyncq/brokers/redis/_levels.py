@@ -14,12 +14,14 @@ their stream, so acks, hand-backs, dead letters and lease renewals reach the rig
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from asyncq.brokers import Delivery
+from asyncq.brokers import Delivery, Settlement
 from asyncq.brokers.redis._keys import LEVELS, level_key, stream_key
 
-__all__ = ["LevelDelivery", "Levels", "delivery_for", "level_of", "stream_of"]
+__all__ = ["LevelDelivery", "Levels", "by_stream", "delivery_for", "ids_by_stream", "level_of",
+           "stream_of"]
 
 
 class LevelDelivery(Delivery):
@@ -87,3 +89,26 @@ class Levels:
     def streams(self, queue: str) -> list[str]:
         """The queue's streams, highest level first, the plain stream last."""
         return [*(level_key(queue, lv) for lv in self.known(queue)), stream_key(queue)]
+
+
+def by_stream(items: Sequence[Settlement]) -> dict[str, list[Settlement]]:
+    """``items`` grouped by the stream of their delivery, in order within each: grouped
+    by queue first (no stream name made per item), a priority level's by its stream."""
+    by_queue: dict[str, list[Settlement]] = {}
+    by_level: dict[str, list[Settlement]] = {}
+    for item in items:
+        delivery = item.delivery
+        if type(delivery) is LevelDelivery:
+            by_level.setdefault(delivery.stream, []).append(item)
+        else:
+            by_queue.setdefault(delivery.queue, []).append(item)
+    by_stream = {stream_key(queue): group for queue, group in by_queue.items()}
+    by_stream.update(by_level)  # (never a queue's plain stream: see delivery_for)
+    return by_stream
+
+
+def ids_by_stream(deliveries: Sequence[Delivery]) -> dict[str, list[Any]]:
+    by_stream: dict[str, list[Any]] = {}
+    for delivery in deliveries:
+        by_stream.setdefault(stream_of(delivery), []).append(delivery.tag)
+    return by_stream
