@@ -117,10 +117,7 @@ async def test_records_settled_together_keep_each_its_own_ttl(
     keys = [f"asyncq:result:{unique(f'ttl{n}')}" for n in range(len(ttls))]
     try:
         async with app:
-            await app.broker.publish_many([_noop_message(app) for _ in keys])
-            consumer = app.broker.consumer([app.default_queue], prefetch=5, lease=30)
-            deliveries = await consumer.fetch(5, 1.0)
-            assert len(deliveries) == 5
+            consumer, deliveries = await _five_delivered(app)
             await consumer.ack([Settlement(d, KeyWrite(key, b"S-done", ttl, None, final=True))
                                 for d, key, ttl in zip(deliveries, keys, ttls, strict=True)])
             await consumer.close()
@@ -146,10 +143,7 @@ async def test_a_settled_final_record_is_never_replaced_but_a_rejection_is(
     pubsub.subscribe(*(f"done:{key}" for key in keys), *(f"reply:{key}" for key in keys))
     try:
         async with app:
-            await app.broker.publish_many([_noop_message(app) for _ in keys])
-            consumer = app.broker.consumer([app.default_queue], prefetch=5, lease=30)
-            deliveries = await consumer.fetch(5, 1.0)
-            assert len(deliveries) == 5
+            consumer, deliveries = await _five_delivered(app)
             writes = [KeyWrite(key, b"F-second", 60_000, f"done:{key}", final=True,
                                reply=f"reply:{key}") for key in keys[:3]]
             writes += [KeyWrite(key, b"R-retrying", 60_000, None, final=False)
@@ -226,6 +220,15 @@ async def test_a_settle_after_the_queue_was_deleted_still_stores_the_result(
             assert await app.broker.queue_size(app.default_queue) == 1
     finally:
         redis_client.delete(key)
+
+
+async def _five_delivered(app: asyncq.App) -> tuple[Any, list[Any]]:
+    """A consumer holding five no-op messages just published."""
+    await app.broker.publish_many([_noop_message(app) for _ in range(5)])
+    consumer = app.broker.consumer([app.default_queue], prefetch=5, lease=30)
+    deliveries = await consumer.fetch(5, 1.0)
+    assert len(deliveries) == 5
+    return consumer, deliveries
 
 
 def _noop_message(app: asyncq.App) -> Any:
