@@ -17,12 +17,13 @@ A reader with signing on refuses unsigned and forged records
 
 from __future__ import annotations
 
+import logging
 from typing import Final
 
-from asyncq.errors import SignatureError
+from asyncq.errors import DecodeError, SignatureError
 from asyncq.signing import Signer
 
-__all__ = ["MARK", "open_record", "sign_record", "strip_signature"]
+__all__ = ["MARK", "genuine", "open_record", "sign_record", "strip_signature"]
 
 #: The byte after the tag that marks a signed record (never valid msgpack).
 MARK: Final = 0xC1
@@ -74,3 +75,18 @@ def open_record(raw: bytes, task_id: str, signer: Signer) -> bytes:
         raise SignatureError(f"the result record of task {task_id} failed its signature "
                              f"check ({exc}): refused as forged") from None
     return tag + body
+
+
+def genuine(raw: bytes, task_id: str, signer: Signer | None) -> bool:
+    """May a notification carrying ``raw`` resolve ``task_id``'s wait? With signing on,
+    only a genuine record: one published by anyone else is ignored (logged), and the
+    waiter goes on waiting for the real one."""
+    if signer is None:
+        return True
+    try:
+        open_record(raw, task_id, signer)
+    except DecodeError:
+        logging.getLogger("asyncq.results.redis").warning(
+            "ignored a forged result notification for task %s", task_id)
+        return False
+    return True

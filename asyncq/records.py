@@ -157,15 +157,49 @@ def may_replace(old: bytes | None, *, final: bool) -> bool:
     return not is_settled(old)
 
 
+#: Reply channels are this and a process token (:mod:`asyncq.results._listener`).
+REPLY_PREFIX: Final = "asyncq:reply:"
+#: A reply channel's batch twin: this prefix and the same token. A listener that reads
+#: batches subscribes both channels. A script that stored records for a process's tasks
+#: sends them to the twin as one msgpack array ``[key, value, key, value, ...]``, and
+#: only when nobody there got it (an older listener, or none) each as ``key value`` on
+#: the reply channel itself, if anyone listens there (:func:`lua_prelude`).
+REPLY_BATCH_PREFIX: Final = "asyncq:replies:"
+
+
+def reply_twin(channel: str) -> str:
+    """The batch twin of the reply channel ``channel``."""
+    return REPLY_BATCH_PREFIX + channel[len(REPLY_PREFIX):]
+
+
+_SEND_REPLIES: Final = (
+    "local function asyncq_send_replies(replies)\n"
+    "  for reply, batch in pairs(replies) do\n"
+    f"    local twin = string.sub(reply, 1, {len(REPLY_PREFIX)}) == '{REPLY_PREFIX}' and\n"
+    f"      '{REPLY_BATCH_PREFIX}' .. string.sub(reply, {len(REPLY_PREFIX) + 1})\n"
+    "    if not (twin and redis.call('PUBLISH', twin, cmsgpack.pack(batch)) > 0)\n"
+    "        and redis.call('PUBSUB', 'NUMSUB', reply)[2] > 0 then\n"
+    "      for i = 1, #batch, 2 do\n"
+    "        redis.call('PUBLISH', reply, batch[i] .. ' ' .. batch[i + 1])\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+)
+
+
 def lua_prelude(publish: str = "PUBLISH") -> str:
     """The rule in Lua, for scripts that store records (prepended when they load).
 
-    ``asyncq_store(key, value, ttl_ms, final, channel, reply)`` writes unless a settled
-    record is there (whatever ``final`` says); when it wrote, it publishes ``value`` on
-    ``channel`` with ``publish`` (``SPUBLISH`` on a Redis Cluster, where the channel
-    shares the key's slot) and ``key .. ' ' .. value`` on ``reply`` with ``PUBLISH``
-    ('' or nil for none: a reply channel carries the records of many tasks; a Redis
-    Cluster passes none), and returns 1 if it wrote, 0 if not.
+    ``asyncq_store(key, value, ttl_ms, final, channel, reply, replies)`` writes unless a
+    settled record is there (whatever ``final`` says); when it wrote, it publishes
+    ``value`` on ``channel`` with ``publish`` (``SPUBLISH`` on a Redis Cluster, where the
+    channel shares the key's slot), notifies the reply channel ``reply`` ('' or nil for
+    none: a reply channel carries the records of many tasks; a Redis Cluster passes
+    none) and returns 1 if it wrote, 0 if not. Without ``replies`` it publishes
+    ``key .. ' ' .. value`` on ``reply``; with a table it adds key and value to
+    ``replies[reply]`` for ``asyncq_send_replies(replies)``, which sends each reply
+    channel's records as one message (:data:`REPLY_BATCH_PREFIX`).
     """
     if publish not in ("PUBLISH", "SPUBLISH"):
         raise ValueError(f"not a publish command: {publish!r}")
@@ -173,16 +207,25 @@ def lua_prelude(publish: str = "PUBLISH") -> str:
     return (
         "-- the result-record rule (asyncq/records.py): first final writer wins\n"
         f"local asyncq_settled_tags = {{{settled}}}\n"
-        "local function asyncq_store(key, value, ttl, final, channel, reply)\n"
+        "local function asyncq_store(key, value, ttl, final, channel, reply, replies)\n"
         "  local old = redis.call('SET', key, value, 'PX', ttl, 'GET')\n"
         "  if old and asyncq_settled_tags[string.byte(old, 1)] then\n"
         "    redis.call('SET', key, old, 'PX', ttl)\n"
         "    return 0\n"
         "  end\n"
         f"  if channel ~= '' then redis.call('{publish}', channel, value) end\n"
-        "  if reply and reply ~= '' then redis.call('PUBLISH', reply, key .. ' ' .. value) end\n"
+        "  if not reply or reply == '' then return 1 end\n"
+        "  if not replies then\n"
+        "    redis.call('PUBLISH', reply, key .. ' ' .. value)\n"
+        "    return 1\n"
+        "  end\n"
+        "  local batch = replies[reply]\n"
+        "  if not batch then batch = {}; replies[reply] = batch end\n"
+        "  batch[#batch + 1] = key\n"
+        "  batch[#batch + 1] = value\n"
         "  return 1\n"
         "end\n"
+        + _SEND_REPLIES
     )
 
 

@@ -4,8 +4,10 @@ Two kinds of waits share it:
 
 - **This process's own tasks** (ids that start with :func:`~asyncq.message.process_token`,
   as every id this process makes does) wait on ONE channel, this process's reply
-  channel ``asyncq:reply:<token>``: whoever stores a final record also publishes
-  ``key value`` there. Thousands of handles awaited at once cost no subscription each.
+  channel ``asyncq:reply:<token>``, and its batch twin ``asyncq:replies:<token>``:
+  whoever stores final records also publishes them there (a script's many records as
+  one message: :func:`~asyncq.records.lua_prelude`). Thousands of handles cost one
+  subscription.
   The channel stays subscribed while such waits come, and for ``REPLY_IDLE`` seconds
   after the last one.
 - **Any other id** (``app.result(task_id)`` for a task another process sent) subscribes
@@ -33,9 +35,15 @@ from redis.asyncio.client import PubSub
 
 from asyncq import _redis
 from asyncq._batch import Coalescer
-from asyncq._record_signing import open_record
-from asyncq.errors import DecodeError, ResultUnavailable
-from asyncq.records import decode_record, is_final
+from asyncq._record_signing import genuine
+from asyncq.errors import ResultUnavailable
+from asyncq.records import (
+    REPLY_BATCH_PREFIX,
+    REPLY_PREFIX,
+    decode_record,
+    is_final,
+    reply_twin,
+)
 from asyncq.results import ResultBackend, _pubsub
 from asyncq.results._early import EarlyResults
 from asyncq.results._keys import KeyReads, ReadMany
@@ -43,9 +51,6 @@ from asyncq.results._keys import KeyReads, ReadMany
 __all__ = ["REPLY_IDLE", "REPLY_PREFIX", "Listener"]
 
 logger = logging.getLogger("asyncq.results.redis")
-
-#: Reply channels are this and a process token.
-REPLY_PREFIX: Final = "asyncq:reply:"
 
 #: Seconds the reply channel stays subscribed after its last waiter is done.
 REPLY_IDLE: Final = 1.0
@@ -118,7 +123,7 @@ class Listener:
         # only the stamped handle, which reads no key, claims an early record
         early = self._early.take(key) if since is not None else self._early.peek(key)
         if early is not None:
-            if self._genuine_for(task_id, early):
+            if genuine(early, task_id, self._backend.signer):
                 return early
             since = None  # a forged one may have replaced the genuine one: read the key
         reader = self._reader  # its loop is ours (get_running_loop: a system call on 3.11)
@@ -152,9 +157,13 @@ class Listener:
         """Subscribe the reply channel: one subscription for all who wait meanwhile."""
         opening = self._opening
         if opening is None or opening.done():
-            opening = self._opening = asyncio.ensure_future(self._subscribe(channel))
+            opening = self._opening = asyncio.ensure_future(self._subscribe_reply(channel))
         await asyncio.shield(opening)
         self._reply = channel
+
+    async def _subscribe_reply(self, channel: str) -> None:
+        """The reply channel, then its batch twin (confirmed second: then both are live)."""
+        await asyncio.gather(self._subscribe(channel), self._subscribe(reply_twin(channel)))
 
     async def wait(self, task_id: str, channel: str) -> bytes:
         """Wait on ``task_id``'s own channel ``channel``."""
@@ -252,7 +261,7 @@ class Listener:
             elif channel is not None and self._pubsub is not None:
                 self._new_generation(live=False)
                 self._early.clear()
-                await self._unsubscribe_on(self._pubsub, [channel])
+                await self._unsubscribe_on(self._pubsub, [channel, reply_twin(channel)])
 
     # -- reading ------------------------------------------------------------------------
     def _active(self) -> bool:
@@ -311,8 +320,8 @@ class Listener:
         elif kind in ("subscribe", "ssubscribe"):
             self._resubscribed = True
             channel = _text(message.get("channel"))
-            if channel.startswith(REPLY_PREFIX):
-                self._reply_confirmed(channel)
+            if channel.startswith(REPLY_BATCH_PREFIX):  # (subscribed after the reply channel)
+                self._reply_confirmed(REPLY_PREFIX + channel[len(REPLY_BATCH_PREFIX):])
             for fut in self._confirm.pop(channel, []):
                 if not fut.done():
                     fut.set_result(None)
@@ -327,35 +336,33 @@ class Listener:
                     self._keys.add(task_id, fut)
 
     def _on_message(self, channel: str, data: bytes) -> None:
-        if channel.startswith(REPLY_PREFIX):
-            self._dispatch_mine(data)
+        if channel.startswith(REPLY_BATCH_PREFIX):
+            self._dispatch_batch(data)
+        elif channel.startswith(REPLY_PREFIX):  # one record: ``key value``
+            key, _, raw = data.partition(b" ")
+            self._dispatch_record(key, raw)
         elif self._genuine(channel, data):
             self._resolve(self._waiters.get(channel), data)
 
-    def _dispatch_mine(self, data: bytes) -> None:
-        key, _, raw = data.partition(b" ")
+    def _dispatch_batch(self, data: bytes) -> None:
+        """The records of this process's tasks that one script stored, as one message."""
+        records = _pubsub.batch_records(data)
+        if records is None:
+            logger.warning("ignored a reply batch that is not one (%d bytes)", len(data))
+            return
+        for key, raw in records:
+            self._dispatch_record(key, raw)
+
+    def _dispatch_record(self, key: bytes, raw: bytes) -> None:
         entry = self._mine.get(key)
         if entry is None:
             self._early.keep(key, raw)  # checked when claimed (the task id is not known)
-        elif self._backend.signer is None or self._genuine_for(entry[0], raw):
+        elif self._backend.signer is None or genuine(raw, entry[0], self._backend.signer):
             self._resolve(entry, raw)
 
     def _genuine(self, channel: str, raw: bytes) -> bool:
         entry = self._waiters.get(channel)
-        return entry is None or self._genuine_for(entry[0], raw)
-
-    def _genuine_for(self, task_id: str, raw: bytes) -> bool:
-        """With signing on, a notification must carry a genuine record: one published
-        by anyone else is ignored (the waiter goes on waiting for the real one)."""
-        signer = self._backend.signer
-        if signer is None:
-            return True
-        try:
-            open_record(raw, task_id, signer)
-        except DecodeError:
-            logger.warning("ignored a forged result notification for task %s", task_id)
-            return False
-        return True
+        return entry is None or genuine(raw, entry[0], self._backend.signer)
 
     @staticmethod
     def _resolve(entry: _Waiting | None, raw: bytes) -> None:

@@ -15,10 +15,12 @@ the listener reads one message per ``get_message`` as before.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
-__all__ = ["EMPTY", "MESSAGE_KINDS", "buffered", "read_buffered"]
+import msgpack
+
+__all__ = ["EMPTY", "MESSAGE_KINDS", "batch_records", "buffered", "read_buffered"]
 
 #: The reply kinds that carry a published message (SUBSCRIBE / SSUBSCRIBE).
 MESSAGE_KINDS: Final = (b"message", b"smessage")
@@ -76,3 +78,16 @@ async def read_buffered(pubsub: Any, on_message: Callable[[str, bytes], None],
         message = await pubsub.handle_message(reply)
         if message is not None:
             on_other(message)
+
+
+def batch_records(data: bytes) -> Iterator[tuple[bytes, bytes]] | None:
+    """The ``(key, record)`` pairs of a reply batch (a msgpack array ``[key, record,
+    ...]`` of strings: :func:`asyncq.records.lua_prelude`), None when ``data`` is not one."""
+    try:
+        flat = msgpack.unpackb(data, raw=True)
+    except (ValueError, msgpack.UnpackException):
+        return None
+    if type(flat) is not list or len(flat) % 2 or (flat and set(map(type, flat)) != {bytes}):
+        return None
+    items = iter(flat)
+    return zip(items, items, strict=True)

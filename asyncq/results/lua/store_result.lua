@@ -4,10 +4,11 @@
 -- channel ('' for none), value, reply channel ('' for none)
 -- A write Redis refuses (its key holds another type) does not stop the others: each
 -- is stored as if it had a call of its own, then the first refusal fails the call.
+local replies = {}  -- a reply channel's records go as one message (asyncq_send_replies)
 local function store(i)
   local at = (i - 1) * 5
   return asyncq_store(KEYS[i], ARGV[at + 4], ARGV[at + 1], ARGV[at + 2] == '1',
-                      ARGV[at + 3], ARGV[at + 5])
+                      ARGV[at + 3], ARGV[at + 5], replies)
 end
 local stored, refused = 0, nil
 for i = 1, #KEYS do
@@ -18,6 +19,7 @@ for i = 1, #KEYS do
     refused = wrote
   end
 end
+asyncq_send_replies(replies)  -- what was stored is notified, refusal or not
 if refused ~= nil then
   error(refused)
 end

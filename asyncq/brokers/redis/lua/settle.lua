@@ -10,11 +10,13 @@
 local group = ARGV[1]
 local data = cmsgpack.unpack(ARGV[2])
 local ids, writes = data[1], data[2]
+local replies = {}  -- a reply channel's records go as one message (asyncq_send_replies)
 for i = 2, #KEYS do
   local a = (i - 2) * 5
   asyncq_store(KEYS[i], writes[a + 5], writes[a + 1], writes[a + 2], writes[a + 3],
-               writes[a + 4])
+               writes[a + 4], replies)
 end
+asyncq_send_replies(replies)
 if #ids == 0 then return 0 end
 redis.call('XACK', KEYS[1], group, unpack(ids))
 
