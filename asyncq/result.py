@@ -91,7 +91,15 @@ class TaskResult(Generic[R]):
         # record reached it) reads the key
         since, self._since = self._since, None
         backend = self._backend
-        raw: bytes = yield from backend.wait_raw(self.id, timeout, since).__await__()
+        fut = backend.wait_now(self.id, since) if timeout is None else None
+        if fut is None:
+            raw: bytes = yield from backend.wait_raw(self.id, timeout, since).__await__()
+        else:  # no coroutine (the hot path of a process awaiting its own tasks)
+            try:
+                raw = yield from fut
+            except BaseException:  # given up (cancelled): the backend forgets the wait
+                backend.abandon(self.id, fut)
+                raise
         if backend.signer is None:  # the common record, read without a ResultRecord
             value = success_value(raw, max_size=backend.max_size)
             if value is not NOT_PLAIN:

@@ -10,6 +10,7 @@ schemes here (:func:`register_backend`); ``App`` picks one by the URL's scheme.
 from __future__ import annotations
 
 import abc
+import asyncio
 import time
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, Final
@@ -109,6 +110,16 @@ class ResultBackend(abc.ABC):
     def _waiting(self, task_id: str, since: int | None) -> Awaitable[bytes]:
         """``_wait`` for a handle stamped with ``since`` (see ``generation``)."""
         return self._wait(task_id)
+
+    def wait_now(self, task_id: str, since: int | None) -> asyncio.Future[bytes] | None:
+        """A future of ``task_id``'s record when the backend can wait with no coroutine
+        (``await handle``, the hot path of a process awaiting its tasks), else None. Who
+        gives up such a wait before it is done calls :meth:`abandon`."""
+        return None
+
+    def abandon(self, task_id: str, waiting: asyncio.Future[bytes]) -> None:
+        """Forget a wait of :meth:`wait_now` given up (cancelled, say)."""
+        return None
 
     @abc.abstractmethod
     def key_for(self, task_id: str) -> str: ...

@@ -31,22 +31,20 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
 
 from asyncq import _redis
-from asyncq._batch import Coalescer
 from asyncq._record_signing import genuine
 from asyncq.errors import ResultUnavailable
 from asyncq.records import (
     REPLY_BATCH_PREFIX,
     REPLY_PREFIX,
-    decode_record,
     is_final,
     reply_twin,
 )
 from asyncq.results import ResultBackend, _pubsub
 from asyncq.results._early import EarlyResults
 from asyncq.results._keys import KeyReads, ReadMany
+from asyncq.results._subscriptions import Subscriptions, Waiting
 
 __all__ = ["REPLY_IDLE", "REPLY_PREFIX", "Listener"]
 
@@ -58,11 +56,10 @@ REPLY_IDLE: Final = 1.0
 #: re-reading the waited keys anyway.
 _RESUBSCRIBE_WAIT: Final = 2.0
 
-_Waiting = tuple[str, list["asyncio.Future[bytes]"]]
 _LoadMany = Callable[[Sequence[str]], Awaitable[list[bytes | BaseException | None]]]
 
 
-class Listener:
+class Listener(Subscriptions):
     """One pub/sub connection shared by every waiter of a backend."""
 
     def __init__(
@@ -75,27 +72,19 @@ class Listener:
         load_many: _LoadMany,
         read_many: ReadMany,
     ) -> None:
-        self._backend = backend
-        self._client = client
+        super().__init__(backend, client)
         self._recheck_interval = recheck_interval
         self._key_of = key_of
         self._load_many = load_many
         #: reads the keys of the waits on the reply channel that need it
         self._keys = KeyReads(backend, key_of, read_many)
-        self._pubsub: PubSub | None = None
-        #: per-id waits: channel -> (task id, futures)
-        self._waiters: dict[str, _Waiting] = {}
         #: waits on the reply channel: result key (bytes) -> (task id, futures)
-        self._mine: dict[bytes, _Waiting] = {}
+        self._mine: dict[bytes, Waiting] = {}
         #: the reply channel while it is subscribed (confirmed), and when it fell idle
         self._reply: str | None = None
         self._opening: asyncio.Future[None] | None = None
         self._idle_since = 0.0
-        self._confirm: dict[str, list[asyncio.Future[None]]] = {}
         self._reader: asyncio.Task[None] | None = None
-        self._lock = asyncio.Lock()
-        self._subscriber: Coalescer[str, None] = Coalescer(self._subscribe_batch)
-        self._unsubscriber: Coalescer[str, None] = Coalescer(self._unsubscribe_batch)
         self._resubscribed = True
         #: the backend's generation since which the reply channel is live (subscribed,
         #: confirmed, nothing lost since), None while it is not (see ``wait_mine``)
@@ -153,6 +142,38 @@ class Listener:
                 if not self._mine:
                     self._idle_since = loop.time()
 
+    def wait_mine_now(self, task_id: str, channel: str, since: int | None
+                      ) -> asyncio.Future[bytes] | None:
+        """:meth:`wait_mine` as a bare future, when it can be one: a stamped handle on
+        the live reply channel, with no key to read and no early record to claim (else
+        None: wait with :meth:`wait_mine`). A message resolving it removes its entry;
+        a wait given up, :meth:`drop_mine`; one resolved by a key read (after a
+        reconnect), the next recheck (:meth:`_prune`)."""
+        live, reader = self._live, self._reader
+        if (since is None or live is None or since < live or self._reply != channel
+                or reader is None or reader.done()):
+            return None
+        key = self._key_of(task_id).encode()
+        if self._early.peek(key) is not None:
+            return None  # (the coroutine's path checks and claims it)
+        fut: asyncio.Future[bytes] = reader.get_loop().create_future()
+        entry = self._mine.get(key)
+        if entry is None:
+            self._mine[key] = (task_id, [fut])
+        else:
+            entry[1].append(fut)
+        return fut
+
+    def drop_mine(self, key: bytes, fut: asyncio.Future[bytes]) -> None:
+        """Forget ``fut``, a wait of :meth:`wait_mine_now` given up."""
+        entry = self._mine.get(key)
+        if entry is not None and fut in entry[1]:
+            entry[1].remove(fut)
+            if not entry[1]:
+                del self._mine[key]
+                if not self._mine:
+                    self._idle_since = fut.get_loop().time()
+
     async def _open_reply(self, channel: str) -> None:
         """Subscribe the reply channel: one subscription for all who wait meanwhile."""
         opening = self._opening
@@ -165,91 +186,9 @@ class Listener:
         """The reply channel, then its batch twin (confirmed second: then both are live)."""
         await asyncio.gather(self._subscribe(channel), self._subscribe(reply_twin(channel)))
 
-    async def wait(self, task_id: str, channel: str) -> bytes:
-        """Wait on ``task_id``'s own channel ``channel``."""
-        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        entry = self._waiters.setdefault(channel, (task_id, []))
-        entry[1].append(fut)
-        try:
-            # a second waiter too while the first one's subscription is unconfirmed:
-            # reading the key before it is could miss a record stored in between
-            if len(entry[1]) == 1 or channel in self._confirm:
-                await self._subscribe(channel)
-            return await self._read_or(task_id, fut)
-        finally:
-            self._drop(channel, fut)
-
-    async def _read_or(self, task_id: str, fut: asyncio.Future[bytes]) -> bytes:
-        """The stored final record if there is one (read after the subscription is
-        confirmed), else what ``fut`` gets."""
-        raw = await self._backend._load(task_id)
-        if is_final(raw):
-            assert raw is not None
-            return raw
-        if raw is not None:  # a record that is not final must at least be one
-            decode_record(raw, max_size=self._backend.max_size)
-        return await fut
-
-    # -- subscriptions ----------------------------------------------------------------
-    async def _subscribe(self, channel: str) -> None:
-        confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._confirm.setdefault(channel, []).append(confirmed)
-        try:
-            with _redis.mapped_errors("Redis result backend", self._backend.url):
-                await self._subscriber.submit(channel)
-            await confirmed
-        finally:
-            waiting = self._confirm.get(channel)
-            if waiting and confirmed in waiting:
-                waiting.remove(confirmed)
-                if not waiting:
-                    del self._confirm[channel]
-
-    async def _subscribe_batch(self, channels: Sequence[str]) -> Sequence[None]:
-        async with self._lock:
-            await self._subscribe_on(self._ensure_pubsub(), channels)
-            self._ensure_reader()
-        return [None] * len(channels)
-
-    # the pub/sub commands: a Redis Cluster's listener overrides these (sharded pub/sub)
-    async def _subscribe_on(self, pubsub: Any, channels: Sequence[str]) -> None:
-        await pubsub.subscribe(*channels)
-
-    async def _unsubscribe_on(self, pubsub: Any, channels: Sequence[str]) -> None:
-        await pubsub.unsubscribe(*channels)
-
-    async def _next_message(self, pubsub: Any, timeout: float) -> Any:
-        return await pubsub.get_message(timeout=timeout)
-
-    def _ensure_pubsub(self) -> PubSub:
-        if self._pubsub is None:
-            self._pubsub = self._client.pubsub()
-        return self._pubsub
-
     def _ensure_reader(self) -> None:
         if self._reader is None or self._reader.done():
             self._reader = asyncio.get_running_loop().create_task(self._read_loop())
-
-    def _drop(self, channel: str, fut: asyncio.Future[bytes]) -> None:
-        entry = self._waiters.get(channel)
-        if entry is None:
-            return
-        if fut in entry[1]:
-            entry[1].remove(fut)
-        if entry[1]:
-            return
-        del self._waiters[channel]
-        if self._pubsub is not None:
-            # not awaited: the caller has its result; a failed unsubscribe (the
-            # connection is gone, and the channel with it) is only logged
-            self._unsubscriber.post(channel)
-
-    async def _unsubscribe_batch(self, channels: Sequence[str]) -> Sequence[None]:
-        idle = [ch for ch in channels if ch not in self._waiters]
-        if idle and self._pubsub is not None:
-            async with self._lock:
-                await self._unsubscribe_on(self._pubsub, idle)
-        return [None] * len(channels)
 
     async def _release_reply(self) -> None:
         """Unsubscribe the reply channel once no waiter used it for ``REPLY_IDLE`` s
@@ -354,24 +293,25 @@ class Listener:
             self._dispatch_record(key, raw)
 
     def _dispatch_record(self, key: bytes, raw: bytes) -> None:
-        entry = self._mine.get(key)
+        mine = self._mine
+        entry = mine.get(key)
         if entry is None:
             self._early.keep(key, raw)  # checked when claimed (the task id is not known)
         elif self._backend.signer is None or genuine(raw, entry[0], self._backend.signer):
+            del mine[key]  # (a coroutine's wait finds it gone; a bare future has no other)
+            if not mine:
+                self._idle_since = asyncio.get_running_loop().time()
             self._resolve(entry, raw)
 
-    def _genuine(self, channel: str, raw: bytes) -> bool:
-        entry = self._waiters.get(channel)
-        return entry is None or genuine(raw, entry[0], self._backend.signer)
-
     @staticmethod
-    def _resolve(entry: _Waiting | None, raw: bytes) -> None:
+    def _resolve(entry: Waiting | None, raw: bytes) -> None:
         for fut in entry[1] if entry else []:
             if not fut.done():
                 fut.set_result(raw)
 
     async def _recheck(self) -> bool:
         """Re-read every waited key; False if the server is still away."""
+        self._prune()
         entries = [*self._waiters.values(), *self._mine.values()]
         if not entries:
             return True
@@ -384,6 +324,16 @@ class Listener:
                 assert raw is not None
                 self._resolve(entry, raw)
         return ok
+
+    def _prune(self) -> None:
+        """Drop the reply waits nobody waits for any more: bare futures of
+        :meth:`wait_mine_now` cancelled, or resolved by a key read, not by a message."""
+        mine = self._mine
+        idle = [key for key, (_, futs) in mine.items() if all(f.done() for f in futs)]
+        for key in idle:
+            del mine[key]
+        if idle and not mine:
+            self._idle_since = asyncio.get_running_loop().time()
 
     async def aclose(self) -> None:
         await self._subscriber.aclose()

@@ -11,6 +11,7 @@ tasks on its one reply channel and for any other id on that id's channel; see
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
@@ -135,6 +136,15 @@ class RedisResultBackend(ResultBackend):
         channel = self.channel_for(task_id)
         assert channel is not None
         return self._listener.wait(task_id, channel)
+
+    def wait_now(self, task_id: str, since: int | None) -> asyncio.Future[bytes] | None:
+        token = process_token()
+        if since is None or len(task_id) != _ID_CHARS or not task_id.startswith(token):
+            return None
+        return self._listener.wait_mine_now(task_id, REPLY_PREFIX + token, since)
+
+    def abandon(self, task_id: str, waiting: asyncio.Future[bytes]) -> None:
+        self._listener.drop_mine(self.key_for(task_id).encode(), waiting)
 
 
 def _script_calls(writes: Sequence[KeyWrite], per_call: int
