@@ -57,14 +57,20 @@ class Coalescer(Generic[T, R]):
         """Submit ``item``; its outcome comes in the future returned (awaiting that
         rather than :meth:`submit` saves a coroutine per item on a hot path)."""
         runner = self._runner
-        if runner is None or runner.done():
-            loop = asyncio.get_running_loop()
-            self._runner = loop.create_task(self._run())
-        else:  # the batch gathers on the loop its sender runs on (and on Python 3.11
-            loop = runner.get_loop()  # get_running_loop is a getpid system call)
-        future: asyncio.Future[R] = loop.create_future()
+        if runner is not None and not runner.done():
+            # the batch gathers on the loop its sender runs on (and on Python 3.11
+            # get_running_loop is a getpid system call)
+            future: asyncio.Future[R] = runner.get_loop().create_future()
+            self._items.append(item)
+            self._futures.append(future)
+            return future
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         self._items.append(item)
         self._futures.append(future)
+        # the item waits before the runner starts: an eager task (3.12's
+        # eager_task_factory) runs up to its first wait inside create_task
+        self._runner = loop.create_task(self._run())
         return future
 
     async def submit_many(self, items: Sequence[T]) -> list[R | BaseException]:
