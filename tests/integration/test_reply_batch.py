@@ -156,3 +156,44 @@ async def test_the_listener_takes_single_records_and_skips_a_broken_batch(
         assert await waits[1] == 20
         await redis_aio.delete(result_key(first.id), result_key(second.id))
         await app.broker.delete_queue(app.default_queue)
+
+
+async def test_a_settle_carries_a_mebibyte_of_records_a_call_at_most(
+        redis_url: str, redis_aio: aioredis.Redis) -> None:
+    """What one call publishes reaches a subscriber's output buffer at once (Redis cuts
+    the subscriber off past 32 MB): six records of 400 kB settled together go in calls
+    of at most 1 MiB of records each, so in at least three messages of the twin."""
+    from asyncq.brokers import KeyWrite, Settlement
+    from asyncq.message import Message
+
+    token, ids = _ids(6)
+    app = asyncq.App(f"replybatch{os.urandom(3).hex()}", broker=redis_url)
+    pubsub = redis_aio.pubsub()
+    await pubsub.subscribe(REPLY_BATCH_PREFIX + token)
+    value = b"S" + b"x" * 400_000
+    try:
+        async with app:
+            await app.broker.publish_many([asyncq.brokers.Outgoing(
+                i, app.default_queue, Message(i, "t").encode()) for i in ids])
+            consumer = app.broker.consumer([app.default_queue], prefetch=6, lease=30)
+            deliveries = await consumer.fetch(6, 1.0)
+            assert len(deliveries) == 6
+            await consumer.ack([Settlement(d, KeyWrite(result_key(i), value, 60_000, None,
+                                                       final=True, reply=REPLY_PREFIX + token))
+                                for d, i in zip(deliveries, ids, strict=True)])
+            await consumer.close()
+            sizes: list[int] = []  # the record bytes of each message
+            async with asyncio.timeout(10):
+                while sum(sizes) < 6 * len(value):
+                    message = await pubsub.get_message(ignore_subscribe_messages=True,
+                                                       timeout=0.2)
+                    if message is not None:
+                        sizes.append(sum(map(len, msgpack.unpackb(message["data"],
+                                                                  raw=True)[1::2])))
+            await app.broker.delete_queue(app.default_queue)
+    finally:
+        await pubsub.aclose()
+        await redis_aio.delete(*(result_key(i) for i in ids))
+    assert sum(sizes) == 6 * len(value)
+    assert len(sizes) >= 3
+    assert max(sizes) <= 1 << 20

@@ -35,6 +35,10 @@ __all__ = ["RedisConsumer"]
 logger = logging.getLogger("asyncq.brokers.redis")
 
 CHUNK = 500
+#: Record bytes one settle call carries at most (one larger record alone): what a call
+#: publishes reaches a subscriber's output buffer at once, and Redis cuts a subscriber
+#: off past 32 MB of it (``client-output-buffer-limit pubsub``).
+SETTLE_BYTES = 1 << 20
 PROMOTE_INTERVAL = 0.25
 
 
@@ -287,9 +291,11 @@ class RedisConsumer(Consumer):
 
     def _queue_settle(self, batch: _redis.ScriptBatch, stream: str,
                       items: list[Settlement]) -> None:
+        """One settle.lua call for ``items``; two halves for more than
+        :data:`SETTLE_BYTES` of records (a record larger than that alone)."""
         keys = [stream]
         flat: list[Any] = []
-        ttl, ttl_text = -1, ""  # a TTL as text: Redis formats a Lua number per call (0.3 µs)
+        ttl, ttl_text, size = -1, "", 0  # a TTL as text: Redis formats a Lua number per call
         for item in items:
             write = item.write
             if write is not None:
@@ -298,6 +304,12 @@ class RedisConsumer(Consumer):
                     ttl, ttl_text = write.ttl_ms, str(write.ttl_ms)
                 flat += (ttl_text, write.final, write.channel or "", write.reply or "",
                          write.value)
+                size += len(write.value)
+        if size > SETTLE_BYTES and len(items) > 1:
+            half = len(items) // 2
+            self._queue_settle(batch, stream, items[:half])
+            self._queue_settle(batch, stream, items[half:])
+            return
         blob = codec.dumps_for_lua([[item.delivery.tag for item in items], flat])
         batch.script(self._scripts["settle"], keys, [self._group, blob])
 
