@@ -155,7 +155,7 @@ EXPECTED: dict[str, list[str]] = {
         "expired: PENDING",
     ],
     "results_waiting_redis.py": [
-        "300 handles waiting on 1 pub/sub connection(s), 1 channel(s)",
+        "300 handles waiting on 1 pub/sub connection(s), 2 channel(s)",
         "300 results; image 0 resized",
         "from another app: image 7 resized",
     ],

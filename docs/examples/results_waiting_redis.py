@@ -1,4 +1,5 @@
-"""How waiting works on Redis: many handles, one pub/sub connection and one channel.
+"""How waiting works on Redis: many handles, one pub/sub connection, the reply channel
+and its batch twin.
 
 Needs Redis: $ASYNCQ_TEST_REDIS_URL, default redis://127.0.0.1:6379/0.
 """
