@@ -4,9 +4,9 @@ A final record is published on the task's own channel ``asyncq:done:<id>`` and o
 reply channel of the process that sent the task (``asyncq:reply:<token>``, the token
 being the first characters of every id that process makes:
 :func:`asyncq.message.process_token`), a call's records for one process as one message
-on the channel's twin (:data:`asyncq.records.REPLY_BATCH_PREFIX`). A process waits for its own
-tasks on its one reply channel and for any other id on that id's channel; see
-:mod:`asyncq.results._listener` for how neither misses a record.
+on the channel's twin (:data:`asyncq.records.REPLY_BATCH_PREFIX`). A process waits
+for its own tasks on its one reply channel and for any other id on that id's channel;
+see :mod:`asyncq.results._listener` for how neither misses a record.
 """
 
 from __future__ import annotations

@@ -170,6 +170,9 @@ class RedisClusterResultBackend(RedisResultBackend):
     def reply_for(self, task_id: str) -> str | None:
         return None  # no process reply channel: a waiter SSUBSCRIBEs its task's channel
 
+    def wait_now(self, task_id: str, since: int | None) -> asyncio.Future[bytes] | None:
+        return None  # (no reply channel: every wait is a subscription of its own)
+
     async def _wait(self, task_id: str) -> bytes:
         return await self._listener.wait(task_id, cluster_result_channel(task_id))
 
