@@ -80,6 +80,7 @@ class Worker:
         self._stop = asyncio.Event()
         self._abort = asyncio.Event()
         self._held = 0
+        self._backlog = False  # the last read came back full
         #: queues no longer consumed: what a fetch in progress still brings goes back
         self._cancelled: set[str] = set()
         self._abandoning = False
@@ -227,12 +228,13 @@ class Worker:
                 await self._calm.wait()
                 continue
             free = self.concurrency + self.prefetch - self._held
-            if free <= 0:
+            if free <= 0 or self._read_later(free):
                 self._room.clear()
                 await self._room.wait()
                 continue
             try:
                 batch = await consumer.fetch(free, self.fetch_timeout)
+                self._backlog = len(batch) == free
             except Exception as exc:
                 logger.warning("fetch failed (%s); retrying in %.1fs", exc, backoff)
                 await asyncio.sleep(backoff)
@@ -241,6 +243,15 @@ class Worker:
             backoff = 0.1
             if batch:
                 self._accept(batch)
+
+    def _read_later(self, free: int) -> bool:
+        """Wait for the settles on their way before reading into half the room or
+        less, when they will free more than half and the queue has a backlog (the last
+        read came back full): else each read is as small as the last settle, and a
+        fan-in's reads stayed at half the drain's."""
+        assert self._settler is not None
+        half = (self.concurrency + self.prefetch) // 2
+        return self._backlog and free <= half < free + self._settler.settling
 
     def _accept(self, batch: Sequence[Delivery]) -> None:
         assert self._settler is not None

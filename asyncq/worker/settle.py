@@ -33,6 +33,7 @@ class Settler:
         self._fused = consumer.server_id is not None and consumer.server_id == backend.server_id
         self._on_settled = on_settled
         self._pending: list[Outcome] = []
+        self._in_flight = 0
         self._wake = asyncio.Event()
         self._settled = asyncio.Event()  # set when nothing is pending or in flight
         self._settled.set()
@@ -53,6 +54,11 @@ class Settler:
     def pending(self) -> int:
         return len(self._pending)
 
+    @property
+    def settling(self) -> int:
+        """Outcomes gathered or on the wire: the room their settles will free."""
+        return len(self._pending) + self._in_flight
+
     def close(self) -> None:
         """Let :meth:`run` return once everything gathered so far is settled."""
         self._closing = True
@@ -68,6 +74,7 @@ class Settler:
         delay = 0.1
         while self._pending:
             batch, self._pending = self._pending, []
+            self._in_flight = len(batch)
             try:
                 await self._settle(batch)
             except Exception as exc:
@@ -77,6 +84,8 @@ class Settler:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
+            finally:
+                self._in_flight = 0
             self._on_settled(len(batch))
         self._settled.set()
 
