@@ -118,6 +118,9 @@ class Consumer(abc.ABC):
 
     #: Identifies the server when ack-with-write is supported; ``None`` otherwise.
     server_id: str | None = None
+    #: Each fetch is a round trip to the server (Redis), not a take from deliveries
+    #: already pushed (RabbitMQ): then the worker reads in fewer, larger batches.
+    fetch_is_a_round_trip: bool = False
 
     @abc.abstractmethod
     async def fetch(self, limit: int, timeout: float) -> Sequence[Delivery]:

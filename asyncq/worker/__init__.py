@@ -234,7 +234,7 @@ class Worker:
                 continue
             try:
                 batch = await consumer.fetch(free, self.fetch_timeout)
-                self._backlog = len(batch) == free
+                self._backlog = consumer.fetch_is_a_round_trip and len(batch) == free
             except Exception as exc:
                 logger.warning("fetch failed (%s); retrying in %.1fs", exc, backoff)
                 await asyncio.sleep(backoff)
@@ -247,8 +247,9 @@ class Worker:
     def _read_later(self, free: int) -> bool:
         """Wait for the settles on their way before reading into half the room or
         less, when they will free more than half and the queue has a backlog (the last
-        read came back full): else each read is as small as the last settle, and a
-        fan-in's reads stayed at half the drain's."""
+        read came back full, from a consumer whose reads are round trips): else each
+        read is as small as the last settle, and a fan-in's reads stayed at half the
+        drain's."""
         assert self._settler is not None
         half = (self.concurrency + self.prefetch) // 2
         return self._backlog and free <= half < free + self._settler.settling

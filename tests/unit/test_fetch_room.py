@@ -36,3 +36,13 @@ def test_a_read_waits_only_for_room_that_is_on_its_way(
     worker._backlog = backlog  # type: ignore[attr-defined]
     worker._settler = _Settling(settling)  # type: ignore[assignment]
     assert worker._read_later(free) is waits  # type: ignore[attr-defined]
+
+
+def test_only_reads_that_are_round_trips_wait_for_room() -> None:
+    """RabbitMQ pushes deliveries ahead (a fetch takes them from memory): waiting there
+    would only delay messages already here."""
+    from asyncq.brokers.amqp._consumer import AmqpConsumer
+    from asyncq.brokers.redis._consumer import RedisConsumer
+
+    assert RedisConsumer.fetch_is_a_round_trip
+    assert not AmqpConsumer.fetch_is_a_round_trip

@@ -75,6 +75,7 @@ class RedisConsumer(Consumer):
 
     #: whether a blocked read can be ended at once on stop (:mod:`._wake`)
     wakeable = True
+    fetch_is_a_round_trip = True
 
     def __init__(self, client: aioredis.Redis, scripts: dict[str, Any], url: str,
                  queues: list[str], *, group: str, lease: float) -> None:
