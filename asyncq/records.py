@@ -172,6 +172,11 @@ def reply_twin(channel: str) -> str:
     return REPLY_BATCH_PREFIX + channel[len(REPLY_PREFIX):]
 
 
+def reply_of_twin(twin: str) -> str:
+    """The reply channel whose batch twin is ``twin`` (:func:`reply_twin`'s inverse)."""
+    return REPLY_PREFIX + twin[len(REPLY_BATCH_PREFIX):]
+
+
 _SEND_REPLIES: Final = (
     "local function asyncq_send_replies(replies)\n"
     "  for reply, batch in pairs(replies) do\n"

@@ -39,6 +39,7 @@ from asyncq.records import (
     REPLY_BATCH_PREFIX,
     REPLY_PREFIX,
     is_final,
+    reply_of_twin,
     reply_twin,
 )
 from asyncq.results import ResultBackend, _pubsub
@@ -118,10 +119,7 @@ class Listener(Subscriptions):
         reader = self._reader  # its loop is ours (get_running_loop: a system call on 3.11)
         loop = asyncio.get_running_loop() if reader is None or reader.done() else reader.get_loop()
         fut: asyncio.Future[bytes] = loop.create_future()
-        entry = self._mine.get(key)
-        if entry is None:
-            entry = self._mine[key] = (task_id, [])
-        entry[1].append(fut)
+        self._enter(key, task_id, fut)
         try:
             if self._reply != channel:
                 await self._open_reply(channel)
@@ -135,12 +133,7 @@ class Listener(Subscriptions):
                 self._keys.add(task_id, fut)
             return await fut
         finally:
-            futs = entry[1]
-            futs.remove(fut)
-            if not futs and self._mine.get(key) is entry:
-                del self._mine[key]
-                if not self._mine:
-                    self._idle_since = loop.time()
+            self.drop_mine(key, fut)  # (nothing left to drop when a message resolved it)
 
     def wait_mine_now(self, task_id: str, channel: str, since: int | None
                       ) -> asyncio.Future[bytes] | None:
@@ -157,22 +150,30 @@ class Listener(Subscriptions):
         if self._early.peek(key) is not None:
             return None  # (the coroutine's path checks and claims it)
         fut: asyncio.Future[bytes] = reader.get_loop().create_future()
+        self._enter(key, task_id, fut)
+        return fut
+
+    def _enter(self, key: bytes, task_id: str, fut: asyncio.Future[bytes]) -> None:
         entry = self._mine.get(key)
         if entry is None:
             self._mine[key] = (task_id, [fut])
         else:
             entry[1].append(fut)
-        return fut
 
     def drop_mine(self, key: bytes, fut: asyncio.Future[bytes]) -> None:
-        """Forget ``fut``, a wait of :meth:`wait_mine_now` given up."""
+        """Forget ``fut``, a wait for ``key`` that ended or was given up (its entry may
+        be gone already: a message resolving it removes it)."""
         entry = self._mine.get(key)
         if entry is not None and fut in entry[1]:
             entry[1].remove(fut)
             if not entry[1]:
-                del self._mine[key]
-                if not self._mine:
-                    self._idle_since = fut.get_loop().time()
+                self._remove(key)
+
+    def _remove(self, key: bytes) -> None:
+        """Drop ``key``'s entry; the reply channel falls idle with the last one."""
+        del self._mine[key]
+        if not self._mine:
+            self._idle_since = asyncio.get_running_loop().time()
 
     async def _open_reply(self, channel: str) -> None:
         """Subscribe the reply channel: one subscription for all who wait meanwhile."""
@@ -260,7 +261,7 @@ class Listener(Subscriptions):
             self._resubscribed = True
             channel = _text(message.get("channel"))
             if channel.startswith(REPLY_BATCH_PREFIX):  # (subscribed after the reply channel)
-                self._reply_confirmed(REPLY_PREFIX + channel[len(REPLY_BATCH_PREFIX):])
+                self._reply_confirmed(reply_of_twin(channel))
             for fut in self._confirm.pop(channel, []):
                 if not fut.done():
                     fut.set_result(None)
@@ -293,14 +294,11 @@ class Listener(Subscriptions):
             self._dispatch_record(key, raw)
 
     def _dispatch_record(self, key: bytes, raw: bytes) -> None:
-        mine = self._mine
-        entry = mine.get(key)
+        entry = self._mine.get(key)
         if entry is None:
             self._early.keep(key, raw)  # checked when claimed (the task id is not known)
         elif self._backend.signer is None or genuine(raw, entry[0], self._backend.signer):
-            del mine[key]  # (a coroutine's wait finds it gone; a bare future has no other)
-            if not mine:
-                self._idle_since = asyncio.get_running_loop().time()
+            self._remove(key)  # (a coroutine's wait finds it gone; a bare future has no other)
             self._resolve(entry, raw)
 
     @staticmethod
@@ -328,12 +326,8 @@ class Listener(Subscriptions):
     def _prune(self) -> None:
         """Drop the reply waits nobody waits for any more: bare futures of
         :meth:`wait_mine_now` cancelled, or resolved by a key read, not by a message."""
-        mine = self._mine
-        idle = [key for key, (_, futs) in mine.items() if all(f.done() for f in futs)]
-        for key in idle:
-            del mine[key]
-        if idle and not mine:
-            self._idle_since = asyncio.get_running_loop().time()
+        for key in [key for key, (_, futs) in self._mine.items() if all(f.done() for f in futs)]:
+            self._remove(key)
 
     async def aclose(self) -> None:
         await self._subscriber.aclose()
