@@ -171,13 +171,15 @@ def raise_first(outcomes: Iterable[object]) -> None:
             raise outcome
 
 
-def runs_by_size(sizes: Sequence[int], limit: int) -> list[slice]:
+def runs_by_size(sizes: Sequence[int], limit: int, count: int | None = None) -> list[slice]:
     """Positions ``0..len(sizes)-1`` cut, in order, into runs whose sizes add up to at
-    most ``limit`` (an item larger than ``limit`` is a run of its own)."""
+    most ``limit`` (an item larger than ``limit`` is a run of its own), of at most
+    ``count`` items each when it is given."""
     runs: list[slice] = []
     start, total = 0, 0
+    most = len(sizes) if count is None else count
     for index, size in enumerate(sizes):
-        if index > start and total + size > limit:
+        if index > start and (total + size > limit or index - start == most):
             runs.append(slice(start, index))
             start, total = index, 0
         total += size

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from asyncq import _redis
-from asyncq._batch import Coalescer
+from asyncq._batch import Coalescer, runs_by_size
 from asyncq.codec import DEFAULT_MAX_SIZE
 from asyncq.message import TOKEN_CHARS, process_token
 from asyncq.records import KeyWrite
@@ -164,13 +164,5 @@ def write_runs(writes: Sequence[KeyWrite], per_call: int = _PER_CALL
                ) -> list[Sequence[KeyWrite]]:
     """``writes`` cut, in order, into the runs one script call stores: ``per_call``
     writes and :data:`_BYTES_PER_CALL` bytes of records at most (a larger record alone)."""
-    runs: list[Sequence[KeyWrite]] = []
-    start, size = 0, 0
-    for index, w in enumerate(writes):
-        if index > start and (index - start == per_call or size + len(w.value) > _BYTES_PER_CALL):
-            runs.append(writes[start:index])
-            start, size = index, 0
-        size += len(w.value)
-    if start < len(writes):
-        runs.append(writes[start:])
-    return runs
+    sizes = [len(w.value) for w in writes]
+    return [writes[run] for run in runs_by_size(sizes, _BYTES_PER_CALL, per_call)]

@@ -135,6 +135,9 @@ def test_runs_by_size_cut_in_order_within_the_limit() -> None:
     assert [sizes[r] for r in runs] == [[5, 5], [5], [20], [1, 1], [9, 0]]
     assert runs_by_size([], 10) == []
     assert runs_by_size([3], 10) == [slice(0, 1)]
+    assert [sizes[r] for r in runs_by_size(sizes, 10, 1)] == [[n] for n in sizes]
+    ones = [1] * 5
+    assert [ones[r] for r in runs_by_size(ones, 10, 2)] == [[1, 1], [1, 1], [1]]
 
 
 _seen: contextvars.ContextVar[str] = contextvars.ContextVar("seen")
