@@ -13,6 +13,12 @@ alternates runs with and without it, which is how the cost of observing is measu
 On a 2-core machine the drain needs one core (worker and Redis) and the fan-in a second
 one for the producer; unpinned, three busy processes share two cores as the scheduler
 places them.
+
+``--sched`` (Linux) adds, to the drain, the fan-in and the concurrent enqueue, where
+their time went (``sched_share.py``): each process's CPU per task and its time waiting
+for a CPU, and the machine's idle cores; ``--broker-pid`` names the broker's process
+(the local Redis or RabbitMQ) so that it is counted too. ``--uvloop`` runs the producer
+on uvloop, as uvicorn runs a web app where uvloop is installed (the workers always do).
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import sched_share
 
 HERE = Path(__file__).resolve().parent
 
@@ -52,6 +60,28 @@ def _free_port() -> int:
 
 #: The worker options of ``--observe``: events (with heartbeats and control) and metrics.
 OBSERVE = ["--events"]
+
+#: ``--sched``: the processes counted besides this one and the workers (name -> pid)
+SCHED: dict[str, int] | None = None
+
+
+def _phase(workers: list[subprocess.Popen[bytes]] | None = None) -> sched_share.Phase | None:
+    """Counters for a timed phase under ``--sched``: this process (the producer), the
+    ``workers`` and the broker."""
+    if SCHED is None:
+        return None
+    pids = {"producer": os.getpid(), **SCHED}
+    for i, proc in enumerate(workers or []):
+        pids[f"worker{i or ''}"] = proc.pid
+    return sched_share.Phase(pids)
+
+
+def _sched(phase: sched_share.Phase | None, out: dict[str, Any]) -> dict[str, Any]:
+    """``out`` with the phase's report under "sched" (with ``--sched``)."""
+    if phase is not None:
+        out["sched"] = phase.report(int(out["tasks"]), float(out["seconds"]))
+    return out
+
 
 #: ``--pin``: (this producer's CPUs, the workers' CPUs), None when not pinned.
 PINNED: tuple[set[int], set[int]] | None = None
@@ -123,11 +153,11 @@ async def round_trip(mod: Any, n: int) -> dict[str, float]:
     return {"p50_ms": samples[n // 2] * 1e3, "p99_ms": samples[int(n * 0.99) - 1] * 1e3}
 
 
-async def enqueue_concurrent(mod: Any, n: int) -> dict[str, float]:
-    start = time.perf_counter()
+async def enqueue_concurrent(mod: Any, n: int) -> dict[str, Any]:
+    phase, start = _phase(), time.perf_counter()
     await asyncio.gather(*(mod.noop.enqueue(i) for i in range(n)))
     elapsed = time.perf_counter() - start
-    return {"tasks": n, "seconds": elapsed, "per_s": n / elapsed}
+    return _sched(phase, {"tasks": n, "seconds": elapsed, "per_s": n / elapsed})
 
 
 async def enqueue_batch(mod: Any, n: int) -> tuple[dict[str, float], Any]:
@@ -138,7 +168,7 @@ async def enqueue_batch(mod: Any, n: int) -> tuple[dict[str, float], Any]:
 
 
 async def _timed_drain(mod: Any, args: argparse.Namespace, n: int, last: Any,
-                       processes: int = 1) -> dict[str, float]:
+                       processes: int = 1) -> dict[str, Any]:
     """Start workers on ``n`` queued tasks; time from the first ack to the last result.
 
     The queue being empty is not enough: RabbitMQ counts only ready messages, not the
@@ -149,14 +179,14 @@ async def _timed_drain(mod: Any, args: argparse.Namespace, n: int, last: Any,
                 args.observe) as procs:
         while await size(mod.QUEUE) >= n:  # noqa: ASYNC110 - polls the broker: excludes start-up
             await asyncio.sleep(0.005)
-        start, cpu = time.perf_counter(), _cpu(procs)
+        phase, start, cpu = _phase(procs), time.perf_counter(), _cpu(procs)
         while await size(mod.QUEUE) > 0:  # noqa: ASYNC110
             await asyncio.sleep(0.005)
         await last.get(timeout=60)
         elapsed = max(time.perf_counter() - start, 1e-6)
         cpu = _cpu(procs) - cpu
-    return {"tasks": n, "seconds": elapsed, "per_s": n / elapsed, "processes": processes,
-            "cpu_us_per_task": cpu / n * 1e6}
+        return _sched(phase, {"tasks": n, "seconds": elapsed, "per_s": n / elapsed,
+                              "processes": processes, "cpu_us_per_task": cpu / n * 1e6})
 
 
 def _cpu(procs: list[subprocess.Popen[bytes]]) -> float:
@@ -172,12 +202,13 @@ def _cpu(procs: list[subprocess.Popen[bytes]]) -> float:
     return total
 
 
-async def drain(mod: Any, args: argparse.Namespace, n: int, processes: int = 1) -> dict[str, float]:
+async def drain(mod: Any, args: argparse.Namespace, n: int, processes: int = 1) -> dict[str, Any]:
     handles = await mod.app.enqueue_many([mod.noop.s(i) for i in range(n)])
     return await _timed_drain(mod, args, n, handles[-1], processes)
 
 
-async def fan_in(mod: Any, n: int, inflight: int) -> dict[str, float]:
+async def fan_in(mod: Any, n: int, inflight: int,
+                 procs: list[subprocess.Popen[bytes]]) -> dict[str, Any]:
     """``n`` calls, at most ``inflight`` at a time, each enqueued then awaited (a web app
     awaiting the tasks it sends), with one worker running: first enqueue to last result."""
     await (await mod.noop.enqueue(-1))  # the worker is up
@@ -187,11 +218,12 @@ async def fan_in(mod: Any, n: int, inflight: int) -> dict[str, float]:
         for i in calls:
             assert await (await mod.noop.enqueue(i)) == i
 
-    start, cpu = time.perf_counter(), time.process_time()
+    phase, start, cpu = _phase(procs), time.perf_counter(), time.process_time()
     await asyncio.gather(*(caller() for _ in range(inflight)))
     elapsed = time.perf_counter() - start
-    return {"tasks": n, "seconds": elapsed, "per_s": n / elapsed, "inflight": inflight,
-            "producer_cpu_us": (time.process_time() - cpu) / n * 1e6}
+    return _sched(phase, {"tasks": n, "seconds": elapsed, "per_s": n / elapsed,
+                          "inflight": inflight,
+                          "producer_cpu_us": (time.process_time() - cpu) / n * 1e6})
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -210,10 +242,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         out["drain"] = await drain(mod, args, args.drain)
         gc.collect()
         with worker(args.broker, queue, args.backend, args.concurrency,
-                    observe=args.observe):
+                    observe=args.observe) as procs:
             out["round_trip"] = await round_trip(mod, args.round_trip)
             if args.fan_in:
-                out["fan_in"] = await fan_in(mod, args.fan_in, args.inflight)
+                out["fan_in"] = await fan_in(mod, args.fan_in, args.inflight, procs)
         if args.fan_in:  # the drain it is compared with, timed the same way (to the last result)
             out["fan_in"]["vs_drain"] = out["fan_in"]["per_s"] / out["drain"]["per_s"]
         await mod.app.broker.delete_queue(queue)
@@ -242,15 +274,29 @@ def parse() -> argparse.Namespace:
                    help="producer on CPU 0, workers (and --pin-pid) on the other CPUs (Linux)")
     p.add_argument("--pin-pid", type=int, action="append", default=[],
                    help="with --pin: a process (the local broker) moved to the workers' CPUs")
+    p.add_argument("--uvloop", action="store_true",
+                   help="the producer on uvloop (as uvicorn runs a web app), not asyncio's loop")
+    p.add_argument("--sched", action="store_true",
+                   help="per phase: each process's CPU and wait for a CPU, idle cores (Linux)")
+    p.add_argument("--broker-pid", type=int, default=None,
+                   help="with --sched: the broker's process, counted too")
     p.add_argument("--json", type=Path)
     return p.parse_args()
 
 
 if __name__ == "__main__":
     arguments = parse()
+    if arguments.sched:
+        SCHED = {} if arguments.broker_pid is None else {"broker": arguments.broker_pid}
     with pinned(arguments.pin, arguments.pin_pid):
-        result = asyncio.run(main(arguments))
+        if arguments.uvloop:
+            import uvloop
+
+            result = uvloop.run(main(arguments))
+        else:
+            result = asyncio.run(main(arguments))
     result["pinned"] = arguments.pin
+    result["producer_loop"] = "uvloop" if arguments.uvloop else "asyncio"
     text = json.dumps(result, indent=2)
     print(text)
     if arguments.json:
