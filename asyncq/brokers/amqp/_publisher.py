@@ -31,8 +31,12 @@ from asyncq.errors import AsyncqError, BrokerUnavailable, PublishError
 __all__ = ["Publisher"]
 
 
-#: written batches awaiting their confirms at once, per broker
-_WINDOW = 8
+#: written batches awaiting their confirms at once, per broker. A written batch holds
+#: no copy of its messages (only their confirm futures), and RabbitMQ's flow control
+#: holds back a faster producer; with 8, a burst of 30,000 concurrent enqueues waited
+#: for confirms with 0.8 of the machine's 2 cores idle (benchmarks/README.md, "RabbitMQ:
+#: the confirm window", 2026-12-05: 8 -> 64 took one-at-a-time enqueues 1.21x)
+_WINDOW = 64
 
 
 def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
