@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import types
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
@@ -17,6 +16,7 @@ from asyncq.errors import (
 )
 from asyncq.records import NOT_PLAIN, Progress, success_value
 from asyncq.results import REJECTED, ResultRecord
+from asyncq.results._deadlines import awaiting
 from asyncq.states import TaskState
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["REJECTED", "TaskResult"]
 
 R = TypeVar("R")
-T = TypeVar("T")
+
 
 class TaskResult(Generic[R]):
     """A handle on one task's outcome: ``await handle`` gives the task's return value.
@@ -76,7 +76,7 @@ class TaskResult(Generic[R]):
         message and traceback text; with ``propagate=False`` the failure (a
         ``TaskFailed`` or ``TaskCancelled``) is returned instead of raised.
         """
-        return await _awaitable(self._outcome(timeout, propagate))
+        return await awaiting(self._outcome(timeout, propagate))
 
     def _outcome(self, timeout: float | None, propagate: bool) -> Generator[Any, None, Any]:
         """:meth:`get`, as the plain generator ``__await__`` returns."""
@@ -91,13 +91,16 @@ class TaskResult(Generic[R]):
         # record reached it) reads the key
         since, self._since = self._since, None
         backend = self._backend
-        fut = backend.wait_now(self.id, since) if timeout is None else None
+        fut = backend.wait_now(self.id, since)
         if fut is None:
             raw: bytes = yield from backend.wait_raw(self.id, timeout, since).__await__()
         else:  # no coroutine (the hot path of a process awaiting its own tasks)
             try:
-                raw = yield from fut
-            except BaseException:  # given up (cancelled): the backend forgets the wait
+                if timeout is None:
+                    raw = yield from fut
+                else:
+                    raw = yield from backend.timed(fut, self.id, timeout, fut.get_loop())
+            except BaseException:  # given up (timed out, cancelled): the wait is forgotten
                 backend.abandon(self.id, fut)
                 raise
         if backend.signer is None:  # the common record, read without a ResultRecord
@@ -151,12 +154,6 @@ class TaskResult(Generic[R]):
             raise ResultUnavailable("this handle was built without an App: use "
                                     "app.revoke(task_id)")
         await self._app.revoke(self.id, terminate=terminate)
-
-
-@types.coroutine
-def _awaitable(steps: Generator[Any, None, T]) -> Generator[Any, None, T]:
-    """A plain generator's steps as something ``await`` takes."""
-    return (yield from steps)
 
 
 def unwrap(task_id: str, record: ResultRecord) -> Any:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import time
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Generator, Iterable, Sequence
 from typing import Any, Final
 
 from asyncq import codec
@@ -28,7 +28,7 @@ from asyncq.records import (
     encode_record,
     encode_success,
 )
-from asyncq.results._deadlines import Deadlines
+from asyncq.results._deadlines import Deadlines, awaiting
 from asyncq.signing import Signer
 
 __all__ = [
@@ -180,11 +180,20 @@ class ResultBackend(abc.ABC):
         return self._within(task_id, timeout, since)
 
     async def _within(self, task_id: str, timeout: float, since: int | None) -> bytes:
+        waiting = self._waiting(task_id, since)
+        return await awaiting(self.timed(waiting, task_id, timeout, asyncio.get_running_loop()))
+
+    def timed(self, waiting: Awaitable[bytes], task_id: str, timeout: float,
+              loop: asyncio.AbstractEventLoop) -> Generator[Any, None, bytes]:
+        """``waiting`` (a wait of ``task_id``'s, on the running ``loop``) within ``timeout``
+        seconds, else :class:`ResultTimeout`; steps for ``yield from`` in the waiting task.
+        (Not ``asyncio.timeout``: a timer per wait churned the loop's heap, see
+        :mod:`._deadlines`.)"""
         deadlines = self._deadlines
         if deadlines is None:
             deadlines = self._deadlines = Deadlines()
-        try:  # (not asyncio.timeout: a timer per wait churned the loop's heap, see _deadlines)
-            return await deadlines.within(self._waiting(task_id, since), timeout)
+        try:
+            return (yield from deadlines.waiting(waiting, timeout, loop))
         except TimeoutError:
             raise ResultTimeout(f"no result for task {task_id} within {timeout} s") from None
 

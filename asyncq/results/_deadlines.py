@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable
-from typing import Final, TypeVar
+import types
+from collections.abc import Awaitable, Generator
+from typing import Any, Final, TypeVar
 
-__all__ = ["GRAIN", "Deadlines"]
+__all__ = ["GRAIN", "Deadlines", "awaiting"]
 
 T = TypeVar("T")
 
@@ -38,7 +39,12 @@ class Deadlines:
 
     async def within(self, awaitable: Awaitable[T], delay: float) -> T:
         """``await awaitable``, raising TimeoutError once ``delay`` seconds passed."""
-        loop = asyncio.get_running_loop()
+        return await awaiting(self.waiting(awaitable, delay, asyncio.get_running_loop()))
+
+    def waiting(self, awaitable: Awaitable[T], delay: float,
+                loop: asyncio.AbstractEventLoop) -> Generator[Any, None, T]:
+        """:meth:`within` as the steps of a generator, for ``yield from`` in the task that
+        waits (no coroutine of its own); ``loop`` is the running loop."""
         if loop is not self._loop:  # timers belong to a loop: none of another one's
             self._loop, self._slots, self._expired = loop, {}, set()
         task: asyncio.Task[object] | None = asyncio.current_task(loop)
@@ -46,14 +52,14 @@ class Deadlines:
         cancelling = task.cancelling()
         when = (loop.time() + delay) / GRAIN
         if not math.isfinite(when):  # timeout=inf (or too far to schedule): no timer
-            return await awaitable
+            return (yield from awaitable.__await__())
         number = math.ceil(when)
         slot = self._slots.get(number)
         if slot is None:
             slot = self._slots[number] = (set(), loop.call_at(number * GRAIN, self._fire, number))
         slot[0].add(task)
         try:
-            return await awaitable
+            return (yield from awaitable.__await__())
         except asyncio.CancelledError:
             if task in self._expired:
                 self._expired.discard(task)
@@ -78,3 +84,9 @@ class Deadlines:
         for task in slot[0] if slot else ():
             self._expired.add(task)
             task.cancel()
+
+
+@types.coroutine
+def awaiting(steps: Generator[Any, None, T]) -> Generator[Any, None, T]:
+    """A plain generator's steps as something ``await`` takes."""
+    return (yield from steps)

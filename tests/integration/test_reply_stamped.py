@@ -109,3 +109,39 @@ async def test_a_second_await_alongside_a_stamped_wait_gets_the_record_too(
         h.release.set()
         assert await second == 0
         assert key not in h.listener._mine
+
+
+async def test_a_stamped_wait_with_a_timeout_is_resolved_by_its_reply(app: asyncq.App) -> None:
+    async with held(app, 5) as h:
+        waits = [asyncio.ensure_future(x.get(timeout=30)) for x in h.handles]
+        await until(lambda: len(h.keys()) == 5)
+        futs = h.waits()
+        assert all(not f.done() for f in futs)
+        h.release.set()
+        assert await asyncio.gather(*waits) == list(range(5))
+        assert all(f.done() and not f.cancelled() for f in futs)
+        assert not h.keys()
+        assert h.live.since() == []  # no key was read
+        deadlines = app.backend._deadlines
+        assert deadlines is not None
+        held_by_timers = {t for waiting, _ in deadlines._slots.values() for t in waiting}
+        assert not held_by_timers & set(waits)  # (the harness's keeper may wait too)
+
+
+async def test_a_stamped_wait_timing_out_leaves_its_task_as_it_was(app: asyncq.App) -> None:
+    async with held(app, 1) as h:
+        task = asyncio.current_task()
+        assert task is not None
+        with pytest.raises(asyncq.ResultTimeout):
+            await h.handles[0].get(timeout=0.1)
+        assert task.cancelling() == 0  # the timer's cancellation was taken back
+        assert not h.keys()
+        async with asyncio.timeout(5):  # the task's own timeouts still work
+            await asyncio.sleep(0)
+        outer = asyncio.ensure_future(h.handles[0].get(timeout=30))
+        await asyncio.sleep(0.05)
+        outer.cancel()  # someone else's cancellation stays one, not a ResultTimeout
+        with pytest.raises(asyncio.CancelledError):
+            await outer
+        h.release.set()
+        assert await h.handles[0].get(timeout=5) == 0
