@@ -207,8 +207,8 @@ async def drain(mod: Any, args: argparse.Namespace, n: int, processes: int = 1) 
     return await _timed_drain(mod, args, n, handles[-1], processes)
 
 
-async def fan_in(mod: Any, n: int, inflight: int,
-                 procs: list[subprocess.Popen[bytes]]) -> dict[str, Any]:
+async def fan_in(mod: Any, n: int, inflight: int, procs: list[subprocess.Popen[bytes]],
+                 timeout: float | None = None) -> dict[str, Any]:
     """``n`` calls, at most ``inflight`` at a time, each enqueued then awaited (a web app
     awaiting the tasks it sends), with one worker running: first enqueue to last result."""
     await (await mod.noop.enqueue(-1))  # the worker is up
@@ -218,11 +218,16 @@ async def fan_in(mod: Any, n: int, inflight: int,
         for i in calls:
             assert await (await mod.noop.enqueue(i)) == i
 
+    async def caller_within() -> None:  # --fan-in-timeout: as a careful web app waits
+        for i in calls:
+            assert await (await mod.noop.enqueue(i)).get(timeout=timeout) == i
+
     phase, start, cpu = _phase(procs), time.perf_counter(), time.process_time()
-    await asyncio.gather(*(caller() for _ in range(inflight)))
+    each = caller if timeout is None else caller_within
+    await asyncio.gather(*(each() for _ in range(inflight)))
     elapsed = time.perf_counter() - start
     return _sched(phase, {"tasks": n, "seconds": elapsed, "per_s": n / elapsed,
-                          "inflight": inflight,
+                          "inflight": inflight, "timeout": timeout,
                           "producer_cpu_us": (time.process_time() - cpu) / n * 1e6})
 
 
@@ -245,7 +250,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     observe=args.observe) as procs:
             out["round_trip"] = await round_trip(mod, args.round_trip)
             if args.fan_in:
-                out["fan_in"] = await fan_in(mod, args.fan_in, args.inflight, procs)
+                out["fan_in"] = await fan_in(mod, args.fan_in, args.inflight, procs,
+                                             args.fan_in_timeout)
         if args.fan_in:  # the drain it is compared with, timed the same way (to the last result)
             out["fan_in"]["vs_drain"] = out["fan_in"]["per_s"] / out["drain"]["per_s"]
         await mod.app.broker.delete_queue(queue)
@@ -270,6 +276,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--fan-in", type=int, default=20000,
                    help="calls awaited one by one while a worker runs (0: skip)")
     p.add_argument("--inflight", type=int, default=1000, help="fan-in calls at a time")
+    p.add_argument("--fan-in-timeout", type=float, default=None,
+                   help="fan-in calls await handle.get(timeout=...) instead of the handle")
     p.add_argument("--pin", action="store_true",
                    help="producer on CPU 0, workers (and --pin-pid) on the other CPUs (Linux)")
     p.add_argument("--pin-pid", type=int, action="append", default=[],

@@ -60,7 +60,8 @@ def test_a_process_gone_reports_nothing_used() -> None:
     assert report["gone"]["cpu_us_per_task"] == 0
 
 
-def test_core_reports_each_process_of_a_fan_in(redis_url: str, tmp_path: Path) -> None:
+def test_core_reports_each_process_of_a_fan_in_on_uvloop_with_timeouts(
+        redis_url: str, tmp_path: Path) -> None:
     server = redis.Redis.from_url(redis_url)
     try:
         broker_pid = int(server.info("server")["process_id"])
@@ -73,11 +74,13 @@ def test_core_reports_each_process_of_a_fan_in(redis_url: str, tmp_path: Path) -
         [sys.executable, str(CORE), "--broker", redis_url, "--drain", "300",
          "--enqueue", "300", "--round-trip", "30", "--concurrency", "20", "--fan-in", "300",
          "--inflight", "50", "--sched", "--broker-pid", str(broker_pid), "--uvloop",
+         "--fan-in-timeout", "30",
          "--json", str(out)],
         capture_output=True, text=True, timeout=180, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     figures = json.loads(out.read_text())
     assert figures["producer_loop"] == "uvloop"
+    assert figures["fan_in"]["timeout"] == 30  # its calls awaited handle.get(timeout=30)
     assert set(figures["enqueue_concurrent"]["sched"]) == {"idle_cores", "producer", "broker"}
     for phase in ("drain", "fan_in"):
         sched = figures[phase]["sched"]
