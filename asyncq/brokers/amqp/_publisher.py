@@ -24,6 +24,7 @@ from asyncq._cancel import cancelled_by_caller
 from asyncq.brokers import Outgoing
 from asyncq.brokers.amqp import _frames as _amqp_publish
 from asyncq.brokers.amqp._connection import Connection, Returned
+from asyncq.brokers.amqp._inflight import InFlight, batch_bytes
 from asyncq.brokers.amqp._layout import ETA_HEADER, Layout, bucket_ms, new_properties
 from asyncq.brokers.amqp._replies import ReplyRoutes
 from asyncq.errors import AsyncqError, BrokerUnavailable, PublishError
@@ -31,12 +32,13 @@ from asyncq.errors import AsyncqError, BrokerUnavailable, PublishError
 __all__ = ["Publisher"]
 
 
-#: written batches awaiting their confirms at once, per broker. A written batch holds
-#: no copy of its messages (only their confirm futures), and RabbitMQ's flow control
-#: holds back a faster producer; with 8, a burst of 30,000 concurrent enqueues waited
-#: for confirms with 0.8 of the machine's 2 cores idle (benchmarks/README.md, "RabbitMQ:
-#: the confirm window", 2026-12-05: 8 -> 64 took one-at-a-time enqueues 1.21x)
-_WINDOW = 64
+#: written batches awaiting their confirms at once, per broker: with 8, a burst of
+#: 30,000 concurrent enqueues waited for confirms with 0.8 of the machine's 2 cores
+#: idle; 16 took one-at-a-time enqueues 1.13x, and more gained nothing more
+#: (benchmarks/README.md, "the confirm window", 2026-12-05)
+_WINDOW = 16
+#: and the bytes of their messages (the frames stay here until RabbitMQ reads them)
+_WINDOW_BYTES = 16 << 20
 
 
 def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
@@ -61,7 +63,7 @@ class Publisher:
         self._gathered: Coalescer[_amqp_publish.Item, None] = Coalescer(
             into=self._flush_items,
             closed=lambda: self._lost("the broker closed before it was sent"))
-        self._window = asyncio.Semaphore(_WINDOW)
+        self._window = InFlight(_WINDOW, _WINDOW_BYTES)
         self._settling: set[asyncio.Task[None]] = set()
 
     async def close(self) -> None:
@@ -71,7 +73,7 @@ class Publisher:
         for task in list(self._settling):
             task.cancel()
         await asyncio.gather(*self._settling, return_exceptions=True)
-        self._window = asyncio.Semaphore(_WINDOW)  # the next connect may be on another loop
+        self._window = InFlight(_WINDOW, _WINDOW_BYTES)  # the next connect may be on another loop
 
     async def _destination(self, message: Outgoing) -> tuple[str, str]:
         exchange = message.exchange or self._layout.exchange
@@ -132,17 +134,18 @@ class Publisher:
         if not _amqp_publish.supported(channel):
             await self._one_by_one(items, outcomes)
             return
-        window = self._window
-        await window.acquire()
+        window, batch = self._window, [item for _, item in items]
+        size = batch_bytes([item.body for item in batch])
+        await window.acquire(size)
         try:
-            written = await _amqp_publish.write(channel, [item for _, item in items],
-                                                self._conn.timeout)
+            written = await _amqp_publish.write(channel, batch, self._conn.timeout)
         except BaseException:
-            window.release()
+            window.release(size)
             raise
         task = loop.create_task(self._settle(written, items, outcomes))
         self._settling.add(task)
-        task.add_done_callback(lambda done: self._settled(done, window, outcomes, written))
+        task.add_done_callback(
+            lambda done: self._settled(done, (window, size), outcomes, written))
 
     async def _settle(self, written: _amqp_publish.Written,
                       items: list[tuple[int, _amqp_publish.Item]],
@@ -155,12 +158,13 @@ class Publisher:
                 _resolve(outcomes[index], self.publish_error(result, item.exchange,
                                                              item.routing_key))
 
-    def _settled(self, task: asyncio.Task[None], window: asyncio.Semaphore,
+    def _settled(self, task: asyncio.Task[None], counted: tuple[InFlight, int],
                  outcomes: Sequence[asyncio.Future[None]], written: _amqp_publish.Written
                  ) -> None:
         """A settle task ended, however (cancelled by ``close``, even before it ran)."""
         self._settling.discard(task)
-        window.release()
+        window, size = counted
+        window.release(size)
         _amqp_publish.release(written)
         for future in outcomes:  # what it did not settle was not confirmed
             _resolve(future, self._lost("the broker closed before RabbitMQ confirmed it"))
