@@ -50,7 +50,7 @@ async def test_a_cancelled_wait_leaves_nothing_behind() -> None:
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
-    assert window._waiters == []
+    assert not window._queue
     assert (window.count, window.bytes) == (1, 10)
     window.release(10)
     await asyncio.wait_for(window.acquire(10), 1)
@@ -59,3 +59,43 @@ async def test_a_cancelled_wait_leaves_nothing_behind() -> None:
 def test_a_batch_counts_its_bodies_and_frames() -> None:
     assert batch_bytes([b"x" * 100, b"", b"yy"]) == 102 + 3 * FRAME_BYTES
     assert batch_bytes([]) == 0
+
+
+async def test_batches_wait_in_order_a_large_one_is_not_overtaken() -> None:
+    window = InFlight(batches=64, limit=1000)
+    await window.acquire(100)
+    large = await _blocked(window, 5000)  # needs the window empty
+    small = await _blocked(window, 100)  # would fit now, but comes after the large one
+    assert not large.done()
+    assert not small.done()
+    window.release(100)
+    await asyncio.wait_for(large, 1)
+    assert not small.done()
+    assert (window.count, window.bytes) == (1, 5000)
+    window.release(5000)
+    await asyncio.wait_for(small, 1)
+    assert (window.count, window.bytes) == (1, 100)
+
+
+async def test_a_wait_cancelled_after_it_was_counted_in_gives_its_room_back() -> None:
+    window = InFlight(batches=1, limit=1 << 20)
+    await window.acquire(10)
+    waiting = await _blocked(window, 20)
+    window.release(10)  # counts the waiting one in and wakes it ...
+    waiting.cancel()  # ... but it is cancelled before it runs
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert (window.count, window.bytes) == (0, 0)
+    await asyncio.wait_for(window.acquire(10), 1)
+
+
+async def test_a_cancelled_head_of_the_line_lets_the_next_one_go() -> None:
+    window = InFlight(batches=64, limit=1000)
+    await window.acquire(100)
+    large = await _blocked(window, 5000)
+    small = await _blocked(window, 100)
+    large.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await large
+    await asyncio.wait_for(small, 1)
+    assert (window.count, window.bytes) == (2, 200)

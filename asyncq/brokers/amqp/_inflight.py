@@ -9,6 +9,7 @@ messages; a batch larger than the byte bound goes alone.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import Final
 
 __all__ = ["FRAME_BYTES", "InFlight", "batch_bytes"]
@@ -24,36 +25,51 @@ def batch_bytes(bodies: list[bytes]) -> int:
 
 class InFlight:
     """At most ``batches`` written batches and ``limit`` bytes of them awaiting confirms
-    (one batch whatever its size)."""
+    (one batch whatever its size). Batches wait their turn in order: a large one that
+    needs the window empty is not overtaken by smaller ones for ever."""
 
     def __init__(self, batches: int, limit: int) -> None:
         self._batches = batches
         self._limit = limit
         self.count = 0
         self.bytes = 0
-        self._waiters: list[asyncio.Future[None]] = []
+        self._queue: deque[tuple[int, asyncio.Future[None]]] = deque()
 
     def fits(self, size: int) -> bool:
         return self.count == 0 or (self.count < self._batches and self.bytes + size <= self._limit)
 
     async def acquire(self, size: int) -> None:
-        """Wait until a batch of ``size`` bytes fits, and count it in."""
-        while not self.fits(size):
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            finally:
-                if waiter in self._waiters:  # (cancelled before a release woke it)
-                    self._waiters.remove(waiter)
+        """Wait until a batch of ``size`` bytes fits, after those waiting before it, and
+        count it in."""
+        if not self._queue and self.fits(size):
+            self._count_in(size)
+            return
+        entry = (size, asyncio.get_running_loop().create_future())
+        self._queue.append(entry)
+        try:
+            await entry[1]
+        except asyncio.CancelledError:
+            if entry[1].done() and not entry[1].cancelled():  # counted in, then cancelled
+                self.release(size)
+            elif entry in self._queue:
+                self._queue.remove(entry)
+                self._wake()  # the next one may fit now
+            raise
+
+    def release(self, size: int) -> None:
+        """A batch of ``size`` bytes is settled: the next ones in line go if they fit."""
+        self.count -= 1
+        self.bytes -= size
+        self._wake()
+
+    def _count_in(self, size: int) -> None:
         self.count += 1
         self.bytes += size
 
-    def release(self, size: int) -> None:
-        """A batch of ``size`` bytes is settled: whoever waits looks again."""
-        self.count -= 1
-        self.bytes -= size
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            if not waiter.done():
+    def _wake(self) -> None:
+        queue = self._queue
+        while queue and self.fits(queue[0][0]):
+            size, waiter = queue.popleft()
+            if not waiter.done():  # (one cancelled meanwhile takes no room)
+                self._count_in(size)
                 waiter.set_result(None)
