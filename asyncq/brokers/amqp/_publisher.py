@@ -34,7 +34,7 @@ __all__ = ["Publisher"]
 
 #: written batches awaiting their confirms at once, per broker: with 8, a burst of
 #: 30,000 concurrent enqueues waited for confirms with 0.8 of the machine's 2 cores
-#: idle; 16 took one-at-a-time enqueues 1.13x, and more gained nothing more
+#: idle; 16 took one-at-a-time enqueues 1.01-1.13x (runs differ), and more gained no more
 #: (benchmarks/README.md, "the confirm window", 2026-12-05)
 _WINDOW = 16
 #: and the bytes of their messages (the frames stay here until RabbitMQ reads them)
