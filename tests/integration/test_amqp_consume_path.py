@@ -116,6 +116,35 @@ async def test_two_fetches_waiting_at_once_each_return_when_deliveries_come(
         await consumer.close()
 
 
+async def test_a_fetch_woken_by_a_delivery_another_fetch_took_waits_on(
+        app: asyncq.App) -> None:
+    """Both waiting fetches wake when one delivery arrives; the one that finds the inbox
+    empty again waits out its own timeout, not returning empty (the delivery after it
+    would wait for the next fetch)."""
+    echo = app.task(_identity)
+    async with app:
+        consumer = await _consuming(app)
+        waiting = [asyncio.create_task(consumer.fetch(1, 60.0)) for _ in range(2)]
+        try:
+            await asyncio.sleep(0.05)
+            await echo.enqueue(1)
+            await asyncio.wait(waiting, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.sleep(0.2)  # the other one was woken too
+            done = [task for task in waiting if task.done()]
+            assert len(done) == 1, [task.result() for task in done]
+            [first] = done[0].result()
+            await echo.enqueue(2)
+            [other] = [task for task in waiting if task is not done[0]]
+            [second] = await asyncio.wait_for(other, 10)
+        finally:
+            for task in waiting:
+                task.cancel()
+        values = [app.codec.decode(d.body, d.queue).args[0] for d in (first, second)]
+        assert values == [1, 2]
+        await consumer.ack([Settlement(first), Settlement(second)])
+        await consumer.close()
+
+
 async def test_fetches_that_time_out_leave_no_waiter_behind(app: asyncq.App) -> None:
     """An idle worker's fetch times out again and again: each wait is gone after it."""
     async with app:

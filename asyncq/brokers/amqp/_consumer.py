@@ -199,7 +199,7 @@ class AmqpConsumer(Consumer):
         if limit <= 0:
             return out
         inbox = self._inbox
-        if not inbox and not await self._wait_arrival(timeout):
+        if not inbox and not await self._wait_for_inbox(timeout):
             return out
         while len(out) < limit and inbox:
             delivery = inbox.popleft()
@@ -209,9 +209,19 @@ class AmqpConsumer(Consumer):
                 out.append(delivery)
         return out
 
+    async def _wait_for_inbox(self, timeout: float) -> bool:
+        """:meth:`_wait_arrival` until one is in the inbox (one that another fetch took
+        first does not end the wait): True when one is there."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self._inbox:
+            if not await self._wait_arrival(max(deadline - loop.time(), 0.0)):
+                return bool(self._inbox)  # timed out, or woken
+        return True
+
     async def _wait_arrival(self, timeout: float) -> bool:
         """Wait up to ``timeout`` for a delivery (not at all after :meth:`wake`): True
-        when one is in the inbox."""
+        when one arrived (another fetch may have taken it since)."""
         woken, self._woken = self._woken, False
         arrival = asyncio.get_running_loop().create_future()
         arrivals, waits = self._arrivals, self._waiting
@@ -226,7 +236,7 @@ class AmqpConsumer(Consumer):
             waits.discard(waiting)
             if arrival in arrivals:  # timed out or cancelled: no longer one to wake
                 arrivals.remove(arrival)
-        return bool(self._inbox)
+        return arrival.done() and not arrival.cancelled()
 
     def wake(self) -> None:
         """End fetch's wait now: what arrives stays in the inbox (a wait takes nothing
