@@ -5,6 +5,7 @@ hold every message's frames (review6: 397 MB for 20,000 messages of 20 KB)."""
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import pytest
 
@@ -57,7 +58,8 @@ async def test_a_cancelled_wait_leaves_nothing_behind() -> None:
 
 
 def test_a_batch_counts_its_bodies_and_frames() -> None:
-    assert batch_bytes([b"x" * 100, b"", b"yy"]) == 102 + 3 * FRAME_BYTES
+    bodies = [SimpleNamespace(body=body) for body in (b"x" * 100, b"", b"yy")]
+    assert batch_bytes(bodies) == 102 + 3 * FRAME_BYTES
     assert batch_bytes([]) == 0
 
 

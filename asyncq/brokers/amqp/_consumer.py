@@ -215,15 +215,15 @@ class AmqpConsumer(Consumer):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while not self._inbox:
-            if not await self._wait_arrival(max(deadline - loop.time(), 0.0)):
+            if not await self._wait_arrival(max(deadline - loop.time(), 0.0), loop):
                 return bool(self._inbox)  # timed out, or woken
         return True
 
-    async def _wait_arrival(self, timeout: float) -> bool:
+    async def _wait_arrival(self, timeout: float, loop: asyncio.AbstractEventLoop) -> bool:
         """Wait up to ``timeout`` for a delivery (not at all after :meth:`wake`): True
         when one arrived (another fetch may have taken it since)."""
         woken, self._woken = self._woken, False
-        arrival = asyncio.get_running_loop().create_future()
+        arrival = loop.create_future()
         arrivals, waits = self._arrivals, self._waiting
         arrivals.append(arrival)
         try:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Final
+from collections.abc import Sequence
+from typing import Final, Protocol
 
 __all__ = ["FRAME_BYTES", "InFlight", "batch_bytes"]
 
@@ -18,9 +19,13 @@ __all__ = ["FRAME_BYTES", "InFlight", "batch_bytes"]
 FRAME_BYTES: Final = 128
 
 
-def batch_bytes(bodies: list[bytes]) -> int:
-    """The bytes a batch of message bodies takes on the wire, about."""
-    return sum(map(len, bodies)) + FRAME_BYTES * len(bodies)
+class _HasBody(Protocol):
+    body: bytes
+
+
+def batch_bytes(messages: Sequence[_HasBody]) -> int:
+    """The bytes a batch of messages takes on the wire, about."""
+    return sum(len(message.body) for message in messages) + FRAME_BYTES * len(messages)
 
 
 class InFlight:

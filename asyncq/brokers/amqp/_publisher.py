@@ -135,7 +135,7 @@ class Publisher:
             await self._one_by_one(items, outcomes)
             return
         window, batch = self._window, [item for _, item in items]
-        size = batch_bytes([item.body for item in batch])
+        size = batch_bytes(batch)
         await window.acquire(size)
         try:
             written = await _amqp_publish.write(channel, batch, self._conn.timeout)
