@@ -16,13 +16,11 @@ start_app``. Reusable outside pytest::
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -31,21 +29,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
+from tests._modules import load_file
+
 __all__ = ["RabbitCluster", "RabbitClusterNode", "servers_script", "usage"]
 
 
 def servers_script() -> ModuleType:
     """scripts/servers.py (its node environment and probes)."""
-    name = "asyncq_test_servers"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[2] / "scripts" / "servers.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up there
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load_file("asyncq_test_servers", "scripts/servers.py")
 
 
 @dataclass

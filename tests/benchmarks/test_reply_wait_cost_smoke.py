@@ -4,22 +4,18 @@ there breaks it silently otherwise."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from tests._modules import load_file
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_reply_wait_program_runs_on_this_tree(redis_url: str, tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location(
-        "reply_wait_cost", ROOT / "benchmarks" / "reply_wait_cost.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_file("reply_wait_cost", "benchmarks/reply_wait_cost.py")
     program = tmp_path / "program.py"
     program.write_text(module.PROGRAM)
     result = subprocess.run([sys.executable, str(program), "20", redis_url],

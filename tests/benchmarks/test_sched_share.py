@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -14,6 +13,8 @@ from types import ModuleType
 import pytest
 import redis
 
+from tests._modules import load_file
+
 ROOT = Path(__file__).resolve().parents[2]
 CORE = ROOT / "benchmarks" / "core.py"
 
@@ -22,13 +23,7 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/task").is_dir(),
 
 
 def _module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("sched_share",
-                                                  ROOT / "benchmarks" / "sched_share.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file("sched_share", "benchmarks/sched_share.py")
 
 
 def test_a_busy_process_shows_its_cpu_and_an_idle_one_none() -> None:

@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import io
 import logging
 import re
 import secrets
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -31,6 +28,7 @@ import pytest
 import asyncq
 from asyncq._urls import mask_url
 from asyncq.cli.banner import banner
+from tests._servers.rabbit_cluster import servers_script
 from tests.conftest import WorkerProcess
 
 trustme = pytest.importorskip("trustme", reason="trustme is in the dev extra")
@@ -47,18 +45,7 @@ NO_TLS_BUILD = re.compile(r"(?i)\btls\b.*\b(support|build|compiled)|"
                           r"\b(support|build|compiled)\b.*\btls\b")
 
 
-def _load_servers() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("asyncq_scripts_servers",
-                                                  ROOT / "scripts" / "servers.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-servers = _load_servers()
+servers = servers_script()
 
 
 @dataclass(frozen=True)
