@@ -32,17 +32,20 @@ __all__ = ["LoopCloser", "call_in_loop", "ensure_loop", "owned_by", "rebuild_for
 
 Ts = TypeVarTuple("Ts")
 
-_OWNERS: weakref.WeakKeyDictionary[Any, App] = weakref.WeakKeyDictionary()
+#: backend -> its App, both weakly: the App holds its backend, so a strong value would
+#: keep both (and the App's last event loop) alive for ever
+_OWNERS: weakref.WeakKeyDictionary[Any, weakref.ref[App]] = weakref.WeakKeyDictionary()
 
 
 def owned_by(backend: Any, app: App) -> None:
     """Let handles holding ``backend`` reconnect ``app`` when used on a new loop."""
-    _OWNERS[backend] = app
+    _OWNERS[backend] = weakref.ref(app)
 
 
 async def ensure_loop(backend: Any) -> None:
     """Reconnect the App owning ``backend`` if it was connected on another loop."""
-    app = _OWNERS.get(backend)
+    owner = _OWNERS.get(backend)
+    app = None if owner is None else owner()
     if app is not None and app.bound_loop not in (None, asyncio.get_running_loop()):
         await app.connect()
 

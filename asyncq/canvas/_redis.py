@@ -8,7 +8,7 @@ O(1), plus one ``HGETALL`` when the last member is in.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from asyncq import _redis, codec
 from asyncq.canvas._store import CanvasStore
@@ -28,14 +28,14 @@ def workflow_key(workflow_id: str) -> str:
 class RedisCanvasStore(CanvasStore):
     def __init__(self, backend: RedisResultBackend) -> None:
         super().__init__(backend)
-        self._redis_backend = backend
         self._text = _redis.load_lua("asyncq.canvas", "chord_done")
         self._script: tuple[Redis, Any] | None = None
 
     @property
     def _client(self) -> Redis:
         # read each time: an App that moves to a new event loop rebuilds its client
-        client: Redis = self._redis_backend.client  # (a RedisCluster on a cluster)
+        backend = cast("RedisResultBackend", self.backend)
+        client: Redis = backend.client  # (a RedisCluster on a cluster)
         return client
 
     def _chord_script(self) -> Any:

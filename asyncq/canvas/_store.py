@@ -29,7 +29,16 @@ class CanvasStore(abc.ABC):
     """Workflow records and chord counting on the result backend's server."""
 
     def __init__(self, backend: ResultBackend) -> None:
-        self.backend = backend
+        # weakly: stores are kept in a WeakKeyDictionary by backend, and a value that
+        # held its key would keep the backend (its client, its loop) alive for ever
+        self._backend = weakref.ref(backend)
+
+    @property
+    def backend(self) -> ResultBackend:
+        backend = self._backend()
+        if backend is None:  # (its callers hold the backend they found it by)
+            raise RuntimeError("this workflow store's result backend is gone")
+        return backend
 
     @property
     def ttl_ms(self) -> int:

@@ -4,13 +4,16 @@ used from several consecutive ``asyncio.run`` calls."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import subprocess
 import sys
 import textwrap
 import threading
+import weakref
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -139,6 +142,36 @@ def test_one_app_across_five_asyncio_runs(env: dict[str, str],
             await app.broker.delete_queue(env["T_QUEUE"])
 
     asyncio.run(cleanup())
+
+
+def test_an_app_that_ran_and_was_dropped_is_freed_with_its_loop(
+        env: dict[str, str], unique: Callable[[str], str]) -> None:
+    """Nothing of asyncq's keeps an App, or the event loop it last ran on, alive once
+    its user lets go of it (a process that makes an App per test or per job)."""
+    kept: list[weakref.ref[Any]] = []
+
+    def use_one() -> None:
+        app = _app(env, unique("gone"))
+
+        @app.task(name="gone.add")
+        async def add(x: int, y: int) -> int:
+            return x + y
+
+        async def run() -> None:
+            kept.append(weakref.ref(asyncio.get_running_loop()))
+            async with app:
+                async with asyncq.Worker(app, concurrency=2):
+                    assert await (await add.enqueue(1, 2)).get(timeout=20) == 3
+                    flow = await asyncq.chain(add.s(1, 2), add.s(3)).enqueue()  # canvas state
+                    assert await flow.get(timeout=20) == 6
+                await app.broker.delete_queue(env["T_QUEUE"])
+
+        asyncio.run(run())
+        kept.extend([weakref.ref(app), weakref.ref(app.broker), weakref.ref(app.backend)])
+
+    use_one()
+    gc.collect()
+    assert [ref() for ref in kept] == [None] * 4  # its loop, App, broker and backend
 
 
 def test_an_app_open_on_a_running_loop_refuses_another(redis_url: str) -> None:
