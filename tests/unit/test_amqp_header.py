@@ -4,12 +4,14 @@ are byte for byte what pamqp writes, and anything unusual still goes through pam
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
 from pamqp import commands as spec
 
 from asyncq.brokers.amqp._header import _pamqp_frames, content_frames
 from asyncq.brokers.amqp._layout import new_properties
+from asyncq.message import valid_id
 
 NOW = dt.datetime(2026, 12, 3, 16, 50, 7, tzinfo=dt.UTC)
 
@@ -63,3 +65,17 @@ def test_new_properties_are_what_pamqps_constructor_makes(persistent: bool) -> N
     assert len(props.message_id or "") == 32
     assert props.timestamp is not None
     assert props.timestamp.tzinfo is not None
+
+
+def test_each_message_gets_its_own_id_and_the_current_second() -> None:
+    """Returns and dead letters are matched by message_id: no two alike, though made
+    without a system call each; the timestamp is now, to the second AMQP keeps."""
+    before = int(time.time())
+    made = [new_properties(headers={}, correlation_id=None, reply_to=None)
+            for _ in range(5000)]
+    after = int(time.time())
+    assert len({props.message_id for props in made}) == 5000
+    assert all(valid_id(props.message_id) for props in made)
+    stamps = {props.timestamp for props in made}
+    assert all(stamp is not None and before <= stamp.timestamp() <= after
+               and stamp.timestamp() == int(stamp.timestamp()) for stamp in stamps)

@@ -11,7 +11,6 @@ import contextlib
 import datetime as dt
 import hashlib
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -25,6 +24,7 @@ from aiormq.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
 
 from asyncq.brokers import DEAD_LETTER_MAX
 from asyncq.errors import ConfigurationError
+from asyncq.message import new_id
 
 _Properties = spec.Basic.Properties
 
@@ -125,9 +125,22 @@ def new_properties(*, headers: dict[str, Any], correlation_id: str | None,
     props.priority = priority
     props.correlation_id = correlation_id
     props.reply_to = reply_to
-    props.message_id = os.urandom(16).hex()
-    props.timestamp = dt.datetime.now(dt.UTC)
+    props.message_id = new_id()  # (no system call per message, as for task ids)
+    props.timestamp = _this_second()
     return props
+
+
+_second: tuple[int, dt.datetime] = (0, dt.datetime.fromtimestamp(0, dt.UTC))
+
+
+def _this_second() -> dt.datetime:
+    """Now, to the second (all an AMQP timestamp holds): one datetime made per second,
+    not one per message."""
+    global _second
+    now = int(time.time())
+    if now != _second[0]:
+        _second = (now, dt.datetime.fromtimestamp(now, dt.UTC))
+    return _second[1]
 
 
 def copy_properties(source: Any, headers: Mapping[str, Any]) -> spec.Basic.Properties:
