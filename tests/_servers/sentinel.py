@@ -194,6 +194,20 @@ class SentinelGroup:
             seen.add(f"{host.decode() if isinstance(host, bytes) else host}:{port}")
         return seen.pop() if len(seen) == 1 else None
 
+    def switches(self) -> list[tuple[str, str]]:
+        """The failovers so far, in order, as (old master, new master) addresses, from
+        the sentinels' logs (each sentinel logs every ``+switch-master`` it learns of)."""
+        seen: list[tuple[str, str]] = []
+        for sentinel in self.sentinels:
+            with contextlib.suppress(OSError):
+                for line in (sentinel.workdir / "log").read_text(errors="replace").splitlines():
+                    if "+switch-master" in line:
+                        *_, old_host, old_port, new_host, new_port = line.split()
+                        switch = (f"{old_host}:{old_port}", f"{new_host}:{new_port}")
+                        if switch not in seen:
+                            seen.append(switch)
+        return seen
+
     def master(self) -> Node:
         address = self.master_address()
         return next(n for n in self.nodes if n.known_as(address))
