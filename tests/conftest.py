@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import subprocess
@@ -174,3 +175,14 @@ def start_worker(tasks_dir: Path) -> Iterator[Callable[..., WorkerProcess]]:
 
     yield start
     kill_live_workers()
+
+
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _garbage_collected_after_each_module() -> Iterator[None]:
+    """What a module's tests left unclosed (an App, a client, a socket) warns, and so
+    fails, at the end of that module rather than in whichever later test the garbage
+    collector happens to run in (a collection per module: per test it took 46 ms)."""
+    yield
+    gc.collect()

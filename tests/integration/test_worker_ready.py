@@ -19,10 +19,11 @@ async def test_a_started_redis_worker_has_its_consumer_group(
     queue = unique("ready")
     redis_cleanup(queue)
     app = asyncq.App(unique("ready"), broker=redis_url, default_queue=queue)
-    async with app, asyncq.Worker(app, concurrency=1):
-        groups = await redis_aio.xinfo_groups(stream_key(queue))
-        assert [g["name"] for g in groups] == [WORKER_GROUP.encode()]
-    await app.broker.delete_queue(queue)
+    async with app:
+        async with asyncq.Worker(app, concurrency=1):
+            groups = await redis_aio.xinfo_groups(stream_key(queue))
+            assert [g["name"] for g in groups] == [WORKER_GROUP.encode()]
+        await app.broker.delete_queue(queue)  # (after the App closed, it left a client open)
 
 
 async def test_a_started_rabbitmq_worker_is_a_consumer_of_its_queue(
