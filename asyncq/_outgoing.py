@@ -226,7 +226,8 @@ def _seconds(name: str, value: object) -> float:
 
 def _unix(name: str, value: object, *, relative: bool = False) -> float:
     """A unix time from a datetime (timezone-aware), a unix time, or (``relative``)
-    seconds from now; within :data:`MAX_DELAY` of now."""
+    seconds from now; within :data:`MAX_DELAY` of now, ahead or past (a time past is
+    due now: its distance only bounds the arithmetic records and tools do with it)."""
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             raise ValueError(f"{name}: datetimes must be timezone-aware")
@@ -234,8 +235,9 @@ def _unix(name: str, value: object, *, relative: bool = False) -> float:
     else:
         when = _seconds(name, value)
         when = time.time() + when if relative else when
-    if when - time.time() > MAX_DELAY:
-        raise ValueError(f"{name} is more than {MAX_DELAY / 86400 / 365:g} years ahead")
+    if abs(when - time.time()) > MAX_DELAY:
+        way = "ahead" if when > time.time() else "ago"
+        raise ValueError(f"{name} is more than {MAX_DELAY / 86400 / 365:g} years {way}")
     return when
 
 

@@ -33,6 +33,8 @@ async def mark_scheduled(app: App, sent: Sequence[tuple[Outgoing, TaskResult[Any
             continue
         write = backend.key_write(outgoing.id, ResultRecord(
             TaskState.SCHEDULED, task=handle.task, eta=outgoing.eta))
-        write.ttl_ms += max(0, int((outgoing.eta - now) * 1000))
+        ahead = outgoing.eta - now
+        if ahead > 0:  # (an eta past keeps the record's own TTL)
+            write.ttl_ms += int(ahead * 1000)
         writes.append(write)
     await backend.store_writes(writes)

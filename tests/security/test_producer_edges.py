@@ -23,6 +23,8 @@ BAD: list[dict[str, Any]] = [
     {"eta": dt.datetime.now(dt.UTC) + dt.timedelta(days=365 * 20)},
     {"expires": math.inf}, {"expires": math.nan}, {"expires": b"1"},
     {"expires": MAX_DELAY * 2}, {"countdown": 1, "eta": 2.0},
+    {"countdown": -MAX_DELAY * 2}, {"countdown": -1.797693134862316e305},  # (overflowed)
+    {"eta": dt.datetime(1900, 1, 1, tzinfo=dt.UTC)}, {"eta": -1e300},
     {"task_id": ""}, {"task_id": "has space"}, {"task_id": "x" * 200},
 ]
 
@@ -96,3 +98,18 @@ async def test_a_bad_outgoing_fails_alone_on_rabbitmq(amqp_url: str,
             assert await app.broker.queue_size(queue) == 10
         finally:
             await app.broker.delete_queue(queue)
+
+
+async def test_a_countdown_or_eta_in_the_past_is_sent_due_now(app: asyncq.App) -> None:
+    """Within ten years past, a negative countdown or a past eta is no error: the task
+    is due at once (and its SCHEDULED record keeps the usual TTL)."""
+    @app.task
+    async def add(x: int, y: int) -> int:
+        return x + y
+
+    handles = [await add.options(countdown=-5).enqueue(1, 1),
+               await add.options(eta=dt.datetime.now(dt.UTC) - dt.timedelta(days=365)
+                                 ).enqueue(2, 2)]
+    assert await app.broker.queue_size(app.default_queue) == 2
+    assert await app.broker.scheduled_size(app.default_queue) == 0
+    assert [await h.state() for h in handles] == [asyncq.TaskState.SCHEDULED] * 2

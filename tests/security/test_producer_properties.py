@@ -9,7 +9,7 @@ import datetime as dt
 import math
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import asyncq
@@ -47,6 +47,7 @@ async def echo(value: object) -> None:
 @settings(max_examples=400, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(opts=options, arg=anything)
+@example(opts={"countdown": -1.797693134862316e305}, arg=None)  # (its SCHEDULED record's TTL)
 def test_every_call_enqueues_or_raises_a_documented_error(opts: dict[str, Any],
                                                           arg: object) -> None:
     async def call() -> None:
