@@ -177,8 +177,6 @@ def start_worker(tasks_dir: Path) -> Iterator[Callable[..., WorkerProcess]]:
     kill_live_workers()
 
 
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _garbage_collected_after_each_module() -> Iterator[None]:
     """What a module's tests left unclosed (an App, a client, a socket) warns, and so

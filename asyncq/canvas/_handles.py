@@ -84,7 +84,7 @@ class _Tail(WorkflowResult[R]):
         raise NotImplementedError
 
     async def tail(self) -> TaskResult[R]:
-        return TaskResult(self._backend, await self.tail_id())
+        return TaskResult(self._backend, await self.tail_id(), app=self._owner)
 
     async def get(self, timeout: float | None = None, *, propagate: bool = True) -> Any:
         if (await self.load()).get("ignored"):
@@ -122,7 +122,7 @@ class ChainResult(_Tail[R]):
         ids = info.get("steps")
         if not isinstance(ids, list):
             ids = await self.ids()
-        return [TaskResult(self._backend, str(i)) for i in ids]
+        return [TaskResult(self._backend, str(i), app=self._owner) for i in ids]
 
 
 class GroupResult(WorkflowResult[list[Any]]):
@@ -136,7 +136,9 @@ class GroupResult(WorkflowResult[list[Any]]):
         return member_ids(self.id, int(info["n"]), info.get("tails"))
 
     async def results(self) -> list[TaskResult[Any]]:
-        return [TaskResult(self._backend, i) for i in await self.ids()]
+        # each holds the App, as enqueue's handles do: an App nobody else holds is
+        # closed when collected, and with it the backend these handles wait on
+        return [TaskResult(self._backend, i, app=self._owner) for i in await self.ids()]
 
     async def get(self, timeout: float | None = None, *, propagate: bool = True) -> Any:
         """Every member's value in order; the first failure (in member order) raises

@@ -179,3 +179,38 @@ def test_an_app_open_on_a_running_loop_refuses_another(redis_url: str) -> None:
     app = asyncq.App("two-loops", broker=redis_url)
     with app.blocking(), pytest.raises(asyncq.ConfigurationError, match="still open"):
         asyncio.run(app.connect())
+
+
+async def test_workflow_member_handles_keep_their_app(
+        redis_url: str, unique: Callable[[str], str],
+        redis_cleanup: Callable[[str], None]) -> None:
+    """A group's member handles, a chain's steps and its tail hold the App, as
+    enqueue's handles do: an App that nothing else holds is closed when collected, and
+    with it the backend they wait on."""
+    queue = unique("kept")
+    redis_cleanup(queue)
+
+    def make() -> tuple[asyncq.App, Any]:
+        app = asyncq.App(unique("kept"), broker=redis_url, backend=redis_url,
+                         default_queue=queue)
+
+        @app.task(name="kept.slow")
+        async def slow(x: float) -> float:
+            await asyncio.sleep(x)
+            return x
+        return app, slow
+
+    async def produce() -> list[asyncq.TaskResult[Any]]:
+        app, slow = make()  # an App per job, dropped when it returns
+        await app.connect()
+        group = await asyncq.group(slow.s(0.5), slow.s(0.8)).enqueue()
+        flow = await asyncq.chain(slow.s(0.1), slow.si(0.2)).enqueue()
+        return [*await group.results(), *await flow.steps(), await flow.tail()]
+
+    worker_app, _ = make()
+    async with worker_app, asyncq.Worker(worker_app, concurrency=4):
+        handles = await produce()
+        waiting = [asyncio.ensure_future(h.get(timeout=20)) for h in handles]
+        await asyncio.sleep(0.1)
+        gc.collect()  # the producing App, if only the handles' backend held it
+        assert await asyncio.gather(*waiting) == [0.5, 0.8, 0.1, 0.2, 0.2]
