@@ -48,7 +48,7 @@ EXPECTED: dict[str, list[str]] = {
     "writing_a_broker.py": ["add on toy://: 5", "published: 1", "kit: 14 passed"],
     "controlling_priority_rate_redis.py": [
         "ran: outage, security, billing, routine-1, routine-2",
-        "12 calls in 1.0s: 10/s after a burst of 2",
+        "never faster than the limit: True",  # (the span itself is timing: not checked)
     ],
     "controlling_progress.py": ["STARTED 50/100 50%", "imported 100 rows"],
     "controlling_revoke.py": [
