@@ -53,7 +53,7 @@ EXPECTED: dict[str, list[str]] = {
     "controlling_progress.py": ["STARTED 50/100 50%", "imported 100 rows"],
     "controlling_revoke.py": [
         "queued: REVOKED",
-        "delayed: SCHEDULED due in 0.2s",
+        "delayed: SCHEDULED due within 0.2s: True",
         "report 3 built",
         "task report-1 was revoked: revoked",
         "task report-2 was revoked: revoked",

@@ -37,7 +37,7 @@ async def main() -> None:
         info = await later.info()
         assert info is not None
         assert info.eta is not None
-        print("delayed:", info.state, f"due in {info.eta - time.time():.1f}s")
+        print("delayed:", info.state, "due within 0.2s:", 0 < info.eta - time.time() <= 0.2)
         await app.revoke("report-2")  # by id alone, from any process
 
         kept = await build.enqueue(3)
