@@ -49,6 +49,7 @@ from aiormq.abc import AbstractChannel, DeliveredMessage
 from asyncq.beat.store import BeatStore
 from asyncq.brokers import Outgoing
 from asyncq.brokers.amqp import AmqpBroker
+from asyncq.brokers.amqp._layout import new_properties
 from asyncq.errors import BrokerUnavailable
 
 if TYPE_CHECKING:
@@ -187,7 +188,8 @@ class AmqpBeatStore(BeatStore):
                 await channel.basic_publish(
                     message.body, exchange=exchange,
                     routing_key=message.routing_key or message.queue,
-                    properties=_properties(message))
+                    properties=new_properties(headers={}, correlation_id=message.id,
+                                              reply_to=None, priority=message.priority))
             await channel.basic_publish(msgpack.packb({"c": self._state}),
                                         routing_key=self.queue,
                                         properties=spec.Basic.Properties(delivery_mode=2))
@@ -214,13 +216,6 @@ class AmqpBeatStore(BeatStore):
         except Exception as exc:
             await self.close()
             raise self._broker.conn.mapped(exc, f"beat: {what}") from None
-
-
-def _properties(message: Outgoing) -> spec.Basic.Properties:
-    return spec.Basic.Properties(
-        headers={}, delivery_mode=2, priority=message.priority,
-        correlation_id=message.id, message_id=uuid.uuid4().hex,
-        timestamp=dt.datetime.now(dt.UTC))
 
 
 def _decode(body: bytes) -> dict[str, Any]:
