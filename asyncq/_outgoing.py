@@ -228,15 +228,15 @@ def _unix(name: str, value: object, *, relative: bool = False) -> float:
     """A unix time from a datetime (timezone-aware), a unix time, or (``relative``)
     seconds from now; within :data:`MAX_DELAY` of now, ahead or past (a time past is
     due now: its distance only bounds the arithmetic records and tools do with it)."""
+    now = time.time()
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             raise ValueError(f"{name}: datetimes must be timezone-aware")
         when = value.timestamp()
     else:
-        when = _seconds(name, value)
-        when = time.time() + when if relative else when
-    if abs(when - time.time()) > MAX_DELAY:
-        way = "ahead" if when > time.time() else "ago"
+        when = _seconds(name, value) + (now if relative else 0.0)
+    if abs(when - now) > MAX_DELAY:
+        way = "ahead" if when > now else "ago"
         raise ValueError(f"{name} is more than {MAX_DELAY / 86400 / 365:g} years {way}")
     return when
 
