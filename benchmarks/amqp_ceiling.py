@@ -108,22 +108,24 @@ class Bare:
 
         async def read_confirms() -> None:
             nonlocal confirmed
-            while confirmed < n:
-                _, frame = await self.frame()
-                if isinstance(frame, commands.Basic.Nack | commands.Basic.Return
-                              | commands.Channel.Close):
-                    raise RuntimeError(f"RabbitMQ refused a message: {frame!r}")
-                if isinstance(frame, commands.Basic.Ack):
-                    confirmed = max(confirmed, frame.delivery_tag)
-                    changed.set()
+            try:
+                while confirmed < n:
+                    _, frame = await self.frame()
+                    if isinstance(frame, commands.Basic.Nack | commands.Basic.Return
+                                  | commands.Channel.Close):
+                        raise RuntimeError(f"RabbitMQ refused a message: {frame!r}")
+                    if isinstance(frame, commands.Basic.Ack):
+                        confirmed = max(confirmed, frame.delivery_tag)
+                        changed.set()
+            finally:
+                changed.set()  # the writer stops waiting whichever way this ends
 
         reading = asyncio.create_task(read_confirms())
         written = 0
         for count, chunk in chunks:
             while written - confirmed >= WINDOW * BATCH and not reading.done():
                 changed.clear()
-                await asyncio.wait([asyncio.ensure_future(changed.wait()), reading],
-                                   return_when=asyncio.FIRST_COMPLETED)
+                await changed.wait()
             self.writer.write(chunk)
             written += count
             await self.writer.drain()
