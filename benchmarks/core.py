@@ -154,6 +154,7 @@ async def round_trip(mod: Any, n: int) -> dict[str, float]:
 
 
 async def enqueue_concurrent(mod: Any, n: int) -> dict[str, Any]:
+    await mod.noop.enqueue(-1)  # connected, queue declared: as an app is after its first
     phase, start = _phase(), time.perf_counter()
     await asyncio.gather(*(mod.noop.enqueue(i) for i in range(n)))
     elapsed = time.perf_counter() - start

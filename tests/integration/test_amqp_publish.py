@@ -3,6 +3,11 @@
 Concurrent enqueues are written together and confirmed one by one: every outcome a
 single basic_publish could have (confirmed, returned, nacked) must reach the right
 caller, in order, whatever the batch holds.
+
+``await asyncio.gather(*(t.enqueue(i) for i in range(n)))`` runs every caller before
+the batch runner: the publisher writes each full batch straight to the connection's
+stream meanwhile (Publisher._write_now, _frames.write_now). Those too arrive once, in
+the callers' order, and nothing goes early past a frame aiormq still holds.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any
 
 import aiormq
 import pytest
+from aiormq.abc import ChannelFrame
 
 import asyncq
 from asyncq.brokers.amqp import AmqpBroker
@@ -217,3 +223,71 @@ async def test_single_sends_and_batches_share_the_channel(app: asyncq.App) -> No
         outcomes = await asyncio.gather(*sends, *enqueues, return_exceptions=True)
         assert [o for o in outcomes if isinstance(o, BaseException)] == []
         assert await broker(app).queue_size(app.default_queue) == 701
+
+
+async def _written_meanwhile(app: asyncq.App) -> int:
+    """Run after every caller before it in the same gather: batches awaiting confirms."""
+    return broker(app).publisher._window.count
+
+
+async def test_a_burst_goes_out_while_its_callers_run_and_arrives_in_order(
+        app: asyncq.App) -> None:
+    seen: list[int] = []
+
+    @app.task
+    async def mark(n: int) -> None:
+        seen.append(n)
+
+    async with app:
+        await mark.enqueue(-1)  # declares the queue
+        *handles, in_flight = await asyncio.gather(
+            *(mark.enqueue(n) for n in range(4500)), _written_meanwhile(app))
+        assert in_flight >= 1  # written before the batch runner ran
+        assert len(handles) == 4500
+        assert await broker(app).queue_size(app.default_queue) == 4501
+        async with asyncq.Worker(app, concurrency=1, prefetch=0):
+            await handles[-1].get(timeout=60)
+    assert seen == list(range(-1, 4500))
+
+
+async def test_an_early_batch_to_a_queue_deleted_under_the_producer_is_sent_again(
+        app: asyncq.App) -> None:
+    """RabbitMQ returns what went early to a queue deleted behind the producer's back;
+    each caller gets its own return, and the publisher declares the queue and sends it
+    again: nothing is lost or doubled."""
+    @app.task
+    async def echo(n: int) -> int:
+        return n
+
+    async with app:
+        await echo.enqueue(0)
+        async with broker(app).raw_channel() as channel:
+            await channel.queue_delete(app.default_queue)
+        *_, in_flight = await asyncio.gather(*(echo.enqueue(n) for n in range(2500)),
+                                             _written_meanwhile(app))
+        assert in_flight >= 1
+        assert await broker(app).queue_size(app.default_queue) == 2500
+
+
+async def test_nothing_goes_early_past_what_aiormq_holds(app: asyncq.App) -> None:
+    """The order guard: no early write while the channel's lock is held (a publish is
+    being written) or aiormq's write queue has frames its writer has not written."""
+    @app.task
+    async def echo(n: int) -> int:
+        return n
+
+    async with app:
+        await echo.enqueue(0)
+        raw = await broker(app).publisher.channel()
+        assert _amqp_publish.stream_now(raw) is not None
+        async with raw.lock:
+            assert _amqp_publish.stream_now(raw) is None
+        assert _amqp_publish.stream_now(raw) is not None
+        raw.connection.write_queue.put_nowait(
+            ChannelFrame(payload=b"", should_close=False))  # writes nothing
+        assert _amqp_publish.stream_now(raw) is None
+        await asyncio.sleep(0.05)  # aiormq's writer takes it
+        assert _amqp_publish.stream_now(raw) is not None
+        in_flight = await asyncio.gather(*(echo.enqueue(n) for n in range(1000)),
+                                         _written_meanwhile(app))
+        assert in_flight[-1] >= 1

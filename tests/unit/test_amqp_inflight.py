@@ -101,3 +101,55 @@ async def test_a_cancelled_head_of_the_line_lets_the_next_one_go() -> None:
         await large
     await asyncio.wait_for(small, 1)
     assert (window.count, window.bytes) == (2, 200)
+
+
+async def test_try_acquire_takes_room_only_when_nobody_waits_and_it_fits() -> None:
+    """The early write of a burst's batch (no waiting) never jumps the line."""
+    window = InFlight(batches=2, limit=1000)
+    assert window.try_acquire(600)
+    assert not window.try_acquire(600)  # 1,200 bytes: would not fit
+    assert (window.count, window.bytes) == (1, 600)
+    waiting = await _blocked(window, 600)
+    window.release(600)
+    await asyncio.wait_for(waiting, 1)
+    assert window.try_acquire(300)
+    assert not window.try_acquire(1)  # two batches: full
+    window.release(300)
+    window.release(600)
+    assert window.try_acquire(5000)  # alone, whatever its size
+    large = await _blocked(window, 5000)
+    window.release(5000)
+    await asyncio.wait_for(large, 1)
+    assert not window.try_acquire(1)  # nothing fits beside a batch over the limit
+    window.release(5000)
+    second = await _blocked(window, 10)  # (not waiting: the window is empty)
+    assert second.done()
+    window.release(10)
+
+
+async def test_try_acquire_does_not_overtake_a_waiting_batch() -> None:
+    window = InFlight(batches=64, limit=1000)
+    await window.acquire(100)
+    large = await _blocked(window, 5000)  # waits for the window to empty
+    assert not window.try_acquire(1)
+    window.release(100)
+    await asyncio.wait_for(large, 1)
+    window.release(5000)
+
+
+async def test_try_acquire_may_count_room_for_more_batches_but_not_more_bytes() -> None:
+    window = InFlight(batches=2, limit=1000)
+    assert window.try_acquire(100)
+    assert window.try_acquire(100)
+    assert not window.try_acquire(100)
+    assert window.try_acquire(100, batches=4)
+    assert window.try_acquire(100, batches=4)
+    assert not window.try_acquire(100, batches=4)  # four batches
+    assert (window.count, window.bytes) == (4, 400)
+    window.release(100)
+    assert not window.try_acquire(701, batches=4)  # 1,001 bytes
+    waiting = await _blocked(window, 100)  # the window's own count: two
+    assert not waiting.done()
+    for _ in range(2):
+        window.release(100)
+    await asyncio.wait_for(waiting, 1)

@@ -32,10 +32,13 @@ from pamqp import commands as spec
 from asyncq._batch import runs_by_size
 from asyncq.brokers.amqp._header import content_frames
 
-__all__ = ["Item", "Unsendable", "Written", "confirmed", "release", "supported", "write"]
+__all__ = ["Item", "Unsendable", "Written", "confirmed", "release", "stream_now", "supported",
+           "write", "write_now"]
 
 _ATTRIBUTES: Final = ("lock", "delivery_tag", "confirmations", "message_id_delivery_tag",
                       "write_queue", "create_future", "number", "max_content_size")
+#: the ``asyncio.Lock`` behind aiormq 7's ``Channel.lock`` (in 6.x, ``lock`` is it)
+_PRIVATE_LOCK: Final = "_Channel__lock"
 #: frame bytes per write (a batch of large messages goes in several writes)
 _WRITE_BYTES: Final = 4 * 1024 * 1024
 
@@ -90,6 +93,50 @@ async def write(channel: Any, items: Sequence[Item], timeout: float) -> Written:
     """Register ``items`` for confirms and write them, in order, under the channel's
     lock. A message pamqp cannot marshal (a bad name or header value) is not sent: its
     outcome is that error."""
+    outcomes, framed = _marshal(channel, items)
+    ids: list[tuple[Any, int]] = []
+    async with asyncio.timeout(timeout):
+        waiting = await _write(channel, framed, ids)
+    return Written(channel, outcomes, waiting, ids)
+
+
+def stream_now(channel: Any) -> Any | None:
+    """The stream :func:`write_now` writes to, when a write can go now: the channel is
+    open, its lock free and aiormq's write queue empty (every frame handed to aiormq
+    before is then on the stream, so tags registered now follow the wire's order)."""
+    connection = channel.connection
+    stream = getattr(connection, "stream", None)
+    if (stream is None or stream.transport.is_closing() or channel.is_closed
+            or _locked(channel) or not connection.write_queue.empty()):
+        return None
+    return stream
+
+
+def write_now(channel: Any, stream: Any, items: Sequence[Item]) -> Written | None:
+    """:func:`write`, straight to the connection's ``stream`` (:func:`stream_now`, in
+    the same step), without waiting: for a burst whose callers keep the event loop
+    (and aiormq's writer task) busy for a while, its first batches reach RabbitMQ
+    meanwhile. ``None`` (nothing written or registered) for more than one write's bytes."""
+    outcomes, framed = _marshal(channel, items)
+    payload = b"".join(data for _, data, _ in framed)
+    if len(payload) > _WRITE_BYTES:
+        return None
+    ids: list[tuple[Any, int]] = []
+    waiting = _register(channel, framed, ids)
+    stream.write(payload)
+    return Written(channel, outcomes, waiting, ids)
+
+
+def _locked(channel: Any) -> bool:
+    """Whether the channel's lock is held (or cannot be told: then it counts as held).
+    aiormq 7 keeps the ``asyncio.Lock`` behind a ``lock`` context manager."""
+    lock = getattr(channel, _PRIVATE_LOCK, None) or getattr(channel, "lock", None)
+    return not isinstance(lock, asyncio.Lock) or lock.locked()
+
+
+def _marshal(channel: Any, items: Sequence[Item]
+             ) -> tuple[list[BaseException | None], list[tuple[int, bytes, Any]]]:
+    """Each item's frames; an item pamqp cannot marshal gets that error as outcome."""
     outcomes: list[BaseException | None] = [None] * len(items)
     framed: list[tuple[int, bytes, Any]] = []
     for index, item in enumerate(items):
@@ -97,10 +144,26 @@ async def write(channel: Any, items: Sequence[Item], timeout: float) -> Written:
             framed.append((index, _frames(channel, item), item.properties.message_id))
         except Exception as exc:
             outcomes[index] = Unsendable(f"{type(exc).__name__}: {exc}")
-    ids: list[tuple[Any, int]] = []
-    async with asyncio.timeout(timeout):
-        waiting = await _write(channel, framed, ids)
-    return Written(channel, outcomes, waiting, ids)
+    return outcomes, framed
+
+
+def _register(channel: Any, framed: list[tuple[int, bytes, Any]],
+              ids: list[tuple[Any, int]]) -> list[tuple[int, asyncio.Future[Any]]]:
+    """The next delivery tags, a confirm future each, and the message ids for returns,
+    as ``basic_publish`` registers them; the ids are added to ``ids``."""
+    loop = channel.connection.loop
+    waiting: list[tuple[int, asyncio.Future[Any]]] = []
+    confirmations, by_id = channel.confirmations, channel.message_id_delivery_tag
+    tag = channel.delivery_tag
+    for index, _, message_id in framed:
+        tag += 1
+        future = loop.create_future()
+        confirmations[tag] = future
+        by_id[message_id] = tag
+        ids.append((message_id, tag))
+        waiting.append((index, future))
+    channel.delivery_tag = tag
+    return waiting
 
 
 async def confirmed(written: Written, timeout: float) -> list[BaseException | None]:
@@ -134,23 +197,17 @@ async def _write(channel: Any, framed: list[tuple[int, bytes, Any]],
     """Register and write the frames in order, under the channel's lock; the message
     ids registered are added to ``ids`` (:func:`release` forgets them)."""
     waiting: list[tuple[int, asyncio.Future[Any]]] = []
-    loop = asyncio.get_running_loop()
     async with channel.lock:
         for run in runs_by_size([len(data) for _, data, _ in framed], _WRITE_BYTES):
             chunk = framed[run]
             first = channel.delivery_tag + 1
-            for index, _, message_id in chunk:
-                channel.delivery_tag += 1
-                future = loop.create_future()
-                channel.confirmations[channel.delivery_tag] = future
-                channel.message_id_delivery_tag[message_id] = channel.delivery_tag
-                ids.append((message_id, channel.delivery_tag))
-                waiting.append((index, future))
+            registered = _register(channel, chunk, ids)
+            waiting += registered
             payload = b"".join(data for _, data, _ in chunk)
             try:
                 await channel.write_queue.put(ChannelFrame(payload=payload, should_close=False))
             except BaseException:  # not written: give the tags back, as basic_publish does
-                _unregister(channel, first, [f for _, f in waiting[-len(chunk):]])
+                _unregister(channel, first, [f for _, f in registered])
                 del waiting[-len(chunk):]
                 raise
     return waiting

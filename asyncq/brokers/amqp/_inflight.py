@@ -40,8 +40,9 @@ class InFlight:
         self.bytes = 0
         self._queue: deque[tuple[int, asyncio.Future[None]]] = deque()
 
-    def fits(self, size: int) -> bool:
-        return self.count == 0 or (self.count < self._batches and self.bytes + size <= self._limit)
+    def fits(self, size: int, batches: int | None = None) -> bool:
+        most = self._batches if batches is None else batches
+        return self.count == 0 or (self.count < most and self.bytes + size <= self._limit)
 
     async def acquire(self, size: int) -> None:
         """Wait until a batch of ``size`` bytes fits, after those waiting before it, and
@@ -60,6 +61,14 @@ class InFlight:
                 self._queue.remove(entry)
                 self._wake()  # the next one may fit now
             raise
+
+    def try_acquire(self, size: int, batches: int | None = None) -> bool:
+        """:meth:`acquire` when it would not wait (nobody waits and the batch fits), room
+        counted for ``batches`` batches rather than the window's own count if given."""
+        if self._queue or not self.fits(size, batches):
+            return False
+        self._count_in(size)
+        return True
 
     def release(self, size: int) -> None:
         """A batch of ``size`` bytes is settled: the next ones in line go if they fit."""

@@ -245,6 +245,10 @@ class Layout:
         self._queues.clear()
         self._delays.clear()
 
+    def declared(self, queue: str) -> bool:
+        """Whether ``queue`` is declared (:meth:`queue` would not wait)."""
+        return queue in self._queues
+
     def forget(self, queue: str) -> None:
         """Declare ``queue`` (and its delay queues) again on next use."""
         self._queues.discard(queue)

@@ -58,12 +58,14 @@ from asyncq.brokers.amqp._decode import (
 )
 from asyncq.brokers.amqp._received import Direct, Received
 
-__all__ = ["READER", "AsyncqConnection", "FrameReader", "Underlay"]
+__all__ = ["READER", "WRITER", "AsyncqConnection", "FrameReader", "Underlay"]
 
 logger = logging.getLogger("asyncq.brokers.amqp")
 
 #: aiormq's connection loop (``Connection.__reader(frame_receiver)``), which a test pins
 READER: Final = "_Connection__reader"
+#: aiormq's writer loop (``Connection.__writer(writer)``), wrapped to keep its stream
+WRITER: Final = "_Connection__writer"
 #: when aiormq's loop last got a frame, which its stuck-connection check looks at
 LAST_FRAME: Final = "_Connection__last_frame_time"
 #: bytes asked of the socket at a time (a larger frame is read on until it is whole)
@@ -290,6 +292,17 @@ class AsyncqConnection(aiormq.connection.Connection):
         await getattr(super(), READER)(FrameReader(receiver.reader, self.channels,
                                                    self._alive))
 
+    #: the stream aiormq's writer loop writes to, while that loop runs (the publisher
+    #: writes a burst's first batches straight to it: :func:`._frames.write_now`)
+    stream: asyncio.StreamWriter | None = None
+
+    async def _write_frames(self, writer: asyncio.StreamWriter) -> None:
+        self.stream = writer
+        try:
+            await getattr(super(), WRITER)(writer)
+        finally:
+            self.stream = None
+
     def _alive(self) -> None:
         """Part of a delivery came: the connection is not stuck. aiormq's own reader
         saw a frame every ``frame_max`` bytes; this one reads a delivery whole, which can
@@ -298,6 +311,7 @@ class AsyncqConnection(aiormq.connection.Connection):
 
 
 setattr(AsyncqConnection, READER, AsyncqConnection._read_frames)  # what connect() starts
+setattr(AsyncqConnection, WRITER, AsyncqConnection._write_frames)
 
 
 class Underlay(UnderlayConnection):
