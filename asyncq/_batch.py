@@ -35,9 +35,10 @@ class Coalescer(Generic[T, R]):
     one future per caller rather than a future of a future. If ``into`` raises, the
     futures it left unsettled get the error.
 
-    ``early`` (with ``into``) is offered each full batch gathered before the runner
-    started: a burst of callers in one turn of the event loop runs before the runner
-    does, and a batch sent while they run is a batch on the wire that much sooner.
+    ``early`` (with ``into``) is offered the first full batch each time ``max_batch``
+    more callers have gathered before the runner started (a burst of callers in one turn
+    of the event loop runs before the runner does, and a batch sent while they run is
+    on the wire that much sooner); it may refuse, and the runner sends what it left.
     """
 
     def __init__(self, flush: Flush[T, R] | None = None, *, into: FlushInto[T, R] | None = None,
@@ -52,8 +53,9 @@ class Coalescer(Generic[T, R]):
         self._flush = flush
         self._into = into
         self._early = early
-        #: the runner is sending (a batch is on its way): no early batch overtakes it
-        self._busy = False
+        #: a runner was made and has not started yet: nothing of this Coalescer is on
+        #: its way, so an early batch overtakes nothing
+        self._unstarted = False
         self._max_batch = max_batch
         self._closed = closed
         #: items waiting to be sent and their futures, side by side (not as pairs: one
@@ -75,7 +77,8 @@ class Coalescer(Generic[T, R]):
             future: asyncio.Future[R] = runner.get_loop().create_future()
             self._items.append(item)
             self._futures.append(future)
-            if len(self._futures) % self._max_batch == 0 and self._early is not None:
+            if (self._early is not None and self._unstarted
+                    and len(self._futures) % self._max_batch == 0):
                 self._hurry()
             return future
         loop = asyncio.get_running_loop()
@@ -84,6 +87,7 @@ class Coalescer(Generic[T, R]):
         self._futures.append(future)
         # the item waits before the runner starts: an eager task (3.12's
         # eager_task_factory) runs up to its first wait inside create_task
+        self._unstarted = True
         self._runner = loop.create_task(self._run())
         return future
 
@@ -106,6 +110,7 @@ class Coalescer(Generic[T, R]):
 
     def _start(self) -> None:
         if self._runner is None or self._runner.done():
+            self._unstarted = True
             self._runner = asyncio.get_running_loop().create_task(self._run())
 
     def post(self, item: T) -> None:
@@ -118,10 +123,10 @@ class Coalescer(Generic[T, R]):
         self._start()
 
     def _hurry(self) -> None:
-        """Offer the first full batch to ``early``, unless the runner is sending."""
+        """Offer the first full batch to ``early`` (the runner has not started)."""
         assert self._early is not None
         size = self._max_batch
-        if self._busy or self._any_done(self._futures[:size]):
+        if self._any_done(self._futures[:size]):  # a cancelled caller: the runner skips it
             return
         try:
             taken = self._early(self._items[:size], self._futures[:size])
@@ -137,18 +142,15 @@ class Coalescer(Generic[T, R]):
 
     async def _run(self) -> None:
         size = self._max_batch
-        self._busy = True
-        try:
-            while self._futures:
-                items, futures = self._items[:size], self._futures[:size]
-                del self._items[:size], self._futures[:size]
-                if self._any_done(futures):  # cancelled callers: skipped
-                    live = [i for i, future in enumerate(futures) if not future.done()]
-                    items, futures = [items[i] for i in live], [futures[i] for i in live]
-                if futures:
-                    await self._send(items, futures)
-        finally:
-            self._busy = False
+        self._unstarted = False
+        while self._futures:
+            items, futures = self._items[:size], self._futures[:size]
+            del self._items[:size], self._futures[:size]
+            if self._any_done(futures):  # cancelled callers: skipped
+                live = [i for i, future in enumerate(futures) if not future.done()]
+                items, futures = [items[i] for i in live], [futures[i] for i in live]
+            if futures:
+                await self._send(items, futures)
 
     async def _call(self, items: list[T], futures: list[asyncio.Future[R]]
                     ) -> Sequence[R | BaseException] | None:

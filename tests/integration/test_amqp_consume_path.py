@@ -230,6 +230,23 @@ async def test_the_installed_aiormq_and_aio_pika_still_have_what_the_frame_reade
     pika_connect = inspect.getsource(aio_pika.connection.Connection.connect)
     assert "self.transport = await UnderlayConnection.connect(" in pika_connect
     assert "await self._on_connected()" in pika_connect
+    # the publisher's early writes (_frames.write_now): aiormq's writer loop keeps the
+    # stream and writes a frame in the step it takes it off the write queue
+    assert "self._writer_task = self.create_task(self.__writer(writer))" in connect
+    pins = {
+        getattr(aiormq.connection.Connection, _reader.WRITER): (
+            "frame_iterator = FrameGenerator(self.write_queue)",
+            "async for channel_frame in frame_iterator:",
+            "writer.write(channel_frame.payload)"),
+        aiormq.connection.FrameGenerator.__anext__: (
+            "frame: ChannelFrame = await self.queue.get()",),
+        aiormq.channel.Channel.__init__: (  # _frames._PRIVATE_LOCK, _frames._CLOSE_EVENT
+            "self.__lock = asyncio.Lock()",
+            "self.__close_event: asyncio.Event = asyncio.Event()"),
+    }
+    for function, lines in pins.items():
+        source = inspect.getsource(function)
+        assert all(line in source for line in lines), (function, lines)
 
 
 async def test_only_asyncqs_connections_read_with_asyncqs_reader(

@@ -291,3 +291,48 @@ async def test_nothing_goes_early_past_what_aiormq_holds(app: asyncq.App) -> Non
         in_flight = await asyncio.gather(*(echo.enqueue(n) for n in range(1000)),
                                          _written_meanwhile(app))
         assert in_flight[-1] >= 1
+
+
+async def test_each_caller_of_an_early_burst_gets_its_own_confirm_or_return(
+        app: asyncq.App) -> None:
+    """One burst alternating between a live queue and one deleted behind the producer's
+    back: RabbitMQ confirms the first half's messages and returns the other's (then
+    sent again once the queue is declared). A confirm or return settled for the wrong
+    caller would lose a message or send one twice; each queue must hold its own ids,
+    once each."""
+    other = f"{app.default_queue}-b"
+
+    @app.task
+    async def echo(n: int) -> int:
+        return n
+
+    to_other = echo.options(queue=other)
+    async with app:
+        await echo.enqueue(-1)
+        await to_other.enqueue(-2)
+        async with broker(app).raw_channel() as channel:
+            await channel.queue_purge(app.default_queue)
+            await channel.queue_delete(other)
+        try:
+            *handles, in_flight = await asyncio.gather(
+                *((echo if n % 2 else to_other).enqueue(n) for n in range(3000)),
+                _written_meanwhile(app))
+            assert in_flight >= 1
+            ids = [handle.id for handle in handles]
+            assert sorted(await _queued_ids(broker(app), app.default_queue)) == \
+                sorted(ids[1::2])
+            assert sorted(await _queued_ids(broker(app), other)) == sorted(ids[0::2])
+        finally:
+            await broker(app).delete_queue(other)
+
+
+async def _queued_ids(amqp: AmqpBroker, queue: str) -> list[str]:
+    """The correlation ids (task ids) of what ``queue`` holds, taken off it."""
+    ids: list[str] = []
+    async with amqp.raw_channel() as channel:
+        while True:
+            message = await channel.basic_get(queue, no_ack=True)
+            if message.delivery_tag is None:
+                return ids
+            ids.append(message.header.properties.correlation_id)
+

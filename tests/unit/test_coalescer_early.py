@@ -112,3 +112,43 @@ def test_early_needs_into() -> None:
 
     with pytest.raises(TypeError, match="early with into"):
         Coalescer(flush, early=lambda items, futures: False)
+
+
+async def test_no_early_batch_overtakes_a_runner_started_while_an_old_one_unwinds() -> None:
+    """review8: aclose() cancels a runner that unwinds slowly; a new runner starts
+    sending meanwhile. The old runner's end must not let a burst overtake the new one."""
+    log: list[tuple[str, list[int]]] = []
+    sending = asyncio.Event()
+
+    async def into(items: Sequence[int], futures: Sequence[asyncio.Future[int]]) -> None:
+        try:
+            await asyncio.sleep(10 if list(items) == [-1] else 0.2)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.05)  # a clean-up that waits
+            raise
+        log.append(("sent", list(items)))
+        for item, future in zip(items, futures, strict=True):
+            future.set_result(item)
+
+    def early(items: Sequence[int], futures: Sequence[asyncio.Future[int]]) -> bool:
+        log.append(("early", list(items)))
+        for item, future in zip(items, futures, strict=True):
+            future.set_result(item)
+        return True
+
+    batcher: Coalescer[int, int] = Coalescer(into=into, early=early, max_batch=10)
+    stuck = batcher.future(-1)
+    await asyncio.sleep(0.01)
+    closing = asyncio.ensure_future(batcher.aclose())
+    await asyncio.sleep(0)
+    first = batcher.future(0)  # a new runner
+    await asyncio.sleep(0.01)  # it is sending [0]
+    sending.set()
+    await asyncio.sleep(0.1)  # the old runner has unwound
+    rest = [batcher.future(n) for n in range(1, 20)]
+    assert await asyncio.gather(first, *rest) == list(range(20))
+    await closing
+    with pytest.raises(RuntimeError):
+        await stuck
+    assert log[0] == ("sent", [0])
+    assert [entry for entry in log if entry[0] == "early"] == []

@@ -39,6 +39,8 @@ _ATTRIBUTES: Final = ("lock", "delivery_tag", "confirmations", "message_id_deliv
                       "write_queue", "create_future", "number", "max_content_size")
 #: the ``asyncio.Lock`` behind aiormq 7's ``Channel.lock`` (in 6.x, ``lock`` is it)
 _PRIVATE_LOCK: Final = "_Channel__lock"
+#: set once aiormq's channel sent or received ``channel.close``
+_CLOSE_EVENT: Final = "_Channel__close_event"
 #: frame bytes per write (a batch of large messages goes in several writes)
 _WRITE_BYTES: Final = 4 * 1024 * 1024
 
@@ -101,12 +103,13 @@ async def write(channel: Any, items: Sequence[Item], timeout: float) -> Written:
 
 
 def stream_now(channel: Any) -> Any | None:
-    """The stream :func:`write_now` writes to, when a write can go now: the channel is
-    open, its lock free and aiormq's write queue empty (every frame handed to aiormq
-    before is then on the stream, so tags registered now follow the wire's order)."""
+    """The stream :func:`write_now` writes to, when a write can go now: neither the
+    channel nor the connection is closed or closing, the channel's lock is free and
+    aiormq's write queue empty (every frame handed to aiormq before is then on the
+    stream, so tags registered now follow the wire's order)."""
     connection = channel.connection
     stream = getattr(connection, "stream", None)
-    if (stream is None or stream.transport.is_closing() or channel.is_closed
+    if (stream is None or stream.transport.is_closing() or _closing(channel, connection)
             or _locked(channel) or not connection.write_queue.empty()):
         return None
     return stream
@@ -116,15 +119,29 @@ def write_now(channel: Any, stream: Any, items: Sequence[Item]) -> Written | Non
     """:func:`write`, straight to the connection's ``stream`` (:func:`stream_now`, in
     the same step), without waiting: for a burst whose callers keep the event loop
     (and aiormq's writer task) busy for a while, its first batches reach RabbitMQ
-    meanwhile. ``None`` (nothing written or registered) for more than one write's bytes."""
+    meanwhile. ``None`` (nothing written or registered) for more than one write's bytes.
+    The frames are written before their tags are registered (no confirm can come in
+    between, in one step): a write that raises leaves the channel's count as it was."""
     outcomes, framed = _marshal(channel, items)
     payload = b"".join(data for _, data, _ in framed)
     if len(payload) > _WRITE_BYTES:
         return None
+    stream.write(payload)
     ids: list[tuple[Any, int]] = []
     waiting = _register(channel, framed, ids)
-    stream.write(payload)
     return Written(channel, outcomes, waiting, ids)
+
+
+def _closing(channel: Any, connection: Any) -> bool:
+    """Whether the channel or its connection is closed or closing (a ``channel.close``
+    sent or received; aiormq's writer task cancelled: it sends ``connection.close``)."""
+    if channel.is_closed or connection.is_closed:
+        return True
+    close_event = getattr(channel, _CLOSE_EVENT, None)
+    if close_event is None or close_event.is_set():
+        return True
+    writer = getattr(connection, "_writer_task", None)
+    return writer is None or writer.done() or writer.cancelling() > 0
 
 
 def _locked(channel: Any) -> bool:

@@ -31,7 +31,8 @@ def batch_bytes(messages: Sequence[_HasBody]) -> int:
 class InFlight:
     """At most ``batches`` written batches and ``limit`` bytes of them awaiting confirms
     (one batch whatever its size). Batches wait their turn in order: a large one that
-    needs the window empty is not overtaken by smaller ones for ever."""
+    needs the window empty is not overtaken by smaller ones for ever. :meth:`try_acquire`
+    may count room for more batches (a burst's early writes), never for more bytes."""
 
     def __init__(self, batches: int, limit: int) -> None:
         self._batches = batches

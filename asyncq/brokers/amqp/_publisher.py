@@ -7,6 +7,11 @@ by the batch's settle task: no second future per message). A batch is written wh
 earlier ones still await their confirms (up to ``_WINDOW`` batches), in order on one
 channel. Every message is mandatory and persistent, and a caller returns only once
 RabbitMQ confirmed it.
+
+A burst of callers in one turn of the event loop (``gather`` of thousands of
+enqueues) all run before the batch runner does: each full batch of plain messages to
+declared queues is written while they run (:meth:`Publisher._write_now`, up to
+``_EARLY`` batches awaiting confirms), so RabbitMQ works while the rest are prepared.
 """
 
 from __future__ import annotations
@@ -176,7 +181,11 @@ class Publisher:
         size = batch_bytes(items)
         if not window.try_acquire(size, _EARLY):
             return False
-        written = _amqp_publish.write_now(raw, stream, items)
+        try:
+            written = _amqp_publish.write_now(raw, stream, items)
+        except BaseException:  # nothing registered: the runner sends the batch
+            window.release(size)
+            raise
         if written is None:
             window.release(size)
             return False

@@ -25,6 +25,8 @@ Only connections asyncq opens read this way (:class:`AsyncqConnection`, which
 asyncq's: aiormq's own classes are untouched, so an application's own aio-pika
 connections are too. The reader is handed over at :data:`READER`, aiormq's private
 connection loop; what it relies on there and in aiormq's channel is pinned by a test.
+The connection also keeps the stream aiormq's writer loop (:data:`WRITER`) writes to,
+for the publisher's early writes (:func:`._frames.write_now`).
 """
 
 from __future__ import annotations
@@ -286,7 +288,8 @@ class FrameReader:
 
 # -- the connection ----------------------------------------------------------------------
 class AsyncqConnection(aiormq.connection.Connection):
-    """aiormq's connection, reading frames with a :class:`FrameReader` once connected."""
+    """aiormq's connection, reading frames with a :class:`FrameReader` once connected
+    and keeping its writer loop's stream (:attr:`stream`)."""
 
     async def _read_frames(self, receiver: Any) -> None:
         await getattr(super(), READER)(FrameReader(receiver.reader, self.channels,
