@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
 import aiormq.abc
@@ -299,12 +299,13 @@ class AsyncqConnection(aiormq.connection.Connection):
     #: writes a burst's first batches straight to it: :func:`._frames.write_now`)
     stream: asyncio.StreamWriter | None = None
 
-    async def _write_frames(self, writer: asyncio.StreamWriter) -> None:
+    def _write_frames(self, writer: asyncio.StreamWriter) -> Coroutine[Any, Any, None]:
+        """aiormq's writer loop itself (no coroutine around it: every frame it writes
+        would resume one more), the stream kept; once the loop ended, the stream is
+        closing or the writer task done, which :func:`._frames.stream_now` checks."""
         self.stream = writer
-        try:
-            await getattr(super(), WRITER)(writer)
-        finally:
-            self.stream = None
+        loop: Coroutine[Any, Any, None] = getattr(super(), WRITER)(writer)
+        return loop
 
     def _alive(self) -> None:
         """Part of a delivery came: the connection is not stuck. aiormq's own reader
