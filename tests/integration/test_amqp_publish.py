@@ -225,6 +225,17 @@ async def test_single_sends_and_batches_share_the_channel(app: asyncq.App) -> No
         assert await broker(app).queue_size(app.default_queue) == 701
 
 
+async def _first_enqueued(app: asyncq.App) -> tuple[Any, Any]:
+    """A task ``echo(n) -> n``, one call of it sent (its queue declared), and the
+    publishing channel's aiormq channel."""
+    @app.task
+    async def echo(n: int) -> int:
+        return n
+
+    await echo.enqueue(0)
+    return echo, await broker(app).publisher.channel()
+
+
 async def _written_meanwhile(app: asyncq.App) -> int:
     """Run after every caller before it in the same gather: batches awaiting confirms."""
     return broker(app).publisher._window.count
@@ -272,13 +283,8 @@ async def test_an_early_batch_to_a_queue_deleted_under_the_producer_is_sent_agai
 async def test_nothing_goes_early_past_what_aiormq_holds(app: asyncq.App) -> None:
     """The order guard: no early write while the channel's lock is held (a publish is
     being written) or aiormq's write queue has frames its writer has not written."""
-    @app.task
-    async def echo(n: int) -> int:
-        return n
-
     async with app:
-        await echo.enqueue(0)
-        raw = await broker(app).publisher.channel()
+        echo, raw = await _first_enqueued(app)
         assert _amqp_publish.stream_now(raw) is not None
         async with raw.lock:
             assert _amqp_publish.stream_now(raw) is None
@@ -336,3 +342,42 @@ async def _queued_ids(amqp: AmqpBroker, queue: str) -> list[str]:
                 return ids
             ids.append(message.header.properties.correlation_id)
 
+
+
+async def test_a_batch_cancelled_before_aiormq_took_it_gives_its_tags_back(
+        app: asyncq.App) -> None:
+    """aiormq's write queue is bounded: a batch may wait to be handed over, and be
+    cancelled meanwhile (its deadline, a closing App). It was never sent, so its
+    delivery tags, confirm futures and message ids are given back, and the next
+    messages are confirmed as theirs."""
+    from asyncq.brokers.amqp._layout import new_properties
+
+    async with app:
+        echo, raw = await _first_enqueued(app)
+        protocol = raw.connection.stream.transport.get_protocol()
+        protocol.pause_writing()  # as if the socket's buffer were full
+        try:
+            held = asyncio.get_running_loop().create_future()
+            raw.connection.write_queue.put_nowait(  # aiormq's writer waits on its drain
+                ChannelFrame(payload=b"", should_close=False, drain_future=held))
+            await asyncio.sleep(0.05)
+            while not raw.connection.write_queue.full():
+                raw.connection.write_queue.put_nowait(
+                    ChannelFrame(payload=b"", should_close=False))
+            tag, known = raw.delivery_tag, dict(raw.message_id_delivery_tag)
+            items = [_amqp_publish.Item("", app.default_queue, b"never", new_properties(
+                headers={}, correlation_id=None, reply_to=None)) for _ in range(3)]
+            writing = asyncio.ensure_future(_amqp_publish.write(raw, items, 30))
+            await asyncio.sleep(0.05)
+            assert not writing.done()  # waiting for room in aiormq's queue
+            assert raw.delivery_tag == tag + 3
+            writing.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await writing
+            assert raw.delivery_tag == tag
+            assert all(t not in raw.confirmations for t in range(tag + 1, tag + 4))
+            assert dict(raw.message_id_delivery_tag) == known
+        finally:
+            protocol.resume_writing()
+        await echo.enqueue(1)
+        assert await broker(app).queue_size(app.default_queue) == 2

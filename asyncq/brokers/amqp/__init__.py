@@ -75,8 +75,9 @@ parameters (``heartbeat``...) are aio-pika's.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 import aiormq.abc
 from aiormq import spec
@@ -173,8 +174,10 @@ class AmqpBroker(Broker):
             await self.layout.bind(queue, exchange, routing_key)
 
     # -- publishing (_publisher.py) ---------------------------------------------------------
-    async def publish(self, message: Outgoing) -> None:
-        await self.publisher.publish(message)
+    def publish(self, message: Outgoing) -> Coroutine[Any, Any, None]:
+        # the publisher's coroutine itself: a coroutine around it would be one more
+        # object per waiting caller, thousands of them in a burst
+        return self.publisher.publish(message)
 
     async def publish_many(self, messages: Sequence[Outgoing]) -> None:
         await self.publisher.publish_many(messages)

@@ -56,6 +56,11 @@ class Connection:
         self._publisher: AbstractRobustChannel | None = None
         self._lock: asyncio.Lock | None = None
 
+    @property
+    def opened(self) -> bool:
+        """Whether :meth:`connect` would return at once (a connection, not closed)."""
+        return self._conn is not None and not self._conn.is_closed
+
     async def connect(self) -> None:
         if self._conn is not None and not self._conn.is_closed:
             return

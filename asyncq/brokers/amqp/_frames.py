@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import pamqp.frame
@@ -83,12 +83,22 @@ def _frames(channel: Any, item: Item) -> bytes:
 
 @dataclass(slots=True)
 class Written:
-    """A batch on the wire: marshalling failures, and the messages awaiting confirms."""
+    """A batch on the wire: marshalling failures, and the messages awaiting confirms:
+    their places in the batch, confirm futures, message ids (registered for returns)
+    and delivery tags, side by side (not a tuple per message: in a burst thousands
+    wait, each one more object for the garbage collector to visit)."""
 
     channel: Any
     outcomes: list[BaseException | None]
-    waiting: list[tuple[int, asyncio.Future[Any]]]
-    ids: list[tuple[Any, int]]  # (message id, delivery tag) registered for returns
+    indices: list[int] = field(default_factory=list)
+    futures: list[asyncio.Future[Any]] = field(default_factory=list)
+    message_ids: list[Any] = field(default_factory=list)
+    tags: list[int] = field(default_factory=list)
+
+    def drop_from(self, count: int) -> None:
+        """Forget the messages registered after the first ``count``."""
+        for column in (self.indices, self.futures, self.message_ids, self.tags):
+            del column[count:]
 
 
 async def write(channel: Any, items: Sequence[Item], timeout: float) -> Written:
@@ -96,10 +106,10 @@ async def write(channel: Any, items: Sequence[Item], timeout: float) -> Written:
     lock. A message pamqp cannot marshal (a bad name or header value) is not sent: its
     outcome is that error."""
     outcomes, framed = _marshal(channel, items)
-    ids: list[tuple[Any, int]] = []
+    written = Written(channel, outcomes)
     async with asyncio.timeout(timeout):
-        waiting = await _write(channel, framed, ids)
-    return Written(channel, outcomes, waiting, ids)
+        await _write(channel, framed, written)
+    return written
 
 
 def stream_now(channel: Any) -> Any | None:
@@ -127,9 +137,9 @@ def write_now(channel: Any, stream: Any, items: Sequence[Item]) -> Written | Non
     if len(payload) > _WRITE_BYTES:
         return None
     stream.write(payload)
-    ids: list[tuple[Any, int]] = []
-    waiting = _register(channel, framed, ids)
-    return Written(channel, outcomes, waiting, ids)
+    written = Written(channel, outcomes)
+    _register(channel, framed, written)
+    return written
 
 
 def _closing(channel: Any, connection: Any) -> bool:
@@ -164,23 +174,24 @@ def _marshal(channel: Any, items: Sequence[Item]
     return outcomes, framed
 
 
-def _register(channel: Any, framed: list[tuple[int, bytes, Any]],
-              ids: list[tuple[Any, int]]) -> list[tuple[int, asyncio.Future[Any]]]:
+def _register(channel: Any, framed: list[tuple[int, bytes, Any]], written: Written) -> None:
     """The next delivery tags, a confirm future each, and the message ids for returns,
-    as ``basic_publish`` registers them; the ids are added to ``ids``."""
-    loop = channel.connection.loop
-    waiting: list[tuple[int, asyncio.Future[Any]]] = []
+    as ``basic_publish`` registers them; added to ``written``."""
+    create_future = channel.connection.loop.create_future
     confirmations, by_id = channel.confirmations, channel.message_id_delivery_tag
+    indices, futures = written.indices, written.futures
+    message_ids, tags = written.message_ids, written.tags
     tag = channel.delivery_tag
     for index, _, message_id in framed:
         tag += 1
-        future = loop.create_future()
+        future = create_future()
         confirmations[tag] = future
         by_id[message_id] = tag
-        ids.append((message_id, tag))
-        waiting.append((index, future))
+        indices.append(index)
+        futures.append(future)
+        message_ids.append(message_id)
+        tags.append(tag)
     channel.delivery_tag = tag
-    return waiting
 
 
 async def confirmed(written: Written, timeout: float) -> list[BaseException | None]:
@@ -188,16 +199,16 @@ async def confirmed(written: Written, timeout: float) -> list[BaseException | No
     confirmed, else aiormq's ``PublishError`` (returned), ``DeliveryError`` (nacked),
     the reason aiormq gave when the channel or connection closed (or ``CancelledError``),
     ``TimeoutError`` (no confirm within ``timeout`` s) or :class:`Unsendable`."""
-    outcomes, waiting = written.outcomes, written.waiting
-    if not waiting:
+    outcomes = written.outcomes
+    if not written.futures:
         return outcomes
     closed = written.channel.create_future()  # aiormq fails it when the channel closes
     try:
-        await _all_done([future for _, future in waiting], closed, timeout)
+        await _all_done(written.futures, closed, timeout)
     finally:
         reason = _close_reason(closed)
         closed.cancel()
-    for index, future in waiting:
+    for index, future in zip(written.indices, written.futures, strict=True):
         if not future.done():
             future.cancel()  # aiormq drops a late confirm for a cancelled future
             outcomes[index] = reason or TimeoutError()
@@ -209,25 +220,20 @@ async def confirmed(written: Written, timeout: float) -> list[BaseException | No
     return outcomes
 
 
-async def _write(channel: Any, framed: list[tuple[int, bytes, Any]],
-                 ids: list[tuple[Any, int]]) -> list[tuple[int, asyncio.Future[Any]]]:
-    """Register and write the frames in order, under the channel's lock; the message
-    ids registered are added to ``ids`` (:func:`release` forgets them)."""
-    waiting: list[tuple[int, asyncio.Future[Any]]] = []
+async def _write(channel: Any, framed: list[tuple[int, bytes, Any]], written: Written) -> None:
+    """Register and write the frames in order, under the channel's lock, into
+    ``written`` (:func:`release` forgets what it registered)."""
     async with channel.lock:
         for run in runs_by_size([len(data) for _, data, _ in framed], _WRITE_BYTES):
             chunk = framed[run]
-            first = channel.delivery_tag + 1
-            registered = _register(channel, chunk, ids)
-            waiting += registered
+            first, before = channel.delivery_tag + 1, len(written.futures)
+            _register(channel, chunk, written)
             payload = b"".join(data for _, data, _ in chunk)
             try:
                 await channel.write_queue.put(ChannelFrame(payload=payload, should_close=False))
             except BaseException:  # not written: give the tags back, as basic_publish does
-                _unregister(channel, first, [f for _, f in registered])
-                del waiting[-len(chunk):]
+                _unregister(channel, first, written, before)
                 raise
-    return waiting
 
 
 def release(written: Written) -> None:
@@ -235,10 +241,10 @@ def release(written: Written) -> None:
     cancelled one is dropped by aiormq), each exception marked as read. Idempotent; the
     publisher calls it however its wait for the confirms ended."""
     known = written.channel.message_id_delivery_tag
-    for message_id, tag in written.ids:
+    for message_id, tag in zip(written.message_ids, written.tags, strict=True):
         if known.get(message_id) == tag:
             del known[message_id]
-    for _, future in written.waiting:
+    for future in written.futures:
         if not future.done():
             future.cancel()
         elif not future.cancelled():
@@ -254,11 +260,17 @@ def _close_reason(closed: asyncio.Future[Any]) -> BaseException | None:
     return closed.exception()
 
 
-def _unregister(channel: Any, first: int, futures: list[asyncio.Future[Any]]) -> None:
+def _unregister(channel: Any, first: int, written: Written, before: int) -> None:
+    """Give back the tags from ``first`` on (``written``'s messages after ``before``)."""
     channel.delivery_tag = first - 1
-    for offset, future in enumerate(futures):
-        channel.confirmations.pop(first + offset, None)
+    known = channel.message_id_delivery_tag
+    dropped = zip(written.futures[before:], written.message_ids[before:], strict=True)
+    for tag, (future, message_id) in enumerate(dropped, start=first):
+        channel.confirmations.pop(tag, None)
+        if known.get(message_id) == tag:
+            del known[message_id]
         future.cancel()
+    written.drop_from(before)
 
 
 async def _all_done(futures: list[asyncio.Future[Any]], closed: asyncio.Future[Any],

@@ -100,7 +100,8 @@ class Publisher:
 
     # -- publishing ----------------------------------------------------------------------
     async def publish(self, message: Outgoing) -> None:
-        await self._conn.connect()
+        if not self._conn.opened:  # (not a coroutine per message to learn it is)
+            await self._conn.connect()
         try:  # not `with conn.errors(...)`: a context manager costs more than the rest
             try:
                 await self._batcher.future(message)
@@ -155,14 +156,16 @@ class Publisher:
         except BaseException:
             window.release(size)
             raise
-        self._watch(loop, written, items, outcomes, (window, size))
+        self._watch(loop, written, [index for index, _ in items], batch, outcomes,
+                    (window, size))
 
     def _watch(self, loop: asyncio.AbstractEventLoop, written: _amqp_publish.Written,
-               items: list[tuple[int, _amqp_publish.Item]],
+               indices: Sequence[int], batch: Sequence[_amqp_publish.Item],
                outcomes: Sequence[asyncio.Future[None]], counted: tuple[InFlight, int]
                ) -> None:
-        """Settle a written batch's callers with its confirms, in a task of its own."""
-        task = loop.create_task(self._settle(written, items, outcomes))
+        """Settle a written batch's callers (``outcomes[indices[i]]`` for ``batch[i]``)
+        with its confirms, in a task of its own."""
+        task = loop.create_task(self._settle(written, indices, batch, outcomes))
         self._settling.add(task)
         task.add_done_callback(lambda done: self._settled(done, counted, outcomes, written))
 
@@ -189,7 +192,7 @@ class Publisher:
         if written is None:
             window.release(size)
             return False
-        self._watch(raw.connection.loop, written, list(enumerate(items)), outcomes,
+        self._watch(raw.connection.loop, written, range(len(items)), items, outcomes,
                     (window, size))
         return True
 
@@ -209,11 +212,11 @@ class Publisher:
                                             message.body, properties))
         return items
 
-    async def _settle(self, written: _amqp_publish.Written,
-                      items: list[tuple[int, _amqp_publish.Item]],
+    async def _settle(self, written: _amqp_publish.Written, indices: Sequence[int],
+                      batch: Sequence[_amqp_publish.Item],
                       outcomes: Sequence[asyncio.Future[None]]) -> None:
         results = await _amqp_publish.confirmed(written, self._conn.timeout)
-        for (index, item), result in zip(items, results, strict=True):
+        for index, item, result in zip(indices, batch, results, strict=True):
             if result is None:
                 _resolve(outcomes[index], None)
             else:
