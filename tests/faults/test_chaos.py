@@ -63,6 +63,41 @@ async def enqueue_all(mod: Any, ledger: Ledger, n: int, batch: int, pause: float
         ledger, n, batch, pause)
 
 
+#: per burst of :func:`enqueue_bursts`: batches awaiting confirms when its last caller ran
+EARLY: list[int] = []
+
+
+async def enqueue_bursts(mod: Any, ledger: Ledger, n: int, burst: int, pause: float) -> int:
+    """Tasks 0 .. n-1 as ``burst`` concurrent ``enqueue`` calls at a time (one ``gather``:
+    the RabbitMQ publisher writes a burst's full batches while its callers still run),
+    ``pause`` seconds apart; a call the broker refuses is sent again with the same id
+    until it is acknowledged, and noted in the ledger only then. Returns the retries."""
+    retries = 0
+
+    async def written_meanwhile() -> int:  # after every caller of its gather ran
+        return int(mod.app.broker.publisher._window.count)
+
+    for start in range(0, n, burst):
+        pending = list(range(start, min(n, start + burst)))
+        while pending:
+            *outcomes, meanwhile = await asyncio.gather(
+                *(mod.work.options(task_id=f"t{i}").enqueue(i) for i in pending),
+                written_meanwhile(), return_exceptions=True)
+            EARLY.append(meanwhile)
+            for out in outcomes:  # only the broker's refusals are retried
+                if isinstance(out, BaseException) and not isinstance(out, asyncq.AsyncqError):
+                    raise out
+            refused = [i for i, out in zip(pending, outcomes, strict=True)
+                       if isinstance(out, asyncq.AsyncqError)]
+            ledger.producer_note(sorted(set(pending) - set(refused)))
+            if refused:
+                retries += 1
+                await asyncio.sleep(0.2)
+            pending = refused
+        await asyncio.sleep(pause)
+    return retries
+
+
 async def wait_done(ledger: Ledger, wanted: set[int], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -200,21 +235,25 @@ async def wait_empty(node: RabbitNode, queue: str, timeout: float) -> None:
         await asyncio.sleep(1.0)
 
 
-@pytest.mark.parametrize("queue_type", [
-    "classic",
-    "quorum",
+@pytest.mark.parametrize(("queue_type", "producer"), [
+    ("classic", "batches"),
+    ("quorum", "batches"),
+    ("classic", "bursts"),
 ])
-async def test_f1_chaos_rabbitmq(queue_type: str, rabbit_node: RabbitNode,
+async def test_f1_chaos_rabbitmq(queue_type: str, producer: str, rabbit_node: RabbitNode,
                                  redis_server: RedisServer, fault_env: tuple[Path, Ledger],
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """F1 on a RabbitMQ node of the test's own: 5 worker kills and one node crash
     (SIGKILL of the whole node, started again on the same ports and data directory)
-    while the producer enqueues; results in a throwaway Redis."""
+    while the producer enqueues (``enqueue_many`` of 500, or bursts of 2,000 concurrent
+    ``enqueue`` calls, whose batches go out while the burst runs); results in a
+    throwaway Redis."""
     workdir, ledger = fault_env
     n = int(os.environ.get("F1_AMQP_TASKS", "50000"))
     drain = float(os.environ.get("F1_AMQP_DRAIN_S", "240"))
     rng = random.Random(int(os.environ.get("F1_SEED", "20261124")))
     queue = "f1"
+    EARLY.clear()
     url = f"{rabbit_node.url}?queue_type={queue_type}"
     monkeypatch.setenv("F_BACKEND", redis_server.url)
     mod = load_tasks(workdir, url, ledger, monkeypatch, queue)
@@ -229,10 +268,12 @@ async def test_f1_chaos_rabbitmq(queue_type: str, rabbit_node: RabbitNode,
     try:
         async with mod.app:
             window = max(6.0, n / 3000)  # the producer enqueues throughout the chaos
-            producer = asyncio.create_task(enqueue_all(mod, ledger, n, 500, window / (n / 500)))
+            batch = 500 if producer == "batches" else 2000
+            send = enqueue_all if producer == "batches" else enqueue_bursts
+            sending = asyncio.create_task(send(mod, ledger, n, batch, window / (n / batch)))
             await first_completion(ledger, 60)  # faults hit running workers, not starting ones
             await chaos(sup, rabbit_node, rng, 5, window, faults, back)
-            enqueue_retries = await producer
+            enqueue_retries = await sending
             try:
                 await wait_done(ledger, set(range(n)), drain)
             except AssertionError as exc:
@@ -256,11 +297,11 @@ async def test_f1_chaos_rabbitmq(queue_type: str, rabbit_node: RabbitNode,
     kills = sum(1 for _, kind in faults if kind == "kill worker")
     # a killed worker's unacked messages (the consumer's prefetch is concurrency +
     # prefetch; x2 for the classic-queue recount republish), both workers' at the node
-    # crash, and one producer batch retried with the same ids
-    bound = (2 * kills + 2) * (CONCURRENCY + PREFETCH) + 500
+    # crash, and one producer batch (or burst) retried with the same ids
+    bound = (2 * kills + 2) * (CONCURRENCY + PREFETCH) + batch
     crash_at = next(at for at, kind in faults if kind == "broker crash")
     after = [ts for e, _, _, ts in ledger.rows() if e == "done" and ts > back[0]]
-    figures = {"queue_type": queue_type, "tasks": n,
+    figures = {"queue_type": queue_type, "producer": producer, "tasks": n,
                "tasks_enqueued": len(ledger.counts("enq")), "completed": len(done),
                "lost": len(set(range(n)) - set(done) - queued),
                "not_completed": len(set(range(n)) - set(done)),
@@ -270,12 +311,16 @@ async def test_f1_chaos_rabbitmq(queue_type: str, rabbit_node: RabbitNode,
                "broker_outage_s": round(back[0] - crash_at, 2),
                "first_completion_after_node_up_s": round(min(after) - back[0], 2),
                "producer_batch_retries": enqueue_retries, "seconds": round(elapsed, 1),
-               "drain_deadline_s": drain, "dead_letters": len(letters), "leftover": left,
+               "bursts_written_early": sum(1 for count in EARLY if count),
+               "bursts": len(EARLY), "drain_deadline_s": drain,
+               "dead_letters": len(letters), "leftover": left,
                "recovery": recovery_times(ledger, faults)}
-    record(f"F1_chaos_rabbitmq_{queue_type}", figures)
+    record(f"F1_chaos_rabbitmq_{queue_type}" + ("" if producer == "batches" else "_bursts"),
+           figures)
     assert unfinished is None, unfinished
     assert figures["lost"] == 0
     assert duplicates <= bound
+    assert producer == "batches" or figures["bursts_written_early"] >= len(EARLY) // 2
     assert not letters
     assert not any(left.values()), left
 
