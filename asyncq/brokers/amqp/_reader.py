@@ -66,7 +66,7 @@ logger = logging.getLogger("asyncq.brokers.amqp")
 
 #: aiormq's connection loop (``Connection.__reader(frame_receiver)``), which a test pins
 READER: Final = "_Connection__reader"
-#: aiormq's writer loop (``Connection.__writer(writer)``), wrapped to keep its stream
+#: aiormq's writer loop (``Connection.__writer(writer)``), handed its stream by us
 WRITER: Final = "_Connection__writer"
 #: when aiormq's loop last got a frame, which its stuck-connection check looks at
 LAST_FRAME: Final = "_Connection__last_frame_time"
@@ -295,8 +295,8 @@ class AsyncqConnection(aiormq.connection.Connection):
         await getattr(super(), READER)(FrameReader(receiver.reader, self.channels,
                                                    self._alive))
 
-    #: the stream aiormq's writer loop writes to, while that loop runs (the publisher
-    #: writes a burst's first batches straight to it: :func:`._frames.write_now`)
+    #: the stream aiormq's writer loop writes to (the publisher writes a burst's first
+    #: batches straight to it, while the loop runs: :func:`._frames.write_now`)
     stream: asyncio.StreamWriter | None = None
 
     def _write_frames(self, writer: asyncio.StreamWriter) -> Coroutine[Any, Any, None]:
