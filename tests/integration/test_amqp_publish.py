@@ -13,6 +13,7 @@ the callers' order, and nothing goes early past a frame aiormq still holds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -302,7 +303,7 @@ async def test_nothing_goes_early_past_what_aiormq_holds(app: asyncq.App) -> Non
 async def test_each_caller_of_an_early_burst_gets_its_own_confirm_or_return(
         app: asyncq.App) -> None:
     """One burst alternating between a live queue and one deleted behind the producer's
-    back: RabbitMQ confirms the first half's messages and returns the other's (then
+    back: RabbitMQ confirms the messages to the live queue and returns the others (then
     sent again once the queue is declared). A confirm or return settled for the wrong
     caller would lose a message or send one twice; each queue must hold its own ids,
     once each."""
@@ -344,40 +345,53 @@ async def _queued_ids(amqp: AmqpBroker, queue: str) -> list[str]:
 
 
 
+@contextlib.asynccontextmanager
+async def _writer_held(raw: Any, free: int) -> AsyncIterator[None]:
+    """aiormq's writer stuck (its socket's buffer as if full) and its write queue full
+    but for ``free`` places; as it was again on leaving."""
+    protocol = raw.connection.stream.transport.get_protocol()
+    protocol.pause_writing()
+    try:
+        held = asyncio.get_running_loop().create_future()
+        raw.connection.write_queue.put_nowait(  # aiormq's writer waits on its drain
+            ChannelFrame(payload=b"", should_close=False, drain_future=held))
+        await asyncio.sleep(0.05)
+        queue = raw.connection.write_queue
+        while queue.qsize() < queue.maxsize - free:
+            queue.put_nowait(ChannelFrame(payload=b"", should_close=False))
+        yield
+    finally:
+        protocol.resume_writing()
+
+
+@pytest.mark.parametrize(("body", "handed_over"), [(b"never", 0), (b"x" * (3 << 20), 1)])
 async def test_a_batch_cancelled_before_aiormq_took_it_gives_its_tags_back(
-        app: asyncq.App) -> None:
+        app: asyncq.App, body: bytes, handed_over: int) -> None:
     """aiormq's write queue is bounded: a batch may wait to be handed over, and be
-    cancelled meanwhile (its deadline, a closing App). It was never sent, so its
-    delivery tags, confirm futures and message ids are given back, and the next
-    messages are confirmed as theirs."""
+    cancelled meanwhile (its deadline, a closing App). What was not handed over gives
+    its delivery tags back; nothing of the batch stays registered (message ids, confirm
+    futures awaited); the next messages are confirmed as theirs. A batch over 4 MiB
+    goes in several writes: here its first (one 3 MiB message) was handed over, and
+    is sent."""
     from asyncq.brokers.amqp._layout import new_properties
 
     async with app:
         echo, raw = await _first_enqueued(app)
-        protocol = raw.connection.stream.transport.get_protocol()
-        protocol.pause_writing()  # as if the socket's buffer were full
-        try:
-            held = asyncio.get_running_loop().create_future()
-            raw.connection.write_queue.put_nowait(  # aiormq's writer waits on its drain
-                ChannelFrame(payload=b"", should_close=False, drain_future=held))
-            await asyncio.sleep(0.05)
-            while not raw.connection.write_queue.full():
-                raw.connection.write_queue.put_nowait(
-                    ChannelFrame(payload=b"", should_close=False))
+        async with _writer_held(raw, free=handed_over):
             tag, known = raw.delivery_tag, dict(raw.message_id_delivery_tag)
-            items = [_amqp_publish.Item("", app.default_queue, b"never", new_properties(
+            items = [_amqp_publish.Item("", app.default_queue, body, new_properties(
                 headers={}, correlation_id=None, reply_to=None)) for _ in range(3)]
             writing = asyncio.ensure_future(_amqp_publish.write(raw, items, 30))
             await asyncio.sleep(0.05)
             assert not writing.done()  # waiting for room in aiormq's queue
-            assert raw.delivery_tag == tag + 3
             writing.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await writing
-            assert raw.delivery_tag == tag
-            assert all(t not in raw.confirmations for t in range(tag + 1, tag + 4))
+            assert raw.delivery_tag == tag + handed_over
+            assert all(t not in raw.confirmations
+                       for t in range(tag + handed_over + 1, tag + 4))
+            assert all(raw.confirmations[t].cancelled()
+                       for t in range(tag + 1, tag + handed_over + 1))
             assert dict(raw.message_id_delivery_tag) == known
-        finally:
-            protocol.resume_writing()
         await echo.enqueue(1)
-        assert await broker(app).queue_size(app.default_queue) == 2
+        assert await broker(app).queue_size(app.default_queue) == 2 + handed_over

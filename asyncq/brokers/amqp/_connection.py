@@ -62,12 +62,12 @@ class Connection:
         return self._conn is not None and not self._conn.is_closed
 
     async def connect(self) -> None:
-        if self._conn is not None and not self._conn.is_closed:
+        if self.opened:
             return
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
-            if self._conn is not None and not self._conn.is_closed:
+            if self.opened:
                 return
             with self.errors("connect"):
                 await self._open()

@@ -107,8 +107,12 @@ async def write(channel: Any, items: Sequence[Item], timeout: float) -> Written:
     outcome is that error."""
     outcomes, framed = _marshal(channel, items)
     written = Written(channel, outcomes)
-    async with asyncio.timeout(timeout):
-        await _write(channel, framed, written)
+    try:
+        async with asyncio.timeout(timeout):
+            await _write(channel, framed, written)
+    except BaseException:  # (a batch in several writes: what aiormq has is not awaited)
+        release(written)
+        raise
     return written
 
 
