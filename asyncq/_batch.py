@@ -126,10 +126,11 @@ class Coalescer(Generic[T, R]):
         """Offer the first full batch to ``early`` (the runner has not started)."""
         assert self._early is not None
         size = self._max_batch
-        if self._any_done(self._futures[:size]):  # a cancelled caller: the runner skips it
+        futures = self._futures[:size]
+        if self._any_done(futures):  # a cancelled caller: the runner skips it
             return
         try:
-            taken = self._early(self._items[:size], self._futures[:size])
+            taken = self._early(self._items[:size], futures)
         except Exception:  # the runner sends the batch as usual
             logger.debug("an early batch failed", exc_info=True)
             return

@@ -8,9 +8,9 @@
 phases before it (a drain's backlog, the broker's state). Here each sample is one
 process of one tree (``PYTHONPATH`` set to it; a worker process inherits it) doing only:
 
-- ``enqueue``: ``--n`` calls through ``app.enqueue_many`` and ``--n`` concurrent
-  ``await noop.enqueue(i)`` under one ``gather``, twice each, medians (the queue is
-  declared first, as an application's is after its first call);
+- ``enqueue``: core.py's ``enqueue_batch`` (``--n`` calls through ``app.enqueue_many``)
+  and ``enqueue_concurrent`` (``--n`` concurrent ``await noop.enqueue(i)`` under one
+  ``gather``, after one call), twice each, medians;
 - ``round_trip``: ``--round-trips`` sequential enqueue → awaited result through one
   worker process (``core.round_trip``: p50, p99).
 
@@ -28,7 +28,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -36,18 +35,15 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 
 
-async def _enqueue(mod: Any, n: int) -> dict[str, float]:
+async def _enqueue(core: Any, mod: Any, n: int) -> dict[str, float]:
+    """core.py's two enqueue phases, twice each (its one-at-a-time phase sends one call
+    first: the queue is declared)."""
     batch, one = [], []
-    await mod.noop.enqueue(-1)
     for _ in range(2):
         gc.collect()
-        start = time.perf_counter()
-        await mod.app.enqueue_many([mod.noop.s(i) for i in range(n)])
-        batch.append(n / (time.perf_counter() - start))
+        batch.append((await core.enqueue_batch(mod, n))[0]["per_s"])
         gc.collect()
-        start = time.perf_counter()
-        await asyncio.gather(*(mod.noop.enqueue(i) for i in range(n)))
-        one.append(n / (time.perf_counter() - start))
+        one.append((await core.enqueue_concurrent(mod, n))["per_s"])
     return {"enqueue batch /s": statistics.median(batch),
             "enqueue one at a time /s": statistics.median(one)}
 
@@ -61,7 +57,7 @@ async def sample(args: argparse.Namespace) -> dict[str, float]:
     out: dict[str, float] = {}
     async with mod.app:
         if "enqueue" in args.phases:
-            out.update(await _enqueue(mod, args.n))
+            out.update(await _enqueue(core, mod, args.n))
         if "round_trip" in args.phases:
             with core.worker(args.broker, queue, args.backend or None, 100):
                 trip = await core.round_trip(mod, args.round_trips)

@@ -230,13 +230,13 @@ async def _write(channel: Any, framed: list[tuple[int, bytes, Any]], written: Wr
     async with channel.lock:
         for run in runs_by_size([len(data) for _, data, _ in framed], _WRITE_BYTES):
             chunk = framed[run]
-            first, before = channel.delivery_tag + 1, len(written.futures)
+            before = len(written.futures)
             _register(channel, chunk, written)
             payload = b"".join(data for _, data, _ in chunk)
             try:
                 await channel.write_queue.put(ChannelFrame(payload=payload, should_close=False))
             except BaseException:  # not written: give the tags back, as basic_publish does
-                _unregister(channel, first, written, before)
+                _unregister(channel, written, before)
                 raise
 
 
@@ -264,12 +264,14 @@ def _close_reason(closed: asyncio.Future[Any]) -> BaseException | None:
     return closed.exception()
 
 
-def _unregister(channel: Any, first: int, written: Written, before: int) -> None:
-    """Give back the tags from ``first`` on (``written``'s messages after ``before``)."""
-    channel.delivery_tag = first - 1
+def _unregister(channel: Any, written: Written, before: int) -> None:
+    """Give back the tags of ``written``'s messages after the first ``before`` (the
+    channel's last ones: the lock is held)."""
+    channel.delivery_tag = written.tags[before] - 1
     known = channel.message_id_delivery_tag
-    dropped = zip(written.futures[before:], written.message_ids[before:], strict=True)
-    for tag, (future, message_id) in enumerate(dropped, start=first):
+    dropped = zip(written.tags[before:], written.futures[before:],
+                  written.message_ids[before:], strict=True)
+    for tag, future, message_id in dropped:
         channel.confirmations.pop(tag, None)
         if known.get(message_id) == tag:
             del known[message_id]

@@ -175,21 +175,19 @@ class Publisher:
         batcher's ``early``): only plain messages to queues already declared, on an
         open channel with room in the window; False (nothing done) otherwise."""
         raw, window = self._raw, self._window
-        if raw is None or window.count >= _EARLY or not _amqp_publish.supported(raw):
+        if raw is None or not _amqp_publish.supported(raw):
             return False
         stream = _amqp_publish.stream_now(raw)
-        items = None if stream is None else self._items_now(batch)
-        if items is None:
-            return False
-        size = batch_bytes(items)
-        if not window.try_acquire(size, _EARLY):
+        size = batch_bytes(batch)  # (the items' bodies are the batch's)
+        if stream is None or not window.try_acquire(size, _EARLY):
             return False
         try:
-            written = _amqp_publish.write_now(raw, stream, items)
+            items = self._items_now(batch)
+            written = None if items is None else _amqp_publish.write_now(raw, stream, items)
         except BaseException:  # nothing registered: the runner sends the batch
             window.release(size)
             raise
-        if written is None:
+        if items is None or written is None:
             window.release(size)
             return False
         self._watch(raw.connection.loop, written, range(len(items)), items, outcomes,
@@ -205,12 +203,14 @@ class Publisher:
                 return None
             if not known(message.queue):
                 return None
-            properties = new_properties(headers={}, correlation_id=message.id,
-                                        reply_to=self._replies.reply_to_for(message.id),
-                                        priority=message.priority)
             items.append(_amqp_publish.Item(exchange, message.routing_key or message.queue,
-                                            message.body, properties))
+                                            message.body, self._properties(message, {})))
         return items
+
+    def _properties(self, message: Outgoing, headers: dict[str, Any]) -> spec.Basic.Properties:
+        return new_properties(headers=headers, correlation_id=message.id,
+                              reply_to=self._replies.reply_to_for(message.id),
+                              priority=message.priority)
 
     async def _settle(self, written: _amqp_publish.Written, indices: Sequence[int],
                       batch: Sequence[_amqp_publish.Item],
@@ -263,10 +263,8 @@ class Publisher:
             routing_key = await self._layout.delay_queue(bucket_ms(delay_ms),
                                                                 exchange, routing_key)
             exchange = ""
-        properties = new_properties(headers=headers, correlation_id=message.id,
-                                    reply_to=self._replies.reply_to_for(message.id),
-                                    priority=message.priority)
-        return _amqp_publish.Item(exchange, routing_key, message.body, properties)
+        return _amqp_publish.Item(exchange, routing_key, message.body,
+                                  self._properties(message, headers))
 
     async def channel(self) -> Any:
         """The publishing channel's aiormq channel, once it is open."""
