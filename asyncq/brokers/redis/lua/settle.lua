@@ -21,10 +21,20 @@ if #ids == 0 then return 0 end
 redis.call('XACK', KEYS[1], group, unpack(ids))
 
 -- Acked entries are deleted, so XLEN minus pending is what waits. Every entry older
--- than the oldest one the group still needs (its oldest pending entry, or its last
--- delivered one when none is pending) is acked: one XTRIM drops those from the head
--- of the stream. When some of the batch is at or after that point (tasks that finished
--- before an older one did), XDEL, which looks each id up within its node, takes the rest.
+-- than the oldest one the group still needs (its oldest pending entry, or, when none is
+-- pending, the one after its last delivered one) is acked: one XTRIM drops those from
+-- the head of the stream. When some of the batch is at or after that point (tasks that
+-- finished before an older one did), XDEL, which looks each id up within its node,
+-- takes the rest.
+
+-- The id right after ``id`` ('<ms>-<seq>'): XTRIM MINID keeps it, so it drops ``id``.
+-- A sequence too long for Lua's numbers to add 1 exactly gives ``id`` itself (XDEL then).
+local function after(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  if not ms or #seq > 12 then return id end
+  return ms .. '-' .. string.format('%d', tonumber(seq) + 1)
+end
+
 local function oldest_needed()
   -- pcall: the stream or the group may be gone (queue deleted, server flushed); then
   -- nothing is trimmed and the ids go to XDEL, as they all did before the trim
@@ -37,7 +47,7 @@ local function oldest_needed()
       if info[j] == 'name' then name = info[j + 1] end
       if info[j] == 'last-delivered-id' then last = info[j + 1] end
     end
-    if name == group then return last end
+    if name == group then return last and after(last) end
   end
   return nil
 end
