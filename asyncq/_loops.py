@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import weakref
 from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING, Any, TypeVarTuple
@@ -28,13 +29,41 @@ from asyncq.errors import ConfigurationError
 if TYPE_CHECKING:
     from asyncq.app import App
 
-__all__ = ["LoopCloser", "call_in_loop", "ensure_loop", "owned_by", "rebuild_for_new_loop"]
+__all__ = [
+    "LoopCloser", "call_in_loop", "ensure_loop", "never", "owned_by", "rebuild_for_new_loop",
+    "running_test",
+]
 
 Ts = TypeVarTuple("Ts")
 
 #: backend -> its App, both weakly: the App holds its backend, so a strong value would
 #: keep both (and the App's last event loop) alive for ever
 _OWNERS: weakref.WeakKeyDictionary[Any, weakref.ref[App]] = weakref.WeakKeyDictionary()
+
+
+_get_ident = threading.get_ident
+
+
+def never() -> bool:
+    """:func:`running_test` of no loop (an App not connected)."""
+    return False
+
+
+def running_test(loop: asyncio.AbstractEventLoop) -> Callable[[], bool]:
+    """A test of whether the code calling it runs on ``loop``, the running loop now.
+
+    ``asyncio.get_running_loop() is loop`` says the same, but on Python 3.11 every
+    ``get_running_loop()`` is a ``getpid()`` system call, and the hot path asked twice
+    per awaited ``enqueue`` (the producer's largest single cost in a fan-in). A thread
+    runs one loop at a time: asyncio's loops note the thread running them, so "``loop``
+    runs in this thread" is the test; for others (uvloop) it is "``loop`` runs, and this
+    is the thread it ran in now", which holds unless ``loop`` is stopped and run again
+    in another thread while this one runs a loop of its own.
+    """
+    if isinstance(loop, asyncio.BaseEventLoop):
+        return lambda: loop._thread_id == _get_ident()  # type: ignore[attr-defined]
+    thread = _get_ident()
+    return lambda: _get_ident() == thread and loop.is_running()
 
 
 def owned_by(backend: Any, app: App) -> None:

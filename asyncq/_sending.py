@@ -9,10 +9,10 @@ event loop (one identity test), publish. Enqueue middleware (``before_enqueue`` 
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from asyncq._loops import never
 from asyncq._outgoing import Preparer
 from asyncq.control.scheduled import mark_scheduled
 from asyncq.middleware import Call, Middleware, overrides
@@ -26,8 +26,6 @@ __all__ = ["Sender"]
 
 R = TypeVar("R")
 
-_running_loop = asyncio.get_running_loop
-
 
 class Sender:
     """Sends an App's calls: ``App.send_signature`` and ``App.enqueue_many``."""
@@ -37,8 +35,9 @@ class Sender:
         self.preparer = Preparer(app)
         #: the middleware with enqueue hooks, outermost first (none: the plain path)
         self.hooks: list[Middleware] = []
-        #: the event loop the App is connected on, None while it is not connected
-        self.loop: asyncio.AbstractEventLoop | None = None
+        #: whether the caller runs on the event loop the App is connected on (never,
+        #: while it is not connected): :func:`asyncq._loops.running_test`
+        self.on_loop: Callable[[], bool] = never
 
     def set_middleware(self, middleware: Iterable[Middleware]) -> None:
         self.hooks = [mw for mw in middleware
@@ -61,7 +60,7 @@ class Sender:
         outgoing, handle = self.preparer.prepare(sig)
         del sig  # packed: not kept alive while the broker has it (thousands may wait)
         app = self._app
-        if self.loop is not _running_loop():  # not connected, or on another loop
+        if not self.on_loop():  # not connected, or on another loop
             await app.connect()
         await app.broker.publish(outgoing)
         if outgoing.eta is not None:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, Unpack, overload
 
-from asyncq._loops import LoopCloser, owned_by, rebuild_for_new_loop
+from asyncq._loops import LoopCloser, never, owned_by, rebuild_for_new_loop, running_test
 from asyncq._names import check_queue
 from asyncq._sending import Sender
 from asyncq.beat.entries import Entry, ScheduleSpec, add_entry, periodic
@@ -138,6 +138,9 @@ class App:
         self._lock: asyncio.Lock | None = None
         #: the event loop this App's connections belong to (None before the first connect)
         self.bound_loop: asyncio.AbstractEventLoop | None = None
+        #: whether the caller runs on ``bound_loop`` while connected (no system call:
+        #: :func:`asyncq._loops.running_test`); never while not connected
+        self.on_bound_loop: Callable[[], bool] = never
         self._closer = LoopCloser()
         owned_by(self.backend, self)
 
@@ -267,7 +270,7 @@ class App:
         if self.bound_loop is not None and self.bound_loop is not loop:
             rebuild_for_new_loop(self)  # or ConfigurationError
             self._connected, self._lock, self.bound_loop = False, None, None
-            self._sender.loop = None
+            self.on_bound_loop = self._sender.on_loop = never
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
@@ -278,7 +281,8 @@ class App:
             await self.backend.connect()
             await self.broker.ping()
             self._connected = True
-            self._sender.loop = loop  # sends on this loop need no connect() from now on
+            # sends and waits on this loop need no connect() from now on
+            self.on_bound_loop = self._sender.on_loop = running_test(loop)
             await self._closer.arm(self)
 
     @property
@@ -289,7 +293,8 @@ class App:
     async def close(self) -> None:
         if not self._connected or self.bound_loop is not asyncio.get_running_loop():
             return
-        self._connected, self._sender.loop = False, None
+        self._connected = False
+        self.on_bound_loop = self._sender.on_loop = never
         await self._closer.disarm()
         await self.backend.close()
         await self.broker.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
@@ -83,8 +82,7 @@ class TaskResult(Generic[R]):
         if self._ignored:
             raise ResultUnavailable(f"task {self.task} ignores its results")
         app = self._app
-        if (app is None or app.bound_loop is not asyncio.get_running_loop()
-                or app.backend is not self._backend):
+        if app is None or not app.on_bound_loop() or app.backend is not self._backend:
             yield from ensure_loop(self._backend).__await__()  # (the common case: none)
         # the record comes over the channel once, to one wait: any further await (one
         # running alongside, or after this one timed out or was cancelled just as the
