@@ -3,15 +3,18 @@
     python benchmarks/settle_cost.py                      # asyncq's settle.lua
     python benchmarks/settle_cost.py --compare old.lua    # alternated with another version
     python benchmarks/settle_cost.py --hold-head          # the oldest entry stays pending
-    git show 51fa76c:asyncq/brokers/lua/settle.lua > /tmp/old.lua   # e.g. the one before
+    python benchmarks/settle_cost.py --each               # settle each batch as it is read
+    git show 77795d3~1:asyncq/brokers/redis/lua/settle.lua > /tmp/old.lua  # e.g. an older one
 
 Fills a scratch stream with N entries, reads them through a consumer group in batches
 of 100 (as a worker does), then settles them 100 at a time with one result write per
 task, and reports Redis's own CPU (``INFO cpu``) per task for each step. With
 ``--hold-head`` the first entry is never settled, as when a long task holds the oldest
-pending entry: every batch lies after it, so nothing can be trimmed from the head. Only Redis's
-CPU is counted, so the client's speed does not matter; other load on Redis does.
-Scratch keys (``asyncq-bench-cost:*``) are deleted afterwards.
+pending entry: every batch lies after it, so nothing can be trimmed from the head. With
+``--each`` every batch is settled before the next is read, as a worker's quick tasks
+are: each settle leaves nothing pending. Only Redis's CPU is counted, so the client's
+speed does not matter; other load on Redis does. Scripts get the result-record prelude
+as the broker loads them. Scratch keys (``asyncq-bench-cost:<random>:*``) are deleted afterwards.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ from typing import Any
 import msgpack
 import redis.asyncio as aioredis
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "asyncq" / "brokers" / "lua" / "settle.lua"
-PREFIX = "asyncq-bench-cost"
+from asyncq._redis import load_lua
+from asyncq.records import lua_prelude
+
+PREFIX = f"asyncq-bench-cost:{os.urandom(4).hex()}"  # (runs side by side do not meet)
 BATCH = 100
 
 
@@ -60,37 +64,58 @@ async def _settle(client: Any, sha: str, stream: str, ids: list[Any]) -> None:
         keys = [f"{PREFIX}:result:{start + i}" for i in range(len(chunk))]
         flat: list[Any] = []
         for key in keys:
-            flat += [86_400_000, True, f"{PREFIX}:done:{key}", value]
+            flat += [86_400_000, True, f"{PREFIX}:done:{key}", "", value]
         blob = msgpack.packb([chunk, flat], use_bin_type=False)
         await client.evalsha(sha, 1 + len(keys), stream, *keys, "g", blob)
 
 
-async def measure(client: Any, script: str, n: int, hold_head: bool) -> tuple[float, float]:
+async def measure(client: Any, script: str, n: int, hold_head: bool,
+                  each: bool) -> tuple[float, float]:
     """(XREADGROUP µs per task, settle.lua µs per task) of Redis CPU."""
     stream = f"{PREFIX}:stream"
     sha = await client.script_load(script)
     await _fill(client, stream, n)
-    before = await _cpu(client)
-    ids = await _read(client, stream)
-    read = await _cpu(client)
-    await _settle(client, sha, stream, ids[1:] if hold_head else ids)
-    settled = await _cpu(client)
+    if each:
+        read, settle = await _read_and_settle(client, sha, stream)
+    else:
+        before = await _cpu(client)
+        ids = await _read(client, stream)
+        after_read = await _cpu(client)
+        await _settle(client, sha, stream, ids[1:] if hold_head else ids)
+        read, settle = after_read - before, await _cpu(client) - after_read
     assert await client.xlen(stream) == int(hold_head), "settle.lua left entries behind"
     keys = [k async for k in client.scan_iter(f"{PREFIX}:*", count=10_000)]
     for start in range(0, len(keys), 1000):
         await client.unlink(*keys[start : start + 1000])
-    return (read - before) / n * 1e6, (settled - read) / n * 1e6
+    return read / n * 1e6, settle / n * 1e6
+
+
+async def _read_and_settle(client: Any, sha: str, stream: str) -> tuple[float, float]:
+    """Read a batch, settle it, and again: Redis CPU seconds of the reads, the settles."""
+    read = settle = 0.0
+    while True:
+        start = await _cpu(client)
+        reply = await client.xreadgroup("g", "c", {stream: ">"}, count=BATCH)
+        read_at = await _cpu(client)
+        read += read_at - start
+        if not reply:
+            return read, settle
+        await _settle(client, sha, stream, [entry_id for entry_id, _ in reply[0][1]])
+        settle += await _cpu(client) - read_at
 
 
 async def main(args: argparse.Namespace) -> None:
     client = aioredis.Redis.from_url(args.redis_url)
-    scripts = {"settle.lua": SCRIPT.read_text()}
+    scripts = {"settle.lua": load_lua("asyncq.brokers.redis", "settle")}
     if args.compare:
-        scripts[f"{args.compare.name} (compare)"] = args.compare.read_text()
+        text = args.compare.read_text()
+        prelude = lua_prelude() if "asyncq_store(" in text else ""
+        scripts[f"{args.compare.name} (compare)"] = prelude + text
     try:
         for round_ in range(1, args.rounds + 1):
             for name, script in scripts.items():
-                read, settle = await measure(client, script, args.n, args.hold_head)
+                read, settle = await measure(client, script, args.n, args.hold_head,
+                                             args.each)
                 print(f"round {round_} {name:>24}: XREADGROUP {read:5.2f} µs/task, "
                       f"settle {settle:5.2f} µs/task (Redis CPU)")
     finally:
@@ -104,6 +129,8 @@ if __name__ == "__main__":
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--compare", type=Path, help="another settle.lua, alternated with ours")
     p.add_argument("--hold-head", action="store_true", help="leave the first entry pending")
+    p.add_argument("--each", action="store_true",
+                   help="settle each batch before reading the next (nothing left pending)")
     p.add_argument("--redis-url", default=os.environ.get("ASYNCQ_TEST_REDIS_URL",
                                                          "redis://127.0.0.1:6379/0"))
     asyncio.run(main(p.parse_args()))

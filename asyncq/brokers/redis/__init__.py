@@ -4,7 +4,6 @@ Layout (every key of a queue shares the ``{queue}`` hash tag)::
 
     asyncq:{queue}:stream    entries with field d = message bytes; one consumer group, "asyncq"
     asyncq:{queue}:delayed   sorted set of message bytes scored by due time (ms)
-    asyncq:{queue}:dead      dead-letter stream (d, reason, id, task, deliveries, at)
     asyncq:{queue}:p<N>      the stream of priority N (1-9), and p<N>:delayed its delayed set
     asyncq:{queue}:levels    the priority levels in use (see _levels.py)
     asyncq:{queue}:dead      dead-letter stream (d, reason, id, task, deliveries, at),
