@@ -2,7 +2,8 @@
 
     python benchmarks/ab_phases.py --before /path/to/old/tree --after . [--rounds 8] \\
         [--broker amqp://guest:guest@127.0.0.1:5672/] [--backend redis://127.0.0.1:6379/0] \\
-        [--phases enqueue,round_trip] [--n 30000] [--round-trips 2000] [--json out.json]
+        [--phases enqueue,round_trip,drain,fan_in] [--n 30000] [--round-trips 2000] \
+        [--json out.json]
 
 ``ab.py`` runs the whole of ``core.py`` per sample; a phase's figure then moves with the
 phases before it (a drain's backlog, the broker's state). Here each sample is one
@@ -12,7 +13,14 @@ process of one tree (``PYTHONPATH`` set to it; a worker process inherits it) doi
   and ``enqueue_concurrent`` (``--n`` concurrent ``await noop.enqueue(i)`` under one
   ``gather``, after one call), twice each, medians;
 - ``round_trip``: ``--round-trips`` sequential enqueue → awaited result through one
-  worker process (``core.round_trip``: p50, p99).
+  worker process (``core.round_trip``: p50, p99);
+- ``drain``: ``--n`` queued no-op tasks through one worker process (``core.drain``,
+  timed from the first ack to the last result), twice, median;
+- ``fan_in``: ``--n`` calls, 1,000 at a time, each ``await (await noop.enqueue(i))``
+  with one worker process running (``core.fan_in``), twice, median. With ``drain``
+  too, each sample also gives fan-in ÷ drain of its own two medians.
+
+The default phases are ``enqueue,round_trip``.
 
 The trees take turns and swap places every round. Prints a table of medians (for
 latencies, before ÷ after: above 1 is better, as in ``ab.py``).
@@ -48,6 +56,26 @@ async def _enqueue(core: Any, mod: Any, n: int) -> dict[str, float]:
             "enqueue one at a time /s": statistics.median(one)}
 
 
+async def _drain(core: Any, mod: Any, args: argparse.Namespace) -> dict[str, float]:
+    settings = argparse.Namespace(broker=args.broker, backend=args.backend or None,
+                                  concurrency=100, observe=False)
+    rates = []
+    for _ in range(2):
+        gc.collect()
+        rates.append((await core.drain(mod, settings, args.n))["per_s"])
+    return {"drain /s": statistics.median(rates)}
+
+
+async def _fan_in(core: Any, mod: Any, args: argparse.Namespace, queue: str
+                  ) -> dict[str, float]:
+    rates = []
+    with core.worker(args.broker, queue, args.backend or None, 100) as procs:
+        for _ in range(2):
+            gc.collect()
+            rates.append((await core.fan_in(mod, args.n, 1000, procs))["per_s"])
+    return {"fan-in /s": statistics.median(rates)}
+
+
 async def sample(args: argparse.Namespace) -> dict[str, float]:
     """One sample of this process's tree (the ``--sample`` mode)."""
     import core
@@ -62,6 +90,12 @@ async def sample(args: argparse.Namespace) -> dict[str, float]:
             with core.worker(args.broker, queue, args.backend or None, 100):
                 trip = await core.round_trip(mod, args.round_trips)
             out.update({"round trip p50 ms": trip["p50_ms"], "round trip p99 ms": trip["p99_ms"]})
+        if "drain" in args.phases:
+            out.update(await _drain(core, mod, args))
+        if "fan_in" in args.phases:
+            out.update(await _fan_in(core, mod, args, queue))
+        if "drain" in args.phases and "fan_in" in args.phases:
+            out["fan-in / drain"] = out["fan-in /s"] / out["drain /s"]
         await mod.app.broker.delete_queue(queue)
     return out
 

@@ -30,3 +30,21 @@ def test_the_phases_benchmark_compares_two_trees(amqp_url: str, redis_url: str,
                     else row["after"] / row["before"])
         assert row["ratio"] == expected
     assert "| enqueue one at a time /s |" in result.stdout
+
+
+def test_the_drain_and_fan_in_phases_give_their_ratio(redis_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "phases.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "ab_phases.py"), "--before", str(ROOT),
+         "--after", str(ROOT), "--rounds", "1", "--broker", redis_url, "--backend", redis_url,
+         "--phases", "drain,fan_in", "--n", "1500", "--json", str(out)],
+        capture_output=True, text=True, timeout=240, check=False, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = {row["figure"]: row for row in json.loads(out.read_text())["rows"]}
+    assert set(rows) == {"drain /s", "fan-in /s", "fan-in / drain"}
+    for side in ("before_runs", "after_runs"):
+        [drain] = rows["drain /s"][side]
+        [fan_in] = rows["fan-in /s"][side]
+        [ratio] = rows["fan-in / drain"][side]
+        assert min(drain, fan_in) > 0
+        assert ratio == fan_in / drain
