@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 import weakref
 from collections.abc import AsyncGenerator, Callable
@@ -42,6 +43,18 @@ _OWNERS: weakref.WeakKeyDictionary[Any, weakref.ref[App]] = weakref.WeakKeyDicti
 
 
 _get_ident = threading.get_ident
+#: forks of this process so far, counted in the child (a child's copy of a loop still
+#: names the forking thread as the one running it)
+_forks = 0
+
+
+def _forked() -> None:
+    global _forks
+    _forks += 1
+
+
+if hasattr(os, "register_at_fork"):  # (no fork on Windows)
+    os.register_at_fork(after_in_child=_forked)
 
 
 def never() -> bool:
@@ -52,18 +65,22 @@ def never() -> bool:
 def running_test(loop: asyncio.AbstractEventLoop) -> Callable[[], bool]:
     """A test of whether the code calling it runs on ``loop``, the running loop now.
 
-    ``asyncio.get_running_loop() is loop`` says the same, but on Python 3.11 every
-    ``get_running_loop()`` is a ``getpid()`` system call, and the hot path asked twice
-    per awaited ``enqueue`` (the producer's largest single cost in a fan-in). A thread
-    runs one loop at a time: asyncio's loops note the thread running them, so "``loop``
-    runs in this thread" is the test; for others (uvloop) it is "``loop`` runs, and this
-    is the thread it ran in now", which holds unless ``loop`` is stopped and run again
-    in another thread while this one runs a loop of its own.
+    ``asyncio.get_running_loop() is loop`` says the same, but on Python 3.11 each
+    ``get_running_loop()`` makes a ``getpid()`` system call, and the hot path asked
+    twice per awaited ``enqueue``. The test instead relies on a thread running one loop
+    at a time. For asyncio's own loops, which note the thread running them, it asks
+    whether that thread is this one; for other loops (uvloop), whether ``loop`` is
+    running and this is the thread that made the test. Either way it also asks that
+    this process has not forked since (a child's copy of ``loop`` looks like it runs).
+    It can be wrong only when ``loop`` is stopped and run again in another thread while
+    this thread runs a loop of its own, or when a patched asyncio (nest_asyncio) runs
+    a second loop inside ``loop``'s thread.
     """
+    born = _forks
     if isinstance(loop, asyncio.BaseEventLoop):
-        return lambda: loop._thread_id == _get_ident()  # type: ignore[attr-defined]
+        return lambda: loop._thread_id == _get_ident() and _forks == born  # type: ignore[attr-defined]
     thread = _get_ident()
-    return lambda: _get_ident() == thread and loop.is_running()
+    return lambda: _get_ident() == thread and _forks == born and loop.is_running()
 
 
 def owned_by(backend: Any, app: App) -> None:

@@ -2,7 +2,7 @@
 
     python benchmarks/ab_phases.py --before /path/to/old/tree --after . [--rounds 8] \\
         [--broker amqp://guest:guest@127.0.0.1:5672/] [--backend redis://127.0.0.1:6379/0] \\
-        [--phases enqueue,round_trip,drain,fan_in] [--n 30000] [--round-trips 2000] \
+        [--phases enqueue,round_trip,drain,fan_in] [--n 30000] [--round-trips 2000] \\
         [--json out.json]
 
 ``ab.py`` runs the whole of ``core.py`` per sample; a phase's figure then moves with the

@@ -57,11 +57,13 @@ async def _read(client: Any, stream: str) -> list[Any]:
     return ids
 
 
-async def _settle(client: Any, sha: str, stream: str, ids: list[Any]) -> None:
+async def _settle(client: Any, sha: str, stream: str, ids: list[Any], first: int = 0) -> None:
+    """Settle ``ids`` with one new result key each (numbered from ``first``: a key
+    written before would hold a final record, and the script keeps that one)."""
     value = b"S" + os.urandom(24)  # a result record's size, roughly
     for start in range(0, len(ids), BATCH):
         chunk = ids[start : start + BATCH]
-        keys = [f"{PREFIX}:result:{start + i}" for i in range(len(chunk))]
+        keys = [f"{PREFIX}:result:{first + start + i}" for i in range(len(chunk))]
         flat: list[Any] = []
         for key in keys:
             flat += [86_400_000, True, f"{PREFIX}:done:{key}", "", value]
@@ -93,6 +95,7 @@ async def measure(client: Any, script: str, n: int, hold_head: bool,
 async def _read_and_settle(client: Any, sha: str, stream: str) -> tuple[float, float]:
     """Read a batch, settle it, and again: Redis CPU seconds of the reads, the settles."""
     read = settle = 0.0
+    settled = 0
     while True:
         start = await _cpu(client)
         reply = await client.xreadgroup("g", "c", {stream: ">"}, count=BATCH)
@@ -100,7 +103,9 @@ async def _read_and_settle(client: Any, sha: str, stream: str) -> tuple[float, f
         read += read_at - start
         if not reply:
             return read, settle
-        await _settle(client, sha, stream, [entry_id for entry_id, _ in reply[0][1]])
+        ids = [entry_id for entry_id, _ in reply[0][1]]
+        await _settle(client, sha, stream, ids, settled)
+        settled += len(ids)
         settle += await _cpu(client) - read_at
 
 
@@ -128,9 +133,10 @@ if __name__ == "__main__":
     p.add_argument("--n", type=int, default=50_000)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--compare", type=Path, help="another settle.lua, alternated with ours")
-    p.add_argument("--hold-head", action="store_true", help="leave the first entry pending")
-    p.add_argument("--each", action="store_true",
-                   help="settle each batch before reading the next (nothing left pending)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--hold-head", action="store_true", help="leave the first entry pending")
+    mode.add_argument("--each", action="store_true",
+                      help="settle each batch before reading the next (nothing left pending)")
     p.add_argument("--redis-url", default=os.environ.get("ASYNCQ_TEST_REDIS_URL",
                                                          "redis://127.0.0.1:6379/0"))
     asyncio.run(main(p.parse_args()))

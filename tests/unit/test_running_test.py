@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import os
+import sys
 import threading
 from collections.abc import Callable
 
 import pytest
-import uvloop
 
 from asyncq._loops import never, running_test
 
-LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
-    "asyncio": asyncio.new_event_loop,
-    "uvloop": uvloop.new_event_loop,
-}
+LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": asyncio.new_event_loop}
+if importlib.util.find_spec("uvloop") is not None:  # (not on Windows)
+    import uvloop
+
+    LOOPS["uvloop"] = uvloop.new_event_loop
 
 
 @pytest.mark.parametrize("make", LOOPS.values(), ids=LOOPS.keys())
@@ -54,6 +57,31 @@ def test_false_while_its_loop_runs_in_another_thread(
         other.call_soon_threadsafe(other.stop)
         thread.join(5)
         other.close()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no fork")
+@pytest.mark.parametrize("make", LOOPS.values(), ids=LOOPS.keys())
+def test_false_in_a_child_forked_on_the_loop(
+        make: Callable[[], asyncio.AbstractEventLoop]) -> None:
+    """A child's copy of the loop looks as if it ran in the forking thread."""
+    loop = make()
+    try:
+        here, child = loop.run_until_complete(_fork_and_ask())
+    finally:
+        loop.close()
+    _, status = os.waitpid(child, 0)
+    assert here
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+async def _fork_and_ask() -> tuple[bool, int]:
+    """The test in the parent, and the child's pid (it exits 0 when the test is False
+    there, as it must be)."""
+    on_loop = running_test(asyncio.get_running_loop())
+    pid = os.fork()
+    if pid == 0:
+        os._exit(1 if on_loop() else 0)
+    return on_loop(), pid
 
 
 def test_never() -> None:

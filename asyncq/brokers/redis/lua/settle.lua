@@ -52,9 +52,12 @@ local function oldest_needed()
   return nil
 end
 
--- (XTRIM returns how many it dropped: all of them were in this batch)
+-- (XTRIM returns how many it dropped: as many as the batch when it dropped the batch.
+-- Any other count, XDEL: fewer, some of the batch is left; more, it dropped entries
+-- the group no longer held, such as those of a consumer deleted with XGROUP
+-- DELCONSUMER, and may have left some of the batch)
 local floor = oldest_needed()
-if not floor or redis.call('XTRIM', KEYS[1], 'MINID', floor) < #ids then
+if not floor or redis.call('XTRIM', KEYS[1], 'MINID', floor) ~= #ids then
   redis.call('XDEL', KEYS[1], unpack(ids))
 end
 return #ids
