@@ -9,10 +9,9 @@ event loop (one identity test), publish. Enqueue middleware (``before_enqueue`` 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from asyncq._loops import never
 from asyncq._outgoing import Preparer
 from asyncq.control.scheduled import mark_scheduled
 from asyncq.middleware import Call, Middleware, overrides
@@ -35,9 +34,6 @@ class Sender:
         self.preparer = Preparer(app)
         #: the middleware with enqueue hooks, outermost first (none: the plain path)
         self.hooks: list[Middleware] = []
-        #: whether the caller runs on the event loop the App is connected on (never,
-        #: while it is not connected): :func:`asyncq._loops.running_test`
-        self.on_loop: Callable[[], bool] = never
 
     def set_middleware(self, middleware: Iterable[Middleware]) -> None:
         self.hooks = [mw for mw in middleware
@@ -60,7 +56,7 @@ class Sender:
         outgoing, handle = self.preparer.prepare(sig)
         del sig  # packed: not kept alive while the broker has it (thousands may wait)
         app = self._app
-        if not self.on_loop():  # not connected, or on another loop
+        if not app.on_bound_loop():  # not connected, or on another loop
             await app.connect()
         await app.broker.publish(outgoing)
         if outgoing.eta is not None:

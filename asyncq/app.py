@@ -270,7 +270,7 @@ class App:
         if self.bound_loop is not None and self.bound_loop is not loop:
             rebuild_for_new_loop(self)  # or ConfigurationError
             self._connected, self._lock, self.bound_loop = False, None, None
-            self.on_bound_loop = self._sender.on_loop = never
+            self.on_bound_loop = never
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
@@ -281,8 +281,7 @@ class App:
             await self.backend.connect()
             await self.broker.ping()
             self._connected = True
-            # sends and waits on this loop need no connect() from now on
-            self.on_bound_loop = self._sender.on_loop = running_test(loop)
+            self.on_bound_loop = running_test(loop)  # sends and waits here: no connect()
             await self._closer.arm(self)
 
     @property
@@ -294,7 +293,7 @@ class App:
         if not self._connected or self.bound_loop is not asyncio.get_running_loop():
             return
         self._connected = False
-        self.on_bound_loop = self._sender.on_loop = never
+        self.on_bound_loop = never
         await self._closer.disarm()
         await self.backend.close()
         await self.broker.close()
