@@ -229,7 +229,17 @@ async def fan_in(mod: Any, n: int, inflight: int, procs: list[subprocess.Popen[b
     elapsed = time.perf_counter() - start
     return _sched(phase, {"tasks": n, "seconds": elapsed, "per_s": n / elapsed,
                           "inflight": inflight, "timeout": timeout,
-                          "producer_cpu_us": (time.process_time() - cpu) / n * 1e6})
+                          "producer_cpu_us": (time.process_time() - cpu) / n * 1e6,
+                          "cpus": _cpus(procs)})
+
+
+def _cpus(procs: list[subprocess.Popen[bytes]]) -> dict[str, list[int]] | None:
+    """The CPUs the producer and the first worker may run on (Linux), as ``--pin`` left
+    them: where the fan-in ran."""
+    if not hasattr(os, "sched_getaffinity") or not procs:
+        return None
+    return {"producer": sorted(os.sched_getaffinity(0)),
+            "worker": sorted(os.sched_getaffinity(procs[0].pid))}
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Fan-in ÷ drain with the producer placed by the scheduler or on a core of its own.
 
     python benchmarks/fanin_placement.py [--rounds 7] [--drain 50000] [--fan-in 20000] \\
-        [--broker redis://127.0.0.1:6379/0] [--broker-pid PID] [--json out.json]
+        [--broker redis://127.0.0.1:6379/0] [--broker-pid PID] [--no-pin-broker] \\
+        [--json out.json]
 
 Each sample is one ``core.py`` run (its drain, then its fan-in with one worker process,
 timed the same way) under one of four placements, taking turns, the order reversed
@@ -20,7 +21,9 @@ the fan-in far more than the code does. Prints a table of medians and writes eve
 
 The broker's process is the local Redis named by ``INFO server`` (``--broker-pid`` to
 name another); without one this user may move, the pinned runs pin the producer and the
-worker alone, and the broker's CPU is not counted.
+worker alone, and the broker's CPU is not counted. ``--no-pin-broker`` leaves the
+broker where it is but counts it (the smoke test's way with a shared Redis). Each run
+records the CPUs the producer and the worker were allowed (``cpus``).
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ def run_once(args: argparse.Namespace, placement: str, out: Path) -> dict[str, A
            "--sched", *PLACEMENTS[placement], "--json", str(out)]
     if args.broker_pid is not None:
         cmd += ["--broker-pid", str(args.broker_pid)]
-        if "--pin" in cmd:
+        if "--pin" in cmd and args.pin_broker:
             cmd += ["--pin-pid", str(args.broker_pid)]
     done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                           check=False)
@@ -80,6 +83,7 @@ def run_once(args: argparse.Namespace, placement: str, out: Path) -> dict[str, A
         "vs_drain": fan_in["vs_drain"], "idle_cores": sched["idle_cores"],
         "waiting_cores": sum(sched[p]["waiting_cores"] for p in PROCESSES if p in sched),
         "cpu_us": {p: sched[p]["cpu_us_per_task"] for p in PROCESSES if p in sched},
+        "cpus": fan_in.get("cpus"),
     }
 
 
@@ -141,6 +145,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--broker", default="redis://127.0.0.1:6379/0")
     p.add_argument("--broker-pid", type=int, default=None,
                    help="the broker's process (default: the local Redis, from INFO server)")
+    p.add_argument("--no-pin-broker", dest="pin_broker", action="store_false",
+                   help="pinned runs leave the broker's process where it is (it is counted)")
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--drain", type=int, default=50000)
     p.add_argument("--enqueue", type=int, default=20000)

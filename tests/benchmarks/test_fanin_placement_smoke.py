@@ -1,5 +1,6 @@
 """fanin_placement.py cannot rot: one small round under each placement gives each
-run's fan-in ÷ drain, where the time went, and medians that are those of the runs."""
+run's fan-in ÷ drain, where the time went, CPUs that are the placement's (the pinned
+producer on none of the worker's), and medians that are those of the runs."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def test_each_placement_gives_its_ratio(redis_url: str, tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "fanin_placement.py"), "--rounds", "1",
          "--broker", redis_url, "--drain", "800", "--enqueue", "200", "--fan-in", "400",
-         "--round-trip", "20", "--json", str(out)],
+         "--round-trip", "20", "--no-pin-broker", "--json", str(out)],
         capture_output=True, text=True, timeout=240, check=False, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     figures = json.loads(out.read_text())
@@ -36,6 +37,13 @@ def test_each_placement_gives_its_ratio(redis_url: str, tmp_path: Path) -> None:
         assert run["cpu_us"]["worker"] > 0
         assert 0 <= run["idle_cores"] <= (os.cpu_count() or 1)
         assert figures["summary"][name]["vs_drain"] == run["vs_drain"]
+        producer, worker = set(run["cpus"]["producer"]), set(run["cpus"]["worker"])
+        if not name.startswith("pinned"):
+            assert producer == worker, name  # where Linux puts them: the same CPUs
+        elif len(os.sched_getaffinity(0)) > 1:
+            assert producer, name
+            assert worker, name
+            assert not producer & worker, name  # a core of its own
     assert "| pinned uvloop | 1 |" in result.stdout
 
 
